@@ -1,0 +1,188 @@
+//! Ops: what each node computes, with its constants, and its shape inference.
+
+use super::{checked_numel, numel, Activation};
+
+/// A constant tensor: row-major f32 data and its shape.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Weights {
+    pub shape: Vec<usize>,
+    pub data: Vec<f32>,
+}
+
+impl Weights {
+    pub fn new(shape: Vec<usize>, data: Vec<f32>) -> Result<Self, String> {
+        if numel(&shape) != data.len() {
+            return Err(format!(
+                "weight of shape {shape:?} needs {} values, got {}",
+                numel(&shape),
+                data.len()
+            ));
+        }
+        Ok(Weights { shape, data })
+    }
+
+    pub fn len(&self) -> usize {
+        self.data.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.data.is_empty()
+    }
+}
+
+/// What one node computes. Shapes exclude the batch dimension; data is channels-last.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Op {
+    /// `y = activation(x · kernel + bias)` on the last axis; kernel `[in, units]`.
+    Dense {
+        kernel: Weights,
+        bias: Option<Weights>,
+        activation: Activation,
+    },
+    /// An activation on its own.
+    Activation(Activation),
+    /// `y = (x - center[c]) * scale[c] + shift[c]` with `c = (i / inner) % channels`:
+    /// BatchNormalization, Normalization and Rescaling. All vectors have `channels` values.
+    Affine {
+        center: Option<Vec<f32>>,
+        scale: Vec<f32>,
+        shift: Vec<f32>,
+        inner: usize,
+    },
+    /// `y = x >= 0 ? x : alpha * x`; alpha has the input's rank, size 1 on shared axes.
+    PRelu { alpha: Weights },
+    /// The same data under a new shape (Flatten, Reshape); at most one `-1` in `target`.
+    Reshape { target: Vec<i64> },
+    /// An inference no-op (Dropout and friends), removed by a pass.
+    Identity,
+}
+
+impl Op {
+    /// The shape this op produces from its input shapes, or what is wrong.
+    pub fn output_shape(&self, inputs: &[&[usize]]) -> Result<Vec<usize>, String> {
+        let [input] = inputs else {
+            return Err(format!("expects one input, got {}", inputs.len()));
+        };
+        let input = *input;
+        match self {
+            Op::Dense {
+                kernel,
+                bias,
+                activation,
+            } => {
+                let [k_in, units] = kernel.shape[..] else {
+                    return Err(format!("kernel must be 2-D, got {:?}", kernel.shape));
+                };
+                if input.last() != Some(&k_in) {
+                    return Err(format!(
+                        "kernel expects {k_in} input features, input shape is {input:?}"
+                    ));
+                }
+                if let Some(b) = bias {
+                    if b.shape != [units] {
+                        return Err(format!("bias shape {:?}, expected [{units}]", b.shape));
+                    }
+                }
+                let mut shape = input.to_vec();
+                *shape.last_mut().unwrap_or(&mut 0) = units;
+                activation.output_shape(&shape)
+            }
+            Op::Activation(activation) => activation.output_shape(input),
+            Op::Affine {
+                center,
+                scale,
+                shift,
+                inner,
+            } => {
+                let channels = scale.len();
+                if shift.len() != channels || center.as_ref().is_some_and(|c| c.len() != channels)
+                {
+                    return Err("affine parameters differ in length".into());
+                }
+                if channels == 0 || *inner == 0 || numel(input) % (channels * inner) != 0 {
+                    return Err(format!(
+                        "{channels} parameters (stride {inner}) do not fit input shape {input:?}"
+                    ));
+                }
+                Ok(input.to_vec())
+            }
+            Op::PRelu { alpha } => {
+                let fits = alpha.shape.len() == input.len()
+                    && alpha
+                        .shape
+                        .iter()
+                        .zip(input)
+                        .all(|(&a, &d)| a == d || a == 1);
+                if !fits {
+                    return Err(format!(
+                        "alpha shape {:?} does not broadcast to input shape {input:?}",
+                        alpha.shape
+                    ));
+                }
+                Ok(input.to_vec())
+            }
+            Op::Reshape { target } => reshape(input, target),
+            Op::Identity => Ok(input.to_vec()),
+        }
+    }
+
+    /// Multiply-accumulates per sample, for the summary.
+    pub fn macs(&self, output: &[usize]) -> usize {
+        match self {
+            Op::Dense { kernel, .. } => numel(output) * kernel.shape[0],
+            _ => 0,
+        }
+    }
+
+    /// Weights in the order a backend stores them, for flash accounting.
+    pub fn weights(&self) -> Vec<&[f32]> {
+        match self {
+            Op::Dense { kernel, bias, .. } => {
+                let mut w = vec![&kernel.data[..]];
+                w.extend(bias.iter().map(|b| &b.data[..]));
+                w
+            }
+            Op::Affine {
+                center,
+                scale,
+                shift,
+                ..
+            } => {
+                let mut w: Vec<&[f32]> = center.iter().map(|c| &c[..]).collect();
+                w.push(scale);
+                w.push(shift);
+                w
+            }
+            Op::PRelu { alpha } => vec![&alpha.data[..]],
+            Op::Activation(_) | Op::Reshape { .. } | Op::Identity => vec![],
+        }
+    }
+}
+
+fn reshape(input: &[usize], target: &[i64]) -> Result<Vec<usize>, String> {
+    let total = numel(input);
+    let mut unknown = None;
+    let mut known = 1usize;
+    for (i, &d) in target.iter().enumerate() {
+        match d {
+            -1 if unknown.is_none() => unknown = Some(i),
+            d if d > 0 => {
+                known = known
+                    .checked_mul(d as usize)
+                    .ok_or("target shape overflows")?
+            }
+            _ => return Err(format!("invalid target shape {target:?}")),
+        }
+    }
+    let mut shape: Vec<usize> = target.iter().map(|&d| d.max(0) as usize).collect();
+    if let Some(i) = unknown {
+        if known == 0 || total % known != 0 {
+            return Err(format!("cannot reshape {input:?} into {target:?}"));
+        }
+        shape[i] = total / known;
+    }
+    if checked_numel(&shape) != Some(total) {
+        return Err(format!("cannot reshape {input:?} into {target:?}"));
+    }
+    Ok(shape)
+}
