@@ -1,1 +1,253 @@
-fn main() {}
+//! The `keras2src` command line: parse, call the library, print the error chain, exit code.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use keras2src::{interp, Error, Lang, Model};
+
+/// Turn a trained Keras model into self-contained, dependency-free Rust or C++ source.
+///
+/// Reads .keras (Keras 3), .h5 (Keras 2 or 3), a .weights.h5 file with its architecture
+/// JSON (--config), or keras2src's own JSON interchange format.
+#[derive(Parser)]
+#[command(name = "keras2src", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Write Rust or C++ source for a model.
+    ///
+    /// Example: keras2src generate model.keras --lang rust -o src/model.rs
+    Generate {
+        /// The model file.
+        model: PathBuf,
+        /// Output language.
+        #[arg(long, value_enum)]
+        lang: LangArg,
+        /// Module (Rust) or namespace (C++, may be nested like a::b) name. Default: the
+        /// output file's stem, else `model`.
+        #[arg(long)]
+        name: Option<String>,
+        /// Output file; stdout when absent. Written atomically (temp file, then rename).
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        /// Architecture JSON (from `model.to_json()`) when MODEL is a bare weights file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Write nothing; exit 1 if OUTPUT differs from what would be generated (for CI).
+        #[arg(long, requires = "output")]
+        check: bool,
+    },
+    /// Print the layers with output shapes, parameters and MACs, and the totals: parameters,
+    /// flash bytes for weights, RAM bytes for working memory.
+    Inspect {
+        model: PathBuf,
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Run the model with the reference interpreter on inputs from a JSON file and print the
+    /// outputs as JSON. Input file: {"inputs": [[...flat values of input 0...], ...]}, or a
+    /// bare list for a one-input model.
+    Predict {
+        model: PathBuf,
+        /// JSON file with the inputs.
+        #[arg(long)]
+        input: PathBuf,
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Also print every layer's output, to find the first layer that disagrees with Keras.
+        #[arg(long)]
+        trace: bool,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LangArg {
+    Rust,
+    Cpp,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli.command) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(command: Command) -> Result<ExitCode, Error> {
+    match command {
+        Command::Generate {
+            model,
+            lang,
+            name,
+            output,
+            config,
+            check,
+        } => {
+            let lang = match lang {
+                LangArg::Rust => Lang::Rust,
+                LangArg::Cpp => Lang::Cpp,
+            };
+            let name = name.unwrap_or_else(|| keras2src::default_name(output.as_deref()));
+            let model = Model::load(&model, config.as_deref())?;
+            for note in &model.graph.notes {
+                eprintln!("note: {note}");
+            }
+            let source = model.generate(lang, &name)?;
+            match output {
+                Some(path) if check => {
+                    let current = std::fs::read(&path).unwrap_or_default();
+                    if current == source.as_bytes() {
+                        Ok(ExitCode::SUCCESS)
+                    } else {
+                        eprintln!("{} is stale: regenerate it", path.display());
+                        Ok(ExitCode::from(1))
+                    }
+                }
+                Some(path) => {
+                    write_atomically(&path, source.as_bytes())?;
+                    Ok(ExitCode::SUCCESS)
+                }
+                None => {
+                    let _ = std::io::stdout().write_all(source.as_bytes());
+                    Ok(ExitCode::SUCCESS)
+                }
+            }
+        }
+        Command::Inspect { model, config } => {
+            let model = Model::load(&model, config.as_deref())?;
+            print!("{}", inspect_table(&model));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Predict {
+            model,
+            input,
+            config,
+            trace,
+        } => {
+            let model = Model::load(&model, config.as_deref())?;
+            let inputs = read_inputs(&input)?;
+            let graph = &model.graph;
+            let values = interp::run(graph, &inputs).map_err(|message| Error::Format {
+                path: input.clone(),
+                message,
+            })?;
+            let mut doc = serde_json::Map::new();
+            doc.insert(
+                "outputs".into(),
+                serde_json::json!(interp::outputs(graph, &values)),
+            );
+            if trace {
+                let layers: Vec<_> = graph
+                    .nodes
+                    .iter()
+                    .map(|n| {
+                        serde_json::json!({
+                            "layer": n.name, "class": n.class,
+                            "shape": graph.shape(n.output), "output": values[n.output],
+                        })
+                    })
+                    .collect();
+                doc.insert("trace".into(), serde_json::Value::Array(layers));
+            }
+            println!("{}", serde_json::Value::Object(doc));
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn inspect_table(model: &Model) -> String {
+    let s = model.summary();
+    let mut out = format!(
+        "{:<28} {:<20} {:<16} {:>12} {:>12}\n",
+        "layer", "class", "output shape", "params", "MACs"
+    );
+    for r in &s.rows {
+        let shape = format!("{:?}", r.output_shape);
+        out.push_str(&format!(
+            "{:<28} {:<20} {:<16} {:>12} {:>12}\n",
+            keras2src::error::escape_for_message(&r.name),
+            keras2src::error::escape_for_message(&r.class),
+            shape,
+            r.params,
+            r.macs
+        ));
+    }
+    out.push_str(&format!(
+        "\nparameters: {}\nMACs: {}\nflash (weights): {} bytes\nRAM (working memory): {} bytes (without reuse: {} bytes)\n",
+        s.params, s.macs, s.flash_bytes, s.ram_bytes, s.unplanned_bytes
+    ));
+    for note in &model.graph.notes {
+        out.push_str(&format!("note: {note}\n"));
+    }
+    out
+}
+
+fn read_inputs(path: &Path) -> Result<Vec<Vec<f32>>, Error> {
+    let bad = |message: String| Error::Format {
+        path: path.to_path_buf(),
+        message,
+    };
+    let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let doc: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| bad(format!("not JSON: {e}")))?;
+    let lists = match &doc {
+        serde_json::Value::Object(o) => o
+            .get("inputs")
+            .cloned()
+            .ok_or_else(|| bad("expected an object with \"inputs\"".into()))?,
+        serde_json::Value::Array(a) if a.iter().all(|v| v.is_number()) => {
+            serde_json::Value::Array(vec![doc.clone()])
+        }
+        other => other.clone(),
+    };
+    let lists = lists
+        .as_array()
+        .ok_or_else(|| bad("\"inputs\" must be a list of lists of numbers".into()))?;
+    lists
+        .iter()
+        .map(|l| {
+            l.as_array()
+                .and_then(|vs| vs.iter().map(|v| v.as_f64().map(|x| x as f32)).collect())
+                .ok_or_else(|| bad("each input must be a flat list of numbers".into()))
+        })
+        .collect()
+}
+
+/// Writes to a temporary file beside `path`, then renames it over `path`, so readers never
+/// see half a file.
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    let io = |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let file_name = path.file_name().ok_or_else(|| {
+        Error::Usage(format!("{} is not a file path", path.display()))
+    })?;
+    let tmp = dir.join(format!(
+        ".{}.tmp{}",
+        file_name.to_string_lossy(),
+        std::process::id()
+    ));
+    std::fs::write(&tmp, bytes).map_err(io)?;
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        io(e)
+    })
+}

@@ -25,3 +25,17 @@ pub fn checked_numel(shape: &[usize]) -> Option<usize> {
         .try_fold(1usize, |acc, &d| acc.checked_mul(d))
         .filter(|&n| n <= MAX_TENSOR_ELEMENTS)
 }
+
+/// The flat index into a weight of `shape` (1 on broadcast axes) for flat index `flat` of
+/// a tensor of `target`.
+pub fn broadcast_index(flat: usize, shape: &[usize], target: &[usize]) -> usize {
+    let (mut rest, mut index, mut stride) = (flat, 0, 1);
+    for (&d, &s) in target.iter().zip(shape).rev() {
+        if s != 1 {
+            index += (rest % d) * stride;
+        }
+        rest /= d;
+        stride *= s;
+    }
+    index
+}

@@ -1,0 +1,184 @@
+//! One C++ function per layer, the same loops in the same order as the Rust backend's
+//! (so the two agree bit for bit without FMA contraction).
+
+use crate::ir::AxisFn;
+use crate::lower::expr::Lang;
+use crate::lower::index::idx;
+use crate::lower::{AxisKernel, Kernel, Layer, Post, WeightArray, WeightId};
+
+pub fn layer_fn(layer: &Layer, weights: &[WeightArray]) -> String {
+    let w = |id: WeightId| weights[id].ident.clone();
+    format!(
+        "// {}\ninline void {}(const float* __restrict input, float* __restrict output) noexcept {{\n{}\n}}",
+        layer.comment,
+        layer.ident,
+        indent(&body(&layer.kernel, layer.output.len, &w))
+    )
+}
+
+fn indent(text: &str) -> String {
+    text.lines()
+        .map(|l| format!("    {}", l.trim_start()))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn for_(var: &str, n: usize) -> String {
+    format!("for (std::size_t {var} = 0; {var} < {n}; ++{var})")
+}
+
+fn body(kernel: &Kernel, out_len: usize, w: &dyn Fn(WeightId) -> String) -> String {
+    match kernel {
+        Kernel::Dense {
+            rows,
+            inputs,
+            units,
+            kernel,
+            bias,
+            post,
+        } => {
+            let init = match bias {
+                Some(b) => format!("y[o] = {}[o];", w(*b)),
+                None => "y[o] = 0.0f;".into(),
+            };
+            format!(
+                "{r} {{
+                const float* x = input + r * {inputs};
+                float* y = output + r * {units};
+                {o} {init}
+                {i} {{
+                const float xi = x[i];
+                {o} y[o] += xi * {k}[i][o];
+                }}
+                }}
+                {post}",
+                r = for_("r", *rows),
+                o = for_("o", *units),
+                i = for_("i", *inputs),
+                k = w(*kernel),
+                post = post_code(post, out_len),
+            )
+        }
+        Kernel::Map { expr } => format!(
+            "{} {{ const float x = input[i]; output[i] = {}; }}",
+            for_("i", out_len),
+            expr.print_value("x", Lang::Cpp)
+        ),
+        Kernel::Axis(k) => format!(
+            "{} output[i] = input[i];\n{}",
+            for_("i", out_len),
+            axis_code(k)
+        ),
+        Kernel::Glu { outer, half, inner } => {
+            let a = idx(&[("o", 2 * half * inner), ("h", *inner), ("k", 1)], 0);
+            let b = idx(&[("o", 2 * half * inner), ("h", *inner), ("k", 1)], half * inner);
+            let y = idx(&[("o", half * inner), ("h", *inner), ("k", 1)], 0);
+            format!(
+                "{} {} {} {{
+                output[{y}] = input[{a}] * sigmoid_f32(input[{b}]);
+                }}",
+                for_("o", *outer),
+                for_("h", *half),
+                for_("k", *inner)
+            )
+        }
+        Kernel::Affine {
+            outer,
+            channels,
+            inner,
+            center,
+            scale,
+            shift,
+        } => {
+            let i = idx(&[("n", channels * inner), ("c", *inner), ("k", 1)], 0);
+            let x = match center {
+                Some(c) => format!("(input[{i}] - {}[c])", w(*c)),
+                None => format!("input[{i}]"),
+            };
+            format!(
+                "{} {} {} {{
+                output[{i}] = {x} * {}[c] + {}[c];
+                }}",
+                for_("n", *outer),
+                for_("c", *channels),
+                for_("k", *inner),
+                w(*scale),
+                w(*shift)
+            )
+        }
+        Kernel::PRelu { alpha, period } => format!(
+            "{} {{ const float x = input[i]; output[i] = x < 0.0f ? {}[i % {period}] * x : x; }}",
+            for_("i", out_len),
+            w(*alpha)
+        ),
+        Kernel::Copy => format!("{} output[i] = input[i];", for_("i", out_len)),
+    }
+}
+
+fn post_code(post: &Post, out_len: usize) -> String {
+    match post {
+        Post::None => String::new(),
+        Post::Map(expr) => format!(
+            "{} {{ const float x = output[i]; output[i] = {}; }}",
+            for_("i", out_len),
+            expr.print_value("x", Lang::Cpp)
+        ),
+        Post::Axis(k) => axis_code(k),
+    }
+}
+
+/// An activation along the middle axis of `output` viewed as `[outer, len, inner]`.
+fn axis_code(k: &AxisKernel) -> String {
+    let AxisKernel {
+        func,
+        outer,
+        len,
+        inner,
+    } = *k;
+    let at = |var: &str| idx(&[("o", len * inner), (var, inner), ("k", 1)], 0);
+    let (i, j) = (at("i"), at("j"));
+    let first = idx(&[("o", len * inner), ("k", 1)], 0);
+    let fi = |start: usize| format!("for (std::size_t i = {start}; i < {len}; ++i)");
+    let per_slice = match func {
+        AxisFn::Softmax => format!(
+            "float m = output[{first}];
+            {f1} {{ if (output[{i}] > m) {{ m = output[{i}]; }} }}
+            float sum = 0.0f;
+            {f0} {{ const float e = exp_f32(output[{i}] - m); output[{i}] = e; sum += e; }}
+            {f0} {{ output[{i}] /= sum; }}",
+            f0 = fi(0),
+            f1 = fi(1)
+        ),
+        AxisFn::LogSoftmax => format!(
+            "float m = output[{first}];
+            {f1} {{ if (output[{i}] > m) {{ m = output[{i}]; }} }}
+            float sum = 0.0f;
+            {f0} {{ sum += exp_f32(output[{i}] - m); }}
+            const float lse = log_f32(sum);
+            {f0} {{ output[{i}] = output[{i}] - m - lse; }}",
+            f0 = fi(0),
+            f1 = fi(1)
+        ),
+        AxisFn::Sparsemax => format!(
+            "float support = 0.0f;
+            float support_sum = 0.0f;
+            {f0} {{
+            const float zi = output[{i}];
+            float count = 0.0f;
+            float sum = 0.0f;
+            {fj} {{ if (output[{j}] >= zi) {{ count += 1.0f; sum += output[{j}]; }} }}
+            if (1.0f + count * zi > sum && count > support) {{ support = count; support_sum = sum; }}
+            }}
+            const float tau = (support_sum - 1.0f) / support;
+            {f0} {{ const float v = output[{i}] - tau; output[{i}] = v < 0.0f ? 0.0f : v; }}",
+            f0 = fi(0),
+            fj = for_("j", len)
+        ),
+        AxisFn::Glu => String::new(),
+    };
+    format!(
+        "{} {} {{\n{per_slice}\n}}",
+        for_("o", outer),
+        for_("k", inner)
+    )
+}

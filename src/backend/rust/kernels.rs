@@ -1,0 +1,171 @@
+//! One Rust function per layer. Bodies are written as Rust text with constant sizes
+//! baked in, parsed by syn (so a mistake here fails loudly, never silently).
+
+use proc_macro2::TokenStream;
+use quote::ToTokens;
+
+use crate::ir::AxisFn;
+use crate::lower::expr::Lang;
+use crate::lower::index::idx;
+use crate::lower::{AxisKernel, Kernel, Layer, Post, WeightArray, WeightId};
+
+pub fn layer_fn(layer: &Layer, weights: &[WeightArray]) -> TokenStream {
+    let in_len = layer.inputs[0].len;
+    let out_len = layer.output.len;
+    let w = |id: WeightId| format!("weights::{}", weights[id].ident.to_ascii_uppercase());
+    let body = body(&layer.kernel, &w);
+    // Index loops read clearer than iterator chains where strides are involved.
+    let allow = match layer.kernel {
+        Kernel::Axis(_) | Kernel::Glu { .. } | Kernel::Affine { .. } => {
+            "#[allow(clippy::needless_range_loop)]\n"
+        }
+        Kernel::Dense { post: Post::Axis(_), .. } => "#[allow(clippy::needless_range_loop)]\n",
+        _ => "",
+    };
+    let text = format!(
+        "/// {comment}\n{allow}fn {name}(input: &[f32; {in_len}], output: &mut [f32; {out_len}]) {{\n{body}\n}}",
+        comment = layer.comment,
+        name = layer.ident,
+    );
+    match syn::parse_str::<syn::ItemFn>(&text) {
+        Ok(item) => item.into_token_stream(),
+        Err(e) => panic!("the Rust backend built invalid code ({e}):\n{text}"),
+    }
+}
+
+fn body(kernel: &Kernel, w: &dyn Fn(WeightId) -> String) -> String {
+    match kernel {
+        Kernel::Dense {
+            inputs,
+            units,
+            kernel,
+            bias,
+            post,
+            ..
+        } => {
+            let init = match bias {
+                Some(b) => format!("y.copy_from_slice(&{});", w(*b)),
+                None => "y.fill(0.0);".into(),
+            };
+            format!(
+                "for (x, y) in input.chunks_exact({inputs}).zip(output.chunks_exact_mut({units})) {{
+                    {init}
+                    for (&xi, row) in x.iter().zip({k}.iter()) {{
+                        for (yo, &wo) in y.iter_mut().zip(row.iter()) {{
+                            *yo += xi * wo;
+                        }}
+                    }}
+                }}
+                {post}",
+                k = w(*kernel),
+                post = post_code(post),
+            )
+        }
+        Kernel::Map { expr } => format!(
+            "for (y, &x) in output.iter_mut().zip(input.iter()) {{ *y = {}; }}",
+            expr.print_value("x", Lang::Rust)
+        ),
+        Kernel::Axis(k) => format!("output.copy_from_slice(input);\n{}", axis_code(k)),
+        Kernel::Glu { outer, half, inner } => {
+            let a = idx(&[("o", 2 * half * inner), ("h", *inner), ("k", 1)], 0);
+            let b = idx(&[("o", 2 * half * inner), ("h", *inner), ("k", 1)], half * inner);
+            let y = idx(&[("o", half * inner), ("h", *inner), ("k", 1)], 0);
+            format!(
+                "for o in 0..{outer} {{ for h in 0..{half} {{ for k in 0..{inner} {{
+                    output[{y}] = input[{a}] * math::sigmoid_f32(input[{b}]);
+                }} }} }}"
+            )
+        }
+        Kernel::Affine {
+            channels,
+            inner,
+            center,
+            scale,
+            shift,
+            ..
+        } => {
+            let block = channels * inner;
+            let i = idx(&[("c", *inner), ("k", 1)], 0);
+            let x = match center {
+                Some(c) => format!("(x[{i}] - {}[c])", w(*c)),
+                None => format!("x[{i}]"),
+            };
+            format!(
+                "for (x, y) in input.chunks_exact({block}).zip(output.chunks_exact_mut({block})) {{
+                    for c in 0..{channels} {{ for k in 0..{inner} {{
+                        y[{i}] = {x} * {s}[c] + {t}[c];
+                    }} }}
+                }}",
+                s = w(*scale),
+                t = w(*shift)
+            )
+        }
+        Kernel::PRelu { alpha, period } => format!(
+            "for (x, y) in input.chunks_exact({period}).zip(output.chunks_exact_mut({period})) {{
+                for ((y, &x), &a) in y.iter_mut().zip(x.iter()).zip({a}.iter()) {{
+                    *y = if x < 0.0 {{ a * x }} else {{ x }};
+                }}
+            }}",
+            a = w(*alpha)
+        ),
+        Kernel::Copy => "output.copy_from_slice(input);".into(),
+    }
+}
+
+fn post_code(post: &Post) -> String {
+    match post {
+        Post::None => String::new(),
+        Post::Map(expr) => format!(
+            "for y in output.iter_mut() {{ let x = *y; *y = {}; }}",
+            expr.print_value("x", Lang::Rust)
+        ),
+        Post::Axis(k) => axis_code(k),
+    }
+}
+
+/// An activation along the middle axis of `output` viewed as `[outer, len, inner]`.
+fn axis_code(k: &AxisKernel) -> String {
+    let AxisKernel {
+        func,
+        outer,
+        len,
+        inner,
+    } = *k;
+    let at = |var: &str| idx(&[("o", len * inner), (var, inner), ("k", 1)], 0);
+    let (i, j) = (at("i"), at("j"));
+    let first = idx(&[("o", len * inner), ("k", 1)], 0);
+    let per_slice = match func {
+        AxisFn::Softmax => format!(
+            "let mut m = output[{first}];
+            for i in 1..{len} {{ if output[{i}] > m {{ m = output[{i}]; }} }}
+            let mut sum = 0.0f32;
+            for i in 0..{len} {{ let e = math::exp_f32(output[{i}] - m); output[{i}] = e; sum += e; }}
+            for i in 0..{len} {{ output[{i}] /= sum; }}"
+        ),
+        AxisFn::LogSoftmax => format!(
+            "let mut m = output[{first}];
+            for i in 1..{len} {{ if output[{i}] > m {{ m = output[{i}]; }} }}
+            let mut sum = 0.0f32;
+            for i in 0..{len} {{ sum += math::exp_f32(output[{i}] - m); }}
+            let lse = math::log_f32(sum);
+            for i in 0..{len} {{ output[{i}] = output[{i}] - m - lse; }}"
+        ),
+        // The support is every z_i with 1 + k_i z_i > s_i, where k_i and s_i count and sum
+        // the z_j >= z_i; tau comes from the largest such k_i (ties give the same test).
+        AxisFn::Sparsemax => format!(
+            "let mut support = 0.0f32;
+            let mut support_sum = 0.0f32;
+            for i in 0..{len} {{
+                let zi = output[{i}];
+                let mut count = 0.0f32;
+                let mut sum = 0.0f32;
+                for j in 0..{len} {{ if output[{j}] >= zi {{ count += 1.0; sum += output[{j}]; }} }}
+                if 1.0 + count * zi > sum && count > support {{ support = count; support_sum = sum; }}
+            }}
+            let tau = (support_sum - 1.0) / support;
+            for i in 0..{len} {{ let v = output[{i}] - tau; output[{i}] = if v < 0.0 {{ 0.0 }} else {{ v }}; }}"
+        ),
+        AxisFn::Glu => unreachable!("glu is lowered to its own kernel"),
+    };
+    format!("for o in 0..{outer} {{ for k in 0..{inner} {{ {per_slice} }} }}")
+}

@@ -1,0 +1,315 @@
+//! Rust backend: one module file, `no_std`, no `alloc`, no `unsafe`, no dependencies.
+//! Code is built with `quote!` and formatted by prettyplease; the weight rows are laid out
+//! by us (one row per line) in a `#[rustfmt::skip]` module after it.
+
+mod kernels;
+
+use proc_macro2::{Literal, TokenStream};
+use quote::{format_ident, quote};
+
+use crate::backend::math;
+use crate::ir::InputDtype;
+use crate::lower::{Arg, Program};
+use crate::passes::Location;
+
+/// Prints `program` as a Rust module; `header` lines become the leading comment.
+pub fn emit(program: &Program, header: &[String]) -> String {
+    let api = api(program);
+    let layers = program
+        .layers
+        .iter()
+        .map(|l| kernels::layer_fn(l, &program.weights));
+    let helpers = view_helpers();
+    let file: syn::File = syn::parse2(quote! { #api #(#layers)* #helpers })
+        .expect("the Rust backend builds valid syntax");
+    let mut out = String::new();
+    for line in header {
+        out.push_str(&format!("// {line}\n").replace("// \n", "//\n"));
+    }
+    out.push('\n');
+    // A blank line after each top-level item, which prettyplease leaves out.
+    for line in prettyplease::unparse(&file).lines() {
+        out.push_str(line);
+        out.push('\n');
+        if line == "}" || (line.ends_with(';') && !line.starts_with(' ')) {
+            out.push('\n');
+        }
+    }
+    if !program.math.is_empty() {
+        out.push_str("\n/// Math functions for `no_std`, accurate to a few ulp over the f32 range.\n");
+        out.push_str("mod math {\n    #![allow(dead_code, clippy::excessive_precision, clippy::approx_constant, clippy::unreadable_literal)]\n");
+        for line in math::rust_source(&program.math).lines() {
+            if line.is_empty() {
+                out.push('\n');
+            } else {
+                out.push_str(&format!("    {line}\n"));
+            }
+        }
+        out.push_str("}\n");
+    }
+    out.push_str(&weights_module(program));
+    out
+}
+
+pub(crate) fn lit(n: usize) -> Literal {
+    Literal::usize_unsuffixed(n)
+}
+
+fn float_ty(dtype: InputDtype) -> TokenStream {
+    match dtype {
+        InputDtype::F32 => quote!(f32),
+        InputDtype::I32 => quote!(i32),
+    }
+}
+
+/// Constants, `predict` and `predict_with_scratch`.
+fn api(p: &Program) -> TokenStream {
+    let single_in = p.inputs.len() == 1;
+    let single_out = p.outputs.len() == 1;
+    let in_const = |k: usize, what: &str| {
+        if single_in {
+            format_ident!("INPUT_{}", what)
+        } else {
+            format_ident!("INPUT{}_{}", k, what)
+        }
+    };
+    let out_const = |k: usize, what: &str| {
+        if single_out {
+            format_ident!("OUTPUT_{}", what)
+        } else {
+            format_ident!("OUTPUT{}_{}", k, what)
+        }
+    };
+    let mut consts = TokenStream::new();
+    for (ports, name_of, label) in [
+        (&p.inputs, &in_const as &dyn Fn(usize, &str) -> proc_macro2::Ident, "input"),
+        (&p.outputs, &out_const, "output"),
+    ] {
+        for (k, port) in ports.iter().enumerate() {
+            let shape_c = name_of(k, "SHAPE");
+            let len_c = name_of(k, "LEN");
+            let rank = lit(port.shape.len());
+            let dims = port.shape.iter().map(|&d| lit(d));
+            let len = lit(port.len);
+            let doc_shape = format!(" Shape of {label} `{}` (batch dimension excluded).", port.name);
+            let doc_len = format!(" Number of values in {label} `{}`.", port.name);
+            consts.extend(quote! {
+                #[doc = #doc_shape]
+                pub const #shape_c: [usize; #rank] = [#(#dims),*];
+                #[doc = #doc_len]
+                pub const #len_c: usize = #len;
+            });
+        }
+    }
+    if !single_in || !single_out {
+        let in_names = p.inputs.iter().map(|i| i.name.as_str());
+        let out_names = p.outputs.iter().map(|o| o.name.as_str());
+        let (ni, no) = (lit(p.inputs.len()), lit(p.outputs.len()));
+        consts.extend(quote! {
+            /// The Keras names of the inputs, in argument order.
+            pub const INPUT_NAMES: [&str; #ni] = [#(#in_names),*];
+            /// The Keras names of the outputs, in result order.
+            pub const OUTPUT_NAMES: [&str; #no] = [#(#out_names),*];
+        });
+    }
+    let scratch_len = lit(p.scratch_len);
+    consts.extend(quote! {
+        /// Working memory `predict_with_scratch` needs, in f32s.
+        pub const SCRATCH_LEN: usize = #scratch_len;
+    });
+
+    let in_args: Vec<_> = (0..p.inputs.len()).map(|k| input_ident(p, k)).collect();
+    let out_args: Vec<_> = (0..p.outputs.len()).map(|k| output_ident(p, k)).collect();
+    let in_params = p.inputs.iter().enumerate().map(|(k, port)| {
+        let (id, len, ty) = (&in_args[k], in_const(k, "LEN"), float_ty(port.dtype));
+        quote!(#id: &[#ty; #len])
+    });
+    let in_params: Vec<_> = in_params.collect();
+    let out_params = (0..p.outputs.len()).map(|k| {
+        let (id, len) = (&out_args[k], out_const(k, "LEN"));
+        quote!(#id: &mut [f32; #len])
+    });
+    let out_types: Vec<_> = (0..p.outputs.len())
+        .map(|k| {
+            let len = out_const(k, "LEN");
+            quote!([f32; #len])
+        })
+        .collect();
+    let ret = if single_out {
+        quote!(#(#out_types)*)
+    } else {
+        quote!((#(#out_types),*))
+    };
+    let ret_val = if single_out {
+        quote!(#(#out_args)*)
+    } else {
+        quote!((#(#out_args),*))
+    };
+    let out_decls = (0..p.outputs.len()).map(|k| {
+        let (id, len) = (&out_args[k], out_const(k, "LEN"));
+        quote!(let mut #id = [0.0f32; #len];)
+    });
+    let out_refs = out_args.iter().map(|id| quote!(&mut #id));
+    let calls = p.layers.iter().map(|layer| call(p, layer));
+    let uses_scratch = p.scratch_len > 0;
+    let silence = (!uses_scratch).then(|| quote!(let _ = scratch;));
+    let predict_doc = " Runs the model on one sample.";
+    let scratch_doc = " Runs the model with caller-provided working memory; no large stack arrays.";
+    quote! {
+        #consts
+        #[doc = #predict_doc]
+        pub fn predict(#(#in_params),*) -> #ret {
+            #(#out_decls)*
+            let mut scratch = [0.0f32; SCRATCH_LEN];
+            predict_with_scratch(#(#in_args,)* #(#out_refs,)* &mut scratch);
+            #ret_val
+        }
+        #[doc = #scratch_doc]
+        pub fn predict_with_scratch(
+            #(#in_params,)*
+            #(#out_params,)*
+            scratch: &mut [f32; SCRATCH_LEN],
+        ) {
+            #silence
+            #(#calls)*
+        }
+    }
+}
+
+fn input_ident(p: &Program, k: usize) -> proc_macro2::Ident {
+    if p.inputs.len() == 1 {
+        format_ident!("input")
+    } else {
+        format_ident!("input{}", k)
+    }
+}
+
+fn output_ident(p: &Program, k: usize) -> proc_macro2::Ident {
+    if p.outputs.len() == 1 {
+        format_ident!("output")
+    } else {
+        format_ident!("output{}", k)
+    }
+}
+
+/// One layer call inside `predict_with_scratch`, splitting the arena so that the output
+/// borrow is disjoint from the input borrows.
+fn call(p: &Program, layer: &crate::lower::Layer) -> TokenStream {
+    let f = format_ident!("{}", layer.ident);
+    match layer.output.loc {
+        Location::Scratch(off) => {
+            let end = off + layer.output.len;
+            let (off_l, end_l, len_l) = (lit(off), lit(end), lit(layer.output.len));
+            let in_scratch = |a: &Arg| matches!(a.loc, Location::Scratch(_));
+            if !layer.inputs.iter().any(in_scratch) {
+                let args = layer.inputs.iter().map(|a| read_arg(p, a, None));
+                return quote!(#f(#(#args,)* view_mut(&mut scratch[#off_l..#end_l]));)
+            }
+            let below = |a: &Arg| matches!(a.loc, Location::Scratch(o) if o < off);
+            let above = |a: &Arg| matches!(a.loc, Location::Scratch(o) if o >= end);
+            let lo = if layer.inputs.iter().any(below) { quote!(lo) } else { quote!(_) };
+            let hi = if layer.inputs.iter().any(above) { quote!(hi) } else { quote!(_) };
+            let args = layer.inputs.iter().map(|a| read_arg(p, a, Some((off, end))));
+            quote! {
+                {
+                    let (#lo, rest) = scratch.split_at_mut(#off_l);
+                    let (out, #hi) = rest.split_at_mut(#len_l);
+                    #f(#(#args,)* view_mut(out));
+                }
+            }
+        }
+        Location::Output(k) => {
+            let args = layer.inputs.iter().map(|a| read_arg(p, a, None));
+            let out = output_ident(p, k);
+            quote!(#f(#(#args,)* #out);)
+        }
+        Location::Input(_) => quote!(),
+    }
+}
+
+/// An expression for a read-only input argument; `split` is the output's scratch range
+/// when the arena has been split around it.
+fn read_arg(p: &Program, arg: &Arg, split: Option<(usize, usize)>) -> TokenStream {
+    match (arg.loc, split) {
+        (Location::Input(k), _) => {
+            let id = input_ident(p, k);
+            quote!(#id)
+        }
+        (Location::Output(k), _) => {
+            let id = output_ident(p, k);
+            quote!(&*#id)
+        }
+        (Location::Scratch(off), None) => {
+            let (a, b) = (lit(off), lit(off + arg.len));
+            quote!(view(&scratch[#a..#b]))
+        }
+        (Location::Scratch(off), Some((start, end))) => {
+            if off < start {
+                let (a, b) = (lit(off), lit(off + arg.len));
+                quote!(view(&lo[#a..#b]))
+            } else {
+                let (a, b) = (lit(off - end), lit(off - end + arg.len));
+                quote!(view(&hi[#a..#b]))
+            }
+        }
+    }
+}
+
+fn view_helpers() -> TokenStream {
+    quote! {
+        /// A fixed-size view of an arena slice (lengths are constants: the check folds away).
+        #[inline(always)]
+        fn view<const N: usize>(s: &[f32]) -> &[f32; N] {
+            match s.try_into() {
+                Ok(a) => a,
+                Err(_) => unreachable!(),
+            }
+        }
+        #[inline(always)]
+        fn view_mut<const N: usize>(s: &mut [f32]) -> &mut [f32; N] {
+            match s.try_into() {
+                Ok(a) => a,
+                Err(_) => unreachable!(),
+            }
+        }
+    }
+}
+
+/// The weight statics, one array row per line, exactly as we lay them out.
+fn weights_module(p: &Program) -> String {
+    if p.weights.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from(
+        "\n/// Model weights.\n#[rustfmt::skip]\nmod weights {\n    #![allow(clippy::excessive_precision, clippy::approx_constant, clippy::unreadable_literal)]\n",
+    );
+    for w in &p.weights {
+        let name = w.ident.to_ascii_uppercase();
+        let fmt_row = |row: &[f32]| {
+            row.iter()
+                .map(|&v| crate::lower::expr::Lang::Rust.float(v))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        match w.dims[..] {
+            [rows, cols] => {
+                out.push_str(&format!(
+                    "    pub(super) static {name}: [[f32; {cols}]; {rows}] = [\n"
+                ));
+                for row in w.data.chunks(cols.max(1)) {
+                    out.push_str(&format!("        [{}],\n", fmt_row(row)));
+                }
+                out.push_str("    ];\n");
+            }
+            _ => {
+                out.push_str(&format!(
+                    "    pub(super) static {name}: [f32; {}] = [\n        {},\n    ];\n",
+                    w.data.len(),
+                    fmt_row(&w.data)
+                ));
+            }
+        }
+    }
+    out.push_str("}\n");
+    out
+}

@@ -1,0 +1,215 @@
+//! Reference interpreter: runs the IR directly with the platform's math library. It backs
+//! `keras2src predict`, `--trace`, and the tests that check generated code against it.
+
+use crate::backend::math::MathFn;
+use crate::ir::{numel, Activation, AxisFn, Graph, InputDtype, Op};
+use crate::lower::expr;
+
+/// Runs `graph` on one sample; `inputs` in model input order (integer inputs given as
+/// f32 values). Returns the value of every tensor, indexed by tensor id.
+pub fn run(graph: &Graph, inputs: &[Vec<f32>]) -> Result<Vec<Vec<f32>>, String> {
+    if inputs.len() != graph.inputs.len() {
+        return Err(format!(
+            "the model has {} input(s), got {}",
+            graph.inputs.len(),
+            inputs.len()
+        ));
+    }
+    let mut values: Vec<Vec<f32>> = vec![Vec::new(); graph.tensors.len()];
+    for (input, data) in graph.inputs.iter().zip(inputs) {
+        let want = numel(graph.shape(input.tensor));
+        if data.len() != want {
+            return Err(format!(
+                "input '{}' needs {want} values, got {}",
+                input.name,
+                data.len()
+            ));
+        }
+        values[input.tensor] = match input.dtype {
+            InputDtype::F32 => data.clone(),
+            InputDtype::I32 => data.iter().map(|v| v.trunc()).collect(),
+        };
+    }
+    for node in &graph.nodes {
+        let x = &values[node.inputs[0]];
+        let y = eval(&node.op, x, graph.shape(node.inputs[0]));
+        values[node.output] = y;
+    }
+    Ok(values)
+}
+
+/// The model outputs of [`run`], in output order.
+pub fn outputs(graph: &Graph, values: &[Vec<f32>]) -> Vec<Vec<f32>> {
+    graph
+        .outputs
+        .iter()
+        .map(|o| values[o.tensor].clone())
+        .collect()
+}
+
+fn eval(op: &Op, x: &[f32], shape: &[usize]) -> Vec<f32> {
+    match op {
+        Op::Dense {
+            kernel,
+            bias,
+            activation,
+        } => {
+            let (n_in, units) = (kernel.shape[0], kernel.shape[1]);
+            let mut y = Vec::with_capacity(x.len() / n_in.max(1) * units);
+            for row in x.chunks_exact(n_in) {
+                let mut acc = match bias {
+                    Some(b) => b.data.clone(),
+                    None => vec![0.0; units],
+                };
+                for (i, &xi) in row.iter().enumerate() {
+                    for (o, a) in acc.iter_mut().enumerate() {
+                        *a += xi * kernel.data[i * units + o];
+                    }
+                }
+                y.extend(acc);
+            }
+            let mut out_shape = shape.to_vec();
+            if let Some(last) = out_shape.last_mut() {
+                *last = units;
+            }
+            activate(activation, y, &out_shape)
+        }
+        Op::Activation(a) => activate(a, x.to_vec(), shape),
+        Op::Affine {
+            center,
+            scale,
+            shift,
+            inner,
+        } => {
+            let channels = scale.len();
+            x.iter()
+                .enumerate()
+                .map(|(i, &v)| {
+                    let c = (i / inner) % channels;
+                    let v = center.as_ref().map_or(v, |m| v - m[c]);
+                    v * scale[c] + shift[c]
+                })
+                .collect()
+        }
+        Op::PRelu { alpha } => x
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| {
+                let a = alpha.data[crate::ir::broadcast_index(i, &alpha.shape, shape)];
+                if v < 0.0 {
+                    a * v
+                } else {
+                    v
+                }
+            })
+            .collect(),
+        Op::Reshape { .. } | Op::Identity => x.to_vec(),
+    }
+}
+
+fn activate(activation: &Activation, mut y: Vec<f32>, shape: &[usize]) -> Vec<f32> {
+    if let Activation::Axis { func, axis } = activation {
+        return axis_activation(*func, *axis, y, shape);
+    }
+    if let Some(e) = expr::activation(activation) {
+        for v in &mut y {
+            *v = e.eval(*v, &reference_math);
+        }
+    }
+    y
+}
+
+fn axis_activation(func: AxisFn, axis: usize, y: Vec<f32>, shape: &[usize]) -> Vec<f32> {
+    let outer = numel(&shape[..axis]);
+    let len = shape[axis];
+    let inner = numel(&shape[axis + 1..]);
+    let out_len = if func == AxisFn::Glu { len / 2 } else { len };
+    let mut out = vec![0.0; outer * out_len * inner];
+    for o in 0..outer {
+        for k in 0..inner {
+            let z: Vec<f32> = (0..len).map(|i| y[(o * len + i) * inner + k]).collect();
+            let r = slice_activation(func, &z);
+            for (i, v) in r.into_iter().enumerate() {
+                out[(o * out_len + i) * inner + k] = v;
+            }
+        }
+    }
+    out
+}
+
+fn slice_activation(func: AxisFn, z: &[f32]) -> Vec<f32> {
+    let max = z.iter().copied().fold(f32::NEG_INFINITY, |m, v| if v > m { v } else { m });
+    match func {
+        AxisFn::Softmax => {
+            let e: Vec<f32> = z.iter().map(|v| (v - max).exp()).collect();
+            let sum: f32 = e.iter().sum();
+            e.iter().map(|v| v / sum).collect()
+        }
+        AxisFn::LogSoftmax => {
+            let sum: f32 = z.iter().map(|v| (v - max).exp()).sum();
+            z.iter().map(|v| v - max - sum.ln()).collect()
+        }
+        AxisFn::Sparsemax => {
+            let mut sorted = z.to_vec();
+            sorted.sort_by(|a, b| b.total_cmp(a));
+            let (mut k, mut cumsum, mut support_sum) = (0.0f32, 0.0f32, 0.0f32);
+            for (i, &v) in sorted.iter().enumerate() {
+                cumsum += v;
+                if 1.0 + (i + 1) as f32 * v > cumsum {
+                    k = (i + 1) as f32;
+                    support_sum = cumsum;
+                }
+            }
+            let tau = (support_sum - 1.0) / k;
+            z.iter().map(|v| (v - tau).max(0.0)).collect()
+        }
+        AxisFn::Glu => {
+            let half = z.len() / 2;
+            (0..half)
+                .map(|i| z[i] * reference_math(MathFn::Sigmoid, z[half + i]))
+                .collect()
+        }
+    }
+}
+
+/// The platform's math, as the reference the generated functions are compared with.
+pub fn reference_math(f: MathFn, x: f32) -> f32 {
+    match f {
+        MathFn::Exp => x.exp(),
+        MathFn::Expm1 => x.exp_m1(),
+        MathFn::Log => x.ln(),
+        MathFn::Log1p => x.ln_1p(),
+        MathFn::Tanh => x.tanh(),
+        MathFn::Erf => erf(x as f64) as f32,
+        MathFn::Sqrt => x.sqrt(),
+        MathFn::Sigmoid => 1.0 / (1.0 + (-x).exp()),
+        MathFn::Softplus => x.max(0.0) + (-x.abs()).exp().ln_1p(),
+    }
+}
+
+/// erf in f64 by its Maclaurin series near zero and a continued fraction for erfc beyond;
+/// far more accurate than an f32 reference needs.
+fn erf(x: f64) -> f64 {
+    if x.is_nan() {
+        return x;
+    }
+    let a = x.abs();
+    let r = if a < 2.5 {
+        let (mut term, mut sum, x2) = (a, a, a * a);
+        for n in 1..60 {
+            term *= -x2 / n as f64;
+            sum += term / (2 * n + 1) as f64;
+        }
+        sum * 2.0 / std::f64::consts::PI.sqrt()
+    } else if a < 6.0 {
+        // erfc(a) = exp(-a^2)/sqrt(pi) * 1/(a + 1/2/(a + 1/(a + 3/2/(a + ...))))
+        let mut f = a;
+        for n in (1..80).rev() {
+            f = a + (n as f64 / 2.0) / f;
+        }
+        1.0 - (-a * a).exp() / std::f64::consts::PI.sqrt() / f
+    } else {
+        1.0
+    };
+    r.copysign(x)
+}

@@ -1,0 +1,339 @@
+//! Elementwise formulas as a tiny expression tree: each activation's semantics is written
+//! once here, then printed as Rust and as C++ (same operations in the same order, so the
+//! two agree bit for bit) and evaluated by the interpreter.
+
+use crate::backend::math::MathFn;
+use crate::ir::Activation;
+
+/// An f32 expression of one variable `x`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Expr {
+    X,
+    Const(f32),
+    Add(Box<Expr>, Box<Expr>),
+    Sub(Box<Expr>, Box<Expr>),
+    Mul(Box<Expr>, Box<Expr>),
+    Div(Box<Expr>, Box<Expr>),
+    /// `if a < b { then } else { otherwise }` (false for NaN, so NaN takes `otherwise`).
+    IfLess(Box<[Expr; 4]>),
+    Call(MathFn, Box<Expr>),
+}
+
+use Expr::*;
+
+fn c(v: f32) -> Expr {
+    Const(v)
+}
+fn add(a: Expr, b: Expr) -> Expr {
+    Add(Box::new(a), Box::new(b))
+}
+fn sub(a: Expr, b: Expr) -> Expr {
+    Sub(Box::new(a), Box::new(b))
+}
+fn mul(a: Expr, b: Expr) -> Expr {
+    Mul(Box::new(a), Box::new(b))
+}
+fn div(a: Expr, b: Expr) -> Expr {
+    Div(Box::new(a), Box::new(b))
+}
+fn call(f: MathFn, a: Expr) -> Expr {
+    Call(f, Box::new(a))
+}
+/// `a < b ? then : otherwise`.
+fn if_less(a: Expr, b: Expr, then: Expr, otherwise: Expr) -> Expr {
+    IfLess(Box::new([a, b, then, otherwise]))
+}
+/// `max(a, 0)` that propagates NaN (like TensorFlow's relu).
+fn relu(a: Expr) -> Expr {
+    if_less(a.clone(), c(0.0), c(0.0), a)
+}
+/// `clip(a, lo, hi)`, NaN-propagating.
+fn clip(a: Expr, lo: f32, hi: f32) -> Expr {
+    if_less(
+        a.clone(),
+        c(lo),
+        c(lo),
+        if_less(c(hi), a.clone(), c(hi), a),
+    )
+}
+/// `|a|` for a variable-free-of-side-effects expression.
+fn abs(a: Expr) -> Expr {
+    if_less(a.clone(), c(0.0), sub(c(0.0), a.clone()), a)
+}
+
+/// The formula of an elementwise activation applied to `X`; `None` for the axis ones.
+/// Each follows what Keras 3 (TensorFlow backend) computes; see keras/src/activations.
+pub fn activation(act: &Activation) -> Option<Expr> {
+    let x = X;
+    Some(match *act {
+        Activation::Linear => x,
+        Activation::Relu {
+            negative_slope,
+            max_value,
+            threshold,
+        } => keras_relu(negative_slope, max_value, threshold),
+        Activation::Sigmoid => call(MathFn::Sigmoid, x),
+        Activation::HardSigmoid { slope } => clip(add(mul(x, c(slope)), c(0.5)), 0.0, 1.0),
+        Activation::Tanh => call(MathFn::Tanh, x),
+        Activation::Elu { alpha } => {
+            if_less(c(0.0), x.clone(), x.clone(), mul(c(alpha), call(MathFn::Expm1, x)))
+        }
+        Activation::Selu => {
+            let (alpha, scale) = (1.673_263_2_f32, 1.050_701_f32);
+            mul(
+                c(scale),
+                if_less(c(0.0), x.clone(), x.clone(), mul(c(alpha), call(MathFn::Expm1, x))),
+            )
+        }
+        // max(x, 0) + alpha * expm1(min(x, 0) / alpha)
+        Activation::Celu { alpha } => add(
+            relu(x.clone()),
+            mul(
+                c(alpha),
+                call(
+                    MathFn::Expm1,
+                    div(if_less(c(0.0), x.clone(), c(0.0), x), c(alpha)),
+                ),
+            ),
+        ),
+        Activation::Gelu { approximate: false } => mul(
+            mul(c(0.5), x.clone()),
+            add(
+                c(1.0),
+                call(MathFn::Erf, div(x, c(std::f32::consts::SQRT_2))),
+            ),
+        ),
+        Activation::Gelu { approximate: true } => {
+            // 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
+            let cube = mul(mul(x.clone(), x.clone()), x.clone());
+            let inner = mul(
+                c(0.797_884_6),
+                add(x.clone(), mul(c(0.044_715), cube)),
+            );
+            mul(mul(c(0.5), x), add(c(1.0), call(MathFn::Tanh, inner)))
+        }
+        Activation::Softplus => call(MathFn::Softplus, x),
+        Activation::Softsign => div(x.clone(), add(c(1.0), abs(x))),
+        Activation::Silu => mul(x.clone(), call(MathFn::Sigmoid, x)),
+        // x * relu6(x + 3) / 6
+        Activation::HardSilu => mul(
+            x.clone(),
+            div(clip(add(x, c(3.0)), 0.0, 6.0), c(6.0)),
+        ),
+        Activation::Mish => mul(
+            x.clone(),
+            call(MathFn::Tanh, call(MathFn::Softplus, x)),
+        ),
+        Activation::Exponential => call(MathFn::Exp, x),
+        // -softplus(-x)
+        Activation::LogSigmoid => sub(
+            c(0.0),
+            call(MathFn::Softplus, sub(c(0.0), x)),
+        ),
+        Activation::HardTanh => clip(x, -1.0, 1.0),
+        Activation::TanhShrink => sub(x.clone(), call(MathFn::Tanh, x)),
+        // (x + sqrt(x^2 + b)) / 2
+        Activation::Squareplus { b } => div(
+            add(
+                x.clone(),
+                call(MathFn::Sqrt, add(mul(x.clone(), x), c(b))),
+            ),
+            c(2.0),
+        ),
+        // x <= -1: 0; x >= 1: x; else (x + 1)^2 / 4
+        Activation::SparsePlus => {
+            let sq = add(x.clone(), c(1.0));
+            if_less(
+                c(-1.0),
+                x.clone(),
+                if_less(x.clone(), c(1.0), div(mul(sq.clone(), sq), c(4.0)), x),
+                c(0.0),
+            )
+        }
+        Activation::SoftShrink { threshold: t } => if_less(
+            c(t),
+            x.clone(),
+            sub(x.clone(), c(t)),
+            if_less(x.clone(), c(-t), add(x, c(t)), c(0.0)),
+        ),
+        Activation::HardShrink { threshold: t } => {
+            if_less(c(t), abs(x.clone()), x, c(0.0))
+        }
+        // x <= -1: 0; x >= 1: 1; else (x + 1) / 2
+        Activation::SparseSigmoid => if_less(
+            c(-1.0),
+            x.clone(),
+            if_less(x.clone(), c(1.0), mul(c(0.5), add(x, c(1.0))), c(1.0)),
+            c(0.0),
+        ),
+        Activation::Axis { .. } => return None,
+    })
+}
+
+/// Keras's `ReLU.static_call`, step by step.
+fn keras_relu(negative_slope: f32, max_value: Option<f32>, threshold: f32) -> Expr {
+    let x = X;
+    if negative_slope != 0.0 && max_value.is_none() && threshold == 0.0 {
+        // leaky_relu: x >= 0 ? x : slope * x
+        return if_less(x.clone(), c(0.0), mul(c(negative_slope), x.clone()), x);
+    }
+    let positive = if threshold != 0.0 {
+        // x * (x > threshold)
+        mul(x.clone(), if_less(c(threshold), x.clone(), c(1.0), c(0.0)))
+    } else {
+        relu(x.clone())
+    };
+    let positive = match max_value {
+        Some(m) => clip(positive, 0.0, m),
+        None => positive,
+    };
+    if negative_slope == 0.0 {
+        return positive;
+    }
+    let negative = relu(sub(c(threshold), x));
+    sub(positive, mul(c(negative_slope), negative))
+}
+
+impl Expr {
+    /// The math functions this expression calls.
+    pub fn math_fns(&self, out: &mut std::collections::BTreeSet<MathFn>) {
+        match self {
+            X | Const(_) => {}
+            Add(a, b) | Sub(a, b) | Mul(a, b) | Div(a, b) => {
+                a.math_fns(out);
+                b.math_fns(out);
+            }
+            IfLess(parts) => parts.iter().for_each(|p| p.math_fns(out)),
+            Call(f, a) => {
+                out.insert(*f);
+                a.math_fns(out);
+            }
+        }
+    }
+
+    /// Evaluates with the given math functions (the interpreter passes its reference ones).
+    pub fn eval(&self, x: f32, math: &dyn Fn(MathFn, f32) -> f32) -> f32 {
+        match self {
+            X => x,
+            Const(v) => *v,
+            Add(a, b) => a.eval(x, math) + b.eval(x, math),
+            Sub(a, b) => a.eval(x, math) - b.eval(x, math),
+            Mul(a, b) => a.eval(x, math) * b.eval(x, math),
+            Div(a, b) => a.eval(x, math) / b.eval(x, math),
+            IfLess(p) => {
+                if p[0].eval(x, math) < p[1].eval(x, math) {
+                    p[2].eval(x, math)
+                } else {
+                    p[3].eval(x, math)
+                }
+            }
+            Call(f, a) => math(*f, a.eval(x, math)),
+        }
+    }
+
+    /// Prints the expression as a whole right-hand side (no redundant outer parentheses).
+    pub fn print_value(&self, x: &str, lang: Lang) -> String {
+        let text = self.print(x, lang);
+        match self {
+            X | Const(_) | Call(..) => text,
+            _ => text[1..text.len() - 1].to_string(),
+        }
+    }
+
+    /// Prints the expression in C-like syntax: Rust and C++ differ only in how a
+    /// conditional and a constant are written.
+    pub fn print(&self, x: &str, lang: Lang) -> String {
+        match self {
+            X => x.to_string(),
+            Const(v) => lang.float(*v),
+            Add(a, b) => format!("({} + {})", a.print(x, lang), b.print(x, lang)),
+            Sub(a, b) => format!("({} - {})", a.print(x, lang), b.print(x, lang)),
+            Mul(a, b) => format!("({} * {})", a.print(x, lang), b.print(x, lang)),
+            Div(a, b) => format!("({} / {})", a.print(x, lang), b.print(x, lang)),
+            IfLess(p) => {
+                let [a, b, t, e] = &**p;
+                let (a, b, t, e) = (
+                    a.print(x, lang),
+                    b.print(x, lang),
+                    t.print(x, lang),
+                    e.print(x, lang),
+                );
+                match lang {
+                    Lang::Rust => format!("(if {a} < {b} {{ {t} }} else {{ {e} }})"),
+                    Lang::Cpp => format!("({a} < {b} ? {t} : {e})"),
+                }
+            }
+            Call(f, a) => {
+                let name = match lang {
+                    Lang::Rust => format!("math::{}", f.rust_name()),
+                    Lang::Cpp => format!("detail::{}", f.cpp_name()),
+                };
+                format!("{name}({})", a.print_value(x, lang))
+            }
+        }
+    }
+}
+
+/// A target language, for the few things the shared lowering must print itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lang {
+    Rust,
+    Cpp,
+}
+
+impl Lang {
+    /// An f32 literal that reads back to exactly `v` (NaN, infinities, -0.0 and
+    /// subnormals included).
+    pub fn float(self, v: f32) -> String {
+        match self {
+            Lang::Rust => {
+                if v.is_nan() {
+                    "f32::NAN".into()
+                } else if v.is_infinite() {
+                    if v > 0.0 { "f32::INFINITY" } else { "f32::NEG_INFINITY" }.into()
+                } else {
+                    let s = format!("{v:?}");
+                    if s.contains(['.', 'e']) { s } else { format!("{s}.0") }
+                }
+            }
+            Lang::Cpp => {
+                if v.is_nan() {
+                    "NAN".into()
+                } else if v.is_infinite() {
+                    if v > 0.0 { "INFINITY" } else { "-INFINITY" }.into()
+                } else if v != 0.0 && v.abs() < f32::MIN_POSITIVE {
+                    // Subnormal: hex float is exact and draws no underflow warning.
+                    hex_float(v)
+                } else {
+                    let s = format!("{v:?}");
+                    if s.contains(['.', 'e']) { format!("{s}f") } else { format!("{s}.0f") }
+                }
+            }
+        }
+    }
+}
+
+/// `v` as a C hex float literal (`0x1.8p-140f`).
+fn hex_float(v: f32) -> String {
+    let bits = v.to_bits();
+    let sign = if bits >> 31 == 1 { "-" } else { "" };
+    let mantissa = bits & 0x7f_ffff;
+    // Subnormal: value = mantissa * 2^-149.
+    format!("{sign}0x{mantissa:x}p-149f")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn floats_round_trip() {
+        for v in [0.1f32, -0.0, 1.0, 1e-45, 3.4e38, 1e7, 123456.79, -2.5e-12] {
+            let r = Lang::Rust.float(v);
+            assert_eq!(r.parse::<f32>().unwrap().to_bits(), v.to_bits(), "{r}");
+        }
+        assert_eq!(Lang::Cpp.float(1.0), "1.0f");
+        assert_eq!(Lang::Cpp.float(1e-45), "0x1p-149f");
+        assert_eq!(Lang::Rust.float(f32::NEG_INFINITY), "f32::NEG_INFINITY");
+    }
+}

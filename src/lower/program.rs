@@ -1,0 +1,293 @@
+//! Lowers an optimised graph and its memory plan into a [`Program`]: named weight arrays
+//! and one kernel per computing node, with every size a constant. Both backends print
+//! exactly this; neither makes a numerical decision of its own.
+
+use std::collections::BTreeSet;
+
+use super::expr::{self, Expr};
+use crate::backend::math::MathFn;
+use crate::ir::{numel, Activation, AxisFn, Graph, InputDtype, Op};
+use crate::naming::{comment, Namer};
+use crate::passes::{Location, MemoryPlan};
+
+/// Everything a backend prints.
+#[derive(Debug, Clone)]
+pub struct Program {
+    pub inputs: Vec<Port>,
+    pub outputs: Vec<Port>,
+    pub scratch_len: usize,
+    pub weights: Vec<WeightArray>,
+    /// In call order.
+    pub layers: Vec<Layer>,
+    pub math: BTreeSet<MathFn>,
+}
+
+/// A model input or output as the generated API shows it.
+#[derive(Debug, Clone)]
+pub struct Port {
+    /// The Keras name, escaped for use as string data or in a comment.
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub len: usize,
+    pub dtype: InputDtype,
+}
+
+/// A constant array; `dims` is `[len]` or `[rows, cols]` (one printed row each).
+#[derive(Debug, Clone)]
+pub struct WeightArray {
+    /// snake_case; the Rust backend upper-cases it for a `static`.
+    pub ident: String,
+    pub dims: Vec<usize>,
+    pub data: Vec<f32>,
+}
+
+pub type WeightId = usize;
+
+/// One generated layer function and its call.
+#[derive(Debug, Clone)]
+pub struct Layer {
+    pub ident: String,
+    /// `name (Class)`, safe for a line comment.
+    pub comment: String,
+    pub kernel: Kernel,
+    pub inputs: Vec<Arg>,
+    pub output: Arg,
+}
+
+/// Where a kernel argument lives and how long it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Arg {
+    pub loc: Location,
+    pub len: usize,
+}
+
+/// What a layer function computes. Sizes are per sample, in f32s.
+#[derive(Debug, Clone)]
+pub enum Kernel {
+    /// `rows` independent rows of `y = x · W + b`, then `post` on the whole output.
+    Dense {
+        rows: usize,
+        inputs: usize,
+        units: usize,
+        kernel: WeightId,
+        bias: Option<WeightId>,
+        post: Post,
+    },
+    /// `y[i] = expr(x[i])`.
+    Map { expr: Expr },
+    /// Copy, then an activation along an axis in place.
+    Axis(AxisKernel),
+    /// `y[o, h, k] = x[o, h, k] * sigmoid(x[o, half + h, k])`.
+    Glu {
+        outer: usize,
+        half: usize,
+        inner: usize,
+    },
+    /// `y = (x - center[c]) * scale[c] + shift[c]` over `[outer, channels, inner]`.
+    Affine {
+        outer: usize,
+        channels: usize,
+        inner: usize,
+        center: Option<WeightId>,
+        scale: WeightId,
+        shift: WeightId,
+    },
+    /// `y[i] = x[i] < 0 ? alpha[i % period] * x[i] : x[i]`.
+    PRelu { alpha: WeightId, period: usize },
+    /// `y = x` (a reshape whose result is a model output).
+    Copy,
+}
+
+/// What runs in place on a Dense output.
+#[derive(Debug, Clone)]
+pub enum Post {
+    None,
+    Map(Expr),
+    Axis(AxisKernel),
+}
+
+/// An activation along the middle axis of `[outer, len, inner]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AxisKernel {
+    pub func: AxisFn,
+    pub outer: usize,
+    pub len: usize,
+    pub inner: usize,
+}
+
+impl AxisKernel {
+    fn new(func: AxisFn, axis: usize, shape: &[usize]) -> Self {
+        AxisKernel {
+            func,
+            outer: numel(&shape[..axis]),
+            len: shape[axis],
+            inner: numel(&shape[axis + 1..]),
+        }
+    }
+}
+
+/// Lowers `graph` (already optimised) with its memory plan.
+pub fn lower(graph: &Graph, plan: &MemoryPlan) -> Program {
+    let mut namer = Namer::new();
+    let mut weights = Vec::new();
+    let mut layers = Vec::new();
+    let mut math = BTreeSet::new();
+    let port = |name: &str, t: usize, dtype| Port {
+        name: comment(name),
+        shape: graph.shape(t).to_vec(),
+        len: numel(graph.shape(t)),
+        dtype,
+    };
+    let arg = |t: usize| Arg {
+        loc: plan.locations[t],
+        len: numel(graph.shape(t)),
+    };
+
+    for (i, node) in graph.nodes.iter().enumerate() {
+        if plan.is_view[i] {
+            continue;
+        }
+        let ident = namer.ident(&node.name);
+        let mut add_weight = |suffix: &str, dims: Vec<usize>, data: &[f32]| {
+            weights.push(WeightArray {
+                ident: namer.ident(&format!("{ident}_{suffix}")),
+                dims,
+                data: data.to_vec(),
+            });
+            weights.len() - 1
+        };
+        let in_shape = graph.shape(node.inputs[0]);
+        let out_shape = graph.shape(node.output);
+        let kernel = match &node.op {
+            Op::Dense {
+                kernel,
+                bias,
+                activation,
+            } => {
+                let (inputs, units) = (kernel.shape[0], kernel.shape[1]);
+                Kernel::Dense {
+                    rows: numel(in_shape) / inputs.max(1),
+                    inputs,
+                    units,
+                    kernel: add_weight("kernel", vec![inputs, units], &kernel.data),
+                    bias: bias
+                        .as_ref()
+                        .map(|b| add_weight("bias", vec![units], &b.data)),
+                    post: post(activation, out_shape),
+                }
+            }
+            Op::Activation(Activation::Axis {
+                func: AxisFn::Glu,
+                axis,
+            }) => {
+                let k = AxisKernel::new(AxisFn::Glu, *axis, in_shape);
+                math.insert(MathFn::Sigmoid);
+                Kernel::Glu {
+                    outer: k.outer,
+                    half: k.len / 2,
+                    inner: k.inner,
+                }
+            }
+            Op::Activation(activation) => match post(activation, out_shape) {
+                Post::Axis(k) => Kernel::Axis(k),
+                Post::Map(expr) => Kernel::Map { expr },
+                Post::None => Kernel::Copy,
+            },
+            Op::Affine {
+                center,
+                scale,
+                shift,
+                inner,
+            } => {
+                let channels = scale.len();
+                Kernel::Affine {
+                    outer: numel(in_shape) / (channels * inner),
+                    channels,
+                    inner: *inner,
+                    center: center
+                        .as_ref()
+                        .map(|c| add_weight("center", vec![channels], c)),
+                    scale: add_weight("scale", vec![channels], scale),
+                    shift: add_weight("shift", vec![channels], shift),
+                }
+            }
+            Op::PRelu { alpha } => {
+                // Alpha varying only along the last axis is read modulo its length;
+                // any other broadcast is expanded here, once.
+                let last = *in_shape.last().unwrap_or(&1);
+                let leading_ones = alpha.shape.iter().rev().skip(1).all(|&d| d == 1);
+                let data = if leading_ones && alpha.len() == last {
+                    alpha.data.clone()
+                } else {
+                    broadcast(&alpha.data, &alpha.shape, in_shape)
+                };
+                let period = data.len();
+                Kernel::PRelu {
+                    alpha: add_weight("alpha", vec![period], &data),
+                    period,
+                }
+            }
+            Op::Reshape { .. } | Op::Identity => Kernel::Copy,
+        };
+        kernel_math(&kernel, &mut math);
+        layers.push(Layer {
+            ident,
+            comment: format!("{} ({})", comment(&node.name), comment(&node.class)),
+            kernel,
+            inputs: node.inputs.iter().map(|&t| arg(t)).collect(),
+            output: arg(node.output),
+        });
+    }
+
+    Program {
+        inputs: graph
+            .inputs
+            .iter()
+            .map(|i| port(&i.name, i.tensor, i.dtype))
+            .collect(),
+        outputs: graph
+            .outputs
+            .iter()
+            .map(|o| port(&o.name, o.tensor, InputDtype::F32))
+            .collect(),
+        scratch_len: plan.scratch_len,
+        weights,
+        layers,
+        math,
+    }
+}
+
+fn post(activation: &Activation, shape: &[usize]) -> Post {
+    match activation {
+        Activation::Linear => Post::None,
+        Activation::Axis { func, axis } => Post::Axis(AxisKernel::new(*func, *axis, shape)),
+        other => expr::activation(other).map_or(Post::None, Post::Map),
+    }
+}
+
+fn kernel_math(kernel: &Kernel, math: &mut BTreeSet<MathFn>) {
+    let axis = |k: &AxisKernel, math: &mut BTreeSet<MathFn>| match k.func {
+        AxisFn::Softmax => {
+            math.insert(MathFn::Exp);
+        }
+        AxisFn::LogSoftmax => {
+            math.insert(MathFn::Exp);
+            math.insert(MathFn::Log);
+        }
+        AxisFn::Sparsemax | AxisFn::Glu => {}
+    };
+    match kernel {
+        Kernel::Map { expr } | Kernel::Dense { post: Post::Map(expr), .. } => {
+            expr.math_fns(math)
+        }
+        Kernel::Axis(k) | Kernel::Dense { post: Post::Axis(k), .. } => axis(k, math),
+        _ => {}
+    }
+}
+
+/// Expands `data` of `shape` (same rank, 1 where broadcast) to `target`.
+fn broadcast(data: &[f32], shape: &[usize], target: &[usize]) -> Vec<f32> {
+    (0..numel(target))
+        .map(|flat| data[crate::ir::broadcast_index(flat, shape, target)])
+        .collect()
+}

@@ -1,0 +1,44 @@
+//! Fuses an activation layer into the Dense layer that feeds it, so the activation runs
+//! on the Dense output while it is still in cache, with no tensor in between.
+
+use crate::ir::{Activation, AxisFn, Graph, Op};
+
+pub fn run(mut graph: Graph) -> Graph {
+    while let Some((producer, node)) = find(&graph) {
+        let Op::Activation(activation) = graph.nodes[node].op.clone() else {
+            break;
+        };
+        if let Op::Dense { activation: a, .. } = &mut graph.nodes[producer].op {
+            *a = activation;
+        }
+        graph = super::merge_into_producer(graph, producer, node);
+    }
+    graph
+}
+
+fn find(graph: &Graph) -> Option<(usize, usize)> {
+    graph.nodes.iter().enumerate().find_map(|(i, node)| {
+        let Op::Activation(activation) = &node.op else {
+            return None;
+        };
+        // Glu changes the shape, so it cannot run in place on the Dense output.
+        if matches!(
+            activation,
+            Activation::Axis {
+                func: AxisFn::Glu,
+                ..
+            }
+        ) {
+            return None;
+        }
+        let producer = graph.producer(node.inputs[0])?;
+        let fusable = matches!(
+            &graph.nodes[producer].op,
+            Op::Dense {
+                activation: Activation::Linear,
+                ..
+            }
+        );
+        (fusable && super::is_sole_consumer(graph, node.inputs[0], i)).then_some((producer, i))
+    })
+}

@@ -1,0 +1,127 @@
+//! Working-memory planning: every intermediate tensor gets an offset in one scratch arena,
+//! reused once the tensor is dead, so `SCRATCH_LEN` is the peak of live tensors.
+
+use crate::ir::{numel, Graph, Op, TensorId};
+
+/// Where a tensor lives in the generated code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Location {
+    /// The k-th model input argument.
+    Input(usize),
+    /// The k-th model output argument.
+    Output(usize),
+    /// `scratch[offset..offset + len]`.
+    Scratch(usize),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemoryPlan {
+    /// Per tensor.
+    pub locations: Vec<Location>,
+    /// Per node: true when the node only renames its input (Reshape, Identity) and emits
+    /// no code.
+    pub is_view: Vec<bool>,
+    /// Arena size in f32s.
+    pub scratch_len: usize,
+    /// What the arena would need without reuse, for comparison.
+    pub unplanned_len: usize,
+}
+
+fn is_rename(graph: &Graph, node: usize) -> bool {
+    matches!(graph.nodes[node].op, Op::Reshape { .. } | Op::Identity)
+}
+
+/// Plans memory for a graph whose nodes are in topological order.
+pub fn plan_memory(graph: &Graph) -> MemoryPlan {
+    let mut locations: Vec<Option<Location>> = vec![None; graph.tensors.len()];
+    for (k, input) in graph.inputs.iter().enumerate() {
+        locations[input.tensor] = Some(Location::Input(k));
+    }
+    for (k, output) in graph.outputs.iter().enumerate() {
+        if locations[output.tensor].is_none() {
+            locations[output.tensor] = Some(Location::Output(k));
+        }
+    }
+    // A reshape that yields a model output: its producer writes the output directly.
+    for output in &graph.outputs {
+        let mut t = output.tensor;
+        while let Some(v) = graph.producer(t).filter(|&v| is_rename(graph, v)) {
+            let u = graph.nodes[v].inputs[0];
+            if locations[u].is_some() || graph.consumers(u) != [v] {
+                break;
+            }
+            locations[u] = locations[t];
+            t = u;
+        }
+    }
+    let is_view: Vec<bool> = graph
+        .nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            is_rename(graph, i)
+                && (locations[n.output].is_none() || locations[n.output] == locations[n.inputs[0]])
+        })
+        .collect();
+
+    // Storage root of each tensor (views share their input's storage) and live ranges
+    // of the roots in node indices.
+    let mut root: Vec<TensorId> = (0..graph.tensors.len()).collect();
+    let mut first = vec![usize::MAX; graph.tensors.len()];
+    let mut last = vec![0usize; graph.tensors.len()];
+    for (i, node) in graph.nodes.iter().enumerate() {
+        if is_view[i] {
+            root[node.output] = root[node.inputs[0]];
+        }
+        let out = root[node.output];
+        first[out] = first[out].min(i);
+        last[out] = last[out].max(i);
+        for &t in &node.inputs {
+            last[root[t]] = last[root[t]].max(i);
+        }
+    }
+
+    // Offline first-fit, largest tensors first (deterministic: ties by tensor id).
+    let mut pending: Vec<TensorId> = (0..graph.tensors.len())
+        .filter(|&t| root[t] == t && locations[t].is_none() && first[t] != usize::MAX)
+        .collect();
+    pending.sort_by_key(|&t| (std::cmp::Reverse(numel(graph.shape(t))), t));
+    let mut placed: Vec<(usize, usize, TensorId)> = Vec::new(); // (offset, len, tensor)
+    let mut scratch_len = 0;
+    for t in pending {
+        let len = numel(graph.shape(t));
+        let mut conflicts: Vec<(usize, usize)> = placed
+            .iter()
+            .filter(|&&(_, _, u)| first[t] <= last[u] && first[u] <= last[t])
+            .map(|&(off, l, _)| (off, l))
+            .collect();
+        conflicts.sort();
+        let mut offset = 0;
+        for (off, l) in conflicts {
+            if offset + len <= off {
+                break;
+            }
+            offset = offset.max(off + l);
+        }
+        placed.push((offset, len, t));
+        locations[t] = Some(Location::Scratch(offset));
+        scratch_len = scratch_len.max(offset + len);
+    }
+
+    let locations = (0..graph.tensors.len())
+        .map(|t| locations[root[t]].unwrap_or(Location::Scratch(0)))
+        .collect();
+    let unplanned_len = graph
+        .nodes
+        .iter()
+        .zip(&is_view)
+        .filter(|(n, &v)| !v && !graph.is_output(n.output))
+        .map(|(n, _)| numel(graph.shape(n.output)))
+        .sum();
+    MemoryPlan {
+        locations,
+        is_view,
+        scratch_len,
+        unplanned_len,
+    }
+}

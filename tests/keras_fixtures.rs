@@ -1,0 +1,168 @@
+//! Every fixture model that Keras wrote (tests/fixtures/make_fixtures.py), in every format
+//! it was saved in, against the outputs Keras computed: through the interpreter, and
+//! through generated Rust and C++ compiled with rustc and g++.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{close, run_cpp, run_rust, Case};
+use keras2src::{interp, Model};
+use serde_json::Value;
+
+fn models_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/models")
+}
+
+/// A fixture: the Keras inputs and outputs, and the files that hold the model.
+struct Fixture {
+    name: String,
+    /// (model file, architecture JSON for a bare weights file)
+    files: Vec<(PathBuf, Option<PathBuf>)>,
+    /// samples[s][input] = values
+    inputs: Vec<Vec<Vec<f32>>>,
+    /// outputs[s][output] = values
+    outputs: Vec<Vec<Vec<f32>>>,
+}
+
+fn fixtures() -> Vec<Fixture> {
+    let dir = models_dir();
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .expect("tests/fixtures/models")
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter_map(|f| f.strip_suffix(".io.json").map(str::to_string))
+        .collect();
+    names.sort();
+    names
+        .into_iter()
+        .map(|name| {
+            let f = |ext: &str| dir.join(format!("{name}{ext}"));
+            let candidates = if name.ends_with(".k2") {
+                let base = name.trim_end_matches(".k2");
+                let g = |ext: &str| dir.join(format!("{base}{ext}"));
+                vec![(g(".k2.h5"), None), (g(".k2.weights.h5"), Some(g(".k2.arch.json")))]
+            } else {
+                vec![
+                    (f(".keras"), None),
+                    (f(".k3.h5"), None),
+                    (f(".weights.h5"), Some(f(".arch.json"))),
+                    (f(".interchange.json"), None),
+                ]
+            };
+            let files = candidates.into_iter().filter(|(p, _)| p.exists()).collect();
+            let io: Value = serde_json::from_str(&std::fs::read_to_string(f(".io.json")).unwrap()).unwrap();
+            let per_sample = |key: &str| -> Vec<Vec<Vec<f32>>> {
+                let ports = io[key].as_array().unwrap();
+                let samples = ports[0]["data"].as_array().unwrap().len();
+                (0..samples)
+                    .map(|s| {
+                        ports
+                            .iter()
+                            .map(|p| {
+                                p["data"][s]
+                                    .as_array()
+                                    .unwrap()
+                                    .iter()
+                                    .map(|v| v.as_f64().map_or(f32::NAN, |x| x as f32))
+                                    .collect()
+                            })
+                            .collect()
+                    })
+                    .collect()
+            };
+            Fixture {
+                name: name.replace(".k2", "_k2"),
+                files,
+                inputs: per_sample("inputs"),
+                outputs: per_sample("outputs"),
+            }
+        })
+        .collect()
+}
+
+/// Compares one sample's outputs; returns a description of the first mismatch.
+fn compare(got: &[Vec<f32>], want: &[Vec<f32>]) -> Result<(), String> {
+    if got.len() != want.len() {
+        return Err(format!("{} outputs, Keras has {}", got.len(), want.len()));
+    }
+    for (k, (g, w)) in got.iter().zip(want).enumerate() {
+        if g.len() != w.len() {
+            return Err(format!("output {k} has {} values, Keras has {}", g.len(), w.len()));
+        }
+        if let Some((i, (a, b))) = g.iter().zip(w).enumerate().find(|(_, (a, b))| !close(**a, **b)) {
+            return Err(format!("output {k}[{i}] = {a}, Keras {b}"));
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn fixtures_are_present() {
+    let fixtures = fixtures();
+    assert!(fixtures.len() >= 60, "only {} fixtures", fixtures.len());
+    for f in &fixtures {
+        assert!(!f.files.is_empty(), "{}: no model file", f.name);
+    }
+}
+
+#[test]
+fn interpreter_matches_keras_in_every_format() {
+    let mut failures = Vec::new();
+    for fixture in fixtures() {
+        for (file, config) in &fixture.files {
+            let model = match Model::load(file, config.as_deref()) {
+                Ok(m) => m,
+                Err(e) => {
+                    failures.push(format!("{}: {e}", file.display()));
+                    continue;
+                }
+            };
+            for graph in [model.graph.clone(), model.optimized()] {
+                for (s, (inputs, want)) in fixture.inputs.iter().zip(&fixture.outputs).enumerate() {
+                    let got = interp::run(&graph, inputs)
+                        .map(|values| interp::outputs(&graph, &values));
+                    if let Err(e) = got.map_err(|e| e).and_then(|got| compare(&got, want)) {
+                        failures.push(format!("{} sample {s}: {e}", file.display()));
+                    }
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{} failure(s):\n{}", failures.len(), failures.join("\n"));
+}
+
+#[test]
+fn generated_code_matches_keras() {
+    let fixtures = fixtures();
+    let cases: Vec<Case> = fixtures
+        .iter()
+        .map(|f| {
+            let (file, config) = &f.files[0];
+            Case {
+                ident: f.name.clone(),
+                model: Model::load(file, config.as_deref()).unwrap_or_else(|e| panic!("{e}")),
+                samples: f.inputs.clone(),
+            }
+        })
+        .collect();
+    let dir = common::work_dir("fixtures");
+    let rust = run_rust(&cases, &dir.path);
+    let cpp = run_cpp(&cases, &dir.path);
+    let mut failures = Vec::new();
+    for (c, fixture) in fixtures.iter().enumerate() {
+        for (s, want) in fixture.outputs.iter().enumerate() {
+            if let Err(e) = compare(&rust[c][s], want) {
+                failures.push(format!("{} (Rust) sample {s}: {e}", fixture.name));
+            }
+            if let Err(e) = compare(&cpp[c][s], want) {
+                failures.push(format!("{} (C++) sample {s}: {e}", fixture.name));
+            }
+            let same_bits = rust[c][s].iter().flatten().zip(cpp[c][s].iter().flatten())
+                .all(|(a, b)| a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()));
+            if !same_bits {
+                failures.push(format!("{} sample {s}: Rust and C++ differ in bits", fixture.name));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{} failure(s):\n{}", failures.len(), failures.join("\n"));
+}
