@@ -138,7 +138,10 @@ fn axis_activation(func: AxisFn, axis: usize, y: Vec<f32>, shape: &[usize]) -> V
 }
 
 fn slice_activation(func: AxisFn, z: &[f32]) -> Vec<f32> {
-    let max = z.iter().copied().fold(f32::NEG_INFINITY, |m, v| if v > m { v } else { m });
+    let max = z
+        .iter()
+        .copied()
+        .fold(f32::NEG_INFINITY, |m, v| if v > m { v } else { m });
     match func {
         AxisFn::Softmax => {
             let e: Vec<f32> = z.iter().map(|v| (v - max).exp()).collect();

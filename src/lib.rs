@@ -55,11 +55,7 @@ impl Model {
     pub fn load(path: &Path, config: Option<&Path>) -> Result<Model> {
         let bytes = read(path)?;
         let config_bytes = config.map(read).transpose()?;
-        let graph = keras::load_bytes(
-            path,
-            &bytes,
-            config.zip(config_bytes.as_deref()),
-        )?;
+        let graph = keras::load_bytes(path, &bytes, config.zip(config_bytes.as_deref()))?;
         let mut sha256 = vec![hex_sha256(&bytes)];
         sha256.extend(config_bytes.as_deref().map(hex_sha256));
         Ok(Model { graph, sha256 })
@@ -107,7 +103,12 @@ impl Model {
                 s.ram_bytes
             ),
         ];
-        lines.extend(self.graph.notes.iter().map(|n| format!("note: {}", naming::comment(n))));
+        lines.extend(
+            self.graph
+                .notes
+                .iter()
+                .map(|n| format!("note: {}", naming::comment(n))),
+        );
         lines
     }
 }

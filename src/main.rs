@@ -237,9 +237,9 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), Error> {
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let file_name = path.file_name().ok_or_else(|| {
-        Error::Usage(format!("{} is not a file path", path.display()))
-    })?;
+    let file_name = path
+        .file_name()
+        .ok_or_else(|| Error::Usage(format!("{} is not a file path", path.display())))?;
     let tmp = dir.join(format!(
         ".{}.tmp{}",
         file_name.to_string_lossy(),

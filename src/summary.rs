@@ -53,5 +53,4 @@ impl Summary {
             unplanned_bytes: plan.unplanned_len * f32_bytes,
         }
     }
-
 }

@@ -40,7 +40,10 @@ fn fixtures() -> Vec<Fixture> {
             let candidates = if name.ends_with(".k2") {
                 let base = name.trim_end_matches(".k2");
                 let g = |ext: &str| dir.join(format!("{base}{ext}"));
-                vec![(g(".k2.h5"), None), (g(".k2.weights.h5"), Some(g(".k2.arch.json")))]
+                vec![
+                    (g(".k2.h5"), None),
+                    (g(".k2.weights.h5"), Some(g(".k2.arch.json"))),
+                ]
             } else {
                 vec![
                     (f(".keras"), None),
@@ -50,7 +53,8 @@ fn fixtures() -> Vec<Fixture> {
                 ]
             };
             let files = candidates.into_iter().filter(|(p, _)| p.exists()).collect();
-            let io: Value = serde_json::from_str(&std::fs::read_to_string(f(".io.json")).unwrap()).unwrap();
+            let io: Value =
+                serde_json::from_str(&std::fs::read_to_string(f(".io.json")).unwrap()).unwrap();
             let per_sample = |key: &str| -> Vec<Vec<Vec<f32>>> {
                 let ports = io[key].as_array().unwrap();
                 let samples = ports[0]["data"].as_array().unwrap().len();
@@ -87,9 +91,18 @@ fn compare(got: &[Vec<f32>], want: &[Vec<f32>]) -> Result<(), String> {
     }
     for (k, (g, w)) in got.iter().zip(want).enumerate() {
         if g.len() != w.len() {
-            return Err(format!("output {k} has {} values, Keras has {}", g.len(), w.len()));
+            return Err(format!(
+                "output {k} has {} values, Keras has {}",
+                g.len(),
+                w.len()
+            ));
         }
-        if let Some((i, (a, b))) = g.iter().zip(w).enumerate().find(|(_, (a, b))| !close(**a, **b)) {
+        if let Some((i, (a, b))) = g
+            .iter()
+            .zip(w)
+            .enumerate()
+            .find(|(_, (a, b))| !close(**a, **b))
+        {
             return Err(format!("output {k}[{i}] = {a}, Keras {b}"));
         }
     }
@@ -119,16 +132,21 @@ fn interpreter_matches_keras_in_every_format() {
             };
             for graph in [model.graph.clone(), model.optimized()] {
                 for (s, (inputs, want)) in fixture.inputs.iter().zip(&fixture.outputs).enumerate() {
-                    let got = interp::run(&graph, inputs)
-                        .map(|values| interp::outputs(&graph, &values));
-                    if let Err(e) = got.map_err(|e| e).and_then(|got| compare(&got, want)) {
+                    let got =
+                        interp::run(&graph, inputs).map(|values| interp::outputs(&graph, &values));
+                    if let Err(e) = got.and_then(|got| compare(&got, want)) {
                         failures.push(format!("{} sample {s}: {e}", file.display()));
                     }
                 }
             }
         }
     }
-    assert!(failures.is_empty(), "{} failure(s):\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} failure(s):\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -157,12 +175,23 @@ fn generated_code_matches_keras() {
             if let Err(e) = compare(&cpp[c][s], want) {
                 failures.push(format!("{} (C++) sample {s}: {e}", fixture.name));
             }
-            let same_bits = rust[c][s].iter().flatten().zip(cpp[c][s].iter().flatten())
+            let same_bits = rust[c][s]
+                .iter()
+                .flatten()
+                .zip(cpp[c][s].iter().flatten())
                 .all(|(a, b)| a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()));
             if !same_bits {
-                failures.push(format!("{} sample {s}: Rust and C++ differ in bits", fixture.name));
+                failures.push(format!(
+                    "{} sample {s}: Rust and C++ differ in bits",
+                    fixture.name
+                ));
             }
         }
     }
-    assert!(failures.is_empty(), "{} failure(s):\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} failure(s):\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }

@@ -15,12 +15,20 @@ pub enum Activation {
     },
     Sigmoid,
     /// `clip(slope * x + 0.5, 0, 1)`: slope 0.2 in Keras 2, 1/6 in Keras 3.
-    HardSigmoid { slope: f32 },
+    HardSigmoid {
+        slope: f32,
+    },
     Tanh,
-    Elu { alpha: f32 },
+    Elu {
+        alpha: f32,
+    },
     Selu,
-    Celu { alpha: f32 },
-    Gelu { approximate: bool },
+    Celu {
+        alpha: f32,
+    },
+    Gelu {
+        approximate: bool,
+    },
     Softplus,
     Softsign,
     Silu,
@@ -30,13 +38,22 @@ pub enum Activation {
     LogSigmoid,
     HardTanh,
     TanhShrink,
-    Squareplus { b: f32 },
+    Squareplus {
+        b: f32,
+    },
     SparsePlus,
-    SoftShrink { threshold: f32 },
-    HardShrink { threshold: f32 },
+    SoftShrink {
+        threshold: f32,
+    },
+    HardShrink {
+        threshold: f32,
+    },
     SparseSigmoid,
     /// An activation along one axis (negative axes already resolved).
-    Axis { func: AxisFn, axis: usize },
+    Axis {
+        func: AxisFn,
+        axis: usize,
+    },
 }
 
 /// Activations that combine the values along one axis.

@@ -95,11 +95,10 @@ impl Op {
                 inner,
             } => {
                 let channels = scale.len();
-                if shift.len() != channels || center.as_ref().is_some_and(|c| c.len() != channels)
-                {
+                if shift.len() != channels || center.as_ref().is_some_and(|c| c.len() != channels) {
                     return Err("affine parameters differ in length".into());
                 }
-                if channels == 0 || *inner == 0 || numel(input) % (channels * inner) != 0 {
+                if channels == 0 || *inner == 0 || !numel(input).is_multiple_of(channels * inner) {
                     return Err(format!(
                         "{channels} parameters (stride {inner}) do not fit input shape {input:?}"
                     ));
@@ -176,7 +175,7 @@ fn reshape(input: &[usize], target: &[i64]) -> Result<Vec<usize>, String> {
     }
     let mut shape: Vec<usize> = target.iter().map(|&d| d.max(0) as usize).collect();
     if let Some(i) = unknown {
-        if known == 0 || total % known != 0 {
+        if known == 0 || !total.is_multiple_of(known) {
             return Err(format!("cannot reshape {input:?} into {target:?}"));
         }
         shape[i] = total / known;

@@ -49,12 +49,7 @@ fn relu(a: Expr) -> Expr {
 }
 /// `clip(a, lo, hi)`, NaN-propagating.
 fn clip(a: Expr, lo: f32, hi: f32) -> Expr {
-    if_less(
-        a.clone(),
-        c(lo),
-        c(lo),
-        if_less(c(hi), a.clone(), c(hi), a),
-    )
+    if_less(a.clone(), c(lo), c(lo), if_less(c(hi), a.clone(), c(hi), a))
 }
 /// `|a|` for a variable-free-of-side-effects expression.
 fn abs(a: Expr) -> Expr {
@@ -75,14 +70,22 @@ pub fn activation(act: &Activation) -> Option<Expr> {
         Activation::Sigmoid => call(MathFn::Sigmoid, x),
         Activation::HardSigmoid { slope } => clip(add(mul(x, c(slope)), c(0.5)), 0.0, 1.0),
         Activation::Tanh => call(MathFn::Tanh, x),
-        Activation::Elu { alpha } => {
-            if_less(c(0.0), x.clone(), x.clone(), mul(c(alpha), call(MathFn::Expm1, x)))
-        }
+        Activation::Elu { alpha } => if_less(
+            c(0.0),
+            x.clone(),
+            x.clone(),
+            mul(c(alpha), call(MathFn::Expm1, x)),
+        ),
         Activation::Selu => {
             let (alpha, scale) = (1.673_263_2_f32, 1.050_701_f32);
             mul(
                 c(scale),
-                if_less(c(0.0), x.clone(), x.clone(), mul(c(alpha), call(MathFn::Expm1, x))),
+                if_less(
+                    c(0.0),
+                    x.clone(),
+                    x.clone(),
+                    mul(c(alpha), call(MathFn::Expm1, x)),
+                ),
             )
         }
         // max(x, 0) + alpha * expm1(min(x, 0) / alpha)
@@ -106,38 +109,23 @@ pub fn activation(act: &Activation) -> Option<Expr> {
         Activation::Gelu { approximate: true } => {
             // 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
             let cube = mul(mul(x.clone(), x.clone()), x.clone());
-            let inner = mul(
-                c(0.797_884_6),
-                add(x.clone(), mul(c(0.044_715), cube)),
-            );
+            let inner = mul(c(0.797_884_6), add(x.clone(), mul(c(0.044_715), cube)));
             mul(mul(c(0.5), x), add(c(1.0), call(MathFn::Tanh, inner)))
         }
         Activation::Softplus => call(MathFn::Softplus, x),
         Activation::Softsign => div(x.clone(), add(c(1.0), abs(x))),
         Activation::Silu => mul(x.clone(), call(MathFn::Sigmoid, x)),
         // x * relu6(x + 3) / 6
-        Activation::HardSilu => mul(
-            x.clone(),
-            div(clip(add(x, c(3.0)), 0.0, 6.0), c(6.0)),
-        ),
-        Activation::Mish => mul(
-            x.clone(),
-            call(MathFn::Tanh, call(MathFn::Softplus, x)),
-        ),
+        Activation::HardSilu => mul(x.clone(), div(clip(add(x, c(3.0)), 0.0, 6.0), c(6.0))),
+        Activation::Mish => mul(x.clone(), call(MathFn::Tanh, call(MathFn::Softplus, x))),
         Activation::Exponential => call(MathFn::Exp, x),
         // -softplus(-x)
-        Activation::LogSigmoid => sub(
-            c(0.0),
-            call(MathFn::Softplus, sub(c(0.0), x)),
-        ),
+        Activation::LogSigmoid => sub(c(0.0), call(MathFn::Softplus, sub(c(0.0), x))),
         Activation::HardTanh => clip(x, -1.0, 1.0),
         Activation::TanhShrink => sub(x.clone(), call(MathFn::Tanh, x)),
         // (x + sqrt(x^2 + b)) / 2
         Activation::Squareplus { b } => div(
-            add(
-                x.clone(),
-                call(MathFn::Sqrt, add(mul(x.clone(), x), c(b))),
-            ),
+            add(x.clone(), call(MathFn::Sqrt, add(mul(x.clone(), x), c(b)))),
             c(2.0),
         ),
         // x <= -1: 0; x >= 1: x; else (x + 1)^2 / 4
@@ -156,9 +144,7 @@ pub fn activation(act: &Activation) -> Option<Expr> {
             sub(x.clone(), c(t)),
             if_less(x.clone(), c(-t), add(x, c(t)), c(0.0)),
         ),
-        Activation::HardShrink { threshold: t } => {
-            if_less(c(t), abs(x.clone()), x, c(0.0))
-        }
+        Activation::HardShrink { threshold: t } => if_less(c(t), abs(x.clone()), x, c(0.0)),
         // x <= -1: 0; x >= 1: 1; else (x + 1) / 2
         Activation::SparseSigmoid => if_less(
             c(-1.0),
@@ -290,10 +276,19 @@ impl Lang {
                 if v.is_nan() {
                     "f32::NAN".into()
                 } else if v.is_infinite() {
-                    if v > 0.0 { "f32::INFINITY" } else { "f32::NEG_INFINITY" }.into()
+                    if v > 0.0 {
+                        "f32::INFINITY"
+                    } else {
+                        "f32::NEG_INFINITY"
+                    }
+                    .into()
                 } else {
                     let s = format!("{v:?}");
-                    if s.contains(['.', 'e']) { s } else { format!("{s}.0") }
+                    if s.contains(['.', 'e']) {
+                        s
+                    } else {
+                        format!("{s}.0")
+                    }
                 }
             }
             Lang::Cpp => {
@@ -306,7 +301,11 @@ impl Lang {
                     hex_float(v)
                 } else {
                     let s = format!("{v:?}");
-                    if s.contains(['.', 'e']) { format!("{s}f") } else { format!("{s}.0f") }
+                    if s.contains(['.', 'e']) {
+                        format!("{s}f")
+                    } else {
+                        format!("{s}.0f")
+                    }
                 }
             }
         }

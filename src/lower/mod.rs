@@ -5,4 +5,6 @@ pub mod expr;
 pub mod index;
 mod program;
 
-pub use program::{lower, Arg, AxisKernel, Kernel, Layer, Port, Post, Program, WeightArray, WeightId};
+pub use program::{
+    lower, Arg, AxisKernel, Kernel, Layer, Port, Post, Program, WeightArray, WeightId,
+};

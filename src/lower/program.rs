@@ -277,10 +277,16 @@ fn kernel_math(kernel: &Kernel, math: &mut BTreeSet<MathFn>) {
         AxisFn::Sparsemax | AxisFn::Glu => {}
     };
     match kernel {
-        Kernel::Map { expr } | Kernel::Dense { post: Post::Map(expr), .. } => {
-            expr.math_fns(math)
-        }
-        Kernel::Axis(k) | Kernel::Dense { post: Post::Axis(k), .. } => axis(k, math),
+        Kernel::Map { expr }
+        | Kernel::Dense {
+            post: Post::Map(expr),
+            ..
+        } => expr.math_fns(math),
+        Kernel::Axis(k)
+        | Kernel::Dense {
+            post: Post::Axis(k),
+            ..
+        } => axis(k, math),
         _ => {}
     }
 }

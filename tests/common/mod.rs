@@ -24,7 +24,10 @@ pub fn work_dir(label: &str) -> WorkDir {
         eprintln!("keeping {}", path.display());
         return WorkDir { _guard: None, path };
     }
-    WorkDir { path: dir.path().to_path_buf(), _guard: Some(dir) }
+    WorkDir {
+        path: dir.path().to_path_buf(),
+        _guard: Some(dir),
+    }
 }
 
 /// One model to compile, with the samples to run it on.
@@ -61,7 +64,10 @@ pub fn run_rust(cases: &[Case], dir: &Path) -> Outputs {
     let mut lib = String::from("#![no_std]\n#![deny(warnings)]\n");
     let mut body = String::new();
     for case in cases {
-        let source = case.model.generate(Lang::Rust, &case.ident).expect("generate rust");
+        let source = case
+            .model
+            .generate(Lang::Rust, &case.ident)
+            .expect("generate rust");
         std::fs::write(dir.join(format!("{}.rs", case.ident)), &source).unwrap();
         writeln!(main, "mod {0} {{ include!(\"{0}.rs\"); }}", case.ident).unwrap();
         writeln!(lib, "pub mod {0};", case.ident).unwrap();
@@ -73,13 +79,25 @@ pub fn run_rust(cases: &[Case], dir: &Path) -> Outputs {
                     let int = case.model.graph.inputs[k].dtype == keras2src::ir::InputDtype::I32;
                     let vals: Vec<String> = values
                         .iter()
-                        .map(|&v| if int { format!("{}", v as i32) } else { rust_literal(v) })
+                        .map(|&v| {
+                            if int {
+                                format!("{}", v as i32)
+                            } else {
+                                rust_literal(v)
+                            }
+                        })
                         .collect();
                     format!("&[{}]", vals.join(", "))
                 })
                 .collect();
             let outs = case.model.graph.outputs.len();
-            writeln!(body, "    {{ let r = {}::predict({});", case.ident, args.join(", ")).unwrap();
+            writeln!(
+                body,
+                "    {{ let r = {}::predict({});",
+                case.ident,
+                args.join(", ")
+            )
+            .unwrap();
             if outs == 1 {
                 writeln!(body, "      emit(&r);").unwrap();
             } else {
@@ -99,7 +117,12 @@ pub fn run_rust(cases: &[Case], dir: &Path) -> Outputs {
     std::fs::write(dir.join("lib.rs"), lib).unwrap();
     // The no_std library build proves the modules need nothing from std.
     run(Command::new("rustc")
-        .args(["--edition=2021", "--crate-type=lib", "--emit=metadata", "-o"])
+        .args([
+            "--edition=2021",
+            "--crate-type=lib",
+            "--emit=metadata",
+            "-o",
+        ])
         .arg(dir.join("libmodels.rmeta"))
         .arg(dir.join("lib.rs")));
     run(Command::new("rustc")
@@ -114,7 +137,10 @@ pub fn run_cpp(cases: &[Case], dir: &Path) -> Outputs {
     let mut main = String::from("#include <cstdio>\n");
     let mut body = String::new();
     for case in cases {
-        let source = case.model.generate(Lang::Cpp, &case.ident).expect("generate cpp");
+        let source = case
+            .model
+            .generate(Lang::Cpp, &case.ident)
+            .expect("generate cpp");
         std::fs::write(dir.join(format!("{}.hpp", case.ident)), &source).unwrap();
         writeln!(main, "#include \"{}.hpp\"", case.ident).unwrap();
         let ns = &case.ident;
@@ -133,19 +159,32 @@ pub fn run_cpp(cases: &[Case], dir: &Path) -> Outputs {
                     })
                     .collect();
                 let ty = if int { "std::int32_t" } else { "float" };
-                writeln!(body, "    static const {ty} in{k}[] = {{{}}};", vals.join(", ")).unwrap();
+                writeln!(
+                    body,
+                    "    static const {ty} in{k}[] = {{{}}};",
+                    vals.join(", ")
+                )
+                .unwrap();
             }
             let outs = &case.model.graph.outputs;
             let single = outs.len() == 1;
             let mut args: Vec<String> = (0..sample.len()).map(|k| format!("in{k}")).collect();
             for k in 0..outs.len() {
-                let len = if single { "kOutputLen".to_string() } else { format!("kOutput{k}Len") };
+                let len = if single {
+                    "kOutputLen".to_string()
+                } else {
+                    format!("kOutput{k}Len")
+                };
                 writeln!(body, "    static float out{k}[{ns}::{len}];").unwrap();
                 args.push(format!("out{k}"));
             }
             writeln!(body, "    {ns}::predict({});", args.join(", ")).unwrap();
             for k in 0..outs.len() {
-                let len = if single { "kOutputLen".to_string() } else { format!("kOutput{k}Len") };
+                let len = if single {
+                    "kOutputLen".to_string()
+                } else {
+                    format!("kOutput{k}Len")
+                };
                 writeln!(body, "    emit(out{k}, {ns}::{len});").unwrap();
             }
             body.push_str("    std::printf(\"\\n\");\n  }\n");
@@ -158,14 +197,27 @@ pub fn run_cpp(cases: &[Case], dir: &Path) -> Outputs {
     .unwrap();
     std::fs::write(dir.join("main.cpp"), main).unwrap();
     run(Command::new("g++")
-        .args(["-std=c++17", "-Wall", "-Wextra", "-Werror", "-pedantic", "-fno-exceptions", "-fno-rtti", "-O1", "-ffp-contract=off", "-o"])
+        .args([
+            "-std=c++17",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            "-pedantic",
+            "-fno-exceptions",
+            "-fno-rtti",
+            "-O1",
+            "-ffp-contract=off",
+            "-o",
+        ])
         .arg(dir.join("cpp_runner"))
         .arg(dir.join("main.cpp")));
     parse(&run(&mut Command::new(dir.join("cpp_runner"))), cases)
 }
 
 fn run(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
     assert!(
         out.status.success(),
         "{cmd:?} failed:\n{}\n{}",
@@ -192,7 +244,9 @@ fn parse(text: &str, cases: &[Case]) -> Outputs {
                                     "NaN" | "nan" | "-nan" => f32::NAN,
                                     "inf" => f32::INFINITY,
                                     "-inf" => f32::NEG_INFINITY,
-                                    v => v.parse::<f32>().unwrap_or_else(|_| panic!("bad value {v}")),
+                                    v => {
+                                        v.parse::<f32>().unwrap_or_else(|_| panic!("bad value {v}"))
+                                    }
                                 })
                                 .collect()
                         })

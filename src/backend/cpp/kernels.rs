@@ -71,7 +71,10 @@ fn body(kernel: &Kernel, out_len: usize, w: &dyn Fn(WeightId) -> String) -> Stri
         ),
         Kernel::Glu { outer, half, inner } => {
             let a = idx(&[("o", 2 * half * inner), ("h", *inner), ("k", 1)], 0);
-            let b = idx(&[("o", 2 * half * inner), ("h", *inner), ("k", 1)], half * inner);
+            let b = idx(
+                &[("o", 2 * half * inner), ("h", *inner), ("k", 1)],
+                half * inner,
+            );
             let y = idx(&[("o", half * inner), ("h", *inner), ("k", 1)], 0);
             format!(
                 "{} {} {} {{

@@ -84,16 +84,27 @@ fn constants(p: &Program) -> Vec<String> {
         for (k, port) in ports.iter().enumerate() {
             let base = format!("k{}", port_name(prefix, single, k));
             let dims: Vec<String> = port.shape.iter().map(|d| d.to_string()).collect();
-            out.push(format!("// {prefix} `{}`, shape [{}] (batch excluded).", port.name, dims.join(", ")));
+            out.push(format!(
+                "// {prefix} `{}`, shape [{}] (batch excluded).",
+                port.name,
+                dims.join(", ")
+            ));
             out.push(format!("constexpr std::size_t {base}Len = {};", port.len));
             out.push(format!(
                 "constexpr std::size_t {base}Shape[{}] = {{{}}};",
                 dims.len().max(1),
-                if dims.is_empty() { "1".into() } else { dims.join(", ") }
+                if dims.is_empty() {
+                    "1".into()
+                } else {
+                    dims.join(", ")
+                }
             ));
         }
         if !single || p.inputs.len() != 1 || p.outputs.len() != 1 {
-            let names: Vec<String> = ports.iter().map(|port| format!("\"{}\"", c_string(&port.name))).collect();
+            let names: Vec<String> = ports
+                .iter()
+                .map(|port| format!("\"{}\"", c_string(&port.name)))
+                .collect();
             out.push(format!(
                 "inline constexpr const char* k{prefix}Names[{}] = {{{}}};",
                 names.len(),
@@ -102,14 +113,19 @@ fn constants(p: &Program) -> Vec<String> {
         }
     }
     out.push("// Working memory predict_with_scratch needs, in floats.".into());
-    out.push(format!("constexpr std::size_t kScratchLen = {};", p.scratch_len));
+    out.push(format!(
+        "constexpr std::size_t kScratchLen = {};",
+        p.scratch_len
+    ));
     out
 }
 
 /// A string literal body: names reach here already ASCII-escaped by the Namer; quotes,
 /// backslashes and `?` (trigraphs) are escaped again for the literal.
 fn c_string(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('"', "\\\"").replace('?', "\\?")
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('?', "\\?")
 }
 
 fn params(p: &Program) -> String {
@@ -119,10 +135,16 @@ fn params(p: &Program) -> String {
             InputDtype::F32 => "float",
             InputDtype::I32 => "std::int32_t",
         };
-        params.push(format!("const {ty}* {}", port_name("input", p.inputs.len() == 1, k)));
+        params.push(format!(
+            "const {ty}* {}",
+            port_name("input", p.inputs.len() == 1, k)
+        ));
     }
     for k in 0..p.outputs.len() {
-        params.push(format!("float* {}", port_name("output", p.outputs.len() == 1, k)));
+        params.push(format!(
+            "float* {}",
+            port_name("output", p.outputs.len() == 1, k)
+        ));
     }
     params.join(", ")
 }

@@ -19,7 +19,10 @@ pub fn layer_fn(layer: &Layer, weights: &[WeightArray]) -> TokenStream {
         Kernel::Axis(_) | Kernel::Glu { .. } | Kernel::Affine { .. } => {
             "#[allow(clippy::needless_range_loop)]\n"
         }
-        Kernel::Dense { post: Post::Axis(_), .. } => "#[allow(clippy::needless_range_loop)]\n",
+        Kernel::Dense {
+            post: Post::Axis(_),
+            ..
+        } => "#[allow(clippy::needless_range_loop)]\n",
         _ => "",
     };
     let text = format!(
@@ -68,7 +71,10 @@ fn body(kernel: &Kernel, w: &dyn Fn(WeightId) -> String) -> String {
         Kernel::Axis(k) => format!("output.copy_from_slice(input);\n{}", axis_code(k)),
         Kernel::Glu { outer, half, inner } => {
             let a = idx(&[("o", 2 * half * inner), ("h", *inner), ("k", 1)], 0);
-            let b = idx(&[("o", 2 * half * inner), ("h", *inner), ("k", 1)], half * inner);
+            let b = idx(
+                &[("o", 2 * half * inner), ("h", *inner), ("k", 1)],
+                half * inner,
+            );
             let y = idx(&[("o", half * inner), ("h", *inner), ("k", 1)], 0);
             format!(
                 "for o in 0..{outer} {{ for h in 0..{half} {{ for k in 0..{inner} {{

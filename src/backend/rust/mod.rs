@@ -36,7 +36,9 @@ pub fn emit(program: &Program, header: &[String]) -> String {
         }
     }
     if !program.math.is_empty() {
-        out.push_str("\n/// Math functions for `no_std`, accurate to a few ulp over the f32 range.\n");
+        out.push_str(
+            "\n/// Math functions for `no_std`, accurate to a few ulp over the f32 range.\n",
+        );
         out.push_str("mod math {\n    #![allow(dead_code, clippy::excessive_precision, clippy::approx_constant, clippy::unreadable_literal)]\n");
         for line in math::rust_source(&program.math).lines() {
             if line.is_empty() {
@@ -82,7 +84,11 @@ fn api(p: &Program) -> TokenStream {
     };
     let mut consts = TokenStream::new();
     for (ports, name_of, label) in [
-        (&p.inputs, &in_const as &dyn Fn(usize, &str) -> proc_macro2::Ident, "input"),
+        (
+            &p.inputs,
+            &in_const as &dyn Fn(usize, &str) -> proc_macro2::Ident,
+            "input",
+        ),
         (&p.outputs, &out_const, "output"),
     ] {
         for (k, port) in ports.iter().enumerate() {
@@ -91,7 +97,10 @@ fn api(p: &Program) -> TokenStream {
             let rank = lit(port.shape.len());
             let dims = port.shape.iter().map(|&d| lit(d));
             let len = lit(port.len);
-            let doc_shape = format!(" Shape of {label} `{}` (batch dimension excluded).", port.name);
+            let doc_shape = format!(
+                " Shape of {label} `{}` (batch dimension excluded).",
+                port.name
+            );
             let doc_len = format!(" Number of values in {label} `{}`.", port.name);
             consts.extend(quote! {
                 #[doc = #doc_shape]
@@ -203,13 +212,24 @@ fn call(p: &Program, layer: &crate::lower::Layer) -> TokenStream {
             let in_scratch = |a: &Arg| matches!(a.loc, Location::Scratch(_));
             if !layer.inputs.iter().any(in_scratch) {
                 let args = layer.inputs.iter().map(|a| read_arg(p, a, None));
-                return quote!(#f(#(#args,)* view_mut(&mut scratch[#off_l..#end_l]));)
+                return quote!(#f(#(#args,)* view_mut(&mut scratch[#off_l..#end_l])););
             }
             let below = |a: &Arg| matches!(a.loc, Location::Scratch(o) if o < off);
             let above = |a: &Arg| matches!(a.loc, Location::Scratch(o) if o >= end);
-            let lo = if layer.inputs.iter().any(below) { quote!(lo) } else { quote!(_) };
-            let hi = if layer.inputs.iter().any(above) { quote!(hi) } else { quote!(_) };
-            let args = layer.inputs.iter().map(|a| read_arg(p, a, Some((off, end))));
+            let lo = if layer.inputs.iter().any(below) {
+                quote!(lo)
+            } else {
+                quote!(_)
+            };
+            let hi = if layer.inputs.iter().any(above) {
+                quote!(hi)
+            } else {
+                quote!(_)
+            };
+            let args = layer
+                .inputs
+                .iter()
+                .map(|a| read_arg(p, a, Some((off, end))));
             quote! {
                 {
                     let (#lo, rest) = scratch.split_at_mut(#off_l);

@@ -1,0 +1,5 @@
+//! Generated sample models (see tests/samples.rs in the keras2src crate).
+#![no_std]
+#![deny(warnings)]
+
+pub mod seed;

@@ -1,0 +1,180 @@
+//! The `keras2src` command line, run as a user would.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_keras2src"))
+}
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/models")
+        .join(name)
+}
+
+fn run(cmd: &mut Command) -> Output {
+    cmd.output().expect("run keras2src")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn generate_writes_identical_bytes_each_time() {
+    let dir = tempfile::tempdir().unwrap();
+    for (lang, file) in [("rust", "model.rs"), ("cpp", "model.hpp")] {
+        let out = dir.path().join(file);
+        let mut previous = None;
+        for _ in 0..2 {
+            let o = run(bin()
+                .arg("generate")
+                .arg(fixture("seed.keras"))
+                .args(["--lang", lang, "-o"])
+                .arg(&out));
+            assert!(o.status.success(), "{}", stderr(&o));
+            let bytes = std::fs::read(&out).unwrap();
+            if let Some(p) = &previous {
+                assert_eq!(p, &bytes);
+            }
+            previous = Some(bytes);
+        }
+        let text = String::from_utf8(previous.unwrap()).unwrap();
+        assert!(
+            text.contains("options: --lang") && text.contains("--name model"),
+            "default name is the stem"
+        );
+        assert!(
+            !text.contains(dir.path().to_str().unwrap()),
+            "no paths in output"
+        );
+    }
+}
+
+#[test]
+fn generate_to_stdout_and_named() {
+    let o = run(bin()
+        .arg("generate")
+        .arg(fixture("seed.k3.h5"))
+        .args(["--lang", "cpp", "--name", "a::b"]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("namespace a::b {"));
+    let o = run(bin().arg("generate").arg(fixture("seed.keras")).args([
+        "--lang",
+        "rust",
+        "--name",
+        "not valid",
+    ]));
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("--name"));
+}
+
+#[test]
+fn check_reports_stale_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("seed.rs");
+    let generate = |extra: &[&str]| {
+        run(bin()
+            .arg("generate")
+            .arg(fixture("seed.keras"))
+            .args(["--lang", "rust", "-o"])
+            .arg(&out)
+            .args(extra))
+    };
+    assert_eq!(
+        generate(&["--check"]).status.code(),
+        Some(1),
+        "missing file is stale"
+    );
+    assert!(generate(&[]).status.success());
+    assert_eq!(generate(&["--check"]).status.code(), Some(0));
+    std::fs::write(&out, "// edited\n").unwrap();
+    assert_eq!(generate(&["--check"]).status.code(), Some(1));
+    assert_eq!(
+        std::fs::read_to_string(&out).unwrap(),
+        "// edited\n",
+        "--check writes nothing"
+    );
+}
+
+#[test]
+fn weights_with_config() {
+    let o = run(bin()
+        .arg("generate")
+        .arg(fixture("seed.weights.h5"))
+        .arg("--config")
+        .arg(fixture("seed.arch.json"))
+        .args(["--lang", "rust"]));
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+#[test]
+fn inspect_prints_layers_and_totals() {
+    let o = run(bin().arg("inspect").arg(fixture("seed.keras")));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    // 33*64+64 + 64*32+32 + 32+1 = 4321 parameters.
+    assert!(text.contains("parameters: 4321"), "{text}");
+    assert!(text.contains("MACs: 4192"), "{text}");
+    assert!(text.contains("flash (weights): 17284 bytes"), "{text}");
+    assert!(text.contains("RAM (working memory):"), "{text}");
+    assert!(text.contains("Dense"), "{text}");
+}
+
+#[test]
+fn predict_matches_keras_and_traces() {
+    let io: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("seed.io.json")).unwrap()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.json");
+    let sample = &io["inputs"][0]["data"][0];
+    std::fs::write(
+        &input,
+        serde_json::json!({ "inputs": [sample] }).to_string(),
+    )
+    .unwrap();
+    let o = run(bin()
+        .arg("predict")
+        .arg(fixture("seed.keras"))
+        .arg("--input")
+        .arg(&input)
+        .arg("--trace"));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let got = out["outputs"][0][0].as_f64().unwrap();
+    let want = io["outputs"][0]["data"][0][0].as_f64().unwrap();
+    assert!(
+        (got - want).abs() <= 1e-5 + 1e-4 * want.abs(),
+        "{got} vs {want}"
+    );
+    assert_eq!(out["trace"].as_array().unwrap().len(), 3);
+}
+
+#[test]
+fn bad_input_fails_cleanly_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.rs");
+    let not_a_model = dir.path().join("junk.keras");
+    std::fs::write(&not_a_model, b"PK\x03\x04 this is not a zip").unwrap();
+    let truncated = dir.path().join("truncated.h5");
+    let bytes = std::fs::read(fixture("seed.k3.h5")).unwrap();
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+    for (model, what) in [
+        (dir.path().join("missing.keras"), "missing.keras"),
+        (not_a_model, "junk.keras"),
+        (truncated, "truncated.h5"),
+    ] {
+        let o = run(bin()
+            .arg("generate")
+            .arg(&model)
+            .args(["--lang", "rust", "-o"])
+            .arg(&out));
+        assert!(!o.status.success());
+        let err = stderr(&o);
+        assert!(err.contains(what), "error names the file: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+        assert!(!out.exists(), "no output written");
+    }
+}
