@@ -252,3 +252,49 @@ mod tests {
         assert!(!c.contains("\\\\") && !c.contains(" \\ "));
     }
 }
+
+/// A Rust string literal holding exactly `raw`, in ASCII (every other character escaped).
+pub fn rust_string(raw: &str) -> String {
+    let mut out = String::from("\"");
+    for c in raw.chars() {
+        match c {
+            '"' | '\\' => {
+                out.push('\\');
+                out.push(c);
+            }
+            ' '..='~' => out.push(c),
+            _ => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// A C++ string literal holding exactly the UTF-8 bytes of `raw`, in printable ASCII
+/// (other bytes as three-digit octal escapes; `?` escaped against trigraphs).
+pub fn cpp_string(raw: &str) -> String {
+    let mut out = String::from("\"");
+    for b in raw.bytes() {
+        match b {
+            b'"' | b'\\' | b'?' => {
+                out.push('\\');
+                out.push(b as char);
+            }
+            b' '..=b'~' => out.push(b as char),
+            _ => out.push_str(&format!("\\{b:03o}")),
+        }
+    }
+    out.push('"');
+    out
+}
+
+#[cfg(test)]
+mod literal_tests {
+    use super::*;
+
+    #[test]
+    fn string_literals_hold_the_exact_name() {
+        assert_eq!(rust_string("a\"b\\\n\u{fc}"), r#""a\"b\\\u{a}\u{fc}""#);
+        assert_eq!(cpp_string("a?\"\n\u{fc}"), r#""a\?\"\012\303\274""#);
+    }
+}

@@ -25,7 +25,7 @@ pub struct Program {
 /// A model input or output as the generated API shows it.
 #[derive(Debug, Clone)]
 pub struct Port {
-    /// The Keras name, escaped for use as string data or in a comment.
+    /// The Keras name as in the file (untrusted: print it only through the Namer).
     pub name: String,
     pub shape: Vec<usize>,
     pub len: usize,
@@ -133,7 +133,7 @@ pub fn lower(graph: &Graph, plan: &MemoryPlan) -> Program {
     let mut layers = Vec::new();
     let mut math = BTreeSet::new();
     let port = |name: &str, t: usize, dtype| Port {
-        name: comment(name),
+        name: name.to_string(),
         shape: graph.shape(t).to_vec(),
         len: numel(graph.shape(t)),
         dtype,

@@ -86,7 +86,7 @@ fn constants(p: &Program) -> Vec<String> {
             let dims: Vec<String> = port.shape.iter().map(|d| d.to_string()).collect();
             out.push(format!(
                 "// {prefix} `{}`, shape [{}] (batch excluded).",
-                port.name,
+                crate::naming::comment(&port.name),
                 dims.join(", ")
             ));
             out.push(format!("constexpr std::size_t {base}Len = {};", port.len));
@@ -103,7 +103,7 @@ fn constants(p: &Program) -> Vec<String> {
         if !single || p.inputs.len() != 1 || p.outputs.len() != 1 {
             let names: Vec<String> = ports
                 .iter()
-                .map(|port| format!("\"{}\"", c_string(&port.name)))
+                .map(|port| crate::naming::cpp_string(&port.name))
                 .collect();
             out.push(format!(
                 "inline constexpr const char* k{prefix}Names[{}] = {{{}}};",
@@ -118,14 +118,6 @@ fn constants(p: &Program) -> Vec<String> {
         p.scratch_len
     ));
     out
-}
-
-/// A string literal body: names reach here already ASCII-escaped by the Namer; quotes,
-/// backslashes and `?` (trigraphs) are escaped again for the literal.
-fn c_string(s: &str) -> String {
-    s.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('?', "\\?")
 }
 
 fn params(p: &Program) -> String {

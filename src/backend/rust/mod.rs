@@ -97,11 +97,9 @@ fn api(p: &Program) -> TokenStream {
             let rank = lit(port.shape.len());
             let dims = port.shape.iter().map(|&d| lit(d));
             let len = lit(port.len);
-            let doc_shape = format!(
-                " Shape of {label} `{}` (batch dimension excluded).",
-                port.name
-            );
-            let doc_len = format!(" Number of values in {label} `{}`.", port.name);
+            let name = crate::naming::comment(&port.name);
+            let doc_shape = format!(" Shape of {label} `{name}` (batch dimension excluded).");
+            let doc_len = format!(" Number of values in {label} `{name}`.");
             consts.extend(quote! {
                 #[doc = #doc_shape]
                 pub const #shape_c: [usize; #rank] = [#(#dims),*];
@@ -111,8 +109,13 @@ fn api(p: &Program) -> TokenStream {
         }
     }
     if !single_in || !single_out {
-        let in_names = p.inputs.iter().map(|i| i.name.as_str());
-        let out_names = p.outputs.iter().map(|o| o.name.as_str());
+        let literal = |name: &str| -> TokenStream {
+            crate::naming::rust_string(name)
+                .parse()
+                .expect("an escaped ASCII string literal")
+        };
+        let in_names = p.inputs.iter().map(|i| literal(&i.name));
+        let out_names = p.outputs.iter().map(|o| literal(&o.name));
         let (ni, no) = (lit(p.inputs.len()), lit(p.outputs.len()));
         consts.extend(quote! {
             /// The Keras names of the inputs, in argument order.
