@@ -152,18 +152,19 @@ fn slice_activation(func: AxisFn, z: &[f32]) -> Vec<f32> {
             let sum: f32 = z.iter().map(|v| (v - max).exp()).sum();
             z.iter().map(|v| v - max - sum.ln()).collect()
         }
+        // Keras 3.15's formula, literally: tau sums the cumulative sums over the support.
         AxisFn::Sparsemax => {
             let mut sorted = z.to_vec();
             sorted.sort_by(|a, b| b.total_cmp(a));
-            let (mut k, mut cumsum, mut support_sum) = (0.0f32, 0.0f32, 0.0f32);
+            let (mut k, mut cumsum, mut cumsum_sum) = (0.0f32, 0.0f32, 0.0f32);
             for (i, &v) in sorted.iter().enumerate() {
                 cumsum += v;
-                if 1.0 + (i + 1) as f32 * v > cumsum {
-                    k = (i + 1) as f32;
-                    support_sum = cumsum;
+                if v - (cumsum - 1.0) / (i + 1) as f32 > 0.0 {
+                    k += 1.0;
+                    cumsum_sum += cumsum;
                 }
             }
-            let tau = (support_sum - 1.0) / k;
+            let tau = (cumsum_sum - 1.0) / k;
             z.iter().map(|v| (v - tau).max(0.0)).collect()
         }
         AxisFn::Glu => {

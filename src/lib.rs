@@ -11,6 +11,7 @@
 
 pub mod backend;
 pub mod error;
+pub mod interchange;
 pub mod interp;
 pub mod ir;
 pub mod keras;

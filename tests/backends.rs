@@ -221,3 +221,140 @@ fn generated_code_matches_interpreter() {
         }
     }
 }
+
+/// Every elementwise and axis activation the IR has.
+fn all_activations(axis: usize) -> Vec<Activation> {
+    use Activation::*;
+    let mut acts = vec![
+        Linear,
+        Activation::relu(),
+        Relu {
+            negative_slope: 0.1,
+            max_value: Some(2.5),
+            threshold: 0.3,
+        },
+        Relu {
+            negative_slope: 0.2,
+            max_value: None,
+            threshold: 0.0,
+        },
+        Relu {
+            negative_slope: 0.0,
+            max_value: Some(6.0),
+            threshold: 0.0,
+        },
+        Sigmoid,
+        HardSigmoid { slope: 0.2 },
+        HardSigmoid { slope: 1.0 / 6.0 },
+        Tanh,
+        Elu { alpha: 0.7 },
+        Selu,
+        Celu { alpha: 1.3 },
+        Gelu { approximate: false },
+        Gelu { approximate: true },
+        Softplus,
+        Softsign,
+        Silu,
+        HardSilu,
+        Mish,
+        Exponential,
+        LogSigmoid,
+        HardTanh,
+        TanhShrink,
+        Squareplus { b: 4.0 },
+        SparsePlus,
+        SoftShrink { threshold: 0.5 },
+        HardShrink { threshold: 0.5 },
+        SparseSigmoid,
+    ];
+    for func in [AxisFn::Softmax, AxisFn::LogSoftmax, AxisFn::Sparsemax] {
+        acts.push(Axis { func, axis });
+    }
+    acts
+}
+
+/// Random chains of ops over random shapes: the generated code must agree with the
+/// interpreter on each (a small fixed number here; the property holds for any seed).
+#[test]
+fn random_graphs_agree_with_interpreter() {
+    let mut cases = Vec::new();
+    for seed in 0..12u64 {
+        let r = values(1000 + seed, 16);
+        let pick = |i: usize, n: usize| ((r[i] + 1.0) / 2.0 * n as f32) as usize % n;
+        let mut shape = vec![2 + pick(0, 4)];
+        if pick(1, 2) == 1 {
+            shape.insert(0, 1 + pick(2, 3));
+        }
+        let mut g = Graph::default();
+        let mut x = g.add_input("x", shape.clone(), InputDtype::F32).unwrap();
+        for step in 0..6 {
+            let shape = g.shape(x).to_vec();
+            let last = *shape.last().unwrap();
+            let acts = all_activations(pick(3 + step, shape.len()));
+            let act = acts[(seed as usize * 7 + step * 5) % acts.len()].clone();
+            let op = match (seed as usize + step) % 5 {
+                0 | 1 => dense(seed * 10 + step as u64, last, 2 + pick(step, 5), act),
+                2 => Op::Activation(act),
+                3 => {
+                    let channel = pick(step + 2, shape.len());
+                    let inner = keras2src::ir::numel(&shape[channel + 1..]);
+                    let n = shape[channel];
+                    Op::Affine {
+                        center: (step % 2 == 0).then(|| values(seed + 40, n)),
+                        scale: values(seed + 41, n),
+                        shift: values(seed + 42, n),
+                        inner,
+                    }
+                }
+                _ => {
+                    let mut a_shape = shape.clone();
+                    a_shape[0] = 1;
+                    let n = keras2src::ir::numel(&a_shape);
+                    Op::PRelu {
+                        alpha: Weights::new(a_shape, values(seed + 50, n)).unwrap(),
+                    }
+                }
+            };
+            x = g
+                .add_node(&format!("layer {step}"), "Random", op, vec![x], 0)
+                .unwrap();
+        }
+        g.add_output("y", x);
+        let n = keras2src::ir::numel(&shape);
+        let samples = (0..2)
+            .map(|s| vec![values(seed * 3 + s, n).iter().map(|v| v * 4.0).collect()])
+            .collect();
+        cases.push(Case {
+            ident: format!("random_{seed}"),
+            model: Model {
+                graph: g,
+                sha256: vec!["0".into()],
+            },
+            samples,
+        });
+    }
+    let dir = common::work_dir("random");
+    let rust = run_rust(&cases, &dir.path);
+    let cpp = run_cpp(&cases, &dir.path);
+    for (c, case) in cases.iter().enumerate() {
+        for (s, sample) in case.samples.iter().enumerate() {
+            let values = interp::run(&case.model.graph, sample).unwrap();
+            let want = &interp::outputs(&case.model.graph, &values)[0];
+            for (i, (&g, &w)) in rust[c][s][0].iter().zip(want).enumerate() {
+                assert!(
+                    close(g, w),
+                    "{} sample {s} [{i}]: rust {g}, interpreter {w}",
+                    case.ident
+                );
+            }
+            assert_eq!(rust[c][s][0].len(), want.len());
+            for (&r, &cc) in rust[c][s][0].iter().zip(&cpp[c][s][0]) {
+                assert!(
+                    r.to_bits() == cc.to_bits() || (r.is_nan() && cc.is_nan()),
+                    "{}: rust {r} != c++ {cc}",
+                    case.ident
+                );
+            }
+        }
+    }
+}

@@ -1,14 +1,290 @@
-//! TEMPORARY stand-in until the frontend lands.
-use crate::ir::Graph;
+//! Frontend: the only code that knows Keras. Reads a model file (`.keras`, legacy `.h5`,
+//! `.weights.h5` with its architecture JSON, or the keras2src interchange JSON) into the
+//! IR [`Graph`].
+//!
+//! Phases, each with an error barrier: detect the format from the content and take the
+//! file apart (`archive`, `h5`, `interchange`); parse the architecture (`config`); read the
+//! weights and match them to layers as Keras does (`h5`); parse every layer (`layers`);
+//! then build the graph call by call. Layer problems (unsupported class or option, unknown
+//! activation, custom layer, weight shape) are collected over the whole model and reported
+//! together as [`Error::Layers`]; a damaged or wrong file is an [`Error::Format`].
+
+pub(crate) mod activation;
+pub(crate) mod archive;
+pub(crate) mod config;
+mod graph;
+pub(crate) mod h5;
+pub(crate) mod layers;
+mod nested;
+
+use std::collections::BTreeMap;
 use std::path::Path;
 
+use serde_json::Value;
+
+use crate::error::Error;
+use crate::ir::{Graph, Weights};
+use crate::Result;
+use config::{KerasVersion, ModelConfig};
+use graph::build;
+
+/// Reads a model file (and, for a bare weights file, its architecture JSON) into the IR.
+pub fn load(model: &Path, config: Option<&Path>) -> Result<Graph> {
+    let bytes = read_file(model)?;
+    let config_bytes = config.map(|c| read_file(c).map(|b| (c, b))).transpose()?;
+    load_bytes(
+        model,
+        &bytes,
+        config_bytes.as_ref().map(|(p, b)| (*p, &b[..])),
+    )
+}
+
+/// The same from bytes already in memory (the CLI hashes the bytes; fuzzers use this).
+/// `model_name` and the config's path are only used in messages.
 pub fn load_bytes(
     model_name: &Path,
-    _bytes: &[u8],
-    _config: Option<(&Path, &[u8])>,
-) -> crate::Result<Graph> {
-    Err(crate::Error::Format {
+    bytes: &[u8],
+    config: Option<(&Path, &[u8])>,
+) -> Result<Graph> {
+    let format_error = |message: String| Error::Format {
         path: model_name.to_path_buf(),
-        message: "frontend not merged yet".into(),
+        message,
+    };
+    let source = if bytes.starts_with(archive::MAGIC) {
+        reject_config(config)?;
+        from_archive(bytes).map_err(format_error)?
+    } else if bytes.starts_with(h5::MAGIC) {
+        from_hdf5(model_name, bytes, config)?
+    } else if looks_like_json(bytes) {
+        reject_config(config)?;
+        from_json(bytes).map_err(format_error)?
+    } else if bytes.is_empty() {
+        return Err(format_error("the file is empty".into()));
+    } else if archive::MAGIC.starts_with(&bytes[..bytes.len().min(4)])
+        || h5::MAGIC.starts_with(&bytes[..bytes.len().min(8)])
+    {
+        return Err(format_error("the file is truncated".into()));
+    } else {
+        return Err(format_error(
+            "not a Keras model: expected a .keras archive, an HDF5 .h5 / .weights.h5 file, or \
+             keras2src interchange JSON"
+                .into(),
+        ));
+    };
+    build(model_name, source)
+}
+
+fn read_file(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
     })
+}
+
+fn reject_config(config: Option<(&Path, &[u8])>) -> Result<()> {
+    match config {
+        None => Ok(()),
+        Some((path, _)) => Err(Error::Usage(format!(
+            "--config {} is only used with a bare weights file (.weights.h5); this model file \
+             already holds its architecture",
+            path.display()
+        ))),
+    }
+}
+
+fn looks_like_json(bytes: &[u8]) -> bool {
+    let text = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes);
+    text.iter()
+        .find(|b| !b.is_ascii_whitespace())
+        .is_some_and(|&b| b == b'{')
+}
+
+/// A model taken apart: its architecture, version, and where its weights are.
+pub(crate) struct Source {
+    pub model: ModelConfig,
+    pub version: KerasVersion,
+    pub weights: WeightSource,
+    pub notes: Vec<String>,
+}
+
+/// Where weights come from.
+pub(crate) enum WeightSource {
+    /// An HDF5 file in Keras 3's `saving_lib` layout (the group holding `layers/`).
+    SavingLib(hdf5_reader::group::Group),
+    /// A group with legacy `layer_names` / `weight_names`.
+    Legacy(hdf5_reader::group::Group),
+    /// Weights by layer name (interchange JSON).
+    ByName(BTreeMap<String, Vec<Weights>>),
+}
+
+fn version_from(
+    text: Option<&str>,
+    default: KerasVersion,
+) -> std::result::Result<KerasVersion, String> {
+    match text {
+        Some(t) => KerasVersion::parse(t),
+        None => Ok(default),
+    }
+}
+
+fn from_archive(bytes: &[u8]) -> std::result::Result<Source, String> {
+    let parts = archive::read(bytes)?;
+    let model = config::parse_text(&parts.config).map_err(|e| format!("config.json: {e}"))?;
+    let metadata_version = match &parts.metadata {
+        Some(text) => {
+            let meta: Value = serde_json::from_str(text)
+                .map_err(|e| format!("metadata.json is not valid JSON: {e}"))?;
+            meta.get("keras_version")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        }
+        None => None,
+    };
+    let version = version_from(metadata_version.as_deref(), KerasVersion::KERAS3)?;
+    let file = h5::open(parts.weights).map_err(|e| format!("model.weights.h5: {e}"))?;
+    let root = h5::root(&file).map_err(|e| format!("model.weights.h5: {e}"))?;
+    Ok(Source {
+        model,
+        version,
+        weights: WeightSource::SavingLib(root),
+        notes: Vec::new(),
+    })
+}
+
+fn from_hdf5(path: &Path, bytes: &[u8], config: Option<(&Path, &[u8])>) -> Result<Source> {
+    let format_error = |message: String| Error::Format {
+        path: path.to_path_buf(),
+        message,
+    };
+    let file = h5::open(bytes.to_vec()).map_err(format_error)?;
+    let root = h5::root(&file).map_err(format_error)?;
+    let file_version = h5::attr_string(&root, "keras_version").map_err(format_error)?;
+    if let Some(model_config) = h5::attr_string(&root, "model_config").map_err(format_error)? {
+        // A full legacy model.
+        reject_config(config)?;
+        let model = config::parse_text(&model_config)
+            .map_err(|e| format_error(format!("model_config: {e}")))?;
+        let version =
+            version_from(file_version.as_deref(), KerasVersion::KERAS3).map_err(format_error)?;
+        let has_weights = h5::has_group(&root, "model_weights").map_err(format_error)?;
+        let weights_group = if has_weights {
+            root.group("model_weights")
+                .map_err(|e| format_error(format!("cannot open 'model_weights': {e}")))?
+        } else {
+            return Err(format_error(
+                "the file has a model config but no 'model_weights' group (saved without \
+                 weights?)"
+                    .into(),
+            ));
+        };
+        return Ok(Source {
+            model,
+            version,
+            weights: WeightSource::Legacy(weights_group),
+            notes: Vec::new(),
+        });
+    }
+    // A bare weights file: which layout?
+    let saving_lib = h5::has_group(&root, "layers").map_err(format_error)?
+        || h5::has_group(&root, "_layer_checkpoint_dependencies").map_err(format_error)?;
+    let legacy = h5::attr_strings(&root, "layer_names")
+        .map_err(format_error)?
+        .is_some();
+    if !saving_lib && !legacy {
+        return Err(format_error(
+            "this HDF5 file has no Keras model config and no Keras weights (no 'model_config' \
+             attribute, no 'layers' group, no 'layer_names' attribute)"
+                .into(),
+        ));
+    }
+    let Some((config_path, config_bytes)) = config else {
+        return Err(format_error(
+            "this is a weights-only file without the model architecture; pass the JSON from \
+             `model.to_json()` with --config"
+                .into(),
+        ));
+    };
+    let config_error = |message: String| Error::Format {
+        path: config_path.to_path_buf(),
+        message,
+    };
+    let text = std::str::from_utf8(config_bytes)
+        .map_err(|_| config_error("the architecture JSON is not UTF-8 text".into()))?;
+    let value: Value = serde_json::from_str(text.trim_start_matches('\u{feff}'))
+        .map_err(|e| config_error(format!("the architecture is not valid JSON: {e}")))?;
+    if value.get("format").and_then(Value::as_str) == Some("keras2src") {
+        return Err(config_error(
+            "--config expects the architecture JSON from `model.to_json()`, not interchange \
+             JSON (which holds its own weights: pass it as the model)"
+                .into(),
+        ));
+    }
+    let model = config::parse(&value).map_err(config_error)?;
+    let version = version_from(
+        model.keras_version.as_deref().or(file_version.as_deref()),
+        KerasVersion::KERAS3,
+    )
+    .map_err(config_error)?;
+    Ok(Source {
+        model,
+        version,
+        weights: if saving_lib {
+            WeightSource::SavingLib(root)
+        } else {
+            WeightSource::Legacy(root)
+        },
+        notes: Vec::new(),
+    })
+}
+
+fn from_json(bytes: &[u8]) -> std::result::Result<Source, String> {
+    let text =
+        std::str::from_utf8(bytes).map_err(|_| "the JSON file is not UTF-8 text".to_string())?;
+    let value: Value = serde_json::from_str(text.trim_start_matches('\u{feff}'))
+        .map_err(|e| format!("not valid JSON: {e}"))?;
+    if value.get("format").and_then(Value::as_str) == Some("keras2src") {
+        return crate::interchange::parse(&value);
+    }
+    if value.get("weight_map").is_some() {
+        return Err(
+            "this is the index of sharded weights (max_shard_size), which is not supported; \
+             save the weights without sharding"
+                .into(),
+        );
+    }
+    if value.get("class_name").is_some() {
+        return Err(
+            "this is an architecture JSON without weights: pass the weights file (.weights.h5) \
+             as the model and this JSON with --config"
+                .into(),
+        );
+    }
+    Err(
+        "this JSON is neither keras2src interchange (\"format\": \"keras2src\") nor a Keras \
+         architecture"
+            .into(),
+    )
+}
+
+/// Parses `"nan"`, `"inf"`, `"-inf"` (any case, also `"+inf"`, `"infinity"`).
+pub(crate) fn nonfinite(text: &str) -> Option<f64> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "nan" | "-nan" | "+nan" => Some(f64::NAN),
+        "inf" | "+inf" | "infinity" | "+infinity" => Some(f64::INFINITY),
+        "-inf" | "-infinity" => Some(f64::NEG_INFINITY),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nonfinite_strings() {
+        assert!(nonfinite("nan").unwrap().is_nan());
+        assert_eq!(nonfinite("-inf"), Some(f64::NEG_INFINITY));
+        assert_eq!(nonfinite("Inf"), Some(f64::INFINITY));
+        assert_eq!(nonfinite("1.0"), None);
+    }
 }

@@ -162,17 +162,25 @@ fn axis_code(k: &AxisKernel) -> String {
             f0 = fi(0),
             f1 = fi(1)
         ),
+        // See the Rust backend for the formula (Keras 3's, without sorting).
         AxisFn::Sparsemax => format!(
             "float support = 0.0f;
-            float support_sum = 0.0f;
+            float cumsum_sum = 0.0f;
             {f0} {{
             const float zi = output[{i}];
-            float count = 0.0f;
-            float sum = 0.0f;
-            {fj} {{ if (output[{j}] >= zi) {{ count += 1.0f; sum += output[{j}]; }} }}
-            if (1.0f + count * zi > sum && count > support) {{ support = count; support_sum = sum; }}
+            float greater = 0.0f;
+            float ties_before = 0.0f;
+            float above = 0.0f;
+            {fj} {{
+            const float zj = output[{j}];
+            if (zj > zi) {{ greater += 1.0f; above += zj; }}
+            if (zj == zi && j < i) {{ ties_before += 1.0f; }}
             }}
-            const float tau = (support_sum - 1.0f) / support;
+            const float q = greater + ties_before + 1.0f;
+            const float cumsum = above + (ties_before + 1.0f) * zi;
+            if (zi - (cumsum - 1.0f) / q > 0.0f) {{ support += 1.0f; cumsum_sum += cumsum; }}
+            }}
+            const float tau = (cumsum_sum - 1.0f) / support;
             {f0} {{ const float v = output[{i}] - tau; output[{i}] = v < 0.0f ? 0.0f : v; }}",
             f0 = fi(0),
             fj = for_("j", len)

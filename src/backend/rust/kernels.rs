@@ -156,19 +156,28 @@ fn axis_code(k: &AxisKernel) -> String {
             let lse = math::log_f32(sum);
             for i in 0..{len} {{ output[{i}] = output[{i}] - m - lse; }}"
         ),
-        // The support is every z_i with 1 + k_i z_i > s_i, where k_i and s_i count and sum
-        // the z_j >= z_i; tau comes from the largest such k_i (ties give the same test).
+        // Keras 3's sparsemax, without sorting: element i stands at sorted position
+        // q = 1 + #{z_j > z_i} + #{j < i: z_j == z_i}, where the cumulative sum is c_q; it
+        // is in the support when z_i - (c_q - 1) / q > 0, and Keras takes
+        // tau = (sum of c_q over the support - 1) / |support| (sic).
         AxisFn::Sparsemax => format!(
             "let mut support = 0.0f32;
-            let mut support_sum = 0.0f32;
+            let mut cumsum_sum = 0.0f32;
             for i in 0..{len} {{
                 let zi = output[{i}];
-                let mut count = 0.0f32;
-                let mut sum = 0.0f32;
-                for j in 0..{len} {{ if output[{j}] >= zi {{ count += 1.0; sum += output[{j}]; }} }}
-                if 1.0 + count * zi > sum && count > support {{ support = count; support_sum = sum; }}
+                let mut greater = 0.0f32;
+                let mut ties_before = 0.0f32;
+                let mut above = 0.0f32;
+                for j in 0..{len} {{
+                    let zj = output[{j}];
+                    if zj > zi {{ greater += 1.0; above += zj; }}
+                    if zj == zi && j < i {{ ties_before += 1.0; }}
+                }}
+                let q = greater + ties_before + 1.0;
+                let cumsum = above + (ties_before + 1.0) * zi;
+                if zi - (cumsum - 1.0) / q > 0.0 {{ support += 1.0; cumsum_sum += cumsum; }}
             }}
-            let tau = (support_sum - 1.0) / support;
+            let tau = (cumsum_sum - 1.0) / support;
             for i in 0..{len} {{ let v = output[{i}] - tau; output[{i}] = if v < 0.0 {{ 0.0 }} else {{ v }}; }}"
         ),
         AxisFn::Glu => unreachable!("glu is lowered to its own kernel"),

@@ -1,0 +1,125 @@
+//! Frontend: the `.keras` zip archive (Keras 3, tf.keras 2.13+): `config.json`,
+//! `metadata.json` and `model.weights.h5`, read from memory. Keras stores entries
+//! uncompressed; deflate is accepted too (for re-zipped archives). Other compression,
+//! `weights_format="npz"` and sharded weights are refused with a message saying so.
+
+use std::io::{Cursor, Read};
+
+use zip::result::ZipError;
+use zip::{CompressionMethod, ZipArchive};
+
+use crate::error::escape_for_message as esc;
+
+/// The zip local file header signature.
+pub(crate) const MAGIC: &[u8] = b"PK\x03\x04";
+
+/// Largest entry we unpack: weights within the IR limit in float64, plus slack.
+const MAX_ENTRY_BYTES: u64 = (crate::ir::MAX_TENSOR_ELEMENTS as u64) * 8 + (64 << 20);
+
+/// The parts of a `.keras` archive.
+#[derive(Debug)]
+pub(crate) struct Archive {
+    pub config: String,
+    pub metadata: Option<String>,
+    pub weights: Vec<u8>,
+}
+
+fn zip_error(e: ZipError) -> String {
+    format!("cannot read the zip archive (damaged or truncated?): {e}")
+}
+
+/// Reads the archive's entries.
+pub(crate) fn read(bytes: &[u8]) -> Result<Archive, String> {
+    let mut zip = ZipArchive::new(Cursor::new(bytes)).map_err(zip_error)?;
+    let names: Vec<String> = zip
+        .file_names()
+        .filter_map(|n| n.ok())
+        .map(|n| n.into_owned())
+        .collect();
+    let has = |name: &str| names.iter().any(|n| n == name);
+    if !has("config.json") {
+        let listing: Vec<String> = names
+            .iter()
+            .take(5)
+            .map(|n| format!("'{}'", esc(n)))
+            .collect();
+        return Err(format!(
+            "this zip is not a Keras archive: it has no 'config.json' (entries: {}{})",
+            listing.join(", "),
+            if names.len() > 5 { ", ..." } else { "" }
+        ));
+    }
+    if has("model.weights.npz") && !has("model.weights.h5") {
+        return Err(
+            "the archive stores its weights as 'model.weights.npz' (weights_format=\"npz\"), \
+             which is not supported; save with the default h5 weights"
+                .into(),
+        );
+    }
+    if has("model.weights.json")
+        || names
+            .iter()
+            .any(|n| n.starts_with("model_") && n.ends_with(".weights.h5"))
+    {
+        return Err(
+            "the archive holds sharded weights (max_shard_size), which are not supported; \
+             save without sharding"
+                .into(),
+        );
+    }
+    if !has("model.weights.h5") {
+        return Err("the archive has no 'model.weights.h5'".into());
+    }
+    let config = read_text(&mut zip, "config.json")?;
+    let metadata = if has("metadata.json") {
+        Some(read_text(&mut zip, "metadata.json")?)
+    } else {
+        None
+    };
+    let weights = read_entry(&mut zip, "model.weights.h5")?;
+    Ok(Archive {
+        config,
+        metadata,
+        weights,
+    })
+}
+
+fn read_text(zip: &mut ZipArchive<Cursor<&[u8]>>, name: &str) -> Result<String, String> {
+    String::from_utf8(read_entry(zip, name)?)
+        .map_err(|_| format!("'{name}' in the archive is not UTF-8 text"))
+}
+
+fn read_entry(zip: &mut ZipArchive<Cursor<&[u8]>>, name: &str) -> Result<Vec<u8>, String> {
+    let entry = zip.by_name(name).map_err(zip_error)?;
+    if entry.encrypted() {
+        return Err(format!("'{name}' in the archive is encrypted"));
+    }
+    match entry.compression() {
+        CompressionMethod::Stored | CompressionMethod::Deflated => {}
+        other => {
+            return Err(format!(
+                "'{name}' in the archive uses {other} compression; only stored and deflate \
+                 entries are supported"
+            ))
+        }
+    }
+    let size = entry.size();
+    if size > MAX_ENTRY_BYTES {
+        return Err(format!(
+            "'{name}' in the archive is too large ({size} bytes)"
+        ));
+    }
+    let capacity = usize::try_from(size).unwrap_or(0).min(64 << 20);
+    let mut out = Vec::with_capacity(capacity);
+    entry
+        .take(MAX_ENTRY_BYTES + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| format!("cannot unpack '{name}' from the archive (damaged?): {e}"))?;
+    if out.len() as u64 != size {
+        return Err(format!(
+            "'{name}' in the archive unpacked to {} bytes, its header says {size}",
+            out.len()
+        ));
+    }
+    Ok(out)
+}

@@ -1,0 +1,539 @@
+//! Frontend: builds the IR graph from a parsed model. Parses every layer, matches the
+//! weights to layers (`h5` / by name), then adds one node per layer call in an order where
+//! every input is ready. Layer problems are collected and reported together; a layer
+//! that fails is skipped along with everything downstream of it, so each problem is
+//! reported once, at its source.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use serde_json::Value;
+
+use super::config::{self, LayerEntry, ModelConfig};
+use super::h5::{self, LoadedWeights, StoredDtype, UnitOrder};
+use super::layers::{self, WeightCount};
+use super::{Source, WeightSource};
+use crate::error::{escape_for_message as esc, Error, LayerProblem};
+use crate::ir::{Graph, InputDtype, TensorId, Weights};
+use crate::Result;
+
+/// Collected layer problems, in the order of the model's layers.
+#[derive(Default)]
+struct Problems {
+    list: Vec<(usize, LayerProblem)>,
+}
+
+impl Problems {
+    fn push(&mut self, index: usize, layer: &LayerEntry, message: impl Into<String>) {
+        let problem = LayerProblem {
+            layer: layer.name.clone(),
+            class: layer.class.clone(),
+            message: message.into(),
+        };
+        if !self.list.iter().any(|(_, p)| *p == problem) {
+            self.list.push((index, problem));
+        }
+    }
+
+    fn into_error(mut self, path: &Path) -> Option<Error> {
+        if self.list.is_empty() {
+            return None;
+        }
+        self.list.sort_by_key(|(i, _)| *i);
+        Some(Error::Layers {
+            path: path.to_path_buf(),
+            problems: self.list.into_iter().map(|(_, p)| p).collect(),
+        })
+    }
+}
+
+pub(super) fn build(path: &Path, source: Source) -> Result<Graph> {
+    let format_error = |message: String| Error::Format {
+        path: path.to_path_buf(),
+        message,
+    };
+    let Source {
+        model,
+        version,
+        weights,
+        mut notes,
+    } = source;
+    let layers = &model.layers;
+    let mut names = BTreeSet::new();
+    for layer in layers {
+        if !names.insert(layer.name.as_str()) {
+            return Err(format_error(format!(
+                "two layers are named '{}'",
+                esc(&layer.name)
+            )));
+        }
+    }
+
+    // Parse every layer, collecting problems.
+    let mut problems = Problems::default();
+    let mut kinds: Vec<Option<Box<dyn layers::LayerKind>>> = Vec::with_capacity(layers.len());
+    for (i, layer) in layers.iter().enumerate() {
+        if layer.is_input() {
+            kinds.push(None);
+            continue;
+        }
+        match layers::parse(layer, version) {
+            Ok(kind) => kinds.push(Some(kind)),
+            Err(messages) => {
+                for m in messages {
+                    problems.push(i, layer, m);
+                }
+                kinds.push(None);
+            }
+        }
+    }
+    policy_notes(layers, &mut notes);
+
+    // Read and match the weights.
+    let counts: Vec<Option<WeightCount>> = layers
+        .iter()
+        .zip(&kinds)
+        .map(|(layer, kind)| match kind {
+            Some(k) => Some(WeightCount::of(k.as_ref())),
+            None => layers::loose_weight_count(layer),
+        })
+        .collect();
+    let expected: Vec<Option<usize>> = counts.iter().map(|c| c.map(|c| c.total)).collect();
+    let loaded = match weights {
+        WeightSource::SavingLib(root) => h5::saving_lib_weights(&root, &model),
+        WeightSource::Legacy(group) => h5::legacy_weights(&group, &model, &counts),
+        WeightSource::ByName(map) => by_name(map, &model, &counts),
+    }
+    .map_err(format_error)?;
+    dtype_notes(&loaded.dtypes, &mut notes);
+
+    let mut layer_weights: Vec<Vec<Weights>> = Vec::with_capacity(layers.len());
+    let mut per_layer = loaded.per_layer;
+    for (i, layer) in layers.iter().enumerate() {
+        let found = per_layer
+            .get_mut(i)
+            .and_then(Option::take)
+            .unwrap_or_default();
+        let names = kinds[i].as_ref().map(|k| k.weight_names());
+        if loaded.unsplit.contains(&i) {
+            // A nested model whose weights could not be split among its layers because
+            // another of its layers is unknown (and reported): skip quietly.
+            kinds[i] = None;
+            layer_weights.push(Vec::new());
+            continue;
+        }
+        if let (Some(names), Some(n)) = (&names, expected[i]) {
+            if found.len() < n {
+                let location = loaded.locations.get(i).map(String::as_str).unwrap_or("");
+                let what = names.get(found.len()).copied().unwrap_or("weight");
+                return Err(format_error(format!(
+                    "weight '{what}' (#{}) of layer '{}' ({}) is missing from the file{}",
+                    found.len(),
+                    esc(&layer.name),
+                    esc(&layer.class),
+                    if location.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (looked in {location})")
+                    }
+                )));
+            }
+            if found.len() > n {
+                problems.push(
+                    i,
+                    layer,
+                    format!(
+                        "the file has {} weights for this layer, expected {n} ({})",
+                        found.len(),
+                        names.join(", ")
+                    ),
+                );
+                kinds[i] = None;
+            }
+        }
+        layer_weights.push(found);
+    }
+
+    let mut builder = Builder {
+        path,
+        graph: Graph::default(),
+        model: &model,
+        tensors: BTreeMap::new(),
+        failed: BTreeSet::new(),
+        problems,
+    };
+    builder.inputs()?;
+    builder.calls(&kinds, &layer_weights)?;
+    builder.outputs()?;
+    if let Some(error) = builder.problems.into_error(path) {
+        return Err(error);
+    }
+    let mut graph = builder.graph;
+    graph.notes.extend(notes);
+    Ok(graph)
+}
+
+/// Weights given by layer name (interchange JSON); a nested model's weights are its
+/// layers' weights in turn, as `get_weights()` lists them.
+fn by_name(
+    mut map: BTreeMap<String, Vec<Weights>>,
+    model: &ModelConfig,
+    counts: &[Option<WeightCount>],
+) -> std::result::Result<LoadedWeights, String> {
+    for name in map.keys() {
+        if !model.units.iter().any(|u| u == name) {
+            return Err(format!(
+                "'weights' has an entry for layer '{}', which the model does not have",
+                esc(name)
+            ));
+        }
+    }
+    let mut loaded = LoadedWeights::empty(model.layers.len());
+    for (u, name) in model.units.iter().enumerate() {
+        let location = format!("weights[\"{}\"]", esc(name));
+        match map.remove(name) {
+            Some(tensors) => loaded.assign(
+                model,
+                u,
+                tensors,
+                counts,
+                UnitOrder::LayerByLayer,
+                &location,
+            )?,
+            None => {
+                for (i, layer) in model.layers.iter().enumerate() {
+                    if layer.unit == u {
+                        loaded.locations[i] = location.clone();
+                    }
+                }
+            }
+        }
+    }
+    Ok(loaded)
+}
+
+fn dtype_notes(dtypes: &BTreeSet<StoredDtype>, notes: &mut Vec<String>) {
+    for dtype in dtypes {
+        if matches!(
+            dtype,
+            StoredDtype::F16 | StoredDtype::BF16 | StoredDtype::F64
+        ) {
+            notes.push(format!(
+                "weights stored as {} were converted to float32",
+                dtype.label()
+            ));
+        }
+    }
+}
+
+fn policy_notes(layers: &[LayerEntry], notes: &mut Vec<String>) {
+    let mut policies = BTreeSet::new();
+    for layer in layers {
+        if layer.is_input() {
+            continue;
+        }
+        if let Some(name) = layer.config.get("dtype").and_then(config::policy_name) {
+            if name != "float32" && !config::is_quantized_policy(&Value::String(name.clone())) {
+                policies.insert(name);
+            }
+        }
+    }
+    for policy in policies {
+        notes.push(format!(
+            "layers with dtype policy '{}' are computed in float32",
+            esc(&policy)
+        ));
+    }
+}
+
+/// Builds the graph call by call, in an order where inputs come first.
+struct Builder<'a> {
+    path: &'a Path,
+    graph: Graph,
+    model: &'a ModelConfig,
+    /// Output tensor of each (layer, call).
+    tensors: BTreeMap<(String, usize), TensorId>,
+    /// Calls that could not be built (their consumers are skipped silently).
+    failed: BTreeSet<(String, usize)>,
+    problems: Problems,
+}
+
+impl<'a> Builder<'a> {
+    fn format_error(&self, message: String) -> Error {
+        Error::Format {
+            path: self.path.to_path_buf(),
+            message,
+        }
+    }
+
+    fn find(&self, name: &str) -> Option<(usize, &'a LayerEntry)> {
+        let model: &'a ModelConfig = self.model;
+        model
+            .layers
+            .iter()
+            .enumerate()
+            .find(|(_, l)| l.name == name)
+    }
+
+    fn inputs(&mut self) -> Result<()> {
+        let model = self.model;
+        for r in &model.inputs {
+            let Some((index, layer)) = self.find(&r.layer) else {
+                return Err(self.format_error(format!(
+                    "model input '{}' is not a layer of the model",
+                    esc(&r.layer)
+                )));
+            };
+            if !layer.is_input() {
+                self.problems
+                    .push(index, layer, "is a model input but not an InputLayer");
+                self.failed.insert((r.layer.clone(), 0));
+                continue;
+            }
+            if self.tensors.contains_key(&(r.layer.clone(), 0)) {
+                continue;
+            }
+            match input_spec(layer) {
+                Ok((shape, dtype)) => match self.graph.add_input(&layer.name, shape, dtype) {
+                    Ok(tensor) => {
+                        self.tensors.insert((layer.name.clone(), 0), tensor);
+                    }
+                    Err(e) => {
+                        self.problems.push(index, layer, e);
+                        self.failed.insert((layer.name.clone(), 0));
+                    }
+                },
+                Err(e) => {
+                    self.problems.push(index, layer, e);
+                    self.failed.insert((layer.name.clone(), 0));
+                }
+            }
+        }
+        // InputLayers that are not model inputs cannot feed anything.
+        for (index, layer) in model.layers.iter().enumerate() {
+            if layer.is_input()
+                && !self.tensors.contains_key(&(layer.name.clone(), 0))
+                && !self.failed.contains(&(layer.name.clone(), 0))
+            {
+                self.failed.insert((layer.name.clone(), 0));
+                if model.layers.iter().any(|l| {
+                    l.calls
+                        .iter()
+                        .any(|c| c.inputs.iter().any(|t| t.layer == layer.name))
+                }) {
+                    self.problems.push(
+                        index,
+                        layer,
+                        "is used but is not one of the model's inputs",
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn calls(
+        &mut self,
+        kinds: &[Option<Box<dyn layers::LayerKind>>],
+        weights: &[Vec<Weights>],
+    ) -> Result<()> {
+        let model = self.model;
+        let mut pending: Vec<(usize, usize)> = model
+            .layers
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| !l.is_input())
+            .flat_map(|(i, l)| (0..l.calls.len()).map(move |c| (i, c)))
+            .collect();
+        let mut params_counted = vec![false; model.layers.len()];
+        // Layers that could not be parsed: everything downstream is skipped.
+        let broken: BTreeSet<&str> = model
+            .layers
+            .iter()
+            .zip(kinds)
+            .filter(|(l, k)| !l.is_input() && k.is_none())
+            .map(|(l, _)| l.name.as_str())
+            .collect();
+        loop {
+            let before = pending.len();
+            let mut still = Vec::with_capacity(pending.len());
+            for (i, c) in pending {
+                let layer = &model.layers[i];
+                let call = &layer.calls[c];
+                let key = (layer.name.clone(), c);
+                let refs = &call.inputs;
+                if refs.iter().any(|r| {
+                    broken.contains(r.layer.as_str())
+                        || self.failed.contains(&(r.layer.clone(), r.node))
+                }) {
+                    self.failed.insert(key);
+                    continue;
+                }
+                let ready: Option<Vec<TensorId>> = refs
+                    .iter()
+                    .map(|r| self.tensors.get(&(r.layer.clone(), r.node)).copied())
+                    .collect();
+                let Some(inputs) = ready else {
+                    still.push((i, c));
+                    continue;
+                };
+                let Some(kind) = &kinds[i] else {
+                    // Already reported while parsing.
+                    self.failed.insert(key);
+                    continue;
+                };
+                match self.call(
+                    layer,
+                    call,
+                    kind.as_ref(),
+                    &weights[i],
+                    inputs,
+                    !params_counted[i],
+                ) {
+                    Ok(tensor) => {
+                        params_counted[i] = true;
+                        self.tensors.insert(key, tensor);
+                    }
+                    Err(message) => {
+                        self.problems.push(i, layer, message);
+                        self.failed.insert(key);
+                    }
+                }
+            }
+            pending = still;
+            if pending.is_empty() {
+                return Ok(());
+            }
+            if pending.len() == before {
+                let (i, c) = pending[0];
+                let layer = &model.layers[i];
+                let missing = layer.calls[c]
+                    .inputs
+                    .iter()
+                    .find(|r| !self.tensors.contains_key(&(r.layer.clone(), r.node)))
+                    .map(|r| format!("'{}' call #{}", esc(&r.layer), r.node))
+                    .unwrap_or_default();
+                return Err(self.format_error(format!(
+                    "layer '{}' takes its input from {missing}, which does not exist or \
+                         depends on it (damaged config?)",
+                    esc(&layer.name)
+                )));
+            }
+        }
+    }
+
+    /// Adds the node for one call of a layer whose inputs are ready.
+    fn call(
+        &mut self,
+        layer: &LayerEntry,
+        call: &config::Call,
+        kind: &dyn layers::LayerKind,
+        weights: &[Weights],
+        inputs: Vec<TensorId>,
+        first_call: bool,
+    ) -> std::result::Result<TensorId, String> {
+        if let Some(problem) = &call.problem {
+            return Err(problem.clone());
+        }
+        if let Some(r) = call.inputs.iter().find(|r| r.tensor != 0) {
+            return Err(format!(
+                "uses output #{} of layer '{}'; only single-output layers are supported",
+                r.tensor,
+                esc(&r.layer)
+            ));
+        }
+        let [input] = inputs[..] else {
+            return Err(format!(
+                "is called on {} tensors; this layer takes one",
+                inputs.len()
+            ));
+        };
+        let shape = self.graph.shape(input).to_vec();
+        let op = kind.build(&shape, weights)?;
+        let params = if first_call {
+            weights.iter().map(Weights::len).sum()
+        } else {
+            0
+        };
+        self.graph
+            .add_node(&layer.name, &layer.class, op, vec![input], params)
+    }
+
+    fn outputs(&mut self) -> Result<()> {
+        let model = self.model;
+        for (r, name) in model.outputs.iter().zip(&model.output_names) {
+            let key = (r.layer.clone(), r.node);
+            if self.failed.contains(&key) || self.failed.iter().any(|(l, _)| *l == r.layer) {
+                continue;
+            }
+            if r.tensor != 0 {
+                if let Some((i, layer)) = self.find(&r.layer) {
+                    self.problems.push(
+                        i,
+                        layer,
+                        format!("model output is output #{} of this layer; only single-output layers are supported", r.tensor),
+                    );
+                }
+                continue;
+            }
+            match self.tensors.get(&key) {
+                Some(&tensor) => self.graph.add_output(name, tensor),
+                None => {
+                    return Err(self.format_error(format!(
+                        "model output '{}' call #{} does not exist",
+                        esc(&r.layer),
+                        r.node
+                    )))
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// An InputLayer's shape (batch dropped) and dtype.
+fn input_spec(layer: &LayerEntry) -> std::result::Result<(Vec<usize>, InputDtype), String> {
+    let config = &layer.config;
+    for flag in ["sparse", "ragged", "optional"] {
+        if config.get(flag).and_then(Value::as_bool) == Some(true) {
+            return Err(format!("option '{flag}'=true is not supported"));
+        }
+    }
+    let shape_value = config
+        .get("batch_shape")
+        .or_else(|| config.get("batch_input_shape"))
+        .filter(|v| !v.is_null())
+        .ok_or("has no 'batch_shape' / 'batch_input_shape'")?;
+    let dims = shape_value
+        .as_array()
+        .ok_or_else(|| format!("input shape {shape_value} is not a list"))?;
+    let Some((_batch, rest)) = dims.split_first() else {
+        return Err("input shape is empty (no batch dimension)".into());
+    };
+    let mut shape = Vec::with_capacity(rest.len());
+    for d in rest {
+        match d {
+            Value::Null => {
+                return Err(format!(
+                    "input shape {shape_value} has a dynamic (None) dimension; give every \
+                     dimension a size (dynamic shapes are not supported)"
+                ))
+            }
+            d => match d.as_u64().and_then(|u| usize::try_from(u).ok()) {
+                Some(u) if u > 0 => shape.push(u),
+                _ => {
+                    return Err(format!(
+                        "input shape {shape_value} has an invalid dimension {d}"
+                    ))
+                }
+            },
+        }
+    }
+    let dtype = match config.get("dtype").and_then(config::policy_name) {
+        None => InputDtype::F32,
+        Some(d) if d.contains("int") || d == "uint8" => InputDtype::I32,
+        Some(d) if d.contains("float") => InputDtype::F32,
+        Some(d) => return Err(format!("input dtype '{}' is not supported", esc(&d))),
+    };
+    Ok((shape, dtype))
+}

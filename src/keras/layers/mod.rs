@@ -1,0 +1,352 @@
+//! Frontend: Keras layers (class + config + weights) to IR ops. One file per layer family,
+//! each a [`LayerKind`] listed once in [`parse`]'s dispatch table. Every config option is
+//! either honoured, ignored because it only matters for training (initializers,
+//! regularizers, constraints, dropout rates), or rejected with a message naming it.
+
+mod activations;
+mod batchnorm;
+mod dense;
+mod identity;
+mod normalization;
+mod params;
+mod prelu;
+mod rescaling;
+mod reshape;
+
+use serde_json::{Map, Value};
+
+use super::config::{self, KerasVersion, LayerEntry};
+use crate::error::escape_for_message as esc;
+use crate::ir::{Op, Weights};
+
+/// A parsed layer: what it needs from the file and how each call becomes an op.
+pub(crate) trait LayerKind: std::fmt::Debug {
+    /// The names of the weights Keras stores for this layer, in storage order
+    /// (`layer.weights` / `get_weights()` / `vars/<i>`).
+    fn weight_names(&self) -> Vec<&'static str>;
+
+    /// How many of [`LayerKind::weight_names`] (a prefix) are trainable; the rest are
+    /// statistics such as BatchNormalization's moving mean and variance.
+    fn trainable_weights(&self) -> usize {
+        self.weight_names().len()
+    }
+
+    /// The op for one call on an input of `input` shape (batch excluded), with the
+    /// layer's weights (already checked to be `weight_names().len()` tensors).
+    fn build(&self, input: &[usize], weights: &[Weights]) -> Result<Op, String>;
+}
+
+/// Config keys every layer may carry that do not change inference.
+const BASE_KEYS: &[&str] = &[
+    "name",
+    "trainable",
+    "dtype",
+    "batch_input_shape",
+    "batch_shape",
+    "input_shape",
+    "input_dim",
+    "build_config",
+    "activity_regularizer",
+];
+
+/// Reads a layer's config options, remembering which were looked at, so that anything
+/// left over is reported as unsupported.
+pub(crate) struct Options<'a> {
+    map: &'a Map<String, Value>,
+    used: std::collections::BTreeSet<&'a str>,
+    pub problems: Vec<String>,
+}
+
+impl<'a> Options<'a> {
+    pub fn new(map: &'a Map<String, Value>) -> Self {
+        let mut options = Options {
+            map,
+            used: Default::default(),
+            problems: Vec::new(),
+        };
+        options.ignore(BASE_KEYS);
+        options
+    }
+
+    /// Marks training-only options as handled.
+    pub fn ignore(&mut self, keys: &[&str]) {
+        for key in keys {
+            if let Some((k, _)) = self.map.get_key_value(*key) {
+                self.used.insert(k.as_str());
+            }
+        }
+    }
+
+    /// The option's value; `null` counts as absent.
+    pub fn get(&mut self, key: &str) -> Option<&'a Value> {
+        let (k, v) = self.map.get_key_value(key)?;
+        self.used.insert(k.as_str());
+        (!v.is_null()).then_some(v)
+    }
+
+    pub fn bool(&mut self, key: &str, default: bool) -> bool {
+        match self.get(key) {
+            None => default,
+            Some(Value::Bool(b)) => *b,
+            Some(other) => {
+                self.problems
+                    .push(format!("option '{key}' must be true or false, got {other}"));
+                default
+            }
+        }
+    }
+
+    pub fn f64(&mut self, key: &str, default: f64) -> f64 {
+        match self.get(key) {
+            None => default,
+            Some(v) => match v.as_f64() {
+                Some(f) => f,
+                None => {
+                    self.problems
+                        .push(format!("option '{key}' must be a number, got {v}"));
+                    default
+                }
+            },
+        }
+    }
+
+    pub fn int(&mut self, key: &str) -> Option<i64> {
+        let v = self.get(key)?;
+        match v.as_i64() {
+            Some(i) => Some(i),
+            None => {
+                self.problems
+                    .push(format!("option '{key}' must be an integer, got {v}"));
+                None
+            }
+        }
+    }
+
+    /// An integer or a list of integers (`axis`, `shared_axes`); `None` when absent.
+    pub fn int_list(&mut self, key: &str) -> Option<Vec<i64>> {
+        let v = self.get(key)?;
+        let items: Vec<&Value> = match v {
+            Value::Array(items) => items.iter().collect(),
+            other => vec![other],
+        };
+        let ints: Option<Vec<i64>> = items.iter().map(|i| i.as_i64()).collect();
+        if ints.is_none() {
+            self.problems
+                .push(format!("option '{key}' must be integers, got {v}"));
+        }
+        ints
+    }
+
+    /// Rejects an option unless it is absent, null or equal to `allowed`.
+    pub fn only(&mut self, key: &str, allowed: &Value, why: &str) {
+        if let Some(v) = self.get(key) {
+            if v != allowed {
+                self.problems.push(format!(
+                    "option '{key}'={} is not supported{why}",
+                    esc(&v.to_string())
+                ));
+            }
+        }
+    }
+
+    /// Problems, including options that nothing looked at.
+    pub fn finish(mut self) -> Vec<String> {
+        for (key, value) in self.map {
+            if !self.used.contains(key.as_str()) && !value.is_null() {
+                self.problems.push(format!(
+                    "option '{}'={} is not supported",
+                    esc(key),
+                    esc(&value.to_string())
+                ));
+            }
+        }
+        self.problems
+    }
+}
+
+/// Parses a (non-input) layer entry, or lists everything wrong with it.
+pub(crate) fn parse(
+    entry: &LayerEntry,
+    version: KerasVersion,
+) -> Result<Box<dyn LayerKind>, Vec<String>> {
+    if let Some(problem) = custom_problem(entry) {
+        return Err(vec![problem]);
+    }
+    let mut problems = dtype_problems(&entry.config);
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    let mut options = Options::new(&entry.config);
+    let kind: Option<Box<dyn LayerKind>> = match entry.class.as_str() {
+        "Dense" => dense::parse(&mut options, version),
+        "Activation" | "ReLU" | "LeakyReLU" | "ELU" | "Softmax" => {
+            activations::parse(&entry.class, &mut options, version)
+        }
+        "PReLU" => prelu::parse(&mut options),
+        "BatchNormalization" => batchnorm::parse(&mut options),
+        "Normalization" => normalization::parse(&mut options),
+        "Rescaling" => rescaling::parse(&mut options),
+        "Flatten" => reshape::parse_flatten(&mut options),
+        "Reshape" => reshape::parse_reshape(&mut options),
+        "Dropout"
+        | "SpatialDropout1D"
+        | "SpatialDropout2D"
+        | "SpatialDropout3D"
+        | "GaussianNoise"
+        | "GaussianDropout"
+        | "AlphaDropout"
+        | "ActivityRegularization" => identity::parse(&entry.class, &mut options),
+        class if config::MODEL_CLASSES.contains(&class) => {
+            return Err(vec![
+                "a nested model without its layers in the file (a subclassed model?) is not \
+                 supported"
+                    .into(),
+            ])
+        }
+        "Lambda" | "TFOpLambda" | "SlicingOpLambda" => {
+            return Err(vec![
+                "Lambda layers hold Python code, which cannot be converted".into(),
+            ])
+        }
+        _ => {
+            return Err(vec![format!(
+                "unsupported layer class '{}'",
+                esc(&entry.class)
+            )])
+        }
+    };
+    problems.extend(options.finish());
+    match kind {
+        Some(kind) if problems.is_empty() => Ok(kind),
+        _ => {
+            if problems.is_empty() {
+                problems.push("invalid configuration".into());
+            }
+            Err(problems)
+        }
+    }
+}
+
+/// A custom (user-registered or user-module) class, which cannot be converted.
+fn custom_problem(entry: &LayerEntry) -> Option<String> {
+    let registered = entry
+        .registered_name
+        .as_deref()
+        .filter(|r| *r != entry.class && !r.is_empty());
+    let module = entry.module.as_deref().unwrap_or("keras.layers");
+    let keras_module = module == "keras"
+        || module.starts_with("keras.")
+        || module.starts_with("tf_keras")
+        || module.starts_with("tensorflow.");
+    if registered.is_some() || !keras_module {
+        let name = registered.unwrap_or(&entry.class);
+        return Some(format!(
+            "custom layer '{}' (module '{}') is not supported: its computation is Python code \
+             outside the file",
+            esc(name),
+            esc(module)
+        ));
+    }
+    None
+}
+
+/// Problems with a layer's dtype policy (quantized layers).
+fn dtype_problems(config: &Map<String, Value>) -> Vec<String> {
+    match config.get("dtype") {
+        Some(dtype) if config::is_quantized_policy(dtype) => vec![format!(
+            "quantized dtype policy '{}' is not supported",
+            esc(&config::policy_name(dtype).unwrap_or_default())
+        )],
+        _ => Vec::new(),
+    }
+}
+
+/// How many weights a layer stores and how many of those (a prefix) are trainable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct WeightCount {
+    pub total: usize,
+    pub trainable: usize,
+}
+
+impl WeightCount {
+    pub fn of(kind: &dyn LayerKind) -> Self {
+        WeightCount {
+            total: kind.weight_names().len(),
+            trainable: kind.trainable_weights(),
+        }
+    }
+
+    fn all(total: usize) -> Self {
+        WeightCount {
+            total,
+            trainable: total,
+        }
+    }
+}
+
+/// A best-effort count for layers that fail to parse, from the class and config alone
+/// (so that legacy weights can still be matched by position and every layer's problems
+/// reported), or `None` when the class is unknown.
+pub(crate) fn loose_weight_count(entry: &LayerEntry) -> Option<WeightCount> {
+    if entry.is_input() {
+        return Some(WeightCount::all(0));
+    }
+    let flag = |key: &str| {
+        entry
+            .config
+            .get(key)
+            .and_then(Value::as_bool)
+            .unwrap_or(true)
+    };
+    let all = |n| Some(WeightCount::all(n));
+    match entry.class.as_str() {
+        "Dense" => all(1 + usize::from(flag("use_bias"))),
+        "BatchNormalization" => {
+            let trainable = usize::from(flag("center")) + usize::from(flag("scale"));
+            Some(WeightCount {
+                total: trainable + 2,
+                trainable,
+            })
+        }
+        "PReLU" => all(1),
+        "Normalization" => Some(if entry.config.get("mean").is_some_and(|m| !m.is_null()) {
+            WeightCount::all(0)
+        } else {
+            WeightCount {
+                total: 3,
+                trainable: 0,
+            }
+        }),
+        "Activation"
+        | "ReLU"
+        | "LeakyReLU"
+        | "ELU"
+        | "Softmax"
+        | "Rescaling"
+        | "Flatten"
+        | "Reshape"
+        | "Dropout"
+        | "SpatialDropout1D"
+        | "SpatialDropout2D"
+        | "SpatialDropout3D"
+        | "GaussianNoise"
+        | "GaussianDropout"
+        | "AlphaDropout"
+        | "ActivityRegularization" => all(0),
+        _ => None,
+    }
+}
+
+/// Checks a weight's shape against the shape the layer needs.
+pub(crate) fn check_shape(name: &str, weight: &Weights, expected: &[usize]) -> Result<(), String> {
+    if weight.shape != expected {
+        return Err(format!(
+            "weight '{name}' has shape {:?}, expected {:?} for this input",
+            weight.shape, expected
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;
