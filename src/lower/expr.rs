@@ -241,8 +241,8 @@ impl Expr {
                 let (a, b, t, e) = (
                     a.print(x, lang),
                     b.print(x, lang),
-                    t.print(x, lang),
-                    e.print(x, lang),
+                    t.print_value(x, lang),
+                    e.print_value(x, lang),
                 );
                 match lang {
                     Lang::Rust => format!("(if {a} < {b} {{ {t} }} else {{ {e} }})"),

@@ -11,11 +11,10 @@ namespace {{ namespace }} {
 {% endfor %}
 namespace detail {
 {% if !math.is_empty() %}
-{{ math }}{% endif %}
-{% for w in weights %}
+{{ math }}
+{% endif %}{% for w in weights %}
 {{ w }}
-{% endfor %}
-{% for l in layers %}
+{% endfor %}{% for l in layers %}
 {{ l }}
 {% endfor %}
 }  // namespace detail

@@ -16,11 +16,19 @@ pub fn layer_fn(layer: &Layer, weights: &[WeightArray]) -> String {
     )
 }
 
+/// Re-indents generated C++ by brace depth (the kernels contain no braces in literals).
 fn indent(text: &str) -> String {
-    text.lines()
-        .map(|l| format!("    {}", l.trim_start()))
-        .collect::<Vec<_>>()
-        .join("\n")
+    let mut depth = 1usize;
+    let mut out = Vec::new();
+    for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        let closes_first = usize::from(line.starts_with('}'));
+        depth = depth.saturating_sub(closes_first);
+        out.push(format!("{}{line}", "    ".repeat(depth)));
+        let opens = line.matches('{').count();
+        let closes = line.matches('}').count() - closes_first;
+        depth = (depth + opens).saturating_sub(closes);
+    }
+    out.join("\n")
 }
 
 fn for_(var: &str, n: usize) -> String {

@@ -33,14 +33,15 @@ struct Header<'a> {
 pub fn emit(program: &Program, header: &[String], namespace: &str) -> String {
     let weights: Vec<String> = program.weights.iter().map(weight_array).collect();
     let mut includes = vec!["<cstddef>"];
-    if !program.math.is_empty() || program.inputs.iter().any(|i| i.dtype == InputDtype::I32) {
+    let uses_math = !program.math.is_empty();
+    if uses_math || program.inputs.iter().any(|i| i.dtype == InputDtype::I32) {
         includes.push("<cstdint>");
     }
     let non_finite = program
         .weights
         .iter()
         .any(|w| w.data.iter().any(|v| !v.is_finite()));
-    if non_finite {
+    if uses_math || non_finite {
         includes.push("<cmath>");
     }
     let header = Header {

@@ -19,7 +19,7 @@ pub fn emit(program: &Program, header: &[String]) -> String {
         .layers
         .iter()
         .map(|l| kernels::layer_fn(l, &program.weights));
-    let helpers = view_helpers();
+    let helpers = view_helpers(program);
     let file: syn::File = syn::parse2(quote! { #api #(#layers)* #helpers })
         .expect("the Rust backend builds valid syntax");
     let mut out = String::new();
@@ -37,17 +37,23 @@ pub fn emit(program: &Program, header: &[String]) -> String {
     }
     if !program.math.is_empty() {
         out.push_str(
-            "\n/// Math functions for `no_std`, accurate to a few ulp over the f32 range.\n",
+            "/// Math functions for `no_std`, accurate to a few ulp over the f32 range.\n",
         );
-        out.push_str("mod math {\n    #![allow(dead_code, clippy::excessive_precision, clippy::approx_constant, clippy::unreadable_literal)]\n");
+        out.push_str("mod math {\n    #![allow(clippy::excessive_precision, clippy::approx_constant, clippy::unreadable_literal)]\n");
         for line in math::rust_source(&program.math).lines() {
+            // The runtime's functions are private items; the layer functions call them
+            // from the parent module.
+            let line = match line.strip_prefix("fn ") {
+                Some(rest) => format!("pub(super) fn {rest}"),
+                None => line.to_string(),
+            };
             if line.is_empty() {
                 out.push('\n');
             } else {
                 out.push_str(&format!("    {line}\n"));
             }
         }
-        out.push_str("}\n");
+        out.push_str("}\n\n");
     }
     out.push_str(&weights_module(program));
     out
@@ -102,8 +108,10 @@ fn api(p: &Program) -> TokenStream {
             let doc_len = format!(" Number of values in {label} `{name}`.");
             consts.extend(quote! {
                 #[doc = #doc_shape]
+                #[allow(dead_code)]
                 pub const #shape_c: [usize; #rank] = [#(#dims),*];
                 #[doc = #doc_len]
+                #[allow(dead_code)]
                 pub const #len_c: usize = #len;
             });
         }
@@ -119,14 +127,17 @@ fn api(p: &Program) -> TokenStream {
         let (ni, no) = (lit(p.inputs.len()), lit(p.outputs.len()));
         consts.extend(quote! {
             /// The Keras names of the inputs, in argument order.
+            #[allow(dead_code)]
             pub const INPUT_NAMES: [&str; #ni] = [#(#in_names),*];
             /// The Keras names of the outputs, in result order.
+            #[allow(dead_code)]
             pub const OUTPUT_NAMES: [&str; #no] = [#(#out_names),*];
         });
     }
     let scratch_len = lit(p.scratch_len);
     consts.extend(quote! {
         /// Working memory `predict_with_scratch` needs, in f32s.
+        #[allow(dead_code)]
         pub const SCRATCH_LEN: usize = #scratch_len;
     });
 
@@ -170,6 +181,7 @@ fn api(p: &Program) -> TokenStream {
     quote! {
         #consts
         #[doc = #predict_doc]
+        #[allow(dead_code)]
         pub fn predict(#(#in_params),*) -> #ret {
             #(#out_decls)*
             let mut scratch = [0.0f32; SCRATCH_LEN];
@@ -177,6 +189,7 @@ fn api(p: &Program) -> TokenStream {
             #ret_val
         }
         #[doc = #scratch_doc]
+        #[allow(dead_code)]
         pub fn predict_with_scratch(
             #(#in_params,)*
             #(#out_params,)*
@@ -278,24 +291,36 @@ fn read_arg(p: &Program, arg: &Arg, split: Option<(usize, usize)>) -> TokenStrea
     }
 }
 
-fn view_helpers() -> TokenStream {
-    quote! {
-        /// A fixed-size view of an arena slice (lengths are constants: the check folds away).
-        #[inline(always)]
-        fn view<const N: usize>(s: &[f32]) -> &[f32; N] {
-            match s.try_into() {
-                Ok(a) => a,
-                Err(_) => unreachable!(),
+/// `view` / `view_mut`, each only if a call uses it (an unused one would be a warning).
+fn view_helpers(p: &Program) -> TokenStream {
+    let in_scratch = |a: &Arg| matches!(a.loc, Location::Scratch(_));
+    let reads = p.layers.iter().any(|l| l.inputs.iter().any(in_scratch));
+    let writes = p.layers.iter().any(|l| in_scratch(&l.output));
+    let view = reads.then(|| {
+        quote! {
+            /// A fixed-size view of an arena slice (lengths are constants: the check folds away).
+            #[inline(always)]
+            fn view<const N: usize>(s: &[f32]) -> &[f32; N] {
+                match s.try_into() {
+                    Ok(a) => a,
+                    Err(_) => unreachable!(),
+                }
             }
         }
-        #[inline(always)]
-        fn view_mut<const N: usize>(s: &mut [f32]) -> &mut [f32; N] {
-            match s.try_into() {
-                Ok(a) => a,
-                Err(_) => unreachable!(),
+    });
+    let view_mut = writes.then(|| {
+        quote! {
+            /// A fixed-size mutable view of an arena slice.
+            #[inline(always)]
+            fn view_mut<const N: usize>(s: &mut [f32]) -> &mut [f32; N] {
+                match s.try_into() {
+                    Ok(a) => a,
+                    Err(_) => unreachable!(),
+                }
             }
         }
-    }
+    });
+    quote!(#view #view_mut)
 }
 
 /// The weight statics, one array row per line, exactly as we lay them out.
@@ -304,7 +329,7 @@ fn weights_module(p: &Program) -> String {
         return String::new();
     }
     let mut out = String::from(
-        "\n/// Model weights.\n#[rustfmt::skip]\nmod weights {\n    #![allow(clippy::excessive_precision, clippy::approx_constant, clippy::unreadable_literal)]\n",
+        "/// Model weights.\n#[rustfmt::skip]\nmod weights {\n    #![allow(clippy::excessive_precision, clippy::approx_constant, clippy::unreadable_literal)]\n",
     );
     for w in &p.weights {
         let name = w.ident.to_ascii_uppercase();
