@@ -16,6 +16,8 @@ pub enum Expr {
     Div(Box<Expr>, Box<Expr>),
     /// `if a < b { then } else { otherwise }` (false for NaN, so NaN takes `otherwise`).
     IfLess(Box<[Expr; 4]>),
+    /// `a < lo ? lo : (hi < a ? hi : a)`: NaN stays NaN (Rust's `f32::clamp`).
+    Clamp(Box<Expr>, f32, f32),
     Call(MathFn, Box<Expr>),
 }
 
@@ -49,7 +51,7 @@ fn relu(a: Expr) -> Expr {
 }
 /// `clip(a, lo, hi)`, NaN-propagating.
 fn clip(a: Expr, lo: f32, hi: f32) -> Expr {
-    if_less(a.clone(), c(lo), c(lo), if_less(c(hi), a.clone(), c(hi), a))
+    Clamp(Box::new(a), lo, hi)
 }
 /// `|a|` for a variable-free-of-side-effects expression.
 fn abs(a: Expr) -> Expr {
@@ -190,6 +192,7 @@ impl Expr {
                 b.math_fns(out);
             }
             IfLess(parts) => parts.iter().for_each(|p| p.math_fns(out)),
+            Clamp(a, _, _) => a.math_fns(out),
             Call(f, a) => {
                 out.insert(*f);
                 a.math_fns(out);
@@ -214,6 +217,16 @@ impl Expr {
                 }
             }
             Call(f, a) => math(*f, a.eval(x, math)),
+            Clamp(a, lo, hi) => {
+                let v = a.eval(x, math);
+                if v < *lo {
+                    *lo
+                } else if *hi < v {
+                    *hi
+                } else {
+                    v
+                }
+            }
         }
     }
 
@@ -221,7 +234,7 @@ impl Expr {
     pub fn print_value(&self, x: &str, lang: Lang) -> String {
         let text = self.print(x, lang);
         match self {
-            X | Const(_) | Call(..) => text,
+            X | Const(_) | Call(..) | Clamp(..) => text,
             _ => text[1..text.len() - 1].to_string(),
         }
     }
@@ -231,7 +244,7 @@ impl Expr {
     pub fn print(&self, x: &str, lang: Lang) -> String {
         match self {
             X => x.to_string(),
-            Const(v) => lang.float(*v),
+            Const(v) => lang.constant(*v),
             Add(a, b) => format!("({} + {})", a.print(x, lang), b.print(x, lang)),
             Sub(a, b) => format!("({} - {})", a.print(x, lang), b.print(x, lang)),
             Mul(a, b) => format!("({} * {})", a.print(x, lang), b.print(x, lang)),
@@ -247,6 +260,16 @@ impl Expr {
                 match lang {
                     Lang::Rust => format!("(if {a} < {b} {{ {t} }} else {{ {e} }})"),
                     Lang::Cpp => format!("({a} < {b} ? {t} : {e})"),
+                }
+            }
+            Clamp(a, lo, hi) => {
+                let (lo, hi) = (lang.constant(*lo), lang.constant(*hi));
+                match lang {
+                    Lang::Rust => format!("{}.clamp({lo}, {hi})", a.print(x, lang)),
+                    Lang::Cpp => {
+                        let a = a.print(x, lang);
+                        format!("({a} < {lo} ? {lo} : ({hi} < {a} ? {hi} : {a}))")
+                    }
                 }
             }
             Call(f, a) => {
@@ -268,6 +291,24 @@ pub enum Lang {
 }
 
 impl Lang {
+    /// A constant inside code: Rust names the well-known constants (clippy asks for it).
+    pub fn constant(self, v: f32) -> String {
+        use std::f32::consts;
+        let named = [
+            (consts::SQRT_2, "SQRT_2"),
+            (consts::FRAC_1_SQRT_2, "FRAC_1_SQRT_2"),
+            (consts::PI, "PI"),
+            (consts::E, "E"),
+            (consts::LN_2, "LN_2"),
+            (consts::LN_10, "LN_10"),
+            (consts::FRAC_2_SQRT_PI, "FRAC_2_SQRT_PI"),
+        ];
+        match named.iter().find(|(c, _)| *c == v) {
+            Some((_, name)) if self == Lang::Rust => format!("core::f32::consts::{name}"),
+            _ => self.float(v),
+        }
+    }
+
     /// An f32 literal that reads back to exactly `v` (NaN, infinities, -0.0 and
     /// subnormals included).
     pub fn float(self, v: f32) -> String {

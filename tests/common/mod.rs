@@ -115,21 +115,43 @@ pub fn run_rust(cases: &[Case], dir: &Path) -> Outputs {
     .unwrap();
     std::fs::write(dir.join("main.rs"), main).unwrap();
     std::fs::write(dir.join("lib.rs"), lib).unwrap();
-    // The no_std library build proves the modules need nothing from std.
-    run(Command::new("rustc")
-        .args([
-            "--edition=2021",
-            "--crate-type=lib",
-            "--emit=metadata",
-            "-o",
-        ])
-        .arg(dir.join("libmodels.rmeta"))
-        .arg(dir.join("lib.rs")));
+    // The no_std library build proves the modules need nothing from std, in both editions.
+    for edition in ["--edition=2021", "--edition=2024"] {
+        run(Command::new("rustc")
+            .args([edition, "--crate-type=lib", "--emit=metadata", "-o"])
+            .arg(dir.join("libmodels.rmeta"))
+            .arg(dir.join("lib.rs")));
+    }
+    clippy(dir);
     run(Command::new("rustc")
         .args(["--edition=2021", "-O", "-o"])
         .arg(dir.join("rust_runner"))
         .arg(dir.join("main.rs")));
     parse(&run(&mut Command::new(dir.join("rust_runner"))), cases)
+}
+
+/// Runs `cargo clippy -D warnings` on the `#![no_std]` library of generated modules in
+/// `dir` (skipped, with a message, where clippy is not installed).
+fn clippy(dir: &Path) {
+    let available = Command::new("cargo")
+        .args(["clippy", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !available {
+        eprintln!("cargo clippy is not installed: generated code not linted");
+        return;
+    }
+    std::fs::write(
+        dir.join("Cargo.toml"),
+        "[package]\nname = \"models\"\nversion = \"0.0.0\"\nedition = \"2021\"\n[lib]\npath = \"lib.rs\"\n[workspace]\n",
+    )
+    .unwrap();
+    run(Command::new("cargo")
+        .args(["clippy", "--quiet", "--manifest-path"])
+        .arg(dir.join("Cargo.toml"))
+        .arg("--target-dir")
+        .arg(dir.join("target"))
+        .args(["--", "-D", "warnings"]));
 }
 
 /// Same for C++: one program including every header, strict warnings as errors.

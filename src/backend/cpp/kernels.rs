@@ -149,26 +149,23 @@ fn axis_code(k: &AxisKernel) -> String {
     let at = |var: &str| idx(&[("o", len * inner), (var, inner), ("k", 1)], 0);
     let (i, j) = (at("i"), at("j"));
     let first = idx(&[("o", len * inner), ("k", 1)], 0);
-    let fi = |start: usize| format!("for (std::size_t i = {start}; i < {len}; ++i)");
     let per_slice = match func {
         AxisFn::Softmax => format!(
             "float m = output[{first}];
-            {f1} {{ if (output[{i}] > m) {{ m = output[{i}]; }} }}
+            {f0} {{ if (output[{i}] > m) {{ m = output[{i}]; }} }}
             float sum = 0.0f;
             {f0} {{ const float e = exp_f32(output[{i}] - m); output[{i}] = e; sum += e; }}
             {f0} {{ output[{i}] /= sum; }}",
-            f0 = fi(0),
-            f1 = fi(1)
+            f0 = for_("i", len),
         ),
         AxisFn::LogSoftmax => format!(
             "float m = output[{first}];
-            {f1} {{ if (output[{i}] > m) {{ m = output[{i}]; }} }}
+            {f0} {{ if (output[{i}] > m) {{ m = output[{i}]; }} }}
             float sum = 0.0f;
             {f0} {{ sum += exp_f32(output[{i}] - m); }}
             const float lse = log_f32(sum);
             {f0} {{ output[{i}] = output[{i}] - m - lse; }}",
-            f0 = fi(0),
-            f1 = fi(1)
+            f0 = for_("i", len),
         ),
         // See the Rust backend for the formula (Keras 3's, without sorting).
         AxisFn::Sparsemax => format!(
@@ -190,7 +187,7 @@ fn axis_code(k: &AxisKernel) -> String {
             }}
             const float tau = (cumsum_sum - 1.0f) / support;
             {f0} {{ const float v = output[{i}] - tau; output[{i}] = v < 0.0f ? 0.0f : v; }}",
-            f0 = fi(0),
+            f0 = for_("i", len),
             fj = for_("j", len)
         ),
         AxisFn::Glu => String::new(),

@@ -143,14 +143,14 @@ fn axis_code(k: &AxisKernel) -> String {
     let per_slice = match func {
         AxisFn::Softmax => format!(
             "let mut m = output[{first}];
-            for i in 1..{len} {{ if output[{i}] > m {{ m = output[{i}]; }} }}
+            for i in 0..{len} {{ if output[{i}] > m {{ m = output[{i}]; }} }}
             let mut sum = 0.0f32;
             for i in 0..{len} {{ let e = math::exp_f32(output[{i}] - m); output[{i}] = e; sum += e; }}
             for i in 0..{len} {{ output[{i}] /= sum; }}"
         ),
         AxisFn::LogSoftmax => format!(
             "let mut m = output[{first}];
-            for i in 1..{len} {{ if output[{i}] > m {{ m = output[{i}]; }} }}
+            for i in 0..{len} {{ if output[{i}] > m {{ m = output[{i}]; }} }}
             let mut sum = 0.0f32;
             for i in 0..{len} {{ sum += math::exp_f32(output[{i}] - m); }}
             let lse = math::log_f32(sum);
