@@ -165,6 +165,10 @@ fn bad_input_fails_cleanly_and_writes_nothing() {
         (dir.path().join("missing.keras"), "missing.keras"),
         (not_a_model, "junk.keras"),
         (truncated, "truncated.h5"),
+        (
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/broken/not_keras.h5"),
+            "no Keras model config",
+        ),
     ] {
         let o = run(bin()
             .arg("generate")
