@@ -57,6 +57,7 @@ impl Model {
         let bytes = read(path)?;
         let config_bytes = config.map(read).transpose()?;
         let graph = keras::load_bytes(path, &bytes, config.zip(config_bytes.as_deref()))?;
+        check_integer_inputs(&graph, path)?;
         let mut sha256 = vec![hex_sha256(&bytes)];
         sha256.extend(config_bytes.as_deref().map(hex_sha256));
         Ok(Model { graph, sha256 })
@@ -111,6 +112,34 @@ impl Model {
                 .map(|n| format!("note: {}", naming::comment(n))),
         );
         lines
+    }
+}
+
+/// Integer inputs are for index layers (Embedding), which compute on them directly; a float
+/// layer reading one would need a cast the backends do not emit yet.
+fn check_integer_inputs(graph: &ir::Graph, path: &Path) -> Result<()> {
+    let problems: Vec<error::LayerProblem> = graph
+        .inputs
+        .iter()
+        .filter(|i| i.dtype == ir::InputDtype::I32)
+        .flat_map(|i| graph.consumers(i.tensor).into_iter().map(move |n| (i, n)))
+        .map(|(input, n)| error::LayerProblem {
+            layer: graph.nodes[n].name.clone(),
+            class: graph.nodes[n].class.clone(),
+            message: format!(
+                "reads the integer input '{}'; integer inputs are supported only for index \
+                 layers such as Embedding (declare the input as float32)",
+                error::escape_for_message(&input.name)
+            ),
+        })
+        .collect();
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Layers {
+            path: path.to_path_buf(),
+            problems,
+        })
     }
 }
 
