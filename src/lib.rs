@@ -49,6 +49,8 @@ pub struct Model {
     pub graph: ir::Graph,
     /// SHA-256 of the model file (and of the architecture JSON, when one was given).
     pub sha256: Vec<String>,
+    /// The model file, for error messages only (never written into generated code).
+    pub path: PathBuf,
 }
 
 impl Model {
@@ -60,7 +62,11 @@ impl Model {
         check_integer_inputs(&graph, path)?;
         let mut sha256 = vec![hex_sha256(&bytes)];
         sha256.extend(config_bytes.as_deref().map(hex_sha256));
-        Ok(Model { graph, sha256 })
+        Ok(Model {
+            graph,
+            sha256,
+            path: path.to_path_buf(),
+        })
     }
 
     /// The graph after the inference passes.
@@ -78,7 +84,10 @@ impl Model {
         validate_name(lang, name)?;
         let graph = self.optimized();
         let plan = passes::plan_memory(&graph);
-        let program = lower::lower(&graph, &plan);
+        let program = lower::lower(&graph, &plan).map_err(|problems| Error::Layers {
+            path: self.path.clone(),
+            problems,
+        })?;
         let header = self.header(lang, name);
         Ok(match lang {
             Lang::Rust => backend::rust::emit(&program, &header),

@@ -39,7 +39,7 @@ impl Summary {
                 class: n.class.clone(),
                 output_shape: keras.shape(n.output).to_vec(),
                 params: n.keras_params,
-                macs: n.op.macs(keras.shape(n.output)),
+                macs: n.op.macs(keras.shape(n.inputs[0]), keras.shape(n.output)),
             })
             .collect();
         let plan = plan_memory(optimized);

@@ -151,7 +151,7 @@ impl Graph {
     pub fn macs(&self) -> usize {
         self.nodes
             .iter()
-            .map(|n| n.op.macs(self.shape(n.output)))
+            .map(|n| n.op.macs(self.shape(n.inputs[0]), self.shape(n.output)))
             .sum()
     }
 

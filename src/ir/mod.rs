@@ -4,10 +4,11 @@
 mod activation;
 mod graph;
 mod op;
+mod shape;
 
 pub use activation::{Activation, AxisFn};
 pub use graph::{Graph, GraphInput, GraphOutput, InputDtype, Node, NodeId, Tensor, TensorId};
-pub use op::{Op, Weights};
+pub use op::{MergeKind, Op, PoolKind, Weights, Window};
 
 /// Number of elements of a shape.
 pub fn numel(shape: &[usize]) -> usize {

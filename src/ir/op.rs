@@ -55,11 +55,87 @@ pub enum Op {
     Reshape { target: Vec<i64> },
     /// An inference no-op (Dropout and friends), removed by a pass.
     Identity,
+    /// Convolution over the leading (spatial) axes of a channels-last input; kernel
+    /// `[*k, in / groups, filters]`. Depthwise convolutions are `groups = in`.
+    Conv {
+        kernel: Weights,
+        bias: Option<Weights>,
+        window: Window,
+        groups: usize,
+        activation: Activation,
+    },
+    /// Transposed convolution; kernel `[*k, filters, in]`. Output position `o` along a
+    /// spatial axis takes the full result at `o + crop[d]`, for `o < output[d]`.
+    ConvTranspose {
+        kernel: Weights,
+        bias: Option<Weights>,
+        strides: Vec<usize>,
+        dilation: Vec<usize>,
+        crop: Vec<usize>,
+        output: Vec<usize>,
+        activation: Activation,
+    },
+    /// Max or average over windows of the spatial axes (average counts only real,
+    /// unpadded elements; max ignores padding).
+    Pool { kind: PoolKind, window: Window },
+    /// Max or average over all spatial axes: `[*spatial, C] -> [C]`.
+    GlobalPool { kind: PoolKind },
+    /// Zero padding, `(before, after)` per axis.
+    Pad { padding: Vec<(usize, usize)> },
+    /// `x[begin[d]..end[d]]` on every axis (Cropping).
+    Slice { begin: Vec<usize>, end: Vec<usize> },
+    /// Axis permutation: output axis `i` is input axis `perm[i]`.
+    Transpose { perm: Vec<usize> },
+    /// Repeats each spatial position `factors[d]` times (nearest) or interpolates
+    /// (bilinear, half-pixel centres as Keras's resize).
+    Upsample { factors: Vec<usize>, bilinear: bool },
+    /// `[n] -> [times, n]` (RepeatVector).
+    Repeat { times: usize },
+    /// Elementwise over several inputs of one shape, broadcasting axes of size 1.
+    Merge { kind: MergeKind },
+    /// Concatenation along `axis`.
+    Concat { axis: usize },
+    /// Contracts axis `axes.0` of the first input with axis `axes.1` of the second; the
+    /// result keeps the other axes of the first, then of the second. `normalize`
+    /// L2-normalizes both inputs along those axes first (cosine similarity).
+    Dot {
+        axes: (usize, usize),
+        normalize: bool,
+    },
+}
+
+/// Sliding-window geometry, one entry per spatial axis.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Window {
+    pub size: Vec<usize>,
+    pub strides: Vec<usize>,
+    pub dilation: Vec<usize>,
+    /// `(before, after)` zero padding.
+    pub padding: Vec<(usize, usize)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PoolKind {
+    Max,
+    Average,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MergeKind {
+    Add,
+    Subtract,
+    Multiply,
+    Average,
+    Maximum,
+    Minimum,
 }
 
 impl Op {
     /// The shape this op produces from its input shapes, or what is wrong.
     pub fn output_shape(&self, inputs: &[&[usize]]) -> Result<Vec<usize>, String> {
+        if let Some(shape) = super::shape::infer(self, inputs) {
+            return shape;
+        }
         let [input] = inputs else {
             return Err(format!("expects one input, got {}", inputs.len()));
         };
@@ -122,13 +198,23 @@ impl Op {
             }
             Op::Reshape { target } => reshape(input, target),
             Op::Identity => Ok(input.to_vec()),
+            _ => Err("no shape rule for this op".into()),
         }
     }
 
     /// Multiply-accumulates per sample, for the summary.
-    pub fn macs(&self, output: &[usize]) -> usize {
+    pub fn macs(&self, input: &[usize], output: &[usize]) -> usize {
         match self {
             Op::Dense { kernel, .. } => numel(output) * kernel.shape[0],
+            // Per output value: one MAC per kernel tap and input channel of its group.
+            Op::Conv { kernel, .. } => {
+                let filters = kernel.shape.last().copied().unwrap_or(1).max(1);
+                numel(output) / filters.max(1) * kernel.len()
+            }
+            // Every input position meets every tap, filter and channel once.
+            Op::ConvTranspose { kernel, .. } => {
+                numel(&input[..input.len().saturating_sub(1)]) * kernel.len()
+            }
             _ => 0,
         }
     }
@@ -153,7 +239,12 @@ impl Op {
                 w
             }
             Op::PRelu { alpha } => vec![&alpha.data[..]],
-            Op::Activation(_) | Op::Reshape { .. } | Op::Identity => vec![],
+            Op::Conv { kernel, bias, .. } | Op::ConvTranspose { kernel, bias, .. } => {
+                let mut w = vec![&kernel.data[..]];
+                w.extend(bias.iter().map(|b| &b.data[..]));
+                w
+            }
+            _ => vec![],
         }
     }
 }

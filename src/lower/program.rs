@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 
 use super::expr::{self, Expr};
 use crate::backend::math::MathFn;
+use crate::error::LayerProblem;
 use crate::ir::{numel, Activation, AxisFn, Graph, InputDtype, Op};
 use crate::naming::{comment, Namer};
 use crate::passes::{Location, MemoryPlan};
@@ -126,8 +127,10 @@ impl AxisKernel {
     }
 }
 
-/// Lowers `graph` (already optimised) with its memory plan.
-pub fn lower(graph: &Graph, plan: &MemoryPlan) -> Program {
+/// Lowers `graph` (already optimised) with its memory plan; lists every node whose op the
+/// code generators cannot emit yet.
+pub fn lower(graph: &Graph, plan: &MemoryPlan) -> Result<Program, Vec<LayerProblem>> {
+    let mut problems = Vec::new();
     let mut namer = Namer::new();
     let mut weights = Vec::new();
     let mut layers = Vec::new();
@@ -228,6 +231,16 @@ pub fn lower(graph: &Graph, plan: &MemoryPlan) -> Program {
                 }
             }
             Op::Reshape { .. } | Op::Identity => Kernel::Copy,
+            _ => {
+                problems.push(LayerProblem {
+                    layer: node.name.clone(),
+                    class: node.class.clone(),
+                    message: "the code generators do not support this layer yet (the \
+                              interpreter does: `keras2src predict` runs it)"
+                        .into(),
+                });
+                continue;
+            }
         };
         kernel_math(&kernel, &mut math);
         layers.push(Layer {
@@ -239,7 +252,10 @@ pub fn lower(graph: &Graph, plan: &MemoryPlan) -> Program {
         });
     }
 
-    Program {
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    Ok(Program {
         inputs: graph
             .inputs
             .iter()
@@ -254,7 +270,7 @@ pub fn lower(graph: &Graph, plan: &MemoryPlan) -> Program {
         weights,
         layers,
         math,
-    }
+    })
 }
 
 fn post(activation: &Activation, shape: &[usize]) -> Post {

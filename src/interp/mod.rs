@@ -1,6 +1,8 @@
 //! Reference interpreter: runs the IR directly with the platform's math library. It backs
 //! `keras2src predict`, `--trace`, and the tests that check generated code against it.
 
+mod spatial;
+
 use crate::backend::math::MathFn;
 use crate::ir::{numel, Activation, AxisFn, Graph, InputDtype, Op};
 use crate::lower::expr;
@@ -31,11 +33,38 @@ pub fn run(graph: &Graph, inputs: &[Vec<f32>]) -> Result<Vec<Vec<f32>>, String> 
         };
     }
     for node in &graph.nodes {
-        let x = &values[node.inputs[0]];
-        let y = eval(&node.op, x, graph.shape(node.inputs[0]));
+        let inputs: Vec<(&[f32], &[usize])> = node
+            .inputs
+            .iter()
+            .map(|&t| (&values[t][..], graph.shape(t)))
+            .collect();
+        let y = match spatial::eval(&node.op, &inputs, &pre_activation_shape(node, graph)) {
+            Some(y) => match &node.op {
+                Op::Conv { activation, .. } | Op::ConvTranspose { activation, .. } => {
+                    activate(activation, y, &pre_activation_shape(node, graph))
+                }
+                _ => y,
+            },
+            None => eval(&node.op, inputs[0].0, inputs[0].1),
+        };
         values[node.output] = y;
     }
     Ok(values)
+}
+
+/// A node's output shape before its fused activation (which may halve an axis: glu).
+fn pre_activation_shape(node: &crate::ir::Node, graph: &Graph) -> Vec<usize> {
+    let mut shape = graph.shape(node.output).to_vec();
+    if let Op::Conv { kernel, .. } | Op::ConvTranspose { kernel, .. } = &node.op {
+        let filters = match &node.op {
+            Op::Conv { .. } => kernel.shape.last(),
+            _ => kernel.shape.get(kernel.shape.len().wrapping_sub(2)),
+        };
+        if let (Some(last), Some(&f)) = (shape.last_mut(), filters) {
+            *last = f;
+        }
+    }
+    shape
 }
 
 /// The model outputs of [`run`], in output order.
@@ -104,6 +133,8 @@ fn eval(op: &Op, x: &[f32], shape: &[usize]) -> Vec<f32> {
             })
             .collect(),
         Op::Reshape { .. } | Op::Identity => x.to_vec(),
+        // Evaluated in spatial.rs.
+        _ => Vec::new(),
     }
 }
 

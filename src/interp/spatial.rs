@@ -1,0 +1,342 @@
+//! Reference semantics of the spatial and multi-input ops: plain loops over multi-indices,
+//! written for clarity, not speed.
+
+use crate::ir::{numel, MergeKind, Op, PoolKind, Window};
+
+/// Row-major strides of `shape`.
+fn strides(shape: &[usize]) -> Vec<usize> {
+    let mut s = vec![1; shape.len()];
+    for d in (0..shape.len().saturating_sub(1)).rev() {
+        s[d] = s[d + 1] * shape[d + 1];
+    }
+    s
+}
+
+/// Every multi-index of `shape`, in row-major order.
+fn indices(shape: &[usize]) -> impl Iterator<Item = Vec<usize>> + '_ {
+    (0..numel(shape)).map(move |mut flat| {
+        let mut idx = vec![0; shape.len()];
+        for d in (0..shape.len()).rev() {
+            idx[d] = flat % shape[d];
+            flat /= shape[d];
+        }
+        idx
+    })
+}
+
+fn flat(idx: &[usize], strides: &[usize]) -> usize {
+    idx.iter().zip(strides).map(|(i, s)| i * s).sum()
+}
+
+/// The input position a window tap reads, or `None` when it falls in the padding.
+fn tap_position(out: &[usize], tap: &[usize], w: &Window, x_shape: &[usize]) -> Option<Vec<usize>> {
+    (0..tap.len())
+        .map(|d| {
+            let p = out[d] * w.strides[d] + tap[d] * w.dilation[d];
+            p.checked_sub(w.padding[d].0).filter(|&p| p < x_shape[d])
+        })
+        .collect()
+}
+
+/// Evaluates `op` (not an elementwise activation: the caller applies `activation`s).
+pub fn eval(op: &Op, inputs: &[(&[f32], &[usize])], out_shape: &[usize]) -> Option<Vec<f32>> {
+    let (x, xs) = inputs[0];
+    let mut out = vec![0.0f32; numel(out_shape)];
+    let os = strides(out_shape);
+    let xst = strides(xs);
+    match op {
+        Op::Conv {
+            kernel,
+            bias,
+            window,
+            groups,
+            ..
+        } => {
+            let rank = window.size.len();
+            let (channels, filters) = (xs[rank], out_shape[rank]);
+            let (per_group, f_per_group) = (channels / groups, filters / groups);
+            let ks = strides(&kernel.shape);
+            for o in indices(&out_shape[..rank]) {
+                for f in 0..filters {
+                    let g = f / f_per_group;
+                    let mut acc = bias.as_ref().map_or(0.0, |b| b.data[f]);
+                    for t in indices(&window.size) {
+                        let Some(p) = tap_position(&o, &t, window, xs) else {
+                            continue;
+                        };
+                        let base = flat(&p, &xst);
+                        for ci in 0..per_group {
+                            let w = kernel.data[flat(&t, &ks) + ci * ks[rank] + f];
+                            acc += x[base + g * per_group + ci] * w;
+                        }
+                    }
+                    out[flat(&o, &os) + f] = acc;
+                }
+            }
+        }
+        Op::ConvTranspose {
+            kernel,
+            bias,
+            strides: s,
+            dilation,
+            crop,
+            ..
+        } => {
+            let rank = s.len();
+            let (channels, filters) = (xs[rank], out_shape[rank]);
+            let ks = strides(&kernel.shape);
+            for (i, v) in out.iter_mut().enumerate() {
+                *v = bias.as_ref().map_or(0.0, |b| b.data[i % filters]);
+            }
+            for i in indices(&xs[..rank]) {
+                for t in indices(&kernel.shape[..rank]) {
+                    let o: Option<Vec<usize>> = (0..rank)
+                        .map(|d| {
+                            (i[d] * s[d] + t[d] * dilation[d])
+                                .checked_sub(crop[d])
+                                .filter(|&p| p < out_shape[d])
+                        })
+                        .collect();
+                    let Some(o) = o else { continue };
+                    let (ob, xb, kb) = (flat(&o, &os), flat(&i, &xst), flat(&t, &ks));
+                    for f in 0..filters {
+                        for c in 0..channels {
+                            out[ob + f] += x[xb + c] * kernel.data[kb + f * channels + c];
+                        }
+                    }
+                }
+            }
+        }
+        Op::Pool { kind, window } => {
+            let rank = window.size.len();
+            let channels = xs[rank];
+            for o in indices(&out_shape[..rank]) {
+                for c in 0..channels {
+                    let (mut acc, mut count) = (0.0f32, 0usize);
+                    let mut max = f32::NEG_INFINITY;
+                    for t in indices(&window.size) {
+                        if let Some(p) = tap_position(&o, &t, window, xs) {
+                            let v = x[flat(&p, &xst) + c];
+                            acc += v;
+                            count += 1;
+                            if v > max || v.is_nan() {
+                                max = v;
+                            }
+                        }
+                    }
+                    out[flat(&o, &os) + c] = match kind {
+                        PoolKind::Max => max,
+                        PoolKind::Average => acc / count as f32,
+                    };
+                }
+            }
+        }
+        Op::GlobalPool { kind } => {
+            let channels = out_shape[0];
+            let positions = x.len() / channels;
+            for (c, v) in out.iter_mut().enumerate() {
+                let values = (0..positions).map(|p| x[p * channels + c]);
+                *v = match kind {
+                    PoolKind::Max => {
+                        values.fold(
+                            f32::NEG_INFINITY,
+                            |m, v| {
+                                if v > m || v.is_nan() {
+                                    v
+                                } else {
+                                    m
+                                }
+                            },
+                        )
+                    }
+                    PoolKind::Average => values.sum::<f32>() / positions as f32,
+                };
+            }
+        }
+        Op::Pad { padding } => {
+            for i in indices(xs) {
+                let o: Vec<usize> = i.iter().zip(padding).map(|(i, (b, _))| i + b).collect();
+                out[flat(&o, &os)] = x[flat(&i, &xst)];
+            }
+        }
+        Op::Slice { begin, .. } => {
+            for o in indices(out_shape) {
+                let i: Vec<usize> = o.iter().zip(begin).map(|(o, b)| o + b).collect();
+                out[flat(&o, &os)] = x[flat(&i, &xst)];
+            }
+        }
+        Op::Transpose { perm } => {
+            for o in indices(out_shape) {
+                let mut i = vec![0; perm.len()];
+                for (k, &p) in perm.iter().enumerate() {
+                    i[p] = o[k];
+                }
+                out[flat(&o, &os)] = x[flat(&i, &xst)];
+            }
+        }
+        Op::Upsample { factors, bilinear } => {
+            let rank = factors.len();
+            for o in indices(out_shape) {
+                out[flat(&o, &os)] = if *bilinear {
+                    bilinear_at(x, xs, &xst, &o, factors)
+                } else {
+                    let i: Vec<usize> = (0..=rank)
+                        .map(|d| if d < rank { o[d] / factors[d] } else { o[d] })
+                        .collect();
+                    x[flat(&i, &xst)]
+                };
+            }
+        }
+        Op::Repeat { times } => {
+            for t in 0..*times {
+                out[t * x.len()..(t + 1) * x.len()].copy_from_slice(x);
+            }
+        }
+        Op::Merge { kind } => {
+            for o in indices(out_shape) {
+                let mut values = inputs.iter().map(|(data, shape)| {
+                    let i: Vec<usize> = o
+                        .iter()
+                        .zip(shape.iter())
+                        .map(|(&o, &d)| if d == 1 { 0 } else { o })
+                        .collect();
+                    data[flat(&i, &strides(shape))]
+                });
+                let first = values.next().unwrap_or(0.0);
+                let v = values.fold(first, |acc, v| match kind {
+                    MergeKind::Add | MergeKind::Average => acc + v,
+                    MergeKind::Subtract => acc - v,
+                    MergeKind::Multiply => acc * v,
+                    MergeKind::Maximum => {
+                        if acc < v {
+                            v
+                        } else {
+                            acc
+                        }
+                    }
+                    MergeKind::Minimum => {
+                        if v < acc {
+                            v
+                        } else {
+                            acc
+                        }
+                    }
+                });
+                out[flat(&o, &os)] = match kind {
+                    MergeKind::Average => v / inputs.len() as f32,
+                    _ => v,
+                };
+            }
+        }
+        Op::Concat { axis } => {
+            let mut offset = 0;
+            for (data, shape) in inputs {
+                let st = strides(shape);
+                for i in indices(shape) {
+                    let mut o = i.clone();
+                    o[*axis] += offset;
+                    out[flat(&o, &os)] = data[flat(&i, &st)];
+                }
+                offset += shape[*axis];
+            }
+        }
+        Op::Dot { axes, normalize } => {
+            let [(a, a_shape), (b, b_shape)] = inputs else {
+                return None;
+            };
+            let (i, j) = *axes;
+            let a = if *normalize {
+                l2_normalize(a, a_shape, i)
+            } else {
+                a.to_vec()
+            };
+            let b = if *normalize {
+                l2_normalize(b, b_shape, j)
+            } else {
+                b.to_vec()
+            };
+            let (sa, sb) = (strides(a_shape), strides(b_shape));
+            let a_rest: Vec<usize> = (0..a_shape.len()).filter(|&k| k != i).collect();
+            let b_rest: Vec<usize> = (0..b_shape.len()).filter(|&k| k != j).collect();
+            for (n, v) in out.iter_mut().enumerate() {
+                let o: Vec<usize> = indices(out_shape).nth(n)?;
+                let mut ia = vec![0; a_shape.len()];
+                let mut ib = vec![0; b_shape.len()];
+                for (k, &d) in a_rest.iter().enumerate() {
+                    ia[d] = o[k];
+                }
+                for (k, &d) in b_rest.iter().enumerate() {
+                    ib[d] = o[a_rest.len() + k];
+                }
+                let mut acc = 0.0f32;
+                for t in 0..a_shape[i] {
+                    ia[i] = t;
+                    ib[j] = t;
+                    acc += a[flat(&ia, &sa)] * b[flat(&ib, &sb)];
+                }
+                *v = acc;
+            }
+        }
+        _ => return None,
+    }
+    Some(out)
+}
+
+/// `x / sqrt(max(sum(x^2), 1e-12))` along `axis`, as Keras's `l2_normalize`.
+fn l2_normalize(x: &[f32], shape: &[usize], axis: usize) -> Vec<f32> {
+    let st = strides(shape);
+    let mut out = x.to_vec();
+    let mut rest = shape.to_vec();
+    rest[axis] = 1;
+    for i in indices(&rest) {
+        let base = flat(&i, &st);
+        let sum: f32 = (0..shape[axis])
+            .map(|t| x[base + t * st[axis]].powi(2))
+            .sum();
+        let inv = 1.0 / sum.max(1e-12).sqrt();
+        for t in 0..shape[axis] {
+            out[base + t * st[axis]] = x[base + t * st[axis]] * inv;
+        }
+    }
+    out
+}
+
+/// TensorFlow's bilinear resize (half-pixel centres) at output index `o`.
+fn bilinear_at(x: &[f32], xs: &[usize], xst: &[usize], o: &[usize], factors: &[usize]) -> f32 {
+    let rank = factors.len();
+    // Per spatial axis: the two source rows and the weight of the second.
+    let taps: Vec<(usize, usize, f32)> = (0..rank)
+        .map(|d| {
+            let src = (o[d] as f32 + 0.5) / factors[d] as f32 - 0.5;
+            let lo = src.floor();
+            let lerp = src - lo;
+            let top = xs[d] - 1;
+            let clamp = |v: f32| (v.max(0.0) as usize).min(top);
+            (clamp(lo), clamp(src.ceil()), lerp)
+        })
+        .collect();
+    // Interpolate axis by axis, the last spatial axis first (as TF's x then y).
+    let corners = 1usize << rank;
+    let mut values: Vec<f32> = (0..corners)
+        .map(|m| {
+            let mut i: Vec<usize> = (0..rank)
+                .map(|d| {
+                    if m >> (rank - 1 - d) & 1 == 1 {
+                        taps[d].1
+                    } else {
+                        taps[d].0
+                    }
+                })
+                .collect();
+            i.push(o[rank]);
+            x[flat(&i, xst)]
+        })
+        .collect();
+    for &(_, _, lerp) in taps.iter().rev() {
+        values = values
+            .chunks(2)
+            .map(|pair| pair[0] + (pair[1] - pair[0]) * lerp)
+            .collect();
+    }
+    values[0]
+}

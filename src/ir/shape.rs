@@ -1,0 +1,254 @@
+//! Shape inference for the spatial (conv, pooling, padding, ...) and multi-input ops.
+
+use super::op::{Op, Window};
+
+/// The output shape for the ops this file knows, `None` for the others.
+pub fn infer(op: &Op, inputs: &[&[usize]]) -> Option<Result<Vec<usize>, String>> {
+    let result = match op {
+        Op::Conv {
+            kernel,
+            bias,
+            window,
+            groups,
+            activation,
+        } => one(inputs).and_then(|x| {
+            let rank = window.size.len();
+            spatial_rank(x, rank)?;
+            let channels = x[rank];
+            let [taps @ .., per_group, filters] = &kernel.shape[..] else {
+                return Err(format!(
+                    "kernel shape {:?} is not [*k, in, filters]",
+                    kernel.shape
+                ));
+            };
+            if taps != window.size.as_slice() || *groups == 0 || channels % groups != 0 {
+                return Err(format!(
+                    "kernel {:?} does not fit input {x:?}",
+                    kernel.shape
+                ));
+            }
+            if channels / groups != *per_group || filters % groups != 0 {
+                return Err(format!(
+                    "kernel {:?} does not fit {channels} channels in {groups} group(s)",
+                    kernel.shape
+                ));
+            }
+            check_bias(bias.as_ref().map(|b| &b.shape[..]), *filters)?;
+            let mut out = windowed(x, window)?;
+            out.push(*filters);
+            activation.output_shape(&out)
+        }),
+        Op::ConvTranspose {
+            kernel,
+            bias,
+            strides,
+            dilation,
+            crop,
+            output,
+            activation,
+        } => one(inputs).and_then(|x| {
+            let rank = output.len();
+            spatial_rank(x, rank)?;
+            let [taps @ .., filters, channels] = &kernel.shape[..] else {
+                return Err(format!(
+                    "kernel shape {:?} is not [*k, filters, in]",
+                    kernel.shape
+                ));
+            };
+            let lengths_ok = [taps.len(), strides.len(), dilation.len(), crop.len()]
+                .iter()
+                .all(|&n| n == rank);
+            if !lengths_ok || *channels != x[rank] || strides.contains(&0) || dilation.contains(&0)
+            {
+                return Err(format!(
+                    "kernel {:?} does not fit input {x:?}",
+                    kernel.shape
+                ));
+            }
+            check_bias(bias.as_ref().map(|b| &b.shape[..]), *filters)?;
+            let mut out = output.clone();
+            out.push(*filters);
+            activation.output_shape(&out)
+        }),
+        Op::Pool { window, .. } => one(inputs).and_then(|x| {
+            spatial_rank(x, window.size.len())?;
+            let mut out = windowed(x, window)?;
+            out.push(x[window.size.len()]);
+            Ok(out)
+        }),
+        Op::GlobalPool { .. } => one(inputs).and_then(|x| match x {
+            [_, .., c] => Ok(vec![*c]),
+            _ => Err(format!("needs spatial axes, input shape is {x:?}")),
+        }),
+        Op::Pad { padding } => one(inputs).and_then(|x| {
+            same_rank(x, padding.len())?;
+            Ok(x.iter().zip(padding).map(|(d, (b, a))| d + b + a).collect())
+        }),
+        Op::Slice { begin, end } => one(inputs).and_then(|x| {
+            same_rank(x, begin.len())?;
+            same_rank(x, end.len())?;
+            x.iter()
+                .zip(begin.iter().zip(end))
+                .map(|(&d, (&b, &e))| {
+                    (b < e && e <= d)
+                        .then_some(e - b)
+                        .ok_or_else(|| format!("slice {b}..{e} is empty or out of 0..{d}"))
+                })
+                .collect()
+        }),
+        Op::Transpose { perm } => one(inputs).and_then(|x| {
+            same_rank(x, perm.len())?;
+            let mut seen = vec![false; perm.len()];
+            for &p in perm {
+                if p >= perm.len() || std::mem::replace(&mut seen[p], true) {
+                    return Err(format!("{perm:?} is not a permutation"));
+                }
+            }
+            Ok(perm.iter().map(|&p| x[p]).collect())
+        }),
+        Op::Upsample { factors, .. } => one(inputs).and_then(|x| {
+            spatial_rank(x, factors.len())?;
+            let mut out: Vec<usize> = x.iter().zip(factors).map(|(d, f)| d * f).collect();
+            out.push(x[factors.len()]);
+            Ok(out)
+        }),
+        Op::Repeat { times } => one(inputs).and_then(|x| match x {
+            [n] if *times > 0 => Ok(vec![*times, *n]),
+            _ => Err(format!(
+                "needs a vector and times > 0, input shape is {x:?}"
+            )),
+        }),
+        Op::Merge { .. } => broadcast(inputs),
+        Op::Concat { axis } => concat(inputs, *axis),
+        Op::Dot { axes, .. } => match inputs {
+            [a, b] => {
+                let (i, j) = *axes;
+                if i >= a.len() || j >= b.len() || a[i] != b[j] {
+                    Err(format!(
+                        "cannot contract axis {i} of {a:?} with axis {j} of {b:?}"
+                    ))
+                } else {
+                    let mut out: Vec<usize> = a
+                        .iter()
+                        .enumerate()
+                        .filter(|(k, _)| *k != i)
+                        .map(|(_, d)| *d)
+                        .collect();
+                    out.extend(
+                        b.iter()
+                            .enumerate()
+                            .filter(|(k, _)| *k != j)
+                            .map(|(_, d)| *d),
+                    );
+                    if out.is_empty() {
+                        out.push(1);
+                    }
+                    Ok(out)
+                }
+            }
+            _ => Err(format!("expects two inputs, got {}", inputs.len())),
+        },
+        _ => return None,
+    };
+    Some(result)
+}
+
+fn one<'a>(inputs: &[&'a [usize]]) -> Result<&'a [usize], String> {
+    match inputs {
+        [x] => Ok(x),
+        _ => Err(format!("expects one input, got {}", inputs.len())),
+    }
+}
+
+/// `rank` spatial axes then one channel axis.
+fn spatial_rank(x: &[usize], rank: usize) -> Result<(), String> {
+    if rank == 0 || x.len() != rank + 1 {
+        return Err(format!(
+            "expects {rank} spatial axes and channels, input shape is {x:?}"
+        ));
+    }
+    Ok(())
+}
+
+fn same_rank(x: &[usize], n: usize) -> Result<(), String> {
+    if x.len() != n {
+        return Err(format!("expects {n} axes, input shape is {x:?}"));
+    }
+    Ok(())
+}
+
+fn check_bias(bias: Option<&[usize]>, filters: usize) -> Result<(), String> {
+    match bias {
+        Some(b) if b != [filters] => Err(format!("bias shape {b:?}, expected [{filters}]")),
+        _ => Ok(()),
+    }
+}
+
+/// Output lengths of a window sliding over the spatial axes of `x`.
+fn windowed(x: &[usize], w: &Window) -> Result<Vec<usize>, String> {
+    let rank = w.size.len();
+    let consistent = [w.strides.len(), w.dilation.len(), w.padding.len()]
+        .iter()
+        .all(|&n| n == rank);
+    if !consistent || w.strides.contains(&0) || w.dilation.contains(&0) || w.size.contains(&0) {
+        return Err(format!("inconsistent window {w:?}"));
+    }
+    (0..rank)
+        .map(|d| {
+            let padded = x[d] + w.padding[d].0 + w.padding[d].1;
+            let span = (w.size[d] - 1) * w.dilation[d] + 1;
+            if span > padded {
+                return Err(format!(
+                    "window of {span} does not fit axis {d} of length {padded} (input {x:?})"
+                ));
+            }
+            Ok((padded - span) / w.strides[d] + 1)
+        })
+        .collect()
+}
+
+/// Inputs of one rank whose axes agree or are 1.
+fn broadcast(inputs: &[&[usize]]) -> Result<Vec<usize>, String> {
+    let Some(first) = inputs.first() else {
+        return Err("expects at least one input".into());
+    };
+    let mut out = first.to_vec();
+    for x in &inputs[1..] {
+        if x.len() != out.len() {
+            return Err(format!("cannot broadcast shapes {inputs:?}"));
+        }
+        for (o, &d) in out.iter_mut().zip(x.iter()) {
+            if *o == 1 {
+                *o = d;
+            } else if d != 1 && d != *o {
+                return Err(format!("cannot broadcast shapes {inputs:?}"));
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn concat(inputs: &[&[usize]], axis: usize) -> Result<Vec<usize>, String> {
+    let Some(first) = inputs.first() else {
+        return Err("expects at least one input".into());
+    };
+    if axis >= first.len() {
+        return Err(format!("axis {axis} is out of range for {first:?}"));
+    }
+    let mut out = first.to_vec();
+    out[axis] = 0;
+    for x in inputs {
+        let fits = x.len() == first.len()
+            && x.iter()
+                .zip(first.iter())
+                .enumerate()
+                .all(|(k, (a, b))| k == axis || a == b);
+        if !fits {
+            return Err(format!(
+                "cannot concatenate shapes {inputs:?} on axis {axis}"
+            ));
+        }
+        out[axis] += x[axis];
+    }
+    Ok(out)
+}
