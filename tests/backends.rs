@@ -189,6 +189,7 @@ fn generated_code_matches_interpreter() {
                 model: Model {
                     graph,
                     sha256: vec!["0".into()],
+                    path: "test".into(),
                 },
                 samples,
             }
@@ -329,6 +330,7 @@ fn random_graphs_agree_with_interpreter() {
             model: Model {
                 graph: g,
                 sha256: vec!["0".into()],
+                path: "test".into(),
             },
             samples,
         });
