@@ -156,6 +156,206 @@ fn models() -> Vec<(String, Graph)> {
     g.add_output("r", yb);
     g.add_output("fn", ya);
     out.push(("two_io".to_string(), g));
+
+    // Convolutions, pooling and the reshaping ops, padded and strided.
+    let mut g = Graph::default();
+    let x = g.add_input("img", vec![7, 6, 3], InputDtype::F32).unwrap();
+    let window = |size: Vec<usize>,
+                  strides: Vec<usize>,
+                  dilation: Vec<usize>,
+                  padding: Vec<(usize, usize)>| {
+        keras2src::ir::Window {
+            size,
+            strides,
+            dilation,
+            padding,
+        }
+    };
+    let conv = Op::Conv {
+        kernel: Weights::new(vec![3, 3, 3, 4], values(20, 108)).unwrap(),
+        bias: Some(Weights::new(vec![4], values(21, 4)).unwrap()),
+        window: window(vec![3, 3], vec![2, 1], vec![1, 1], vec![(1, 1), (1, 1)]),
+        groups: 1,
+        activation: Activation::relu(),
+    };
+    let x = g.add_node("conv", "Conv2D", conv, vec![x], 112).unwrap();
+    let depthwise = Op::Conv {
+        kernel: Weights::new(vec![2, 2, 1, 8], values(22, 32)).unwrap(),
+        bias: None,
+        window: window(vec![2, 2], vec![1, 1], vec![1, 2], vec![(0, 1), (1, 1)]),
+        groups: 4,
+        activation: Activation::Tanh,
+    };
+    let x = g
+        .add_node("dw", "DepthwiseConv2D", depthwise, vec![x], 32)
+        .unwrap();
+    let pool = Op::Pool {
+        kind: keras2src::ir::PoolKind::Average,
+        window: window(vec![3, 2], vec![2, 2], vec![1, 1], vec![(1, 1), (0, 1)]),
+    };
+    let x = g
+        .add_node("avg", "AveragePooling2D", pool, vec![x], 0)
+        .unwrap();
+    let pool = Op::Pool {
+        kind: keras2src::ir::PoolKind::Max,
+        window: window(vec![2, 2], vec![1, 1], vec![1, 1], vec![(0, 1), (0, 1)]),
+    };
+    let x = g.add_node("max", "MaxPooling2D", pool, vec![x], 0).unwrap();
+    let transpose = Op::ConvTranspose {
+        kernel: Weights::new(vec![3, 2, 5, 8], values(23, 240)).unwrap(),
+        bias: Some(Weights::new(vec![5], values(24, 5)).unwrap()),
+        strides: vec![2, 1],
+        dilation: vec![1, 1],
+        crop: vec![1, 0],
+        output: vec![4, 3],
+        activation: Activation::Linear,
+    };
+    let x = g
+        .add_node("deconv", "Conv2DTranspose", transpose, vec![x], 245)
+        .unwrap();
+    let x = g
+        .add_node(
+            "pad",
+            "ZeroPadding2D",
+            Op::Pad {
+                padding: vec![(1, 0), (2, 1), (0, 0)],
+            },
+            vec![x],
+            0,
+        )
+        .unwrap();
+    let x = g
+        .add_node(
+            "crop",
+            "Cropping2D",
+            Op::Slice {
+                begin: vec![1, 0, 1],
+                end: vec![5, 5, 4],
+            },
+            vec![x],
+            0,
+        )
+        .unwrap();
+    let x = g
+        .add_node(
+            "perm",
+            "Permute",
+            Op::Transpose {
+                perm: vec![1, 0, 2],
+            },
+            vec![x],
+            0,
+        )
+        .unwrap();
+    let x = g
+        .add_node(
+            "up",
+            "UpSampling2D",
+            Op::Upsample {
+                factors: vec![2, 3],
+                bilinear: false,
+            },
+            vec![x],
+            0,
+        )
+        .unwrap();
+    let x = g
+        .add_node(
+            "gap",
+            "GlobalAveragePooling2D",
+            Op::GlobalPool {
+                kind: keras2src::ir::PoolKind::Average,
+            },
+            vec![x],
+            0,
+        )
+        .unwrap();
+    g.add_output("gap", x);
+    out.push(("conv".to_string(), g));
+
+    // Merges with broadcasting, concatenation, dot, repeat, global max.
+    let mut g = Graph::default();
+    let a = g.add_input("a", vec![4, 3], InputDtype::F32).unwrap();
+    let b = g.add_input("b", vec![1, 3], InputDtype::F32).unwrap();
+    let c = g.add_input("c", vec![4, 1], InputDtype::F32).unwrap();
+    use keras2src::ir::MergeKind::*;
+    let mut merged = Vec::new();
+    for (i, kind) in [Add, Subtract, Multiply, Average, Maximum, Minimum]
+        .into_iter()
+        .enumerate()
+    {
+        let inputs = if kind == Subtract {
+            vec![a, b]
+        } else {
+            vec![a, b, c]
+        };
+        merged.push(
+            g.add_node(&format!("m{i}"), "Merge", Op::Merge { kind }, inputs, 0)
+                .unwrap(),
+        );
+    }
+    let cat = g
+        .add_node(
+            "cat",
+            "Concatenate",
+            Op::Concat { axis: 1 },
+            merged.clone(),
+            0,
+        )
+        .unwrap();
+    let cat0 = g
+        .add_node(
+            "cat0",
+            "Concatenate",
+            Op::Concat { axis: 0 },
+            vec![merged[0], merged[1]],
+            0,
+        )
+        .unwrap();
+    let dot = g
+        .add_node(
+            "dot",
+            "Dot",
+            Op::Dot {
+                axes: (1, 1),
+                normalize: false,
+            },
+            vec![cat0, merged[0]],
+            0,
+        )
+        .unwrap();
+    let flat = g
+        .add_node(
+            "flat",
+            "Flatten",
+            Op::Reshape { target: vec![-1] },
+            vec![dot],
+            0,
+        )
+        .unwrap();
+    let gmax = g
+        .add_node(
+            "gmax",
+            "GlobalMaxPooling1D",
+            Op::GlobalPool {
+                kind: keras2src::ir::PoolKind::Max,
+            },
+            vec![cat],
+            0,
+        )
+        .unwrap();
+    let rep = g
+        .add_node(
+            "rep",
+            "RepeatVector",
+            Op::Repeat { times: 2 },
+            vec![gmax],
+            0,
+        )
+        .unwrap();
+    g.add_output("flat", flat);
+    g.add_output("rep", rep);
+    out.push(("merges".to_string(), g));
     out
 }
 

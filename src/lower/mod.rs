@@ -3,8 +3,19 @@
 
 pub mod expr;
 pub mod index;
+pub mod loops;
 mod program;
+mod spatial;
 
 pub use program::{
     lower, Arg, AxisKernel, Kernel, Layer, Port, Post, Program, WeightArray, WeightId,
 };
+
+/// The names of a layer function's inputs: `input` for one, else `input0`, `input1`, ...
+pub fn input_names(count: usize) -> Vec<String> {
+    if count == 1 {
+        vec!["input".to_string()]
+    } else {
+        (0..count).map(|k| format!("input{k}")).collect()
+    }
+}

@@ -97,6 +97,8 @@ pub enum Kernel {
     PRelu { alpha: WeightId, period: usize },
     /// `y = x` (a reshape whose result is a model output).
     Copy,
+    /// Loops written in the shared loop language (spatial and multi-input ops).
+    Loops(Vec<super::loops::Stmt>),
 }
 
 /// What runs in place on a Dense output.
@@ -231,16 +233,17 @@ pub fn lower(graph: &Graph, plan: &MemoryPlan) -> Result<Program, Vec<LayerProbl
                 }
             }
             Op::Reshape { .. } | Op::Identity => Kernel::Copy,
-            _ => {
-                problems.push(LayerProblem {
-                    layer: node.name.clone(),
-                    class: node.class.clone(),
-                    message: "the code generators do not support this layer yet (the \
-                              interpreter does: `keras2src predict` runs it)"
-                        .into(),
-                });
-                continue;
-            }
+            op => match loops(op, node, graph, &mut add_weight) {
+                Ok(stmts) => Kernel::Loops(stmts),
+                Err(message) => {
+                    problems.push(LayerProblem {
+                        layer: node.name.clone(),
+                        class: node.class.clone(),
+                        message,
+                    });
+                    continue;
+                }
+            },
         };
         kernel_math(&kernel, &mut math);
         layers.push(Layer {
@@ -303,8 +306,76 @@ fn kernel_math(kernel: &Kernel, math: &mut BTreeSet<MathFn>) {
             post: Post::Axis(k),
             ..
         } => axis(k, math),
+        Kernel::Loops(stmts) => super::loops::math_fns(stmts, math),
         _ => {}
     }
+}
+
+/// Lowers a spatial or multi-input op to loops, adding its weights.
+fn loops(
+    op: &Op,
+    node: &crate::ir::Node,
+    graph: &Graph,
+    add_weight: &mut dyn FnMut(&str, Vec<usize>, &[f32]) -> WeightId,
+) -> Result<Vec<super::loops::Stmt>, String> {
+    use super::spatial;
+    let in_shapes: Vec<&[usize]> = node.inputs.iter().map(|&t| graph.shape(t)).collect();
+    let (x, y) = (in_shapes[0], graph.shape(node.output));
+    let elementwise = |activation: &Activation| match activation {
+        Activation::Linear => Ok(None),
+        Activation::Axis { .. } => Err(format!(
+            "activation '{}' after this layer is not supported yet",
+            activation.label()
+        )),
+        other => Ok(expr::activation(other)),
+    };
+    Ok(match op {
+        Op::Conv {
+            kernel,
+            bias,
+            window,
+            groups,
+            activation,
+        } => {
+            let filters = kernel.shape[kernel.shape.len() - 1];
+            let k = add_weight("kernel", vec![kernel.len() / filters, filters], &kernel.data);
+            let b = bias.as_ref().map(|b| add_weight("bias", vec![filters], &b.data));
+            spatial::conv(window, *groups, k, b, elementwise(activation)?.as_ref(), x, y)
+        }
+        Op::ConvTranspose {
+            kernel,
+            bias,
+            strides,
+            dilation,
+            crop,
+            activation,
+            ..
+        } => {
+            let channels = kernel.shape[kernel.shape.len() - 1];
+            let k = add_weight("kernel", vec![kernel.len() / channels, channels], &kernel.data);
+            let filters = kernel.shape[kernel.shape.len() - 2];
+            let b = bias.as_ref().map(|b| add_weight("bias", vec![filters], &b.data));
+            let act = elementwise(activation)?;
+            spatial::conv_transpose(strides, dilation, crop, k, &kernel.shape, b, act.as_ref(), x, y)
+        }
+        Op::Pool { kind, window } => spatial::pool(*kind, window, x, y),
+        Op::GlobalPool { kind } => spatial::global_pool(*kind, x),
+        Op::Pad { padding } => spatial::pad(padding, x, y),
+        Op::Slice { begin, .. } => spatial::slice(begin, x, y),
+        Op::Transpose { perm } => spatial::transpose(perm, x, y),
+        Op::Upsample {
+            factors,
+            bilinear: false,
+        } => spatial::upsample_nearest(factors, x, y),
+        Op::Repeat { times } => spatial::repeat(*times, x[0]),
+        Op::Merge { kind } => spatial::merge(*kind, &in_shapes, y),
+        Op::Concat { axis } => spatial::concat(*axis, &in_shapes, y),
+        Op::Dot {
+            axes,
+            normalize: false,
+        } => spatial::dot(*axes, in_shapes[0], in_shapes[1], y),
+        _ => return Err("the code generators do not support this layer yet (the interpreter does: `keras2src predict` runs it)".into()),
+    })
 }
 
 /// Expands `data` of `shape` (same rank, 1 where broadcast) to `target`.

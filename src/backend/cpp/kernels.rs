@@ -4,15 +4,34 @@
 use crate::ir::AxisFn;
 use crate::lower::expr::Lang;
 use crate::lower::index::idx;
+use crate::lower::loops::Syntax;
 use crate::lower::{AxisKernel, Kernel, Layer, Post, WeightArray, WeightId};
 
 pub fn layer_fn(layer: &Layer, weights: &[WeightArray]) -> String {
     let w = |id: WeightId| weights[id].ident.clone();
+    let names = crate::lower::input_names(layer.inputs.len());
+    let params: Vec<String> = names
+        .iter()
+        .map(|name| format!("const float* __restrict {name}"))
+        .collect();
+    let body = match &layer.kernel {
+        Kernel::Loops(stmts) => {
+            let mut text = String::new();
+            let syntax = Syntax {
+                lang: Lang::Cpp,
+                inputs: &names,
+                weight: &w,
+            };
+            syntax.print(stmts, 1, &mut text);
+            text.trim_end().to_string()
+        }
+        kernel => indent(&body(kernel, layer.output.len, &w)),
+    };
     format!(
-        "// {}\ninline void {}(const float* __restrict input, float* __restrict output) noexcept {{\n{}\n}}",
+        "// {}\ninline void {}({}, float* __restrict output) noexcept {{\n{body}\n}}",
         layer.comment,
         layer.ident,
-        indent(&body(&layer.kernel, layer.output.len, &w))
+        params.join(", ")
     )
 }
 
@@ -123,6 +142,7 @@ fn body(kernel: &Kernel, out_len: usize, w: &dyn Fn(WeightId) -> String) -> Stri
             w(*alpha)
         ),
         Kernel::Copy => format!("{} output[i] = input[i];", for_("i", out_len)),
+        Kernel::Loops(_) => unreachable!("printed by the loop printer"),
     }
 }
 

@@ -7,15 +7,34 @@ use quote::ToTokens;
 use crate::ir::AxisFn;
 use crate::lower::expr::Lang;
 use crate::lower::index::idx;
+use crate::lower::loops::Syntax;
 use crate::lower::{AxisKernel, Kernel, Layer, Post, WeightArray, WeightId};
 
 pub fn layer_fn(layer: &Layer, weights: &[WeightArray]) -> TokenStream {
-    let in_len = layer.inputs[0].len;
     let out_len = layer.output.len;
     let w = |id: WeightId| format!("weights::{}", weights[id].ident.to_ascii_uppercase());
-    let body = body(&layer.kernel, &w);
+    let names = crate::lower::input_names(layer.inputs.len());
+    let params: Vec<String> = names
+        .iter()
+        .zip(&layer.inputs)
+        .map(|(name, arg)| format!("{name}: &[f32; {}]", arg.len))
+        .collect();
+    let body = match &layer.kernel {
+        Kernel::Loops(stmts) => {
+            let mut text = String::new();
+            let syntax = Syntax {
+                lang: Lang::Rust,
+                inputs: &names,
+                weight: &w,
+            };
+            syntax.print(stmts, 1, &mut text);
+            text
+        }
+        kernel => body(kernel, &w),
+    };
     // Index loops read clearer than iterator chains where strides are involved.
     let allow = match layer.kernel {
+        Kernel::Loops(_) => "#[allow(clippy::needless_range_loop, clippy::manual_memcpy)]\n",
         Kernel::Axis(_) | Kernel::Glu { .. } | Kernel::Affine { .. } => {
             "#[allow(clippy::needless_range_loop)]\n"
         }
@@ -26,9 +45,10 @@ pub fn layer_fn(layer: &Layer, weights: &[WeightArray]) -> TokenStream {
         _ => "",
     };
     let text = format!(
-        "/// {comment}\n{allow}fn {name}(input: &[f32; {in_len}], output: &mut [f32; {out_len}]) {{\n{body}\n}}",
+        "/// {comment}\n{allow}fn {name}({params}, output: &mut [f32; {out_len}]) {{\n{body}\n}}",
         comment = layer.comment,
         name = layer.ident,
+        params = params.join(", "),
     );
     match syn::parse_str::<syn::ItemFn>(&text) {
         Ok(item) => item.into_token_stream(),
@@ -115,6 +135,7 @@ fn body(kernel: &Kernel, w: &dyn Fn(WeightId) -> String) -> String {
             a = w(*alpha)
         ),
         Kernel::Copy => "output.copy_from_slice(input);".into(),
+        Kernel::Loops(_) => unreachable!("printed by the loop printer"),
     }
 }
 

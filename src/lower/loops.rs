@@ -1,0 +1,402 @@
+//! A small loop language for kernels whose index arithmetic is more than a flat walk:
+//! convolution, pooling, padding, merges, ... Lowering writes each such kernel once as
+//! `Stmt`s; the Rust and C++ backends only print them (so both run the same operations in
+//! the same order, and agree bit for bit).
+
+use super::expr::{Expr, Lang};
+use super::WeightId;
+
+/// An affine index `sum(var * stride) + constant`. The constant may be negative only where
+/// a guard ([`Stmt::IfInRange`]) has checked that the sum stays non-negative.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Ix {
+    pub terms: Vec<(String, usize)>,
+    pub constant: isize,
+}
+
+impl Ix {
+    pub fn constant(c: usize) -> Ix {
+        Ix {
+            terms: Vec::new(),
+            constant: c as isize,
+        }
+    }
+
+    /// `self + var * stride`.
+    pub fn plus(mut self, var: &str, stride: usize) -> Ix {
+        if stride != 0 {
+            self.terms.push((var.to_string(), stride));
+        }
+        self
+    }
+
+    /// `self + c` (c may be negative).
+    pub fn offset(mut self, c: isize) -> Ix {
+        self.constant += c;
+        self
+    }
+
+    /// `self + other * scale`.
+    pub fn add_scaled(mut self, other: &Ix, scale: usize) -> Ix {
+        for (v, s) in &other.terms {
+            self = self.plus(v, s * scale);
+        }
+        self.constant += other.constant * scale as isize;
+        self
+    }
+
+    fn print(&self) -> String {
+        let mut parts: Vec<String> = self
+            .terms
+            .iter()
+            .map(|(v, s)| {
+                if *s == 1 {
+                    v.clone()
+                } else {
+                    format!("{v} * {s}")
+                }
+            })
+            .collect();
+        let text = if parts.is_empty() {
+            return self.constant.max(0).to_string();
+        } else {
+            if self.constant > 0 {
+                parts.push(self.constant.to_string());
+            }
+            parts.join(" + ")
+        };
+        if self.constant < 0 {
+            format!("{text} - {}", -self.constant)
+        } else {
+            text
+        }
+    }
+}
+
+/// Where a value is read from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Buf {
+    /// The k-th input of the kernel.
+    In(usize),
+    /// The kernel's own output (read back while accumulating).
+    Out,
+    /// A 1-D weight array.
+    W(WeightId),
+    /// A 2-D weight array, `[row][col]`.
+    W2(WeightId, Ix),
+}
+
+/// An f32 value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Val {
+    Load(Buf, Ix),
+    Var(String),
+    Const(f32),
+    Add(Box<Val>, Box<Val>),
+    Sub(Box<Val>, Box<Val>),
+    Mul(Box<Val>, Box<Val>),
+    Div(Box<Val>, Box<Val>),
+    /// `b > a ? b : a` (keeps `a` when `b` is NaN).
+    Max(Box<Val>, Box<Val>),
+    /// `b < a ? b : a`.
+    Min(Box<Val>, Box<Val>),
+    /// An elementwise formula applied to a value held in a variable.
+    Apply(Expr, String),
+}
+
+impl Val {
+    pub fn load(buf: Buf, ix: Ix) -> Val {
+        Val::Load(buf, ix)
+    }
+    pub fn var(name: &str) -> Val {
+        Val::Var(name.to_string())
+    }
+    pub fn add(a: Val, b: Val) -> Val {
+        Val::Add(Box::new(a), Box::new(b))
+    }
+    pub fn sub(a: Val, b: Val) -> Val {
+        Val::Sub(Box::new(a), Box::new(b))
+    }
+    pub fn mul(a: Val, b: Val) -> Val {
+        Val::Mul(Box::new(a), Box::new(b))
+    }
+    pub fn div(a: Val, b: Val) -> Val {
+        Val::Div(Box::new(a), Box::new(b))
+    }
+    pub fn max(a: Val, b: Val) -> Val {
+        Val::Max(Box::new(a), Box::new(b))
+    }
+    pub fn min(a: Val, b: Val) -> Val {
+        Val::Min(Box::new(a), Box::new(b))
+    }
+}
+
+/// A statement of a kernel body.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Stmt {
+    /// `for var in 0..count`.
+    For {
+        var: String,
+        count: usize,
+        body: Vec<Stmt>,
+    },
+    /// A new f32 variable.
+    Let(String, Val),
+    /// A new mutable f32 variable.
+    LetMut(String, Val),
+    /// Assignment to a variable.
+    Set(String, Val),
+    /// `output[ix] = value`.
+    Store(Ix, Val),
+    /// `output[ix] += value` (`Add`) or `/=` (`Div`).
+    Update(Ix, Update, Val),
+    /// `name += value`.
+    Accumulate(String, Val),
+    /// Runs `body` when `lo <= ix < hi`.
+    IfInRange {
+        ix: Ix,
+        lo: usize,
+        hi: usize,
+        body: Vec<Stmt>,
+    },
+}
+
+/// A compound assignment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Update {
+    Add,
+    Div,
+}
+
+/// A `for` loop, or its body alone when it runs once (with the variable fixed at 0).
+pub fn for_(var: &str, count: usize, body: Vec<Stmt>) -> Vec<Stmt> {
+    if count == 1 {
+        body.into_iter().map(|s| s.fix(var)).collect()
+    } else {
+        vec![Stmt::For {
+            var: var.to_string(),
+            count,
+            body,
+        }]
+    }
+}
+
+impl Stmt {
+    /// Substitutes 0 for `var` (a loop that runs once).
+    fn fix(self, var: &str) -> Stmt {
+        let ix = |ix: Ix| Ix {
+            terms: ix.terms.into_iter().filter(|(v, _)| v != var).collect(),
+            constant: ix.constant,
+        };
+        match self {
+            Stmt::For {
+                var: v,
+                count,
+                body,
+            } => Stmt::For {
+                var: v,
+                count,
+                body: body.into_iter().map(|s| s.fix(var)).collect(),
+            },
+            Stmt::Let(n, val) => Stmt::Let(n, val.fix(var)),
+            Stmt::LetMut(n, val) => Stmt::LetMut(n, val.fix(var)),
+            Stmt::Set(n, val) => Stmt::Set(n, val.fix(var)),
+            Stmt::Store(i, val) => Stmt::Store(ix(i), val.fix(var)),
+            Stmt::Update(i, op, val) => Stmt::Update(ix(i), op, val.fix(var)),
+            Stmt::Accumulate(n, val) => Stmt::Accumulate(n, val.fix(var)),
+            Stmt::IfInRange {
+                ix: i,
+                lo,
+                hi,
+                body,
+            } => Stmt::IfInRange {
+                ix: ix(i),
+                lo,
+                hi,
+                body: body.into_iter().map(|s| s.fix(var)).collect(),
+            },
+        }
+    }
+}
+
+impl Val {
+    fn fix(self, var: &str) -> Val {
+        let ix = |ix: Ix| Ix {
+            terms: ix.terms.into_iter().filter(|(v, _)| v != var).collect(),
+            constant: ix.constant,
+        };
+        let b = |v: Box<Val>| Box::new(v.fix(var));
+        match self {
+            Val::Load(Buf::W2(w, row), i) => Val::Load(Buf::W2(w, ix(row)), ix(i)),
+            Val::Load(buf, i) => Val::Load(buf, ix(i)),
+            Val::Add(x, y) => Val::Add(b(x), b(y)),
+            Val::Sub(x, y) => Val::Sub(b(x), b(y)),
+            Val::Mul(x, y) => Val::Mul(b(x), b(y)),
+            Val::Div(x, y) => Val::Div(b(x), b(y)),
+            Val::Max(x, y) => Val::Max(b(x), b(y)),
+            Val::Min(x, y) => Val::Min(b(x), b(y)),
+            other => other,
+        }
+    }
+}
+
+/// The math functions the formulas in `stmts` call.
+pub fn math_fns(
+    stmts: &[Stmt],
+    out: &mut std::collections::BTreeSet<crate::backend::math::MathFn>,
+) {
+    fn val(v: &Val, out: &mut std::collections::BTreeSet<crate::backend::math::MathFn>) {
+        match v {
+            Val::Apply(expr, _) => expr.math_fns(out),
+            Val::Add(a, b)
+            | Val::Sub(a, b)
+            | Val::Mul(a, b)
+            | Val::Div(a, b)
+            | Val::Max(a, b)
+            | Val::Min(a, b) => {
+                val(a, out);
+                val(b, out);
+            }
+            Val::Load(..) | Val::Var(_) | Val::Const(_) => {}
+        }
+    }
+    for s in stmts {
+        match s {
+            Stmt::For { body, .. } | Stmt::IfInRange { body, .. } => math_fns(body, out),
+            Stmt::Let(_, v)
+            | Stmt::LetMut(_, v)
+            | Stmt::Set(_, v)
+            | Stmt::Store(_, v)
+            | Stmt::Update(_, _, v)
+            | Stmt::Accumulate(_, v) => val(v, out),
+        }
+    }
+}
+
+/// How a backend names things; everything else about printing is shared.
+pub struct Syntax<'a> {
+    pub lang: Lang,
+    /// Names of the kernel's inputs (`input`, or `input0`, `input1`, ...).
+    pub inputs: &'a [String],
+    /// The expression for weight array `id` (`weights::NAME` or `name`).
+    pub weight: &'a dyn Fn(WeightId) -> String,
+}
+
+impl Syntax<'_> {
+    /// Prints statements, one per line, indented by nesting.
+    pub fn print(&self, stmts: &[Stmt], depth: usize, out: &mut String) {
+        let pad = "    ".repeat(depth);
+        let rust = self.lang == Lang::Rust;
+        for s in stmts {
+            match s {
+                Stmt::For { var, count, body } => {
+                    if rust {
+                        out.push_str(&format!("{pad}for {var} in 0..{count} {{\n"));
+                    } else {
+                        out.push_str(&format!(
+                            "{pad}for (std::size_t {var} = 0; {var} < {count}; ++{var}) {{\n"
+                        ));
+                    }
+                    self.print(body, depth + 1, out);
+                    out.push_str(&format!("{pad}}}\n"));
+                }
+                Stmt::Let(name, val) | Stmt::LetMut(name, val) => {
+                    let val = self.top(val);
+                    let mutable = matches!(s, Stmt::LetMut(..));
+                    if rust {
+                        let m = if mutable { "mut " } else { "" };
+                        out.push_str(&format!("{pad}let {m}{name}: f32 = {val};\n"));
+                    } else {
+                        let c = if mutable { "" } else { "const " };
+                        out.push_str(&format!("{pad}{c}float {name} = {val};\n"));
+                    }
+                }
+                Stmt::Set(name, val) => {
+                    out.push_str(&format!("{pad}{name} = {};\n", self.top(val)));
+                }
+                Stmt::Store(ix, val) => {
+                    out.push_str(&format!(
+                        "{pad}output[{}] = {};\n",
+                        ix.print(),
+                        self.top(val)
+                    ));
+                }
+                Stmt::Update(ix, op, val) => {
+                    let op = match op {
+                        Update::Add => "+=",
+                        Update::Div => "/=",
+                    };
+                    out.push_str(&format!(
+                        "{pad}output[{}] {op} {};\n",
+                        ix.print(),
+                        self.top(val)
+                    ));
+                }
+                Stmt::Accumulate(name, val) => {
+                    out.push_str(&format!("{pad}{name} += {};\n", self.top(val)));
+                }
+                Stmt::IfInRange { ix, lo, hi, body } => {
+                    let i = ix.print();
+                    let simple = ix.terms.len() == 1 && ix.constant == 0;
+                    let cond = if *lo == 0 {
+                        format!("{i} < {hi}")
+                    } else if rust && simple {
+                        format!("({lo}..{hi}).contains(&{i})")
+                    } else if rust {
+                        format!("({lo}..{hi}).contains(&({i}))")
+                    } else {
+                        format!("{lo} <= {i} && {i} < {hi}")
+                    };
+                    if rust {
+                        out.push_str(&format!("{pad}if {cond} {{\n"));
+                    } else {
+                        out.push_str(&format!("{pad}if ({cond}) {{\n"));
+                    }
+                    self.print(body, depth + 1, out);
+                    out.push_str(&format!("{pad}}}\n"));
+                }
+            }
+        }
+    }
+
+    /// A value as a whole right-hand side, without redundant outer parentheses.
+    fn top(&self, v: &Val) -> String {
+        let text = self.val(v);
+        match v {
+            Val::Load(..) | Val::Var(_) | Val::Const(_) => text,
+            _ => text[1..text.len() - 1].to_string(),
+        }
+    }
+
+    fn val(&self, v: &Val) -> String {
+        let rust = self.lang == Lang::Rust;
+        match v {
+            Val::Load(buf, ix) => {
+                let i = ix.print();
+                match buf {
+                    Buf::In(k) => format!("{}[{i}]", self.inputs[*k]),
+                    Buf::Out => format!("output[{i}]"),
+                    Buf::W(w) => format!("{}[{i}]", (self.weight)(*w)),
+                    Buf::W2(w, row) => format!("{}[{}][{i}]", (self.weight)(*w), row.print()),
+                }
+            }
+            Val::Var(name) => name.clone(),
+            Val::Const(c) => self.lang.constant(*c),
+            Val::Add(a, b) => format!("({} + {})", self.val(a), self.val(b)),
+            Val::Sub(a, b) => format!("({} - {})", self.val(a), self.val(b)),
+            Val::Mul(a, b) => format!("({} * {})", self.val(a), self.val(b)),
+            Val::Div(a, b) => format!("({} / {})", self.val(a), self.val(b)),
+            Val::Max(a_val, b_val) | Val::Min(a_val, b_val) => {
+                let (a, b) = (self.val(a_val), self.val(b_val));
+                let op = if matches!(v, Val::Max(..)) { ">" } else { "<" };
+                if rust {
+                    let (ta, tb) = (self.top(a_val), self.top(b_val));
+                    format!("(if {b} {op} {a} {{ {tb} }} else {{ {ta} }})")
+                } else {
+                    format!("({b} {op} {a} ? {b} : {a})")
+                }
+            }
+            Val::Apply(expr, var) => format!("({})", expr.print_value(var, self.lang)),
+        }
+    }
+}

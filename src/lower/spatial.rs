@@ -1,0 +1,463 @@
+//! Lowers the spatial and multi-input ops to loops ([`super::loops`]): every size and
+//! stride a constant, the channel loop innermost (channels-last), window taps that fall in
+//! the padding skipped by a guard only on the axes that have padding.
+
+use super::expr::Expr;
+use super::loops::{for_, Buf, Ix, Stmt, Update, Val};
+use super::WeightId;
+use crate::ir::{numel, MergeKind, PoolKind, Window};
+
+/// Row-major strides of `shape`.
+pub fn strides(shape: &[usize]) -> Vec<usize> {
+    let mut s = vec![1; shape.len()];
+    for d in (0..shape.len().saturating_sub(1)).rev() {
+        s[d] = s[d + 1] * shape[d + 1];
+    }
+    s
+}
+
+/// Loops over `dims` (outermost first) named `{prefix}0`, `{prefix}1`, ... around `body`.
+fn nest(prefix: &str, dims: &[usize], body: Vec<Stmt>) -> Vec<Stmt> {
+    dims.iter()
+        .enumerate()
+        .rev()
+        .fold(body, |body, (d, &n)| for_(&format!("{prefix}{d}"), n, body))
+}
+
+/// `sum(var_d * strides[d])` for the variables `{prefix}d`.
+fn ix(prefix: &str, strides: &[usize]) -> Ix {
+    strides
+        .iter()
+        .enumerate()
+        .fold(Ix::default(), |ix, (d, &s)| {
+            ix.plus(&format!("{prefix}{d}"), s)
+        })
+}
+
+/// Applies `activation` to `count` outputs starting at `base`.
+fn activate(expr: Option<&Expr>, base: &Ix, count: usize) -> Vec<Stmt> {
+    let Some(expr) = expr else {
+        return Vec::new();
+    };
+    let i = base.clone().plus("a", 1);
+    for_(
+        "a",
+        count,
+        vec![
+            Stmt::Let("x".into(), Val::load(Buf::Out, i.clone())),
+            Stmt::Store(i, Val::Apply(expr.clone(), "x".into())),
+        ],
+    )
+}
+
+/// The taps of a window at output position `o*`, each guarded where it can fall into the
+/// padding; `inner(tap_index, input_index)` builds the innermost statements.
+fn taps(
+    w: &Window,
+    in_shape: &[usize],
+    out_shape: &[usize],
+    inner: impl FnOnce(Ix, Ix) -> Vec<Stmt>,
+) -> Vec<Stmt> {
+    let rank = w.size.len();
+    let xst = strides(in_shape);
+    let tap_st = strides(&w.size);
+    let mut tap = Ix::default();
+    let mut input = Ix::default();
+    for d in 0..rank {
+        tap = tap.plus(&format!("t{d}"), tap_st[d]);
+        input = input
+            .plus(&format!("o{d}"), w.strides[d] * xst[d])
+            .plus(&format!("t{d}"), w.dilation[d] * xst[d])
+            .offset(-((w.padding[d].0 * xst[d]) as isize));
+    }
+    let mut body = inner(tap, input);
+    for d in (0..rank).rev() {
+        let (before, _) = w.padding[d];
+        // The last tap of the last window must stay inside the unpadded axis.
+        let last = (out_shape[d] - 1) * w.strides[d] + (w.size[d] - 1) * w.dilation[d];
+        let always_inside = before == 0 && last < in_shape[d];
+        if !always_inside {
+            let pos = Ix::default()
+                .plus(&format!("o{d}"), w.strides[d])
+                .plus(&format!("t{d}"), w.dilation[d]);
+            body = vec![Stmt::IfInRange {
+                ix: pos,
+                lo: before,
+                hi: before + in_shape[d],
+                body,
+            }];
+        }
+        body = for_(&format!("t{d}"), w.size[d], body);
+    }
+    body
+}
+
+/// Convolution: per output position, the filters accumulate in the output row, tap by
+/// tap and input channel by input channel (the filter loop is innermost: it vectorises).
+#[allow(clippy::too_many_arguments)]
+pub fn conv(
+    window: &Window,
+    groups: usize,
+    kernel: WeightId,
+    bias: Option<WeightId>,
+    activation: Option<&Expr>,
+    in_shape: &[usize],
+    out_shape: &[usize],
+) -> Vec<Stmt> {
+    let rank = window.size.len();
+    let (channels, filters) = (in_shape[rank], out_shape[rank]);
+    let (per_group, filters_per_group) = (channels / groups, filters / groups);
+    let ost = strides(out_shape);
+    let out_base = ix("o", &ost[..rank]);
+    let init = for_(
+        "f",
+        filters,
+        vec![Stmt::Store(
+            out_base.clone().plus("f", 1),
+            bias.map_or(Val::Const(0.0), |b| {
+                Val::load(Buf::W(b), Ix::default().plus("f", 1))
+            }),
+        )],
+    );
+    let accumulate = taps(window, in_shape, out_shape, |tap, input| {
+        let row = Ix::default().add_scaled(&tap, per_group).plus("c", 1);
+        let col = Ix::default().plus("g", filters_per_group).plus("f", 1);
+        let x = input.plus("g", per_group).plus("c", 1);
+        for_(
+            "c",
+            per_group,
+            [
+                vec![Stmt::Let("xv".into(), Val::load(Buf::In(0), x))],
+                for_(
+                    "f",
+                    filters_per_group,
+                    vec![Stmt::Update(
+                        out_base.clone().add_scaled(&col, 1),
+                        Update::Add,
+                        Val::mul(
+                            Val::var("xv"),
+                            Val::load(Buf::W2(kernel, row.clone()), col.clone()),
+                        ),
+                    )],
+                ),
+            ]
+            .concat(),
+        )
+    });
+    let body = [
+        init,
+        for_("g", groups, accumulate),
+        activate(activation, &out_base, filters),
+    ]
+    .concat();
+    nest("o", &out_shape[..rank], body)
+}
+
+/// Transposed convolution: every input position scatters into the outputs its taps reach.
+#[allow(clippy::too_many_arguments)]
+pub fn conv_transpose(
+    strides_: &[usize],
+    dilation: &[usize],
+    crop: &[usize],
+    kernel: WeightId,
+    kernel_shape: &[usize],
+    bias: Option<WeightId>,
+    activation: Option<&Expr>,
+    in_shape: &[usize],
+    out_shape: &[usize],
+) -> Vec<Stmt> {
+    let rank = strides_.len();
+    let (channels, filters) = (in_shape[rank], out_shape[rank]);
+    let (xst, ost) = (strides(in_shape), strides(out_shape));
+    let tap_st = strides(&kernel_shape[..rank]);
+    let init = for_(
+        "p",
+        numel(out_shape) / filters,
+        for_(
+            "f",
+            filters,
+            vec![Stmt::Store(
+                Ix::default().plus("p", filters).plus("f", 1),
+                bias.map_or(Val::Const(0.0), |b| {
+                    Val::load(Buf::W(b), Ix::default().plus("f", 1))
+                }),
+            )],
+        ),
+    );
+    // Output index of input position i* and tap t*.
+    let mut out = Ix::default();
+    let mut row = Ix::default();
+    for d in 0..rank {
+        out = out
+            .plus(&format!("i{d}"), strides_[d] * ost[d])
+            .plus(&format!("t{d}"), dilation[d] * ost[d])
+            .offset(-((crop[d] * ost[d]) as isize));
+        row = row.plus(&format!("t{d}"), tap_st[d] * filters);
+    }
+    let x = ix("i", &xst[..rank]).plus("c", 1);
+    let mut body = for_(
+        "f",
+        filters,
+        for_(
+            "c",
+            channels,
+            vec![Stmt::Update(
+                out.plus("f", 1),
+                Update::Add,
+                Val::mul(
+                    Val::load(Buf::In(0), x),
+                    Val::load(
+                        Buf::W2(kernel, row.plus("f", 1)),
+                        Ix::default().plus("c", 1),
+                    ),
+                ),
+            )],
+        ),
+    );
+    for d in (0..rank).rev() {
+        let pos = Ix::default()
+            .plus(&format!("i{d}"), strides_[d])
+            .plus(&format!("t{d}"), dilation[d]);
+        body = vec![Stmt::IfInRange {
+            ix: pos,
+            lo: crop[d],
+            hi: crop[d] + out_shape[d],
+            body,
+        }];
+        body = for_(&format!("t{d}"), kernel_shape[d], body);
+    }
+    let scatter = nest("i", &in_shape[..rank], body);
+    let post = activation.map_or(Vec::new(), |_| {
+        nest(
+            "o",
+            &out_shape[..rank],
+            activate(activation, &ix("o", &ost[..rank]), filters),
+        )
+    });
+    [init, scatter, post].concat()
+}
+
+/// Max or average pooling; the average divides by the number of real (unpadded) taps.
+pub fn pool(kind: PoolKind, window: &Window, in_shape: &[usize], out_shape: &[usize]) -> Vec<Stmt> {
+    let rank = window.size.len();
+    let channels = in_shape[rank];
+    let out_base = ix("o", &strides(out_shape)[..rank]);
+    let start = match kind {
+        PoolKind::Max => Val::Const(f32::NEG_INFINITY),
+        PoolKind::Average => Val::Const(0.0),
+    };
+    let init = for_(
+        "c",
+        channels,
+        vec![Stmt::Store(out_base.clone().plus("c", 1), start)],
+    );
+    let at = out_base.clone().plus("c", 1);
+    let accumulate = taps(window, in_shape, out_shape, |_, input| {
+        let x = Val::load(Buf::In(0), input.plus("c", 1));
+        let update = match kind {
+            PoolKind::Max => Stmt::Store(at.clone(), Val::max(Val::load(Buf::Out, at.clone()), x)),
+            PoolKind::Average => Stmt::Update(at.clone(), Update::Add, x),
+        };
+        let mut stmts = for_("c", channels, vec![update]);
+        if kind == PoolKind::Average {
+            stmts.insert(0, Stmt::Accumulate("count".into(), Val::Const(1.0)));
+        }
+        stmts
+    });
+    let mut body = init;
+    if kind == PoolKind::Average {
+        body.push(Stmt::LetMut("count".into(), Val::Const(0.0)));
+    }
+    body.extend(accumulate);
+    if kind == PoolKind::Average {
+        body.extend(for_(
+            "c",
+            channels,
+            vec![Stmt::Update(at, Update::Div, Val::var("count"))],
+        ));
+    }
+    nest("o", &out_shape[..rank], body)
+}
+
+/// Max or average over every spatial position, per channel.
+pub fn global_pool(kind: PoolKind, in_shape: &[usize]) -> Vec<Stmt> {
+    let channels = in_shape[in_shape.len() - 1];
+    let positions = numel(in_shape) / channels;
+    let c = Ix::default().plus("c", 1);
+    let x = Val::load(Buf::In(0), Ix::default().plus("p", channels).plus("c", 1));
+    let (start, update) = match kind {
+        PoolKind::Max => (
+            Val::Const(f32::NEG_INFINITY),
+            Stmt::Store(c.clone(), Val::max(Val::load(Buf::Out, c.clone()), x)),
+        ),
+        PoolKind::Average => (Val::Const(0.0), Stmt::Update(c.clone(), Update::Add, x)),
+    };
+    let mut body = for_("c", channels, vec![Stmt::Store(c.clone(), start)]);
+    body.extend(for_("p", positions, for_("c", channels, vec![update])));
+    if kind == PoolKind::Average {
+        body.extend(for_(
+            "c",
+            channels,
+            vec![Stmt::Update(c, Update::Div, Val::Const(positions as f32))],
+        ));
+    }
+    body
+}
+
+/// Zero padding: clear, then copy the input into place.
+pub fn pad(padding: &[(usize, usize)], in_shape: &[usize], out_shape: &[usize]) -> Vec<Stmt> {
+    let ost = strides(out_shape);
+    let clear = for_(
+        "p",
+        numel(out_shape),
+        vec![Stmt::Store(Ix::default().plus("p", 1), Val::Const(0.0))],
+    );
+    let offset: usize = padding.iter().zip(&ost).map(|((b, _), s)| b * s).sum();
+    let copy = nest(
+        "i",
+        in_shape,
+        vec![Stmt::Store(
+            ix("i", &ost).offset(offset as isize),
+            Val::load(Buf::In(0), ix("i", &strides(in_shape))),
+        )],
+    );
+    [clear, copy].concat()
+}
+
+/// A gather whose input index is affine in the output index.
+pub fn gather(out_shape: &[usize], input: Ix) -> Vec<Stmt> {
+    nest(
+        "o",
+        out_shape,
+        vec![Stmt::Store(
+            ix("o", &strides(out_shape)),
+            Val::load(Buf::In(0), input),
+        )],
+    )
+}
+
+/// `x[begin..]` on every axis.
+pub fn slice(begin: &[usize], in_shape: &[usize], out_shape: &[usize]) -> Vec<Stmt> {
+    let xst = strides(in_shape);
+    let offset: usize = begin.iter().zip(&xst).map(|(b, s)| b * s).sum();
+    gather(out_shape, ix("o", &xst).offset(offset as isize))
+}
+
+/// Output axis `k` is input axis `perm[k]`.
+pub fn transpose(perm: &[usize], in_shape: &[usize], out_shape: &[usize]) -> Vec<Stmt> {
+    let xst = strides(in_shape);
+    let permuted: Vec<usize> = perm.iter().map(|&p| xst[p]).collect();
+    gather(out_shape, ix("o", &permuted))
+}
+
+/// Nearest-neighbour upsampling: each input position is written `factors` times.
+pub fn upsample_nearest(factors: &[usize], in_shape: &[usize], out_shape: &[usize]) -> Vec<Stmt> {
+    let rank = factors.len();
+    let channels = in_shape[rank];
+    let (xst, ost) = (strides(in_shape), strides(out_shape));
+    let mut out = Ix::default();
+    for d in 0..rank {
+        out = out
+            .plus(&format!("i{d}"), factors[d] * ost[d])
+            .plus(&format!("r{d}"), ost[d]);
+    }
+    let copy = for_(
+        "c",
+        channels,
+        vec![Stmt::Store(
+            out.plus("c", 1),
+            Val::load(Buf::In(0), ix("i", &xst[..rank]).plus("c", 1)),
+        )],
+    );
+    let body = nest("r", factors, copy);
+    nest("i", &in_shape[..rank], body)
+}
+
+/// `[n] -> [times, n]`.
+pub fn repeat(times: usize, n: usize) -> Vec<Stmt> {
+    gather(&[times, n], Ix::default().plus("o1", 1))
+}
+
+/// Elementwise over several inputs, broadcasting axes of size 1.
+pub fn merge(kind: MergeKind, in_shapes: &[&[usize]], out_shape: &[usize]) -> Vec<Stmt> {
+    let load = |k: usize| {
+        let shape = in_shapes[k];
+        let st: Vec<usize> = strides(shape)
+            .iter()
+            .zip(shape)
+            .map(|(&s, &d)| if d == 1 { 0 } else { s })
+            .collect();
+        Val::load(Buf::In(k), ix("o", &st))
+    };
+    let value = (1..in_shapes.len()).fold(load(0), |acc, k| match kind {
+        MergeKind::Add | MergeKind::Average => Val::add(acc, load(k)),
+        MergeKind::Subtract => Val::sub(acc, load(k)),
+        MergeKind::Multiply => Val::mul(acc, load(k)),
+        MergeKind::Maximum => Val::max(acc, load(k)),
+        MergeKind::Minimum => Val::min(acc, load(k)),
+    });
+    let value = match kind {
+        MergeKind::Average => Val::div(value, Val::Const(in_shapes.len() as f32)),
+        _ => value,
+    };
+    nest(
+        "o",
+        out_shape,
+        vec![Stmt::Store(ix("o", &strides(out_shape)), value)],
+    )
+}
+
+/// Concatenation: each input copied to its offset along `axis`.
+pub fn concat(axis: usize, in_shapes: &[&[usize]], out_shape: &[usize]) -> Vec<Stmt> {
+    let ost = strides(out_shape);
+    let mut offset = 0;
+    let mut body = Vec::new();
+    for (k, shape) in in_shapes.iter().enumerate() {
+        let prefix = format!("i{k}_");
+        body.extend(nest(
+            &prefix,
+            shape,
+            vec![Stmt::Store(
+                ix(&prefix, &ost).offset((offset * ost[axis]) as isize),
+                Val::load(Buf::In(k), ix(&prefix, &strides(shape))),
+            )],
+        ));
+        offset += shape[axis];
+    }
+    body
+}
+
+/// Contraction of axis `axes.0` of the first input with `axes.1` of the second.
+pub fn dot(axes: (usize, usize), a: &[usize], b: &[usize], out_shape: &[usize]) -> Vec<Stmt> {
+    let (i, j) = axes;
+    let (sa, sb) = (strides(a), strides(b));
+    let rest_a: Vec<usize> = (0..a.len()).filter(|&k| k != i).collect();
+    let rest_b: Vec<usize> = (0..b.len()).filter(|&k| k != j).collect();
+    let mut ia = Ix::default().plus("t", sa[i]);
+    let mut ib = Ix::default().plus("t", sb[j]);
+    for (n, &d) in rest_a.iter().enumerate() {
+        ia = ia.plus(&format!("o{n}"), sa[d]);
+    }
+    for (n, &d) in rest_b.iter().enumerate() {
+        ib = ib.plus(&format!("o{}", rest_a.len() + n), sb[d]);
+    }
+    let out_dims: Vec<usize> = if rest_a.is_empty() && rest_b.is_empty() {
+        vec![1]
+    } else {
+        out_shape.to_vec()
+    };
+    let body = [
+        vec![Stmt::LetMut("acc".into(), Val::Const(0.0))],
+        for_(
+            "t",
+            a[i],
+            vec![Stmt::Accumulate(
+                "acc".into(),
+                Val::mul(Val::load(Buf::In(0), ia), Val::load(Buf::In(1), ib)),
+            )],
+        ),
+        vec![Stmt::Store(ix("o", &strides(&out_dims)), Val::var("acc"))],
+    ]
+    .concat();
+    nest("o", &out_dims, body)
+}
