@@ -111,18 +111,6 @@ impl Val {
     pub fn var(name: &str) -> Val {
         Val::Var(name.to_string())
     }
-    pub fn add(a: Val, b: Val) -> Val {
-        Val::Add(Box::new(a), Box::new(b))
-    }
-    pub fn sub(a: Val, b: Val) -> Val {
-        Val::Sub(Box::new(a), Box::new(b))
-    }
-    pub fn mul(a: Val, b: Val) -> Val {
-        Val::Mul(Box::new(a), Box::new(b))
-    }
-    pub fn div(a: Val, b: Val) -> Val {
-        Val::Div(Box::new(a), Box::new(b))
-    }
     pub fn max(a: Val, b: Val) -> Val {
         Val::Max(Box::new(a), Box::new(b))
     }
@@ -130,6 +118,21 @@ impl Val {
         Val::Min(Box::new(a), Box::new(b))
     }
 }
+
+macro_rules! binary_op {
+    ($trait:ident, $method:ident, $variant:ident) => {
+        impl std::ops::$trait for Val {
+            type Output = Val;
+            fn $method(self, other: Val) -> Val {
+                Val::$variant(Box::new(self), Box::new(other))
+            }
+        }
+    };
+}
+binary_op!(Add, add, Add);
+binary_op!(Sub, sub, Sub);
+binary_op!(Mul, mul, Mul);
+binary_op!(Div, div, Div);
 
 /// A statement of a kernel body.
 #[derive(Debug, Clone, PartialEq)]

@@ -311,12 +311,15 @@ fn kernel_math(kernel: &Kernel, math: &mut BTreeSet<MathFn>) {
     }
 }
 
+/// Registers a weight array (name suffix, dims, data) and returns its id.
+type AddWeight<'a> = dyn FnMut(&str, Vec<usize>, &[f32]) -> WeightId + 'a;
+
 /// Lowers a spatial or multi-input op to loops, adding its weights.
 fn loops(
     op: &Op,
     node: &crate::ir::Node,
     graph: &Graph,
-    add_weight: &mut dyn FnMut(&str, Vec<usize>, &[f32]) -> WeightId,
+    add_weight: &mut AddWeight,
 ) -> Result<Vec<super::loops::Stmt>, String> {
     use super::spatial;
     let in_shapes: Vec<&[usize]> = node.inputs.iter().map(|&t| graph.shape(t)).collect();

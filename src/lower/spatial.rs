@@ -134,10 +134,7 @@ pub fn conv(
                     vec![Stmt::Update(
                         out_base.clone().add_scaled(&col, 1),
                         Update::Add,
-                        Val::mul(
-                            Val::var("xv"),
-                            Val::load(Buf::W2(kernel, row.clone()), col.clone()),
-                        ),
+                        Val::var("xv") * Val::load(Buf::W2(kernel, row.clone()), col.clone()),
                     )],
                 ),
             ]
@@ -204,13 +201,11 @@ pub fn conv_transpose(
             vec![Stmt::Update(
                 out.plus("f", 1),
                 Update::Add,
-                Val::mul(
-                    Val::load(Buf::In(0), x),
-                    Val::load(
+                Val::load(Buf::In(0), x)
+                    * Val::load(
                         Buf::W2(kernel, row.plus("f", 1)),
                         Ix::default().plus("c", 1),
                     ),
-                ),
             )],
         ),
     );
@@ -390,14 +385,14 @@ pub fn merge(kind: MergeKind, in_shapes: &[&[usize]], out_shape: &[usize]) -> Ve
         Val::load(Buf::In(k), ix("o", &st))
     };
     let value = (1..in_shapes.len()).fold(load(0), |acc, k| match kind {
-        MergeKind::Add | MergeKind::Average => Val::add(acc, load(k)),
-        MergeKind::Subtract => Val::sub(acc, load(k)),
-        MergeKind::Multiply => Val::mul(acc, load(k)),
+        MergeKind::Add | MergeKind::Average => acc + load(k),
+        MergeKind::Subtract => acc - load(k),
+        MergeKind::Multiply => acc * load(k),
         MergeKind::Maximum => Val::max(acc, load(k)),
         MergeKind::Minimum => Val::min(acc, load(k)),
     });
     let value = match kind {
-        MergeKind::Average => Val::div(value, Val::Const(in_shapes.len() as f32)),
+        MergeKind::Average => value / Val::Const(in_shapes.len() as f32),
         _ => value,
     };
     nest(
@@ -453,7 +448,7 @@ pub fn dot(axes: (usize, usize), a: &[usize], b: &[usize], out_shape: &[usize]) 
             a[i],
             vec![Stmt::Accumulate(
                 "acc".into(),
-                Val::mul(Val::load(Buf::In(0), ia), Val::load(Buf::In(1), ib)),
+                Val::load(Buf::In(0), ia) * Val::load(Buf::In(1), ib),
             )],
         ),
         vec![Stmt::Store(ix("o", &strides(&out_dims)), Val::var("acc"))],
