@@ -17,7 +17,7 @@ namespace keras2src_math_runtime {
 // @fn bits
 // Bit casts. C++17 has no std::bit_cast, reading another member of a union is undefined
 // behaviour and std::memcpy needs <cstring>, so this uses __builtin_bit_cast
-// (GCC >= 11, Clang >= 9, MSVC >= 19.27).
+// (GCC >= 11, Clang >= 9, MSVC >= 19.28).
 inline std::uint32_t f32_to_bits(float x) noexcept {
     return __builtin_bit_cast(std::uint32_t, x);
 }
@@ -172,7 +172,8 @@ inline float tanh_f32(float x) noexcept {
     // tanh(10) rounds to 1 (NaN becomes 10 here).
     const float a = ax < 10.0f ? ax : 10.0f;
     const float u = a * a;
-    const float s = -0.3333333f + u * (0.13333032f + u * (-0.05389407f + u * (0.021220021f + u * -0.0064510927f)));
+    const float s = -0.3333333f
+        + u * (0.13333032f + u * (-0.05389407f + u * (0.021220021f + u * -0.0064510927f)));
     const float y1 = a + a * (u * s);
     const float y2 = 1.0f - 2.0f / (expm1_f32(2.0f * a) + 2.0f);
     float y = a < 0.54930615f ? y1 : y2;
@@ -194,7 +195,8 @@ inline float erf_f32(float x) noexcept {
     const float t = 0.12837917f
         + u * (-0.37612626f
             + u * (0.11283579f
-                + u * (-0.026853347f + u * (0.005187162f + u * (-0.0007997853f + u * 7.806903e-5f)))));
+                + u * (-0.026853347f
+                    + u * (0.005187162f + u * (-0.0007997853f + u * 7.806903e-5f)))));
     const float y1 = a + a * t;
     const float ah = f32_from_bits(f32_to_bits(a) & 0xfffff000u);
     const float al = a - ah;
