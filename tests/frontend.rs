@@ -745,3 +745,420 @@ fn no_panic_on_corrupted_bytes() {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Convolutional layers and general graphs.
+
+/// A Keras 3 reference to output 0 of call `node` of `layer` (any shape).
+fn keras3_ref(layer: &str, node: usize) -> Value {
+    serde_json::json!({"class_name": "__keras_tensor__",
+        "config": {"shape": null, "dtype": "float32", "keras_history": [layer, node, 0]}})
+}
+
+fn input_layer(name: &str, shape: &[usize]) -> Value {
+    let mut batch_shape = vec![Value::Null];
+    batch_shape.extend(shape.iter().map(|&d| Value::from(d)));
+    serde_json::json!({"class_name": "InputLayer", "name": name, "inbound_nodes": [],
+        "config": {"name": name, "batch_shape": batch_shape, "dtype": "float32"}})
+}
+
+/// A weightless Keras 3 layer whose calls take the given lists of (layer, node) inputs.
+fn keras3_layer(class: &str, name: &str, config: Value, calls: &[&[(&str, usize)]]) -> Value {
+    let nodes: Vec<Value> = calls
+        .iter()
+        .map(|refs| {
+            let args: Vec<Value> = refs.iter().map(|(l, n)| keras3_ref(l, *n)).collect();
+            let args = if args.len() == 1 {
+                args
+            } else {
+                vec![Value::Array(args)]
+            };
+            serde_json::json!({"args": args, "kwargs": {}})
+        })
+        .collect();
+    let mut config = config;
+    config["name"] = name.into();
+    serde_json::json!({"class_name": class, "name": name, "module": "keras.layers",
+        "config": config, "inbound_nodes": nodes})
+}
+
+fn functional(name: &str, layers: Vec<Value>, inputs: &[&str], outputs: &[(&str, usize)]) -> Value {
+    let inputs: Vec<Value> = inputs
+        .iter()
+        .map(|i| serde_json::json!([i, 0, 0]))
+        .collect();
+    let outputs: Vec<Value> = outputs
+        .iter()
+        .map(|(l, n)| serde_json::json!([l, n, 0]))
+        .collect();
+    serde_json::json!({"class_name": "Functional", "name": name, "config": {"name": name,
+        "layers": layers, "input_layers": inputs, "output_layers": outputs}})
+}
+
+fn interchange(model: Value, weights: Value) -> Value {
+    serde_json::json!({"format": "keras2src", "version": 1, "keras_version": "3.15.1",
+        "model": model, "weights": weights})
+}
+
+/// Rewrites a layer's Keras 3 inbound nodes in the Keras 2 form, `[[layer, node, tensor,
+/// kwargs], ...]` per call, where calls of the `nested` models count from 1.
+fn to_keras2_calls(layer: &mut Value, nested: &[&str]) {
+    fn tensors(v: &Value, out: &mut Vec<Value>, nested: &[&str]) {
+        match v {
+            Value::Array(items) => items.iter().for_each(|i| tensors(i, out, nested)),
+            Value::Object(o) if o.get("class_name") == Some(&"__keras_tensor__".into()) => {
+                let h = &o["config"]["keras_history"];
+                let name = h[0].as_str().unwrap();
+                let node = h[1].as_u64().unwrap() + u64::from(nested.contains(&name));
+                out.push(serde_json::json!([name, node, h[2], {}]));
+            }
+            _ => {}
+        }
+    }
+    let calls: Vec<Value> = layer["inbound_nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|node| {
+            let mut refs = Vec::new();
+            tensors(&node["args"], &mut refs, nested);
+            Value::Array(refs)
+        })
+        .collect();
+    layer["inbound_nodes"] = Value::Array(calls);
+}
+
+/// Runs a one-sample model and returns its outputs.
+fn run_doc(doc: &Value, inputs: &[Vec<f32>]) -> Vec<Vec<f32>> {
+    let graph = load_doc(Path::new("model.json"), doc).unwrap();
+    run(&graph, inputs).unwrap()
+}
+
+#[test]
+fn multi_input_layers_take_their_inputs_in_order() {
+    let layers = vec![
+        input_layer("x", &[2]),
+        input_layer("y", &[2]),
+        keras3_layer(
+            "Concatenate",
+            "cat",
+            serde_json::json!({"axis": -1}),
+            &[&[("y", 0), ("x", 0)]],
+        ),
+        keras3_layer(
+            "Subtract",
+            "sub",
+            serde_json::json!({}),
+            &[&[("x", 0), ("y", 0)]],
+        ),
+        keras3_layer(
+            "Dot",
+            "dot",
+            serde_json::json!({"axes": 1}),
+            &[&[("x", 0), ("sub", 0)]],
+        ),
+    ];
+    let model = functional(
+        "m",
+        layers,
+        &["x", "y"],
+        &[("cat", 0), ("sub", 0), ("dot", 0)],
+    );
+    let doc = interchange(model.clone(), serde_json::json!({}));
+    let (x, y) = (vec![1.0, 2.0], vec![5.0, 7.0]);
+    let got = run_doc(&doc, &[x.clone(), y.clone()]);
+    assert_eq!(got[0], vec![5.0, 7.0, 1.0, 2.0]);
+    assert_eq!(got[1], vec![-4.0, -5.0]);
+    assert_eq!(got[2], vec![1.0 * -4.0 + 2.0 * -5.0]);
+
+    // The same model in the Keras 2 form: one inner list of [layer, node, tensor, kwargs].
+    let mut k2 = model;
+    for layer in k2["config"]["layers"].as_array_mut().unwrap() {
+        to_keras2_calls(layer, &[]);
+    }
+    let mut doc = interchange(k2, serde_json::json!({}));
+    doc["keras_version"] = "2.15.0".into();
+    assert_eq!(run_doc(&doc, &[x, y]), got);
+}
+
+#[test]
+fn wrong_input_counts_are_layer_problems() {
+    let layers = vec![
+        input_layer("x", &[2]),
+        input_layer("y", &[2]),
+        keras3_layer(
+            "Subtract",
+            "sub",
+            serde_json::json!({}),
+            &[&[("x", 0), ("y", 0), ("x", 0)]],
+        ),
+        keras3_layer(
+            "Flatten",
+            "flat",
+            serde_json::json!({}),
+            &[&[("x", 0), ("y", 0)]],
+        ),
+        keras3_layer(
+            "Concatenate",
+            "cat",
+            serde_json::json!({"axis": 0}),
+            &[&[("x", 0), ("y", 0)]],
+        ),
+    ];
+    let model = functional(
+        "m",
+        layers,
+        &["x", "y"],
+        &[("sub", 0), ("flat", 0), ("cat", 0)],
+    );
+    let problems = layer_problems(load_doc(
+        Path::new("m.json"),
+        &interchange(model, serde_json::json!({})),
+    ));
+    let by_layer: BTreeMap<&str, &str> = problems
+        .iter()
+        .map(|p| (p.layer.as_str(), p.message.as_str()))
+        .collect();
+    assert!(by_layer["sub"].contains("3 tensors"), "{problems:?}");
+    assert!(by_layer["flat"].contains("2 tensors"), "{problems:?}");
+    assert!(by_layer["cat"].contains("batch"), "{problems:?}");
+    assert_eq!(problems[0].class, "Subtract");
+}
+
+/// A Functional model with two inputs `p`, `q` computing `(p - q) * q`, called twice (on
+/// `[x, y]` and `[y, x]`) inside an outer model that concatenates both results, in the
+/// Keras 3 (`keras3`) or Keras 2 config form.
+fn nested_two_input_model(keras3: bool) -> Value {
+    let inner_layers = vec![
+        input_layer("p", &[2]),
+        input_layer("q", &[2]),
+        keras3_layer(
+            "Subtract",
+            "diff",
+            serde_json::json!({}),
+            &[&[("p", 0), ("q", 0)]],
+        ),
+        keras3_layer(
+            "Multiply",
+            "prod",
+            serde_json::json!({}),
+            &[&[("diff", 0), ("q", 0)]],
+        ),
+    ];
+    let mut inner = functional("inner", inner_layers, &["p", "q"], &[("prod", 0)]);
+    // Keras 3 writes `mask: [null, null]` for a model called on a list.
+    let call = |a: &str, b: &str| {
+        serde_json::json!({"args": [[keras3_ref(a, 0), keras3_ref(b, 0)]],
+            "kwargs": {"mask": [null, null]}})
+    };
+    inner["inbound_nodes"] = serde_json::json!([call("x", "y"), call("y", "x")]);
+    let cat = keras3_layer(
+        "Concatenate",
+        "cat",
+        serde_json::json!({"axis": -1}),
+        &[&[("inner", 0), ("inner", 1)]],
+    );
+    let mut model = functional(
+        "outer",
+        vec![input_layer("x", &[2]), input_layer("y", &[2]), inner, cat],
+        &["x", "y"],
+        &[("cat", 0)],
+    );
+    if !keras3 {
+        for layer in model["config"]["layers"].as_array_mut().unwrap() {
+            to_keras2_calls(layer, &["inner"]);
+            let inner_layers = layer["config"]
+                .get_mut("layers")
+                .and_then(Value::as_array_mut);
+            for inner_layer in inner_layers.into_iter().flatten() {
+                to_keras2_calls(inner_layer, &[]);
+            }
+        }
+    }
+    let mut doc = interchange(model, serde_json::json!({}));
+    if !keras3 {
+        doc["keras_version"] = "2.15.0".into();
+    }
+    doc
+}
+
+#[test]
+fn nested_models_and_shared_calls_with_several_inputs() {
+    for keras3 in [true, false] {
+        let doc = nested_two_input_model(keras3);
+        let graph = load_doc(Path::new("nested.json"), &doc).unwrap();
+        let names: Vec<&str> = graph.nodes.iter().map(|n| n.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "inner/diff",
+                "inner/diff",
+                "inner/prod",
+                "inner/prod",
+                "cat"
+            ],
+            "keras3: {keras3}"
+        );
+        let (x, y) = (vec![1.0, 2.0], vec![3.0, 5.0]);
+        let got = run(&graph, &[x, y]).unwrap();
+        // inner(x, y) = (x - y) * y; inner(y, x) = (y - x) * x.
+        assert_eq!(got[0], vec![-6.0, -15.0, 2.0, 6.0], "keras3: {keras3}");
+    }
+}
+
+#[test]
+fn separable_conv_is_two_nodes_with_the_parameters_counted_once() {
+    let Some(path) = fixture("separable_conv2d.keras") else {
+        return;
+    };
+    let graph = load(&path, None).unwrap();
+    let first: Vec<(&str, &str, usize)> = graph.nodes[..2]
+        .iter()
+        .map(|n| (n.name.as_str(), n.class.as_str(), n.keras_params))
+        .collect();
+    // Depthwise 3x3x3 (27) + pointwise 3x6 (18) + bias 6.
+    assert_eq!(
+        first,
+        [
+            ("separable_conv2d/depthwise", "SeparableConv2D", 0),
+            ("separable_conv2d", "SeparableConv2D", 51)
+        ]
+    );
+    assert_eq!(graph.nodes[1].inputs, vec![graph.nodes[0].output]);
+    // Keras's model.count_params().
+    assert_eq!(graph.keras_params(), 376);
+}
+
+#[test]
+fn channels_first_layers_keep_keras_layout_between_layers() {
+    let Some(path) = fixture("cnn_channels_first.keras") else {
+        return;
+    };
+    let graph = load(&path, None).unwrap();
+    let nodes: Vec<(&str, Vec<usize>)> = graph
+        .nodes
+        .iter()
+        .take(3)
+        .map(|n| (n.name.as_str(), graph.shape(n.output).to_vec()))
+        .collect();
+    assert_eq!(
+        nodes,
+        [
+            ("conv2d/to_channels_last", vec![12, 10, 3]),
+            ("conv2d", vec![10, 8, 6]),
+            ("conv2d/to_channels_first", vec![6, 10, 8]),
+        ]
+    );
+    assert!(graph
+        .nodes
+        .iter()
+        .any(|n| n.name == "flatten/to_channels_last" && matches!(n.op, Op::Transpose { .. })));
+}
+
+#[test]
+fn parameter_counts_match_keras() {
+    // model.count_params() of the fixtures, from Keras.
+    for (name, params) in [
+        ("mobilenet_v2.keras", 423018),
+        ("resnet_small.keras", 10146),
+        ("shared_conv.keras", 122),
+        ("nested_model.keras", 266),
+        ("two_io_cnn.keras", 1287),
+        ("depthwise_conv2d.keras", 174),
+        ("conv2d_transpose_outpad.keras", 320),
+        ("separable_conv1d.keras", 262),
+    ] {
+        let Some(path) = fixture(name) else { continue };
+        assert_eq!(load(&path, None).unwrap().keras_params(), params, "{name}");
+    }
+}
+
+#[test]
+fn batchnorm_after_conv_is_per_channel() {
+    let Some(path) = fixture("conv_bn_relu.keras") else {
+        return;
+    };
+    let graph = load(&path, None).unwrap();
+    let bn = graph
+        .nodes
+        .iter()
+        .find(|n| n.class == "BatchNormalization")
+        .unwrap();
+    assert!(matches!(&bn.op, Op::Affine { inner: 1, scale, .. } if scale.len() == 6));
+    // axis=1 on a (4, 6, 5) input: 4 channels, each over 6 * 5 values.
+    let Some(path) = fixture("bn_4d_axis1.keras") else {
+        return;
+    };
+    let graph = load(&path, None).unwrap();
+    assert!(matches!(&graph.nodes[0].op, Op::Affine { inner: 30, scale, .. } if scale.len() == 4));
+}
+
+#[test]
+fn merges_expand_lower_rank_inputs_like_keras() {
+    let Some(path) = fixture("merge_broadcast.keras") else {
+        return;
+    };
+    let graph = load(&path, None).unwrap();
+    let expand = graph
+        .nodes
+        .iter()
+        .find(|n| n.name == "add_4x6_6/expand_input_1")
+        .unwrap();
+    assert_eq!(expand.op, Op::Reshape { target: vec![1, 6] });
+    assert_eq!(expand.class, "Add");
+}
+
+#[test]
+fn unsupported_spatial_options_are_all_reported() {
+    let layer =
+        |class: &str, name: &str, config: Value| keras3_layer(class, name, config, &[&[("x", 0)]]);
+    let layers = vec![
+        input_layer("x", &[8, 8, 3]),
+        layer(
+            "Conv2D",
+            "reflect",
+            serde_json::json!({"filters": 2, "kernel_size": 3, "padding": "reflect"}),
+        ),
+        layer(
+            "UpSampling2D",
+            "bicubic",
+            serde_json::json!({"size": 2, "interpolation": "bicubic"}),
+        ),
+        layer(
+            "MaxPooling2D",
+            "pool",
+            serde_json::json!({"pool_size": 2, "data_format": "channels_middle"}),
+        ),
+        layer(
+            "Conv2D",
+            "conv1d_input",
+            serde_json::json!({"filters": 2, "kernel_size": 3}),
+        ),
+    ];
+    let mut model = functional(
+        "m",
+        layers,
+        &["x"],
+        &[
+            ("reflect", 0),
+            ("bicubic", 0),
+            ("pool", 0),
+            ("conv1d_input", 0),
+        ],
+    );
+    // The last Conv2D reads a 2-D input: a build problem, found after parsing.
+    model["config"]["layers"][0] = input_layer("x", &[8, 3]);
+    let kernel = serde_json::json!({"shape": [3, 3, 3, 2], "data": vec![0.0; 54]});
+    let bias = serde_json::json!({"shape": [2], "data": [0.0, 0.0]});
+    let doc = interchange(
+        model,
+        serde_json::json!({"reflect": [kernel, bias], "conv1d_input": [kernel, bias]}),
+    );
+    let problems = layer_problems(load_doc(Path::new("m.json"), &doc));
+    let messages: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+    assert_eq!(problems.len(), 4, "{messages:#?}");
+    assert!(messages[0].contains("'reflect' (Conv2D)") && messages[0].contains("padding"));
+    assert!(messages[1].contains("interpolation") && messages[1].contains("bicubic"));
+    assert!(messages[2].contains("data_format"));
+    assert!(messages[3].contains("spatial axes"), "{messages:#?}");
+}

@@ -149,20 +149,48 @@ fn interpreter_matches_keras_in_every_format() {
     );
 }
 
+/// Fixtures whose layers the code generators do not emit yet (the interpreter runs them).
+/// Generating them must fail with a clear error; once a generator supports one, this test
+/// fails until it is removed from the list.
+const NOT_GENERATED_YET: &[(&str, &str)] = &[
+    ("dot", "Dot(normalize=True)"),
+    (
+        "upsampling2d_bilinear",
+        "UpSampling2D(interpolation=\"bilinear\")",
+    ),
+];
+
 #[test]
 fn generated_code_matches_keras() {
-    let fixtures = fixtures();
-    let cases: Vec<Case> = fixtures
-        .iter()
-        .map(|f| {
-            let (file, config) = &f.files[0];
-            Case {
-                ident: f.name.clone(),
-                model: Model::load(file, config.as_deref()).unwrap_or_else(|e| panic!("{e}")),
-                samples: f.inputs.clone(),
+    let all = fixtures();
+    let mut fixtures = Vec::new();
+    let mut cases = Vec::new();
+    for f in all {
+        let (file, config) = &f.files[0];
+        let model = Model::load(file, config.as_deref()).unwrap_or_else(|e| panic!("{e}"));
+        let expected_gap = NOT_GENERATED_YET.iter().any(|(name, _)| *name == f.name);
+        match model.generate(keras2src::Lang::Rust, &f.name) {
+            Ok(_) => assert!(
+                !expected_gap,
+                "{} now generates: remove it from NOT_GENERATED_YET",
+                f.name
+            ),
+            Err(e) => {
+                assert!(expected_gap, "{}: {e}", f.name);
+                assert!(
+                    e.to_string().contains("do not support this layer yet"),
+                    "{e}"
+                );
+                continue;
             }
-        })
-        .collect();
+        }
+        cases.push(Case {
+            ident: f.name.clone(),
+            model,
+            samples: f.inputs.clone(),
+        });
+        fixtures.push(f);
+    }
     let dir = common::work_dir("fixtures");
     let rust = run_rust(&cases, &dir.path);
     let cpp = run_cpp(&cases, &dir.path);

@@ -580,7 +580,8 @@ fn kwargs_problem(kwargs: &Map<String, Value>) -> Result<Option<String>, String>
                         .into(),
                 ))
             }
-            ("mask", Value::Bool(_)) => {}
+            // No mask: Keras 3 writes `[null, null]` for a nested model called on a list.
+            ("mask", mask) if is_no_mask(mask) => {}
             _ => {
                 return Ok(Some(format!(
                     "is called with keyword argument '{}'={}, which is not supported",
@@ -591,6 +592,17 @@ fn kwargs_problem(kwargs: &Map<String, Value>) -> Result<Option<String>, String>
         }
     }
     Ok(None)
+}
+
+/// A `mask` keyword argument that carries no mask: a boolean, null, or a list of those.
+fn is_no_mask(value: &Value) -> bool {
+    match value {
+        Value::Null | Value::Bool(_) => true,
+        Value::Array(items) => items
+            .iter()
+            .all(|v| matches!(v, Value::Null | Value::Bool(_))),
+        _ => false,
+    }
 }
 
 /// The dtype policy name of a layer's `dtype` option: a string (`"float32"`,

@@ -1,8 +1,9 @@
 //! Frontend: builds the IR graph from a parsed model. Parses every layer, matches the
-//! weights to layers (`h5` / by name), then adds one node per layer call in an order where
-//! every input is ready. Layer problems are collected and reported together; a layer
-//! that fails is skipped along with everything downstream of it, so each problem is
-//! reported once, at its source.
+//! weights to layers (`h5` / by name), then adds the nodes of each layer call (usually
+//! one; see [`layers::Step`]) in an order where every input is ready. A call passes all of
+//! its input tensors, in order, to its layer. Layer problems are collected and reported
+//! together; a layer that fails is skipped along with everything downstream of it, so each
+//! problem is reported once, at its source.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -442,21 +443,41 @@ impl<'a> Builder<'a> {
                 esc(&r.layer)
             ));
         }
-        let [input] = inputs[..] else {
-            return Err(format!(
-                "is called on {} tensors; this layer takes one",
-                inputs.len()
-            ));
-        };
-        let shape = self.graph.shape(input).to_vec();
-        let op = kind.build(&shape, weights)?;
-        let params = if first_call {
+        let shapes: Vec<&[usize]> = inputs.iter().map(|&t| self.graph.shape(t)).collect();
+        let steps = kind.steps(&shapes, weights)?;
+        let params: usize = if first_call {
             weights.iter().map(Weights::len).sum()
         } else {
             0
         };
-        self.graph
-            .add_node(&layer.name, &layer.class, op, vec![input], params)
+        let mut outputs: Vec<TensorId> = Vec::with_capacity(steps.len());
+        for step in steps {
+            let sources = step
+                .inputs
+                .iter()
+                .map(|s| match *s {
+                    layers::Source::Input(k) => inputs.get(k).copied(),
+                    layers::Source::Step(j) => outputs.get(j).copied(),
+                })
+                .collect::<Option<Vec<TensorId>>>()
+                .ok_or("internal error: a step reads a tensor that does not exist")?;
+            let (name, step_params) = match &step.suffix {
+                None => (layer.name.clone(), params),
+                Some(suffix) => (format!("{}/{suffix}", layer.name), 0),
+            };
+            let tensor = self
+                .graph
+                .add_node(&name, &layer.class, step.op, sources, step_params)
+                .map_err(|e| match &step.suffix {
+                    None => e,
+                    Some(suffix) => format!("{suffix}: {e}"),
+                })?;
+            outputs.push(tensor);
+        }
+        outputs
+            .last()
+            .copied()
+            .ok_or_else(|| "internal error: the layer made no node".to_string())
     }
 
     fn outputs(&mut self) -> Result<()> {

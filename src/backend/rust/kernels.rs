@@ -34,7 +34,9 @@ pub fn layer_fn(layer: &Layer, weights: &[WeightArray]) -> TokenStream {
     };
     // Index loops read clearer than iterator chains where strides are involved.
     let allow = match layer.kernel {
-        Kernel::Loops(_) => "#[allow(clippy::needless_range_loop, clippy::manual_memcpy)]\n",
+        Kernel::Loops(_) => {
+            "#[allow(clippy::needless_range_loop, clippy::manual_memcpy, clippy::too_many_arguments)]\n"
+        }
         Kernel::Axis(_) | Kernel::Glu { .. } | Kernel::Affine { .. } => {
             "#[allow(clippy::needless_range_loop)]\n"
         }

@@ -176,12 +176,27 @@ fn api(p: &Program) -> TokenStream {
     let calls = p.layers.iter().map(|layer| call(p, layer));
     let uses_scratch = p.scratch_len > 0;
     let silence = (!uses_scratch).then(|| quote!(let _ = scratch;));
+    // Lints the contractual signatures trip only for models with many inputs and outputs.
+    let many_args = p.inputs.len() + p.outputs.len() + 1 > 7;
+    let predict_allow = match (many_args, p.outputs.len() > 3) {
+        (false, false) => quote!(#[allow(dead_code)]),
+        (true, false) => quote!(#[allow(dead_code, clippy::too_many_arguments)]),
+        (false, true) => quote!(#[allow(dead_code, clippy::type_complexity)]),
+        (true, true) => {
+            quote!(#[allow(dead_code, clippy::too_many_arguments, clippy::type_complexity)])
+        }
+    };
+    let scratch_allow = if many_args {
+        quote!(#[allow(dead_code, clippy::too_many_arguments)])
+    } else {
+        quote!(#[allow(dead_code)])
+    };
     let predict_doc = " Runs the model on one sample.";
     let scratch_doc = " Runs the model with caller-provided working memory; no large stack arrays.";
     quote! {
         #consts
         #[doc = #predict_doc]
-        #[allow(dead_code)]
+        #predict_allow
         pub fn predict(#(#in_params),*) -> #ret {
             #(#out_decls)*
             let mut scratch = [0.0f32; SCRATCH_LEN];
@@ -189,7 +204,7 @@ fn api(p: &Program) -> TokenStream {
             #ret_val
         }
         #[doc = #scratch_doc]
-        #[allow(dead_code)]
+        #scratch_allow
         pub fn predict_with_scratch(
             #(#in_params,)*
             #(#out_params,)*

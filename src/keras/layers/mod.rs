@@ -2,16 +2,28 @@
 //! each a [`LayerKind`] listed once in [`parse`]'s dispatch table. Every config option is
 //! either honoured, ignored because it only matters for training (initializers,
 //! regularizers, constraints, dropout rates), or rejected with a message naming it.
+//!
+//! A call usually becomes one IR node named after the layer; a layer may instead make a
+//! few [`Step`]s (a separable convolution's depthwise part, transposes around a
+//! `channels_first` layer, see `spatial`), named `LAYER/suffix`, and take several inputs
+//! (merges, `Concatenate`, `Dot`).
 
 mod activations;
 mod batchnorm;
+mod conv;
+mod conv_transpose;
 mod dense;
 mod identity;
+mod merge;
 mod normalization;
+mod padding;
 mod params;
+mod pooling;
 mod prelu;
 mod rescaling;
 mod reshape;
+mod spatial;
+mod upsampling;
 
 use serde_json::{Map, Value};
 
@@ -32,8 +44,79 @@ pub(crate) trait LayerKind: std::fmt::Debug {
     }
 
     /// The op for one call on an input of `input` shape (batch excluded), with the
-    /// layer's weights (already checked to be `weight_names().len()` tensors).
-    fn build(&self, input: &[usize], weights: &[Weights]) -> Result<Op, String>;
+    /// layer's weights (already checked to be `weight_names().len()` tensors). Layers that
+    /// are one op on one input implement this; the others implement [`LayerKind::steps`].
+    fn build(&self, input: &[usize], weights: &[Weights]) -> Result<Op, String> {
+        let _ = (input, weights);
+        Err("this layer takes several inputs or makes several nodes".into())
+    }
+
+    /// The nodes for one call on inputs of the given shapes (batch excluded, in call
+    /// order). The last step's output is the call's output.
+    fn steps(&self, inputs: &[&[usize]], weights: &[Weights]) -> Result<Vec<Step>, String> {
+        let input = single(inputs)?;
+        Ok(vec![Step::new(
+            None,
+            self.build(input, weights)?,
+            vec![Source::Input(0)],
+        )])
+    }
+}
+
+/// Where a step's input comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Source {
+    /// The call's `k`-th input tensor.
+    Input(usize),
+    /// The output of an earlier step of the same call.
+    Step(usize),
+}
+
+/// One node of a layer call.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Step {
+    /// `None` for the node that keeps the layer's name and carries its parameter count
+    /// (one per call); otherwise the node is named `LAYER/suffix`.
+    pub suffix: Option<String>,
+    pub op: Op,
+    pub inputs: Vec<Source>,
+}
+
+impl Step {
+    pub fn new(suffix: Option<&str>, op: Op, inputs: Vec<Source>) -> Self {
+        Step {
+            suffix: suffix.map(str::to_string),
+            op,
+            inputs,
+        }
+    }
+}
+
+/// Steps in a chain: the first reads the call's `inputs` inputs, each later one the step
+/// before it.
+pub(crate) fn chain(inputs: usize, ops: Vec<(Option<&str>, Op)>) -> Vec<Step> {
+    ops.into_iter()
+        .enumerate()
+        .map(|(i, (suffix, op))| {
+            let sources = if i == 0 {
+                (0..inputs).map(Source::Input).collect()
+            } else {
+                vec![Source::Step(i - 1)]
+            };
+            Step::new(suffix, op, sources)
+        })
+        .collect()
+}
+
+/// The only input of a single-input layer.
+pub(crate) fn single<'a>(inputs: &[&'a [usize]]) -> Result<&'a [usize], String> {
+    match inputs {
+        [input] => Ok(input),
+        _ => Err(format!(
+            "is called on {} tensors; this layer takes one",
+            inputs.len()
+        )),
+    }
 }
 
 /// Config keys every layer may carry that do not change inference.
@@ -188,6 +271,37 @@ pub(crate) fn parse(
         "Rescaling" => rescaling::parse(&mut options),
         "Flatten" => reshape::parse_flatten(&mut options),
         "Reshape" => reshape::parse_reshape(&mut options),
+        "Permute" => reshape::parse_permute(&mut options),
+        "RepeatVector" => reshape::parse_repeat_vector(&mut options),
+        "Conv1D" | "Conv2D" | "Conv3D" | "DepthwiseConv1D" | "DepthwiseConv2D"
+        | "SeparableConv1D" | "SeparableConv2D" => conv::parse(&entry.class, &mut options, version),
+        "Conv1DTranspose" | "Conv2DTranspose" | "Conv3DTranspose" => {
+            conv_transpose::parse(&entry.class, &mut options, version)
+        }
+        "MaxPooling1D" | "MaxPooling2D" | "MaxPooling3D" | "AveragePooling1D"
+        | "AveragePooling2D" | "AveragePooling3D" => {
+            pooling::parse_pool(&entry.class, &mut options)
+        }
+        "GlobalMaxPooling1D"
+        | "GlobalMaxPooling2D"
+        | "GlobalMaxPooling3D"
+        | "GlobalAveragePooling1D"
+        | "GlobalAveragePooling2D"
+        | "GlobalAveragePooling3D" => pooling::parse_global(&entry.class, &mut options),
+        "ZeroPadding1D" | "ZeroPadding2D" | "ZeroPadding3D" => {
+            padding::parse_zero_padding(&entry.class, &mut options)
+        }
+        "Cropping1D" | "Cropping2D" | "Cropping3D" => {
+            padding::parse_cropping(&entry.class, &mut options)
+        }
+        "UpSampling1D" | "UpSampling2D" | "UpSampling3D" => {
+            upsampling::parse(&entry.class, &mut options)
+        }
+        "Add" | "Subtract" | "Multiply" | "Average" | "Maximum" | "Minimum" => {
+            merge::parse_merge(&entry.class, &mut options)
+        }
+        "Concatenate" => merge::parse_concatenate(&mut options),
+        "Dot" => merge::parse_dot(&mut options),
         "Dropout"
         | "SpatialDropout1D"
         | "SpatialDropout2D"
@@ -309,6 +423,11 @@ pub(crate) fn loose_weight_count(entry: &LayerEntry) -> Option<WeightCount> {
             })
         }
         "PReLU" => all(1),
+        "Conv1D" | "Conv2D" | "Conv3D" | "DepthwiseConv1D" | "DepthwiseConv2D"
+        | "Conv1DTranspose" | "Conv2DTranspose" | "Conv3DTranspose" => {
+            all(1 + usize::from(flag("use_bias")))
+        }
+        "SeparableConv1D" | "SeparableConv2D" => all(2 + usize::from(flag("use_bias"))),
         "Normalization" => Some(if entry.config.get("mean").is_some_and(|m| !m.is_null()) {
             WeightCount::all(0)
         } else {
@@ -332,7 +451,38 @@ pub(crate) fn loose_weight_count(entry: &LayerEntry) -> Option<WeightCount> {
         | "GaussianNoise"
         | "GaussianDropout"
         | "AlphaDropout"
-        | "ActivityRegularization" => all(0),
+        | "ActivityRegularization"
+        | "Permute"
+        | "RepeatVector"
+        | "MaxPooling1D"
+        | "MaxPooling2D"
+        | "MaxPooling3D"
+        | "AveragePooling1D"
+        | "AveragePooling2D"
+        | "AveragePooling3D"
+        | "GlobalMaxPooling1D"
+        | "GlobalMaxPooling2D"
+        | "GlobalMaxPooling3D"
+        | "GlobalAveragePooling1D"
+        | "GlobalAveragePooling2D"
+        | "GlobalAveragePooling3D"
+        | "ZeroPadding1D"
+        | "ZeroPadding2D"
+        | "ZeroPadding3D"
+        | "Cropping1D"
+        | "Cropping2D"
+        | "Cropping3D"
+        | "UpSampling1D"
+        | "UpSampling2D"
+        | "UpSampling3D"
+        | "Add"
+        | "Subtract"
+        | "Multiply"
+        | "Average"
+        | "Maximum"
+        | "Minimum"
+        | "Concatenate"
+        | "Dot" => all(0),
         _ => None,
     }
 }

@@ -1,6 +1,10 @@
-//! `Flatten` and `Reshape`: the same data under a new shape.
+//! `Flatten`, `Reshape`, `Permute` and `RepeatVector`: the same data under a new shape or
+//! axis order. `Flatten` of channels-first data moves the channel axis last first (a
+//! `Transpose` node `NAME/to_channels_last`), as Keras's Flatten does.
 
-use super::{LayerKind, Options};
+use super::spatial::{self, to_channels_last};
+use super::{chain, single, LayerKind, Options, Step};
+use crate::error::escape_for_message as esc;
 use crate::ir::{Op, Weights};
 
 #[derive(Debug)]
@@ -51,15 +55,21 @@ impl LayerKind for Flatten {
         vec![]
     }
 
-    fn build(&self, input: &[usize], _weights: &[Weights]) -> Result<Op, String> {
-        if self.channels_first && input.len() > 1 {
-            return Err(
-                "data_format='channels_first' with a multi-dimensional input needs a transpose, \
-                 which is not supported"
-                    .into(),
-            );
-        }
-        Ok(Op::Reshape { target: vec![-1] })
+    fn steps(&self, inputs: &[&[usize]], _weights: &[Weights]) -> Result<Vec<Step>, String> {
+        let input = single(inputs)?;
+        let flatten = (None, Op::Reshape { target: vec![-1] });
+        Ok(if self.channels_first && input.len() > 1 {
+            let spatial = input.len() - 1;
+            chain(
+                1,
+                vec![
+                    (Some("to_channels_last"), to_channels_last(spatial)),
+                    flatten,
+                ],
+            )
+        } else {
+            chain(1, vec![flatten])
+        })
     }
 }
 
@@ -72,5 +82,75 @@ impl LayerKind for Reshape {
         Ok(Op::Reshape {
             target: self.target.clone(),
         })
+    }
+}
+
+#[derive(Debug)]
+struct Permute {
+    /// Keras `dims`: 1-based over the axes after the batch.
+    dims: Vec<i64>,
+}
+
+#[derive(Debug)]
+struct RepeatVector {
+    times: usize,
+}
+
+pub(super) fn parse_permute(options: &mut Options) -> Option<Box<dyn LayerKind>> {
+    let Some(dims) = options.int_list("dims") else {
+        if options.problems.is_empty() {
+            options.problems.push("option 'dims' is missing".into());
+        }
+        return None;
+    };
+    let mut sorted = dims.clone();
+    sorted.sort_unstable();
+    if !sorted.iter().copied().eq(1..=dims.len() as i64) {
+        options.problems.push(format!(
+            "option 'dims'={} is not a permutation of 1..={}",
+            esc(&format!("{dims:?}")),
+            dims.len()
+        ));
+        return None;
+    }
+    Some(Box::new(Permute { dims }))
+}
+
+pub(super) fn parse_repeat_vector(options: &mut Options) -> Option<Box<dyn LayerKind>> {
+    let times = spatial::positive(options, "n", None)?;
+    Some(Box::new(RepeatVector { times }))
+}
+
+impl LayerKind for Permute {
+    fn weight_names(&self) -> Vec<&'static str> {
+        vec![]
+    }
+
+    fn build(&self, input: &[usize], _weights: &[Weights]) -> Result<Op, String> {
+        if input.len() != self.dims.len() {
+            return Err(format!(
+                "dims {:?} do not fit an input of shape {input:?}",
+                self.dims
+            ));
+        }
+        let perm = self
+            .dims
+            .iter()
+            .map(|&d| usize::try_from(d - 1).map_err(|_| "invalid dims".to_string()))
+            .collect::<Result<_, _>>()?;
+        Ok(Op::Transpose { perm })
+    }
+}
+
+impl LayerKind for RepeatVector {
+    fn weight_names(&self) -> Vec<&'static str> {
+        vec![]
+    }
+
+    fn build(&self, input: &[usize], _weights: &[Weights]) -> Result<Op, String> {
+        if input.len() != 1 {
+            return Err(format!("expects a vector per sample, got shape {input:?}"));
+        }
+        Ok(Op::Repeat { times: self.times })
     }
 }
