@@ -202,6 +202,45 @@ impl Op {
         }
     }
 
+    /// For ops that end in `x · kernel + bias` with the output channel as the kernel's
+    /// last axis (Dense, Conv): the kernel, bias and activation, for folding passes.
+    pub fn linear_parts_mut(
+        &mut self,
+    ) -> Option<(&mut Weights, &mut Option<Weights>, &mut Activation)> {
+        match self {
+            Op::Dense {
+                kernel,
+                bias,
+                activation,
+            }
+            | Op::Conv {
+                kernel,
+                bias,
+                activation,
+                ..
+            } => Some((kernel, bias, activation)),
+            _ => None,
+        }
+    }
+
+    /// The same, read-only.
+    pub fn linear_parts(&self) -> Option<(&Weights, &Option<Weights>, &Activation)> {
+        match self {
+            Op::Dense {
+                kernel,
+                bias,
+                activation,
+            }
+            | Op::Conv {
+                kernel,
+                bias,
+                activation,
+                ..
+            } => Some((kernel, bias, activation)),
+            _ => None,
+        }
+    }
+
     /// Multiply-accumulates per sample, for the summary.
     pub fn macs(&self, input: &[usize], output: &[usize]) -> usize {
         match self {

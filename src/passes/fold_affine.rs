@@ -1,5 +1,5 @@
-//! Folds BatchNormalization-like affine layers into the Dense layer before them:
-//! `((x·W + b) - c) * s + t  =  x·(W*s) + ((b - c) * s + t)`.
+//! Folds BatchNormalization-like affine layers into the Dense or Conv layer before them:
+//! `((x·W + b) - c) * s + t  =  x·(W*s) + ((b - c) * s + t)`, per output channel.
 
 use crate::ir::{Activation, Graph, Op};
 
@@ -14,8 +14,8 @@ pub fn run(mut graph: Graph) -> Graph {
         else {
             break;
         };
-        if let Op::Dense { kernel, bias, .. } = &mut graph.nodes[producer].op {
-            let units = kernel.shape[1];
+        if let Some((kernel, bias, _)) = graph.nodes[producer].op.linear_parts_mut() {
+            let units = kernel.shape[kernel.shape.len() - 1];
             let at = |v: &[f32], o: usize| if v.len() == 1 { v[0] } else { v[o] };
             for row in kernel.data.chunks_exact_mut(units) {
                 for (o, w) in row.iter_mut().enumerate() {
@@ -39,20 +39,17 @@ pub fn run(mut graph: Graph) -> Graph {
     graph
 }
 
-/// An affine node over the last axis right after a linear Dense that nothing else reads.
+/// An affine node over the last axis right after a linear Dense or Conv that nothing else
+/// reads.
 fn find(graph: &Graph) -> Option<(usize, usize)> {
     graph.nodes.iter().enumerate().find_map(|(i, node)| {
         let Op::Affine { scale, inner, .. } = &node.op else {
             return None;
         };
         let producer = graph.producer(node.inputs[0])?;
-        let Op::Dense {
-            kernel, activation, ..
-        } = &graph.nodes[producer].op
-        else {
-            return None;
-        };
-        let per_unit = *inner == 1 && (scale.len() == kernel.shape[1] || scale.len() == 1);
+        let (kernel, _, activation) = graph.nodes[producer].op.linear_parts()?;
+        let units = kernel.shape[kernel.shape.len() - 1];
+        let per_unit = *inner == 1 && (scale.len() == units || scale.len() == 1);
         (per_unit
             && *activation == Activation::Linear
             && super::is_sole_consumer(graph, node.inputs[0], i))

@@ -1,4 +1,4 @@
-//! Fuses an activation layer into the Dense layer that feeds it, so the activation runs
+//! Fuses an activation layer into the Dense or Conv layer that feeds it, so the activation runs
 //! on the Dense output while it is still in cache, with no tensor in between.
 
 use crate::ir::{Activation, AxisFn, Graph, Op};
@@ -8,7 +8,7 @@ pub fn run(mut graph: Graph) -> Graph {
         let Op::Activation(activation) = graph.nodes[node].op.clone() else {
             break;
         };
-        if let Op::Dense { activation: a, .. } = &mut graph.nodes[producer].op {
+        if let Some((_, _, a)) = graph.nodes[producer].op.linear_parts_mut() {
             *a = activation;
         }
         graph = super::merge_into_producer(graph, producer, node);
@@ -32,13 +32,14 @@ fn find(graph: &Graph) -> Option<(usize, usize)> {
             return None;
         }
         let producer = graph.producer(node.inputs[0])?;
-        let fusable = matches!(
-            &graph.nodes[producer].op,
-            Op::Dense {
-                activation: Activation::Linear,
-                ..
+        // Conv kernels apply elementwise activations only; Dense takes any.
+        let fusable = match &graph.nodes[producer].op {
+            Op::Dense { activation, .. } => activation.is_linear(),
+            Op::Conv { activation: a, .. } => {
+                a.is_linear() && !matches!(activation, Activation::Axis { .. })
             }
-        );
+            _ => false,
+        };
         (fusable && super::is_sole_consumer(graph, node.inputs[0], i)).then_some((producer, i))
     })
 }

@@ -3,7 +3,7 @@
 mod fold_affine;
 mod fuse_activation;
 mod memory;
-mod split_glu;
+mod split_activation;
 
 pub use memory::{plan_memory, Location, MemoryPlan};
 
@@ -11,7 +11,7 @@ use crate::ir::Graph;
 
 /// The inference passes, in order. Each takes and returns a valid graph.
 pub fn optimize(graph: Graph) -> Graph {
-    let graph = split_glu::run(graph);
+    let graph = split_activation::run(graph);
     let graph = fold_affine::run(graph);
     fuse_activation::run(graph)
 }

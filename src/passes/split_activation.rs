@@ -1,0 +1,64 @@
+//! Splits off activations a layer cannot run in place on its own output: glu (it halves
+//! an axis) after Dense or Conv, and any axis activation (softmax, ...) after Conv, whose
+//! loops apply elementwise activations only. The activation becomes a node of its own.
+
+use crate::ir::{Activation, AxisFn, Graph, Node, Op, Tensor};
+
+pub fn run(mut graph: Graph) -> Graph {
+    let mut nodes = Vec::with_capacity(graph.nodes.len());
+    for mut node in std::mem::take(&mut graph.nodes) {
+        let split = match &node.op {
+            Op::Dense { activation, .. } => is_glu(activation),
+            Op::Conv { activation, .. } => matches!(activation, Activation::Axis { .. }),
+            _ => false,
+        };
+        if !split {
+            nodes.push(node);
+            continue;
+        }
+        // The layer's own shape once the activation is gone (validated graphs: no error).
+        let mut linear_op = node.op.clone();
+        let shapes: Vec<&[usize]> = node.inputs.iter().map(|&t| graph.shape(t)).collect();
+        let linear_shape = match linear_op.linear_parts_mut() {
+            Some((_, _, a)) => {
+                *a = Activation::Linear;
+                linear_op.output_shape(&shapes)
+            }
+            _ => Err(String::new()),
+        };
+        let (Ok(linear_shape), Some((_, _, activation))) =
+            (linear_shape, node.op.linear_parts_mut())
+        else {
+            nodes.push(node);
+            continue;
+        };
+        let activation = std::mem::replace(activation, Activation::Linear);
+        graph.tensors.push(Tensor {
+            shape: linear_shape,
+        });
+        let linear = graph.tensors.len() - 1;
+        let output = std::mem::replace(&mut node.output, linear);
+        let activation = Node {
+            name: node.name.clone(),
+            class: node.class.clone(),
+            op: Op::Activation(activation),
+            inputs: vec![linear],
+            output,
+            keras_params: 0,
+        };
+        nodes.push(node);
+        nodes.push(activation);
+    }
+    graph.nodes = nodes;
+    graph
+}
+
+fn is_glu(activation: &Activation) -> bool {
+    matches!(
+        activation,
+        Activation::Axis {
+            func: AxisFn::Glu,
+            ..
+        }
+    )
+}
