@@ -183,6 +183,11 @@ fn keras_relu(negative_slope: f32, max_value: Option<f32>, threshold: f32) -> Ex
 }
 
 impl Expr {
+    /// `f(x)`.
+    pub fn call(f: MathFn) -> Expr {
+        call(f, X)
+    }
+
     /// The math functions this expression calls.
     pub fn math_fns(&self, out: &mut std::collections::BTreeSet<MathFn>) {
         match self {

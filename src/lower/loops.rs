@@ -155,6 +155,8 @@ pub enum Stmt {
     Update(Ix, Update, Val),
     /// `name += value`.
     Accumulate(String, Val),
+    /// Runs `body` when `cond` holds.
+    If(Cond, Vec<Stmt>),
     /// Runs `body` when `lo <= ix < hi`.
     IfInRange {
         ix: Ix,
@@ -162,6 +164,16 @@ pub enum Stmt {
         hi: usize,
         body: Vec<Stmt>,
     },
+}
+
+/// A condition on values (false when a NaN is involved) or on loop variables.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cond {
+    Greater(Val, Val),
+    Equal(Val, Val),
+    /// Loop variable `a` < loop variable `b`.
+    IndexLess(String, String),
+    And(Box<Cond>, Box<Cond>),
 }
 
 /// A compound assignment.
@@ -207,6 +219,10 @@ impl Stmt {
             Stmt::Store(i, val) => Stmt::Store(ix(i), val.fix(var)),
             Stmt::Update(i, op, val) => Stmt::Update(ix(i), op, val.fix(var)),
             Stmt::Accumulate(n, val) => Stmt::Accumulate(n, val.fix(var)),
+            Stmt::If(cond, body) => Stmt::If(
+                cond.fix(var),
+                body.into_iter().map(|s| s.fix(var)).collect(),
+            ),
             Stmt::IfInRange {
                 ix: i,
                 lo,
@@ -218,6 +234,19 @@ impl Stmt {
                 hi,
                 body: body.into_iter().map(|s| s.fix(var)).collect(),
             },
+        }
+    }
+}
+
+impl Cond {
+    fn fix(self, var: &str) -> Cond {
+        match self {
+            Cond::Greater(a, b) => Cond::Greater(a.fix(var), b.fix(var)),
+            Cond::Equal(a, b) => Cond::Equal(a.fix(var), b.fix(var)),
+            Cond::And(a, b) => Cond::And(Box::new(a.fix(var)), Box::new(b.fix(var))),
+            // Loop variables compared with each other belong to loops that are always
+            // emitted (never fixed at 0).
+            other => other,
         }
     }
 }
@@ -265,7 +294,9 @@ pub fn math_fns(
     }
     for s in stmts {
         match s {
-            Stmt::For { body, .. } | Stmt::IfInRange { body, .. } => math_fns(body, out),
+            Stmt::For { body, .. } | Stmt::IfInRange { body, .. } | Stmt::If(_, body) => {
+                math_fns(body, out)
+            }
             Stmt::Let(_, v)
             | Stmt::LetMut(_, v)
             | Stmt::Set(_, v)
@@ -338,6 +369,7 @@ impl Syntax<'_> {
                 Stmt::Accumulate(name, val) => {
                     out.push_str(&format!("{pad}{name} += {};\n", self.top(val)));
                 }
+                Stmt::If(cond, body) => self.print_if(&self.cond(cond), body, depth, out),
                 Stmt::IfInRange { ix, lo, hi, body } => {
                     let i = ix.print();
                     let simple = ix.terms.len() == 1 && ix.constant == 0;
@@ -350,15 +382,29 @@ impl Syntax<'_> {
                     } else {
                         format!("{lo} <= {i} && {i} < {hi}")
                     };
-                    if rust {
-                        out.push_str(&format!("{pad}if {cond} {{\n"));
-                    } else {
-                        out.push_str(&format!("{pad}if ({cond}) {{\n"));
-                    }
-                    self.print(body, depth + 1, out);
-                    out.push_str(&format!("{pad}}}\n"));
+                    self.print_if(&cond, body, depth, out);
                 }
             }
+        }
+    }
+
+    fn print_if(&self, cond: &str, body: &[Stmt], depth: usize, out: &mut String) {
+        let pad = "    ".repeat(depth);
+        if self.lang == Lang::Rust {
+            out.push_str(&format!("{pad}if {cond} {{\n"));
+        } else {
+            out.push_str(&format!("{pad}if ({cond}) {{\n"));
+        }
+        self.print(body, depth + 1, out);
+        out.push_str(&format!("{pad}}}\n"));
+    }
+
+    fn cond(&self, c: &Cond) -> String {
+        match c {
+            Cond::Greater(a, b) => format!("{} > {}", self.val(a), self.val(b)),
+            Cond::Equal(a, b) => format!("{} == {}", self.val(a), self.val(b)),
+            Cond::IndexLess(a, b) => format!("{a} < {b}"),
+            Cond::And(a, b) => format!("{} && {}", self.cond(a), self.cond(b)),
         }
     }
 

@@ -1,6 +1,7 @@
 //! Lowering: the decisions both backends share (loop shapes, weight arrays, where each
 //! tensor lives, which math functions are needed), made once.
 
+mod axis;
 pub mod expr;
 pub mod index;
 pub mod loops;

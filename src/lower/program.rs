@@ -76,14 +76,6 @@ pub enum Kernel {
     },
     /// `y[i] = expr(x[i])`.
     Map { expr: Expr },
-    /// Copy, then an activation along an axis in place.
-    Axis(AxisKernel),
-    /// `y[o, h, k] = x[o, h, k] * sigmoid(x[o, half + h, k])`.
-    Glu {
-        outer: usize,
-        half: usize,
-        inner: usize,
-    },
     /// `y = (x - center[c]) * scale[c] + shift[c]` over `[outer, channels, inner]`.
     Affine {
         outer: usize,
@@ -106,7 +98,8 @@ pub enum Kernel {
 pub enum Post {
     None,
     Map(Expr),
-    Axis(AxisKernel),
+    /// An axis activation (softmax, ...) as loops over the output.
+    Loops(Vec<super::loops::Stmt>),
 }
 
 /// An activation along the middle axis of `[outer, len, inner]`.
@@ -186,15 +179,10 @@ pub fn lower(graph: &Graph, plan: &MemoryPlan) -> Result<Program, Vec<LayerProbl
                 axis,
             }) => {
                 let k = AxisKernel::new(AxisFn::Glu, *axis, in_shape);
-                math.insert(MathFn::Sigmoid);
-                Kernel::Glu {
-                    outer: k.outer,
-                    half: k.len / 2,
-                    inner: k.inner,
-                }
+                Kernel::Loops(super::axis::glu(k.outer, k.len / 2, k.inner))
             }
             Op::Activation(activation) => match post(activation, out_shape) {
-                Post::Axis(k) => Kernel::Axis(k),
+                Post::Loops(stmts) => Kernel::Loops([copy(numel(out_shape)), stmts].concat()),
                 Post::Map(expr) => Kernel::Map { expr },
                 Post::None => Kernel::Copy,
             },
@@ -279,36 +267,38 @@ pub fn lower(graph: &Graph, plan: &MemoryPlan) -> Result<Program, Vec<LayerProbl
 fn post(activation: &Activation, shape: &[usize]) -> Post {
     match activation {
         Activation::Linear => Post::None,
-        Activation::Axis { func, axis } => Post::Axis(AxisKernel::new(*func, *axis, shape)),
+        Activation::Axis { func, axis } => {
+            Post::Loops(super::axis::in_place(&AxisKernel::new(*func, *axis, shape)))
+        }
         other => expr::activation(other).map_or(Post::None, Post::Map),
     }
 }
 
 fn kernel_math(kernel: &Kernel, math: &mut BTreeSet<MathFn>) {
-    let axis = |k: &AxisKernel, math: &mut BTreeSet<MathFn>| match k.func {
-        AxisFn::Softmax => {
-            math.insert(MathFn::Exp);
-        }
-        AxisFn::LogSoftmax => {
-            math.insert(MathFn::Exp);
-            math.insert(MathFn::Log);
-        }
-        AxisFn::Sparsemax | AxisFn::Glu => {}
-    };
     match kernel {
         Kernel::Map { expr }
         | Kernel::Dense {
             post: Post::Map(expr),
             ..
         } => expr.math_fns(math),
-        Kernel::Axis(k)
+        Kernel::Loops(stmts)
         | Kernel::Dense {
-            post: Post::Axis(k),
+            post: Post::Loops(stmts),
             ..
-        } => axis(k, math),
-        Kernel::Loops(stmts) => super::loops::math_fns(stmts, math),
+        } => super::loops::math_fns(stmts, math),
         _ => {}
     }
+}
+
+/// `output[i] = input[i]` for every element.
+fn copy(len: usize) -> Vec<super::loops::Stmt> {
+    use super::loops::{for_, Buf, Ix, Stmt, Val};
+    let i = Ix::default().plus("i", 1);
+    for_(
+        "i",
+        len,
+        vec![Stmt::Store(i.clone(), Val::load(Buf::In(0), i))],
+    )
 }
 
 /// Registers a weight array (name suffix, dims, data) and returns its id.

@@ -1,11 +1,10 @@
 //! One C++ function per layer, the same loops in the same order as the Rust backend's
 //! (so the two agree bit for bit without FMA contraction).
 
-use crate::ir::AxisFn;
 use crate::lower::expr::Lang;
 use crate::lower::index::idx;
 use crate::lower::loops::Syntax;
-use crate::lower::{AxisKernel, Kernel, Layer, Post, WeightArray, WeightId};
+use crate::lower::{Kernel, Layer, Post, WeightArray, WeightId};
 
 pub fn layer_fn(layer: &Layer, weights: &[WeightArray]) -> String {
     let w = |id: WeightId| weights[id].ident.clone();
@@ -91,27 +90,6 @@ fn body(kernel: &Kernel, out_len: usize, w: &dyn Fn(WeightId) -> String) -> Stri
             for_("i", out_len),
             expr.print_value("x", Lang::Cpp)
         ),
-        Kernel::Axis(k) => format!(
-            "{} output[i] = input[i];\n{}",
-            for_("i", out_len),
-            axis_code(k)
-        ),
-        Kernel::Glu { outer, half, inner } => {
-            let a = idx(&[("o", 2 * half * inner), ("h", *inner), ("k", 1)], 0);
-            let b = idx(
-                &[("o", 2 * half * inner), ("h", *inner), ("k", 1)],
-                half * inner,
-            );
-            let y = idx(&[("o", half * inner), ("h", *inner), ("k", 1)], 0);
-            format!(
-                "{} {} {} {{
-                output[{y}] = input[{a}] * sigmoid_f32(input[{b}]);
-                }}",
-                for_("o", *outer),
-                for_("h", *half),
-                for_("k", *inner)
-            )
-        }
         Kernel::Affine {
             outer,
             channels,
@@ -154,67 +132,16 @@ fn post_code(post: &Post, out_len: usize) -> String {
             for_("i", out_len),
             expr.print_value("x", Lang::Cpp)
         ),
-        Post::Axis(k) => axis_code(k),
+        Post::Loops(stmts) => {
+            let mut text = String::new();
+            let names = crate::lower::input_names(1);
+            let syntax = Syntax {
+                lang: Lang::Cpp,
+                inputs: &names,
+                weight: &|_| String::new(),
+            };
+            syntax.print(stmts, 0, &mut text);
+            text
+        }
     }
-}
-
-/// An activation along the middle axis of `output` viewed as `[outer, len, inner]`.
-fn axis_code(k: &AxisKernel) -> String {
-    let AxisKernel {
-        func,
-        outer,
-        len,
-        inner,
-    } = *k;
-    let at = |var: &str| idx(&[("o", len * inner), (var, inner), ("k", 1)], 0);
-    let (i, j) = (at("i"), at("j"));
-    let first = idx(&[("o", len * inner), ("k", 1)], 0);
-    let per_slice = match func {
-        AxisFn::Softmax => format!(
-            "float m = output[{first}];
-            {f0} {{ if (output[{i}] > m) {{ m = output[{i}]; }} }}
-            float sum = 0.0f;
-            {f0} {{ const float e = exp_f32(output[{i}] - m); output[{i}] = e; sum += e; }}
-            {f0} {{ output[{i}] /= sum; }}",
-            f0 = for_("i", len),
-        ),
-        AxisFn::LogSoftmax => format!(
-            "float m = output[{first}];
-            {f0} {{ if (output[{i}] > m) {{ m = output[{i}]; }} }}
-            float sum = 0.0f;
-            {f0} {{ sum += exp_f32(output[{i}] - m); }}
-            const float lse = log_f32(sum);
-            {f0} {{ output[{i}] = output[{i}] - m - lse; }}",
-            f0 = for_("i", len),
-        ),
-        // See the Rust backend for the formula (Keras 3's, without sorting).
-        AxisFn::Sparsemax => format!(
-            "float support = 0.0f;
-            float cumsum_sum = 0.0f;
-            {f0} {{
-            const float zi = output[{i}];
-            float greater = 0.0f;
-            float ties_before = 0.0f;
-            float above = 0.0f;
-            {fj} {{
-            const float zj = output[{j}];
-            if (zj > zi) {{ greater += 1.0f; above += zj; }}
-            if (zj == zi && j < i) {{ ties_before += 1.0f; }}
-            }}
-            const float q = greater + ties_before + 1.0f;
-            const float cumsum = above + (ties_before + 1.0f) * zi;
-            if (zi - (cumsum - 1.0f) / q > 0.0f) {{ support += 1.0f; cumsum_sum += cumsum; }}
-            }}
-            const float tau = (cumsum_sum - 1.0f) / support;
-            {f0} {{ const float v = output[{i}] - tau; output[{i}] = v < 0.0f ? 0.0f : v; }}",
-            f0 = for_("i", len),
-            fj = for_("j", len)
-        ),
-        AxisFn::Glu => String::new(),
-    };
-    format!(
-        "{} {} {{\n{per_slice}\n}}",
-        for_("o", outer),
-        for_("k", inner)
-    )
 }

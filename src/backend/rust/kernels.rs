@@ -4,11 +4,10 @@
 use proc_macro2::TokenStream;
 use quote::ToTokens;
 
-use crate::ir::AxisFn;
 use crate::lower::expr::Lang;
 use crate::lower::index::idx;
 use crate::lower::loops::Syntax;
-use crate::lower::{AxisKernel, Kernel, Layer, Post, WeightArray, WeightId};
+use crate::lower::{Kernel, Layer, Post, WeightArray, WeightId};
 
 pub fn layer_fn(layer: &Layer, weights: &[WeightArray]) -> TokenStream {
     let out_len = layer.output.len;
@@ -37,11 +36,9 @@ pub fn layer_fn(layer: &Layer, weights: &[WeightArray]) -> TokenStream {
         Kernel::Loops(_) => {
             "#[allow(clippy::needless_range_loop, clippy::manual_memcpy, clippy::too_many_arguments)]\n"
         }
-        Kernel::Axis(_) | Kernel::Glu { .. } | Kernel::Affine { .. } => {
-            "#[allow(clippy::needless_range_loop)]\n"
-        }
-        Kernel::Dense {
-            post: Post::Axis(_),
+        Kernel::Affine { .. }
+        | Kernel::Dense {
+            post: Post::Loops(_),
             ..
         } => "#[allow(clippy::needless_range_loop)]\n",
         _ => "",
@@ -90,20 +87,6 @@ fn body(kernel: &Kernel, w: &dyn Fn(WeightId) -> String) -> String {
             "for (y, &x) in output.iter_mut().zip(input.iter()) {{ *y = {}; }}",
             expr.print_value("x", Lang::Rust)
         ),
-        Kernel::Axis(k) => format!("output.copy_from_slice(input);\n{}", axis_code(k)),
-        Kernel::Glu { outer, half, inner } => {
-            let a = idx(&[("o", 2 * half * inner), ("h", *inner), ("k", 1)], 0);
-            let b = idx(
-                &[("o", 2 * half * inner), ("h", *inner), ("k", 1)],
-                half * inner,
-            );
-            let y = idx(&[("o", half * inner), ("h", *inner), ("k", 1)], 0);
-            format!(
-                "for o in 0..{outer} {{ for h in 0..{half} {{ for k in 0..{inner} {{
-                    output[{y}] = input[{a}] * math::sigmoid_f32(input[{b}]);
-                }} }} }}"
-            )
-        }
         Kernel::Affine {
             channels,
             inner,
@@ -148,62 +131,16 @@ fn post_code(post: &Post) -> String {
             "for y in output.iter_mut() {{ let x = *y; *y = {}; }}",
             expr.print_value("x", Lang::Rust)
         ),
-        Post::Axis(k) => axis_code(k),
+        Post::Loops(stmts) => {
+            let mut text = String::new();
+            let names = crate::lower::input_names(1);
+            let syntax = Syntax {
+                lang: Lang::Rust,
+                inputs: &names,
+                weight: &|_| String::new(),
+            };
+            syntax.print(stmts, 1, &mut text);
+            text
+        }
     }
-}
-
-/// An activation along the middle axis of `output` viewed as `[outer, len, inner]`.
-fn axis_code(k: &AxisKernel) -> String {
-    let AxisKernel {
-        func,
-        outer,
-        len,
-        inner,
-    } = *k;
-    let at = |var: &str| idx(&[("o", len * inner), (var, inner), ("k", 1)], 0);
-    let (i, j) = (at("i"), at("j"));
-    let first = idx(&[("o", len * inner), ("k", 1)], 0);
-    let per_slice = match func {
-        AxisFn::Softmax => format!(
-            "let mut m = output[{first}];
-            for i in 0..{len} {{ if output[{i}] > m {{ m = output[{i}]; }} }}
-            let mut sum = 0.0f32;
-            for i in 0..{len} {{ let e = math::exp_f32(output[{i}] - m); output[{i}] = e; sum += e; }}
-            for i in 0..{len} {{ output[{i}] /= sum; }}"
-        ),
-        AxisFn::LogSoftmax => format!(
-            "let mut m = output[{first}];
-            for i in 0..{len} {{ if output[{i}] > m {{ m = output[{i}]; }} }}
-            let mut sum = 0.0f32;
-            for i in 0..{len} {{ sum += math::exp_f32(output[{i}] - m); }}
-            let lse = math::log_f32(sum);
-            for i in 0..{len} {{ output[{i}] = output[{i}] - m - lse; }}"
-        ),
-        // Keras 3's sparsemax, without sorting: element i stands at sorted position
-        // q = 1 + #{z_j > z_i} + #{j < i: z_j == z_i}, where the cumulative sum is c_q; it
-        // is in the support when z_i - (c_q - 1) / q > 0, and Keras takes
-        // tau = (sum of c_q over the support - 1) / |support| (sic).
-        AxisFn::Sparsemax => format!(
-            "let mut support = 0.0f32;
-            let mut cumsum_sum = 0.0f32;
-            for i in 0..{len} {{
-                let zi = output[{i}];
-                let mut greater = 0.0f32;
-                let mut ties_before = 0.0f32;
-                let mut above = 0.0f32;
-                for j in 0..{len} {{
-                    let zj = output[{j}];
-                    if zj > zi {{ greater += 1.0; above += zj; }}
-                    if zj == zi && j < i {{ ties_before += 1.0; }}
-                }}
-                let q = greater + ties_before + 1.0;
-                let cumsum = above + (ties_before + 1.0) * zi;
-                if zi - (cumsum - 1.0) / q > 0.0 {{ support += 1.0; cumsum_sum += cumsum; }}
-            }}
-            let tau = (cumsum_sum - 1.0) / support;
-            for i in 0..{len} {{ let v = output[{i}] - tau; output[{i}] = if v < 0.0 {{ 0.0 }} else {{ v }}; }}"
-        ),
-        AxisFn::Glu => unreachable!("glu is lowered to its own kernel"),
-    };
-    format!("for o in 0..{outer} {{ for k in 0..{inner} {{ {per_slice} }} }}")
 }

@@ -1,0 +1,173 @@
+//! Activations along one axis (softmax, log_softmax, sparsemax, glu) as loops, run in place
+//! on a layer's output viewed as `[outer, len, inner]`.
+
+use super::expr::Expr;
+use super::loops::{for_, Buf, Cond, Ix, Stmt, Update, Val};
+use super::AxisKernel;
+use crate::backend::math::MathFn;
+use crate::ir::AxisFn;
+
+/// The activation `k` in place on the output (not glu, which changes the shape).
+pub fn in_place(k: &AxisKernel) -> Vec<Stmt> {
+    let AxisKernel {
+        func,
+        outer,
+        len,
+        inner,
+    } = *k;
+    let at = |var: &str| {
+        Ix::default()
+            .plus("o", len * inner)
+            .plus(var, inner)
+            .plus("k", 1)
+    };
+    let out = |var: &str| Val::load(Buf::Out, at(var));
+    let each = |body: Vec<Stmt>| for_("i", len, body);
+    let first = Ix::default().plus("o", len * inner).plus("k", 1);
+    let max = [
+        vec![Stmt::LetMut("m".into(), Val::load(Buf::Out, first))],
+        each(vec![Stmt::If(
+            Cond::Greater(out("i"), Val::var("m")),
+            vec![Stmt::Set("m".into(), out("i"))],
+        )]),
+        vec![Stmt::LetMut("sum".into(), Val::Const(0.0))],
+    ]
+    .concat();
+    let exp = |var: &str| Val::Apply(Expr::call(MathFn::Exp), var.into());
+    let per_slice = match func {
+        AxisFn::Softmax => [
+            max,
+            each(vec![
+                Stmt::Let("d".into(), out("i") - Val::var("m")),
+                Stmt::Let("e".into(), exp("d")),
+                Stmt::Store(at("i"), Val::var("e")),
+                Stmt::Accumulate("sum".into(), Val::var("e")),
+            ]),
+            each(vec![Stmt::Update(at("i"), Update::Div, Val::var("sum"))]),
+        ]
+        .concat(),
+        AxisFn::LogSoftmax => [
+            max,
+            each(vec![
+                Stmt::Let("d".into(), out("i") - Val::var("m")),
+                Stmt::Accumulate("sum".into(), exp("d")),
+            ]),
+            vec![Stmt::Let(
+                "lse".into(),
+                Val::Apply(Expr::call(MathFn::Log), "sum".into()),
+            )],
+            each(vec![Stmt::Store(
+                at("i"),
+                out("i") - Val::var("m") - Val::var("lse"),
+            )]),
+        ]
+        .concat(),
+        AxisFn::Sparsemax => sparsemax(len, &at, &out),
+        AxisFn::Glu => Vec::new(),
+    };
+    for_("o", outer, for_("k", inner, per_slice))
+}
+
+/// Keras 3's sparsemax, without sorting: element i stands at sorted position
+/// q = 1 + #{z_j > z_i} + #{j < i: z_j == z_i}, where the cumulative sum is c_q; it is in
+/// the support when z_i - (c_q - 1) / q > 0, and Keras takes
+/// tau = (sum of c_q over the support - 1) / |support| (sic).
+fn sparsemax(len: usize, at: &dyn Fn(&str) -> Ix, out: &dyn Fn(&str) -> Val) -> Vec<Stmt> {
+    let one = || Val::Const(1.0);
+    let v = Val::var;
+    // Always real loops: `j < i` compares the two variables.
+    let loop_ = |var: &str, body: Vec<Stmt>| {
+        vec![Stmt::For {
+            var: var.into(),
+            count: len,
+            body,
+        }]
+    };
+    let scan = loop_(
+        "j",
+        vec![
+            Stmt::Let("zj".into(), out("j")),
+            Stmt::If(
+                Cond::Greater(v("zj"), v("zi")),
+                vec![
+                    Stmt::Accumulate("greater".into(), one()),
+                    Stmt::Accumulate("above".into(), v("zj")),
+                ],
+            ),
+            Stmt::If(
+                Cond::And(
+                    Box::new(Cond::Equal(v("zj"), v("zi"))),
+                    Box::new(Cond::IndexLess("j".into(), "i".into())),
+                ),
+                vec![Stmt::Accumulate("ties_before".into(), one())],
+            ),
+        ],
+    );
+    let per_element = [
+        vec![
+            Stmt::Let("zi".into(), out("i")),
+            Stmt::LetMut("greater".into(), Val::Const(0.0)),
+            Stmt::LetMut("ties_before".into(), Val::Const(0.0)),
+            Stmt::LetMut("above".into(), Val::Const(0.0)),
+        ],
+        scan,
+        vec![
+            Stmt::Let("q".into(), v("greater") + v("ties_before") + one()),
+            Stmt::Let(
+                "cumsum".into(),
+                v("above") + (v("ties_before") + one()) * v("zi"),
+            ),
+            Stmt::If(
+                Cond::Greater(v("zi") - (v("cumsum") - one()) / v("q"), Val::Const(0.0)),
+                vec![
+                    Stmt::Accumulate("support".into(), one()),
+                    Stmt::Accumulate("cumsum_sum".into(), v("cumsum")),
+                ],
+            ),
+        ],
+    ]
+    .concat();
+    [
+        vec![
+            Stmt::LetMut("support".into(), Val::Const(0.0)),
+            Stmt::LetMut("cumsum_sum".into(), Val::Const(0.0)),
+        ],
+        loop_("i", per_element),
+        vec![Stmt::Let(
+            "tau".into(),
+            (v("cumsum_sum") - one()) / v("support"),
+        )],
+        for_(
+            "i",
+            len,
+            vec![
+                Stmt::Let("v".into(), out("i") - v("tau")),
+                Stmt::Store(at("i"), Val::max(v("v"), Val::Const(0.0))),
+            ],
+        ),
+    ]
+    .concat()
+}
+
+/// `y[o, h, k] = x[o, h, k] * sigmoid(x[o, half + h, k])`.
+pub fn glu(outer: usize, half: usize, inner: usize) -> Vec<Stmt> {
+    let x = |offset: usize| {
+        Ix::default()
+            .plus("o", 2 * half * inner)
+            .plus("h", inner)
+            .plus("k", 1)
+            .offset((offset * inner) as isize)
+    };
+    let y = Ix::default()
+        .plus("o", half * inner)
+        .plus("h", inner)
+        .plus("k", 1);
+    let body = vec![
+        Stmt::Let("b".into(), Val::load(Buf::In(0), x(half))),
+        Stmt::Store(
+            y,
+            Val::load(Buf::In(0), x(0)) * Val::Apply(Expr::call(MathFn::Sigmoid), "b".into()),
+        ),
+    ];
+    for_("o", outer, for_("h", half, for_("k", inner, body)))
+}
