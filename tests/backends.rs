@@ -318,7 +318,7 @@ fn models() -> Vec<(String, Graph)> {
             "Dot",
             Op::Dot {
                 axes: (1, 1),
-                normalize: false,
+                normalize: None,
             },
             vec![cat0, merged[0]],
             0,

@@ -245,15 +245,12 @@ pub fn eval(op: &Op, inputs: &[(&[f32], &[usize])], out_shape: &[usize]) -> Opti
                 return None;
             };
             let (i, j) = *axes;
-            let a = if *normalize {
-                l2_normalize(a, a_shape, i)
-            } else {
-                a.to_vec()
-            };
-            let b = if *normalize {
-                l2_normalize(b, b_shape, j)
-            } else {
-                b.to_vec()
+            let (a, b) = match normalize {
+                Some(cap) => (
+                    l2_normalize(a, a_shape, i, *cap),
+                    l2_normalize(b, b_shape, j, *cap),
+                ),
+                None => (a.to_vec(), b.to_vec()),
             };
             let (sa, sb) = (strides(a_shape), strides(b_shape));
             let a_rest: Vec<usize> = (0..a_shape.len()).filter(|&k| k != i).collect();
@@ -282,8 +279,8 @@ pub fn eval(op: &Op, inputs: &[(&[f32], &[usize])], out_shape: &[usize]) -> Opti
     Some(out)
 }
 
-/// `x / sqrt(max(sum(x^2), 1e-12))` along `axis`, as Keras's `l2_normalize`.
-fn l2_normalize(x: &[f32], shape: &[usize], axis: usize) -> Vec<f32> {
+/// `x * min(1 / sqrt(sum(x^2)), cap)` along `axis`, as Keras's `normalize`.
+fn l2_normalize(x: &[f32], shape: &[usize], axis: usize, cap: f32) -> Vec<f32> {
     let st = strides(shape);
     let mut out = x.to_vec();
     let mut rest = shape.to_vec();
@@ -293,7 +290,7 @@ fn l2_normalize(x: &[f32], shape: &[usize], axis: usize) -> Vec<f32> {
         let sum: f32 = (0..shape[axis])
             .map(|t| x[base + t * st[axis]].powi(2))
             .sum();
-        let inv = 1.0 / sum.max(1e-12).sqrt();
+        let inv = (1.0 / sum.sqrt()).min(cap);
         for t in 0..shape[axis] {
             out[base + t * st[axis]] = x[base + t * st[axis]] * inv;
         }

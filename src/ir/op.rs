@@ -96,11 +96,13 @@ pub enum Op {
     /// Concatenation along `axis`.
     Concat { axis: usize },
     /// Contracts axis `axes.0` of the first input with axis `axes.1` of the second; the
-    /// result keeps the other axes of the first, then of the second. `normalize`
-    /// L2-normalizes both inputs along those axes first (cosine similarity).
+    /// result keeps the other axes of the first, then of the second. `normalize: Some(cap)`
+    /// first scales both inputs by `min(1 / |x|, cap)` along those axes (cosine
+    /// similarity): cap 1e7 in Keras 3 (epsilon 1e-7 on the norm), 1e6 in Keras 2
+    /// (epsilon 1e-12 on the squared norm).
     Dot {
         axes: (usize, usize),
-        normalize: bool,
+        normalize: Option<f32>,
     },
 }
 

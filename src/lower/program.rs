@@ -363,10 +363,9 @@ fn loops(
         Op::Repeat { times } => spatial::repeat(*times, x[0]),
         Op::Merge { kind } => spatial::merge(*kind, &in_shapes, y),
         Op::Concat { axis } => spatial::concat(*axis, &in_shapes, y),
-        Op::Dot {
-            axes,
-            normalize: false,
-        } => spatial::dot(*axes, in_shapes[0], in_shapes[1], y),
+        Op::Dot { axes, normalize } => {
+            spatial::dot(*axes, *normalize, in_shapes[0], in_shapes[1], y)
+        }
         _ => return Err("the code generators do not support this layer yet (the interpreter does: `keras2src predict` runs it)".into()),
     })
 }

@@ -11,6 +11,7 @@ use super::{LayerKind, Options, Source, Step};
 use crate::error::escape_for_message as esc;
 use crate::ir::{MergeKind, Op, Weights};
 use crate::keras::activation::resolve_axis;
+use crate::keras::config::KerasVersion;
 
 #[derive(Debug)]
 struct Merge {
@@ -27,7 +28,8 @@ struct Concatenate {
 struct Dot {
     /// Keras axes of the first and second input (batch counted, may be negative).
     axes: (i64, i64),
-    normalize: bool,
+    /// The cap on the inverse norm, when normalizing.
+    normalize: Option<f32>,
 }
 
 pub(super) fn parse_merge(class: &str, _options: &mut Options) -> Option<Box<dyn LayerKind>> {
@@ -59,8 +61,14 @@ pub(super) fn parse_concatenate(options: &mut Options) -> Option<Box<dyn LayerKi
     Some(Box::new(Concatenate { axis }))
 }
 
-pub(super) fn parse_dot(options: &mut Options) -> Option<Box<dyn LayerKind>> {
-    let normalize = options.bool("normalize", false);
+pub(super) fn parse_dot(
+    options: &mut Options,
+    version: KerasVersion,
+) -> Option<Box<dyn LayerKind>> {
+    // Keras 3 caps 1/|x| at 1/epsilon = 1e7; Keras 2's l2_normalize takes
+    // rsqrt(max(sum x^2, 1e-12)), a cap of 1e6.
+    let cap = if version.major >= 3 { 1e7 } else { 1e6 };
+    let normalize = options.bool("normalize", false).then_some(cap);
     let Some(value) = options.get("axes") else {
         options.problems.push("option 'axes' is missing".into());
         return None;

@@ -301,7 +301,7 @@ pub(crate) fn parse(
             merge::parse_merge(&entry.class, &mut options)
         }
         "Concatenate" => merge::parse_concatenate(&mut options),
-        "Dot" => merge::parse_dot(&mut options),
+        "Dot" => merge::parse_dot(&mut options, version),
         "Dropout"
         | "SpatialDropout1D"
         | "SpatialDropout2D"

@@ -514,7 +514,7 @@ fn merges_concat_and_dot_axes() {
         steps[0].op,
         Op::Dot {
             axes: (1, 1),
-            normalize: true
+            normalize: Some(1e7)
         }
     );
     let steps = steps_of("Dot", r#"{"axes": [1, 2]}"#, &[&[4], &[5, 4]], &[]);
@@ -522,7 +522,7 @@ fn merges_concat_and_dot_axes() {
         steps[0].op,
         Op::Dot {
             axes: (0, 1),
-            normalize: false
+            normalize: None
         }
     );
     let kind = parse(&entry("Dot", r#"{"axes": 0}"#), K3).unwrap();
