@@ -152,10 +152,7 @@ fn interpreter_matches_keras_in_every_format() {
 /// Fixtures whose layers the code generators do not emit yet (the interpreter runs them).
 /// Generating them must fail with a clear error; once a generator supports one, this test
 /// fails until it is removed from the list.
-const NOT_GENERATED_YET: &[(&str, &str)] = &[(
-    "upsampling2d_bilinear",
-    "UpSampling2D(interpolation=\"bilinear\")",
-)];
+const NOT_GENERATED_YET: &[(&str, &str)] = &[];
 
 #[test]
 fn generated_code_matches_keras() {

@@ -157,6 +157,8 @@ pub enum Stmt {
     Accumulate(String, Val),
     /// Runs `body` when `cond` holds.
     If(Cond, Vec<Stmt>),
+    /// An index variable: `ix` (which may be negative) clamped to `0..=max`.
+    LetIndex { name: String, ix: Ix, max: usize },
     /// Runs `body` when `lo <= ix < hi`.
     IfInRange {
         ix: Ix,
@@ -219,6 +221,11 @@ impl Stmt {
             Stmt::Store(i, val) => Stmt::Store(ix(i), val.fix(var)),
             Stmt::Update(i, op, val) => Stmt::Update(ix(i), op, val.fix(var)),
             Stmt::Accumulate(n, val) => Stmt::Accumulate(n, val.fix(var)),
+            Stmt::LetIndex { name, ix: i, max } => Stmt::LetIndex {
+                name,
+                ix: ix(i),
+                max,
+            },
             Stmt::If(cond, body) => Stmt::If(
                 cond.fix(var),
                 body.into_iter().map(|s| s.fix(var)).collect(),
@@ -297,6 +304,7 @@ pub fn math_fns(
             Stmt::For { body, .. } | Stmt::IfInRange { body, .. } | Stmt::If(_, body) => {
                 math_fns(body, out)
             }
+            Stmt::LetIndex { .. } => {}
             Stmt::Let(_, v)
             | Stmt::LetMut(_, v)
             | Stmt::Set(_, v)
@@ -370,6 +378,38 @@ impl Syntax<'_> {
                     out.push_str(&format!("{pad}{name} += {};\n", self.top(val)));
                 }
                 Stmt::If(cond, body) => self.print_if(&self.cond(cond), body, depth, out),
+                Stmt::LetIndex { name, ix, max } if ix.terms.is_empty() => {
+                    let value = ix.constant.clamp(0, *max as isize);
+                    if rust {
+                        out.push_str(&format!("{pad}let {name}: usize = {value};\n"));
+                    } else {
+                        out.push_str(&format!("{pad}const std::size_t {name} = {value};\n"));
+                    }
+                }
+                Stmt::LetIndex { name, ix, max } => {
+                    let i = Ix {
+                        terms: ix.terms.clone(),
+                        constant: ix.constant.max(0),
+                    }
+                    .print();
+                    let below = -ix.constant.min(0);
+                    // Function-call form: the loop variable's type is not yet known.
+                    let value = match (rust, below > 0) {
+                        (true, true) => {
+                            format!("usize::min(usize::saturating_sub({i}, {below}), {max})")
+                        }
+                        (true, false) => format!("usize::min({i}, {max})"),
+                        (false, true) => {
+                            format!("({i} < {below} ? 0 : ({i} - {below} < {max} ? {i} - {below} : {max}))")
+                        }
+                        (false, false) => format!("({i} < {max} ? {i} : {max})"),
+                    };
+                    if rust {
+                        out.push_str(&format!("{pad}let {name} = {value};\n"));
+                    } else {
+                        out.push_str(&format!("{pad}const std::size_t {name} = {value};\n"));
+                    }
+                }
                 Stmt::IfInRange { ix, lo, hi, body } => {
                     let i = ix.print();
                     let simple = ix.terms.len() == 1 && ix.constant == 0;

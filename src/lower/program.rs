@@ -360,6 +360,10 @@ fn loops(
             factors,
             bilinear: false,
         } => spatial::upsample_nearest(factors, x, y),
+        Op::Upsample {
+            factors,
+            bilinear: true,
+        } => spatial::upsample_bilinear(factors, x, y, add_weight),
         Op::Repeat { times } => spatial::repeat(*times, x[0]),
         Op::Merge { kind } => spatial::merge(*kind, &in_shapes, y),
         Op::Concat { axis } => spatial::concat(*axis, &in_shapes, y),
