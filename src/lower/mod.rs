@@ -12,6 +12,9 @@ pub use program::{
     lower, Arg, AxisKernel, Kernel, Layer, Port, Post, Program, WeightArray, WeightId,
 };
 
+/// Registers a weight array (name suffix, dims, data) and returns its id.
+pub(crate) type AddWeight<'a> = dyn FnMut(&str, Vec<usize>, &[f32]) -> WeightId + 'a;
+
 /// The names of a layer function's inputs: `input` for one, else `input0`, `input1`, ...
 pub fn input_names(count: usize) -> Vec<String> {
     if count == 1 {

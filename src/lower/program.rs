@@ -301,15 +301,12 @@ fn copy(len: usize) -> Vec<super::loops::Stmt> {
     )
 }
 
-/// Registers a weight array (name suffix, dims, data) and returns its id.
-type AddWeight<'a> = dyn FnMut(&str, Vec<usize>, &[f32]) -> WeightId + 'a;
-
 /// Lowers a spatial or multi-input op to loops, adding its weights.
 fn loops(
     op: &Op,
     node: &crate::ir::Node,
     graph: &Graph,
-    add_weight: &mut AddWeight,
+    add_weight: &mut super::AddWeight,
 ) -> Result<Vec<super::loops::Stmt>, String> {
     use super::spatial;
     let in_shapes: Vec<&[usize]> = node.inputs.iter().map(|&t| graph.shape(t)).collect();

@@ -377,7 +377,7 @@ pub fn upsample_bilinear(
     factors: &[usize],
     in_shape: &[usize],
     out_shape: &[usize],
-    add_weight: &mut dyn FnMut(&str, Vec<usize>, &[f32]) -> WeightId,
+    add_weight: &mut super::AddWeight,
 ) -> Vec<Stmt> {
     let rank = factors.len();
     let (xst, ost) = (strides(in_shape), strides(out_shape));
