@@ -46,6 +46,9 @@ pub enum Error {
     /// A bad option or argument given by the user.
     #[error("{0}")]
     Usage(String),
+    /// A bug in keras2src itself (please report it with the model file).
+    #[error("internal error, please report: {0}")]
+    Internal(String),
 }
 
 fn list(problems: &[LayerProblem]) -> String {

@@ -90,7 +90,7 @@ impl Model {
         })?;
         let header = self.header(lang, name);
         Ok(match lang {
-            Lang::Rust => backend::rust::emit(&program, &header),
+            Lang::Rust => backend::rust::emit(&program, &header).map_err(Error::Internal)?,
             Lang::Cpp => backend::cpp::emit(&program, &header, name),
         })
     }

@@ -9,7 +9,7 @@ use crate::lower::index::idx;
 use crate::lower::loops::Syntax;
 use crate::lower::{Kernel, Layer, Post, WeightArray, WeightId};
 
-pub fn layer_fn(layer: &Layer, weights: &[WeightArray]) -> TokenStream {
+pub fn layer_fn(layer: &Layer, weights: &[WeightArray]) -> Result<TokenStream, String> {
     let out_len = layer.output.len;
     let w = |id: WeightId| format!("weights::{}", weights[id].ident.to_ascii_uppercase());
     let names = crate::lower::input_names(layer.inputs.len());
@@ -49,10 +49,9 @@ pub fn layer_fn(layer: &Layer, weights: &[WeightArray]) -> TokenStream {
         name = layer.ident,
         params = params.join(", "),
     );
-    match syn::parse_str::<syn::ItemFn>(&text) {
-        Ok(item) => item.into_token_stream(),
-        Err(e) => panic!("the Rust backend built invalid code ({e}):\n{text}"),
-    }
+    syn::parse_str::<syn::ItemFn>(&text)
+        .map(|item| item.into_token_stream())
+        .map_err(|e| format!("the Rust backend built invalid code ({e}):\n{text}"))
 }
 
 fn body(kernel: &Kernel, w: &dyn Fn(WeightId) -> String) -> String {

@@ -13,15 +13,17 @@ use crate::lower::{Arg, Program};
 use crate::passes::Location;
 
 /// Prints `program` as a Rust module; `header` lines become the leading comment.
-pub fn emit(program: &Program, header: &[String]) -> String {
-    let api = api(program);
+/// An `Err` is a bug in this backend (code that does not parse), never bad user input.
+pub fn emit(program: &Program, header: &[String]) -> Result<String, String> {
+    let api = api(program)?;
     let layers = program
         .layers
         .iter()
-        .map(|l| kernels::layer_fn(l, &program.weights));
+        .map(|l| kernels::layer_fn(l, &program.weights))
+        .collect::<Result<Vec<_>, _>>()?;
     let helpers = view_helpers(program);
     let file: syn::File = syn::parse2(quote! { #api #(#layers)* #helpers })
-        .expect("the Rust backend builds valid syntax");
+        .map_err(|e| format!("the Rust backend built invalid syntax: {e}"))?;
     let mut out = String::new();
     for line in header {
         out.push_str(&format!("// {line}\n").replace("// \n", "//\n"));
@@ -56,7 +58,7 @@ pub fn emit(program: &Program, header: &[String]) -> String {
         out.push_str("}\n\n");
     }
     out.push_str(&weights_module(program));
-    out
+    Ok(out)
 }
 
 pub(crate) fn lit(n: usize) -> Literal {
@@ -71,7 +73,7 @@ fn float_ty(dtype: InputDtype) -> TokenStream {
 }
 
 /// Constants, `predict` and `predict_with_scratch`.
-fn api(p: &Program) -> TokenStream {
+fn api(p: &Program) -> Result<TokenStream, String> {
     let single_in = p.inputs.len() == 1;
     let single_out = p.outputs.len() == 1;
     let in_const = |k: usize, what: &str| {
@@ -117,13 +119,21 @@ fn api(p: &Program) -> TokenStream {
         }
     }
     if !single_in || !single_out {
-        let literal = |name: &str| -> TokenStream {
+        let literal = |name: &str| -> Result<TokenStream, String> {
             crate::naming::rust_string(name)
                 .parse()
-                .expect("an escaped ASCII string literal")
+                .map_err(|e| format!("an escaped name is not a literal: {e}"))
         };
-        let in_names = p.inputs.iter().map(|i| literal(&i.name));
-        let out_names = p.outputs.iter().map(|o| literal(&o.name));
+        let in_names = p
+            .inputs
+            .iter()
+            .map(|i| literal(&i.name))
+            .collect::<Result<Vec<_>, _>>()?;
+        let out_names = p
+            .outputs
+            .iter()
+            .map(|o| literal(&o.name))
+            .collect::<Result<Vec<_>, _>>()?;
         let (ni, no) = (lit(p.inputs.len()), lit(p.outputs.len()));
         consts.extend(quote! {
             /// The Keras names of the inputs, in argument order.
@@ -193,7 +203,7 @@ fn api(p: &Program) -> TokenStream {
     };
     let predict_doc = " Runs the model on one sample.";
     let scratch_doc = " Runs the model with caller-provided working memory; no large stack arrays.";
-    quote! {
+    Ok(quote! {
         #consts
         #[doc = #predict_doc]
         #predict_allow
@@ -213,7 +223,7 @@ fn api(p: &Program) -> TokenStream {
             #silence
             #(#calls)*
         }
-    }
+    })
 }
 
 fn input_ident(p: &Program, k: usize) -> proc_macro2::Ident {
