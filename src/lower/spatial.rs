@@ -120,11 +120,15 @@ pub fn conv(
             }),
         )],
     );
+    // Depthwise (one input channel per group): the group loop goes inside the taps, so the
+    // innermost loop runs along the channels and vectorises. Each output still sums its
+    // taps in the same order.
+    let depthwise = per_group == 1;
     let accumulate = taps(window, in_shape, out_shape, |tap, input| {
         let row = Ix::default().add_scaled(&tap, per_group).plus("c", 1);
         let col = Ix::default().plus("g", filters_per_group).plus("f", 1);
         let x = input.plus("g", per_group).plus("c", 1);
-        for_(
+        let per_channel = for_(
             "c",
             per_group,
             [
@@ -140,14 +144,19 @@ pub fn conv(
                 ),
             ]
             .concat(),
-        )
+        );
+        if depthwise {
+            for_("g", groups, per_channel)
+        } else {
+            per_channel
+        }
     });
-    let body = [
-        init,
-        for_("g", groups, accumulate),
-        activate(activation, &out_base, filters),
-    ]
-    .concat();
+    let accumulate = if depthwise {
+        accumulate
+    } else {
+        for_("g", groups, accumulate)
+    };
+    let body = [init, accumulate, activate(activation, &out_base, filters)].concat();
     nest("o", &out_shape[..rank], body)
 }
 
