@@ -82,7 +82,11 @@ pub fn infer(op: &Op, inputs: &[&[usize]]) -> Option<Result<Vec<usize>, String>>
         }),
         Op::Pad { padding } => one(inputs).and_then(|x| {
             same_rank(x, padding.len())?;
-            Ok(x.iter().zip(padding).map(|(d, (b, a))| d + b + a).collect())
+            x.iter()
+                .zip(padding)
+                .map(|(d, (b, a))| d.checked_add(*b).and_then(|v| v.checked_add(*a)))
+                .collect::<Option<Vec<usize>>>()
+                .ok_or_else(|| format!("padding {padding:?} is too large"))
         }),
         Op::Slice { begin, end } => one(inputs).and_then(|x| {
             same_rank(x, begin.len())?;
@@ -108,7 +112,12 @@ pub fn infer(op: &Op, inputs: &[&[usize]]) -> Option<Result<Vec<usize>, String>>
         }),
         Op::Upsample { factors, .. } => one(inputs).and_then(|x| {
             spatial_rank(x, factors.len())?;
-            let mut out: Vec<usize> = x.iter().zip(factors).map(|(d, f)| d * f).collect();
+            let mut out = x
+                .iter()
+                .zip(factors)
+                .map(|(d, f)| d.checked_mul(*f))
+                .collect::<Option<Vec<usize>>>()
+                .ok_or_else(|| format!("upsampling factors {factors:?} are too large"))?;
             out.push(x[factors.len()]);
             Ok(out)
         }),
@@ -193,10 +202,17 @@ fn windowed(x: &[usize], w: &Window) -> Result<Vec<usize>, String> {
     if !consistent || w.strides.contains(&0) || w.dilation.contains(&0) || w.size.contains(&0) {
         return Err(format!("inconsistent window {w:?}"));
     }
+    let too_large = || format!("window {w:?} is too large for input {x:?}");
     (0..rank)
         .map(|d| {
-            let padded = x[d] + w.padding[d].0 + w.padding[d].1;
-            let span = (w.size[d] - 1) * w.dilation[d] + 1;
+            let padded = x[d]
+                .checked_add(w.padding[d].0)
+                .and_then(|v| v.checked_add(w.padding[d].1))
+                .ok_or_else(too_large)?;
+            let span = (w.size[d] - 1)
+                .checked_mul(w.dilation[d])
+                .and_then(|v| v.checked_add(1))
+                .ok_or_else(too_large)?;
             if span > padded {
                 return Err(format!(
                     "window of {span} does not fit axis {d} of length {padded} (input {x:?})"
