@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use keras2src::{interp, Error, Lang, Model};
+use keras2src::{interp, Error, Lang, Model, WeightsPlacement};
 
 /// Turn a trained Keras model into self-contained, dependency-free Rust or C++ source.
 ///
@@ -39,9 +39,15 @@ enum Command {
         /// Architecture JSON (from `model.to_json()`) when MODEL is a bare weights file.
         #[arg(long)]
         config: Option<PathBuf>,
-        /// Write nothing; exit 1 if OUTPUT differs from what would be generated (for CI).
+        /// Write nothing; exit 1 if OUTPUT (or its weights file) differs from what would be
+        /// generated (for CI).
         #[arg(long, requires = "output")]
         check: bool,
+        /// Rust only: `file` puts the weights in NAME.weights.bin beside OUTPUT (read with
+        /// include_bytes!, so large models compile in seconds); `auto` does so above
+        /// 262,144 floats (1 MiB). Without -o, weights are always inline.
+        #[arg(long, value_enum, default_value = "auto")]
+        weights: WeightsArg,
     },
     /// Print the layers with output shapes, parameters and MACs, and the totals: parameters,
     /// flash bytes for weights, RAM bytes for working memory.
@@ -64,6 +70,13 @@ enum Command {
         #[arg(long)]
         trace: bool,
     },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum WeightsArg {
+    Inline,
+    File,
+    Auto,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -92,6 +105,7 @@ fn run(command: Command) -> Result<ExitCode, Error> {
             output,
             config,
             check,
+            weights,
         } => {
             let lang = match lang {
                 LangArg::Rust => Lang::Rust,
@@ -102,26 +116,47 @@ fn run(command: Command) -> Result<ExitCode, Error> {
             for note in &model.graph.notes {
                 eprintln!("note: {note}");
             }
-            let source = model.generate(lang, &name)?;
-            match output {
-                Some(path) if check => {
-                    let current = std::fs::read(&path).unwrap_or_default();
-                    if current == source.as_bytes() {
-                        Ok(ExitCode::SUCCESS)
-                    } else {
-                        eprintln!("{} is stale: regenerate it", path.display());
-                        Ok(ExitCode::from(1))
-                    }
+            let placement = match (weights, &output) {
+                (WeightsArg::File, None) => {
+                    return Err(Error::Usage(
+                        "--weights file needs -o (the weights file goes beside it)".into(),
+                    ))
                 }
-                Some(path) => {
-                    write_atomically(&path, source.as_bytes())?;
-                    Ok(ExitCode::SUCCESS)
+                (_, None) | (WeightsArg::Inline, _) => WeightsPlacement::Inline,
+                (WeightsArg::File, Some(_)) => WeightsPlacement::File,
+                (WeightsArg::Auto, Some(_)) => WeightsPlacement::Auto,
+            };
+            let generated = model.generate_with(lang, &name, placement)?;
+            let Some(path) = output else {
+                let _ = std::io::stdout().write_all(generated.source.as_bytes());
+                return Ok(ExitCode::SUCCESS);
+            };
+            let beside = |file: &str| path.with_file_name(file);
+            let mut files = vec![(path.clone(), generated.source.into_bytes())];
+            files.extend(
+                generated
+                    .weights_file
+                    .map(|(file, bytes)| (beside(&file), bytes)),
+            );
+            if check {
+                let stale: Vec<_> = files
+                    .iter()
+                    .filter(|(p, bytes)| std::fs::read(p).ok().as_ref() != Some(bytes))
+                    .collect();
+                for (p, _) in &stale {
+                    eprintln!("{} is stale: regenerate it", p.display());
                 }
-                None => {
-                    let _ = std::io::stdout().write_all(source.as_bytes());
-                    Ok(ExitCode::SUCCESS)
-                }
+                return Ok(if stale.is_empty() {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::from(1)
+                });
             }
+            // The weights first: a source file never refers to a missing weights file.
+            for (p, bytes) in files.iter().rev() {
+                write_atomically(p, bytes)?;
+            }
+            Ok(ExitCode::SUCCESS)
         }
         Command::Inspect { model, config } => {
             let model = Model::load(&model, config.as_deref())?;

@@ -385,6 +385,7 @@ fn generated_code_matches_interpreter() {
                 })
                 .collect();
             Case {
+                weights: keras2src::WeightsPlacement::Inline,
                 ident,
                 model: Model {
                     graph,
@@ -533,6 +534,7 @@ fn random_graphs_agree_with_interpreter() {
                 path: "test".into(),
             },
             samples,
+            weights: keras2src::WeightsPlacement::File,
         });
     }
     let dir = common::work_dir("random");

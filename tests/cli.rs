@@ -182,3 +182,71 @@ fn bad_input_fails_cleanly_and_writes_nothing() {
         assert!(!out.exists(), "no output written");
     }
 }
+
+#[test]
+fn weights_file_beside_the_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("net.rs");
+    let generate = |extra: &[&str]| {
+        run(bin()
+            .arg("generate")
+            .arg(fixture("resnet_small.keras"))
+            .args(["--lang", "rust", "-o"])
+            .arg(&out)
+            .args(extra))
+    };
+    let o = generate(&["--weights", "file"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let bin_file = dir.path().join("net.weights.bin");
+    let source = std::fs::read_to_string(&out).unwrap();
+    assert!(
+        source.contains("include_bytes!(\"net.weights.bin\")"),
+        "{source}"
+    );
+    assert!(
+        source.contains("--weights file"),
+        "the header names the option"
+    );
+    assert!(std::fs::metadata(&bin_file).unwrap().len() > 0);
+    assert_eq!(
+        generate(&["--weights", "file", "--check"]).status.code(),
+        Some(0)
+    );
+    std::fs::write(&bin_file, b"stale").unwrap();
+    assert_eq!(
+        generate(&["--weights", "file", "--check"]).status.code(),
+        Some(1),
+        "a stale weights file is stale"
+    );
+    // Without -o there is nowhere to put the file.
+    let o = run(bin()
+        .arg("generate")
+        .arg(fixture("resnet_small.keras"))
+        .args(["--lang", "rust", "--weights", "file"]));
+    assert!(!o.status.success() && stderr(&o).contains("-o"));
+    // C++ stays one header.
+    let o = run(bin()
+        .arg("generate")
+        .arg(fixture("resnet_small.keras"))
+        .args(["--lang", "cpp", "--weights", "file", "-o"])
+        .arg(dir.path().join("net.hpp")));
+    assert!(!o.status.success() && stderr(&o).contains("one header"));
+    // Auto: MobileNetV2's 400k floats go to a file, the seed's 4k stay inline.
+    let mobile = dir.path().join("mobile.rs");
+    let o = run(bin()
+        .arg("generate")
+        .arg(fixture("mobilenet_v2.keras"))
+        .args(["--lang", "rust", "-o"])
+        .arg(&mobile));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(dir.path().join("mobile.weights.bin").exists());
+    let seed = dir.path().join("seed.rs");
+    assert!(run(bin()
+        .arg("generate")
+        .arg(fixture("seed.keras"))
+        .args(["--lang", "rust", "-o"])
+        .arg(&seed))
+    .status
+    .success());
+    assert!(!dir.path().join("seed.weights.bin").exists());
+}

@@ -159,7 +159,7 @@ fn generated_code_matches_keras() {
     let all = fixtures();
     let mut fixtures = Vec::new();
     let mut cases = Vec::new();
-    for f in all {
+    for (n, f) in all.into_iter().enumerate() {
         let (file, config) = &f.files[0];
         let model = Model::load(file, config.as_deref()).unwrap_or_else(|e| panic!("{e}"));
         let expected_gap = NOT_GENERATED_YET.iter().any(|(name, _)| *name == f.name);
@@ -178,10 +178,17 @@ fn generated_code_matches_keras() {
                 continue;
             }
         }
+        // Half the fixtures keep their Rust weights in a file, half inline.
+        let weights = if n % 2 == 1 {
+            keras2src::WeightsPlacement::File
+        } else {
+            keras2src::WeightsPlacement::Inline
+        };
         cases.push(Case {
             ident: f.name.clone(),
             model,
             samples: f.inputs.clone(),
+            weights,
         });
         fixtures.push(f);
     }

@@ -45,7 +45,7 @@ impl Ix {
         self
     }
 
-    fn print(&self) -> String {
+    pub fn print(&self) -> String {
         let mut parts: Vec<String> = self
             .terms
             .iter()
@@ -320,8 +320,8 @@ pub struct Syntax<'a> {
     pub lang: Lang,
     /// Names of the kernel's inputs (`input`, or `input0`, `input1`, ...).
     pub inputs: &'a [String],
-    /// The expression for weight array `id` (`weights::NAME` or `name`).
-    pub weight: &'a dyn Fn(WeightId) -> String,
+    /// Reads weight array `id` at `[row][index]` (2-D) or `[index]` (1-D).
+    pub weight: &'a dyn Fn(WeightId, Option<&Ix>, &Ix) -> String,
 }
 
 impl Syntax<'_> {
@@ -465,8 +465,8 @@ impl Syntax<'_> {
                 match buf {
                     Buf::In(k) => format!("{}[{i}]", self.inputs[*k]),
                     Buf::Out => format!("output[{i}]"),
-                    Buf::W(w) => format!("{}[{i}]", (self.weight)(*w)),
-                    Buf::W2(w, row) => format!("{}[{}][{i}]", (self.weight)(*w), row.print()),
+                    Buf::W(w) => (self.weight)(*w, None, ix),
+                    Buf::W2(w, row) => (self.weight)(*w, Some(row), ix),
                 }
             }
             Val::Var(name) => name.clone(),

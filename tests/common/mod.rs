@@ -37,6 +37,8 @@ pub struct Case {
     pub model: Model,
     /// samples[s][input] = flat values.
     pub samples: Vec<Vec<Vec<f32>>>,
+    /// Where the Rust weights go (C++ is always one header).
+    pub weights: keras2src::WeightsPlacement,
 }
 
 /// outputs[case][sample][output] = flat values.
@@ -64,11 +66,14 @@ pub fn run_rust(cases: &[Case], dir: &Path) -> Outputs {
     let mut lib = String::from("#![no_std]\n#![deny(warnings)]\n");
     let mut body = String::new();
     for case in cases {
-        let source = case
+        let generated = case
             .model
-            .generate(Lang::Rust, &case.ident)
+            .generate_with(Lang::Rust, &case.ident, case.weights)
             .expect("generate rust");
-        std::fs::write(dir.join(format!("{}.rs", case.ident)), &source).unwrap();
+        std::fs::write(dir.join(format!("{}.rs", case.ident)), &generated.source).unwrap();
+        if let Some((file, bytes)) = &generated.weights_file {
+            std::fs::write(dir.join(file), bytes).unwrap();
+        }
         writeln!(main, "mod {0} {{ include!(\"{0}.rs\"); }}", case.ident).unwrap();
         writeln!(lib, "pub mod {0};", case.ident).unwrap();
         for sample in &case.samples {

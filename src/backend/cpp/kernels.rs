@@ -3,11 +3,15 @@
 
 use crate::lower::expr::Lang;
 use crate::lower::index::idx;
-use crate::lower::loops::Syntax;
+use crate::lower::loops::{Ix, Syntax};
 use crate::lower::{Kernel, Layer, Post, WeightArray, WeightId};
 
 pub fn layer_fn(layer: &Layer, weights: &[WeightArray]) -> String {
     let w = |id: WeightId| weights[id].ident.clone();
+    let read = |id: WeightId, row: Option<&Ix>, index: &Ix| match row {
+        Some(r) => format!("{}[{}][{}]", weights[id].ident, r.print(), index.print()),
+        None => format!("{}[{}]", weights[id].ident, index.print()),
+    };
     let names = crate::lower::input_names(layer.inputs.len());
     let params: Vec<String> = names
         .iter()
@@ -19,7 +23,7 @@ pub fn layer_fn(layer: &Layer, weights: &[WeightArray]) -> String {
             let syntax = Syntax {
                 lang: Lang::Cpp,
                 inputs: &names,
-                weight: &w,
+                weight: &read,
             };
             syntax.print(stmts, 1, &mut text);
             text.trim_end().to_string()
@@ -138,7 +142,7 @@ fn post_code(post: &Post, out_len: usize) -> String {
             let syntax = Syntax {
                 lang: Lang::Cpp,
                 inputs: &names,
-                weight: &|_| String::new(),
+                weight: &|_, _, _| String::new(),
             };
             syntax.print(stmts, 0, &mut text);
             text

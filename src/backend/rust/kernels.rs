@@ -6,12 +6,45 @@ use quote::ToTokens;
 
 use crate::lower::expr::Lang;
 use crate::lower::index::idx;
-use crate::lower::loops::Syntax;
+use crate::lower::loops::{Ix, Syntax};
 use crate::lower::{Kernel, Layer, Post, WeightArray, WeightId};
 
-pub fn layer_fn(layer: &Layer, weights: &[WeightArray]) -> Result<TokenStream, String> {
+/// How the generated code reads a weight.
+#[derive(Clone, Copy)]
+pub struct Access<'a> {
+    pub weights: &'a [WeightArray],
+    /// Weights live in `NAME.weights.bin`, read through accessor functions.
+    pub in_file: bool,
+}
+
+impl Access<'_> {
+    /// Element `index` of a 1-D array, or `[row][index]` of a 2-D one.
+    pub fn read(&self, id: WeightId, row: Option<&Ix>, index: &Ix) -> String {
+        let w = &self.weights[id];
+        if self.in_file {
+            let cols = w.dims.last().copied().unwrap_or(1);
+            let flat = match row {
+                Some(r) => Ix::default().add_scaled(r, cols).add_scaled(index, 1),
+                None => index.clone(),
+            };
+            format!("weights::{}({})", w.ident, flat.print())
+        } else {
+            let name = w.ident.to_ascii_uppercase();
+            match row {
+                Some(r) => format!("weights::{name}[{}][{}]", r.print(), index.print()),
+                None => format!("weights::{name}[{}]", index.print()),
+            }
+        }
+    }
+
+    fn var(&self, id: WeightId, var: &str) -> String {
+        self.read(id, None, &Ix::default().plus(var, 1))
+    }
+}
+
+pub fn layer_fn(layer: &Layer, access: Access) -> Result<TokenStream, String> {
     let out_len = layer.output.len;
-    let w = |id: WeightId| format!("weights::{}", weights[id].ident.to_ascii_uppercase());
+    let w = |id: WeightId, row: Option<&Ix>, index: &Ix| access.read(id, row, index);
     let names = crate::lower::input_names(layer.inputs.len());
     let params: Vec<String> = names
         .iter()
@@ -29,7 +62,7 @@ pub fn layer_fn(layer: &Layer, weights: &[WeightArray]) -> Result<TokenStream, S
             syntax.print(stmts, 1, &mut text);
             text
         }
-        kernel => body(kernel, &w),
+        kernel => body(kernel, access),
     };
     // Index loops read clearer than iterator chains where strides are involved.
     let allow = match layer.kernel {
@@ -54,8 +87,39 @@ pub fn layer_fn(layer: &Layer, weights: &[WeightArray]) -> Result<TokenStream, S
         .map_err(|e| format!("the Rust backend built invalid code ({e}):\n{text}"))
 }
 
-fn body(kernel: &Kernel, w: &dyn Fn(WeightId) -> String) -> String {
+fn body(kernel: &Kernel, access: Access) -> String {
+    let w = |id: WeightId| format!("weights::{}", access.weights[id].ident.to_ascii_uppercase());
     match kernel {
+        Kernel::Dense {
+            inputs,
+            units,
+            kernel,
+            bias,
+            post,
+            ..
+        } if access.in_file => {
+            // Index form: the accessors take flat indices.
+            let init = match bias {
+                Some(b) => format!(
+                    "for (o, yo) in y.iter_mut().enumerate() {{ *yo = {}; }}",
+                    access.var(*b, "o")
+                ),
+                None => "y.fill(0.0);".into(),
+            };
+            let k = access.read(*kernel, None, &Ix::default().plus("i", *units).plus("o", 1));
+            format!(
+                "for (x, y) in input.chunks_exact({inputs}).zip(output.chunks_exact_mut({units})) {{
+                    {init}
+                    for (i, &xi) in x.iter().enumerate() {{
+                        for (o, yo) in y.iter_mut().enumerate() {{
+                            *yo += xi * {k};
+                        }}
+                    }}
+                }}
+                {post}",
+                post = post_code(post),
+            )
+        }
         Kernel::Dense {
             inputs,
             units,
@@ -97,26 +161,27 @@ fn body(kernel: &Kernel, w: &dyn Fn(WeightId) -> String) -> String {
             let block = channels * inner;
             let i = idx(&[("c", *inner), ("k", 1)], 0);
             let x = match center {
-                Some(c) => format!("(x[{i}] - {}[c])", w(*c)),
+                Some(c) => format!("(x[{i}] - {})", access.var(*c, "c")),
                 None => format!("x[{i}]"),
             };
             format!(
                 "for (x, y) in input.chunks_exact({block}).zip(output.chunks_exact_mut({block})) {{
                     for c in 0..{channels} {{ for k in 0..{inner} {{
-                        y[{i}] = {x} * {s}[c] + {t}[c];
+                        y[{i}] = {x} * {s} + {t};
                     }} }}
                 }}",
-                s = w(*scale),
-                t = w(*shift)
+                s = access.var(*scale, "c"),
+                t = access.var(*shift, "c")
             )
         }
         Kernel::PRelu { alpha, period } => format!(
             "for (x, y) in input.chunks_exact({period}).zip(output.chunks_exact_mut({period})) {{
-                for ((y, &x), &a) in y.iter_mut().zip(x.iter()).zip({a}.iter()) {{
+                for (i, (y, &x)) in y.iter_mut().zip(x.iter()).enumerate() {{
+                    let a = {a};
                     *y = if x < 0.0 {{ a * x }} else {{ x }};
                 }}
             }}",
-            a = w(*alpha)
+            a = access.var(*alpha, "i")
         ),
         Kernel::Copy => "output.copy_from_slice(input);".into(),
         Kernel::Loops(_) => unreachable!("printed by the loop printer"),
@@ -136,7 +201,7 @@ fn post_code(post: &Post) -> String {
             let syntax = Syntax {
                 lang: Lang::Rust,
                 inputs: &names,
-                weight: &|_| String::new(),
+                weight: &|_, _, _| String::new(),
             };
             syntax.print(stmts, 1, &mut text);
             text

@@ -13,13 +13,29 @@ use crate::lower::{Arg, Program};
 use crate::passes::Location;
 
 /// Prints `program` as a Rust module; `header` lines become the leading comment.
+/// Generated Rust: the module source and, when the weights live in a file, its bytes.
+pub struct Emitted {
+    pub source: String,
+    pub weights_bin: Option<Vec<u8>>,
+}
+
+/// Prints `program` as a Rust module. With `weights_file`, the weights go to that file
+/// (read with `include_bytes!`, relative to the module) instead of inline literals.
 /// An `Err` is a bug in this backend (code that does not parse), never bad user input.
-pub fn emit(program: &Program, header: &[String]) -> Result<String, String> {
+pub fn emit(
+    program: &Program,
+    header: &[String],
+    weights_file: Option<&str>,
+) -> Result<Emitted, String> {
     let api = api(program)?;
+    let access = kernels::Access {
+        weights: &program.weights,
+        in_file: weights_file.is_some(),
+    };
     let layers = program
         .layers
         .iter()
-        .map(|l| kernels::layer_fn(l, &program.weights))
+        .map(|l| kernels::layer_fn(l, access))
         .collect::<Result<Vec<_>, _>>()?;
     let helpers = view_helpers(program);
     let file: syn::File = syn::parse2(quote! { #api #(#layers)* #helpers })
@@ -57,8 +73,57 @@ pub fn emit(program: &Program, header: &[String]) -> Result<String, String> {
         }
         out.push_str("}\n\n");
     }
-    out.push_str(&weights_module(program));
-    Ok(out)
+    let weights_bin = match weights_file {
+        Some(file) => {
+            out.push_str(&weights_accessors(program, file));
+            Some(weights_bytes(program))
+        }
+        None => {
+            out.push_str(&weights_module(program));
+            None
+        }
+    };
+    Ok(Emitted {
+        source: out,
+        weights_bin,
+    })
+}
+
+/// Every weight, in array order, as little-endian f32.
+fn weights_bytes(p: &Program) -> Vec<u8> {
+    p.weights
+        .iter()
+        .flat_map(|w| w.data.iter().flat_map(|v| v.to_le_bytes()))
+        .collect()
+}
+
+/// The weights module for weights in a file: the bytes, whose length the compiler checks
+/// against the type, and one accessor per array.
+fn weights_accessors(p: &Program, file: &str) -> String {
+    let total: usize = p.weights.iter().map(|w| w.data.len() * 4).sum();
+    let mut out = format!(
+        "/// Model weights, little-endian f32 in `{file}` beside this file.\nmod weights {{\n    \
+         const BYTES: &[u8; {total}] = include_bytes!({file:?});\n\n    \
+         #[inline(always)]\n    fn read(at: usize) -> f32 {{\n        \
+         match BYTES.get(at..at + 4) {{\n            \
+         Some(&[a, b, c, d]) => f32::from_le_bytes([a, b, c, d]),\n            \
+         _ => unreachable!(),\n        }}\n    }}\n"
+    );
+    let mut offset = 0;
+    for w in &p.weights {
+        let at = if offset == 0 {
+            "4 * i".to_string()
+        } else {
+            format!("{offset} + 4 * i")
+        };
+        out.push_str(&format!(
+            "\n    #[inline(always)]\n    pub(super) fn {}(i: usize) -> f32 {{\n        read({at})\n    }}\n",
+            w.ident
+        ));
+        offset += w.data.len() * 4;
+    }
+    out.push_str("}\n");
+    out
 }
 
 pub(crate) fn lit(n: usize) -> Literal {
