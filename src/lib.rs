@@ -149,7 +149,13 @@ impl Model {
                 }
             }
             Lang::Cpp => Generated {
-                source: backend::cpp::emit(&program, &header, name),
+                // Decimal literals review well; past the file threshold, parse speed wins.
+                source: backend::cpp::emit(
+                    &program,
+                    &header,
+                    name,
+                    floats > WEIGHTS_FILE_THRESHOLD,
+                ),
                 weights_file: None,
             },
         })

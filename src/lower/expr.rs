@@ -359,12 +359,28 @@ impl Lang {
 }
 
 /// `v` as a C hex float literal (`0x1.8p-140f`).
-fn hex_float(v: f32) -> String {
+pub fn hex_float(v: f32) -> String {
+    if !v.is_finite() {
+        return Lang::Cpp.float(v);
+    }
     let bits = v.to_bits();
     let sign = if bits >> 31 == 1 { "-" } else { "" };
     let mantissa = bits & 0x7f_ffff;
-    // Subnormal: value = mantissa * 2^-149.
-    format!("{sign}0x{mantissa:x}p-149f")
+    let exponent = (bits >> 23) & 0xff;
+    match (exponent, mantissa) {
+        (0, 0) => format!("{sign}0x0p+0f"),
+        // Subnormal: value = mantissa * 2^-149.
+        (0, m) => format!("{sign}0x{m:x}p-149f"),
+        (e, 0) => format!("{sign}0x1p{}f", e as i32 - 127),
+        (e, m) => {
+            let digits = format!("{:06x}", m << 1);
+            format!(
+                "{sign}0x1.{}p{}f",
+                digits.trim_end_matches('0'),
+                e as i32 - 127
+            )
+        }
+    }
 }
 
 #[cfg(test)]
@@ -379,6 +395,10 @@ mod tests {
         }
         assert_eq!(Lang::Cpp.float(1.0), "1.0f");
         assert_eq!(Lang::Cpp.float(1e-45), "0x1p-149f");
+        assert_eq!(hex_float(1.0), "0x1p0f");
+        assert_eq!(hex_float(-0.1), "-0x1.99999ap-4f");
+        assert_eq!(hex_float(-0.0), "-0x0p+0f");
+        assert_eq!(hex_float(3.0), "0x1.8p1f");
         assert_eq!(Lang::Rust.float(f32::NEG_INFINITY), "f32::NEG_INFINITY");
     }
 }
