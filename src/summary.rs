@@ -3,6 +3,15 @@
 use crate::ir::Graph;
 use crate::passes::plan_memory;
 
+/// Floats of constant weights the generated code holds: each array once, even when a
+/// shared layer is called at several sites.
+fn flash_floats(graph: &Graph, plan: &crate::passes::MemoryPlan) -> usize {
+    match crate::lower::lower(graph, plan) {
+        Ok(program) => program.weights.iter().map(|w| w.data.len()).sum(),
+        Err(_) => graph.weight_floats(),
+    }
+}
+
 /// One row of the layer table (the model as Keras defines it).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LayerRow {
@@ -48,7 +57,7 @@ impl Summary {
             rows,
             params: keras.keras_params(),
             macs: optimized.macs(),
-            flash_bytes: optimized.weight_floats() * f32_bytes,
+            flash_bytes: flash_floats(optimized, &plan) * f32_bytes,
             ram_bytes: plan.scratch_len * f32_bytes,
             unplanned_bytes: plan.unplanned_len * f32_bytes,
         }

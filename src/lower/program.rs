@@ -126,6 +126,7 @@ impl AxisKernel {
 /// code generators cannot emit yet.
 pub fn lower(graph: &Graph, plan: &MemoryPlan) -> Result<Program, Vec<LayerProblem>> {
     let mut problems = Vec::new();
+    let mut by_content: std::collections::HashMap<u64, WeightId> = Default::default();
     let mut namer = Namer::new();
     let mut weights = Vec::new();
     let mut layers = Vec::new();
@@ -147,11 +148,25 @@ pub fn lower(graph: &Graph, plan: &MemoryPlan) -> Result<Program, Vec<LayerProbl
         }
         let ident = namer.ident(&node.name);
         let mut add_weight = |suffix: &str, dims: Vec<usize>, data: &[f32]| {
+            // A layer called at several sites shares one copy of its weights.
+            let same = |w: &WeightArray| {
+                w.dims == dims
+                    && w.data.len() == data.len()
+                    && w.data
+                        .iter()
+                        .zip(data)
+                        .all(|(a, b)| a.to_bits() == b.to_bits())
+            };
+            let key = content_key(&dims, data);
+            if let Some(&id) = by_content.get(&key).filter(|&&id| same(&weights[id])) {
+                return id;
+            }
             weights.push(WeightArray {
                 ident: namer.ident(&format!("{ident}_{suffix}")),
                 dims,
                 data: data.to_vec(),
             });
+            by_content.insert(key, weights.len() - 1);
             weights.len() - 1
         };
         let in_shape = graph.shape(node.inputs[0]);
@@ -288,6 +303,18 @@ fn kernel_math(kernel: &Kernel, math: &mut BTreeSet<MathFn>) {
         } => super::loops::math_fns(stmts, math),
         _ => {}
     }
+}
+
+/// A hash of a weight array's shape and exact bits, to find repeated arrays (lookups only:
+/// nothing is iterated from the map, so output order stays deterministic).
+fn content_key(dims: &[usize], data: &[f32]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    dims.hash(&mut h);
+    for v in data {
+        v.to_bits().hash(&mut h);
+    }
+    h.finish()
 }
 
 /// `output[i] = input[i]` for every element.
