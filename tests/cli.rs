@@ -250,3 +250,15 @@ fn weights_file_beside_the_source() {
     .success());
     assert!(!dir.path().join("seed.weights.bin").exists());
 }
+
+#[test]
+fn shared_layers_count_their_weights_once() {
+    let o = run(bin().arg("inspect").arg(fixture("shared_conv.keras")));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    // Keras counts 122 parameters; the generated code holds each of them once.
+    assert!(
+        text.contains("parameters: 122") && text.contains("flash (weights): 488 bytes"),
+        "{text}"
+    );
+}
