@@ -119,7 +119,8 @@ pub fn eval(op: &Op, inputs: &[(&[f32], &[usize])], out_shape: &[usize]) -> Opti
                             let v = x[flat(&p, &xst) + c];
                             acc += v;
                             count += 1;
-                            if v > max || v.is_nan() {
+                            // As the generated code: a NaN in the window is skipped.
+                            if v > max {
                                 max = v;
                             }
                         }
@@ -138,16 +139,7 @@ pub fn eval(op: &Op, inputs: &[(&[f32], &[usize])], out_shape: &[usize]) -> Opti
                 let values = (0..positions).map(|p| x[p * channels + c]);
                 *v = match kind {
                     PoolKind::Max => {
-                        values.fold(
-                            f32::NEG_INFINITY,
-                            |m, v| {
-                                if v > m || v.is_nan() {
-                                    v
-                                } else {
-                                    m
-                                }
-                            },
-                        )
+                        values.fold(f32::NEG_INFINITY, |m, v| if v > m { v } else { m })
                     }
                     PoolKind::Average => values.sum::<f32>() / positions as f32,
                 };
