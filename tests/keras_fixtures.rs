@@ -195,6 +195,21 @@ fn generated_code_matches_keras() {
     let dir = common::work_dir("fixtures");
     let rust = run_rust(&cases, &dir.path);
     let cpp = run_cpp(&cases, &dir.path);
+    // Firmware-ready C++: nothing from the heap, exceptions or unwinding.
+    if let Some(symbols) = common::cpp_object_symbols(&cases, &dir.path) {
+        let forbidden: Vec<&String> = symbols
+            .iter()
+            .filter(|s| {
+                s.contains("malloc")
+                    || s.contains("free")
+                    || s.starts_with("_Znw")
+                    || s.starts_with("_Zna")
+                    || s.starts_with("__cxa_")
+                    || s.starts_with("_Unwind_")
+            })
+            .collect();
+        assert!(forbidden.is_empty(), "generated C++ needs {forbidden:?}");
+    }
     let mut failures = Vec::new();
     for (c, fixture) in fixtures.iter().enumerate() {
         for (s, want) in fixture.outputs.iter().enumerate() {

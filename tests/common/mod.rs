@@ -283,3 +283,60 @@ fn parse(text: &str, cases: &[Case]) -> Outputs {
         })
         .collect()
 }
+
+/// Undefined symbols of an object file (`nm -u`), or `None` where nm is missing.
+pub fn undefined_symbols(object: &Path) -> Option<Vec<String>> {
+    let out = Command::new("nm").arg("-u").arg(object).output().ok()?;
+    out.status.success().then(|| {
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.split_whitespace().last().map(str::to_string))
+            .collect()
+    })
+}
+
+/// Compiles every case's header into one object with a `predict` call each and returns its
+/// undefined symbols: the generated C++ must not need the heap or exceptions.
+pub fn cpp_object_symbols(cases: &[Case], dir: &Path) -> Option<Vec<String>> {
+    let mut tu = String::new();
+    for (k, case) in cases.iter().enumerate() {
+        let ns = &case.ident;
+        writeln!(tu, "#include \"{ns}.hpp\"").unwrap();
+        let ins = case.model.graph.inputs.len();
+        let outs = case.model.graph.outputs.len();
+        let params: Vec<String> = (0..ins)
+            .map(|i| {
+                let ty = match case.model.graph.inputs[i].dtype {
+                    keras2src::ir::InputDtype::I32 => "std::int32_t",
+                    keras2src::ir::InputDtype::F32 => "float",
+                };
+                format!("const {ty}* in{i}")
+            })
+            .chain((0..outs).map(|o| format!("float* out{o}")))
+            .collect();
+        let args: Vec<String> = (0..ins)
+            .map(|i| format!("in{i}"))
+            .chain((0..outs).map(|o| format!("out{o}")))
+            .collect();
+        writeln!(
+            tu,
+            "void run_{k}({}) {{ {ns}::predict({}); }}",
+            params.join(", "),
+            args.join(", ")
+        )
+        .unwrap();
+    }
+    std::fs::write(dir.join("symbols.cpp"), tu).unwrap();
+    run(Command::new("g++")
+        .args([
+            "-std=c++17",
+            "-O2",
+            "-fno-exceptions",
+            "-fno-rtti",
+            "-c",
+            "-o",
+        ])
+        .arg(dir.join("symbols.o"))
+        .arg(dir.join("symbols.cpp")));
+    undefined_symbols(&dir.join("symbols.o"))
+}
