@@ -165,15 +165,15 @@ fn keras_relu(negative_slope: f32, max_value: Option<f32>, threshold: f32) -> Ex
         // leaky_relu: x >= 0 ? x : slope * x
         return if_less(x.clone(), c(0.0), mul(c(negative_slope), x.clone()), x);
     }
-    let positive = if threshold != 0.0 {
-        // x * (x > threshold)
-        mul(x.clone(), if_less(c(threshold), x.clone(), c(1.0), c(0.0)))
-    } else {
-        relu(x.clone())
-    };
-    let positive = match max_value {
-        Some(m) => clip(positive, 0.0, m),
-        None => positive,
+    let positive = match (threshold != 0.0, max_value) {
+        // x * (x > threshold), then clipped
+        (true, _) => {
+            let kept = mul(x.clone(), if_less(c(threshold), x.clone(), c(1.0), c(0.0)));
+            max_value.map_or(kept.clone(), |m| clip(kept, 0.0, m))
+        }
+        // relu then clip to [0, m] is one clip (NaN stays NaN either way)
+        (false, Some(m)) => clip(x.clone(), 0.0, m),
+        (false, None) => relu(x.clone()),
     };
     if negative_slope == 0.0 {
         return positive;
