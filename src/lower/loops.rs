@@ -325,6 +325,23 @@ pub struct Syntax<'a> {
 }
 
 impl Syntax<'_> {
+    /// The statements as text, indented from `depth`.
+    pub fn text(&self, stmts: &[Stmt], depth: usize) -> String {
+        let mut out = String::new();
+        self.print(stmts, depth, &mut out);
+        out
+    }
+
+    /// Statements that touch only the kernel's output (activations run in place).
+    pub fn output_only(lang: Lang, stmts: &[Stmt], depth: usize) -> String {
+        let syntax = Syntax {
+            lang,
+            inputs: &[],
+            weight: &|_, _, _| String::new(),
+        };
+        syntax.text(stmts, depth)
+    }
+
     /// Prints statements, one per line, indented by nesting.
     pub fn print(&self, stmts: &[Stmt], depth: usize, out: &mut String) {
         let pad = "    ".repeat(depth);

@@ -19,14 +19,12 @@ pub fn layer_fn(layer: &Layer, weights: &[WeightArray]) -> String {
         .collect();
     let body = match &layer.kernel {
         Kernel::Loops(stmts) => {
-            let mut text = String::new();
             let syntax = Syntax {
                 lang: Lang::Cpp,
                 inputs: &names,
                 weight: &read,
             };
-            syntax.print(stmts, 1, &mut text);
-            text.trim_end().to_string()
+            syntax.text(stmts, 1).trim_end().to_string()
         }
         kernel => indent(&body(kernel, layer.output.len, &w)),
     };
@@ -136,16 +134,6 @@ fn post_code(post: &Post, out_len: usize) -> String {
             for_("i", out_len),
             expr.print_value("x", Lang::Cpp)
         ),
-        Post::Loops(stmts) => {
-            let mut text = String::new();
-            let names = crate::lower::input_names(1);
-            let syntax = Syntax {
-                lang: Lang::Cpp,
-                inputs: &names,
-                weight: &|_, _, _| String::new(),
-            };
-            syntax.print(stmts, 0, &mut text);
-            text
-        }
+        Post::Loops(stmts) => Syntax::output_only(Lang::Cpp, stmts, 0),
     }
 }

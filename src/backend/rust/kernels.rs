@@ -53,14 +53,12 @@ pub fn layer_fn(layer: &Layer, access: Access) -> Result<TokenStream, String> {
         .collect();
     let body = match &layer.kernel {
         Kernel::Loops(stmts) => {
-            let mut text = String::new();
             let syntax = Syntax {
                 lang: Lang::Rust,
                 inputs: &names,
                 weight: &w,
             };
-            syntax.print(stmts, 1, &mut text);
-            text
+            syntax.text(stmts, 1)
         }
         kernel => body(kernel, access),
     };
@@ -195,16 +193,6 @@ fn post_code(post: &Post) -> String {
             "for y in output.iter_mut() {{ let x = *y; *y = {}; }}",
             expr.print_value("x", Lang::Rust)
         ),
-        Post::Loops(stmts) => {
-            let mut text = String::new();
-            let names = crate::lower::input_names(1);
-            let syntax = Syntax {
-                lang: Lang::Rust,
-                inputs: &names,
-                weight: &|_, _, _| String::new(),
-            };
-            syntax.print(stmts, 1, &mut text);
-            text
-        }
+        Post::Loops(stmts) => Syntax::output_only(Lang::Rust, stmts, 1),
     }
 }
