@@ -2,8 +2,8 @@
 //! tensor lives, which math functions are needed), made once.
 
 mod axis;
+mod elementwise;
 pub mod expr;
-pub mod index;
 pub mod loops;
 mod program;
 mod spatial;

@@ -74,21 +74,6 @@ pub enum Kernel {
         bias: Option<WeightId>,
         post: Post,
     },
-    /// `y[i] = expr(x[i])`.
-    Map { expr: Expr },
-    /// `y = (x - center[c]) * scale[c] + shift[c]` over `[outer, channels, inner]`.
-    Affine {
-        outer: usize,
-        channels: usize,
-        inner: usize,
-        center: Option<WeightId>,
-        scale: WeightId,
-        shift: WeightId,
-    },
-    /// `y[i] = x[i] < 0 ? alpha[i % period] * x[i] : x[i]`.
-    PRelu { alpha: WeightId, period: usize },
-    /// `y = x` (a reshape whose result is a model output).
-    Copy,
     /// Loops written in the shared loop language (spatial and multi-input ops).
     Loops(Vec<super::loops::Stmt>),
 }
@@ -197,9 +182,11 @@ pub fn lower(graph: &Graph, plan: &MemoryPlan) -> Result<Program, Vec<LayerProbl
                 Kernel::Loops(super::axis::glu(k.outer, k.len / 2, k.inner))
             }
             Op::Activation(activation) => match post(activation, out_shape) {
-                Post::Loops(stmts) => Kernel::Loops([copy(numel(out_shape)), stmts].concat()),
-                Post::Map(expr) => Kernel::Map { expr },
-                Post::None => Kernel::Copy,
+                Post::Loops(stmts) => {
+                    Kernel::Loops([super::elementwise::copy(numel(out_shape)), stmts].concat())
+                }
+                Post::Map(expr) => Kernel::Loops(super::elementwise::map(&expr, numel(out_shape))),
+                Post::None => Kernel::Loops(super::elementwise::copy(numel(out_shape))),
             },
             Op::Affine {
                 center,
@@ -208,16 +195,13 @@ pub fn lower(graph: &Graph, plan: &MemoryPlan) -> Result<Program, Vec<LayerProbl
                 inner,
             } => {
                 let channels = scale.len();
-                Kernel::Affine {
-                    outer: numel(in_shape) / (channels * inner),
-                    channels,
-                    inner: *inner,
-                    center: center
-                        .as_ref()
-                        .map(|c| add_weight("center", vec![channels], c)),
-                    scale: add_weight("scale", vec![channels], scale),
-                    shift: add_weight("shift", vec![channels], shift),
-                }
+                let center = center
+                    .as_ref()
+                    .map(|c| add_weight("center", vec![channels], c));
+                let scale = add_weight("scale", vec![channels], scale);
+                let shift = add_weight("shift", vec![channels], shift);
+                let dims = (numel(in_shape) / (channels * inner), channels, *inner);
+                Kernel::Loops(super::elementwise::affine(dims, center, scale, shift))
             }
             Op::PRelu { alpha } => {
                 // Alpha varying only along the last axis is read modulo its length;
@@ -230,12 +214,12 @@ pub fn lower(graph: &Graph, plan: &MemoryPlan) -> Result<Program, Vec<LayerProbl
                     broadcast(&alpha.data, &alpha.shape, in_shape)
                 };
                 let period = data.len();
-                Kernel::PRelu {
-                    alpha: add_weight("alpha", vec![period], &data),
-                    period,
-                }
+                let alpha = add_weight("alpha", vec![period], &data);
+                Kernel::Loops(super::elementwise::prelu(numel(in_shape), alpha, period))
             }
-            Op::Reshape { .. } | Op::Identity => Kernel::Copy,
+            Op::Reshape { .. } | Op::Identity => {
+                Kernel::Loops(super::elementwise::copy(numel(in_shape)))
+            }
             op => match loops(op, node, graph, &mut add_weight) {
                 Ok(stmts) => Kernel::Loops(stmts),
                 Err(message) => {
@@ -291,8 +275,7 @@ fn post(activation: &Activation, shape: &[usize]) -> Post {
 
 fn kernel_math(kernel: &Kernel, math: &mut BTreeSet<MathFn>) {
     match kernel {
-        Kernel::Map { expr }
-        | Kernel::Dense {
+        Kernel::Dense {
             post: Post::Map(expr),
             ..
         } => expr.math_fns(math),
@@ -315,17 +298,6 @@ fn content_key(dims: &[usize], data: &[f32]) -> u64 {
         v.to_bits().hash(&mut h);
     }
     h.finish()
-}
-
-/// `output[i] = input[i]` for every element.
-fn copy(len: usize) -> Vec<super::loops::Stmt> {
-    use super::loops::{for_, Buf, Ix, Stmt, Val};
-    let i = Ix::default().plus("i", 1);
-    for_(
-        "i",
-        len,
-        vec![Stmt::Store(i.clone(), Val::load(Buf::In(0), i))],
-    )
 }
 
 /// Lowers a spatial or multi-input op to loops, adding its weights.

@@ -2,7 +2,6 @@
 //! (so the two agree bit for bit without FMA contraction).
 
 use crate::lower::expr::Lang;
-use crate::lower::index::idx;
 use crate::lower::loops::{Ix, Syntax};
 use crate::lower::{Kernel, Layer, Post, WeightArray, WeightId};
 
@@ -87,41 +86,6 @@ fn body(kernel: &Kernel, out_len: usize, w: &dyn Fn(WeightId) -> String) -> Stri
                 post = post_code(post, out_len),
             )
         }
-        Kernel::Map { expr } => format!(
-            "{} {{ const float x = input[i]; output[i] = {}; }}",
-            for_("i", out_len),
-            expr.print_value("x", Lang::Cpp)
-        ),
-        Kernel::Affine {
-            outer,
-            channels,
-            inner,
-            center,
-            scale,
-            shift,
-        } => {
-            let i = idx(&[("n", channels * inner), ("c", *inner), ("k", 1)], 0);
-            let x = match center {
-                Some(c) => format!("(input[{i}] - {}[c])", w(*c)),
-                None => format!("input[{i}]"),
-            };
-            format!(
-                "{} {} {} {{
-                output[{i}] = {x} * {}[c] + {}[c];
-                }}",
-                for_("n", *outer),
-                for_("c", *channels),
-                for_("k", *inner),
-                w(*scale),
-                w(*shift)
-            )
-        }
-        Kernel::PRelu { alpha, period } => format!(
-            "{} {{ const float x = input[i]; output[i] = x < 0.0f ? {}[i % {period}] * x : x; }}",
-            for_("i", out_len),
-            w(*alpha)
-        ),
-        Kernel::Copy => format!("{} output[i] = input[i];", for_("i", out_len)),
         Kernel::Loops(_) => unreachable!("printed by the loop printer"),
     }
 }

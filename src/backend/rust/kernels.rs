@@ -5,7 +5,6 @@ use proc_macro2::TokenStream;
 use quote::ToTokens;
 
 use crate::lower::expr::Lang;
-use crate::lower::index::idx;
 use crate::lower::loops::{Ix, Syntax};
 use crate::lower::{Kernel, Layer, Post, WeightArray, WeightId};
 
@@ -67,8 +66,7 @@ pub fn layer_fn(layer: &Layer, access: Access) -> Result<TokenStream, String> {
         Kernel::Loops(_) => {
             "#[allow(clippy::needless_range_loop, clippy::manual_memcpy, clippy::too_many_arguments)]\n"
         }
-        Kernel::Affine { .. }
-        | Kernel::Dense {
+        Kernel::Dense {
             post: Post::Loops(_),
             ..
         } => "#[allow(clippy::needless_range_loop)]\n",
@@ -144,44 +142,6 @@ fn body(kernel: &Kernel, access: Access) -> String {
                 post = post_code(post),
             )
         }
-        Kernel::Map { expr } => format!(
-            "for (y, &x) in output.iter_mut().zip(input.iter()) {{ *y = {}; }}",
-            expr.print_value("x", Lang::Rust)
-        ),
-        Kernel::Affine {
-            channels,
-            inner,
-            center,
-            scale,
-            shift,
-            ..
-        } => {
-            let block = channels * inner;
-            let i = idx(&[("c", *inner), ("k", 1)], 0);
-            let x = match center {
-                Some(c) => format!("(x[{i}] - {})", access.var(*c, "c")),
-                None => format!("x[{i}]"),
-            };
-            format!(
-                "for (x, y) in input.chunks_exact({block}).zip(output.chunks_exact_mut({block})) {{
-                    for c in 0..{channels} {{ for k in 0..{inner} {{
-                        y[{i}] = {x} * {s} + {t};
-                    }} }}
-                }}",
-                s = access.var(*scale, "c"),
-                t = access.var(*shift, "c")
-            )
-        }
-        Kernel::PRelu { alpha, period } => format!(
-            "for (x, y) in input.chunks_exact({period}).zip(output.chunks_exact_mut({period})) {{
-                for (i, (y, &x)) in y.iter_mut().zip(x.iter()).enumerate() {{
-                    let a = {a};
-                    *y = if x < 0.0 {{ a * x }} else {{ x }};
-                }}
-            }}",
-            a = access.var(*alpha, "i")
-        ),
-        Kernel::Copy => "output.copy_from_slice(input);".into(),
         Kernel::Loops(_) => unreachable!("printed by the loop printer"),
     }
 }
