@@ -101,7 +101,16 @@ pub(super) fn build(path: &Path, source: Source) -> Result<Graph> {
         .collect();
     let expected: Vec<Option<usize>> = counts.iter().map(|c| c.map(|c| c.total)).collect();
     let loaded = match weights {
-        WeightSource::SavingLib(root) => h5::saving_lib_weights(&root, &model),
+        WeightSource::SavingLib(root) => {
+            let groups: Vec<Vec<String>> = kinds
+                .iter()
+                .map(|k| {
+                    k.as_ref()
+                        .map_or_else(|| vec![String::new()], |k| k.weight_groups())
+                })
+                .collect();
+            h5::saving_lib_weights(&root, &model, &groups)
+        }
         WeightSource::Legacy(group) => h5::legacy_weights(&group, &model, &counts),
         WeightSource::ByName(map) => by_name(map, &model, &counts),
     }

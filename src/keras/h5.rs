@@ -324,9 +324,12 @@ fn numbered_tensors(
 }
 
 /// Keras 3 `saving_lib` layout: each layer's `<weights_path>/vars/<i>` under `root`.
+/// `groups[i]` lists the sub-objects of layer `i` whose `vars` hold its weights, in
+/// `get_weights()` order (`""` for the layer's own `vars`; `cell` for an RNN).
 pub(crate) fn saving_lib_weights(
     root: &Group,
     model: &ModelConfig,
+    groups: &[Vec<String>],
 ) -> Result<LoadedWeights, String> {
     let mut loaded = LoadedWeights::empty(model.layers.len());
     if !has_group(root, "layers")? {
@@ -344,12 +347,24 @@ pub(crate) fn saving_lib_weights(
         let Some(path) = &layer.weights_path else {
             continue;
         };
-        let location = format!("{path}/vars");
-        loaded.locations[i] = location.clone();
-        let Some(vars) = group_at(root, &location)? else {
-            continue;
-        };
-        loaded.per_layer[i] = Some(numbered_tensors(&vars, &location, &mut loaded.dtypes)?);
+        let own = [String::new()];
+        let layer_groups = groups.get(i).map_or(&own[..], Vec::as_slice);
+        let mut tensors = Vec::new();
+        for group in layer_groups {
+            let location = if group.is_empty() {
+                format!("{path}/vars")
+            } else {
+                format!("{path}/{group}/vars")
+            };
+            loaded.locations[i] = location.clone();
+            let Some(vars) = group_at(root, &location)? else {
+                break;
+            };
+            tensors.extend(numbered_tensors(&vars, &location, &mut loaded.dtypes)?);
+        }
+        if !tensors.is_empty() || group_at(root, &format!("{path}/vars"))?.is_some() {
+            loaded.per_layer[i] = Some(tensors);
+        }
     }
     Ok(loaded)
 }

@@ -37,6 +37,13 @@ pub(crate) trait LayerKind: std::fmt::Debug {
     /// (`layer.weights` / `get_weights()` / `vars/<i>`).
     fn weight_names(&self) -> Vec<&'static str>;
 
+    /// Where a Keras 3 weights file keeps this layer's weights, relative to its group, in
+    /// [`LayerKind::weight_names`] order: `""` is the layer's own `vars`; a wrapper names
+    /// its sub-objects (`cell`, `forward_layer/cell`, `query_dense`, ...).
+    fn weight_groups(&self) -> Vec<String> {
+        vec![String::new()]
+    }
+
     /// How many of [`LayerKind::weight_names`] (a prefix) are trainable; the rest are
     /// statistics such as BatchNormalization's moving mean and variance.
     fn trainable_weights(&self) -> usize {
