@@ -2,6 +2,7 @@
 //! shapes (batch dimension excluded) and constant f32 weights; no Keras JSON in sight.
 
 mod activation;
+mod attention;
 mod graph;
 mod op;
 mod shape;

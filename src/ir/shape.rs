@@ -157,6 +157,9 @@ pub fn infer(op: &Op, inputs: &[&[usize]]) -> Option<Result<Vec<usize>, String>>
             }
             _ => Err(format!("expects two inputs, got {}", inputs.len())),
         },
+        Op::MatMul => super::attention::matmul_shape(inputs),
+        Op::AdditiveScore { scale, .. } => super::attention::matmul_shape(inputs)
+            .and_then(|out| super::attention::check_scale(inputs, scale.as_deref(), out)),
         _ => return None,
     };
     Some(result)

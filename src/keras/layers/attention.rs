@@ -1,0 +1,663 @@
+//! Attention layers: `Attention` (Luong, dot or concat scores), `AdditiveAttention`
+//! (Bahdanau) and `MultiHeadAttention`, decomposed into existing ops plus the two
+//! attention ops (`MatMul`, `AdditiveScore`):
+//!
+//! - scores: `q · kᵀ` (keys transposed by a `Transpose` node so the product's inner loop
+//!   runs over contiguous memory), or `AdditiveScore` for `tanh(q + k)` sums;
+//! - a constant `Affine` over the `[Tq, Tv]` score matrix for Attention's scalar `scale`
+//!   and for causal / sliding-window masks (`-1e9` added where a query may not look, as
+//!   Keras does; the softmax then gives those positions exactly 0);
+//! - softmax over the key axis, then `weights · value`.
+//!
+//! MultiHeadAttention projects query, key and value with `Dense` (Keras's EinsumDense
+//! kernels `[d, H, dim]` are `[d, H * dim]` Dense kernels), splits heads with `Reshape` and
+//! `Transpose`, and folds `1 / sqrt(key_dim)` into the query projection (a rounding
+//! difference from Keras's scaling of the projected query, well inside the tolerance).
+//! Semantics from `keras/src/layers/attention/*.py` (3.15) and
+//! `tf_keras/src/layers/attention/*.py` (2.21), which agree on everything used here.
+
+use serde_json::{Map, Value};
+
+use super::{LayerKind, Options, Source, Step, WeightCount};
+use crate::error::escape_for_message as esc;
+use crate::ir::{numel, Activation, AxisFn, Op, Weights};
+use crate::keras::config::LayerEntry;
+
+/// What Keras adds to a masked score (`1.0e9` subtracted in Attention, `-1e9` added by
+/// the Softmax layer in MultiHeadAttention).
+const MASKED: f32 = -1.0e9;
+
+/// `Attention` or `AdditiveAttention`.
+#[derive(Debug)]
+struct DenseAttention {
+    additive: bool,
+    use_scale: bool,
+    /// Attention's `score_mode="concat"`.
+    concat: bool,
+}
+
+#[derive(Debug)]
+struct MultiHead {
+    heads: usize,
+    key_dim: usize,
+    value_dim: usize,
+    use_bias: bool,
+    /// `output_shape`, if set.
+    output_shape: Option<Vec<usize>>,
+    /// `attention_axes` as written (checked against the input rank at call time).
+    attention_axes: Option<Vec<i64>>,
+    sliding_window: Option<usize>,
+}
+
+pub(super) fn parse_dense_attention(
+    class: &str,
+    options: &mut Options,
+) -> Option<Box<dyn LayerKind>> {
+    options.ignore(&["dropout", "seed"]);
+    let additive = class == "AdditiveAttention";
+    let use_scale = options.bool("use_scale", additive);
+    let concat = if additive {
+        false
+    } else {
+        match options.get("score_mode") {
+            None => false,
+            Some(Value::String(mode)) if mode == "dot" => false,
+            Some(Value::String(mode)) if mode == "concat" => true,
+            Some(other) => {
+                options.problems.push(format!(
+                    "option 'score_mode'={} is not supported (\"dot\" or \"concat\")",
+                    esc(&other.to_string())
+                ));
+                return None;
+            }
+        }
+    };
+    // Keras 2's deprecated `causal` argument is not saved in configs; reject it if present.
+    options.only(
+        "causal",
+        &Value::Bool(false),
+        " (pass use_causal_mask=True when calling the layer)",
+    );
+    Some(Box::new(DenseAttention {
+        additive,
+        use_scale,
+        concat,
+    }))
+}
+
+pub(super) fn parse_multi_head(options: &mut Options) -> Option<Box<dyn LayerKind>> {
+    options.ignore(&[
+        "dropout",
+        "seed",
+        "kernel_initializer",
+        "bias_initializer",
+        "kernel_regularizer",
+        "bias_regularizer",
+        "kernel_constraint",
+        "bias_constraint",
+        // Keras 2: the build shapes (the call's shapes decide) and how masks are applied
+        // (no mask reaches the softmax but causal ones, which both ways zero the same).
+        "query_shape",
+        "key_shape",
+        "value_shape",
+        "softmax_robust_masking",
+        "flash_attention",
+    ]);
+    options.only(
+        "use_gate",
+        &Value::Bool(false),
+        " (gated multi-head attention)",
+    );
+    let positive = |options: &mut Options, key: &str, required: bool| -> Option<usize> {
+        match options.int(key) {
+            Some(v) if v > 0 => usize::try_from(v).ok(),
+            Some(v) => {
+                options
+                    .problems
+                    .push(format!("option '{key}'={v} must be positive"));
+                None
+            }
+            None if required => {
+                options.problems.push(format!("option '{key}' is missing"));
+                None
+            }
+            None => None,
+        }
+    };
+    let heads = positive(options, "num_heads", true);
+    let key_dim = positive(options, "key_dim", true);
+    let value_dim = positive(options, "value_dim", false);
+    let sliding_window = positive(options, "sliding_window", false);
+    let use_bias = options.bool("use_bias", true);
+    let output_shape = match options.get("output_shape") {
+        None => None,
+        Some(v) => {
+            let dims: Option<Vec<usize>> = match v {
+                Value::Array(items) => items
+                    .iter()
+                    .map(|d| d.as_u64().and_then(|d| usize::try_from(d).ok()))
+                    .collect(),
+                single => single
+                    .as_u64()
+                    .and_then(|d| usize::try_from(d).ok())
+                    .map(|d| vec![d]),
+            };
+            match dims {
+                Some(d) if !d.is_empty() && !d.contains(&0) => Some(d),
+                _ => {
+                    options.problems.push(format!(
+                        "option 'output_shape'={} is not supported (a positive integer or a \
+                         list of them)",
+                        esc(&v.to_string())
+                    ));
+                    return None;
+                }
+            }
+        }
+    };
+    let attention_axes = options.int_list("attention_axes");
+    let key_dim = key_dim?;
+    Some(Box::new(MultiHead {
+        heads: heads?,
+        key_dim,
+        value_dim: value_dim.unwrap_or(key_dim),
+        use_bias,
+        output_shape,
+        attention_axes,
+        sliding_window,
+    }))
+}
+
+/// Weight counts for layers that fail to parse.
+pub(super) fn loose_weight_count(entry: &LayerEntry) -> Option<WeightCount> {
+    let flag = |key: &str, default: bool| {
+        entry
+            .config
+            .get(key)
+            .and_then(Value::as_bool)
+            .unwrap_or(default)
+    };
+    let total = match entry.class.as_str() {
+        "Attention" => {
+            let concat = entry.config.get("score_mode").and_then(Value::as_str) == Some("concat");
+            usize::from(flag("use_scale", false)) + usize::from(concat)
+        }
+        "AdditiveAttention" => usize::from(flag("use_scale", true)),
+        _ => 4 * (1 + usize::from(flag("use_bias", true))),
+    };
+    Some(WeightCount {
+        total,
+        trainable: total,
+    })
+}
+
+/// The call options both kinds of attention read.
+struct CallOptions {
+    causal: bool,
+}
+
+/// Reads `use_causal_mask`, `return_attention_scores` (only `false`) and, for
+/// MultiHeadAttention, nothing else; anything more is rejected.
+fn call_options(kwargs: &Map<String, Value>) -> Result<CallOptions, String> {
+    let mut causal = false;
+    for (key, value) in kwargs {
+        match (key.as_str(), value) {
+            ("use_causal_mask", Value::Bool(b)) => causal = *b,
+            ("return_attention_scores", Value::Bool(false)) => {}
+            ("return_attention_scores", _) => {
+                return Err(
+                    "is called with return_attention_scores=True; a second output per call is \
+                     not supported (build the scores with a separate model output instead)"
+                        .into(),
+                )
+            }
+            _ => {
+                return Err(format!(
+                    "is called with keyword argument '{}'={}, which is not supported",
+                    esc(key),
+                    esc(&value.to_string())
+                ))
+            }
+        }
+    }
+    Ok(CallOptions { causal })
+}
+
+/// Steps under construction, each referred to by its [`Source`].
+#[derive(Default)]
+struct Steps(Vec<Step>);
+
+impl Steps {
+    fn push(&mut self, suffix: Option<&str>, op: Op, inputs: Vec<Source>) -> Source {
+        self.0.push(Step::new(suffix, op, inputs));
+        Source::Step(self.0.len() - 1)
+    }
+
+    fn reshape(&mut self, suffix: &str, from: Source, shape: &[usize]) -> Result<Source, String> {
+        let target = shape
+            .iter()
+            .map(|&d| i64::try_from(d).map_err(|_| "axis too long".to_string()))
+            .collect::<Result<Vec<i64>, String>>()?;
+        Ok(self.push(Some(suffix), Op::Reshape { target }, vec![from]))
+    }
+}
+
+/// The score mask as an additive constant over `[tq, tv]`: `MASKED` where query `i` may
+/// not see key `j` (causal: `j > i`; sliding window: `|i - j| >= w`), else 0; `None`
+/// when nothing is masked.
+fn score_mask(tq: usize, tv: usize, causal: bool, window: Option<usize>) -> Option<Vec<f32>> {
+    if !causal && window.is_none() {
+        return None;
+    }
+    let mut mask = vec![0.0f32; tq * tv];
+    for i in 0..tq {
+        for j in 0..tv {
+            let future = causal && j > i;
+            let far = window.is_some_and(|w| i.abs_diff(j) >= w);
+            if future || far {
+                mask[i * tv + j] = MASKED;
+            }
+        }
+    }
+    Some(mask)
+}
+
+/// The scalar value of a weight stored with shape `()` (or `[1]`).
+fn scalar(name: &str, w: Option<&Weights>) -> Result<f32, String> {
+    match w {
+        Some(w) if w.data.len() == 1 => Ok(w.data[0]),
+        Some(w) => Err(format!(
+            "weight '{name}' has shape {:?}, expected a scalar",
+            w.shape
+        )),
+        None => Err(format!("missing weight '{name}'")),
+    }
+}
+
+/// Softmax over the last axis of a tensor of rank `rank`.
+fn softmax(rank: usize) -> Op {
+    Op::Activation(Activation::Axis {
+        func: AxisFn::Softmax,
+        axis: rank - 1,
+    })
+}
+
+/// Axis permutation swapping the last two of `rank` axes.
+fn swap_last(rank: usize) -> Vec<usize> {
+    let mut perm: Vec<usize> = (0..rank).collect();
+    perm.swap(rank - 2, rank - 1);
+    perm
+}
+
+impl LayerKind for DenseAttention {
+    fn weight_names(&self) -> Vec<&'static str> {
+        let mut names = Vec::new();
+        if self.use_scale {
+            names.push("scale");
+        }
+        if self.concat {
+            names.push("concat_score_weight");
+        }
+        names
+    }
+
+    fn steps(&self, inputs: &[&[usize]], weights: &[Weights]) -> Result<Vec<Step>, String> {
+        self.call_steps(inputs, weights, &Map::new())
+    }
+
+    fn call_steps(
+        &self,
+        inputs: &[&[usize]],
+        weights: &[Weights],
+        kwargs: &Map<String, Value>,
+    ) -> Result<Vec<Step>, String> {
+        let options = call_options(kwargs)?;
+        let (q, v, k) = match inputs {
+            [q, v] => (*q, *v, *v),
+            [q, v, k] => (*q, *v, *k),
+            _ => {
+                return Err(format!(
+                    "is called on {} tensors; it takes [query, value] or [query, value, key]",
+                    inputs.len()
+                ))
+            }
+        };
+        let rank = q.len();
+        let batch = &q[..rank.saturating_sub(2)];
+        if rank < 2 || v.len() != rank || k.len() != rank {
+            return Err(format!(
+                "needs query, value and key of one rank (batch, steps, features), got shapes \
+                 {q:?}, {v:?}, {k:?}"
+            ));
+        }
+        let (tq, tv, features) = (q[rank - 2], k[rank - 2], q[rank - 1]);
+        if k[rank - 1] != features || v[rank - 2] != tv || &k[..rank - 2] != batch {
+            return Err(format!(
+                "query {q:?}, value {v:?} and key {k:?} do not fit together (key needs the \
+                 query's features and the value's steps)"
+            ));
+        }
+        let key = if inputs.len() == 3 {
+            Source::Input(2)
+        } else {
+            Source::Input(1)
+        };
+        let mut steps = Steps::default();
+        let kt = steps.push(
+            Some("key_transposed"),
+            Op::Transpose {
+                perm: swap_last(rank),
+            },
+            vec![key],
+        );
+        let mut weights = weights.iter();
+        let scale = if self.use_scale {
+            weights.next()
+        } else {
+            None
+        };
+        let mut scale_scores = None;
+        let scores_op = if self.additive {
+            let scale = match scale {
+                Some(w) if w.data.len() == features => Some(w.data.clone()),
+                Some(w) => {
+                    return Err(format!(
+                        "weight 'scale' has shape {:?}, expected [{features}]",
+                        w.shape
+                    ))
+                }
+                None => None,
+            };
+            Op::AdditiveScore {
+                pre: None,
+                scale,
+                post: None,
+            }
+        } else if self.concat {
+            let pre = scale.map(|w| scalar("scale", Some(w))).transpose()?;
+            let post = scalar("concat_score_weight", weights.next())?;
+            Op::AdditiveScore {
+                pre,
+                scale: None,
+                post: Some(post),
+            }
+        } else {
+            scale_scores = scale.map(|w| scalar("scale", Some(w))).transpose()?;
+            Op::MatMul
+        };
+        let mut scores = steps.push(Some("scores"), scores_op, vec![Source::Input(0), kt]);
+        let mask = score_mask(tq, tv, options.causal, None);
+        if scale_scores.is_some() || mask.is_some() {
+            let positions = tq * tv;
+            let s = scale_scores.unwrap_or(1.0);
+            scores = steps.push(
+                Some(if mask.is_some() { "mask" } else { "scale" }),
+                Op::Affine {
+                    center: None,
+                    scale: vec![s; if mask.is_some() { positions } else { 1 }],
+                    shift: mask.unwrap_or_else(|| vec![0.0]),
+                    inner: 1,
+                },
+                vec![scores],
+            );
+        }
+        let weights = steps.push(Some("softmax"), softmax(rank), vec![scores]);
+        steps.push(None, Op::MatMul, vec![weights, Source::Input(1)]);
+        Ok(steps.0)
+    }
+}
+
+impl MultiHead {
+    /// Keras's default `attention_axes` for an input of `rank` axes (batch excluded) are
+    /// all but the last; others are not supported.
+    fn check_axes(&self, rank: usize) -> Result<(), String> {
+        let Some(axes) = &self.attention_axes else {
+            return Ok(());
+        };
+        // Keras axes count the batch axis; negative ones count from the projected
+        // tensor's end (`rank + 2` axes with the batch and the head axis).
+        let projected = rank as i64 + 2;
+        let mut resolved: Vec<i64> = axes
+            .iter()
+            .map(|&a| if a < 0 { projected - 1 + a } else { a })
+            .collect();
+        resolved.sort_unstable();
+        let default: Vec<i64> = (1..rank as i64).collect();
+        if resolved != default {
+            return Err(format!(
+                "option 'attention_axes'={axes:?} is not supported (only the default, every \
+                 axis but the batch and the features: {default:?})"
+            ));
+        }
+        Ok(())
+    }
+
+    /// A projection kernel (`[d, H, dim]`, output `[H, dim, *out]`) as a Dense kernel
+    /// `[rows, cols]`; `expected` is its Keras shape.
+    fn kernel(name: &str, w: &Weights, expected: &[usize], cols: usize) -> Result<Weights, String> {
+        check(name, "kernel", w, expected)?;
+        let rows = w.data.len() / cols.max(1);
+        Weights::new(vec![rows, cols], w.data.clone())
+    }
+
+    fn bias(name: &str, w: Option<&Weights>, expected: &[usize]) -> Result<Option<Weights>, String> {
+        let Some(b) = w else {
+            return Ok(None);
+        };
+        check(name, "bias", b, expected)?;
+        Ok(Some(Weights::new(vec![numel(expected)], b.data.clone())?))
+    }
+}
+
+fn check(sublayer: &str, what: &str, w: &Weights, expected: &[usize]) -> Result<(), String> {
+    if w.shape != expected {
+        return Err(format!(
+            "weight '{sublayer}/{what}' has shape {:?}, expected {expected:?} for these inputs",
+            w.shape
+        ));
+    }
+    Ok(())
+}
+
+impl LayerKind for MultiHead {
+    fn weight_names(&self) -> Vec<&'static str> {
+        if self.use_bias {
+            vec![
+                "query/kernel",
+                "query/bias",
+                "key/kernel",
+                "key/bias",
+                "value/kernel",
+                "value/bias",
+                "attention_output/kernel",
+                "attention_output/bias",
+            ]
+        } else {
+            vec![
+                "query/kernel",
+                "key/kernel",
+                "value/kernel",
+                "attention_output/kernel",
+            ]
+        }
+    }
+
+    fn weight_groups(&self) -> Vec<String> {
+        ["query_dense", "key_dense", "value_dense", "output_dense"]
+            .iter()
+            .map(|g| format!("{g}|_{g}"))
+            .collect()
+    }
+
+    fn tensor_arguments(&self) -> &'static [&'static str] {
+        &["query", "value", "key"]
+    }
+
+    fn steps(&self, inputs: &[&[usize]], weights: &[Weights]) -> Result<Vec<Step>, String> {
+        self.call_steps(inputs, weights, &Map::new())
+    }
+
+    fn call_steps(
+        &self,
+        inputs: &[&[usize]],
+        weights: &[Weights],
+        kwargs: &Map<String, Value>,
+    ) -> Result<Vec<Step>, String> {
+        let options = call_options(kwargs)?;
+        let (q, v, k) = match inputs {
+            [q, v] => (*q, *v, *v),
+            [q, v, k] => (*q, *v, *k),
+            _ => {
+                return Err(format!(
+                    "is called on {} tensors; it takes query, value and an optional key",
+                    inputs.len()
+                ))
+            }
+        };
+        let rank = q.len();
+        if rank < 2 || v.len() != rank || k.len() != rank {
+            return Err(format!(
+                "needs query, value and key of one rank (batch, steps..., features), got \
+                 shapes {q:?}, {v:?}, {k:?}"
+            ));
+        }
+        if v[..rank - 1] != k[..rank - 1] {
+            return Err(format!(
+                "value {v:?} and key {k:?} must agree in every axis but the last"
+            ));
+        }
+        self.check_axes(rank)?;
+        if rank > 2 && (options.causal || self.sliding_window.is_some()) {
+            return Err(
+                "use_causal_mask or sliding_window with more than one attention axis is not \
+                 supported"
+                    .into(),
+            );
+        }
+        let (h, kd, vd) = (self.heads, self.key_dim, self.value_dim);
+        let (tq, tv) = (numel(&q[..rank - 1]), numel(&v[..rank - 1]));
+        let (dq, dv, dk) = (q[rank - 1], v[rank - 1], k[rank - 1]);
+        let out_dims = self
+            .output_shape
+            .clone()
+            .unwrap_or_else(|| vec![dq]);
+        let d_out = numel(&out_dims);
+
+        let mut w = weights.iter();
+        let mut next = |bias: bool| if bias && !self.use_bias { None } else { w.next() };
+        let (qk, qb) = (next(false), next(true));
+        let (kk, kb) = (next(false), next(true));
+        let (vk, vb) = (next(false), next(true));
+        let (ok, ob) = (next(false), next(true));
+        let (Some(qk), Some(kk), Some(vk), Some(ok)) = (qk, kk, vk, ok) else {
+            return Err("missing weights".into());
+        };
+        // 1 / sqrt(key_dim) folded into the query projection.
+        let inv_sqrt = 1.0 / (kd as f64).sqrt();
+        let scaled = |w: Weights| Weights {
+            data: w
+                .data
+                .iter()
+                .map(|&x| (f64::from(x) * inv_sqrt) as f32)
+                .collect(),
+            shape: w.shape,
+        };
+        let mut with_out = vec![h, vd];
+        with_out.extend(&out_dims);
+        let q_kernel = scaled(Self::kernel("query", qk, &[dq, h, kd], h * kd)?);
+        let q_bias = Self::bias("query", qb, &[h, kd])?.map(scaled);
+        let k_kernel = Self::kernel("key", kk, &[dk, h, kd], h * kd)?;
+        let k_bias = Self::bias("key", kb, &[h, kd])?;
+        let v_kernel = Self::kernel("value", vk, &[dv, h, vd], h * vd)?;
+        let v_bias = Self::bias("value", vb, &[h, vd])?;
+        let o_kernel = Self::kernel("attention_output", ok, &with_out, d_out)?;
+        let o_bias = Self::bias("attention_output", ob, &out_dims)?;
+        let dense = |kernel, bias| Op::Dense {
+            kernel,
+            bias,
+            activation: Activation::Linear,
+        };
+
+        let mut steps = Steps::default();
+        // Several attention axes attend jointly: flatten them into one.
+        let flat = |steps: &mut Steps, name: &str, k: usize, t: usize, d: usize| {
+            if rank > 2 {
+                steps.reshape(name, Source::Input(k), &[t, d])
+            } else {
+                Ok(Source::Input(k))
+            }
+        };
+        let query_in = flat(&mut steps, "query_flat", 0, tq, dq)?;
+        let value_in = flat(&mut steps, "value_flat", 1, tv, dv)?;
+        let key_in = if inputs.len() == 3 {
+            flat(&mut steps, "key_flat", 2, tv, dk)?
+        } else {
+            value_in
+        };
+
+        let query = steps.push(Some("query"), dense(q_kernel, q_bias), vec![query_in]);
+        let key = steps.push(Some("key"), dense(k_kernel, k_bias), vec![key_in]);
+        let value = steps.push(Some("value"), dense(v_kernel, v_bias), vec![value_in]);
+        // [T, H * dim] -> [H, T, dim] (keys -> [H, dim, T]).
+        let query = steps.reshape("query_heads", query, &[tq, h, kd])?;
+        let query = steps.push(
+            Some("query_by_head"),
+            Op::Transpose {
+                perm: vec![1, 0, 2],
+            },
+            vec![query],
+        );
+        let key = steps.reshape("key_heads", key, &[tv, h, kd])?;
+        let key = steps.push(
+            Some("key_by_head"),
+            Op::Transpose {
+                perm: vec![1, 2, 0],
+            },
+            vec![key],
+        );
+        let value = steps.reshape("value_heads", value, &[tv, h, vd])?;
+        let value = steps.push(
+            Some("value_by_head"),
+            Op::Transpose {
+                perm: vec![1, 0, 2],
+            },
+            vec![value],
+        );
+        let mut scores = steps.push(Some("scores"), Op::MatMul, vec![query, key]);
+        if let Some(mask) = score_mask(tq, tv, options.causal, self.sliding_window) {
+            scores = steps.push(
+                Some("mask"),
+                Op::Affine {
+                    center: None,
+                    scale: vec![1.0; tq * tv],
+                    shift: mask,
+                    inner: 1,
+                },
+                vec![scores],
+            );
+        }
+        let probs = steps.push(Some("softmax"), softmax(3), vec![scores]);
+        let context = steps.push(Some("context"), Op::MatMul, vec![probs, value]);
+        let context = steps.push(
+            Some("context_by_step"),
+            Op::Transpose {
+                perm: vec![1, 0, 2],
+            },
+            vec![context],
+        );
+        let context = steps.reshape("context_flat", context, &[tq, h * vd])?;
+        let mut out_shape: Vec<usize> = q[..rank - 1].to_vec();
+        out_shape.extend(&out_dims);
+        if out_shape == [tq, d_out] {
+            steps.push(None, dense(o_kernel, o_bias), vec![context]);
+        } else {
+            let out = steps.push(Some("output"), dense(o_kernel, o_bias), vec![context]);
+            let target = out_shape
+                .iter()
+                .map(|&d| i64::try_from(d).map_err(|_| "axis too long".to_string()))
+                .collect::<Result<Vec<i64>, String>>()?;
+            steps.push(None, Op::Reshape { target }, vec![out]);
+        }
+        Ok(steps.0)
+    }
+}
