@@ -44,7 +44,7 @@ fn rows(
         row.extend(for_(
             "j",
             n,
-            vec![Stmt::Store(out.clone(), factor * Val::load(Buf::Out, out))],
+            vec![Stmt::Update(out, Update::Mul, factor)],
         ));
     }
     for_("p", batch, for_("i", m, row))
