@@ -798,6 +798,48 @@ mod tests {
     }
 
     #[test]
+    fn keyword_tensors_and_kwargs_of_calls() {
+        let tensor = |name: &str| {
+            serde_json::json!({"class_name": "__keras_tensor__",
+                "config": {"keras_history": [name, 0, 0]}})
+        };
+        let node = serde_json::json!({"args": [tensor("q")],
+            "kwargs": {"value": tensor("v"), "key": tensor("k"), "use_causal_mask": true,
+                       "training": false, "attention_mask": [tensor("m")]}});
+        let call = keras3_node(node.as_object().unwrap()).unwrap();
+        // Positional first, then keyword tensors, each named.
+        assert_eq!(call.inputs.len(), 3);
+        assert_eq!(call.inputs[0].layer, "q");
+        for (r, key) in call.inputs[1..].iter().zip(&call.keywords) {
+            assert_eq!(r.layer, if key == "value" { "v" } else { "k" });
+        }
+        assert_eq!(call.keywords.len(), 2);
+        assert_eq!(call.kwargs.get("use_causal_mask"), Some(&Value::Bool(true)));
+        assert!(call
+            .problem
+            .as_deref()
+            .is_some_and(|p| p.contains("'attention_mask'")));
+
+        // Keras 2: tensors in kwargs are [layer, node, tensor]; list inputs repeat kwargs.
+        let items: Vec<Value> = serde_json::from_str(
+            r#"[["q", 0, 0, {"value": ["v", 0, 0], "use_causal_mask": true}]]"#,
+        )
+        .unwrap();
+        let call = keras2_node(&items).unwrap();
+        assert_eq!(call.inputs.len(), 2);
+        assert_eq!(call.inputs[1].layer, "v");
+        assert_eq!(call.keywords, ["value"]);
+        assert_eq!(call.kwargs.len(), 1);
+        let items: Vec<Value> = serde_json::from_str(
+            r#"[["q", 0, 0, {"use_causal_mask": true}], ["v", 0, 0, {"use_causal_mask": true}]]"#,
+        )
+        .unwrap();
+        let call = keras2_node(&items).unwrap();
+        assert_eq!(call.inputs.len(), 2);
+        assert!(call.keywords.is_empty() && call.problem.is_none());
+    }
+
+    #[test]
     fn versions() {
         assert_eq!(KerasVersion::parse("3.15.1").unwrap().major, 3);
         assert_eq!(KerasVersion::parse("2.2.4-tf").unwrap().major, 2);

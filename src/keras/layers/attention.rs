@@ -661,3 +661,199 @@ impl LayerKind for MultiHead {
         Ok(steps.0)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keras::config::KerasVersion;
+    use crate::keras::layers::{order_arguments, parse};
+
+    fn kind(class: &str, config: &str) -> Result<Box<dyn LayerKind>, Vec<String>> {
+        let mut e = LayerEntry::new(
+            "att".into(),
+            class.into(),
+            serde_json::from_str(config).unwrap(),
+        );
+        e.module = Some("keras.layers".into());
+        parse(&e, KerasVersion::KERAS3)
+    }
+
+    fn zeros(shape: &[usize]) -> Weights {
+        Weights::new(shape.to_vec(), vec![0.0; numel(shape)]).unwrap()
+    }
+
+    fn kwargs(text: &str) -> Map<String, Value> {
+        serde_json::from_str(text).unwrap()
+    }
+
+    fn mha_weights(d: usize, h: usize, kd: usize) -> Vec<Weights> {
+        vec![
+            zeros(&[d, h, kd]),
+            zeros(&[h, kd]),
+            zeros(&[d, h, kd]),
+            zeros(&[h, kd]),
+            zeros(&[d, h, kd]),
+            zeros(&[h, kd]),
+            zeros(&[h, kd, d]),
+            zeros(&[d]),
+        ]
+    }
+
+    #[test]
+    fn keyword_tensors_follow_the_call_signature() {
+        let names = ["query", "value", "key"];
+        assert_eq!(order_arguments(&names, 2, &[]).unwrap(), vec![0, 1]);
+        let kw = |k: &[&str]| k.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        // mha(q, v, key=k); mha(q, value=v); mha(key=k, query=q, value=v).
+        assert_eq!(
+            order_arguments(&names, 2, &kw(&["key"])).unwrap(),
+            vec![0, 1, 2]
+        );
+        assert_eq!(
+            order_arguments(&names, 1, &kw(&["value"])).unwrap(),
+            vec![0, 1]
+        );
+        assert_eq!(
+            order_arguments(&names, 0, &kw(&["key", "query", "value"])).unwrap(),
+            vec![1, 2, 0]
+        );
+        let err = order_arguments(&names, 1, &kw(&["attention_mask"])).unwrap_err();
+        assert!(err.contains("'attention_mask'"), "{err}");
+        let err = order_arguments(&names, 1, &kw(&["key"])).unwrap_err();
+        assert!(err.contains("without its argument 'value'"), "{err}");
+        let err = order_arguments(&names, 2, &kw(&["value"])).unwrap_err();
+        assert!(err.contains("both by position and by keyword"), "{err}");
+        let err = order_arguments(&[], 1, &kw(&["value"])).unwrap_err();
+        assert!(err.contains("tensor as keyword argument 'value'"), "{err}");
+    }
+
+    #[test]
+    fn mha_decomposes_into_projections_and_products() {
+        let mha = kind("MultiHeadAttention", r#"{"num_heads": 2, "key_dim": 3}"#).unwrap();
+        assert_eq!(
+            mha.weight_groups(),
+            [
+                "query_dense|_query_dense",
+                "key_dense|_key_dense",
+                "value_dense|_value_dense",
+                "output_dense|_output_dense"
+            ]
+        );
+        let steps = mha
+            .call_steps(
+                &[&[5, 4], &[7, 4]],
+                &mha_weights(4, 2, 3),
+                &kwargs(r#"{"use_causal_mask": true}"#),
+            )
+            .unwrap();
+        let suffixes: Vec<Option<&str>> = steps.iter().map(|s| s.suffix.as_deref()).collect();
+        assert!(suffixes.contains(&Some("mask")));
+        assert_eq!(suffixes.last(), Some(&None));
+        let Some(Op::Affine { shift, .. }) = steps
+            .iter()
+            .find(|s| s.suffix.as_deref() == Some("mask"))
+            .map(|s| &s.op)
+        else {
+            panic!("no mask step")
+        };
+        // Row 1 of the 5 x 7 mask: keys 0 and 1 visible.
+        assert_eq!(&shift[7..14], &[0.0, 0.0, MASKED, MASKED, MASKED, MASKED, MASKED]);
+    }
+
+    #[test]
+    fn mha_options_that_are_not_supported_are_named() {
+        let err = kind(
+            "MultiHeadAttention",
+            r#"{"num_heads": 2, "key_dim": 3, "use_gate": true}"#,
+        )
+        .unwrap_err();
+        assert!(err[0].contains("'use_gate'"), "{err:?}");
+        let err = kind("MultiHeadAttention", r#"{"num_heads": 2}"#).unwrap_err();
+        assert!(err[0].contains("'key_dim' is missing"), "{err:?}");
+
+        let axes = kind(
+            "MultiHeadAttention",
+            r#"{"num_heads": 2, "key_dim": 3, "attention_axes": [2]}"#,
+        )
+        .unwrap();
+        let err = axes
+            .steps(&[&[3, 5, 4], &[3, 5, 4]], &mha_weights(4, 2, 3))
+            .unwrap_err();
+        assert!(err.contains("'attention_axes'"), "{err}");
+        // The default, written out, is fine.
+        let default = kind(
+            "MultiHeadAttention",
+            r#"{"num_heads": 2, "key_dim": 3, "attention_axes": [1]}"#,
+        )
+        .unwrap();
+        assert!(default.steps(&[&[5, 4], &[5, 4]], &mha_weights(4, 2, 3)).is_ok());
+
+        let mha = kind("MultiHeadAttention", r#"{"num_heads": 2, "key_dim": 3}"#).unwrap();
+        let call = |kw: &str| {
+            mha.call_steps(&[&[5, 4], &[5, 4]], &mha_weights(4, 2, 3), &kwargs(kw))
+                .unwrap_err()
+        };
+        assert!(call(r#"{"return_attention_scores": true}"#).contains("return_attention_scores"));
+        assert!(call(r#"{"use_flash": true}"#).contains("'use_flash'"));
+        let err = mha
+            .call_steps(
+                &[&[2, 5, 4], &[2, 5, 4]],
+                &mha_weights(4, 2, 3),
+                &kwargs(r#"{"use_causal_mask": true}"#),
+            )
+            .unwrap_err();
+        assert!(err.contains("use_causal_mask"), "{err}");
+        let err = mha.steps(&[&[5, 4], &[5, 4]], &mha_weights(4, 2, 2)).unwrap_err();
+        assert!(err.contains("query/kernel"), "{err}");
+    }
+
+    #[test]
+    fn attention_scores_by_mode() {
+        let ops = |class: &str, config: &str, weights: &[Weights]| -> Vec<Op> {
+            kind(class, config)
+                .unwrap()
+                .steps(&[&[5, 3], &[7, 3]], weights)
+                .unwrap()
+                .into_iter()
+                .map(|s| s.op)
+                .collect()
+        };
+        let scalar = |v: f32| Weights::new(vec![], vec![v]).unwrap();
+        let dot = ops("Attention", r#"{"use_scale": true}"#, &[scalar(2.0)]);
+        assert!(matches!(dot[1], Op::MatMul));
+        assert!(matches!(&dot[2], Op::Affine { scale, .. } if scale == &[2.0]));
+        let concat = ops(
+            "Attention",
+            r#"{"use_scale": true, "score_mode": "concat"}"#,
+            &[scalar(2.0), scalar(3.0)],
+        );
+        assert_eq!(
+            concat[1],
+            Op::AdditiveScore {
+                pre: Some(2.0),
+                scale: None,
+                post: Some(3.0)
+            }
+        );
+        let additive = ops(
+            "AdditiveAttention",
+            "{}",
+            &[Weights::new(vec![3], vec![1.0, 2.0, 3.0]).unwrap()],
+        );
+        assert_eq!(
+            additive[1],
+            Op::AdditiveScore {
+                pre: None,
+                scale: Some(vec![1.0, 2.0, 3.0]),
+                post: None
+            }
+        );
+        let err = kind("Attention", r#"{"score_mode": "general"}"#).unwrap_err();
+        assert!(err[0].contains("'score_mode'"), "{err:?}");
+        let att = kind("Attention", "{}").unwrap();
+        let err = att.steps(&[&[5, 3]], &[]).unwrap_err();
+        assert!(err.contains("[query, value]"), "{err}");
+        let err = att.steps(&[&[5, 3], &[7, 4]], &[]).unwrap_err();
+        assert!(err.contains("do not fit"), "{err}");
+    }
+}
