@@ -363,8 +363,12 @@ fn models() -> Vec<(String, Graph)> {
     let b = g.add_input("b", vec![2, 4, 5], InputDtype::F32).unwrap();
     let r = g.add_input("r", vec![1, 4], InputDtype::F32).unwrap();
     let c = g.add_input("c", vec![4, 1], InputDtype::F32).unwrap();
-    let mm = g.add_node("mm", "MatMul", Op::MatMul, vec![a, b], 0).unwrap();
-    let one = g.add_node("one", "MatMul", Op::MatMul, vec![r, c], 0).unwrap();
+    let mm = g
+        .add_node("mm", "MatMul", Op::MatMul, vec![a, b], 0)
+        .unwrap();
+    let one = g
+        .add_node("one", "MatMul", Op::MatMul, vec![r, c], 0)
+        .unwrap();
     let scored = g
         .add_node(
             "scored",
@@ -391,6 +395,31 @@ fn models() -> Vec<(String, Graph)> {
             0,
         )
         .unwrap();
+    let mut masked = Vec::new();
+    for (k, (scores, causal, window)) in [
+        (mm, true, None),
+        (mm, false, Some(2)),
+        (scored, true, Some(3)),
+        (one, true, Some(1)),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let op = Op::AttentionMask { causal, window };
+        masked.push(
+            g.add_node(
+                &format!("mask{k}"),
+                "MultiHeadAttention",
+                op,
+                vec![scores],
+                0,
+            )
+            .unwrap(),
+        );
+    }
+    for (k, &m) in masked.iter().enumerate() {
+        g.add_output(&format!("mask{k}"), m);
+    }
     g.add_output("mm", mm);
     g.add_output("one", one);
     g.add_output("scored", scored);

@@ -2,10 +2,29 @@
 
 use super::reference_math;
 use crate::backend::math::MathFn;
-use crate::ir::{numel, Op};
+use crate::ir::{numel, Op, MASKED_SCORE};
 
-/// Evaluates `MatMul` and `AdditiveScore`; `None` for other ops.
+/// Evaluates `MatMul`, `AdditiveScore` and `AttentionMask`; `None` for other ops.
 pub fn eval(op: &Op, inputs: &[(&[f32], &[usize])]) -> Option<Vec<f32>> {
+    if let (Op::AttentionMask { causal, window }, [(x, shape)]) = (op, inputs) {
+        let rank = shape.len();
+        let (tq, tv) = (shape[rank - 2], shape[rank - 1]);
+        let masked =
+            |i: usize, j: usize| (*causal && j > i) || window.is_some_and(|w| i.abs_diff(j) >= w);
+        let out = x
+            .iter()
+            .enumerate()
+            .map(|(flat, &v)| {
+                let (i, j) = ((flat / tv) % tq, flat % tv);
+                if masked(i, j) {
+                    v + MASKED_SCORE
+                } else {
+                    v
+                }
+            })
+            .collect();
+        return Some(out);
+    }
     let [(a, a_shape), (b, b_shape)] = inputs else {
         return None;
     };

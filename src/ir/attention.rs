@@ -1,5 +1,9 @@
 //! Shape rules of the attention ops: batched matrix products over the last two axes.
 
+/// What Keras adds to an attention score that is masked out (Attention subtracts `1e9`,
+/// MultiHeadAttention's softmax adds `-1e9`); the softmax then gives it exactly 0.
+pub const MASKED_SCORE: f32 = -1.0e9;
+
 /// `[*b, m, k] x [*b, k, n] -> [*b, m, n]`, the leading (batch) axes equal.
 pub(super) fn matmul_shape(inputs: &[&[usize]]) -> Result<Vec<usize>, String> {
     let [a, b] = inputs else {

@@ -8,6 +8,7 @@ mod op;
 mod shape;
 
 pub use activation::{Activation, AxisFn};
+pub use attention::MASKED_SCORE;
 pub use graph::{Graph, GraphInput, GraphOutput, InputDtype, Node, NodeId, Tensor, TensorId};
 pub use op::{MergeKind, Op, PoolKind, Weights, Window};
 

@@ -114,6 +114,10 @@ pub enum Op {
         scale: Option<Vec<f32>>,
         post: Option<f32>,
     },
+    /// Attention scores `[*b, tq, tv]` with `-1e9` added where query `i` may not see key
+    /// `j`: `j > i` when `causal`, `|i - j| >= w` for a sliding `window` `w` (what Keras
+    /// adds to masked scores; the softmax after it gives them exactly 0).
+    AttentionMask { causal: bool, window: Option<usize> },
 }
 
 /// Sliding-window geometry, one entry per spatial axis.

@@ -521,11 +521,7 @@ fn parse_inbound_nodes(value: &Value) -> Result<Vec<Call>, String> {
 
 fn keras3_node(obj: &Map<String, Value>) -> Result<Call, String> {
     let mut call = Call::default();
-    collect_tensors(
-        obj.get("args").unwrap_or(&Value::Null),
-        &mut call.inputs,
-        0,
-    )?;
+    collect_tensors(obj.get("args").unwrap_or(&Value::Null), &mut call.inputs, 0)?;
     if let Some(Value::Object(kwargs)) = obj.get("kwargs") {
         for (key, value) in kwargs {
             if is_keras_tensor(value) && key != "mask" {

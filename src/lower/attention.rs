@@ -5,7 +5,7 @@
 //! reassociating sums.
 
 use super::expr::Expr;
-use super::loops::{for_, Buf, Ix, Stmt, Update, Val};
+use super::loops::{for_, Buf, Cond, Ix, Stmt, Update, Val};
 use super::WeightId;
 use crate::backend::math::MathFn;
 use crate::ir::numel;
@@ -13,12 +13,7 @@ use crate::ir::numel;
 /// `(batch, m, k, n)` of `[*b, m, k] x [*b, k, n]`.
 fn dims(a: &[usize], b: &[usize]) -> (usize, usize, usize, usize) {
     let rank = a.len();
-    (
-        numel(&a[..rank - 2]),
-        a[rank - 2],
-        a[rank - 1],
-        b[rank - 1],
-    )
+    (numel(&a[..rank - 2]), a[rank - 2], a[rank - 1], b[rank - 1])
 }
 
 /// The loops shared by both ops: zero the output row, then for each contracted element
@@ -41,11 +36,7 @@ fn rows(
     per_t.extend(for_("j", n, body(Val::load(Buf::In(1), b_at), out.clone())));
     row.extend(for_("t", k, per_t));
     if let Some(factor) = finish {
-        row.extend(for_(
-            "j",
-            n,
-            vec![Stmt::Update(out, Update::Mul, factor)],
-        ));
+        row.extend(for_("j", n, vec![Stmt::Update(out, Update::Mul, factor)]));
     }
     for_("p", batch, for_("i", m, row))
 }
@@ -89,4 +80,59 @@ pub fn additive_score(
         },
         post.map(Val::Const),
     )
+}
+
+/// Copies the scores `[*b, tq, tv]`, then sets `y = x + MASKED` where query `i` may not
+/// see key `j`: `i < j` (causal), `j < lo` or `hi < j` (window `w`: `lo = max(i - w + 1,
+/// 0)`, `hi = i + w - 1`). Each condition stores the same value, so overlaps are harmless.
+/// The `i` and `j` loops are always emitted: the conditions compare their variables.
+pub fn mask(shape: &[usize], causal: bool, window: Option<usize>) -> Vec<Stmt> {
+    let rank = shape.len();
+    let (tq, tv) = (shape[rank - 2], shape[rank - 1]);
+    let at = Ix::default().plus("p", tq * tv).plus("i", tv).plus("j", 1);
+    let masked = vec![Stmt::Store(
+        at.clone(),
+        Val::load(Buf::In(0), at) + Val::Const(crate::ir::MASKED_SCORE),
+    )];
+    let mut per_key = Vec::new();
+    let mut per_query = Vec::new();
+    if causal {
+        per_key.push(Stmt::If(
+            Cond::IndexLess("i".into(), "j".into()),
+            masked.clone(),
+        ));
+    }
+    if let Some(w) = window {
+        let reach = w.saturating_sub(1);
+        per_query.push(Stmt::LetIndex {
+            name: "lo".into(),
+            ix: Ix::default().plus("i", 1).offset(-(reach as isize)),
+            max: tv,
+        });
+        per_query.push(Stmt::LetIndex {
+            name: "hi".into(),
+            ix: Ix::default().plus("i", 1).offset(reach as isize),
+            max: tv,
+        });
+        per_key.push(Stmt::If(
+            Cond::IndexLess("j".into(), "lo".into()),
+            masked.clone(),
+        ));
+        per_key.push(Stmt::If(Cond::IndexLess("hi".into(), "j".into()), masked));
+    }
+    per_query.push(Stmt::For {
+        var: "j".into(),
+        count: tv,
+        body: per_key,
+    });
+    let rows = vec![Stmt::For {
+        var: "i".into(),
+        count: tq,
+        body: per_query,
+    }];
+    [
+        super::elementwise::copy(numel(shape)),
+        for_("p", numel(&shape[..rank - 2]), rows),
+    ]
+    .concat()
 }

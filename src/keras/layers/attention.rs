@@ -4,9 +4,9 @@
 //!
 //! - scores: `q · kᵀ` (keys transposed by a `Transpose` node so the product's inner loop
 //!   runs over contiguous memory), or `AdditiveScore` for `tanh(q + k)` sums;
-//! - a constant `Affine` over the `[Tq, Tv]` score matrix for Attention's scalar `scale`
-//!   and for causal / sliding-window masks (`-1e9` added where a query may not look, as
-//!   Keras does; the softmax then gives those positions exactly 0);
+//! - an `Affine` for Attention's scalar `scale`, and `AttentionMask` for causal and
+//!   sliding-window masks (`-1e9` added where a query may not look, as Keras does; the
+//!   softmax then gives those positions exactly 0);
 //! - softmax over the key axis, then `weights · value`.
 //!
 //! MultiHeadAttention projects query, key and value with `Dense` (Keras's EinsumDense
@@ -22,10 +22,6 @@ use super::{LayerKind, Options, Source, Step, WeightCount};
 use crate::error::escape_for_message as esc;
 use crate::ir::{numel, Activation, AxisFn, Op, Weights};
 use crate::keras::config::LayerEntry;
-
-/// What Keras adds to a masked score (`1.0e9` subtracted in Attention, `-1e9` added by
-/// the Softmax layer in MultiHeadAttention).
-const MASKED: f32 = -1.0e9;
 
 /// `Attention` or `AdditiveAttention`.
 #[derive(Debug)]
@@ -183,7 +179,8 @@ pub(super) fn loose_weight_count(entry: &LayerEntry) -> Option<WeightCount> {
             usize::from(flag("use_scale", false)) + usize::from(concat)
         }
         "AdditiveAttention" => usize::from(flag("use_scale", true)),
-        _ => 4 * (1 + usize::from(flag("use_bias", true))),
+        // query, key, (gate,) value and output projections.
+        _ => (4 + usize::from(flag("use_gate", false))) * (1 + usize::from(flag("use_bias", true))),
     };
     Some(WeightCount {
         total,
@@ -240,26 +237,6 @@ impl Steps {
             .collect::<Result<Vec<i64>, String>>()?;
         Ok(self.push(Some(suffix), Op::Reshape { target }, vec![from]))
     }
-}
-
-/// The score mask as an additive constant over `[tq, tv]`: `MASKED` where query `i` may
-/// not see key `j` (causal: `j > i`; sliding window: `|i - j| >= w`), else 0; `None`
-/// when nothing is masked.
-fn score_mask(tq: usize, tv: usize, causal: bool, window: Option<usize>) -> Option<Vec<f32>> {
-    if !causal && window.is_none() {
-        return None;
-    }
-    let mut mask = vec![0.0f32; tq * tv];
-    for i in 0..tq {
-        for j in 0..tv {
-            let future = causal && j > i;
-            let far = window.is_some_and(|w| i.abs_diff(j) >= w);
-            if future || far {
-                mask[i * tv + j] = MASKED;
-            }
-        }
-    }
-    Some(mask)
 }
 
 /// The scalar value of a weight stored with shape `()` (or `[1]`).
@@ -330,7 +307,7 @@ impl LayerKind for DenseAttention {
                  {q:?}, {v:?}, {k:?}"
             ));
         }
-        let (tq, tv, features) = (q[rank - 2], k[rank - 2], q[rank - 1]);
+        let (tv, features) = (k[rank - 2], q[rank - 1]);
         if k[rank - 1] != features || v[rank - 2] != tv || &k[..rank - 2] != batch {
             return Err(format!(
                 "query {q:?}, value {v:?} and key {k:?} do not fit together (key needs the \
@@ -351,11 +328,7 @@ impl LayerKind for DenseAttention {
             vec![key],
         );
         let mut weights = weights.iter();
-        let scale = if self.use_scale {
-            weights.next()
-        } else {
-            None
-        };
+        let scale = if self.use_scale { weights.next() } else { None };
         let mut scale_scores = None;
         let scores_op = if self.additive {
             let scale = match scale {
@@ -386,20 +359,21 @@ impl LayerKind for DenseAttention {
             Op::MatMul
         };
         let mut scores = steps.push(Some("scores"), scores_op, vec![Source::Input(0), kt]);
-        let mask = score_mask(tq, tv, options.causal, None);
-        if scale_scores.is_some() || mask.is_some() {
-            let positions = tq * tv;
-            let s = scale_scores.unwrap_or(1.0);
-            scores = steps.push(
-                Some(if mask.is_some() { "mask" } else { "scale" }),
-                Op::Affine {
-                    center: None,
-                    scale: vec![s; if mask.is_some() { positions } else { 1 }],
-                    shift: mask.unwrap_or_else(|| vec![0.0]),
-                    inner: 1,
-                },
-                vec![scores],
-            );
+        if let Some(s) = scale_scores {
+            let scale = Op::Affine {
+                center: None,
+                scale: vec![s],
+                shift: vec![0.0],
+                inner: 1,
+            };
+            scores = steps.push(Some("scale"), scale, vec![scores]);
+        }
+        if options.causal {
+            let mask = Op::AttentionMask {
+                causal: true,
+                window: None,
+            };
+            scores = steps.push(Some("mask"), mask, vec![scores]);
         }
         let weights = steps.push(Some("softmax"), softmax(rank), vec![scores]);
         steps.push(None, Op::MatMul, vec![weights, Source::Input(1)]);
@@ -440,7 +414,11 @@ impl MultiHead {
         Weights::new(vec![rows, cols], w.data.clone())
     }
 
-    fn bias(name: &str, w: Option<&Weights>, expected: &[usize]) -> Result<Option<Weights>, String> {
+    fn bias(
+        name: &str,
+        w: Option<&Weights>,
+        expected: &[usize],
+    ) -> Result<Option<Weights>, String> {
         let Some(b) = w else {
             return Ok(None);
         };
@@ -537,14 +515,17 @@ impl LayerKind for MultiHead {
         let (h, kd, vd) = (self.heads, self.key_dim, self.value_dim);
         let (tq, tv) = (numel(&q[..rank - 1]), numel(&v[..rank - 1]));
         let (dq, dv, dk) = (q[rank - 1], v[rank - 1], k[rank - 1]);
-        let out_dims = self
-            .output_shape
-            .clone()
-            .unwrap_or_else(|| vec![dq]);
+        let out_dims = self.output_shape.clone().unwrap_or_else(|| vec![dq]);
         let d_out = numel(&out_dims);
 
         let mut w = weights.iter();
-        let mut next = |bias: bool| if bias && !self.use_bias { None } else { w.next() };
+        let mut next = |bias: bool| {
+            if bias && !self.use_bias {
+                None
+            } else {
+                w.next()
+            }
+        };
         let (qk, qb) = (next(false), next(true));
         let (kk, kb) = (next(false), next(true));
         let (vk, vb) = (next(false), next(true));
@@ -624,17 +605,12 @@ impl LayerKind for MultiHead {
             vec![value],
         );
         let mut scores = steps.push(Some("scores"), Op::MatMul, vec![query, key]);
-        if let Some(mask) = score_mask(tq, tv, options.causal, self.sliding_window) {
-            scores = steps.push(
-                Some("mask"),
-                Op::Affine {
-                    center: None,
-                    scale: vec![1.0; tq * tv],
-                    shift: mask,
-                    inner: 1,
-                },
-                vec![scores],
-            );
+        if options.causal || self.sliding_window.is_some() {
+            let mask = Op::AttentionMask {
+                causal: options.causal,
+                window: self.sliding_window,
+            };
+            scores = steps.push(Some("mask"), mask, vec![scores]);
         }
         let probs = steps.push(Some("softmax"), softmax(3), vec![scores]);
         let context = steps.push(Some("context"), Op::MatMul, vec![probs, value]);
@@ -749,15 +725,14 @@ mod tests {
         let suffixes: Vec<Option<&str>> = steps.iter().map(|s| s.suffix.as_deref()).collect();
         assert!(suffixes.contains(&Some("mask")));
         assert_eq!(suffixes.last(), Some(&None));
-        let Some(Op::Affine { shift, .. }) = steps
-            .iter()
-            .find(|s| s.suffix.as_deref() == Some("mask"))
-            .map(|s| &s.op)
-        else {
-            panic!("no mask step")
-        };
-        // Row 1 of the 5 x 7 mask: keys 0 and 1 visible.
-        assert_eq!(&shift[7..14], &[0.0, 0.0, MASKED, MASKED, MASKED, MASKED, MASKED]);
+        let mask = steps.iter().find(|s| s.suffix.as_deref() == Some("mask"));
+        assert_eq!(
+            mask.map(|s| &s.op),
+            Some(&Op::AttentionMask {
+                causal: true,
+                window: None
+            })
+        );
     }
 
     #[test]
@@ -786,7 +761,9 @@ mod tests {
             r#"{"num_heads": 2, "key_dim": 3, "attention_axes": [1]}"#,
         )
         .unwrap();
-        assert!(default.steps(&[&[5, 4], &[5, 4]], &mha_weights(4, 2, 3)).is_ok());
+        assert!(default
+            .steps(&[&[5, 4], &[5, 4]], &mha_weights(4, 2, 3))
+            .is_ok());
 
         let mha = kind("MultiHeadAttention", r#"{"num_heads": 2, "key_dim": 3}"#).unwrap();
         let call = |kw: &str| {
@@ -803,7 +780,9 @@ mod tests {
             )
             .unwrap_err();
         assert!(err.contains("use_causal_mask"), "{err}");
-        let err = mha.steps(&[&[5, 4], &[5, 4]], &mha_weights(4, 2, 2)).unwrap_err();
+        let err = mha
+            .steps(&[&[5, 4], &[5, 4]], &mha_weights(4, 2, 2))
+            .unwrap_err();
         assert!(err.contains("query/kernel"), "{err}");
     }
 

@@ -377,7 +377,9 @@ pub(crate) fn parse(
         }
         "Concatenate" => merge::parse_concatenate(&mut options),
         "Dot" => merge::parse_dot(&mut options, version),
-        "Attention" | "AdditiveAttention" => attention::parse_dense_attention(&entry.class, &mut options),
+        "Attention" | "AdditiveAttention" => {
+            attention::parse_dense_attention(&entry.class, &mut options)
+        }
         "MultiHeadAttention" => attention::parse_multi_head(&mut options),
         "Dropout"
         | "SpatialDropout1D"
