@@ -38,6 +38,9 @@ struct MultiHead {
     key_dim: usize,
     value_dim: usize,
     use_bias: bool,
+    /// Keras 3 `use_gate`: the attention output is multiplied by `sigmoid(query · W_g +
+    /// b_g)` per head and value feature before the output projection.
+    use_gate: bool,
     /// `output_shape`, if set.
     output_shape: Option<Vec<usize>>,
     /// `attention_axes` as written (checked against the input rank at call time).
@@ -99,11 +102,6 @@ pub(super) fn parse_multi_head(options: &mut Options) -> Option<Box<dyn LayerKin
         "softmax_robust_masking",
         "flash_attention",
     ]);
-    options.only(
-        "use_gate",
-        &Value::Bool(false),
-        " (gated multi-head attention)",
-    );
     let positive = |options: &mut Options, key: &str, required: bool| -> Option<usize> {
         match options.int(key) {
             Some(v) if v > 0 => usize::try_from(v).ok(),
@@ -125,6 +123,7 @@ pub(super) fn parse_multi_head(options: &mut Options) -> Option<Box<dyn LayerKin
     let value_dim = positive(options, "value_dim", false);
     let sliding_window = positive(options, "sliding_window", false);
     let use_bias = options.bool("use_bias", true);
+    let use_gate = options.bool("use_gate", false);
     let output_shape = match options.get("output_shape") {
         None => None,
         Some(v) => {
@@ -158,6 +157,7 @@ pub(super) fn parse_multi_head(options: &mut Options) -> Option<Box<dyn LayerKin
         key_dim,
         value_dim: value_dim.unwrap_or(key_dim),
         use_bias,
+        use_gate,
         output_shape,
         attention_axes,
         sliding_window,
@@ -437,33 +437,45 @@ fn check(sublayer: &str, what: &str, w: &Weights, expected: &[usize]) -> Result<
     Ok(())
 }
 
+impl MultiHead {
+    /// The projections, in the order Keras creates (and stores) their weights.
+    fn sublayers(&self) -> Vec<&'static str> {
+        if self.use_gate {
+            vec!["query", "key", "gate", "value", "attention_output"]
+        } else {
+            vec!["query", "key", "value", "attention_output"]
+        }
+    }
+}
+
 impl LayerKind for MultiHead {
     fn weight_names(&self) -> Vec<&'static str> {
-        if self.use_bias {
-            vec![
-                "query/kernel",
-                "query/bias",
-                "key/kernel",
-                "key/bias",
-                "value/kernel",
-                "value/bias",
-                "attention_output/kernel",
-                "attention_output/bias",
-            ]
-        } else {
-            vec![
-                "query/kernel",
-                "key/kernel",
-                "value/kernel",
-                "attention_output/kernel",
-            ]
+        let mut names = Vec::new();
+        for sublayer in self.sublayers() {
+            let (kernel, bias) = match sublayer {
+                "query" => ("query/kernel", "query/bias"),
+                "key" => ("key/kernel", "key/bias"),
+                "gate" => ("gate/kernel", "gate/bias"),
+                "value" => ("value/kernel", "value/bias"),
+                _ => ("attention_output/kernel", "attention_output/bias"),
+            };
+            names.push(kernel);
+            if self.use_bias {
+                names.push(bias);
+            }
         }
+        names
     }
 
     fn weight_groups(&self) -> Vec<String> {
-        ["query_dense", "key_dense", "value_dense", "output_dense"]
+        // Keras 3.0.0-3.0.2 and tf_keras name the groups after the private attributes.
+        self.sublayers()
             .iter()
-            .map(|g| format!("{g}|_{g}"))
+            .map(|s| match *s {
+                "gate" => "_gate_dense|gate_dense".to_string(),
+                "attention_output" => "output_dense|_output_dense".to_string(),
+                s => format!("{s}_dense|_{s}_dense"),
+            })
             .collect()
     }
 
@@ -528,6 +540,11 @@ impl LayerKind for MultiHead {
         };
         let (qk, qb) = (next(false), next(true));
         let (kk, kb) = (next(false), next(true));
+        let gate = if self.use_gate {
+            Some((next(false), next(true)))
+        } else {
+            None
+        };
         let (vk, vb) = (next(false), next(true));
         let (ok, ob) = (next(false), next(true));
         let (Some(qk), Some(kk), Some(vk), Some(ok)) = (qk, kk, vk, ok) else {
@@ -553,6 +570,15 @@ impl LayerKind for MultiHead {
         let v_bias = Self::bias("value", vb, &[h, vd])?;
         let o_kernel = Self::kernel("attention_output", ok, &with_out, d_out)?;
         let o_bias = Self::bias("attention_output", ob, &out_dims)?;
+        let gate = match gate {
+            Some((Some(gk), gb)) => Some(Op::Dense {
+                kernel: Self::kernel("gate", gk, &[dq, h, vd], h * vd)?,
+                bias: Self::bias("gate", gb, &[h, vd])?,
+                activation: Activation::Sigmoid,
+            }),
+            Some((None, _)) => return Err("missing weights".into()),
+            None => None,
+        };
         let dense = |kernel, bias| Op::Dense {
             kernel,
             bias,
@@ -621,7 +647,12 @@ impl LayerKind for MultiHead {
             },
             vec![context],
         );
-        let context = steps.reshape("context_flat", context, &[tq, h * vd])?;
+        let mut context = steps.reshape("context_flat", context, &[tq, h * vd])?;
+        if let Some(gate) = gate {
+            let gate = steps.push(Some("gate"), gate, vec![query_in]);
+            let kind = crate::ir::MergeKind::Multiply;
+            context = steps.push(Some("gated"), Op::Merge { kind }, vec![context, gate]);
+        }
         let mut out_shape: Vec<usize> = q[..rank - 1].to_vec();
         out_shape.extend(&out_dims);
         if out_shape == [tq, d_out] {
@@ -737,12 +768,21 @@ mod tests {
 
     #[test]
     fn mha_options_that_are_not_supported_are_named() {
-        let err = kind(
+        let gated = kind(
             "MultiHeadAttention",
-            r#"{"num_heads": 2, "key_dim": 3, "use_gate": true}"#,
+            r#"{"num_heads": 2, "key_dim": 3, "use_gate": true, "use_bias": false}"#,
         )
-        .unwrap_err();
-        assert!(err[0].contains("'use_gate'"), "{err:?}");
+        .unwrap();
+        assert_eq!(
+            gated.weight_names(),
+            [
+                "query/kernel",
+                "key/kernel",
+                "gate/kernel",
+                "value/kernel",
+                "attention_output/kernel"
+            ]
+        );
         let err = kind("MultiHeadAttention", r#"{"num_heads": 2}"#).unwrap_err();
         assert!(err[0].contains("'key_dim' is missing"), "{err:?}");
 
