@@ -203,8 +203,8 @@ fn call_options(kwargs: &Map<String, Value>) -> Result<CallOptions, String> {
             ("return_attention_scores", Value::Bool(false)) => {}
             ("return_attention_scores", _) => {
                 return Err(
-                    "is called with return_attention_scores=True; a second output per call is \
-                     not supported (build the scores with a separate model output instead)"
+                    "is called with return_attention_scores=True: layers with a second output \
+                     (the attention scores) are not supported"
                         .into(),
                 )
             }
