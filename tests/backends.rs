@@ -356,6 +356,75 @@ fn models() -> Vec<(String, Graph)> {
     g.add_output("flat", flat);
     g.add_output("rep", rep);
     out.push(("merges".to_string(), g));
+
+    // Attention products, including loops that run once (batch 1, one row, one column).
+    let mut g = Graph::default();
+    let a = g.add_input("a", vec![2, 3, 4], InputDtype::F32).unwrap();
+    let b = g.add_input("b", vec![2, 4, 5], InputDtype::F32).unwrap();
+    let r = g.add_input("r", vec![1, 4], InputDtype::F32).unwrap();
+    let c = g.add_input("c", vec![4, 1], InputDtype::F32).unwrap();
+    let mm = g
+        .add_node("mm", "MatMul", Op::MatMul, vec![a, b], 0)
+        .unwrap();
+    let one = g
+        .add_node("one", "MatMul", Op::MatMul, vec![r, c], 0)
+        .unwrap();
+    let scored = g
+        .add_node(
+            "scored",
+            "AdditiveAttention",
+            Op::AdditiveScore {
+                pre: Some(0.7),
+                scale: Some(values(11, 4)),
+                post: Some(-1.3),
+            },
+            vec![a, b],
+            0,
+        )
+        .unwrap();
+    let plain = g
+        .add_node(
+            "plain",
+            "AdditiveAttention",
+            Op::AdditiveScore {
+                pre: None,
+                scale: None,
+                post: None,
+            },
+            vec![r, c],
+            0,
+        )
+        .unwrap();
+    let mut masked = Vec::new();
+    for (k, (scores, causal, window)) in [
+        (mm, true, None),
+        (mm, false, Some(2)),
+        (scored, true, Some(3)),
+        (one, true, Some(1)),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let op = Op::AttentionMask { causal, window };
+        masked.push(
+            g.add_node(
+                &format!("mask{k}"),
+                "MultiHeadAttention",
+                op,
+                vec![scores],
+                0,
+            )
+            .unwrap(),
+        );
+    }
+    for (k, &m) in masked.iter().enumerate() {
+        g.add_output(&format!("mask{k}"), m);
+    }
+    g.add_output("mm", mm);
+    g.add_output("one", one);
+    g.add_output("scored", scored);
+    g.add_output("plain", plain);
+    out.push(("attention_products".to_string(), g));
     out
 }
 

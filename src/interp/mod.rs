@@ -1,6 +1,7 @@
 //! Reference interpreter: runs the IR directly with the platform's math library. It backs
 //! `keras2src predict`, `--trace`, and the tests that check generated code against it.
 
+mod attention;
 mod spatial;
 
 use crate::backend::math::MathFn;
@@ -38,7 +39,9 @@ pub fn run(graph: &Graph, inputs: &[Vec<f32>]) -> Result<Vec<Vec<f32>>, String> 
             .iter()
             .map(|&t| (&values[t][..], graph.shape(t)))
             .collect();
-        let y = match spatial::eval(&node.op, &inputs, &pre_activation_shape(node, graph)) {
+        let y = match attention::eval(&node.op, &inputs)
+            .or_else(|| spatial::eval(&node.op, &inputs, &pre_activation_shape(node, graph)))
+        {
             Some(y) => match &node.op {
                 Op::Conv { activation, .. } | Op::ConvTranspose { activation, .. } => {
                     activate(activation, y, &pre_activation_shape(node, graph))

@@ -2,11 +2,13 @@
 //! shapes (batch dimension excluded) and constant f32 weights; no Keras JSON in sight.
 
 mod activation;
+mod attention;
 mod graph;
 mod op;
 mod shape;
 
 pub use activation::{Activation, AxisFn};
+pub use attention::MASKED_SCORE;
 pub use graph::{Graph, GraphInput, GraphOutput, InputDtype, Node, NodeId, Tensor, TensorId};
 pub use op::{MergeKind, Op, PoolKind, Weights, Window};
 

@@ -104,6 +104,20 @@ pub enum Op {
         axes: (usize, usize),
         normalize: Option<f32>,
     },
+    /// Batched matrix product `[*b, m, k] x [*b, k, n] -> [*b, m, n]` (attention).
+    MatMul,
+    /// Additive attention scores from `q: [*b, m, d]` and `kt: [*b, d, n]` (keys
+    /// transposed) to `[*b, m, n]`: `post * sum_d scale[d] * tanh(pre * (q[m, d] +
+    /// kt[d, n]))`, each factor present only when given.
+    AdditiveScore {
+        pre: Option<f32>,
+        scale: Option<Vec<f32>>,
+        post: Option<f32>,
+    },
+    /// Attention scores `[*b, tq, tv]` with `-1e9` added where query `i` may not see key
+    /// `j`: `j > i` when `causal`, `|i - j| >= w` for a sliding `window` `w` (what Keras
+    /// adds to masked scores; the softmax after it gives them exactly 0).
+    AttentionMask { causal: bool, window: Option<usize> },
 }
 
 /// Sliding-window geometry, one entry per spatial axis.
@@ -256,6 +270,10 @@ impl Op {
             Op::ConvTranspose { kernel, .. } => {
                 numel(&input[..input.len().saturating_sub(1)]) * kernel.len()
             }
+            // Per output value, one MAC per contracted element.
+            Op::MatMul | Op::AdditiveScore { .. } => {
+                numel(output) * input.last().copied().unwrap_or(0)
+            }
             _ => 0,
         }
     }
@@ -280,6 +298,7 @@ impl Op {
                 w
             }
             Op::PRelu { alpha } => vec![&alpha.data[..]],
+            Op::AdditiveScore { scale, .. } => scale.iter().map(|s| &s[..]).collect(),
             Op::Conv { kernel, bias, .. } | Op::ConvTranspose { kernel, bias, .. } => {
                 let mut w = vec![&kernel.data[..]];
                 w.extend(bias.iter().map(|b| &b.data[..]));

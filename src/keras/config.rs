@@ -50,11 +50,38 @@ pub(crate) struct TensorRef {
 }
 
 /// One call of a layer (an inbound node).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub(crate) struct Call {
+    /// The positional tensor arguments, then the tensors passed by keyword (named in
+    /// [`Call::keywords`], which lines up with the end of this list).
     pub inputs: Vec<TensorRef>,
-    /// A call that cannot be converted (keyword tensors, `training=True`).
+    /// A call that cannot be converted (nested keyword tensors, `training=True`).
     pub problem: Option<String>,
+    /// The keyword names of the last `keywords.len()` tensors of [`Call::inputs`]
+    /// (`mha(q, value=v, key=k)`); the layer decides whether it takes them.
+    pub keywords: Vec<String>,
+    /// Other keyword arguments (not `training`, not an empty `mask`), such as
+    /// `use_causal_mask`; the layer decides whether it supports them.
+    pub kwargs: Map<String, Value>,
+}
+
+impl Call {
+    /// Why a call with keyword arguments cannot be inlined into a nested model's layers.
+    pub(crate) fn keyword_problem(&self) -> Option<String> {
+        if let Some(key) = self.keywords.first() {
+            return Some(format!(
+                "is called with a tensor as keyword argument '{}', which is not supported",
+                esc(key)
+            ));
+        }
+        self.kwargs.iter().next().map(|(key, value)| {
+            format!(
+                "is called with keyword argument '{}'={}, which is not supported",
+                esc(key),
+                esc(&value.to_string())
+            )
+        })
+    }
 }
 
 /// One entry of the model's `layers`. After [`parse`], nested models are inlined: their
@@ -316,7 +343,7 @@ fn parse_sequential(config: &Value, depth: usize) -> Result<ModelConfig, String>
                 node: 0,
                 tensor: 0,
             }],
-            problem: None,
+            ..Call::default()
         });
     }
     let first = layers.first().map(|l| l.name.clone()).unwrap_or_default();
@@ -493,26 +520,107 @@ fn parse_inbound_nodes(value: &Value) -> Result<Vec<Call>, String> {
 }
 
 fn keras3_node(obj: &Map<String, Value>) -> Result<Call, String> {
-    let mut inputs = Vec::new();
-    collect_tensors(obj.get("args").unwrap_or(&Value::Null), &mut inputs, 0)?;
-    let problem = match obj.get("kwargs") {
-        Some(Value::Object(kwargs)) => kwargs_problem(kwargs)?,
-        _ => None,
-    };
-    Ok(Call { inputs, problem })
+    let mut call = Call::default();
+    collect_tensors(obj.get("args").unwrap_or(&Value::Null), &mut call.inputs, 0)?;
+    if let Some(Value::Object(kwargs)) = obj.get("kwargs") {
+        for (key, value) in kwargs {
+            if is_keras_tensor(value) && key != "mask" {
+                let mut found = Vec::new();
+                collect_tensors(value, &mut found, 0)?;
+                add_keyword_tensor(&mut call, key, found);
+            } else {
+                read_kwarg(&mut call, key, value, contains_tensor(value, 0));
+            }
+        }
+    }
+    Ok(call)
 }
 
 fn keras2_node(items: &[Value]) -> Result<Call, String> {
-    let mut inputs = Vec::new();
-    let mut problem = None;
+    let mut call = Call::default();
+    let mut keyword_tensors = Vec::new();
     for item in items {
         let (tensor, kwargs) = parse_history(item)?;
-        inputs.push(tensor);
-        if let Some(Value::Object(kwargs)) = kwargs {
-            problem = problem.or(kwargs_problem(kwargs)?);
+        call.inputs.push(tensor);
+        let Some(Value::Object(kwargs)) = kwargs else {
+            continue;
+        };
+        // A list input repeats the call's keyword arguments on every element.
+        for (key, value) in kwargs {
+            match keras2_tensor(value) {
+                Some(tensor) if key != "mask" => {
+                    if !keyword_tensors.iter().any(|(k, _)| k == key) {
+                        keyword_tensors.push((key.clone(), tensor));
+                    }
+                }
+                _ => {
+                    let tensors = keras2_tensor(value).is_some() || contains_tensor(value, 0);
+                    read_kwarg(&mut call, key, value, tensors);
+                }
+            }
         }
     }
-    Ok(Call { inputs, problem })
+    for (key, tensor) in keyword_tensors {
+        add_keyword_tensor(&mut call, &key, vec![tensor]);
+    }
+    Ok(call)
+}
+
+/// A Keras 2 tensor in keyword arguments: `[layer, node, tensor]`.
+fn keras2_tensor(value: &Value) -> Option<TensorRef> {
+    match value.as_array()?.as_slice() {
+        [Value::String(_), Value::Number(_), Value::Number(_)] => {
+            parse_history(value).ok().map(|(r, _)| r)
+        }
+        _ => None,
+    }
+}
+
+fn add_keyword_tensor(call: &mut Call, key: &str, tensors: Vec<TensorRef>) {
+    match <[TensorRef; 1]>::try_from(tensors) {
+        Ok([tensor]) if !call.keywords.iter().any(|k| k == key) => {
+            call.inputs.push(tensor);
+            call.keywords.push(key.to_string());
+        }
+        _ => {
+            call.problem.get_or_insert_with(|| {
+                format!(
+                    "is called with a tensor as keyword argument '{}', which is not supported",
+                    esc(key)
+                )
+            });
+        }
+    }
+}
+
+/// One non-tensor keyword argument (or one holding tensors in a structure, a problem).
+fn read_kwarg(call: &mut Call, key: &str, value: &Value, holds_tensors: bool) {
+    let problem = if holds_tensors {
+        Some(format!(
+            "is called with a tensor as keyword argument '{}', which is not supported",
+            esc(key)
+        ))
+    } else {
+        match (key, value) {
+            (_, Value::Null) => None,
+            ("training", Value::Bool(false)) => None,
+            ("training", Value::Bool(true)) => Some(
+                "is called with training=True, so it is random at inference; not supported"
+                    .to_string(),
+            ),
+            // No mask: Keras 3 writes `[null, null]` for a nested model called on a list.
+            ("mask", mask) if is_no_mask(mask) => None,
+            _ => {
+                if !call.kwargs.contains_key(key) {
+                    call.kwargs.insert(key.to_string(), value.clone());
+                }
+                None
+            }
+        }
+    };
+    if call.problem.is_none() {
+        call.problem = problem;
+    }
 }
 
 fn is_keras_tensor(value: &Value) -> bool {
@@ -560,38 +668,6 @@ fn contains_tensor(value: &Value, depth: usize) -> bool {
         }
         _ => false,
     }
-}
-
-/// Keyword arguments of a call that change what it computes.
-fn kwargs_problem(kwargs: &Map<String, Value>) -> Result<Option<String>, String> {
-    for (key, value) in kwargs {
-        if contains_tensor(value, 0) {
-            return Ok(Some(format!(
-                "is called with a tensor as keyword argument '{}', which is not supported",
-                esc(key)
-            )));
-        }
-        match (key.as_str(), value) {
-            (_, Value::Null) => {}
-            ("training", Value::Bool(false)) => {}
-            ("training", Value::Bool(true)) => {
-                return Ok(Some(
-                    "is called with training=True, so it is random at inference; not supported"
-                        .into(),
-                ))
-            }
-            // No mask: Keras 3 writes `[null, null]` for a nested model called on a list.
-            ("mask", mask) if is_no_mask(mask) => {}
-            _ => {
-                return Ok(Some(format!(
-                    "is called with keyword argument '{}'={}, which is not supported",
-                    esc(key),
-                    esc(&value.to_string())
-                )))
-            }
-        }
-    }
-    Ok(None)
 }
 
 /// A `mask` keyword argument that carries no mask: a boolean, null, or a list of those.
@@ -715,6 +791,48 @@ mod tests {
         ] {
             assert_eq!(to_snake_case(class), snake, "{class}");
         }
+    }
+
+    #[test]
+    fn keyword_tensors_and_kwargs_of_calls() {
+        let tensor = |name: &str| {
+            serde_json::json!({"class_name": "__keras_tensor__",
+                "config": {"keras_history": [name, 0, 0]}})
+        };
+        let node = serde_json::json!({"args": [tensor("q")],
+            "kwargs": {"value": tensor("v"), "key": tensor("k"), "use_causal_mask": true,
+                       "training": false, "attention_mask": [tensor("m")]}});
+        let call = keras3_node(node.as_object().unwrap()).unwrap();
+        // Positional first, then keyword tensors, each named.
+        assert_eq!(call.inputs.len(), 3);
+        assert_eq!(call.inputs[0].layer, "q");
+        for (r, key) in call.inputs[1..].iter().zip(&call.keywords) {
+            assert_eq!(r.layer, if key == "value" { "v" } else { "k" });
+        }
+        assert_eq!(call.keywords.len(), 2);
+        assert_eq!(call.kwargs.get("use_causal_mask"), Some(&Value::Bool(true)));
+        assert!(call
+            .problem
+            .as_deref()
+            .is_some_and(|p| p.contains("'attention_mask'")));
+
+        // Keras 2: tensors in kwargs are [layer, node, tensor]; list inputs repeat kwargs.
+        let items: Vec<Value> = serde_json::from_str(
+            r#"[["q", 0, 0, {"value": ["v", 0, 0], "use_causal_mask": true}]]"#,
+        )
+        .unwrap();
+        let call = keras2_node(&items).unwrap();
+        assert_eq!(call.inputs.len(), 2);
+        assert_eq!(call.inputs[1].layer, "v");
+        assert_eq!(call.keywords, ["value"]);
+        assert_eq!(call.kwargs.len(), 1);
+        let items: Vec<Value> = serde_json::from_str(
+            r#"[["q", 0, 0, {"use_causal_mask": true}], ["v", 0, 0, {"use_causal_mask": true}]]"#,
+        )
+        .unwrap();
+        let call = keras2_node(&items).unwrap();
+        assert_eq!(call.inputs.len(), 2);
+        assert!(call.keywords.is_empty() && call.problem.is_none());
     }
 
     #[test]

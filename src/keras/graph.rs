@@ -452,8 +452,14 @@ impl<'a> Builder<'a> {
                 esc(&r.layer)
             ));
         }
+        let positional = inputs.len().saturating_sub(call.keywords.len());
+        let inputs: Vec<TensorId> =
+            layers::order_arguments(kind.tensor_arguments(), positional, &call.keywords)?
+                .into_iter()
+                .map(|k| inputs[k])
+                .collect();
         let shapes: Vec<&[usize]> = inputs.iter().map(|&t| self.graph.shape(t)).collect();
-        let steps = kind.steps(&shapes, weights)?;
+        let steps = kind.call_steps(&shapes, weights, &call.kwargs)?;
         let params: usize = if first_call {
             weights.iter().map(Weights::len).sum()
         } else {

@@ -351,13 +351,20 @@ pub(crate) fn saving_lib_weights(
         let layer_groups = groups.get(i).map_or(&own[..], Vec::as_slice);
         let mut tensors = Vec::new();
         for group in layer_groups {
-            let location = if group.is_empty() {
-                format!("{path}/vars")
-            } else {
-                format!("{path}/{group}/vars")
-            };
-            loaded.locations[i] = location.clone();
-            let Some(vars) = group_at(root, &location)? else {
+            let mut found = None;
+            for alternative in group.split('|') {
+                let location = if alternative.is_empty() {
+                    format!("{path}/vars")
+                } else {
+                    format!("{path}/{alternative}/vars")
+                };
+                loaded.locations[i] = location.clone();
+                if let Some(vars) = group_at(root, &location)? {
+                    found = Some((vars, location));
+                    break;
+                }
+            }
+            let Some((vars, location)) = found else {
                 break;
             };
             tensors.extend(numbered_tensors(&vars, &location, &mut loaded.dtypes)?);

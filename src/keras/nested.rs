@@ -62,7 +62,13 @@ pub(crate) fn flatten(mut model: ModelConfig, depth: usize) -> Result<ModelConfi
                         .collect::<Result<Vec<_>, String>>()?;
                     flat.calls.push(Call {
                         inputs,
-                        problem: outer_call.problem.clone().or_else(|| call.problem.clone()),
+                        problem: outer_call
+                            .problem
+                            .clone()
+                            .or_else(|| outer_call.keyword_problem())
+                            .or_else(|| call.problem.clone()),
+                        keywords: call.keywords.clone(),
+                        kwargs: call.kwargs.clone(),
                     });
                 }
             }

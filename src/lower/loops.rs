@@ -151,7 +151,7 @@ pub enum Stmt {
     Set(String, Val),
     /// `output[ix] = value`.
     Store(Ix, Val),
-    /// `output[ix] += value` (`Add`) or `/=` (`Div`).
+    /// `output[ix] += value` (`Add`), `*=` (`Mul`) or `/=` (`Div`).
     Update(Ix, Update, Val),
     /// `name += value`.
     Accumulate(String, Val),
@@ -182,6 +182,7 @@ pub enum Cond {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Update {
     Add,
+    Mul,
     Div,
 }
 
@@ -383,6 +384,7 @@ impl Syntax<'_> {
                 Stmt::Update(ix, op, val) => {
                     let op = match op {
                         Update::Add => "+=",
+                        Update::Mul => "*=",
                         Update::Div => "/=",
                     };
                     out.push_str(&format!(

@@ -1,6 +1,7 @@
 //! Lowering: the decisions both backends share (loop shapes, weight arrays, where each
 //! tensor lives, which math functions are needed), made once.
 
+mod attention;
 mod axis;
 mod elementwise;
 pub mod expr;

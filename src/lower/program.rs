@@ -366,6 +366,14 @@ fn loops(
         Op::Dot { axes, normalize } => {
             spatial::dot(*axes, *normalize, in_shapes[0], in_shapes[1], y)
         }
+        Op::MatMul => super::attention::matmul(in_shapes[0], in_shapes[1]),
+        Op::AttentionMask { causal, window } => super::attention::mask(x, *causal, *window),
+        Op::AdditiveScore { pre, scale, post } => {
+            let scale = scale
+                .as_ref()
+                .map(|s| add_weight("scale", vec![s.len()], s));
+            super::attention::additive_score(in_shapes[0], in_shapes[1], *pre, scale, *post)
+        }
         _ => return Err("the code generators do not support this layer yet (the interpreter does: `keras2src predict` runs it)".into()),
     })
 }

@@ -9,6 +9,7 @@
 //! (merges, `Concatenate`, `Dot`).
 
 mod activations;
+mod attention;
 mod batchnorm;
 mod conv;
 mod conv_transpose;
@@ -39,7 +40,9 @@ pub(crate) trait LayerKind: std::fmt::Debug {
 
     /// Where a Keras 3 weights file keeps this layer's weights, relative to its group, in
     /// [`LayerKind::weight_names`] order: `""` is the layer's own `vars`; a wrapper names
-    /// its sub-objects (`cell`, `forward_layer/cell`, `query_dense`, ...).
+    /// its sub-objects (`cell`, `forward_layer/cell`, `query_dense`, ...). A group may list
+    /// alternatives separated by `|`, tried in turn (`query_dense|_query_dense`: Keras
+    /// 3.0.0-3.0.2 and tf_keras kept the leading underscore).
     fn weight_groups(&self) -> Vec<String> {
         vec![String::new()]
     }
@@ -68,6 +71,71 @@ pub(crate) trait LayerKind: std::fmt::Debug {
             vec![Source::Input(0)],
         )])
     }
+
+    /// The names of the tensor arguments of the layer's `call`, in signature order, for
+    /// calls that pass some by keyword (`mha(q, value=v, key=k)`); empty when the layer
+    /// takes no tensor by keyword.
+    fn tensor_arguments(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    /// The nodes for one call that also passes keyword arguments other than tensors,
+    /// `training` and empty masks (`use_causal_mask=True`). By default any is rejected.
+    fn call_steps(
+        &self,
+        inputs: &[&[usize]],
+        weights: &[Weights],
+        kwargs: &Map<String, Value>,
+    ) -> Result<Vec<Step>, String> {
+        if let Some((key, value)) = kwargs.iter().next() {
+            return Err(format!(
+                "is called with keyword argument '{}'={}, which is not supported",
+                esc(key),
+                esc(&value.to_string())
+            ));
+        }
+        self.steps(inputs, weights)
+    }
+}
+
+/// Puts a call's tensors in the order of the layer's `call` signature: `positional`
+/// tensors first, then those passed by keyword, by `names` (the signature's tensor
+/// arguments). Returns, for each argument in order, the index into the call's tensors.
+pub(crate) fn order_arguments(
+    names: &[&str],
+    positional: usize,
+    keywords: &[String],
+) -> Result<Vec<usize>, String> {
+    if keywords.is_empty() {
+        return Ok((0..positional).collect());
+    }
+    let mut slots: Vec<Option<usize>> = vec![None; names.len().max(positional)];
+    for (k, slot) in slots.iter_mut().enumerate().take(positional) {
+        *slot = Some(k);
+    }
+    for (j, key) in keywords.iter().enumerate() {
+        let Some(at) = names.iter().position(|n| n == key) else {
+            return Err(format!(
+                "is called with a tensor as keyword argument '{}', which is not supported",
+                esc(key)
+            ));
+        };
+        if slots[at].is_some() {
+            return Err(format!(
+                "is given argument '{}' both by position and by keyword",
+                esc(key)
+            ));
+        }
+        slots[at] = Some(positional + j);
+    }
+    let given = slots.iter().take_while(|s| s.is_some()).count();
+    if slots[given..].iter().any(Option::is_some) {
+        return Err(format!(
+            "is called without its argument '{}' but with later ones",
+            esc(names.get(given).copied().unwrap_or("?"))
+        ));
+    }
+    Ok(slots.into_iter().flatten().collect())
 }
 
 /// Where a step's input comes from.
@@ -309,6 +377,10 @@ pub(crate) fn parse(
         }
         "Concatenate" => merge::parse_concatenate(&mut options),
         "Dot" => merge::parse_dot(&mut options, version),
+        "Attention" | "AdditiveAttention" => {
+            attention::parse_dense_attention(&entry.class, &mut options)
+        }
+        "MultiHeadAttention" => attention::parse_multi_head(&mut options),
         "Dropout"
         | "SpatialDropout1D"
         | "SpatialDropout2D"
@@ -430,6 +502,9 @@ pub(crate) fn loose_weight_count(entry: &LayerEntry) -> Option<WeightCount> {
             })
         }
         "PReLU" => all(1),
+        "Attention" | "AdditiveAttention" | "MultiHeadAttention" => {
+            attention::loose_weight_count(entry)
+        }
         "Conv1D" | "Conv2D" | "Conv3D" | "DepthwiseConv1D" | "DepthwiseConv2D"
         | "Conv1DTranspose" | "Conv2DTranspose" | "Conv3DTranspose" => {
             all(1 + usize::from(flag("use_bias")))

@@ -1,0 +1,138 @@
+//! The attention ops as loops. Both are batched products over the last two axes, written
+//! like Dense: for each row of the first operand, the output row accumulates one row of
+//! the second operand per contracted element, so the innermost loop walks contiguous
+//! memory (the frontend transposes the keys beforehand) and vectorises without
+//! reassociating sums.
+
+use super::expr::Expr;
+use super::loops::{for_, Buf, Cond, Ix, Stmt, Update, Val};
+use super::WeightId;
+use crate::backend::math::MathFn;
+use crate::ir::numel;
+
+/// `(batch, m, k, n)` of `[*b, m, k] x [*b, k, n]`.
+fn dims(a: &[usize], b: &[usize]) -> (usize, usize, usize, usize) {
+    let rank = a.len();
+    (numel(&a[..rank - 2]), a[rank - 2], a[rank - 1], b[rank - 1])
+}
+
+/// The loops shared by both ops: zero the output row, then for each contracted element
+/// `t` bind `let_t` and run `body(b, out)` for each output of the row (`b` reads
+/// `input1[p, t, j]`, `out` is the output index); `finish` scales each output of the row
+/// at the end.
+fn rows(
+    a: &[usize],
+    b: &[usize],
+    let_t: impl Fn(Ix) -> Vec<Stmt>,
+    body: impl Fn(Val, Ix) -> Vec<Stmt>,
+    finish: Option<Val>,
+) -> Vec<Stmt> {
+    let (batch, m, k, n) = dims(a, b);
+    let out = Ix::default().plus("p", m * n).plus("i", n).plus("j", 1);
+    let a_at = Ix::default().plus("p", m * k).plus("i", k).plus("t", 1);
+    let b_at = Ix::default().plus("p", k * n).plus("t", n).plus("j", 1);
+    let mut row = for_("j", n, vec![Stmt::Store(out.clone(), Val::Const(0.0))]);
+    let mut per_t = let_t(a_at);
+    per_t.extend(for_("j", n, body(Val::load(Buf::In(1), b_at), out.clone())));
+    row.extend(for_("t", k, per_t));
+    if let Some(factor) = finish {
+        row.extend(for_("j", n, vec![Stmt::Update(out, Update::Mul, factor)]));
+    }
+    for_("p", batch, for_("i", m, row))
+}
+
+/// `y[p, i, :] = sum_t a[p, i, t] * b[p, t, :]`.
+pub fn matmul(a: &[usize], b: &[usize]) -> Vec<Stmt> {
+    rows(
+        a,
+        b,
+        |a_at| vec![Stmt::Let("x".into(), Val::load(Buf::In(0), a_at))],
+        |b, out| vec![Stmt::Update(out, Update::Add, Val::var("x") * b)],
+        None,
+    )
+}
+
+/// `y[p, i, j] = post * sum_t scale[t] * tanh(pre * (a[p, i, t] + b[p, t, j]))`.
+pub fn additive_score(
+    a: &[usize],
+    b: &[usize],
+    pre: Option<f32>,
+    scale: Option<WeightId>,
+    post: Option<f32>,
+) -> Vec<Stmt> {
+    let tanh = Expr::call(MathFn::Tanh);
+    rows(
+        a,
+        b,
+        |a_at| vec![Stmt::Let("q".into(), Val::load(Buf::In(0), a_at))],
+        |b, out| {
+            let sum = Val::var("q") + b;
+            let x = match pre {
+                Some(s) => Val::Const(s) * sum,
+                None => sum,
+            };
+            let y = Val::Apply(tanh.clone(), "x".into());
+            let y = match scale {
+                Some(w) => Val::load(Buf::W(w), Ix::default().plus("t", 1)) * y,
+                None => y,
+            };
+            vec![Stmt::Let("x".into(), x), Stmt::Update(out, Update::Add, y)]
+        },
+        post.map(Val::Const),
+    )
+}
+
+/// Copies the scores `[*b, tq, tv]`, then sets `y = x + MASKED` where query `i` may not
+/// see key `j`: `i < j` (causal), `j < lo` or `hi < j` (window `w`: `lo = max(i - w + 1,
+/// 0)`, `hi = i + w - 1`). Each condition stores the same value, so overlaps are harmless.
+/// The `i` and `j` loops are always emitted: the conditions compare their variables.
+pub fn mask(shape: &[usize], causal: bool, window: Option<usize>) -> Vec<Stmt> {
+    let rank = shape.len();
+    let (tq, tv) = (shape[rank - 2], shape[rank - 1]);
+    let at = Ix::default().plus("p", tq * tv).plus("i", tv).plus("j", 1);
+    let masked = vec![Stmt::Store(
+        at.clone(),
+        Val::load(Buf::In(0), at) + Val::Const(crate::ir::MASKED_SCORE),
+    )];
+    let mut per_key = Vec::new();
+    let mut per_query = Vec::new();
+    if causal {
+        per_key.push(Stmt::If(
+            Cond::IndexLess("i".into(), "j".into()),
+            masked.clone(),
+        ));
+    }
+    if let Some(w) = window {
+        let reach = w.saturating_sub(1);
+        per_query.push(Stmt::LetIndex {
+            name: "lo".into(),
+            ix: Ix::default().plus("i", 1).offset(-(reach as isize)),
+            max: tv,
+        });
+        per_query.push(Stmt::LetIndex {
+            name: "hi".into(),
+            ix: Ix::default().plus("i", 1).offset(reach as isize),
+            max: tv,
+        });
+        per_key.push(Stmt::If(
+            Cond::IndexLess("j".into(), "lo".into()),
+            masked.clone(),
+        ));
+        per_key.push(Stmt::If(Cond::IndexLess("hi".into(), "j".into()), masked));
+    }
+    per_query.push(Stmt::For {
+        var: "j".into(),
+        count: tv,
+        body: per_key,
+    });
+    let rows = vec![Stmt::For {
+        var: "i".into(),
+        count: tq,
+        body: per_query,
+    }];
+    [
+        super::elementwise::copy(numel(shape)),
+        for_("p", numel(&shape[..rank - 2]), rows),
+    ]
+    .concat()
+}
