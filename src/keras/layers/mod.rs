@@ -20,6 +20,7 @@ mod padding;
 mod params;
 mod pooling;
 mod prelu;
+mod recurrent;
 mod rescaling;
 mod reshape;
 mod spatial;
@@ -59,7 +60,8 @@ pub(crate) trait LayerKind: std::fmt::Debug {
     }
 
     /// The nodes for one call on inputs of the given shapes (batch excluded, in call
-    /// order). The last step's output is the call's output.
+    /// order). The last step's output is the call's output, unless steps are marked as
+    /// the call's outputs ([`Step::output`]: `return_state`, ...).
     fn steps(&self, inputs: &[&[usize]], weights: &[Weights]) -> Result<Vec<Step>, String> {
         let input = single(inputs)?;
         Ok(vec![Step::new(
@@ -87,6 +89,9 @@ pub(crate) struct Step {
     pub suffix: Option<String>,
     pub op: Op,
     pub inputs: Vec<Source>,
+    /// `Some(k)` when this step's tensor is the call's output #k (keras_history's tensor
+    /// index). When no step is marked, the last step's is the call's only output.
+    pub output: Option<usize>,
 }
 
 impl Step {
@@ -95,6 +100,7 @@ impl Step {
             suffix: suffix.map(str::to_string),
             op,
             inputs,
+            output: None,
         }
     }
 }
@@ -309,6 +315,10 @@ pub(crate) fn parse(
         }
         "Concatenate" => merge::parse_concatenate(&mut options),
         "Dot" => merge::parse_dot(&mut options, version),
+        class if recurrent::CLASSES.contains(&class) => {
+            recurrent::parse(class, &mut options, version)
+        }
+        "Bidirectional" => recurrent::parse_bidirectional(&mut options, version),
         "Dropout"
         | "SpatialDropout1D"
         | "SpatialDropout2D"
@@ -430,6 +440,9 @@ pub(crate) fn loose_weight_count(entry: &LayerEntry) -> Option<WeightCount> {
             })
         }
         "PReLU" => all(1),
+        "LSTM" | "GRU" | "SimpleRNN" | "Bidirectional" => {
+            recurrent::loose_weight_count(&entry.class, &entry.config).and_then(all)
+        }
         "Conv1D" | "Conv2D" | "Conv3D" | "DepthwiseConv1D" | "DepthwiseConv2D"
         | "Conv1DTranspose" | "Conv2DTranspose" | "Conv3DTranspose" => {
             all(1 + usize::from(flag("use_bias")))
