@@ -85,8 +85,9 @@ fn parse_rnn(class: &str, options: &mut Options, version: KerasVersion) -> Optio
     };
     let cell = match class {
         "LSTM" => Cell::Lstm,
+        // Written by every Keras that has it; older Keras 2 GRUs (no key) reset before.
         "GRU" => Cell::Gru {
-            reset_after: options.bool("reset_after", true),
+            reset_after: options.bool("reset_after", version.major >= 3),
         },
         _ => Cell::Simple,
     };
@@ -513,5 +514,168 @@ pub(super) fn loose_weight_count(class: &str, config: &Map<String, Value>) -> Op
             Some(forward + inner("backward_layer").unwrap_or(forward))
         }
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::parse as parse_layer;
+    use super::*;
+    use crate::keras::config::LayerEntry;
+
+    const K2: KerasVersion = KerasVersion { major: 2 };
+    const K3: KerasVersion = KerasVersion::KERAS3;
+
+    fn entry(class: &str, config: &str) -> LayerEntry {
+        let mut e = LayerEntry::new(
+            "l".into(),
+            class.into(),
+            serde_json::from_str(config).unwrap(),
+        );
+        e.module = Some("keras.layers".into());
+        e
+    }
+
+    fn problems(class: &str, config: &str) -> Vec<String> {
+        parse_layer(&entry(class, config), K3).unwrap_err()
+    }
+
+    fn zeros(shape: &[usize]) -> Weights {
+        Weights::new(shape.to_vec(), vec![0.0; shape.iter().product()]).unwrap()
+    }
+
+    #[test]
+    fn stateful_and_time_major_are_rejected_by_name() {
+        let err = problems("LSTM", r#"{"units": 4, "stateful": true}"#);
+        assert!(err[0].contains("'stateful'"), "{err:?}");
+        let err = problems("GRU", r#"{"units": 4, "time_major": true}"#);
+        assert!(err[0].contains("'time_major'"), "{err:?}");
+        let err = problems(
+            "Bidirectional",
+            r#"{"merge_mode": "concat", "layer": {"class_name": "SimpleRNN", "config": {"units": 3, "stateful": true}}}"#,
+        );
+        assert!(
+            err[0].contains("layer (SimpleRNN)") && err[0].contains("'stateful'"),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn training_only_options_are_accepted() {
+        let config = r#"{"units": 4, "dropout": 0.5, "recurrent_dropout": 0.2, "seed": 3,
+            "unroll": true, "implementation": 2, "unit_forget_bias": true,
+            "recurrent_initializer": {"class_name": "Orthogonal", "config": {}},
+            "recurrent_regularizer": null, "recurrent_constraint": null}"#;
+        for class in ["LSTM", "GRU", "SimpleRNN"] {
+            assert!(parse_layer(&entry(class, config), K3).is_ok(), "{class}");
+        }
+    }
+
+    #[test]
+    fn axis_activations_and_unknown_merge_modes_are_rejected() {
+        let err = problems("LSTM", r#"{"units": 4, "activation": "softmax"}"#);
+        assert!(
+            err[0].contains("'activation'") && err[0].contains("softmax"),
+            "{err:?}"
+        );
+        let err = problems(
+            "Bidirectional",
+            r#"{"merge_mode": "max", "layer": {"class_name": "LSTM", "config": {"units": 3}}}"#,
+        );
+        assert!(err[0].contains("'merge_mode'"), "{err:?}");
+        let err = problems(
+            "Bidirectional",
+            r#"{"layer": {"class_name": "Dense", "config": {"units": 3}}}"#,
+        );
+        assert!(err[0].contains("Dense"), "{err:?}");
+    }
+
+    #[test]
+    fn keras2_hard_sigmoid_is_keras2s() {
+        let kind = parse_layer(
+            &entry(
+                "GRU",
+                r#"{"units": 2, "recurrent_activation": "hard_sigmoid", "reset_after": false}"#,
+            ),
+            K2,
+        )
+        .unwrap();
+        let steps = kind
+            .steps(&[&[3, 5]], &[zeros(&[5, 6]), zeros(&[2, 6]), zeros(&[6])])
+            .unwrap();
+        let Op::Recurrent(r) = &steps[0].op else {
+            panic!("{steps:?}")
+        };
+        assert_eq!(
+            r.recurrent_activation,
+            Activation::HardSigmoid { slope: 0.2 }
+        );
+        assert_eq!(r.cell, Cell::Gru { reset_after: false });
+    }
+
+    #[test]
+    fn return_state_marks_the_call_outputs() {
+        let kind = parse_layer(
+            &entry(
+                "LSTM",
+                r#"{"units": 2, "return_state": true, "return_sequences": true}"#,
+            ),
+            K3,
+        )
+        .unwrap();
+        let steps = kind
+            .steps(&[&[3, 5]], &[zeros(&[5, 8]), zeros(&[2, 8]), zeros(&[8])])
+            .unwrap();
+        let outputs: Vec<(usize, Option<&str>)> = steps
+            .iter()
+            .filter_map(|s| s.output.map(|k| (k, s.suffix.as_deref())))
+            .collect();
+        assert_eq!(
+            outputs,
+            [
+                (0, Some("output")),
+                (1, Some("state_h")),
+                (2, Some("state_c"))
+            ]
+        );
+        // Bidirectional: merged output, then forward states, then backward states.
+        let kind = parse_layer(
+            &entry(
+                "Bidirectional",
+                r#"{"merge_mode": "sum", "layer": {"class_name": "GRU", "config": {"units": 2, "return_state": true}}}"#,
+            ),
+            K3,
+        )
+        .unwrap();
+        assert_eq!(
+            kind.weight_groups(),
+            ["forward_layer/cell", "backward_layer/cell"]
+        );
+        let gru = [zeros(&[5, 6]), zeros(&[2, 6]), zeros(&[2, 6])];
+        let weights: Vec<Weights> = gru.iter().chain(&gru).cloned().collect();
+        let steps = kind.steps(&[&[3, 5]], &weights).unwrap();
+        let mut outputs: Vec<(usize, Option<&str>)> = steps
+            .iter()
+            .filter_map(|s| s.output.map(|k| (k, s.suffix.as_deref())))
+            .collect();
+        outputs.sort();
+        assert_eq!(
+            outputs,
+            [
+                (0, None),
+                (1, Some("forward_state_h")),
+                (2, Some("backward_state_h"))
+            ]
+        );
+    }
+
+    #[test]
+    fn loose_counts_cover_bidirectional() {
+        let config = serde_json::json!({
+            "layer": {"class_name": "LSTM", "config": {"units": 3, "use_bias": false}},
+            "backward_layer": {"class_name": "GRU", "config": {"units": 3}}
+        });
+        let config = config.as_object().unwrap();
+        assert_eq!(loose_weight_count("Bidirectional", config), Some(5));
     }
 }
