@@ -49,16 +49,22 @@ fn init(dst: usize, n: usize, bias: Option<WeightId>) -> Vec<Stmt> {
 }
 
 /// `work[dst + o] += sum_i src[i] * w[i][col + o]` for `o < n`: `src` is `rows` values
-/// from `src_buf` at `src_at + i`.
-fn matvec(dst: usize, n: usize, w: WeightId, col: usize, src: (Buf, Ix), rows: usize) -> Vec<Stmt> {
-    let (buf, base) = src;
-    let mut body = vec![let_("xi", Val::load(buf, base.plus("i", 1)))];
+/// from a buffer at `base + i`, each held in variable `name` (distinct per product: loops
+/// that run once are flattened into one scope).
+fn matvec(
+    dst: usize,
+    n: usize,
+    (w, col): (WeightId, usize),
+    (buf, base, name): (Buf, Ix, &str),
+    rows: usize,
+) -> Vec<Stmt> {
+    let mut body = vec![let_(name, Val::load(buf, base.plus("i", 1)))];
     body.extend(for_(
         "o",
         n,
         vec![Stmt::WorkAdd(
             off(dst, "o"),
-            Val::var("xi") * Val::load(Buf::W2(w, at("i")), off(col, "o")),
+            Val::var(name) * Val::load(Buf::W2(w, at("i")), off(col, "o")),
         )],
     ));
     for_("i", rows, body)
@@ -109,8 +115,8 @@ pub fn recurrent(
     } else {
         "s".into()
     };
-    let x_t = (Buf::In(0), Ix::default().plus(&t, features));
-    let h_prev = (Buf::Work, Ix::default());
+    let x_t = || (Buf::In(0), Ix::default().plus(&t, features), "xi");
+    let h_prev = (Buf::Work, Ix::default(), "hj");
     // Stores the new h (in variable `h`) into the state and the output row.
     let keep_h = |stmts: &mut Vec<Stmt>| {
         stmts.push(Stmt::WorkStore(at("k"), Val::var("h")));
@@ -127,8 +133,8 @@ pub fn recurrent(
             // work: h [0, u), c [u, 2u), z [2u, 6u).
             let z = 2 * u;
             body.extend(init(z, 4 * u, bias));
-            body.extend(matvec(z, 4 * u, kernel, 0, x_t, features));
-            body.extend(matvec(z, 4 * u, recurrent, 0, h_prev, u));
+            body.extend(matvec(z, 4 * u, (kernel, 0), x_t(), features));
+            body.extend(matvec(z, 4 * u, (recurrent, 0), h_prev.clone(), u));
             let mut gate = vec![
                 let_("zi", work(off(z, "k"))),
                 let_("zf", work(off(z + u, "k"))),
@@ -152,10 +158,10 @@ pub fn recurrent(
             // work: h [0, u), x part [u, 4u), h part [4u, 7u), r * h [7u, 8u).
             let (zx, zh, rh) = (u, 4 * u, 7 * u);
             body.extend(init(zx, 3 * u, bias));
-            body.extend(matvec(zx, 3 * u, kernel, 0, x_t, features));
+            body.extend(matvec(zx, 3 * u, (kernel, 0), x_t(), features));
             if reset_after {
                 body.extend(init(zh, 3 * u, recurrent_bias));
-                body.extend(matvec(zh, 3 * u, recurrent, 0, h_prev, u));
+                body.extend(matvec(zh, 3 * u, (recurrent, 0), h_prev.clone(), u));
                 let mut gate = vec![
                     let_("az", work(off(zx, "k")) + work(off(zh, "k"))),
                     let_("ar", work(off(zx + u, "k")) + work(off(zh + u, "k"))),
@@ -176,7 +182,7 @@ pub fn recurrent(
                 body.extend(for_("k", u, gate));
             } else {
                 body.extend(init(zh, 2 * u, None));
-                body.extend(matvec(zh, 2 * u, recurrent, 0, h_prev, u));
+                body.extend(matvec(zh, 2 * u, (recurrent, 0), h_prev.clone(), u));
                 body.extend(for_(
                     "k",
                     u,
@@ -193,9 +199,8 @@ pub fn recurrent(
                 body.extend(matvec(
                     zh + 2 * u,
                     u,
-                    recurrent,
-                    2 * u,
-                    (Buf::Work, Ix::constant(rh)),
+                    (recurrent, 2 * u),
+                    (Buf::Work, Ix::constant(rh), "rj"),
                     u,
                 ));
                 let mut gate = vec![
@@ -218,8 +223,8 @@ pub fn recurrent(
         Cell::Simple => {
             // work: h [0, u), z [u, 2u).
             body.extend(init(u, u, bias));
-            body.extend(matvec(u, u, kernel, 0, x_t, features));
-            body.extend(matvec(u, u, recurrent, 0, h_prev, u));
+            body.extend(matvec(u, u, (kernel, 0), x_t(), features));
+            body.extend(matvec(u, u, (recurrent, 0), h_prev.clone(), u));
             let mut gate = vec![
                 let_("z", work(off(u, "k"))),
                 let_("h", act(&r.activation, "z")),
