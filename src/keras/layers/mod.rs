@@ -440,7 +440,7 @@ pub(crate) fn loose_weight_count(entry: &LayerEntry) -> Option<WeightCount> {
             })
         }
         "PReLU" => all(1),
-        "LSTM" | "GRU" | "SimpleRNN" | "Bidirectional" => {
+        "LSTM" | "GRU" | "SimpleRNN" | "RNN" | "Bidirectional" => {
             recurrent::loose_weight_count(&entry.class, &entry.config).and_then(all)
         }
         "Conv1D" | "Conv2D" | "Conv3D" | "DepthwiseConv1D" | "DepthwiseConv2D"

@@ -27,8 +27,15 @@ struct Rnn {
     return_state: bool,
 }
 
-/// Recurrent layer classes this file converts.
-pub(super) const CLASSES: &[&str] = &["LSTM", "GRU", "SimpleRNN"];
+/// Recurrent layer classes this file converts (`RNN` wrapping one of the cells).
+pub(super) const CLASSES: &[&str] = &["LSTM", "GRU", "SimpleRNN", "RNN"];
+
+/// The cell of each layer class, for `RNN(cell=...)`.
+const CELLS: &[(&str, &str)] = &[
+    ("LSTMCell", "LSTM"),
+    ("GRUCell", "GRU"),
+    ("SimpleRNNCell", "SimpleRNN"),
+];
 
 pub(super) fn parse(
     class: &str,
@@ -38,7 +45,98 @@ pub(super) fn parse(
     parse_rnn(class, options, version).map(|rnn| Box::new(rnn) as Box<dyn LayerKind>)
 }
 
+/// A layer's own options (sequence handling); its cell's options are in the same config
+/// for LSTM, GRU and SimpleRNN, in `cell` for `RNN`.
 fn parse_rnn(class: &str, options: &mut Options, version: KerasVersion) -> Option<Rnn> {
+    options.ignore(&["unroll", "use_cudnn", "zero_output_for_mask"]);
+    if options.bool("stateful", false) {
+        options.problems.push(
+            "option 'stateful'=true is not supported (the generated code starts every call \
+             from a zero state)"
+                .into(),
+        );
+    }
+    if options.bool("time_major", false) {
+        options
+            .problems
+            .push("option 'time_major'=true is not supported".into());
+    }
+    let go_backwards = options.bool("go_backwards", false);
+    let return_sequences = options.bool("return_sequences", false);
+    let return_state = options.bool("return_state", false);
+    let cell = if class == "RNN" {
+        rnn_cell(options, version)
+    } else {
+        parse_cell(class, options, version)
+    };
+    let CellConfig {
+        cell,
+        units,
+        use_bias,
+        activation,
+        recurrent_activation,
+    } = cell?;
+    Some(Rnn {
+        cell,
+        units,
+        use_bias,
+        activation,
+        recurrent_activation,
+        go_backwards,
+        return_sequences,
+        return_state,
+    })
+}
+
+/// What a cell computes.
+struct CellConfig {
+    cell: Cell,
+    units: usize,
+    use_bias: bool,
+    activation: Activation,
+    recurrent_activation: Activation,
+}
+
+/// `RNN`'s `cell`: one LSTMCell, GRUCell or SimpleRNNCell config.
+fn rnn_cell(options: &mut Options, version: KerasVersion) -> Option<CellConfig> {
+    let Some(cell) = options.get("cell") else {
+        options.problems.push("option 'cell' is missing".into());
+        return None;
+    };
+    let class = cell.get("class_name").and_then(Value::as_str);
+    let config = cell.get("config").and_then(Value::as_object);
+    let (Some(class), Some(config)) = (class, config) else {
+        options.problems.push(
+            "option 'cell' is not one cell's config (several cells are not supported)".into(),
+        );
+        return None;
+    };
+    let Some(&(_, layer_class)) = CELLS.iter().find(|(c, _)| *c == class) else {
+        options.problems.push(format!(
+            "option 'cell': cell class '{}' is not supported (LSTMCell, GRUCell and \
+             SimpleRNNCell are)",
+            esc(class)
+        ));
+        return None;
+    };
+    let mut inner = Options::new(config);
+    let parsed = parse_cell(layer_class, &mut inner, version);
+    let problems = inner.finish();
+    let failed = !problems.is_empty();
+    options.problems.extend(
+        problems
+            .into_iter()
+            .map(|p| format!("cell ({}): {p}", esc(class))),
+    );
+    if failed {
+        None
+    } else {
+        parsed
+    }
+}
+
+/// A cell's options (for LSTM, GRU and SimpleRNN they sit in the layer's own config).
+fn parse_cell(class: &str, options: &mut Options, version: KerasVersion) -> Option<CellConfig> {
     options.ignore(&[
         "kernel_initializer",
         "recurrent_initializer",
@@ -53,23 +151,8 @@ fn parse_rnn(class: &str, options: &mut Options, version: KerasVersion) -> Optio
         "dropout",
         "recurrent_dropout",
         "seed",
-        "unroll",
         "implementation",
-        "use_cudnn",
-        "zero_output_for_mask",
     ]);
-    if options.bool("stateful", false) {
-        options.problems.push(
-            "option 'stateful'=true is not supported (the generated code starts every call \
-             from a zero state)"
-                .into(),
-        );
-    }
-    if options.bool("time_major", false) {
-        options
-            .problems
-            .push("option 'time_major'=true is not supported".into());
-    }
     let units = match options.int("units") {
         Some(u) if u > 0 => usize::try_from(u).ok(),
         Some(u) => {
@@ -97,15 +180,13 @@ fn parse_rnn(class: &str, options: &mut Options, version: KerasVersion) -> Optio
     } else {
         cell_activation(options, "recurrent_activation", "sigmoid", version)
     };
-    Some(Rnn {
+    let use_bias = options.bool("use_bias", true);
+    Some(CellConfig {
         cell,
         units: units?,
-        use_bias: options.bool("use_bias", true),
+        use_bias,
         activation: activation?,
         recurrent_activation: recurrent_activation?,
-        go_backwards: options.bool("go_backwards", false),
-        return_sequences: options.bool("return_sequences", false),
-        return_state: options.bool("return_state", false),
     })
 }
 
@@ -387,7 +468,7 @@ fn wrapped(value: &Value, key: &str, outer: &mut Options, version: KerasVersion)
     };
     if !CLASSES.contains(&class) {
         outer.problems.push(format!(
-            "option '{key}': wrapping a '{}' is not supported (LSTM, GRU and SimpleRNN are)",
+            "option '{key}': wrapping a '{}' is not supported (LSTM, GRU, SimpleRNN and RNN are)",
             esc(class)
         ));
         return None;
@@ -492,23 +573,24 @@ impl LayerKind for Bidirectional {
 
 /// Weights of a recurrent layer (or a Bidirectional, both directions) from its config.
 pub(super) fn loose_weight_count(class: &str, config: &Map<String, Value>) -> Option<usize> {
+    // An `RNN` keeps its cell's options in `cell`.
     let own = |config: &Map<String, Value>| {
-        2 + usize::from(
-            config
-                .get("use_bias")
-                .and_then(Value::as_bool)
-                .unwrap_or(true),
-        )
+        let cell = match config.get("cell") {
+            Some(cell) => cell.get("config")?.as_object()?,
+            None => config,
+        };
+        let use_bias = cell.get("use_bias").and_then(Value::as_bool);
+        Some(2 + usize::from(use_bias.unwrap_or(true)))
     };
     match class {
-        "LSTM" | "GRU" | "SimpleRNN" => Some(own(config)),
+        "LSTM" | "GRU" | "SimpleRNN" | "RNN" => own(config),
         "Bidirectional" => {
             let inner = |key: &str| {
                 config
                     .get(key)
                     .and_then(|l| l.get("config"))
                     .and_then(Value::as_object)
-                    .map(own)
+                    .and_then(own)
             };
             let forward = inner("layer")?;
             Some(forward + inner("backward_layer").unwrap_or(forward))
@@ -666,6 +748,41 @@ mod tests {
                 (1, Some("forward_state_h")),
                 (2, Some("backward_state_h"))
             ]
+        );
+    }
+
+    #[test]
+    fn rnn_takes_one_known_cell() {
+        let kind = parse_layer(
+            &entry(
+                "RNN",
+                r#"{"return_sequences": true, "unroll": false,
+                    "cell": {"class_name": "GRUCell", "config": {"units": 3, "reset_after": false,
+                    "recurrent_activation": "hard_sigmoid"}}}"#,
+            ),
+            K3,
+        )
+        .unwrap();
+        assert_eq!(kind.weight_names(), ["kernel", "recurrent_kernel", "bias"]);
+        let err = problems(
+            "RNN",
+            r#"{"cell": {"class_name": "StackedRNNCells", "config": {"cells": []}}}"#,
+        );
+        assert!(err[0].contains("StackedRNNCells"), "{err:?}");
+        let err = problems(
+            "RNN",
+            r#"{"cell": {"class_name": "LSTMCell", "config": {"units": 3, "peephole": true}}}"#,
+        );
+        assert!(
+            err[0].contains("cell (LSTMCell)") && err[0].contains("'peephole'"),
+            "{err:?}"
+        );
+        let config = serde_json::json!({
+            "cell": {"class_name": "LSTMCell", "config": {"units": 3, "use_bias": false}}
+        });
+        assert_eq!(
+            loose_weight_count("RNN", config.as_object().unwrap()),
+            Some(2)
         );
     }
 
