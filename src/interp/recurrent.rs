@@ -9,7 +9,15 @@ use crate::lower::expr;
 pub(super) fn eval(r: &Recurrent, x: &[f32], shape: &[usize]) -> Vec<f32> {
     let (steps, features) = (shape[0], shape[1]);
     let (u, g) = (r.units, r.cell.gates());
-    let act = activate_one;
+    // Each activation's formula, built once.
+    let formulas: Vec<(&Activation, Option<expr::Expr>)> = [&r.activation, &r.recurrent_activation]
+        .into_iter()
+        .map(|a| (a, expr::activation(a)))
+        .collect();
+    let act = |a: &Activation, v: f32| match formulas.iter().find(|(f, _)| *f == a) {
+        Some((_, Some(e))) => e.eval(v, &reference_math),
+        _ => v,
+    };
     let mut h = vec![0.0f32; u];
     let mut c = vec![0.0f32; u];
     let mut out = vec![0.0f32; r.main_len(steps)];
@@ -110,12 +118,4 @@ pub(super) fn eval(r: &Recurrent, x: &[f32], shape: &[usize]) -> Vec<f32> {
         }
     }
     out
-}
-
-/// An elementwise activation of one value (the frontend refuses axis activations in cells).
-pub(super) fn activate_one(activation: &Activation, v: f32) -> f32 {
-    match expr::activation(activation) {
-        Some(e) => e.eval(v, &reference_math),
-        None => v,
-    }
 }
