@@ -1,7 +1,8 @@
 //! Frontend: builds the IR graph from a parsed model. Parses every layer, matches the
 //! weights to layers (`h5` / by name), then adds the nodes of each layer call (usually
 //! one; see [`layers::Step`]) in an order where every input is ready. A call passes all of
-//! its input tensors, in order, to its layer. Layer problems are collected and reported
+//! its input tensors, in order, to its layer, and may produce several outputs (an RNN with
+//! `return_state`), which consumers and model outputs pick by keras_history tensor index. Layer problems are collected and reported
 //! together; a layer that fails is skipped along with everything downstream of it, so each
 //! problem is reported once, at its source.
 
