@@ -2,6 +2,7 @@
 //! `keras2src predict`, `--trace`, and the tests that check generated code against it.
 
 mod attention;
+mod recurrent;
 mod spatial;
 
 use crate::backend::math::MathFn;
@@ -136,6 +137,7 @@ fn eval(op: &Op, x: &[f32], shape: &[usize]) -> Vec<f32> {
             })
             .collect(),
         Op::Reshape { .. } | Op::Identity => x.to_vec(),
+        Op::Recurrent(r) => recurrent::eval(r, x, shape),
         // Evaluated in spatial.rs.
         _ => Vec::new(),
     }

@@ -5,12 +5,14 @@ mod activation;
 mod attention;
 mod graph;
 mod op;
+mod recurrent;
 mod shape;
 
 pub use activation::{Activation, AxisFn};
 pub use attention::MASKED_SCORE;
 pub use graph::{Graph, GraphInput, GraphOutput, InputDtype, Node, NodeId, Tensor, TensorId};
 pub use op::{MergeKind, Op, PoolKind, Weights, Window};
+pub use recurrent::{Cell, Recurrent};
 
 /// Number of elements of a shape.
 pub fn numel(shape: &[usize]) -> usize {

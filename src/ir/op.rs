@@ -1,6 +1,6 @@
 //! Ops: what each node computes, with its constants, and its shape inference.
 
-use super::{checked_numel, numel, Activation};
+use super::{checked_numel, numel, Activation, Recurrent};
 
 /// A constant tensor: row-major f32 data and its shape.
 #[derive(Debug, Clone, PartialEq)]
@@ -118,6 +118,8 @@ pub enum Op {
     /// `j`: `j > i` when `causal`, `|i - j| >= w` for a sliding `window` `w` (what Keras
     /// adds to masked scores; the softmax after it gives them exactly 0).
     AttentionMask { causal: bool, window: Option<usize> },
+    /// LSTM, GRU or SimpleRNN over `[steps, features]` (see [`Recurrent`]).
+    Recurrent(Box<Recurrent>),
 }
 
 /// Sliding-window geometry, one entry per spatial axis.
@@ -214,6 +216,7 @@ impl Op {
             }
             Op::Reshape { target } => reshape(input, target),
             Op::Identity => Ok(input.to_vec()),
+            Op::Recurrent(r) => r.output_shape(input),
             _ => Err("no shape rule for this op".into()),
         }
     }
@@ -274,6 +277,16 @@ impl Op {
             Op::MatMul | Op::AdditiveScore { .. } => {
                 numel(output) * input.last().copied().unwrap_or(0)
             }
+            Op::Recurrent(r) => r.macs(input.first().copied().unwrap_or(0)),
+            _ => 0,
+        }
+    }
+
+    /// Working memory (f32s) the generated code needs while this op runs, besides its
+    /// input and output.
+    pub fn workspace_len(&self) -> usize {
+        match self {
+            Op::Recurrent(r) => r.cell.workspace(r.units),
             _ => 0,
         }
     }
@@ -302,6 +315,11 @@ impl Op {
             Op::Conv { kernel, bias, .. } | Op::ConvTranspose { kernel, bias, .. } => {
                 let mut w = vec![&kernel.data[..]];
                 w.extend(bias.iter().map(|b| &b.data[..]));
+                w
+            }
+            Op::Recurrent(r) => {
+                let mut w = vec![&r.kernel.data[..], &r.recurrent.data[..]];
+                w.extend(r.bias.iter().map(|b| &b.data[..]));
                 w
             }
             _ => vec![],

@@ -1,7 +1,8 @@
 //! Frontend: builds the IR graph from a parsed model. Parses every layer, matches the
 //! weights to layers (`h5` / by name), then adds the nodes of each layer call (usually
 //! one; see [`layers::Step`]) in an order where every input is ready. A call passes all of
-//! its input tensors, in order, to its layer. Layer problems are collected and reported
+//! its input tensors, in order, to its layer, and may produce several outputs (an RNN with
+//! `return_state`), which consumers and model outputs pick by keras_history tensor index. Layer problems are collected and reported
 //! together; a layer that fails is skipped along with everything downstream of it, so each
 //! problem is reported once, at its source.
 
@@ -261,8 +262,8 @@ struct Builder<'a> {
     path: &'a Path,
     graph: Graph,
     model: &'a ModelConfig,
-    /// Output tensor of each (layer, call).
-    tensors: BTreeMap<(String, usize), TensorId>,
+    /// Output tensors of each (layer, call), by keras_history tensor index.
+    tensors: BTreeMap<(String, usize), Vec<TensorId>>,
     /// Calls that could not be built (their consumers are skipped silently).
     failed: BTreeSet<(String, usize)>,
     problems: Problems,
@@ -306,7 +307,7 @@ impl<'a> Builder<'a> {
             match input_spec(layer) {
                 Ok((shape, dtype)) => match self.graph.add_input(&layer.name, shape, dtype) {
                     Ok(tensor) => {
-                        self.tensors.insert((layer.name.clone(), 0), tensor);
+                        self.tensors.insert((layer.name.clone(), 0), vec![tensor]);
                     }
                     Err(e) => {
                         self.problems.push(index, layer, e);
@@ -379,13 +380,26 @@ impl<'a> Builder<'a> {
                     self.failed.insert(key);
                     continue;
                 }
-                let ready: Option<Vec<TensorId>> = refs
+                let ready: Option<Vec<&Vec<TensorId>>> = refs
                     .iter()
-                    .map(|r| self.tensors.get(&(r.layer.clone(), r.node)).copied())
+                    .map(|r| self.tensors.get(&(r.layer.clone(), r.node)))
                     .collect();
-                let Some(inputs) = ready else {
+                let Some(ready) = ready else {
                     still.push((i, c));
                     continue;
+                };
+                let picked: Result<Vec<TensorId>, String> = refs
+                    .iter()
+                    .zip(&ready)
+                    .map(|(r, outs)| pick(outs, r))
+                    .collect();
+                let inputs = match picked {
+                    Ok(inputs) => inputs,
+                    Err(message) => {
+                        self.problems.push(i, layer, message);
+                        self.failed.insert(key);
+                        continue;
+                    }
                 };
                 let Some(kind) = &kinds[i] else {
                     // Already reported while parsing.
@@ -400,9 +414,9 @@ impl<'a> Builder<'a> {
                     inputs,
                     !params_counted[i],
                 ) {
-                    Ok(tensor) => {
+                    Ok(tensors) => {
                         params_counted[i] = true;
-                        self.tensors.insert(key, tensor);
+                        self.tensors.insert(key, tensors);
                     }
                     Err(message) => {
                         self.problems.push(i, layer, message);
@@ -432,7 +446,8 @@ impl<'a> Builder<'a> {
         }
     }
 
-    /// Adds the node for one call of a layer whose inputs are ready.
+    /// Adds the nodes for one call of a layer whose inputs are ready; returns the call's
+    /// output tensors in keras_history tensor-index order.
     fn call(
         &mut self,
         layer: &LayerEntry,
@@ -441,16 +456,9 @@ impl<'a> Builder<'a> {
         weights: &[Weights],
         inputs: Vec<TensorId>,
         first_call: bool,
-    ) -> std::result::Result<TensorId, String> {
+    ) -> std::result::Result<Vec<TensorId>, String> {
         if let Some(problem) = &call.problem {
             return Err(problem.clone());
-        }
-        if let Some(r) = call.inputs.iter().find(|r| r.tensor != 0) {
-            return Err(format!(
-                "uses output #{} of layer '{}'; only single-output layers are supported",
-                r.tensor,
-                esc(&r.layer)
-            ));
         }
         let positional = inputs.len().saturating_sub(call.keywords.len());
         let inputs: Vec<TensorId> =
@@ -466,6 +474,7 @@ impl<'a> Builder<'a> {
             0
         };
         let mut outputs: Vec<TensorId> = Vec::with_capacity(steps.len());
+        let mut marked: Vec<(usize, TensorId)> = Vec::new();
         for step in steps {
             let sources = step
                 .inputs
@@ -488,11 +497,21 @@ impl<'a> Builder<'a> {
                     Some(suffix) => format!("{suffix}: {e}"),
                 })?;
             outputs.push(tensor);
+            if let Some(k) = step.output {
+                marked.push((k, tensor));
+            }
         }
-        outputs
-            .last()
-            .copied()
-            .ok_or_else(|| "internal error: the layer made no node".to_string())
+        if marked.is_empty() {
+            return outputs
+                .last()
+                .map(|&t| vec![t])
+                .ok_or_else(|| "internal error: the layer made no node".to_string());
+        }
+        marked.sort_by_key(|&(k, _)| k);
+        if marked.iter().enumerate().any(|(i, &(k, _))| i != k) {
+            return Err("internal error: the layer's outputs are not numbered 0, 1, ...".into());
+        }
+        Ok(marked.into_iter().map(|(_, t)| t).collect())
     }
 
     fn outputs(&mut self) -> Result<()> {
@@ -502,18 +521,14 @@ impl<'a> Builder<'a> {
             if self.failed.contains(&key) || self.failed.iter().any(|(l, _)| *l == r.layer) {
                 continue;
             }
-            if r.tensor != 0 {
-                if let Some((i, layer)) = self.find(&r.layer) {
-                    self.problems.push(
-                        i,
-                        layer,
-                        format!("model output is output #{} of this layer; only single-output layers are supported", r.tensor),
-                    );
+            match self.tensors.get(&key).map(|outs| pick(outs, r)) {
+                Some(Ok(tensor)) => self.graph.add_output(name, tensor),
+                Some(Err(message)) => {
+                    if let Some((i, layer)) = self.find(&r.layer) {
+                        self.problems
+                            .push(i, layer, format!("is a model output: {message}"));
+                    }
                 }
-                continue;
-            }
-            match self.tensors.get(&key) {
-                Some(&tensor) => self.graph.add_output(name, tensor),
                 None => {
                     return Err(self.format_error(format!(
                         "model output '{}' call #{} does not exist",
@@ -525,6 +540,18 @@ impl<'a> Builder<'a> {
         }
         Ok(())
     }
+}
+
+/// Output `r.tensor` of a call with outputs `outs`.
+fn pick(outs: &[TensorId], r: &config::TensorRef) -> std::result::Result<TensorId, String> {
+    outs.get(r.tensor).copied().ok_or_else(|| {
+        format!(
+            "uses output #{} of layer '{}', which has {} output(s)",
+            r.tensor,
+            esc(&r.layer),
+            outs.len()
+        )
+    })
 }
 
 /// An InputLayer's shape (batch dropped) and dtype.

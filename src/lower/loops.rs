@@ -84,6 +84,8 @@ pub enum Buf {
     W(WeightId),
     /// A 2-D weight array, `[row][col]`.
     W2(WeightId, Ix),
+    /// The kernel's private working memory (`work`), see [`Stmt::WorkStore`].
+    Work,
 }
 
 /// An f32 value.
@@ -166,6 +168,17 @@ pub enum Stmt {
         hi: usize,
         body: Vec<Stmt>,
     },
+    /// `work[ix] = value` (the kernel's working memory).
+    WorkStore(Ix, Val),
+    /// `work[ix] += value`.
+    WorkAdd(Ix, Val),
+    /// An index variable counting down: `name = last - var` (a loop over time read
+    /// backwards).
+    LetReversed {
+        name: String,
+        var: String,
+        last: usize,
+    },
 }
 
 /// A condition on values (false when a NaN is involved) or on loop variables.
@@ -221,6 +234,10 @@ impl Stmt {
             Stmt::Set(n, val) => Stmt::Set(n, val.fix(var)),
             Stmt::Store(i, val) => Stmt::Store(ix(i), val.fix(var)),
             Stmt::Update(i, op, val) => Stmt::Update(ix(i), op, val.fix(var)),
+            Stmt::WorkStore(i, val) => Stmt::WorkStore(ix(i), val.fix(var)),
+            Stmt::WorkAdd(i, val) => Stmt::WorkAdd(ix(i), val.fix(var)),
+            // Only emitted inside loops that run more than once.
+            s @ Stmt::LetReversed { .. } => s,
             Stmt::Accumulate(n, val) => Stmt::Accumulate(n, val.fix(var)),
             Stmt::LetIndex { name, ix: i, max } => Stmt::LetIndex {
                 name,
@@ -305,7 +322,8 @@ pub fn math_fns(
             Stmt::For { body, .. } | Stmt::IfInRange { body, .. } | Stmt::If(_, body) => {
                 math_fns(body, out)
             }
-            Stmt::LetIndex { .. } => {}
+            Stmt::LetIndex { .. } | Stmt::LetReversed { .. } => {}
+            Stmt::WorkStore(_, v) | Stmt::WorkAdd(_, v) => val(v, out),
             Stmt::Let(_, v)
             | Stmt::LetMut(_, v)
             | Stmt::Set(_, v)
@@ -395,6 +413,25 @@ impl Syntax<'_> {
                 }
                 Stmt::Accumulate(name, val) => {
                     out.push_str(&format!("{pad}{name} += {};\n", self.top(val)));
+                }
+                Stmt::WorkStore(ix, val) => {
+                    out.push_str(&format!("{pad}work[{}] = {};\n", ix.print(), self.top(val)));
+                }
+                Stmt::WorkAdd(ix, val) => {
+                    out.push_str(&format!(
+                        "{pad}work[{}] += {};\n",
+                        ix.print(),
+                        self.top(val)
+                    ));
+                }
+                Stmt::LetReversed { name, var, last } => {
+                    if rust {
+                        out.push_str(&format!("{pad}let {name} = {last} - {var};\n"));
+                    } else {
+                        out.push_str(&format!(
+                            "{pad}const std::size_t {name} = {last} - {var};\n"
+                        ));
+                    }
                 }
                 Stmt::If(cond, body) => self.print_if(&self.cond(cond), body, depth, out),
                 Stmt::LetIndex { name, ix, max } if ix.terms.is_empty() => {
@@ -486,6 +523,7 @@ impl Syntax<'_> {
                     Buf::Out => format!("output[{i}]"),
                     Buf::W(w) => (self.weight)(*w, None, ix),
                     Buf::W2(w, row) => (self.weight)(*w, Some(row), ix),
+                    Buf::Work => format!("work[{i}]"),
                 }
             }
             Val::Var(name) => name.clone(),

@@ -7,6 +7,7 @@ mod elementwise;
 pub mod expr;
 pub mod loops;
 mod program;
+mod recurrent;
 mod spatial;
 
 pub use program::{

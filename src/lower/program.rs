@@ -53,6 +53,9 @@ pub struct Layer {
     pub kernel: Kernel,
     pub inputs: Vec<Arg>,
     pub output: Arg,
+    /// The kernel's private working memory in the scratch arena (`work`), if it needs
+    /// some (recurrent layers).
+    pub workspace: Option<Arg>,
 }
 
 /// Where a kernel argument lives and how long it is.
@@ -239,6 +242,10 @@ pub fn lower(graph: &Graph, plan: &MemoryPlan) -> Result<Program, Vec<LayerProbl
             kernel,
             inputs: node.inputs.iter().map(|&t| arg(t)).collect(),
             output: arg(node.output),
+            workspace: plan.workspace[i].map(|offset| Arg {
+                loc: Location::Scratch(offset),
+                len: node.op.workspace_len(),
+            }),
         });
     }
 
@@ -363,6 +370,7 @@ fn loops(
         Op::Repeat { times } => spatial::repeat(*times, x[0]),
         Op::Merge { kind } => spatial::merge(*kind, &in_shapes, y),
         Op::Concat { axis } => spatial::concat(*axis, &in_shapes, y),
+        Op::Recurrent(r) => super::recurrent::recurrent(r, x[0], x[1], add_weight),
         Op::Dot { axes, normalize } => {
             spatial::dot(*axes, *normalize, in_shapes[0], in_shapes[1], y)
         }

@@ -21,6 +21,9 @@ pub struct MemoryPlan {
     /// Per node: true when the node only renames its input (Reshape, Identity) and emits
     /// no code.
     pub is_view: Vec<bool>,
+    /// Per node: the scratch offset of its private working memory (recurrent state and
+    /// gate sums), for nodes whose op needs some ([`Op::workspace_len`]).
+    pub workspace: Vec<Option<usize>>,
     /// Arena size in f32s.
     pub scratch_len: usize,
     /// What the arena would need without reuse, for comparison.
@@ -82,17 +85,45 @@ pub fn plan_memory(graph: &Graph) -> MemoryPlan {
     }
 
     // Offline first-fit, largest tensors first (deterministic: ties by tensor id).
-    let mut pending: Vec<TensorId> = (0..graph.tensors.len())
+    // A node's workspace is one more buffer, live during that node only: item
+    // `tensors + node` below.
+    let tensors = graph.tensors.len();
+    let workspace_len: Vec<usize> = graph.nodes.iter().map(|n| n.op.workspace_len()).collect();
+    let mut pending: Vec<usize> = (0..tensors)
         .filter(|&t| root[t] == t && locations[t].is_none() && first[t] != usize::MAX)
+        .chain(
+            (0..graph.nodes.len())
+                .filter(|&n| workspace_len[n] > 0)
+                .map(|n| tensors + n),
+        )
         .collect();
-    pending.sort_by_key(|&t| (std::cmp::Reverse(numel(graph.shape(t))), t));
-    let mut placed: Vec<(usize, usize, TensorId)> = Vec::new(); // (offset, len, tensor)
+    let len_of = |item: usize| {
+        if item < tensors {
+            numel(graph.shape(item))
+        } else {
+            workspace_len[item - tensors]
+        }
+    };
+    let span = |item: usize| {
+        if item < tensors {
+            (first[item], last[item])
+        } else {
+            (item - tensors, item - tensors)
+        }
+    };
+    pending.sort_by_key(|&t| (std::cmp::Reverse(len_of(t)), t));
+    let mut placed: Vec<(usize, usize, usize)> = Vec::new(); // (offset, len, item)
+    let mut workspace = vec![None; graph.nodes.len()];
     let mut scratch_len = 0;
     for t in pending {
-        let len = numel(graph.shape(t));
+        let len = len_of(t);
+        let (first_t, last_t) = span(t);
         let mut conflicts: Vec<(usize, usize)> = placed
             .iter()
-            .filter(|&&(_, _, u)| first[t] <= last[u] && first[u] <= last[t])
+            .filter(|&&(_, _, u)| {
+                let (first_u, last_u) = span(u);
+                first_t <= last_u && first_u <= last_t
+            })
             .map(|&(off, l, _)| (off, l))
             .collect();
         conflicts.sort();
@@ -104,7 +135,11 @@ pub fn plan_memory(graph: &Graph) -> MemoryPlan {
             offset = offset.max(off + l);
         }
         placed.push((offset, len, t));
-        locations[t] = Some(Location::Scratch(offset));
+        if t < tensors {
+            locations[t] = Some(Location::Scratch(offset));
+        } else {
+            workspace[t - tensors] = Some(offset);
+        }
         scratch_len = scratch_len.max(offset + len);
     }
 
@@ -121,6 +156,7 @@ pub fn plan_memory(graph: &Graph) -> MemoryPlan {
     MemoryPlan {
         locations,
         is_view,
+        workspace,
         scratch_len,
         unplanned_len,
     }

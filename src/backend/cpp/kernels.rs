@@ -27,8 +27,13 @@ pub fn layer_fn(layer: &Layer, weights: &[WeightArray]) -> String {
         }
         kernel => indent(&body(kernel, layer.output.len, &w)),
     };
+    let work = if layer.workspace.is_some() {
+        ", float* __restrict work"
+    } else {
+        ""
+    };
     format!(
-        "// {}\ninline void {}({}, float* __restrict output) noexcept {{\n{body}\n}}",
+        "// {}\ninline void {}({}, float* __restrict output{work}) noexcept {{\n{body}\n}}",
         layer.comment,
         layer.ident,
         params.join(", ")

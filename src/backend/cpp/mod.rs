@@ -167,6 +167,9 @@ fn call(p: &Program, layer: &crate::lower::Layer) -> String {
     let (ni, no) = (p.inputs.len(), p.outputs.len());
     let mut args: Vec<String> = layer.inputs.iter().map(|a| place(a, ni, no)).collect();
     args.push(place(&layer.output, ni, no));
+    if let Some(work) = &layer.workspace {
+        args.push(place(work, ni, no));
+    }
     format!("detail::{}({});", layer.ident, args.join(", "))
 }
 

@@ -72,8 +72,12 @@ pub fn layer_fn(layer: &Layer, access: Access) -> Result<TokenStream, String> {
         } => "#[allow(clippy::needless_range_loop)]\n",
         _ => "",
     };
+    let work = layer
+        .workspace
+        .map(|w| format!(", work: &mut [f32; {}]", w.len))
+        .unwrap_or_default();
     let text = format!(
-        "/// {comment}\n{allow}fn {name}({params}, output: &mut [f32; {out_len}]) {{\n{body}\n}}",
+        "/// {comment}\n{allow}fn {name}({params}, output: &mut [f32; {out_len}]{work}) {{\n{body}\n}}",
         comment = layer.comment,
         name = layer.ident,
         params = params.join(", "),

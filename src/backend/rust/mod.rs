@@ -311,6 +311,9 @@ fn output_ident(p: &Program, k: usize) -> proc_macro2::Ident {
 /// borrow is disjoint from the input borrows.
 fn call(p: &Program, layer: &crate::lower::Layer) -> TokenStream {
     let f = format_ident!("{}", layer.ident);
+    if let Some(work) = layer.workspace {
+        return call_with_work(p, layer, work);
+    }
     match layer.output.loc {
         Location::Scratch(off) => {
             let end = off + layer.output.len;
@@ -353,6 +356,101 @@ fn call(p: &Program, layer: &crate::lower::Layer) -> TokenStream {
     }
 }
 
+/// A call of a layer that also takes working memory from the arena: the arena is split
+/// into the mutable regions (output if in scratch, workspace) and the gaps between them,
+/// from which the inputs are read.
+fn call_with_work(p: &Program, layer: &crate::lower::Layer, work: Arg) -> TokenStream {
+    let f = format_ident!("{}", layer.ident);
+    let region = |a: &Arg| match a.loc {
+        Location::Scratch(off) => Some((off, a.len)),
+        _ => None,
+    };
+    // (offset, len, is_output), by offset.
+    let mut regions: Vec<(usize, usize, bool)> = Vec::new();
+    if let Some((off, len)) = region(&layer.output) {
+        regions.push((off, len, true));
+    }
+    if let Some((off, len)) = region(&work) {
+        regions.push((off, len, false));
+    }
+    regions.sort();
+    // The arena ranges before, between and after the regions.
+    let mut gaps: Vec<(usize, usize)> = Vec::new();
+    let mut at = 0usize;
+    for &(off, len, _) in &regions {
+        gaps.push((at, off));
+        at = off + len;
+    }
+    gaps.push((at, usize::MAX));
+    let gap_of = |off: usize| {
+        gaps.iter()
+            .position(|&(lo, hi)| lo <= off && off < hi)
+            .unwrap_or(0)
+    };
+    let used: Vec<bool> = (0..gaps.len())
+        .map(|k| {
+            layer
+                .inputs
+                .iter()
+                .any(|a| matches!(a.loc, Location::Scratch(off) if gap_of(off) == k))
+        })
+        .collect();
+    let gap_name = |k: usize| {
+        if used[k] {
+            let id = format_ident!("gap{}", k);
+            quote!(#id)
+        } else {
+            quote!(_)
+        }
+    };
+    let mut stmts = Vec::new();
+    for (k, &(off, len, is_output)) in regions.iter().enumerate() {
+        let gap = gap_name(k);
+        let name = if is_output {
+            format_ident!("out")
+        } else {
+            format_ident!("work")
+        };
+        let (skip, len_l) = (lit(off - gaps[k].0), lit(len));
+        let rest = if k + 1 == regions.len() && !used[k + 1] {
+            quote!(_)
+        } else {
+            quote!(rest)
+        };
+        if off > gaps[k].0 || used[k] {
+            stmts.push(quote!(let (#gap, rest) = rest.split_at_mut(#skip);));
+        }
+        stmts.push(quote!(let (#name, #rest) = rest.split_at_mut(#len_l);));
+    }
+    if used[gaps.len() - 1] {
+        let last = format_ident!("gap{}", gaps.len() - 1);
+        stmts.push(quote!(let #last = rest;));
+    }
+    let args = layer.inputs.iter().map(|a| match a.loc {
+        Location::Scratch(off) => {
+            let k = gap_of(off);
+            let gap = format_ident!("gap{}", k);
+            let (a0, a1) = (lit(off - gaps[k].0), lit(off - gaps[k].0 + a.len));
+            quote!(view(&#gap[#a0..#a1]))
+        }
+        _ => read_arg(p, a, None),
+    });
+    let out = match layer.output.loc {
+        Location::Output(k) => {
+            let id = output_ident(p, k);
+            quote!(#id)
+        }
+        _ => quote!(view_mut(out)),
+    };
+    quote! {
+        {
+            let rest = &mut scratch[..];
+            #(#stmts)*
+            #f(#(#args,)* #out, view_mut(work));
+        }
+    }
+}
+
 /// An expression for a read-only input argument; `split` is the output's scratch range
 /// when the arena has been split around it.
 fn read_arg(p: &Program, arg: &Arg, split: Option<(usize, usize)>) -> TokenStream {
@@ -385,7 +483,10 @@ fn read_arg(p: &Program, arg: &Arg, split: Option<(usize, usize)>) -> TokenStrea
 fn view_helpers(p: &Program) -> TokenStream {
     let in_scratch = |a: &Arg| matches!(a.loc, Location::Scratch(_));
     let reads = p.layers.iter().any(|l| l.inputs.iter().any(in_scratch));
-    let writes = p.layers.iter().any(|l| in_scratch(&l.output));
+    let writes = p
+        .layers
+        .iter()
+        .any(|l| in_scratch(&l.output) || l.workspace.is_some());
     let view = reads.then(|| {
         quote! {
             /// A fixed-size view of an arena slice (lengths are constants: the check folds away).

@@ -21,6 +21,7 @@ mod padding;
 mod params;
 mod pooling;
 mod prelu;
+mod recurrent;
 mod rescaling;
 mod reshape;
 mod spatial;
@@ -62,7 +63,8 @@ pub(crate) trait LayerKind: std::fmt::Debug {
     }
 
     /// The nodes for one call on inputs of the given shapes (batch excluded, in call
-    /// order). The last step's output is the call's output.
+    /// order). The last step's output is the call's output, unless steps are marked as
+    /// the call's outputs ([`Step::output`]: `return_state`, ...).
     fn steps(&self, inputs: &[&[usize]], weights: &[Weights]) -> Result<Vec<Step>, String> {
         let input = single(inputs)?;
         Ok(vec![Step::new(
@@ -155,6 +157,9 @@ pub(crate) struct Step {
     pub suffix: Option<String>,
     pub op: Op,
     pub inputs: Vec<Source>,
+    /// `Some(k)` when this step's tensor is the call's output #k (keras_history's tensor
+    /// index). When no step is marked, the last step's is the call's only output.
+    pub output: Option<usize>,
 }
 
 impl Step {
@@ -163,6 +168,7 @@ impl Step {
             suffix: suffix.map(str::to_string),
             op,
             inputs,
+            output: None,
         }
     }
 }
@@ -381,6 +387,10 @@ pub(crate) fn parse(
             attention::parse_dense_attention(&entry.class, &mut options)
         }
         "MultiHeadAttention" => attention::parse_multi_head(&mut options),
+        class if recurrent::CLASSES.contains(&class) => {
+            recurrent::parse(class, &mut options, version)
+        }
+        "Bidirectional" => recurrent::parse_bidirectional(&mut options, version),
         "Dropout"
         | "SpatialDropout1D"
         | "SpatialDropout2D"
@@ -504,6 +514,9 @@ pub(crate) fn loose_weight_count(entry: &LayerEntry) -> Option<WeightCount> {
         "PReLU" => all(1),
         "Attention" | "AdditiveAttention" | "MultiHeadAttention" => {
             attention::loose_weight_count(entry)
+        }
+        "LSTM" | "GRU" | "SimpleRNN" | "RNN" | "Bidirectional" => {
+            recurrent::loose_weight_count(&entry.class, &entry.config).and_then(all)
         }
         "Conv1D" | "Conv2D" | "Conv3D" | "DepthwiseConv1D" | "DepthwiseConv2D"
         | "Conv1DTranspose" | "Conv2DTranspose" | "Conv3DTranspose" => {

@@ -1,0 +1,121 @@
+//! Reference interpreter for the recurrent op: the cell equations written plainly, one
+//! time step after another, as Keras states them (`keras/src/layers/rnn/{lstm,gru,simple_rnn}.py`).
+
+use super::reference_math;
+use crate::ir::{Activation, Cell, Recurrent};
+use crate::lower::expr;
+
+/// Runs the recurrence over `x` of shape `[steps, features]`.
+pub(super) fn eval(r: &Recurrent, x: &[f32], shape: &[usize]) -> Vec<f32> {
+    let (steps, features) = (shape[0], shape[1]);
+    let (u, g) = (r.units, r.cell.gates());
+    // Each activation's formula, built once.
+    let formulas: Vec<(&Activation, Option<expr::Expr>)> = [&r.activation, &r.recurrent_activation]
+        .into_iter()
+        .map(|a| (a, expr::activation(a)))
+        .collect();
+    let act = |a: &Activation, v: f32| match formulas.iter().find(|(f, _)| *f == a) {
+        Some((_, Some(e))) => e.eval(v, &reference_math),
+        _ => v,
+    };
+    let mut h = vec![0.0f32; u];
+    let mut c = vec![0.0f32; u];
+    let mut out = vec![0.0f32; r.main_len(steps)];
+    // `x · W + b_input` and `h · U (+ b_recurrent)` for one step.
+    let input_part = |t: usize| -> Vec<f32> {
+        let mut z = match (&r.bias, r.cell) {
+            (Some(b), _) => b.data[..g * u].to_vec(),
+            (None, _) => vec![0.0; g * u],
+        };
+        for i in 0..features {
+            let xi = x[t * features + i];
+            for (o, zo) in z.iter_mut().enumerate() {
+                *zo += xi * r.kernel.data[i * g * u + o];
+            }
+        }
+        z
+    };
+    let recurrent_part = |h: &[f32], bias: Option<&[f32]>| -> Vec<f32> {
+        let mut z = bias.map_or_else(|| vec![0.0; g * u], <[f32]>::to_vec);
+        for (j, &hj) in h.iter().enumerate() {
+            for (o, zo) in z.iter_mut().enumerate() {
+                *zo += hj * r.recurrent.data[j * g * u + o];
+            }
+        }
+        z
+    };
+    for s in 0..steps {
+        let t = if r.go_backwards { steps - 1 - s } else { s };
+        let zx = input_part(t);
+        match r.cell {
+            Cell::Lstm => {
+                let zh = recurrent_part(&h, None);
+                for k in 0..u {
+                    let z = |gate: usize| zx[gate * u + k] + zh[gate * u + k];
+                    let i = act(&r.recurrent_activation, z(0));
+                    let f = act(&r.recurrent_activation, z(1));
+                    let cand = act(&r.activation, z(2));
+                    let o = act(&r.recurrent_activation, z(3));
+                    c[k] = f * c[k] + i * cand;
+                    h[k] = o * act(&r.activation, c[k]);
+                }
+            }
+            Cell::Gru { reset_after: true } => {
+                let rec_bias = r.bias.as_ref().map(|b| &b.data[g * u..]);
+                let zh = recurrent_part(&h, rec_bias);
+                for k in 0..u {
+                    let z = act(&r.recurrent_activation, zx[k] + zh[k]);
+                    let rr = act(&r.recurrent_activation, zx[u + k] + zh[u + k]);
+                    let hh = act(&r.activation, zx[2 * u + k] + rr * zh[2 * u + k]);
+                    h[k] = z * h[k] + (1.0 - z) * hh;
+                }
+            }
+            Cell::Gru { reset_after: false } => {
+                let zh = recurrent_part(&h, None);
+                let gates: Vec<(f32, f32)> = (0..u)
+                    .map(|k| {
+                        (
+                            act(&r.recurrent_activation, zx[k] + zh[k]),
+                            act(&r.recurrent_activation, zx[u + k] + zh[u + k]),
+                        )
+                    })
+                    .collect();
+                let rh: Vec<f32> = (0..u).map(|k| gates[k].1 * h[k]).collect();
+                let mut hh = zx[2 * u..].to_vec();
+                for (j, &v) in rh.iter().enumerate() {
+                    for (k, o) in hh.iter_mut().enumerate() {
+                        *o += v * r.recurrent.data[j * g * u + 2 * u + k];
+                    }
+                }
+                for k in 0..u {
+                    let z = gates[k].0;
+                    h[k] = z * h[k] + (1.0 - z) * act(&r.activation, hh[k]);
+                }
+            }
+            Cell::Simple => {
+                let zh = recurrent_part(&h, None);
+                for k in 0..u {
+                    h[k] = act(&r.activation, zx[k] + zh[k]);
+                }
+            }
+        }
+        if r.return_sequences {
+            let row = if r.reverse_sequences {
+                steps - 1 - s
+            } else {
+                s
+            };
+            out[row * u..(row + 1) * u].copy_from_slice(&h);
+        }
+    }
+    if !r.return_sequences {
+        out.copy_from_slice(&h);
+    }
+    if r.return_state {
+        out.extend_from_slice(&h);
+        if r.cell == Cell::Lstm {
+            out.extend_from_slice(&c);
+        }
+    }
+    out
+}
