@@ -1,6 +1,7 @@
 //! Reference interpreter: runs the IR directly with the platform's math library. It backs
 //! `keras2src predict`, `--trace`, and the tests that check generated code against it.
 
+mod norm;
 mod spatial;
 
 use crate::backend::math::MathFn;
@@ -133,6 +134,7 @@ fn eval(op: &Op, x: &[f32], shape: &[usize]) -> Vec<f32> {
             })
             .collect(),
         Op::Reshape { .. } | Op::Identity => x.to_vec(),
+        Op::Normalize { .. } | Op::Embedding { .. } => norm::eval(op, x),
         // Evaluated in spatial.rs.
         _ => Vec::new(),
     }

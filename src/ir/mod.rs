@@ -3,12 +3,13 @@
 
 mod activation;
 mod graph;
+mod norm_shape;
 mod op;
 mod shape;
 
 pub use activation::{Activation, AxisFn};
 pub use graph::{Graph, GraphInput, GraphOutput, InputDtype, Node, NodeId, Tensor, TensorId};
-pub use op::{MergeKind, Op, PoolKind, Weights, Window};
+pub use op::{MergeKind, NormAxis, NormKind, Op, PoolKind, Weights, Window};
 
 /// Number of elements of a shape.
 pub fn numel(shape: &[usize]) -> usize {

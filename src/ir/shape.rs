@@ -157,6 +157,10 @@ pub fn infer(op: &Op, inputs: &[&[usize]]) -> Option<Result<Vec<usize>, String>>
             }
             _ => Err(format!("expects two inputs, got {}", inputs.len())),
         },
+        Op::Normalize {
+            view, gamma, beta, ..
+        } => one(inputs).and_then(|x| super::norm_shape::normalize(x, view, gamma, beta)),
+        Op::Embedding { table } => one(inputs).and_then(|x| super::norm_shape::embedding(x, table)),
         _ => return None,
     };
     Some(result)

@@ -159,6 +159,16 @@ pub enum Stmt {
     If(Cond, Vec<Stmt>),
     /// An index variable: `ix` (which may be negative) clamped to `0..=max`.
     LetIndex { name: String, ix: Ix, max: usize },
+    /// An index variable read from input `input` at `ix` (an Embedding index): `i32`
+    /// values clamped to `0..=max`; f32 values truncated toward zero, then clamped (NaN
+    /// gives 0).
+    LetLookup {
+        name: String,
+        input: usize,
+        ix: Ix,
+        max: usize,
+        integer: bool,
+    },
     /// Runs `body` when `lo <= ix < hi`.
     IfInRange {
         ix: Ix,
@@ -225,6 +235,19 @@ impl Stmt {
                 name,
                 ix: ix(i),
                 max,
+            },
+            Stmt::LetLookup {
+                name,
+                input,
+                ix: i,
+                max,
+                integer,
+            } => Stmt::LetLookup {
+                name,
+                input,
+                ix: ix(i),
+                max,
+                integer,
             },
             Stmt::If(cond, body) => Stmt::If(
                 cond.fix(var),
@@ -304,7 +327,7 @@ pub fn math_fns(
             Stmt::For { body, .. } | Stmt::IfInRange { body, .. } | Stmt::If(_, body) => {
                 math_fns(body, out)
             }
-            Stmt::LetIndex { .. } => {}
+            Stmt::LetIndex { .. } | Stmt::LetLookup { .. } => {}
             Stmt::Let(_, v)
             | Stmt::LetMut(_, v)
             | Stmt::Set(_, v)
@@ -426,6 +449,26 @@ impl Syntax<'_> {
                     } else {
                         out.push_str(&format!("{pad}const std::size_t {name} = {value};\n"));
                     }
+                }
+                Stmt::LetLookup {
+                    name,
+                    input,
+                    ix,
+                    max,
+                    integer,
+                } => {
+                    let v = format!("{}[{}]", self.inputs[*input], ix.print());
+                    let line = match (rust, integer) {
+                        (true, true) => format!("let {name} = {v}.clamp(0, {max}) as usize;"),
+                        (true, false) => format!("let {name} = usize::min({v} as usize, {max});"),
+                        (false, true) => format!(
+                            "const std::size_t {name} = static_cast<std::size_t>({v} < 0 ? 0 : ({v} > {max} ? {max} : {v}));"
+                        ),
+                        (false, false) => format!(
+                            "const std::size_t {name} = static_cast<std::size_t>(!({v} >= 1.0f) ? 0.0f : ({v} >= {max}.0f ? {max}.0f : {v}));"
+                        ),
+                    };
+                    out.push_str(&format!("{pad}{line}\n"));
                 }
                 Stmt::IfInRange { ix, lo, hi, body } => {
                     let i = ix.print();

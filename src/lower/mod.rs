@@ -5,6 +5,7 @@ mod axis;
 mod elementwise;
 pub mod expr;
 pub mod loops;
+mod norm;
 mod program;
 mod spatial;
 
