@@ -71,3 +71,61 @@ impl LayerKind for Embedding {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::parse;
+    use super::*;
+    use crate::keras::config::{KerasVersion, LayerEntry};
+
+    fn problems(class: &str, config: &str) -> Vec<String> {
+        let entry = LayerEntry::new(
+            "e".into(),
+            class.into(),
+            serde_json::from_str(config).unwrap(),
+        );
+        parse(&entry, KerasVersion { major: 3 }).unwrap_err()
+    }
+
+    #[test]
+    fn table_shape_is_checked() {
+        let entry = LayerEntry::new(
+            "e".into(),
+            "Embedding".into(),
+            serde_json::from_str(r#"{"input_dim": 4, "output_dim": 2, "input_length": 3}"#)
+                .unwrap(),
+        );
+        let kind = parse(&entry, KerasVersion { major: 2 }).unwrap();
+        let table = Weights::new(vec![4, 2], vec![0.0; 8]).unwrap();
+        let op = kind.build(&[3], std::slice::from_ref(&table)).unwrap();
+        assert_eq!(op.output_shape(&[&[3]]).unwrap(), [3, 2]);
+        let wrong = Weights::new(vec![2, 4], vec![0.0; 8]).unwrap();
+        assert!(kind
+            .build(&[3], &[wrong])
+            .unwrap_err()
+            .contains("embeddings"));
+    }
+
+    #[test]
+    fn masks_lora_and_sparse_are_rejected() {
+        let p = problems(
+            "Embedding",
+            r#"{"input_dim": 4, "output_dim": 2, "mask_zero": true}"#,
+        );
+        assert!(p[0].contains("masking is not supported"), "{p:?}");
+        let p = problems(
+            "Embedding",
+            r#"{"input_dim": 4, "output_dim": 2, "lora_rank": 2}"#,
+        );
+        assert!(p[0].contains("lora_rank"), "{p:?}");
+        let p = problems(
+            "Embedding",
+            r#"{"input_dim": 4, "output_dim": 2, "sparse": true}"#,
+        );
+        assert!(p[0].contains("sparse"), "{p:?}");
+        let p = problems("Embedding", r#"{"output_dim": 2}"#);
+        assert!(p[0].contains("'input_dim' is missing"), "{p:?}");
+        let p = problems("Masking", r#"{"mask_value": 0.0}"#);
+        assert!(p[0].contains("masking is not supported"), "{p:?}");
+    }
+}

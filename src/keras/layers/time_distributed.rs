@@ -336,3 +336,107 @@ fn lift(op: &Op, steps: usize, slice: &[usize]) -> Result<Vec<Op>, String> {
     };
     Ok(vec![op])
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::parse;
+    use super::*;
+
+    fn entry(class: &str, config: &str) -> LayerEntry {
+        let mut e = LayerEntry::new(
+            "td".into(),
+            class.into(),
+            serde_json::from_str(config).unwrap(),
+        );
+        e.module = Some("keras.layers".into());
+        e
+    }
+
+    fn td(inner_class: &str, inner_config: &str) -> Result<Box<dyn LayerKind>, Vec<String>> {
+        let config = format!(
+            r#"{{"name": "td", "layer": {{"module": "keras.layers", "class_name": "{inner_class}",
+                "config": {inner_config}, "registered_name": null}}}}"#
+        );
+        parse(
+            &entry("TimeDistributed", &config),
+            KerasVersion { major: 3 },
+        )
+    }
+
+    fn w(shape: &[usize]) -> Weights {
+        Weights::new(shape.to_vec(), vec![0.5; shape.iter().product()]).unwrap()
+    }
+
+    #[test]
+    fn dense_weights_live_under_layer() {
+        let kind = td("Dense", r#"{"name": "d", "units": 3}"#).unwrap();
+        assert_eq!(kind.weight_names(), ["kernel", "bias"]);
+        assert_eq!(kind.weight_groups(), ["layer"]);
+        let steps = kind.steps(&[&[4, 5]], &[w(&[5, 3]), w(&[3])]).unwrap();
+        assert_eq!(steps.len(), 1);
+        assert!(matches!(steps[0].op, Op::Dense { .. }));
+        assert_eq!(steps[0].op.output_shape(&[&[4, 5]]).unwrap(), [4, 3]);
+    }
+
+    #[test]
+    fn conv_gets_a_unit_window_on_the_time_axis() {
+        let kind = td(
+            "Conv2D",
+            r#"{"name": "c", "filters": 2, "kernel_size": [3, 3], "strides": [2, 1], "padding": "same"}"#,
+        )
+        .unwrap();
+        let steps = kind
+            .steps(&[&[3, 8, 7, 4]], &[w(&[3, 3, 4, 2]), w(&[2])])
+            .unwrap();
+        let Op::Conv { kernel, window, .. } = &steps[0].op else {
+            panic!("{:?}", steps[0].op)
+        };
+        assert_eq!(kernel.shape, [1, 3, 3, 4, 2]);
+        assert_eq!(window.size, [1, 3, 3]);
+        assert_eq!(window.strides, [1, 2, 1]);
+        assert_eq!(window.padding[0], (0, 0));
+        assert_eq!(
+            steps[0].op.output_shape(&[&[3, 8, 7, 4]]).unwrap(),
+            [3, 4, 7, 2]
+        );
+    }
+
+    #[test]
+    fn global_pooling_is_a_window_then_a_reshape() {
+        let kind = td("GlobalAveragePooling2D", r#"{"name": "g"}"#).unwrap();
+        let steps = kind.steps(&[&[3, 6, 5, 4]], &[]).unwrap();
+        assert_eq!(steps.len(), 2);
+        assert_eq!(steps[0].suffix.as_deref(), Some("pool"));
+        assert_eq!(steps[1].suffix, None);
+        assert_eq!(steps[1].inputs, [Source::Step(0)]);
+        let pooled = steps[0].op.output_shape(&[&[3, 6, 5, 4]]).unwrap();
+        assert_eq!(pooled, [3, 1, 1, 4]);
+        assert_eq!(steps[1].op.output_shape(&[&pooled]).unwrap(), [3, 4]);
+    }
+
+    #[test]
+    fn inner_problems_name_the_inner_layer() {
+        let err = td("Dense", r#"{"name": "d", "units": 3, "frobnicate": 1}"#).unwrap_err();
+        assert!(
+            err[0].contains("inner layer 'd' (Dense)") && err[0].contains("frobnicate"),
+            "{err:?}"
+        );
+        let err = td("Masking", r#"{"name": "m"}"#).unwrap_err();
+        assert!(err[0].contains("masking is not supported"), "{err:?}");
+        let err = td("Zap", r#"{"name": "z"}"#).unwrap_err();
+        assert!(err[0].contains("unsupported layer class 'Zap'"), "{err:?}");
+        let kind = td("RepeatVector", r#"{"name": "r", "n": 2}"#).unwrap();
+        let err = kind.steps(&[&[3, 4]], &[]).unwrap_err();
+        assert!(
+            err.contains("inner layer 'r' (RepeatVector)")
+                && err.contains("not supported inside TimeDistributed"),
+            "{err}"
+        );
+        let err = parse(
+            &entry("TimeDistributed", r#"{"name": "td"}"#),
+            KerasVersion { major: 3 },
+        )
+        .unwrap_err();
+        assert!(err[0].contains("'layer' is missing"), "{err:?}");
+    }
+}
