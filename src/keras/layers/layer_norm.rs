@@ -187,7 +187,7 @@ impl LayerKind for GroupNorm {
         let axis = resolve_axis(self.axis, input.len())?;
         let channels = input[axis];
         let groups = usize::try_from(self.groups).unwrap_or(channels);
-        if groups == 0 || groups > channels || channels % groups != 0 {
+        if groups == 0 || groups > channels || !channels.is_multiple_of(groups) {
             return Err(format!(
                 "{groups} groups do not divide the {channels} channels of axis {}",
                 self.axis

@@ -66,6 +66,12 @@ pub(super) fn parse(options: &mut Options, version: KerasVersion) -> Option<Box<
         }
     };
     let label = format!("'{}' ({})", esc(&entry.name), esc(&entry.class));
+    if crate::keras::config::MODEL_CLASSES.contains(&entry.class.as_str()) {
+        options.problems.push(format!(
+            "inner layer {label}: a model inside TimeDistributed is not supported"
+        ));
+        return None;
+    }
     if entry.class == "TimeDistributed" || entry.is_input() {
         options
             .problems
