@@ -338,6 +338,41 @@ pub fn math_fns(
     }
 }
 
+/// Whether `stmts` use an infinite or NaN constant (which C++ spells with `<cmath>`
+/// macros).
+pub fn uses_non_finite(stmts: &[Stmt]) -> bool {
+    fn val(v: &Val) -> bool {
+        match v {
+            Val::Const(c) => !c.is_finite(),
+            Val::Add(a, b)
+            | Val::Sub(a, b)
+            | Val::Mul(a, b)
+            | Val::Div(a, b)
+            | Val::Max(a, b)
+            | Val::Min(a, b) => val(a) || val(b),
+            Val::Load(..) | Val::Var(_) | Val::Apply(..) => false,
+        }
+    }
+    fn cond(c: &Cond) -> bool {
+        match c {
+            Cond::Greater(a, b) | Cond::Equal(a, b) => val(a) || val(b),
+            Cond::And(a, b) => cond(a) || cond(b),
+            Cond::IndexLess(..) => false,
+        }
+    }
+    stmts.iter().any(|s| match s {
+        Stmt::For { body, .. } | Stmt::IfInRange { body, .. } => uses_non_finite(body),
+        Stmt::If(c, body) => cond(c) || uses_non_finite(body),
+        Stmt::LetIndex { .. } | Stmt::LetLookup { .. } => false,
+        Stmt::Let(_, v)
+        | Stmt::LetMut(_, v)
+        | Stmt::Set(_, v)
+        | Stmt::Store(_, v)
+        | Stmt::Update(_, _, v)
+        | Stmt::Accumulate(_, v) => val(v),
+    })
+}
+
 /// How a backend names things; everything else about printing is shared.
 pub struct Syntax<'a> {
     pub lang: Lang,
