@@ -141,7 +141,7 @@ pub enum NormKind {
     /// LayerNormalization with `rms_scaling`: `y = x * (1 / sqrt(var + epsilon)) * gamma`
     /// (scaled by the variance, not centred; no beta).
     RmsScale { epsilon: f32 },
-    /// UnitNormalization: `y = x * min(1 / sqrt(sum(x^2)), 1 / epsilon)`.
+    /// UnitNormalization: `y = x * min(1 / sqrt(sum(x^2)), 1 / epsilon)` (NaN stays NaN).
     L2 { epsilon: f32 },
 }
 

@@ -6,6 +6,7 @@
 use super::{LayerKind, Options};
 use crate::ir::{numel, NormAxis, NormKind, Op, Weights};
 use crate::keras::activation::resolve_axis;
+use crate::keras::config::KerasVersion;
 
 /// Options that only matter for training.
 const TRAINING_KEYS: &[&str] = &[
@@ -111,15 +112,23 @@ impl LayerKind for LayerNorm {
 #[derive(Debug)]
 struct UnitNorm {
     axes: Vec<i64>,
+    /// The inverse norm is capped at `1 / epsilon`.
+    epsilon: f32,
 }
 
-pub(super) fn parse_unit_norm(options: &mut Options) -> Option<Box<dyn LayerKind>> {
+pub(super) fn parse_unit_norm(
+    options: &mut Options,
+    version: KerasVersion,
+) -> Option<Box<dyn LayerKind>> {
     let axes = options.int_list("axis").unwrap_or_else(|| vec![-1]);
     if axes.is_empty() {
         options.problems.push("option 'axis' is empty".into());
         return None;
     }
-    Some(Box::new(UnitNorm { axes }))
+    // Keras 3: `x * min(rsqrt(sum x^2), 1 / 1e-12)` (ops.normalize, epsilon=1e-12);
+    // tf.keras 2: `x * rsqrt(max(sum x^2, 1e-12))` (tf.linalg.l2_normalize), a cap of 1e6.
+    let epsilon = if version.major >= 3 { 1e-12 } else { 1e-6 };
+    Some(Box::new(UnitNorm { axes, epsilon }))
 }
 
 impl LayerKind for UnitNorm {
@@ -131,8 +140,9 @@ impl LayerKind for UnitNorm {
         let axes = resolve_axes(&self.axes, input)?;
         Ok(Op::Normalize {
             view: axes_view(input, &axes),
-            // Keras 3 calls ops.normalize(order=2, epsilon=1e-12).
-            kind: NormKind::L2 { epsilon: 1e-12 },
+            kind: NormKind::L2 {
+                epsilon: self.epsilon,
+            },
             gamma: None,
             beta: None,
         })
@@ -310,6 +320,24 @@ mod tests {
             reduced,
             param_stride,
         }
+    }
+
+    #[test]
+    fn unit_norm_cap_depends_on_the_keras_version() {
+        let epsilon = |major| {
+            let map = serde_json::Map::new();
+            let mut options = Options::new(&map);
+            let kind = parse_unit_norm(&mut options, KerasVersion { major }).unwrap();
+            match kind.build(&[3], &[]).unwrap() {
+                Op::Normalize {
+                    kind: NormKind::L2 { epsilon },
+                    ..
+                } => epsilon,
+                other => panic!("{other:?}"),
+            }
+        };
+        assert_eq!(epsilon(3), 1e-12);
+        assert_eq!(epsilon(2), 1e-6);
     }
 
     #[test]

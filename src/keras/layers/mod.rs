@@ -279,7 +279,7 @@ pub(crate) fn parse(
         "BatchNormalization" => batchnorm::parse(&mut options),
         "Normalization" => normalization::parse(&mut options),
         "LayerNormalization" => layer_norm::parse_layer_norm(&mut options),
-        "UnitNormalization" => layer_norm::parse_unit_norm(&mut options),
+        "UnitNormalization" => layer_norm::parse_unit_norm(&mut options, version),
         "GroupNormalization" => layer_norm::parse_group_norm(&mut options),
         "Embedding" => embedding::parse(&mut options),
         "TimeDistributed" => time_distributed::parse(&mut options, version),
