@@ -195,14 +195,15 @@ impl Model {
     }
 }
 
-/// Integer inputs are for index layers (Embedding), which compute on them directly; a float
-/// layer reading one would need a cast the backends do not emit yet.
+/// Integer inputs are for index layers (Embedding), which read them directly; a float layer
+/// reading one would need a cast the backends do not emit.
 fn check_integer_inputs(graph: &ir::Graph, path: &Path) -> Result<()> {
     let problems: Vec<error::LayerProblem> = graph
         .inputs
         .iter()
         .filter(|i| i.dtype == ir::InputDtype::I32)
         .flat_map(|i| graph.consumers(i.tensor).into_iter().map(move |n| (i, n)))
+        .filter(|&(_, n)| !matches!(graph.nodes[n].op, ir::Op::Embedding { .. }))
         .map(|(input, n)| error::LayerProblem {
             layer: graph.nodes[n].name.clone(),
             class: graph.nodes[n].class.clone(),

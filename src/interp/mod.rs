@@ -2,6 +2,7 @@
 //! `keras2src predict`, `--trace`, and the tests that check generated code against it.
 
 mod attention;
+mod norm;
 mod recurrent;
 mod spatial;
 
@@ -138,6 +139,7 @@ fn eval(op: &Op, x: &[f32], shape: &[usize]) -> Vec<f32> {
             .collect(),
         Op::Reshape { .. } | Op::Identity => x.to_vec(),
         Op::Recurrent(r) => recurrent::eval(r, x, shape),
+        Op::Normalize { .. } | Op::Embedding { .. } => norm::eval(op, x),
         // Evaluated in spatial.rs.
         _ => Vec::new(),
     }

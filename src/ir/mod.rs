@@ -4,6 +4,7 @@
 mod activation;
 mod attention;
 mod graph;
+mod norm_shape;
 mod op;
 mod recurrent;
 mod shape;
@@ -11,7 +12,7 @@ mod shape;
 pub use activation::{Activation, AxisFn};
 pub use attention::MASKED_SCORE;
 pub use graph::{Graph, GraphInput, GraphOutput, InputDtype, Node, NodeId, Tensor, TensorId};
-pub use op::{MergeKind, Op, PoolKind, Weights, Window};
+pub use op::{MergeKind, NormAxis, NormKind, Op, PoolKind, Weights, Window};
 pub use recurrent::{Cell, Recurrent};
 
 /// Number of elements of a shape.

@@ -120,6 +120,45 @@ pub enum Op {
     AttentionMask { causal: bool, window: Option<usize> },
     /// LSTM, GRU or SimpleRNN over `[steps, features]` (see [`Recurrent`]).
     Recurrent(Box<Recurrent>),
+    /// Normalisation over groups of elements (LayerNormalization, GroupNormalization,
+    /// UnitNormalization). The input is viewed as the axes of `view` (row-major, their
+    /// lengths multiply to the input's length); statistics are taken over the `reduced`
+    /// axes, separately for every position along the others. `gamma` and `beta` are read
+    /// at `sum(index[a] * param_stride[a])`. See [`NormKind`] for the formulas.
+    Normalize {
+        view: Vec<NormAxis>,
+        kind: NormKind,
+        gamma: Option<Vec<f32>>,
+        beta: Option<Vec<f32>>,
+    },
+    /// Embedding: each input value, truncated to an integer and clamped to
+    /// `0..table.shape[0]`, selects a row of `table` `[input_dim, output_dim]`;
+    /// `[*s] -> [*s, output_dim]`.
+    Embedding { table: Weights },
+}
+
+/// One axis of an [`Op::Normalize`] view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NormAxis {
+    pub len: usize,
+    /// Statistics are taken over this axis (else computed per position along it).
+    pub reduced: bool,
+    /// Stride of this axis into `gamma` / `beta` (0 where they do not vary along it).
+    pub param_stride: usize,
+}
+
+/// What [`Op::Normalize`] computes from the elements `x` of one group (`n` of them), as
+/// Keras does (TensorFlow's two-pass moments: the mean, then the mean of squared
+/// deviations).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum NormKind {
+    /// `inv = 1 / sqrt(var + epsilon) * gamma`, `y = x * inv + (beta - mean * inv)`.
+    Standardize { epsilon: f32 },
+    /// LayerNormalization with `rms_scaling`: `y = x * (1 / sqrt(var + epsilon)) * gamma`
+    /// (scaled by the variance, not centred; no beta).
+    RmsScale { epsilon: f32 },
+    /// UnitNormalization: `y = x * min(1 / sqrt(sum(x^2)), 1 / epsilon)` (NaN stays NaN).
+    L2 { epsilon: f32 },
 }
 
 /// Sliding-window geometry, one entry per spatial axis.
@@ -312,6 +351,10 @@ impl Op {
             }
             Op::PRelu { alpha } => vec![&alpha.data[..]],
             Op::AdditiveScore { scale, .. } => scale.iter().map(|s| &s[..]).collect(),
+            Op::Normalize { gamma, beta, .. } => {
+                gamma.iter().chain(beta.iter()).map(|v| &v[..]).collect()
+            }
+            Op::Embedding { table } => vec![&table.data[..]],
             Op::Conv { kernel, bias, .. } | Op::ConvTranspose { kernel, bias, .. } => {
                 let mut w = vec![&kernel.data[..]];
                 w.extend(bias.iter().map(|b| &b.data[..]));

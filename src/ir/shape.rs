@@ -168,6 +168,10 @@ pub fn infer(op: &Op, inputs: &[&[usize]]) -> Option<Result<Vec<usize>, String>>
         }),
         Op::AdditiveScore { scale, .. } => super::attention::matmul_shape(inputs)
             .and_then(|out| super::attention::check_scale(inputs, scale.as_deref(), out)),
+        Op::Normalize {
+            view, gamma, beta, ..
+        } => one(inputs).and_then(|x| super::norm_shape::normalize(x, view, gamma, beta)),
+        Op::Embedding { table } => one(inputs).and_then(|x| super::norm_shape::embedding(x, table)),
         _ => return None,
     };
     Some(result)

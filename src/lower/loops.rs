@@ -161,6 +161,16 @@ pub enum Stmt {
     If(Cond, Vec<Stmt>),
     /// An index variable: `ix` (which may be negative) clamped to `0..=max`.
     LetIndex { name: String, ix: Ix, max: usize },
+    /// An index variable read from input `input` at `ix` (an Embedding index): `i32`
+    /// values clamped to `0..=max`; f32 values truncated toward zero, then clamped (NaN
+    /// gives 0).
+    LetLookup {
+        name: String,
+        input: usize,
+        ix: Ix,
+        max: usize,
+        integer: bool,
+    },
     /// Runs `body` when `lo <= ix < hi`.
     IfInRange {
         ix: Ix,
@@ -236,13 +246,31 @@ impl Stmt {
             Stmt::Update(i, op, val) => Stmt::Update(ix(i), op, val.fix(var)),
             Stmt::WorkStore(i, val) => Stmt::WorkStore(ix(i), val.fix(var)),
             Stmt::WorkAdd(i, val) => Stmt::WorkAdd(ix(i), val.fix(var)),
-            // Only emitted inside loops that run more than once.
+            // Counting down from `last` with the loop variable fixed at 0.
+            Stmt::LetReversed { name, var: v, last } if v == var => Stmt::LetIndex {
+                name,
+                ix: Ix::constant(last),
+                max: last,
+            },
             s @ Stmt::LetReversed { .. } => s,
             Stmt::Accumulate(n, val) => Stmt::Accumulate(n, val.fix(var)),
             Stmt::LetIndex { name, ix: i, max } => Stmt::LetIndex {
                 name,
                 ix: ix(i),
                 max,
+            },
+            Stmt::LetLookup {
+                name,
+                input,
+                ix: i,
+                max,
+                integer,
+            } => Stmt::LetLookup {
+                name,
+                input,
+                ix: ix(i),
+                max,
+                integer,
             },
             Stmt::If(cond, body) => Stmt::If(
                 cond.fix(var),
@@ -322,7 +350,7 @@ pub fn math_fns(
             Stmt::For { body, .. } | Stmt::IfInRange { body, .. } | Stmt::If(_, body) => {
                 math_fns(body, out)
             }
-            Stmt::LetIndex { .. } | Stmt::LetReversed { .. } => {}
+            Stmt::LetIndex { .. } | Stmt::LetReversed { .. } | Stmt::LetLookup { .. } => {}
             Stmt::WorkStore(_, v) | Stmt::WorkAdd(_, v) => val(v, out),
             Stmt::Let(_, v)
             | Stmt::LetMut(_, v)
@@ -332,6 +360,42 @@ pub fn math_fns(
             | Stmt::Accumulate(_, v) => val(v, out),
         }
     }
+}
+
+/// Whether `stmts` use an infinite or NaN constant (which C++ spells with `<cmath>`
+/// macros).
+pub fn uses_non_finite(stmts: &[Stmt]) -> bool {
+    fn val(v: &Val) -> bool {
+        match v {
+            Val::Const(c) => !c.is_finite(),
+            Val::Add(a, b)
+            | Val::Sub(a, b)
+            | Val::Mul(a, b)
+            | Val::Div(a, b)
+            | Val::Max(a, b)
+            | Val::Min(a, b) => val(a) || val(b),
+            Val::Load(..) | Val::Var(_) | Val::Apply(..) => false,
+        }
+    }
+    fn cond(c: &Cond) -> bool {
+        match c {
+            Cond::Greater(a, b) | Cond::Equal(a, b) => val(a) || val(b),
+            Cond::And(a, b) => cond(a) || cond(b),
+            Cond::IndexLess(..) => false,
+        }
+    }
+    stmts.iter().any(|s| match s {
+        Stmt::For { body, .. } | Stmt::IfInRange { body, .. } => uses_non_finite(body),
+        Stmt::If(c, body) => cond(c) || uses_non_finite(body),
+        Stmt::LetIndex { .. } | Stmt::LetLookup { .. } | Stmt::LetReversed { .. } => false,
+        Stmt::WorkStore(_, v) | Stmt::WorkAdd(_, v) => val(v),
+        Stmt::Let(_, v)
+        | Stmt::LetMut(_, v)
+        | Stmt::Set(_, v)
+        | Stmt::Store(_, v)
+        | Stmt::Update(_, _, v)
+        | Stmt::Accumulate(_, v) => val(v),
+    })
 }
 
 /// How a backend names things; everything else about printing is shared.
@@ -465,6 +529,26 @@ impl Syntax<'_> {
                     } else {
                         out.push_str(&format!("{pad}const std::size_t {name} = {value};\n"));
                     }
+                }
+                Stmt::LetLookup {
+                    name,
+                    input,
+                    ix,
+                    max,
+                    integer,
+                } => {
+                    let v = format!("{}[{}]", self.inputs[*input], ix.print());
+                    let line = match (rust, integer) {
+                        (true, true) => format!("let {name} = {v}.clamp(0, {max}) as usize;"),
+                        (true, false) => format!("let {name} = usize::min({v} as usize, {max});"),
+                        (false, true) => format!(
+                            "const std::size_t {name} = static_cast<std::size_t>({v} < 0 ? 0 : ({v} > {max} ? {max} : {v}));"
+                        ),
+                        (false, false) => format!(
+                            "const std::size_t {name} = static_cast<std::size_t>(!({v} >= 1.0f) ? 0.0f : ({v} >= {max}.0f ? {max}.0f : {v}));"
+                        ),
+                    };
+                    out.push_str(&format!("{pad}{line}\n"));
                 }
                 Stmt::IfInRange { ix, lo, hi, body } => {
                     let i = ix.print();

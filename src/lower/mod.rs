@@ -6,6 +6,7 @@ mod axis;
 mod elementwise;
 pub mod expr;
 pub mod loops;
+mod norm;
 mod program;
 mod recurrent;
 mod spatial;

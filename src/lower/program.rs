@@ -63,6 +63,8 @@ pub struct Layer {
 pub struct Arg {
     pub loc: Location,
     pub len: usize,
+    /// `I32` for an integer model input (read by Embedding), else `F32`.
+    pub dtype: InputDtype,
 }
 
 /// What a layer function computes. Sizes are per sample, in f32s.
@@ -128,6 +130,7 @@ pub fn lower(graph: &Graph, plan: &MemoryPlan) -> Result<Program, Vec<LayerProbl
     let arg = |t: usize| Arg {
         loc: plan.locations[t],
         len: numel(graph.shape(t)),
+        dtype: input_dtype(graph, t),
     };
 
     for (i, node) in graph.nodes.iter().enumerate() {
@@ -245,6 +248,7 @@ pub fn lower(graph: &Graph, plan: &MemoryPlan) -> Result<Program, Vec<LayerProbl
             workspace: plan.workspace[i].map(|offset| Arg {
                 loc: Location::Scratch(offset),
                 len: node.op.workspace_len(),
+                dtype: InputDtype::F32,
             }),
         });
     }
@@ -382,8 +386,33 @@ fn loops(
                 .map(|s| add_weight("scale", vec![s.len()], s));
             super::attention::additive_score(in_shapes[0], in_shapes[1], *pre, scale, *post)
         }
+        Op::Normalize {
+            view,
+            kind,
+            gamma,
+            beta,
+        } => {
+            let gamma = gamma.as_ref().map(|g| add_weight("gamma", vec![g.len()], g));
+            let beta = beta.as_ref().map(|b| add_weight("beta", vec![b.len()], b));
+            super::norm::normalize(view, *kind, gamma, beta)
+        }
+        Op::Embedding { table } => {
+            let (rows, dim) = (table.shape[0], table.shape[1]);
+            let t = add_weight("embeddings", vec![rows, dim], &table.data);
+            let integer = input_dtype(graph, node.inputs[0]) == InputDtype::I32;
+            super::norm::embedding(numel(x), rows, dim, t, integer)
+        }
         _ => return Err("the code generators do not support this layer yet (the interpreter does: `keras2src predict` runs it)".into()),
     })
+}
+
+/// The element type of a tensor: `i32` for an integer model input, else `f32`.
+fn input_dtype(graph: &Graph, tensor: usize) -> InputDtype {
+    graph
+        .inputs
+        .iter()
+        .find(|i| i.tensor == tensor)
+        .map_or(InputDtype::F32, |i| i.dtype)
 }
 
 /// Expands `data` of `shape` (same rank, 1 where broadcast) to `target`.

@@ -14,7 +14,14 @@ pub fn layer_fn(layer: &Layer, weights: &[WeightArray]) -> String {
     let names = crate::lower::input_names(layer.inputs.len());
     let params: Vec<String> = names
         .iter()
-        .map(|name| format!("const float* __restrict {name}"))
+        .zip(&layer.inputs)
+        .map(|(name, arg)| {
+            let ty = match arg.dtype {
+                crate::ir::InputDtype::F32 => "float",
+                crate::ir::InputDtype::I32 => "std::int32_t",
+            };
+            format!("const {ty}* __restrict {name}")
+        })
         .collect();
     let body = match &layer.kernel {
         Kernel::Loops(stmts) => {

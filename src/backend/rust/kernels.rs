@@ -48,7 +48,13 @@ pub fn layer_fn(layer: &Layer, access: Access) -> Result<TokenStream, String> {
     let params: Vec<String> = names
         .iter()
         .zip(&layer.inputs)
-        .map(|(name, arg)| format!("{name}: &[f32; {}]", arg.len))
+        .map(|(name, arg)| {
+            let ty = match arg.dtype {
+                crate::ir::InputDtype::F32 => "f32",
+                crate::ir::InputDtype::I32 => "i32",
+            };
+            format!("{name}: &[{ty}; {}]", arg.len)
+        })
         .collect();
     let body = match &layer.kernel {
         Kernel::Loops(stmts) => {

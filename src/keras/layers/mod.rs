@@ -14,7 +14,9 @@ mod batchnorm;
 mod conv;
 mod conv_transpose;
 mod dense;
+mod embedding;
 mod identity;
+mod layer_norm;
 mod merge;
 mod normalization;
 mod padding;
@@ -25,6 +27,7 @@ mod recurrent;
 mod rescaling;
 mod reshape;
 mod spatial;
+mod time_distributed;
 mod upsampling;
 
 use serde_json::{Map, Value};
@@ -349,6 +352,18 @@ pub(crate) fn parse(
         "PReLU" => prelu::parse(&mut options),
         "BatchNormalization" => batchnorm::parse(&mut options),
         "Normalization" => normalization::parse(&mut options),
+        "LayerNormalization" => layer_norm::parse_layer_norm(&mut options),
+        "UnitNormalization" => layer_norm::parse_unit_norm(&mut options, version),
+        "GroupNormalization" => layer_norm::parse_group_norm(&mut options),
+        "Embedding" => embedding::parse(&mut options),
+        "TimeDistributed" => time_distributed::parse(&mut options, version),
+        "Masking" => {
+            return Err(vec![
+                "masking is not supported: keras2src computes every position of a sequence \
+                 (remove the Masking layer, or pad with values the model handles)"
+                    .into(),
+            ])
+        }
         "Rescaling" => rescaling::parse(&mut options),
         "Flatten" => reshape::parse_flatten(&mut options),
         "Reshape" => reshape::parse_reshape(&mut options),
@@ -518,6 +533,17 @@ pub(crate) fn loose_weight_count(entry: &LayerEntry) -> Option<WeightCount> {
         "LSTM" | "GRU" | "SimpleRNN" | "RNN" | "Bidirectional" => {
             recurrent::loose_weight_count(&entry.class, &entry.config).and_then(all)
         }
+        "LayerNormalization" => {
+            let rms = entry
+                .config
+                .get("rms_scaling")
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
+            all(usize::from(flag("scale") || rms) + usize::from(flag("center") && !rms))
+        }
+        "GroupNormalization" => all(usize::from(flag("scale")) + usize::from(flag("center"))),
+        "Embedding" => all(1),
+        "TimeDistributed" => time_distributed::loose_weight_count(entry),
         "Conv1D" | "Conv2D" | "Conv3D" | "DepthwiseConv1D" | "DepthwiseConv2D"
         | "Conv1DTranspose" | "Conv2DTranspose" | "Conv3DTranspose" => {
             all(1 + usize::from(flag("use_bias")))
@@ -577,7 +603,9 @@ pub(crate) fn loose_weight_count(entry: &LayerEntry) -> Option<WeightCount> {
         | "Maximum"
         | "Minimum"
         | "Concatenate"
-        | "Dot" => all(0),
+        | "Dot"
+        | "UnitNormalization"
+        | "Masking" => all(0),
         _ => None,
     }
 }

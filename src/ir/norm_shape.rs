@@ -1,0 +1,58 @@
+//! Shape inference for the normalisation and Embedding ops.
+
+use super::op::{NormAxis, Weights};
+use super::{checked_numel, numel};
+
+/// [`super::Op::Normalize`]: the view must cover the input exactly, and `gamma` / `beta`
+/// must hold every index the view reaches.
+pub fn normalize(
+    x: &[usize],
+    view: &[NormAxis],
+    gamma: &Option<Vec<f32>>,
+    beta: &Option<Vec<f32>>,
+) -> Result<Vec<usize>, String> {
+    let lens: Vec<usize> = view.iter().map(|a| a.len).collect();
+    if checked_numel(&lens) != Some(numel(x)) || view.iter().any(|a| a.len == 0) {
+        return Err(format!(
+            "normalisation view {lens:?} does not cover input shape {x:?}"
+        ));
+    }
+    if !view.iter().any(|a| a.reduced) {
+        return Err("normalisation reduces over no axis".into());
+    }
+    let reach = view
+        .iter()
+        .try_fold(1usize, |acc, a| {
+            (a.len - 1)
+                .checked_mul(a.param_stride)
+                .and_then(|v| v.checked_add(acc))
+        })
+        .ok_or("normalisation parameters are too large")?;
+    for (name, param) in [("gamma", gamma), ("beta", beta)] {
+        if let Some(p) = param {
+            if p.len() < reach {
+                return Err(format!(
+                    "{name} has {} values, the view reads {reach}",
+                    p.len()
+                ));
+            }
+        }
+    }
+    Ok(x.to_vec())
+}
+
+/// [`super::Op::Embedding`]: `[*s] -> [*s, output_dim]`.
+pub fn embedding(x: &[usize], table: &Weights) -> Result<Vec<usize>, String> {
+    let [rows, dim] = table.shape[..] else {
+        return Err(format!(
+            "embedding table must be 2-D, got {:?}",
+            table.shape
+        ));
+    };
+    if rows == 0 || dim == 0 {
+        return Err(format!("embedding table {:?} is empty", table.shape));
+    }
+    let mut out = x.to_vec();
+    out.push(dim);
+    Ok(out)
+}

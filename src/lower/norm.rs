@@ -1,0 +1,176 @@
+//! Normalisation (LayerNormalization, GroupNormalization, UnitNormalization) and Embedding
+//! kernels in the shared loop language. A normalisation walks the kept axes outside and
+//! the reduced axes inside, in three passes per group (sum, squared deviations, output),
+//! so LayerNormalization over the last axis is one pass over rows with the features
+//! innermost.
+
+use super::expr::Expr;
+use super::loops::{for_, Buf, Ix, Stmt, Val};
+use super::WeightId;
+use crate::backend::math::MathFn;
+use crate::ir::{NormAxis, NormKind};
+
+/// Nested loops over `axes` (outermost first) around `body`.
+fn nest(axes: &[(String, usize)], body: Vec<Stmt>) -> Vec<Stmt> {
+    axes.iter()
+        .rev()
+        .fold(body, |body, (var, len)| for_(var, *len, body))
+}
+
+/// `1 / sqrt(x + epsilon)` (epsilon 0: `1 / sqrt(x)`).
+fn rsqrt(epsilon: f32) -> Expr {
+    let arg = if epsilon == 0.0 {
+        Expr::X
+    } else {
+        Expr::Add(Box::new(Expr::X), Box::new(Expr::Const(epsilon)))
+    };
+    Expr::Div(
+        Box::new(Expr::Const(1.0)),
+        Box::new(Expr::Call(MathFn::Sqrt, Box::new(arg))),
+    )
+}
+
+/// The kernel of `Op::Normalize`, with gamma and beta as 1-D weight arrays.
+pub fn normalize(
+    view: &[NormAxis],
+    kind: NormKind,
+    gamma: Option<WeightId>,
+    beta: Option<WeightId>,
+) -> Vec<Stmt> {
+    let mut x_ix = Ix::default();
+    let mut p_ix = Ix::default();
+    let mut kept = Vec::new();
+    let mut reduced = Vec::new();
+    let mut stride = 1;
+    for (a, axis) in view.iter().enumerate().rev() {
+        let var = if axis.reduced {
+            format!("r{a}")
+        } else {
+            format!("k{a}")
+        };
+        x_ix = x_ix.plus(&var, stride);
+        p_ix = p_ix.plus(&var, axis.param_stride);
+        stride *= axis.len;
+        if axis.reduced {
+            reduced.push((var, axis.len));
+        } else {
+            kept.push((var, axis.len));
+        }
+    }
+    kept.reverse();
+    reduced.reverse();
+    // Loops run once drop their variable: index expressions keep only real loops.
+    let n: usize = reduced.iter().map(|(_, len)| len).product();
+    let x = || Val::load(Buf::In(0), x_ix.clone());
+    let param = |w: WeightId| Val::load(Buf::W(w), p_ix.clone());
+    let mut body = Vec::new();
+    match kind {
+        NormKind::Standardize { epsilon } | NormKind::RmsScale { epsilon } => {
+            body.push(Stmt::LetMut("sum".into(), Val::Const(0.0)));
+            body.extend(nest(&reduced, vec![Stmt::Accumulate("sum".into(), x())]));
+            body.push(Stmt::Let(
+                "mean".into(),
+                Val::var("sum") / Val::Const(n as f32),
+            ));
+            body.push(Stmt::LetMut("sq".into(), Val::Const(0.0)));
+            body.extend(nest(
+                &reduced,
+                vec![
+                    Stmt::Let("d".into(), x() - Val::var("mean")),
+                    Stmt::Accumulate("sq".into(), Val::var("d") * Val::var("d")),
+                ],
+            ));
+            body.push(Stmt::Let(
+                "variance".into(),
+                Val::var("sq") / Val::Const(n as f32),
+            ));
+            body.push(Stmt::Let(
+                "r".into(),
+                Val::Apply(rsqrt(epsilon), "variance".into()),
+            ));
+            let mut out = vec![Stmt::Let("x".into(), x())];
+            let value = if matches!(kind, NormKind::RmsScale { .. }) {
+                let scaled = Val::var("x") * Val::var("r");
+                match gamma {
+                    Some(g) => scaled * param(g),
+                    None => scaled,
+                }
+            } else {
+                let inv = match gamma {
+                    Some(g) => {
+                        out.push(Stmt::Let("inv".into(), Val::var("r") * param(g)));
+                        "inv"
+                    }
+                    None => "r",
+                };
+                let scaled = Val::var("x") * Val::var(inv);
+                let shift = Val::var("mean") * Val::var(inv);
+                match beta {
+                    Some(b) => scaled + (param(b) - shift),
+                    None => scaled - shift,
+                }
+            };
+            out.push(Stmt::Store(x_ix.clone(), value));
+            body.extend(nest(&reduced, out));
+        }
+        NormKind::L2 { epsilon } => {
+            body.push(Stmt::LetMut("sq".into(), Val::Const(0.0)));
+            body.extend(nest(
+                &reduced,
+                vec![
+                    Stmt::Let("x".into(), x()),
+                    Stmt::Accumulate("sq".into(), Val::var("x") * Val::var("x")),
+                ],
+            ));
+            body.push(Stmt::Let(
+                "inv0".into(),
+                Val::Apply(rsqrt(0.0), "sq".into()),
+            ));
+            body.push(Stmt::Let(
+                "inv".into(),
+                Val::min(Val::var("inv0"), Val::Const(1.0 / epsilon)),
+            ));
+            body.extend(nest(
+                &reduced,
+                vec![Stmt::Store(x_ix.clone(), x() * Val::var("inv"))],
+            ));
+        }
+    }
+    nest(&kept, body)
+}
+
+/// The kernel of `Op::Embedding`: `count` indices, each selecting a row of the 2-D weight
+/// array `table` (`rows` x `dim`); `integer` when the indices arrive as `i32`.
+pub fn embedding(
+    count: usize,
+    rows: usize,
+    dim: usize,
+    table: WeightId,
+    integer: bool,
+) -> Vec<Stmt> {
+    let i = Ix::default().plus("i", 1);
+    for_(
+        "i",
+        count,
+        vec![Stmt::LetLookup {
+            name: "row".into(),
+            input: 0,
+            ix: i,
+            max: rows - 1,
+            integer,
+        }]
+        .into_iter()
+        .chain(for_(
+            "o",
+            dim,
+            vec![Stmt::Store(
+                Ix::default().plus("i", dim).plus("o", 1),
+                Val::load(
+                    Buf::W2(table, Ix::default().plus("row", 1)),
+                    Ix::default().plus("o", 1),
+                ),
+            )],
+        ))
+        .collect(),
+    )
+}
