@@ -9,6 +9,10 @@
 //!   softmax then gives those positions exactly 0);
 //! - softmax over the key axis, then `weights · value`.
 //!
+//! With `return_attention_scores=True` the call has two outputs, `[output, scores]`, the
+//! scores being the softmax (what all three layers return, in Keras 3 and tf_keras;
+//! MultiHeadAttention's are `[heads, *query axes, *key axes]`).
+//!
 //! MultiHeadAttention projects query, key and value with `Dense` (Keras's EinsumDense
 //! kernels `[d, H, dim]` are `[d, H * dim]` Dense kernels), splits heads with `Reshape` and
 //! `Transpose`, and folds `1 / sqrt(key_dim)` into the query projection (a rounding
@@ -191,23 +195,21 @@ pub(super) fn loose_weight_count(entry: &LayerEntry) -> Option<WeightCount> {
 /// The call options both kinds of attention read.
 struct CallOptions {
     causal: bool,
+    /// `return_attention_scores=True`: the call's second output is the attention
+    /// distribution (the softmax, before dropout).
+    scores: bool,
 }
 
-/// Reads `use_causal_mask`, `return_attention_scores` (only `false`) and, for
-/// MultiHeadAttention, nothing else; anything more is rejected.
+/// Reads `use_causal_mask` and `return_attention_scores`; anything more is rejected.
 fn call_options(kwargs: &Map<String, Value>) -> Result<CallOptions, String> {
-    let mut causal = false;
+    let mut options = CallOptions {
+        causal: false,
+        scores: false,
+    };
     for (key, value) in kwargs {
         match (key.as_str(), value) {
-            ("use_causal_mask", Value::Bool(b)) => causal = *b,
-            ("return_attention_scores", Value::Bool(false)) => {}
-            ("return_attention_scores", _) => {
-                return Err(
-                    "is called with return_attention_scores=True: layers with a second output \
-                     (the attention scores) are not supported"
-                        .into(),
-                )
-            }
+            ("use_causal_mask", Value::Bool(b)) => options.causal = *b,
+            ("return_attention_scores", Value::Bool(b)) => options.scores = *b,
             _ => {
                 return Err(format!(
                     "is called with keyword argument '{}'={}, which is not supported",
@@ -217,7 +219,7 @@ fn call_options(kwargs: &Map<String, Value>) -> Result<CallOptions, String> {
             }
         }
     }
-    Ok(CallOptions { causal })
+    Ok(options)
 }
 
 /// Steps under construction, each referred to by its [`Source`].
@@ -236,6 +238,17 @@ impl Steps {
             .map(|&d| i64::try_from(d).map_err(|_| "axis too long".to_string()))
             .collect::<Result<Vec<i64>, String>>()?;
         Ok(self.push(Some(suffix), Op::Reshape { target }, vec![from]))
+    }
+
+    /// The steps, the last one the call's output, followed by `scores` (the attention
+    /// distribution) when the call returns it.
+    fn finish(mut self, scores: Option<Source>) -> Vec<Step> {
+        if let Some(Source::Step(s)) = scores {
+            let last = self.0.len() - 1;
+            self.0[last].output = Some(0);
+            self.0[s].output = Some(1);
+        }
+        self.0
     }
 }
 
@@ -377,7 +390,7 @@ impl LayerKind for DenseAttention {
         }
         let weights = steps.push(Some("softmax"), softmax(rank), vec![scores]);
         steps.push(None, Op::MatMul, vec![weights, Source::Input(1)]);
-        Ok(steps.0)
+        Ok(steps.finish(options.scores.then_some(weights)))
     }
 }
 
@@ -639,6 +652,17 @@ impl LayerKind for MultiHead {
             scores = steps.push(Some("mask"), mask, vec![scores]);
         }
         let probs = steps.push(Some("softmax"), softmax(3), vec![scores]);
+        // Keras returns the scores as [heads, *query axes, *key axes].
+        let returned = match options.scores {
+            false => None,
+            true if rank == 2 => Some(probs),
+            true => {
+                let mut shape = vec![h];
+                shape.extend(&q[..rank - 1]);
+                shape.extend(&v[..rank - 1]);
+                Some(steps.reshape("attention_scores", probs, &shape)?)
+            }
+        };
         let context = steps.push(Some("context"), Op::MatMul, vec![probs, value]);
         let context = steps.push(
             Some("context_by_step"),
@@ -665,7 +689,7 @@ impl LayerKind for MultiHead {
                 .collect::<Result<Vec<i64>, String>>()?;
             steps.push(None, Op::Reshape { target }, vec![out]);
         }
-        Ok(steps.0)
+        Ok(steps.finish(returned))
     }
 }
 
@@ -810,7 +834,6 @@ mod tests {
             mha.call_steps(&[&[5, 4], &[5, 4]], &mha_weights(4, 2, 3), &kwargs(kw))
                 .unwrap_err()
         };
-        assert!(call(r#"{"return_attention_scores": true}"#).contains("return_attention_scores"));
         assert!(call(r#"{"use_flash": true}"#).contains("'use_flash'"));
         let err = mha
             .call_steps(
@@ -824,6 +847,71 @@ mod tests {
             .steps(&[&[5, 4], &[5, 4]], &mha_weights(4, 2, 2))
             .unwrap_err();
         assert!(err.contains("query/kernel"), "{err}");
+    }
+
+    /// The steps marked as the call's outputs, by output index: (suffix, op).
+    fn outputs(steps: &[Step]) -> Vec<(Option<&str>, &Op)> {
+        let mut marked: Vec<(usize, Option<&str>, &Op)> = steps
+            .iter()
+            .filter_map(|s| s.output.map(|k| (k, s.suffix.as_deref(), &s.op)))
+            .collect();
+        marked.sort_by_key(|m| m.0);
+        marked.into_iter().map(|(_, s, op)| (s, op)).collect()
+    }
+
+    #[test]
+    fn return_attention_scores_adds_the_softmax_as_second_output() {
+        let scores = kwargs(r#"{"return_attention_scores": true, "use_causal_mask": true}"#);
+        for class in ["Attention", "AdditiveAttention"] {
+            let att = kind(class, r#"{"use_scale": false}"#).unwrap();
+            let steps = att.call_steps(&[&[5, 3], &[7, 3]], &[], &scores).unwrap();
+            let softmax = Op::Activation(Activation::Axis {
+                func: AxisFn::Softmax,
+                axis: 1,
+            });
+            assert_eq!(
+                outputs(&steps),
+                [(None, &Op::MatMul), (Some("softmax"), &softmax)],
+                "{class}"
+            );
+            // Without it, nothing is marked: the last step is the only output.
+            let plain = kwargs(r#"{"return_attention_scores": false}"#);
+            let steps = att.call_steps(&[&[5, 3], &[7, 3]], &[], &plain).unwrap();
+            assert!(outputs(&steps).is_empty());
+        }
+
+        let mha = kind("MultiHeadAttention", r#"{"num_heads": 2, "key_dim": 3}"#).unwrap();
+        let steps = mha
+            .call_steps(&[&[5, 4], &[7, 4]], &mha_weights(4, 2, 3), &scores)
+            .unwrap();
+        let marked = outputs(&steps);
+        assert_eq!(marked.len(), 2);
+        assert_eq!(marked[0].0, None);
+        assert_eq!(marked[1].0, Some("softmax"));
+        // Several attention axes: the scores are reshaped to [heads, *query, *key axes].
+        let steps = mha
+            .call_steps(
+                &[&[3, 4, 4], &[3, 4, 4]],
+                &mha_weights(4, 2, 3),
+                &kwargs(r#"{"return_attention_scores": true}"#),
+            )
+            .unwrap();
+        let marked = outputs(&steps);
+        assert_eq!(marked[1].0, Some("attention_scores"));
+        assert_eq!(
+            marked[1].1,
+            &Op::Reshape {
+                target: vec![2, 3, 4, 3, 4]
+            }
+        );
+        let err = mha
+            .call_steps(
+                &[&[5, 4], &[5, 4]],
+                &mha_weights(4, 2, 3),
+                &kwargs(r#"{"return_attention_scores": "yes"}"#),
+            )
+            .unwrap_err();
+        assert!(err.contains("'return_attention_scores'"), "{err}");
     }
 
     #[test]
