@@ -540,6 +540,15 @@ impl LayerKind for MultiHead {
         let (h, kd, vd) = (self.heads, self.key_dim, self.value_dim);
         let (tq, tv) = (numel(&q[..rank - 1]), numel(&v[..rank - 1]));
         let (dq, dv, dk) = (q[rank - 1], v[rank - 1], k[rank - 1]);
+        // Query positions `i >= tv + window - 1` see no key at all; Keras then returns the
+        // mean of the values or zeros depending on its code path.
+        if let Some(w) = self.sliding_window.filter(|&w| tq >= tv + w) {
+            return Err(format!(
+                "option 'sliding_window'={w} with {tq} query steps and {tv} key steps leaves \
+                 query steps {} (counting from 0) and later with no key to attend to, which is not supported",
+                tv + w - 1
+            ));
+        }
         let out_dims = self.output_shape.clone().unwrap_or_else(|| vec![dq]);
         let d_out = numel(&out_dims);
 
@@ -843,6 +852,21 @@ mod tests {
             )
             .unwrap_err();
         assert!(err.contains("use_causal_mask"), "{err}");
+        let window = kind(
+            "MultiHeadAttention",
+            r#"{"num_heads": 2, "key_dim": 3, "sliding_window": 2}"#,
+        )
+        .unwrap();
+        assert!(window
+            .steps(&[&[5, 4], &[4, 4]], &mha_weights(4, 2, 3))
+            .is_ok());
+        let err = window
+            .steps(&[&[6, 4], &[4, 4]], &mha_weights(4, 2, 3))
+            .unwrap_err();
+        assert!(
+            err.contains("'sliding_window'=2") && err.contains("steps 5"),
+            "{err}"
+        );
         let err = mha
             .steps(&[&[5, 4], &[5, 4]], &mha_weights(4, 2, 2))
             .unwrap_err();
