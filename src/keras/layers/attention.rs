@@ -1,13 +1,13 @@
 //! Attention layers: `Attention` (Luong, dot or concat scores), `AdditiveAttention`
 //! (Bahdanau) and `MultiHeadAttention`, decomposed into existing ops plus the two
-//! attention ops (`MatMul`, `AdditiveScore`):
+//! attention ops (`MatMul`, `AdditiveScore`, `AttentionSoftmax`):
 //!
 //! - scores: `q · kᵀ` (keys transposed by a `Transpose` node so the product's inner loop
 //!   runs over contiguous memory), or `AdditiveScore` for `tanh(q + k)` sums;
-//! - an `Affine` for Attention's scalar `scale`, and `AttentionMask` for causal and
-//!   sliding-window masks (`-1e9` added where a query may not look, as Keras does; the
-//!   softmax then gives those positions exactly 0);
-//! - softmax over the key axis, then `weights · value`.
+//! - `AttentionSoftmax`: Attention's scalar `scale`, causal and sliding-window masks
+//!   (`-1e9` added where a query may not look, as Keras does; the softmax then gives
+//!   those positions exactly 0) and the softmax over the key axis, in one kernel;
+//! - then `weights · value`.
 //!
 //! With `return_attention_scores=True` the call has two outputs, `[output, scores]`, the
 //! scores being the softmax (what all three layers return, in Keras 3 and tf_keras;
@@ -24,7 +24,7 @@ use serde_json::{Map, Value};
 
 use super::{LayerKind, Options, Source, Step, WeightCount};
 use crate::error::escape_for_message as esc;
-use crate::ir::{numel, Activation, AxisFn, Op, Weights};
+use crate::ir::{numel, Activation, Op, Weights};
 use crate::keras::config::LayerEntry;
 
 /// `Attention` or `AdditiveAttention`.
@@ -264,14 +264,6 @@ fn scalar(name: &str, w: Option<&Weights>) -> Result<f32, String> {
     }
 }
 
-/// Softmax over the last axis of a tensor of rank `rank`.
-fn softmax(rank: usize) -> Op {
-    Op::Activation(Activation::Axis {
-        func: AxisFn::Softmax,
-        axis: rank - 1,
-    })
-}
-
 /// Axis permutation swapping the last two of `rank` axes.
 fn swap_last(rank: usize) -> Vec<usize> {
     let mut perm: Vec<usize> = (0..rank).collect();
@@ -371,24 +363,13 @@ impl LayerKind for DenseAttention {
             scale_scores = scale.map(|w| scalar("scale", Some(w))).transpose()?;
             Op::MatMul
         };
-        let mut scores = steps.push(Some("scores"), scores_op, vec![Source::Input(0), kt]);
-        if let Some(s) = scale_scores {
-            let scale = Op::Affine {
-                center: None,
-                scale: vec![s],
-                shift: vec![0.0],
-                inner: 1,
-            };
-            scores = steps.push(Some("scale"), scale, vec![scores]);
-        }
-        if options.causal {
-            let mask = Op::AttentionMask {
-                causal: true,
-                window: None,
-            };
-            scores = steps.push(Some("mask"), mask, vec![scores]);
-        }
-        let weights = steps.push(Some("softmax"), softmax(rank), vec![scores]);
+        let scores = steps.push(Some("scores"), scores_op, vec![Source::Input(0), kt]);
+        let softmax = Op::AttentionSoftmax {
+            scale: scale_scores,
+            causal: options.causal,
+            window: None,
+        };
+        let weights = steps.push(Some("softmax"), softmax, vec![scores]);
         steps.push(None, Op::MatMul, vec![weights, Source::Input(1)]);
         Ok(steps.finish(options.scores.then_some(weights)))
     }
@@ -652,15 +633,13 @@ impl LayerKind for MultiHead {
             },
             vec![value],
         );
-        let mut scores = steps.push(Some("scores"), Op::MatMul, vec![query, key]);
-        if options.causal || self.sliding_window.is_some() {
-            let mask = Op::AttentionMask {
-                causal: options.causal,
-                window: self.sliding_window,
-            };
-            scores = steps.push(Some("mask"), mask, vec![scores]);
-        }
-        let probs = steps.push(Some("softmax"), softmax(3), vec![scores]);
+        let scores = steps.push(Some("scores"), Op::MatMul, vec![query, key]);
+        let softmax = Op::AttentionSoftmax {
+            scale: None,
+            causal: options.causal,
+            window: self.sliding_window,
+        };
+        let probs = steps.push(Some("softmax"), softmax, vec![scores]);
         // Keras returns the scores as [heads, *query axes, *key axes].
         let returned = match options.scores {
             false => None,
@@ -787,12 +766,14 @@ mod tests {
             )
             .unwrap();
         let suffixes: Vec<Option<&str>> = steps.iter().map(|s| s.suffix.as_deref()).collect();
-        assert!(suffixes.contains(&Some("mask")));
         assert_eq!(suffixes.last(), Some(&None));
-        let mask = steps.iter().find(|s| s.suffix.as_deref() == Some("mask"));
+        let softmax = steps
+            .iter()
+            .find(|s| s.suffix.as_deref() == Some("softmax"));
         assert_eq!(
-            mask.map(|s| &s.op),
-            Some(&Op::AttentionMask {
+            softmax.map(|s| &s.op),
+            Some(&Op::AttentionSoftmax {
+                scale: None,
                 causal: true,
                 window: None
             })
@@ -889,10 +870,11 @@ mod tests {
         for class in ["Attention", "AdditiveAttention"] {
             let att = kind(class, r#"{"use_scale": false}"#).unwrap();
             let steps = att.call_steps(&[&[5, 3], &[7, 3]], &[], &scores).unwrap();
-            let softmax = Op::Activation(Activation::Axis {
-                func: AxisFn::Softmax,
-                axis: 1,
-            });
+            let softmax = Op::AttentionSoftmax {
+                scale: None,
+                causal: true,
+                window: None,
+            };
             assert_eq!(
                 outputs(&steps),
                 [(None, &Op::MatMul), (Some("softmax"), &softmax)],
@@ -952,7 +934,14 @@ mod tests {
         let scalar = |v: f32| Weights::new(vec![], vec![v]).unwrap();
         let dot = ops("Attention", r#"{"use_scale": true}"#, &[scalar(2.0)]);
         assert!(matches!(dot[1], Op::MatMul));
-        assert!(matches!(&dot[2], Op::Affine { scale, .. } if scale == &[2.0]));
+        assert!(matches!(
+            &dot[2],
+            Op::AttentionSoftmax {
+                scale: Some(s),
+                causal: false,
+                window: None
+            } if *s == 2.0
+        ));
         let concat = ops(
             "Attention",
             r#"{"use_scale": true, "score_mode": "concat"}"#,
