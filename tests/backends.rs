@@ -396,16 +396,21 @@ fn models() -> Vec<(String, Graph)> {
         )
         .unwrap();
     let mut masked = Vec::new();
-    for (k, (scores, causal, window)) in [
-        (mm, true, None),
-        (mm, false, Some(2)),
-        (scored, true, Some(3)),
-        (one, true, Some(1)),
+    for (k, (scores, scale, causal, window)) in [
+        (mm, Some(0.5), true, None),
+        (mm, None, false, Some(2)),
+        (scored, Some(-1.5), true, Some(3)),
+        (one, None, true, Some(1)),
+        (plain, None, false, None),
     ]
     .into_iter()
     .enumerate()
     {
-        let op = Op::AttentionMask { causal, window };
+        let op = Op::AttentionSoftmax {
+            scale,
+            causal,
+            window,
+        };
         masked.push(
             g.add_node(
                 &format!("mask{k}"),

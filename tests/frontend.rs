@@ -1162,3 +1162,26 @@ fn unsupported_spatial_options_are_all_reported() {
     assert!(messages[2].contains("data_format"));
     assert!(messages[3].contains("spatial axes"), "{messages:#?}");
 }
+
+#[test]
+fn an_integer_input_cannot_be_a_model_output() {
+    let input = serde_json::json!({"class_name": "InputLayer", "name": "x", "inbound_nodes": [],
+        "config": {"name": "x", "batch_shape": [null, 3], "dtype": "int32"}});
+    let model = |outputs: Value| {
+        serde_json::json!({"format": "keras2src", "version": 1, "keras_version": "3.15.1",
+            "model": {"class_name": "Functional", "config": {"name": "m", "layers": [input.clone()],
+                "input_layers": [["x", 0, 0]], "output_layers": outputs}},
+            "weights": {}})
+    };
+    let problems = layer_problems(load_doc(
+        Path::new("int.json"),
+        &model(serde_json::json!([["x", 0, 0]])),
+    ));
+    assert_eq!(problems[0].layer, "x");
+    assert!(
+        problems[0]
+            .message
+            .contains("integer model input and a model output"),
+        "{problems:?}"
+    );
+}

@@ -2,11 +2,19 @@
 
 use super::reference_math;
 use crate::backend::math::MathFn;
-use crate::ir::{numel, Op, MASKED_SCORE};
+use crate::ir::{numel, AxisFn, Op, MASKED_SCORE};
 
-/// Evaluates `MatMul`, `AdditiveScore` and `AttentionMask`; `None` for other ops.
+/// Evaluates `MatMul`, `AdditiveScore` and `AttentionSoftmax`; `None` for other ops.
 pub fn eval(op: &Op, inputs: &[(&[f32], &[usize])]) -> Option<Vec<f32>> {
-    if let (Op::AttentionMask { causal, window }, [(x, shape)]) = (op, inputs) {
+    if let (
+        Op::AttentionSoftmax {
+            scale,
+            causal,
+            window,
+        },
+        [(x, shape)],
+    ) = (op, inputs)
+    {
         let rank = shape.len();
         let (tq, tv) = (shape[rank - 2], shape[rank - 1]);
         let masked =
@@ -16,6 +24,7 @@ pub fn eval(op: &Op, inputs: &[(&[f32], &[usize])]) -> Option<Vec<f32>> {
             .enumerate()
             .map(|(flat, &v)| {
                 let (i, j) = ((flat / tv) % tq, flat % tv);
+                let v = scale.map_or(v, |s| s * v);
                 if masked(i, j) {
                     v + MASKED_SCORE
                 } else {
@@ -23,7 +32,12 @@ pub fn eval(op: &Op, inputs: &[(&[f32], &[usize])]) -> Option<Vec<f32>> {
                 }
             })
             .collect();
-        return Some(out);
+        return Some(super::axis_activation(
+            AxisFn::Softmax,
+            rank - 1,
+            out,
+            shape,
+        ));
     }
     let [(a, a_shape), (b, b_shape)] = inputs else {
         return None;

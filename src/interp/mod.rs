@@ -157,7 +157,7 @@ fn activate(activation: &Activation, mut y: Vec<f32>, shape: &[usize]) -> Vec<f3
     y
 }
 
-fn axis_activation(func: AxisFn, axis: usize, y: Vec<f32>, shape: &[usize]) -> Vec<f32> {
+pub(super) fn axis_activation(func: AxisFn, axis: usize, y: Vec<f32>, shape: &[usize]) -> Vec<f32> {
     let outer = numel(&shape[..axis]);
     let len = shape[axis];
     let inner = numel(&shape[axis + 1..]);

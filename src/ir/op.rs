@@ -114,10 +114,15 @@ pub enum Op {
         scale: Option<Vec<f32>>,
         post: Option<f32>,
     },
-    /// Attention scores `[*b, tq, tv]` with `-1e9` added where query `i` may not see key
-    /// `j`: `j > i` when `causal`, `|i - j| >= w` for a sliding `window` `w` (what Keras
-    /// adds to masked scores; the softmax after it gives them exactly 0).
-    AttentionMask { causal: bool, window: Option<usize> },
+    /// The attention distribution from scores `[*b, tq, tv]`: softmax over the last axis
+    /// of `scale * x`, with `-1e9` added first where query `i` may not see key `j`: `j > i`
+    /// when `causal`, `|i - j| >= w` for a sliding `window` `w` (what Keras adds to masked
+    /// scores; the softmax gives them exactly 0).
+    AttentionSoftmax {
+        scale: Option<f32>,
+        causal: bool,
+        window: Option<usize>,
+    },
     /// LSTM, GRU or SimpleRNN over `[steps, features]` (see [`Recurrent`]).
     Recurrent(Box<Recurrent>),
     /// Normalisation over groups of elements (LayerNormalization, GroupNormalization,

@@ -158,7 +158,7 @@ pub fn infer(op: &Op, inputs: &[&[usize]]) -> Option<Result<Vec<usize>, String>>
             _ => Err(format!("expects two inputs, got {}", inputs.len())),
         },
         Op::MatMul => super::attention::matmul_shape(inputs),
-        Op::AttentionMask { window, .. } => one(inputs).and_then(|x| {
+        Op::AttentionSoftmax { window, .. } => one(inputs).and_then(|x| {
             if x.len() < 2 || *window == Some(0) {
                 return Err(format!(
                     "needs scores of rank 2 or more and a positive window, input shape is {x:?}"

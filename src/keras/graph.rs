@@ -522,6 +522,16 @@ impl<'a> Builder<'a> {
                 continue;
             }
             match self.tensors.get(&key).map(|outs| pick(outs, r)) {
+                Some(Ok(tensor)) if self.is_integer_input(tensor) => {
+                    if let Some((i, layer)) = self.find(&r.layer) {
+                        self.problems.push(
+                            i,
+                            layer,
+                            "is an integer model input and a model output: outputs are float32, \
+                             integer outputs are not supported",
+                        );
+                    }
+                }
                 Some(Ok(tensor)) => self.graph.add_output(name, tensor),
                 Some(Err(message)) => {
                     if let Some((i, layer)) = self.find(&r.layer) {
@@ -539,6 +549,15 @@ impl<'a> Builder<'a> {
             }
         }
         Ok(())
+    }
+}
+
+impl Builder<'_> {
+    fn is_integer_input(&self, tensor: TensorId) -> bool {
+        self.graph
+            .inputs
+            .iter()
+            .any(|i| i.tensor == tensor && i.dtype == InputDtype::I32)
     }
 }
 

@@ -6,9 +6,10 @@
 
 use super::expr::Expr;
 use super::loops::{for_, Buf, Cond, Ix, Stmt, Update, Val};
+use super::program::AxisKernel;
 use super::WeightId;
 use crate::backend::math::MathFn;
-use crate::ir::numel;
+use crate::ir::{numel, AxisFn};
 
 /// `(batch, m, k, n)` of `[*b, m, k] x [*b, k, n]`.
 fn dims(a: &[usize], b: &[usize]) -> (usize, usize, usize, usize) {
@@ -82,17 +83,65 @@ pub fn additive_score(
     )
 }
 
-/// Copies the scores `[*b, tq, tv]`, then sets `y = x + MASKED` where query `i` may not
-/// see key `j`: `i < j` (causal), `j < lo` or `hi < j` (window `w`: `lo = max(i - w + 1,
-/// 0)`, `hi = i + w - 1`). Each condition stores the same value, so overlaps are harmless.
-/// The `i` and `j` loops are always emitted: the conditions compare their variables.
-pub fn mask(shape: &[usize], causal: bool, window: Option<usize>) -> Vec<Stmt> {
+/// The attention distribution from scores `[*b, tq, tv]`: writes `scale * x`, then
+/// `scale * x + MASKED` where query `i` may not see key `j`: `i < j` (causal), `j < lo` or
+/// `hi < j` (window `w`: `lo = max(i - w + 1, 0)`, `hi = i + w - 1`; each condition stores
+/// the same value, so overlaps are harmless), then runs the softmax in place on each row.
+pub fn softmax(
+    shape: &[usize],
+    scale: Option<f32>,
+    causal: bool,
+    window: Option<usize>,
+) -> Vec<Stmt> {
     let rank = shape.len();
     let (tq, tv) = (shape[rank - 2], shape[rank - 1]);
+    let scaled = |at: Ix| {
+        let x = Val::load(Buf::In(0), at);
+        match scale {
+            Some(s) => Val::Const(s) * x,
+            None => x,
+        }
+    };
+    let flat = Ix::default().plus("i", 1);
+    let mut stmts = for_(
+        "i",
+        numel(shape),
+        vec![Stmt::Store(flat.clone(), scaled(flat))],
+    );
+    if causal || window.is_some() {
+        stmts.extend(mask(
+            tq,
+            tv,
+            numel(&shape[..rank - 2]),
+            causal,
+            window,
+            scaled,
+        ));
+    }
+    let rows = AxisKernel {
+        func: AxisFn::Softmax,
+        outer: numel(shape) / tv,
+        len: tv,
+        inner: 1,
+    };
+    stmts.extend(super::axis::in_place(&rows));
+    stmts
+}
+
+/// The masked stores of [`softmax`] over `batch` matrices `[tq, tv]`. The `i` and `j`
+/// loops are always emitted: the conditions compare their variables.
+fn mask(
+    tq: usize,
+    tv: usize,
+    batch: usize,
+    causal: bool,
+    window: Option<usize>,
+    scaled: impl Fn(Ix) -> Val,
+) -> Vec<Stmt> {
     let at = Ix::default().plus("p", tq * tv).plus("i", tv).plus("j", 1);
     let masked = vec![Stmt::Store(
         at.clone(),
-        Val::load(Buf::In(0), at) + Val::Const(crate::ir::MASKED_SCORE),
+        scaled(at) + Val::Const(crate::ir::MASKED_SCORE),
     )];
     let mut per_key = Vec::new();
     let mut per_query = Vec::new();
@@ -130,9 +179,5 @@ pub fn mask(shape: &[usize], causal: bool, window: Option<usize>) -> Vec<Stmt> {
         count: tq,
         body: per_query,
     }];
-    [
-        super::elementwise::copy(numel(shape)),
-        for_("p", numel(&shape[..rank - 2]), rows),
-    ]
-    .concat()
+    for_("p", batch, rows)
 }

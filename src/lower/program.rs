@@ -379,7 +379,11 @@ fn loops(
             spatial::dot(*axes, *normalize, in_shapes[0], in_shapes[1], y)
         }
         Op::MatMul => super::attention::matmul(in_shapes[0], in_shapes[1]),
-        Op::AttentionMask { causal, window } => super::attention::mask(x, *causal, *window),
+        Op::AttentionSoftmax {
+            scale,
+            causal,
+            window,
+        } => super::attention::softmax(x, *scale, *causal, *window),
         Op::AdditiveScore { pre, scale, post } => {
             let scale = scale
                 .as_ref()

@@ -3,6 +3,7 @@
 mod fold_affine;
 mod fuse_activation;
 mod memory;
+mod output_copies;
 mod split_activation;
 
 pub use memory::{plan_memory, Location, MemoryPlan};
@@ -13,7 +14,8 @@ use crate::ir::Graph;
 pub fn optimize(graph: Graph) -> Graph {
     let graph = split_activation::run(graph);
     let graph = fold_affine::run(graph);
-    fuse_activation::run(graph)
+    let graph = fuse_activation::run(graph);
+    output_copies::run(graph)
 }
 
 /// Whether `node`'s output may be merged into its producer: it is the producer's only

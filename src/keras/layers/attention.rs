@@ -1,13 +1,17 @@
 //! Attention layers: `Attention` (Luong, dot or concat scores), `AdditiveAttention`
 //! (Bahdanau) and `MultiHeadAttention`, decomposed into existing ops plus the two
-//! attention ops (`MatMul`, `AdditiveScore`):
+//! attention ops (`MatMul`, `AdditiveScore`, `AttentionSoftmax`):
 //!
 //! - scores: `q · kᵀ` (keys transposed by a `Transpose` node so the product's inner loop
 //!   runs over contiguous memory), or `AdditiveScore` for `tanh(q + k)` sums;
-//! - an `Affine` for Attention's scalar `scale`, and `AttentionMask` for causal and
-//!   sliding-window masks (`-1e9` added where a query may not look, as Keras does; the
-//!   softmax then gives those positions exactly 0);
-//! - softmax over the key axis, then `weights · value`.
+//! - `AttentionSoftmax`: Attention's scalar `scale`, causal and sliding-window masks
+//!   (`-1e9` added where a query may not look, as Keras does; the softmax then gives
+//!   those positions exactly 0) and the softmax over the key axis, in one kernel;
+//! - then `weights · value`.
+//!
+//! With `return_attention_scores=True` the call has two outputs, `[output, scores]`, the
+//! scores being the softmax (what all three layers return, in Keras 3 and tf_keras;
+//! MultiHeadAttention's are `[heads, *query axes, *key axes]`).
 //!
 //! MultiHeadAttention projects query, key and value with `Dense` (Keras's EinsumDense
 //! kernels `[d, H, dim]` are `[d, H * dim]` Dense kernels), splits heads with `Reshape` and
@@ -20,7 +24,7 @@ use serde_json::{Map, Value};
 
 use super::{LayerKind, Options, Source, Step, WeightCount};
 use crate::error::escape_for_message as esc;
-use crate::ir::{numel, Activation, AxisFn, Op, Weights};
+use crate::ir::{numel, Activation, Op, Weights};
 use crate::keras::config::LayerEntry;
 
 /// `Attention` or `AdditiveAttention`.
@@ -191,23 +195,21 @@ pub(super) fn loose_weight_count(entry: &LayerEntry) -> Option<WeightCount> {
 /// The call options both kinds of attention read.
 struct CallOptions {
     causal: bool,
+    /// `return_attention_scores=True`: the call's second output is the attention
+    /// distribution (the softmax, before dropout).
+    scores: bool,
 }
 
-/// Reads `use_causal_mask`, `return_attention_scores` (only `false`) and, for
-/// MultiHeadAttention, nothing else; anything more is rejected.
+/// Reads `use_causal_mask` and `return_attention_scores`; anything more is rejected.
 fn call_options(kwargs: &Map<String, Value>) -> Result<CallOptions, String> {
-    let mut causal = false;
+    let mut options = CallOptions {
+        causal: false,
+        scores: false,
+    };
     for (key, value) in kwargs {
         match (key.as_str(), value) {
-            ("use_causal_mask", Value::Bool(b)) => causal = *b,
-            ("return_attention_scores", Value::Bool(false)) => {}
-            ("return_attention_scores", _) => {
-                return Err(
-                    "is called with return_attention_scores=True: layers with a second output \
-                     (the attention scores) are not supported"
-                        .into(),
-                )
-            }
+            ("use_causal_mask", Value::Bool(b)) => options.causal = *b,
+            ("return_attention_scores", Value::Bool(b)) => options.scores = *b,
             _ => {
                 return Err(format!(
                     "is called with keyword argument '{}'={}, which is not supported",
@@ -217,7 +219,7 @@ fn call_options(kwargs: &Map<String, Value>) -> Result<CallOptions, String> {
             }
         }
     }
-    Ok(CallOptions { causal })
+    Ok(options)
 }
 
 /// Steps under construction, each referred to by its [`Source`].
@@ -237,6 +239,17 @@ impl Steps {
             .collect::<Result<Vec<i64>, String>>()?;
         Ok(self.push(Some(suffix), Op::Reshape { target }, vec![from]))
     }
+
+    /// The steps, the last one the call's output, followed by `scores` (the attention
+    /// distribution) when the call returns it.
+    fn finish(mut self, scores: Option<Source>) -> Vec<Step> {
+        if let Some(Source::Step(s)) = scores {
+            let last = self.0.len() - 1;
+            self.0[last].output = Some(0);
+            self.0[s].output = Some(1);
+        }
+        self.0
+    }
 }
 
 /// The scalar value of a weight stored with shape `()` (or `[1]`).
@@ -249,14 +262,6 @@ fn scalar(name: &str, w: Option<&Weights>) -> Result<f32, String> {
         )),
         None => Err(format!("missing weight '{name}'")),
     }
-}
-
-/// Softmax over the last axis of a tensor of rank `rank`.
-fn softmax(rank: usize) -> Op {
-    Op::Activation(Activation::Axis {
-        func: AxisFn::Softmax,
-        axis: rank - 1,
-    })
 }
 
 /// Axis permutation swapping the last two of `rank` axes.
@@ -358,26 +363,15 @@ impl LayerKind for DenseAttention {
             scale_scores = scale.map(|w| scalar("scale", Some(w))).transpose()?;
             Op::MatMul
         };
-        let mut scores = steps.push(Some("scores"), scores_op, vec![Source::Input(0), kt]);
-        if let Some(s) = scale_scores {
-            let scale = Op::Affine {
-                center: None,
-                scale: vec![s],
-                shift: vec![0.0],
-                inner: 1,
-            };
-            scores = steps.push(Some("scale"), scale, vec![scores]);
-        }
-        if options.causal {
-            let mask = Op::AttentionMask {
-                causal: true,
-                window: None,
-            };
-            scores = steps.push(Some("mask"), mask, vec![scores]);
-        }
-        let weights = steps.push(Some("softmax"), softmax(rank), vec![scores]);
+        let scores = steps.push(Some("scores"), scores_op, vec![Source::Input(0), kt]);
+        let softmax = Op::AttentionSoftmax {
+            scale: scale_scores,
+            causal: options.causal,
+            window: None,
+        };
+        let weights = steps.push(Some("softmax"), softmax, vec![scores]);
         steps.push(None, Op::MatMul, vec![weights, Source::Input(1)]);
-        Ok(steps.0)
+        Ok(steps.finish(options.scores.then_some(weights)))
     }
 }
 
@@ -527,6 +521,15 @@ impl LayerKind for MultiHead {
         let (h, kd, vd) = (self.heads, self.key_dim, self.value_dim);
         let (tq, tv) = (numel(&q[..rank - 1]), numel(&v[..rank - 1]));
         let (dq, dv, dk) = (q[rank - 1], v[rank - 1], k[rank - 1]);
+        // Query positions `i >= tv + window - 1` see no key at all; Keras then returns the
+        // mean of the values or zeros depending on its code path.
+        if let Some(w) = self.sliding_window.filter(|&w| tq >= tv + w) {
+            return Err(format!(
+                "option 'sliding_window'={w} with {tq} query steps and {tv} key steps leaves \
+                 query steps {} (counting from 0) and later with no key to attend to, which is not supported",
+                tv + w - 1
+            ));
+        }
         let out_dims = self.output_shape.clone().unwrap_or_else(|| vec![dq]);
         let d_out = numel(&out_dims);
 
@@ -630,15 +633,24 @@ impl LayerKind for MultiHead {
             },
             vec![value],
         );
-        let mut scores = steps.push(Some("scores"), Op::MatMul, vec![query, key]);
-        if options.causal || self.sliding_window.is_some() {
-            let mask = Op::AttentionMask {
-                causal: options.causal,
-                window: self.sliding_window,
-            };
-            scores = steps.push(Some("mask"), mask, vec![scores]);
-        }
-        let probs = steps.push(Some("softmax"), softmax(3), vec![scores]);
+        let scores = steps.push(Some("scores"), Op::MatMul, vec![query, key]);
+        let softmax = Op::AttentionSoftmax {
+            scale: None,
+            causal: options.causal,
+            window: self.sliding_window,
+        };
+        let probs = steps.push(Some("softmax"), softmax, vec![scores]);
+        // Keras returns the scores as [heads, *query axes, *key axes].
+        let returned = match options.scores {
+            false => None,
+            true if rank == 2 => Some(probs),
+            true => {
+                let mut shape = vec![h];
+                shape.extend(&q[..rank - 1]);
+                shape.extend(&v[..rank - 1]);
+                Some(steps.reshape("attention_scores", probs, &shape)?)
+            }
+        };
         let context = steps.push(Some("context"), Op::MatMul, vec![probs, value]);
         let context = steps.push(
             Some("context_by_step"),
@@ -665,7 +677,7 @@ impl LayerKind for MultiHead {
                 .collect::<Result<Vec<i64>, String>>()?;
             steps.push(None, Op::Reshape { target }, vec![out]);
         }
-        Ok(steps.0)
+        Ok(steps.finish(returned))
     }
 }
 
@@ -754,12 +766,14 @@ mod tests {
             )
             .unwrap();
         let suffixes: Vec<Option<&str>> = steps.iter().map(|s| s.suffix.as_deref()).collect();
-        assert!(suffixes.contains(&Some("mask")));
         assert_eq!(suffixes.last(), Some(&None));
-        let mask = steps.iter().find(|s| s.suffix.as_deref() == Some("mask"));
+        let softmax = steps
+            .iter()
+            .find(|s| s.suffix.as_deref() == Some("softmax"));
         assert_eq!(
-            mask.map(|s| &s.op),
-            Some(&Op::AttentionMask {
+            softmax.map(|s| &s.op),
+            Some(&Op::AttentionSoftmax {
+                scale: None,
                 causal: true,
                 window: None
             })
@@ -810,7 +824,6 @@ mod tests {
             mha.call_steps(&[&[5, 4], &[5, 4]], &mha_weights(4, 2, 3), &kwargs(kw))
                 .unwrap_err()
         };
-        assert!(call(r#"{"return_attention_scores": true}"#).contains("return_attention_scores"));
         assert!(call(r#"{"use_flash": true}"#).contains("'use_flash'"));
         let err = mha
             .call_steps(
@@ -820,10 +833,91 @@ mod tests {
             )
             .unwrap_err();
         assert!(err.contains("use_causal_mask"), "{err}");
+        let window = kind(
+            "MultiHeadAttention",
+            r#"{"num_heads": 2, "key_dim": 3, "sliding_window": 2}"#,
+        )
+        .unwrap();
+        assert!(window
+            .steps(&[&[5, 4], &[4, 4]], &mha_weights(4, 2, 3))
+            .is_ok());
+        let err = window
+            .steps(&[&[6, 4], &[4, 4]], &mha_weights(4, 2, 3))
+            .unwrap_err();
+        assert!(
+            err.contains("'sliding_window'=2") && err.contains("steps 5"),
+            "{err}"
+        );
         let err = mha
             .steps(&[&[5, 4], &[5, 4]], &mha_weights(4, 2, 2))
             .unwrap_err();
         assert!(err.contains("query/kernel"), "{err}");
+    }
+
+    /// The steps marked as the call's outputs, by output index: (suffix, op).
+    fn outputs(steps: &[Step]) -> Vec<(Option<&str>, &Op)> {
+        let mut marked: Vec<(usize, Option<&str>, &Op)> = steps
+            .iter()
+            .filter_map(|s| s.output.map(|k| (k, s.suffix.as_deref(), &s.op)))
+            .collect();
+        marked.sort_by_key(|m| m.0);
+        marked.into_iter().map(|(_, s, op)| (s, op)).collect()
+    }
+
+    #[test]
+    fn return_attention_scores_adds_the_softmax_as_second_output() {
+        let scores = kwargs(r#"{"return_attention_scores": true, "use_causal_mask": true}"#);
+        for class in ["Attention", "AdditiveAttention"] {
+            let att = kind(class, r#"{"use_scale": false}"#).unwrap();
+            let steps = att.call_steps(&[&[5, 3], &[7, 3]], &[], &scores).unwrap();
+            let softmax = Op::AttentionSoftmax {
+                scale: None,
+                causal: true,
+                window: None,
+            };
+            assert_eq!(
+                outputs(&steps),
+                [(None, &Op::MatMul), (Some("softmax"), &softmax)],
+                "{class}"
+            );
+            // Without it, nothing is marked: the last step is the only output.
+            let plain = kwargs(r#"{"return_attention_scores": false}"#);
+            let steps = att.call_steps(&[&[5, 3], &[7, 3]], &[], &plain).unwrap();
+            assert!(outputs(&steps).is_empty());
+        }
+
+        let mha = kind("MultiHeadAttention", r#"{"num_heads": 2, "key_dim": 3}"#).unwrap();
+        let steps = mha
+            .call_steps(&[&[5, 4], &[7, 4]], &mha_weights(4, 2, 3), &scores)
+            .unwrap();
+        let marked = outputs(&steps);
+        assert_eq!(marked.len(), 2);
+        assert_eq!(marked[0].0, None);
+        assert_eq!(marked[1].0, Some("softmax"));
+        // Several attention axes: the scores are reshaped to [heads, *query, *key axes].
+        let steps = mha
+            .call_steps(
+                &[&[3, 4, 4], &[3, 4, 4]],
+                &mha_weights(4, 2, 3),
+                &kwargs(r#"{"return_attention_scores": true}"#),
+            )
+            .unwrap();
+        let marked = outputs(&steps);
+        assert_eq!(marked[1].0, Some("attention_scores"));
+        assert_eq!(
+            marked[1].1,
+            &Op::Reshape {
+                target: vec![2, 3, 4, 3, 4]
+            }
+        );
+        let err = mha
+            .call_steps(
+                &[&[5, 4], &[5, 4]],
+                &mha_weights(4, 2, 3),
+                &kwargs(r#"{"return_attention_scores": "yes"}"#),
+            )
+            .unwrap_err();
+        assert!(err.contains("'return_attention_scores'"), "{err}");
     }
 
     #[test]
@@ -840,7 +934,14 @@ mod tests {
         let scalar = |v: f32| Weights::new(vec![], vec![v]).unwrap();
         let dot = ops("Attention", r#"{"use_scale": true}"#, &[scalar(2.0)]);
         assert!(matches!(dot[1], Op::MatMul));
-        assert!(matches!(&dot[2], Op::Affine { scale, .. } if scale == &[2.0]));
+        assert!(matches!(
+            &dot[2],
+            Op::AttentionSoftmax {
+                scale: Some(s),
+                causal: false,
+                window: None
+            } if *s == 2.0
+        ));
         let concat = ops(
             "Attention",
             r#"{"use_scale": true, "score_mode": "concat"}"#,
