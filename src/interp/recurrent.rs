@@ -2,11 +2,23 @@
 //! time step after another, as Keras states them (`keras/src/layers/rnn/{lstm,gru,simple_rnn}.py`).
 
 use super::reference_math;
-use crate::ir::{Activation, Cell, Recurrent};
+use crate::ir::{Activation, Cell, Op, Recurrent};
 use crate::lower::expr;
 
-/// Runs the recurrence over `x` of shape `[steps, features]`.
-pub(super) fn eval(r: &Recurrent, x: &[f32], shape: &[usize]) -> Vec<f32> {
+/// Runs a recurrent node on its inputs (sequence, then any initial states); `None` for
+/// other ops.
+pub(super) fn eval_node(op: &Op, inputs: &[(&[f32], &[usize])]) -> Option<Vec<f32>> {
+    let Op::Recurrent(r) = op else {
+        return None;
+    };
+    let (x, shape) = inputs[0];
+    let states: Vec<&[f32]> = inputs[1..].iter().map(|(v, _)| *v).collect();
+    Some(eval(r, x, shape, &states))
+}
+
+/// Runs the recurrence over `x` of shape `[steps, features]` from the given initial
+/// states (h, then c for an LSTM; zero when not given).
+fn eval(r: &Recurrent, x: &[f32], shape: &[usize], states: &[&[f32]]) -> Vec<f32> {
     let (steps, features) = (shape[0], shape[1]);
     let (u, g) = (r.units, r.cell.gates());
     // Each activation's formula, built once.
@@ -18,8 +30,12 @@ pub(super) fn eval(r: &Recurrent, x: &[f32], shape: &[usize]) -> Vec<f32> {
         Some((_, Some(e))) => e.eval(v, &reference_math),
         _ => v,
     };
-    let mut h = vec![0.0f32; u];
-    let mut c = vec![0.0f32; u];
+    let mut h = states
+        .first()
+        .map_or_else(|| vec![0.0f32; u], |s| s.to_vec());
+    let mut c = states
+        .get(1)
+        .map_or_else(|| vec![0.0f32; u], |s| s.to_vec());
     let mut out = vec![0.0f32; r.main_len(steps)];
     // `x · W + b_input` and `h · U (+ b_recurrent)` for one step.
     let input_part = |t: usize| -> Vec<f32> {

@@ -193,6 +193,9 @@ impl Op {
         if let Some(shape) = super::shape::infer(self, inputs) {
             return shape;
         }
+        if let Op::Recurrent(r) = self {
+            return r.output_shape(inputs);
+        }
         let [input] = inputs else {
             return Err(format!("expects one input, got {}", inputs.len()));
         };
@@ -255,7 +258,6 @@ impl Op {
             }
             Op::Reshape { target } => reshape(input, target),
             Op::Identity => Ok(input.to_vec()),
-            Op::Recurrent(r) => r.output_shape(input),
             _ => Err("no shape rule for this op".into()),
         }
     }

@@ -48,7 +48,9 @@ impl Cell {
     }
 }
 
-/// A recurrent layer over `[steps, features]`, initial state zero.
+/// A recurrent layer over `[steps, features]`. Its inputs: the sequence, then (with
+/// `initial_state`) one `[units]` tensor per state (h, then c for an LSTM); without
+/// them the initial state is zero.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Recurrent {
     pub cell: Cell,
@@ -71,6 +73,8 @@ pub struct Recurrent {
     /// Appends the final states (h, then c for an LSTM) to the output, which is then flat:
     /// `[output values..., states...]`.
     pub return_state: bool,
+    /// Takes the initial states as inputs `1..=cell.states()`.
+    pub initial_state: bool,
 }
 
 impl Recurrent {
@@ -83,7 +87,31 @@ impl Recurrent {
         }
     }
 
-    pub fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>, String> {
+    /// Number of inputs: the sequence, then the initial states if given.
+    pub fn arity(&self) -> usize {
+        1 + if self.initial_state {
+            self.cell.states()
+        } else {
+            0
+        }
+    }
+
+    pub fn output_shape(&self, inputs: &[&[usize]]) -> Result<Vec<usize>, String> {
+        if inputs.len() != self.arity() {
+            return Err(format!(
+                "expects {} inputs (the sequence and {} initial states), got {}",
+                self.arity(),
+                self.arity() - 1,
+                inputs.len()
+            ));
+        }
+        if let Some(bad) = inputs[1..].iter().find(|s| **s != [self.units]) {
+            return Err(format!(
+                "an initial state has shape {bad:?}, expected [{}]",
+                self.units
+            ));
+        }
+        let input = inputs[0];
         let [steps, features] = input[..] else {
             return Err(format!(
                 "a recurrent layer needs an input of shape [steps, features], got {input:?}"

@@ -122,7 +122,23 @@ pub fn recurrent(
         (None, _) => (None, None),
     };
     let states = r.cell.states() * u;
-    let mut out = for_("k", states, vec![Stmt::WorkStore(at("k"), Val::Const(0.0))]);
+    // The state starts at zero, or at the initial states (inputs 1, 2: h, c).
+    let mut out = if r.initial_state {
+        (0..r.cell.states())
+            .flat_map(|j| {
+                for_(
+                    "k",
+                    u,
+                    vec![Stmt::WorkStore(
+                        off(j * u, "k"),
+                        Val::load(Buf::In(1 + j), at("k")),
+                    )],
+                )
+            })
+            .collect()
+    } else {
+        for_("k", states, vec![Stmt::WorkStore(at("k"), Val::Const(0.0))])
+    };
 
     // Time indices: `s` counts processing steps; `t` is the input row, `row` the output row.
     let mut body = Vec::new();

@@ -114,9 +114,11 @@ pub(crate) fn order_arguments(
     if keywords.is_empty() {
         return Ok((0..positional).collect());
     }
-    let mut slots: Vec<Option<usize>> = vec![None; names.len().max(positional)];
+    // Each argument's tensors: one, or several for a list argument (`initial_state=[h,
+    // c]`, whose tensors come as consecutive keywords of the same name).
+    let mut slots: Vec<Vec<usize>> = vec![Vec::new(); names.len().max(positional)];
     for (k, slot) in slots.iter_mut().enumerate().take(positional) {
-        *slot = Some(k);
+        slot.push(k);
     }
     for (j, key) in keywords.iter().enumerate() {
         let Some(at) = names.iter().position(|n| n == key) else {
@@ -125,16 +127,17 @@ pub(crate) fn order_arguments(
                 esc(key)
             ));
         };
-        if slots[at].is_some() {
+        let continues = j > 0 && keywords[j - 1] == *key;
+        if !slots[at].is_empty() && !continues {
             return Err(format!(
                 "is given argument '{}' both by position and by keyword",
                 esc(key)
             ));
         }
-        slots[at] = Some(positional + j);
+        slots[at].push(positional + j);
     }
-    let given = slots.iter().take_while(|s| s.is_some()).count();
-    if slots[given..].iter().any(Option::is_some) {
+    let given = slots.iter().take_while(|s| !s.is_empty()).count();
+    if slots[given..].iter().any(|s| !s.is_empty()) {
         return Err(format!(
             "is called without its argument '{}' but with later ones",
             esc(names.get(given).copied().unwrap_or("?"))
