@@ -120,6 +120,10 @@ pub enum Op {
     AttentionMask { causal: bool, window: Option<usize> },
     /// LSTM, GRU or SimpleRNN over `[steps, features]` (see [`Recurrent`]).
     Recurrent(Box<Recurrent>),
+    /// A Keras mask as 1.0 (keep) / 0.0 (masked): `x != value` elementwise (Embedding
+    /// `mask_zero`), or with `reduce_last` `any(x[..., f] != value)` over the last axis,
+    /// which it drops (Masking). NaN differs from every value.
+    SequenceMask { value: f32, reduce_last: bool },
     /// Normalisation over groups of elements (LayerNormalization, GroupNormalization,
     /// UnitNormalization). The input is viewed as the axes of `view` (row-major, their
     /// lengths multiply to the input's length); statistics are taken over the `reduced`
@@ -327,7 +331,7 @@ impl Op {
     /// input and output.
     pub fn workspace_len(&self) -> usize {
         match self {
-            Op::Recurrent(r) => r.cell.workspace(r.units),
+            Op::Recurrent(r) => r.workspace(),
             _ => 0,
         }
     }

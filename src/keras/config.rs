@@ -63,6 +63,11 @@ pub(crate) struct Call {
     /// Other keyword arguments (not `training`, not an empty `mask`), such as
     /// `use_causal_mask`; the layer decides whether it supports them.
     pub kwargs: Map<String, Value>,
+    /// Keras 3 positional arguments that are not tensors (`not_equal(x, 0)`'s 0).
+    pub constants: Vec<Value>,
+    /// A Keras 3 functional node: masks are explicit (`mask=` keyword tensors made by op
+    /// layers) rather than propagated from layer to layer.
+    pub explicit_masks: bool,
 }
 
 impl Call {
@@ -520,11 +525,21 @@ fn parse_inbound_nodes(value: &Value) -> Result<Vec<Call>, String> {
 }
 
 fn keras3_node(obj: &Map<String, Value>) -> Result<Call, String> {
-    let mut call = Call::default();
+    let mut call = Call {
+        explicit_masks: true,
+        ..Call::default()
+    };
     collect_tensors(obj.get("args").unwrap_or(&Value::Null), &mut call.inputs, 0)?;
+    if let Some(Value::Array(args)) = obj.get("args") {
+        call.constants = args
+            .iter()
+            .filter(|a| a.is_number() || a.is_boolean())
+            .cloned()
+            .collect();
+    }
     if let Some(Value::Object(kwargs)) = obj.get("kwargs") {
         for (key, value) in kwargs {
-            if is_keras_tensor(value) && key != "mask" {
+            if is_keras_tensor(value) {
                 let mut found = Vec::new();
                 collect_tensors(value, &mut found, 0)?;
                 add_keyword_tensor(&mut call, key, found);

@@ -25,6 +25,8 @@ struct Rnn {
     go_backwards: bool,
     return_sequences: bool,
     return_state: bool,
+    /// Masked steps output zeros (else the previous output).
+    zero_output_for_mask: bool,
 }
 
 /// Recurrent layer classes this file converts (`RNN` wrapping one of the cells).
@@ -48,7 +50,8 @@ pub(super) fn parse(
 /// A layer's own options (sequence handling); its cell's options are in the same config
 /// for LSTM, GRU and SimpleRNN, in `cell` for `RNN`.
 fn parse_rnn(class: &str, options: &mut Options, version: KerasVersion) -> Option<Rnn> {
-    options.ignore(&["unroll", "use_cudnn", "zero_output_for_mask"]);
+    options.ignore(&["unroll", "use_cudnn"]);
+    let zero_output_for_mask = options.bool("zero_output_for_mask", false);
     if options.bool("stateful", false) {
         options.problems.push(
             "option 'stateful'=true is not supported (the generated code starts every call \
@@ -85,6 +88,7 @@ fn parse_rnn(class: &str, options: &mut Options, version: KerasVersion) -> Optio
         go_backwards,
         return_sequences,
         return_state,
+        zero_output_for_mask,
     })
 }
 
@@ -238,6 +242,7 @@ impl Rnn {
         weights: &[Weights],
         reverse_sequences: bool,
         initial_state: bool,
+        masked: bool,
     ) -> Result<Op, String> {
         let [_steps, features] = input[..] else {
             return Err(format!(
@@ -273,6 +278,8 @@ impl Rnn {
             reverse_sequences,
             return_state: self.return_state,
             initial_state,
+            masked,
+            zero_output_for_mask: self.zero_output_for_mask,
         })))
     }
 
@@ -388,9 +395,35 @@ impl LayerKind for Rnn {
     }
 
     fn steps(&self, inputs: &[&[usize]], weights: &[Weights]) -> Result<Vec<Step>, String> {
-        let initial = self.initial_states(inputs, 1)?;
+        self.call_nodes(inputs, weights, false)
+    }
+
+    fn masked_steps(
+        &self,
+        inputs: &[&[usize]],
+        weights: &[Weights],
+    ) -> Option<Result<Vec<Step>, String>> {
+        Some(self.call_nodes(inputs, weights, true))
+    }
+
+    fn mask_outputs(&self) -> usize {
+        usize::from(self.return_sequences)
+    }
+}
+
+impl Rnn {
+    /// The nodes of a call on `inputs` (sequence, initial states, then the mask if
+    /// `masked`).
+    fn call_nodes(
+        &self,
+        inputs: &[&[usize]],
+        weights: &[Weights],
+        masked: bool,
+    ) -> Result<Vec<Step>, String> {
+        let tensors = &inputs[..inputs.len() - usize::from(masked)];
+        let initial = self.initial_states(tensors, 1)?;
         let input = inputs[0];
-        let op = self.op(input, weights, false, initial)?;
+        let op = self.op(input, weights, false, initial, masked)?;
         let sources = (0..inputs.len()).map(Source::Input).collect();
         let mut steps = vec![Step::new(None, op, sources)];
         if self.return_state {
@@ -535,6 +568,36 @@ impl LayerKind for Bidirectional {
     }
 
     fn steps(&self, inputs: &[&[usize]], weights: &[Weights]) -> Result<Vec<Step>, String> {
+        self.call_nodes(inputs, weights, false)
+    }
+
+    fn masked_steps(
+        &self,
+        inputs: &[&[usize]],
+        weights: &[Weights],
+    ) -> Option<Result<Vec<Step>, String>> {
+        Some(self.call_nodes(inputs, weights, true))
+    }
+
+    fn mask_outputs(&self) -> usize {
+        match (self.forward.return_sequences, self.merge) {
+            (false, _) => 0,
+            (true, MergeMode::Both) => 2,
+            (true, _) => 1,
+        }
+    }
+}
+
+impl Bidirectional {
+    /// The nodes of a call on `inputs` (sequence, forward then backward initial states,
+    /// then the mask if `masked`).
+    fn call_nodes(
+        &self,
+        all: &[&[usize]],
+        weights: &[Weights],
+        masked: bool,
+    ) -> Result<Vec<Step>, String> {
+        let inputs = &all[..all.len() - usize::from(masked)];
         // Initial states: the forward layer's, then the backward layer's (as Keras splits
         // the list in halves).
         if self.forward.cell.states() != self.backward.cell.states() && inputs.len() > 1 {
@@ -551,16 +614,24 @@ impl LayerKind for Bidirectional {
         let (fw, bw) = weights.split_at(split.min(weights.len()));
         let both = self.merge == MergeMode::Both;
         let state = self.forward.return_state;
-        let forward_op = self.forward.op(input, fw, false, initial)?;
-        let backward_op = self.backward.op(input, bw, true, initial)?;
+        // Keras makes both directions output zeros at masked steps when they return
+        // sequences (`zero_output_for_mask = return_sequences`).
+        let zero = |rnn: &Rnn| Rnn {
+            zero_output_for_mask: rnn.return_sequences,
+            ..rnn.clone()
+        };
+        let forward_op = zero(&self.forward).op(input, fw, false, initial, masked)?;
+        let backward_op = zero(&self.backward).op(input, bw, true, initial, masked)?;
         let n = if initial {
             self.forward.cell.states()
         } else {
             0
         };
+        let mask = masked.then_some(Source::Input(all.len() - 1));
         let sources = |first: usize| {
             std::iter::once(Source::Input(0))
                 .chain((first..first + n).map(Source::Input))
+                .chain(mask)
                 .collect::<Vec<_>>()
         };
         // The node named after the layer: the merge, or the forward direction when the
