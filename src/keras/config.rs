@@ -65,9 +65,6 @@ pub(crate) struct Call {
     pub kwargs: Map<String, Value>,
     /// Keras 3 positional arguments that are not tensors (`not_equal(x, 0)`'s 0).
     pub constants: Vec<Value>,
-    /// A Keras 3 functional node: masks are explicit (`mask=` keyword tensors made by op
-    /// layers) rather than propagated from layer to layer.
-    pub explicit_masks: bool,
 }
 
 impl Call {
@@ -525,10 +522,7 @@ fn parse_inbound_nodes(value: &Value) -> Result<Vec<Call>, String> {
 }
 
 fn keras3_node(obj: &Map<String, Value>) -> Result<Call, String> {
-    let mut call = Call {
-        explicit_masks: true,
-        ..Call::default()
-    };
+    let mut call = Call::default();
     collect_tensors(obj.get("args").unwrap_or(&Value::Null), &mut call.inputs, 0)?;
     if let Some(Value::Array(args)) = obj.get("args") {
         call.constants = args

@@ -482,8 +482,9 @@ impl<'a> Builder<'a> {
                 .collect();
         // Keras masks: made by a source (which ignores any incoming one), passed on, or
         // consumed by a recurrent layer (as one more input); anything else is rejected.
-        // Keras 3 functional nodes name their masks explicitly; elsewhere (tf_keras, a
-        // Sequential's chain) they follow the layers.
+        // Keras 3 functional nodes pass masks to the layers that take a `mask` argument
+        // explicitly; masks also follow the layers (tf_keras, a Sequential's chain, and
+        // Keras 3 layers that read them from their inputs, such as MultiHeadAttention).
         let source = kind.mask_source();
         let incoming: Vec<(usize, super::mask::MaskRef)> = match explicit_mask {
             Some(mask) => vec![(
@@ -497,7 +498,6 @@ impl<'a> Builder<'a> {
                         .unwrap_or_else(|| "an input".into()),
                 },
             )],
-            None if call.explicit_masks => Vec::new(),
             None => inputs
                 .iter()
                 .enumerate()

@@ -70,7 +70,6 @@ pub(crate) fn flatten(mut model: ModelConfig, depth: usize) -> Result<ModelConfi
                         keywords: call.keywords.clone(),
                         kwargs: call.kwargs.clone(),
                         constants: call.constants.clone(),
-                        explicit_masks: call.explicit_masks,
                     });
                 }
             }
