@@ -169,3 +169,71 @@ impl LayerKind for AnyLast {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::parse;
+    use super::*;
+    use crate::keras::config::{KerasVersion, LayerEntry};
+
+    fn kind(class: &str, config: &str) -> Result<Box<dyn LayerKind>, Vec<String>> {
+        let entry = LayerEntry::new(
+            "m".into(),
+            class.into(),
+            serde_json::from_str(config).unwrap(),
+        );
+        parse(&entry, KerasVersion::KERAS3)
+    }
+
+    #[test]
+    fn masking_zeroes_and_makes_the_mask() {
+        let masking = kind("Masking", r#"{"mask_value": -1.0}"#).unwrap();
+        assert_eq!(masking.mask_source(), Some(MaskSource::Step(0)));
+        let steps = masking.steps(&[&[5, 3]], &[]).unwrap();
+        assert_eq!(
+            steps[0].op,
+            Op::SequenceMask {
+                value: -1.0,
+                reduce_last: true
+            }
+        );
+        assert_eq!(steps[0].op.output_shape(&[&[5, 3]]).unwrap(), [5]);
+        assert!(masking.steps(&[&[5]], &[]).is_err());
+        let err = kind("Masking", r#"{"mask_value": "x"}"#).unwrap_err();
+        assert!(err[0].contains("'mask_value'"), "{err:?}");
+    }
+
+    #[test]
+    fn keras3_mask_ops() {
+        let not_equal = kind("NotEqual", r#"{"name": "not_equal"}"#).unwrap();
+        let args = |v: Value| {
+            let mut m = Map::new();
+            m.insert("args".into(), v);
+            m
+        };
+        let steps = not_equal
+            .call_steps(&[&[7]], &[], &args(serde_json::json!([0])))
+            .unwrap();
+        assert_eq!(
+            steps[0].op,
+            Op::SequenceMask {
+                value: 0.0,
+                reduce_last: false
+            }
+        );
+        let err = not_equal
+            .call_steps(&[&[7], &[7]], &[], &args(serde_json::json!([])))
+            .unwrap_err();
+        assert!(err.contains("two tensors"), "{err}");
+        let err = not_equal
+            .call_steps(&[&[7]], &[], &args(serde_json::json!(["a"])))
+            .unwrap_err();
+        assert!(err.contains("not_equal with arguments"), "{err}");
+        let any = kind("Any", r#"{"axis": -1, "keepdims": false}"#).unwrap();
+        assert!(any.build(&[7, 3], &[]).is_ok());
+        let any = kind("Any", r#"{"axis": 1, "keepdims": false}"#).unwrap();
+        assert!(any.build(&[7, 3], &[]).unwrap_err().contains("axis 1"));
+        let err = kind("Any", r#"{"axis": -1, "keepdims": true}"#).unwrap_err();
+        assert!(err[0].contains("'keepdims'"), "{err:?}");
+    }
+}
