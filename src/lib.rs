@@ -203,7 +203,16 @@ fn check_integer_inputs(graph: &ir::Graph, path: &Path) -> Result<()> {
         .iter()
         .filter(|i| i.dtype == ir::InputDtype::I32)
         .flat_map(|i| graph.consumers(i.tensor).into_iter().map(move |n| (i, n)))
-        .filter(|&(_, n)| !matches!(graph.nodes[n].op, ir::Op::Embedding { .. }))
+        .filter(|&(_, n)| {
+            !matches!(
+                graph.nodes[n].op,
+                ir::Op::Embedding { .. }
+                    | ir::Op::SequenceMask {
+                        reduce_last: false,
+                        ..
+                    }
+            )
+        })
         .map(|(input, n)| error::LayerProblem {
             layer: graph.nodes[n].name.clone(),
             class: graph.nodes[n].class.clone(),

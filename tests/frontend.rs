@@ -1185,3 +1185,30 @@ fn an_integer_input_cannot_be_a_model_output() {
         "{problems:?}"
     );
 }
+
+/// A Keras 3 mask (`mask=` tensor) reaching a layer other than a recurrent one is
+/// rejected by name, never dropped.
+#[test]
+fn masks_reaching_other_layers_are_rejected() {
+    let (Some(weights), Some(arch)) = (
+        fixture("mask_masking_gru.weights.h5"),
+        fixture("mask_masking_gru.arch.json"),
+    ) else {
+        return;
+    };
+    let mut doc: Value = serde_json::from_str(&std::fs::read_to_string(&arch).unwrap()).unwrap();
+    let layers = doc["config"]["layers"].as_array_mut().unwrap();
+    let act = layers.iter_mut().find(|l| l["name"] == "act").unwrap();
+    act["inbound_nodes"][0]["kwargs"]["mask"] = serde_json::json!({
+        "class_name": "__keras_tensor__",
+        "config": {"shape": [null, 8], "dtype": "bool", "keras_history": ["any", 0, 0]}
+    });
+    let config = serde_json::to_vec(&doc).unwrap();
+    let bytes = std::fs::read(&weights).unwrap();
+    let problems = layer_problems(load_bytes(&weights, &bytes, Some((&arch, &config))));
+    assert_eq!(problems[0].layer, "act", "{problems:?}");
+    assert!(
+        problems[0].message.contains("mask") && problems[0].message.contains("'any'"),
+        "{problems:?}"
+    );
+}

@@ -73,7 +73,7 @@ fn a_missing_output_index_is_reported() {
 }
 
 #[test]
-fn stateful_and_initial_state_are_rejected() {
+fn stateful_and_wrong_initial_states_are_rejected() {
     let (path, mut doc) = fixture("lstm_state.interchange.json");
     layer(&mut doc, "lstm")["config"]["stateful"] = true.into();
     let err = problems(load(&path, &doc));
@@ -82,14 +82,21 @@ fn stateful_and_initial_state_are_rejected() {
         "{err:?}"
     );
 
-    // `lstm(x, initial_state=[h0, c0])`: a tensor keyword argument.
+    // `lstm(x, initial_state=[x, x])`: states of the wrong shape, or too few.
     let (path, mut doc) = fixture("lstm_state.interchange.json");
     let x = layer(&mut doc, "lstm")["inbound_nodes"][0]["args"][0].clone();
     layer(&mut doc, "lstm")["inbound_nodes"][0]["kwargs"]["initial_state"] =
-        Value::Array(vec![x.clone(), x]);
+        Value::Array(vec![x.clone(), x.clone()]);
     let err = problems(load(&path, &doc));
     assert!(
-        err[0].starts_with("lstm (LSTM)") && err[0].contains("'initial_state'"),
+        err[0].starts_with("lstm (LSTM)") && err[0].contains("initial state of shape [8, 5]"),
+        "{err:?}"
+    );
+    let (path, mut doc) = fixture("lstm_state.interchange.json");
+    layer(&mut doc, "lstm")["inbound_nodes"][0]["kwargs"]["initial_state"] = Value::Array(vec![x]);
+    let err = problems(load(&path, &doc));
+    assert!(
+        err[0].starts_with("lstm (LSTM)") && err[0].contains("1 initial state tensor(s)"),
         "{err:?}"
     );
 }

@@ -42,6 +42,7 @@ pub fn run(graph: &Graph, inputs: &[Vec<f32>]) -> Result<Vec<Vec<f32>>, String> 
             .map(|&t| (&values[t][..], graph.shape(t)))
             .collect();
         let y = match attention::eval(&node.op, &inputs)
+            .or_else(|| recurrent::eval_node(&node.op, &inputs))
             .or_else(|| spatial::eval(&node.op, &inputs, &pre_activation_shape(node, graph)))
         {
             Some(y) => match &node.op {
@@ -138,7 +139,6 @@ fn eval(op: &Op, x: &[f32], shape: &[usize]) -> Vec<f32> {
             })
             .collect(),
         Op::Reshape { .. } | Op::Identity => x.to_vec(),
-        Op::Recurrent(r) => recurrent::eval(r, x, shape),
         Op::Normalize { .. } | Op::Embedding { .. } => norm::eval(op, x),
         // Evaluated in spatial.rs.
         _ => Vec::new(),

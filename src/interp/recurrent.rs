@@ -2,11 +2,53 @@
 //! time step after another, as Keras states them (`keras/src/layers/rnn/{lstm,gru,simple_rnn}.py`).
 
 use super::reference_math;
-use crate::ir::{Activation, Cell, Recurrent};
+use crate::ir::{Activation, Cell, Op, Recurrent};
 use crate::lower::expr;
 
-/// Runs the recurrence over `x` of shape `[steps, features]`.
-pub(super) fn eval(r: &Recurrent, x: &[f32], shape: &[usize]) -> Vec<f32> {
+/// Runs a recurrent node on its inputs (sequence, then any initial states); `None` for
+/// other ops.
+pub(super) fn eval_node(op: &Op, inputs: &[(&[f32], &[usize])]) -> Option<Vec<f32>> {
+    match op {
+        Op::Recurrent(r) => {
+            let (x, shape) = inputs[0];
+            let states: Vec<&[f32]> = inputs[1..1 + r.state_inputs()]
+                .iter()
+                .map(|(v, _)| *v)
+                .collect();
+            let mask = r.masked.then(|| inputs[inputs.len() - 1].0);
+            Some(eval(r, x, shape, &states, mask))
+        }
+        Op::SequenceMask { value, reduce_last } => {
+            let (x, shape) = inputs[0];
+            // 0.0 where every compared value equals `value` (NaN equals nothing).
+            let keep = |row: &[f32]| {
+                if row.iter().all(|&v| v == *value) {
+                    0.0
+                } else {
+                    1.0
+                }
+            };
+            Some(if *reduce_last {
+                let f = shape.last().copied().unwrap_or(1).max(1);
+                x.chunks(f).map(keep).collect()
+            } else {
+                x.chunks(1).map(keep).collect()
+            })
+        }
+        _ => None,
+    }
+}
+
+/// Runs the recurrence over `x` of shape `[steps, features]` from the given initial
+/// states (h, then c for an LSTM; zero when not given), skipping the steps `mask`
+/// (1.0 keep, 0.0 skip) masks as Keras does.
+fn eval(
+    r: &Recurrent,
+    x: &[f32],
+    shape: &[usize],
+    states: &[&[f32]],
+    mask: Option<&[f32]>,
+) -> Vec<f32> {
     let (steps, features) = (shape[0], shape[1]);
     let (u, g) = (r.units, r.cell.gates());
     // Each activation's formula, built once.
@@ -18,8 +60,12 @@ pub(super) fn eval(r: &Recurrent, x: &[f32], shape: &[usize]) -> Vec<f32> {
         Some((_, Some(e))) => e.eval(v, &reference_math),
         _ => v,
     };
-    let mut h = vec![0.0f32; u];
-    let mut c = vec![0.0f32; u];
+    let mut h = states
+        .first()
+        .map_or_else(|| vec![0.0f32; u], |s| s.to_vec());
+    let mut c = states
+        .get(1)
+        .map_or_else(|| vec![0.0f32; u], |s| s.to_vec());
     let mut out = vec![0.0f32; r.main_len(steps)];
     // `x · W + b_input` and `h · U (+ b_recurrent)` for one step.
     let input_part = |t: usize| -> Vec<f32> {
@@ -44,8 +90,26 @@ pub(super) fn eval(r: &Recurrent, x: &[f32], shape: &[usize]) -> Vec<f32> {
         }
         z
     };
+    // The last output (Keras's `prev_output`): what a masked step emits.
+    let mut last = vec![0.0f32; u];
+    let row_of = |s: usize| {
+        if r.reverse_sequences {
+            steps - 1 - s
+        } else {
+            s
+        }
+    };
     for s in 0..steps {
         let t = if r.go_backwards { steps - 1 - s } else { s };
+        if mask.is_some_and(|m| m[t] == 0.0) {
+            if r.zero_output_for_mask {
+                last.fill(0.0);
+            }
+            if r.return_sequences {
+                out[row_of(s) * u..(row_of(s) + 1) * u].copy_from_slice(&last);
+            }
+            continue;
+        }
         let zx = input_part(t);
         match r.cell {
             Cell::Lstm => {
@@ -99,17 +163,14 @@ pub(super) fn eval(r: &Recurrent, x: &[f32], shape: &[usize]) -> Vec<f32> {
                 }
             }
         }
+        last.copy_from_slice(&h);
         if r.return_sequences {
-            let row = if r.reverse_sequences {
-                steps - 1 - s
-            } else {
-                s
-            };
+            let row = row_of(s);
             out[row * u..(row + 1) * u].copy_from_slice(&h);
         }
     }
     if !r.return_sequences {
-        out.copy_from_slice(&h);
+        out.copy_from_slice(&last);
     }
     if r.return_state {
         out.extend_from_slice(&h);

@@ -125,6 +125,10 @@ pub enum Op {
     },
     /// LSTM, GRU or SimpleRNN over `[steps, features]` (see [`Recurrent`]).
     Recurrent(Box<Recurrent>),
+    /// A Keras mask as 1.0 (keep) / 0.0 (masked): `x != value` elementwise (Embedding
+    /// `mask_zero`), or with `reduce_last` `any(x[..., f] != value)` over the last axis,
+    /// which it drops (Masking). NaN differs from every value.
+    SequenceMask { value: f32, reduce_last: bool },
     /// Normalisation over groups of elements (LayerNormalization, GroupNormalization,
     /// UnitNormalization). The input is viewed as the axes of `view` (row-major, their
     /// lengths multiply to the input's length); statistics are taken over the `reduced`
@@ -198,6 +202,9 @@ impl Op {
         if let Some(shape) = super::shape::infer(self, inputs) {
             return shape;
         }
+        if let Op::Recurrent(r) = self {
+            return r.output_shape(inputs);
+        }
         let [input] = inputs else {
             return Err(format!("expects one input, got {}", inputs.len()));
         };
@@ -260,7 +267,6 @@ impl Op {
             }
             Op::Reshape { target } => reshape(input, target),
             Op::Identity => Ok(input.to_vec()),
-            Op::Recurrent(r) => r.output_shape(input),
             _ => Err("no shape rule for this op".into()),
         }
     }
@@ -330,7 +336,7 @@ impl Op {
     /// input and output.
     pub fn workspace_len(&self) -> usize {
         match self {
-            Op::Recurrent(r) => r.cell.workspace(r.units),
+            Op::Recurrent(r) => r.workspace(),
             _ => 0,
         }
     }

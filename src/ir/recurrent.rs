@@ -48,7 +48,9 @@ impl Cell {
     }
 }
 
-/// A recurrent layer over `[steps, features]`, initial state zero.
+/// A recurrent layer over `[steps, features]`. Its inputs: the sequence, then (with
+/// `initial_state`) one `[units]` tensor per state (h, then c for an LSTM); without
+/// them the initial state is zero.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Recurrent {
     pub cell: Cell,
@@ -71,6 +73,15 @@ pub struct Recurrent {
     /// Appends the final states (h, then c for an LSTM) to the output, which is then flat:
     /// `[output values..., states...]`.
     pub return_state: bool,
+    /// Takes the initial states as inputs `1..=cell.states()`.
+    pub initial_state: bool,
+    /// Takes a Keras mask `[steps]` (1.0 keep, 0.0 masked; a [`super::Op::SequenceMask`])
+    /// as its last input. A masked step keeps the state and outputs the previous step's
+    /// output (zero before the first unmasked step).
+    pub masked: bool,
+    /// With `masked`: a masked step outputs zeros instead (`zero_output_for_mask`; a
+    /// Bidirectional forces it to `return_sequences`).
+    pub zero_output_for_mask: bool,
 }
 
 impl Recurrent {
@@ -83,12 +94,59 @@ impl Recurrent {
         }
     }
 
-    pub fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>, String> {
+    /// Number of inputs: the sequence, then the initial states if given.
+    pub fn arity(&self) -> usize {
+        1 + usize::from(self.masked)
+            + if self.initial_state {
+                self.cell.states()
+            } else {
+                0
+            }
+    }
+
+    /// Number of initial-state inputs.
+    pub fn state_inputs(&self) -> usize {
+        if self.initial_state {
+            self.cell.states()
+        } else {
+            0
+        }
+    }
+
+    /// Scratch values: the cell's, plus the last output when masked.
+    pub fn workspace(&self) -> usize {
+        self.cell.workspace(self.units) + if self.masked { self.units } else { 0 }
+    }
+
+    pub fn output_shape(&self, inputs: &[&[usize]]) -> Result<Vec<usize>, String> {
+        if inputs.len() != self.arity() {
+            return Err(format!(
+                "expects {} inputs (the sequence, {} initial states{}), got {}",
+                self.arity(),
+                self.state_inputs(),
+                if self.masked { ", the mask" } else { "" },
+                inputs.len()
+            ));
+        }
+        let states = &inputs[1..1 + self.state_inputs()];
+        if let Some(bad) = states.iter().find(|s| **s != [self.units]) {
+            return Err(format!(
+                "an initial state has shape {bad:?}, expected [{}]",
+                self.units
+            ));
+        }
+        let input = inputs[0];
         let [steps, features] = input[..] else {
             return Err(format!(
                 "a recurrent layer needs an input of shape [steps, features], got {input:?}"
             ));
         };
+        if self.masked && inputs[inputs.len() - 1] != [steps] {
+            return Err(format!(
+                "the mask has shape {:?}, expected [{steps}]",
+                inputs[inputs.len() - 1]
+            ));
+        }
         let (u, g) = (self.units, self.cell.gates());
         if self.kernel.shape != [features, g * u] {
             return Err(format!(

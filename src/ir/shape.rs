@@ -171,6 +171,15 @@ pub fn infer(op: &Op, inputs: &[&[usize]]) -> Option<Result<Vec<usize>, String>>
         Op::Normalize {
             view, gamma, beta, ..
         } => one(inputs).and_then(|x| super::norm_shape::normalize(x, view, gamma, beta)),
+        Op::SequenceMask { reduce_last, .. } => one(inputs).and_then(|x| {
+            if !reduce_last {
+                return Ok(x.to_vec());
+            }
+            match x {
+                [lead @ .., _] if !lead.is_empty() => Ok(lead.to_vec()),
+                _ => Err(format!("needs an input of rank 2 or more, got {x:?}")),
+            }
+        }),
         Op::Embedding { table } => one(inputs).and_then(|x| super::norm_shape::embedding(x, table)),
         _ => return None,
     };

@@ -63,6 +63,8 @@ pub(crate) struct Call {
     /// Other keyword arguments (not `training`, not an empty `mask`), such as
     /// `use_causal_mask`; the layer decides whether it supports them.
     pub kwargs: Map<String, Value>,
+    /// Keras 3 positional arguments that are not tensors (`not_equal(x, 0)`'s 0).
+    pub constants: Vec<Value>,
 }
 
 impl Call {
@@ -522,12 +524,24 @@ fn parse_inbound_nodes(value: &Value) -> Result<Vec<Call>, String> {
 fn keras3_node(obj: &Map<String, Value>) -> Result<Call, String> {
     let mut call = Call::default();
     collect_tensors(obj.get("args").unwrap_or(&Value::Null), &mut call.inputs, 0)?;
+    if let Some(Value::Array(args)) = obj.get("args") {
+        call.constants = args
+            .iter()
+            .filter(|a| a.is_number() || a.is_boolean())
+            .cloned()
+            .collect();
+    }
     if let Some(Value::Object(kwargs)) = obj.get("kwargs") {
         for (key, value) in kwargs {
-            if is_keras_tensor(value) && key != "mask" {
+            if is_keras_tensor(value) {
                 let mut found = Vec::new();
                 collect_tensors(value, &mut found, 0)?;
                 add_keyword_tensor(&mut call, key, found);
+            } else if key == LIST_KEYWORD && is_tensor_list(value) {
+                // A list of tensors (`initial_state=[h, c]`): one keyword per tensor.
+                let mut found = Vec::new();
+                collect_tensors(value, &mut found, 0)?;
+                add_keyword_tensors(&mut call, key, found);
             } else {
                 read_kwarg(&mut call, key, value, contains_tensor(value, 0));
             }
@@ -547,10 +561,19 @@ fn keras2_node(items: &[Value]) -> Result<Call, String> {
         };
         // A list input repeats the call's keyword arguments on every element.
         for (key, value) in kwargs {
-            match keras2_tensor(value) {
-                Some(tensor) if key != "mask" => {
+            let list = value.as_array().filter(|items| {
+                !items.is_empty() && items.iter().all(|v| keras2_tensor(v).is_some())
+            });
+            match (keras2_tensor(value), list) {
+                (Some(tensor), _) if key != "mask" => {
                     if !keyword_tensors.iter().any(|(k, _)| k == key) {
-                        keyword_tensors.push((key.clone(), tensor));
+                        keyword_tensors.push((key.clone(), vec![tensor]));
+                    }
+                }
+                (None, Some(items)) if key == LIST_KEYWORD => {
+                    if !keyword_tensors.iter().any(|(k, _)| k == key) {
+                        let tensors = items.iter().filter_map(keras2_tensor).collect();
+                        keyword_tensors.push((key.clone(), tensors));
                     }
                 }
                 _ => {
@@ -560,8 +583,12 @@ fn keras2_node(items: &[Value]) -> Result<Call, String> {
             }
         }
     }
-    for (key, tensor) in keyword_tensors {
-        add_keyword_tensor(&mut call, &key, vec![tensor]);
+    for (key, tensors) in keyword_tensors {
+        if tensors.len() == 1 {
+            add_keyword_tensor(&mut call, &key, tensors);
+        } else {
+            add_keyword_tensors(&mut call, &key, tensors);
+        }
     }
     Ok(call)
 }
@@ -591,6 +618,29 @@ fn add_keyword_tensor(call: &mut Call, key: &str, tensors: Vec<TensorRef>) {
             });
         }
     }
+}
+
+/// The one keyword argument read as a list of tensors (a recurrent layer's states).
+const LIST_KEYWORD: &str = "initial_state";
+
+/// A keyword argument holding a list of tensors (`initial_state=[h, c]`): each tensor
+/// is one more keyword of that name, consecutive.
+fn add_keyword_tensors(call: &mut Call, key: &str, tensors: Vec<TensorRef>) {
+    if call.keywords.iter().any(|k| k == key) {
+        add_keyword_tensor(call, key, Vec::new());
+        return;
+    }
+    for tensor in tensors {
+        call.inputs.push(tensor);
+        call.keywords.push(key.to_string());
+    }
+}
+
+/// A non-empty list of `__keras_tensor__`s.
+fn is_tensor_list(value: &Value) -> bool {
+    value
+        .as_array()
+        .is_some_and(|items| !items.is_empty() && items.iter().all(is_keras_tensor))
 }
 
 /// One non-tensor keyword argument (or one holding tensors in a structure, a problem).
@@ -833,6 +883,22 @@ mod tests {
         let call = keras2_node(&items).unwrap();
         assert_eq!(call.inputs.len(), 2);
         assert!(call.keywords.is_empty() && call.problem.is_none());
+
+        // `initial_state=[h, c]`: one keyword per tensor, in order (Keras 3 and 2).
+        let node = serde_json::json!({"args": [tensor("x")],
+            "kwargs": {"initial_state": [tensor("h"), tensor("c")]}});
+        let call = keras3_node(node.as_object().unwrap()).unwrap();
+        let layers: Vec<&str> = call.inputs.iter().map(|r| r.layer.as_str()).collect();
+        assert_eq!(layers, ["x", "h", "c"]);
+        assert_eq!(call.keywords, ["initial_state", "initial_state"]);
+        assert!(call.problem.is_none());
+        let items: Vec<Value> =
+            serde_json::from_str(r#"[["x", 0, 0, {"initial_state": [["h", 0, 1], ["h", 0, 2]]}]]"#)
+                .unwrap();
+        let call = keras2_node(&items).unwrap();
+        assert_eq!(call.inputs.len(), 3);
+        assert_eq!(call.inputs[2].tensor, 2);
+        assert_eq!(call.keywords.len(), 2);
     }
 
     #[test]

@@ -172,6 +172,7 @@ pub(super) fn build(path: &Path, source: Source) -> Result<Graph> {
         tensors: BTreeMap::new(),
         failed: BTreeSet::new(),
         problems,
+        masks: Default::default(),
     };
     builder.inputs()?;
     builder.calls(&kinds, &layer_weights)?;
@@ -267,6 +268,8 @@ struct Builder<'a> {
     /// Calls that could not be built (their consumers are skipped silently).
     failed: BTreeSet<(String, usize)>,
     problems: Problems,
+    /// The Keras masks tensors carry.
+    masks: super::mask::Masks,
 }
 
 impl<'a> Builder<'a> {
@@ -460,14 +463,79 @@ impl<'a> Builder<'a> {
         if let Some(problem) = &call.problem {
             return Err(problem.clone());
         }
-        let positional = inputs.len().saturating_sub(call.keywords.len());
-        let inputs: Vec<TensorId> =
-            layers::order_arguments(kind.tensor_arguments(), positional, &call.keywords)?
+        // A Keras 3 `mask=` tensor is not one of the layer's own arguments.
+        let mut inputs = inputs;
+        let mut keywords = call.keywords.clone();
+        let explicit_mask = match keywords.iter().position(|k| k == "mask") {
+            Some(j) => {
+                let at = inputs.len().saturating_sub(keywords.len()) + j;
+                keywords.remove(j);
+                Some(inputs.remove(at))
+            }
+            None => None,
+        };
+        let positional = inputs.len().saturating_sub(keywords.len());
+        let mut inputs: Vec<TensorId> =
+            layers::order_arguments(kind.tensor_arguments(), positional, &keywords)?
                 .into_iter()
                 .map(|k| inputs[k])
                 .collect();
+        // Keras masks: made by a source (which ignores any incoming one), passed on, or
+        // consumed by a recurrent layer (as one more input); anything else is rejected.
+        // Keras 3 functional nodes pass masks to the layers that take a `mask` argument
+        // explicitly; masks also follow the layers (tf_keras, a Sequential's chain, and
+        // Keras 3 layers that read them from their inputs, such as MultiHeadAttention).
+        let source = kind.mask_source();
+        let incoming: Vec<(usize, super::mask::MaskRef)> = match explicit_mask {
+            Some(mask) => vec![(
+                0,
+                super::mask::MaskRef::Tensor {
+                    mask,
+                    layer: self
+                        .graph
+                        .producer(mask)
+                        .map(|n| self.graph.nodes[n].name.clone())
+                        .unwrap_or_else(|| "an input".into()),
+                },
+            )],
+            None => inputs
+                .iter()
+                .enumerate()
+                .filter_map(|(k, &t)| self.masks.get(t).map(|m| (k, m.clone())))
+                .collect(),
+        };
+        let passing = layers::MASK_PASSING.contains(&layer.class.as_str())
+            && inputs.len() == 1
+            && explicit_mask.is_none();
+        let mut consumed = None;
+        if explicit_mask.is_some() || (source.is_none() && !passing) {
+            if let Some((k, mask)) = incoming.first() {
+                let unsupported = || super::mask::unsupported(&layer.class, mask);
+                let probe: Vec<&[usize]> = inputs.iter().map(|&t| self.graph.shape(t)).collect();
+                if *k != 0
+                    || incoming.len() > 1
+                    || !call.kwargs.is_empty()
+                    || kind.masked_steps(&probe, weights).is_none()
+                {
+                    return Err(unsupported());
+                }
+                let tensor = self.masks.tensor(&mut self.graph, mask)?;
+                inputs.push(tensor);
+                consumed = Some((tensor, mask.clone()));
+            }
+        }
         let shapes: Vec<&[usize]> = inputs.iter().map(|&t| self.graph.shape(t)).collect();
-        let steps = kind.call_steps(&shapes, weights, &call.kwargs)?;
+        let steps = match consumed {
+            Some(_) => kind
+                .masked_steps(&shapes, weights)
+                .unwrap_or_else(|| Err("internal error: no masked steps".into()))?,
+            None if layer.class == "NotEqual" => {
+                let mut kwargs = call.kwargs.clone();
+                kwargs.insert("args".into(), Value::Array(call.constants.clone()));
+                kind.call_steps(&shapes, weights, &kwargs)?
+            }
+            None => kind.call_steps(&shapes, weights, &call.kwargs)?,
+        };
         let params: usize = if first_call {
             weights.iter().map(Weights::len).sum()
         } else {
@@ -501,17 +569,56 @@ impl<'a> Builder<'a> {
                 marked.push((k, tensor));
             }
         }
-        if marked.is_empty() {
-            return outputs
+        let result: Vec<TensorId> = if marked.is_empty() {
+            outputs
                 .last()
                 .map(|&t| vec![t])
-                .ok_or_else(|| "internal error: the layer made no node".to_string());
+                .ok_or_else(|| "internal error: the layer made no node".to_string())?
+        } else {
+            marked.sort_by_key(|&(k, _)| k);
+            if marked.iter().enumerate().any(|(i, &(k, _))| i != k) {
+                return Err(
+                    "internal error: the layer's outputs are not numbered 0, 1, ...".into(),
+                );
+            }
+            marked.into_iter().map(|(_, t)| t).collect()
+        };
+        use super::mask::MaskRef;
+        match (source, consumed) {
+            (Some(layers::MaskSource::NonZeroInput), _) => self.masks.set(
+                result[0],
+                MaskRef::NonZero {
+                    tokens: inputs[0],
+                    layer: layer.name.clone(),
+                },
+            ),
+            (Some(layers::MaskSource::Step(k)), _) => {
+                let mask = *outputs
+                    .get(k)
+                    .ok_or("internal error: the mask step does not exist")?;
+                self.masks.set(
+                    result[0],
+                    MaskRef::Tensor {
+                        mask,
+                        layer: layer.name.clone(),
+                    },
+                );
+            }
+            (None, Some((_, mask))) => {
+                for &t in result.iter().take(kind.mask_outputs()) {
+                    self.masks.set(t, mask.clone());
+                }
+            }
+            (None, None) if passing => {
+                if let Some((_, mask)) = incoming.first() {
+                    for &t in &result {
+                        self.masks.set(t, mask.clone());
+                    }
+                }
+            }
+            (None, None) => {}
         }
-        marked.sort_by_key(|&(k, _)| k);
-        if marked.iter().enumerate().any(|(i, &(k, _))| i != k) {
-            return Err("internal error: the layer's outputs are not numbered 0, 1, ...".into());
-        }
-        Ok(marked.into_iter().map(|(_, t)| t).collect())
+        Ok(result)
     }
 
     fn outputs(&mut self) -> Result<()> {

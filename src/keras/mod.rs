@@ -15,6 +15,7 @@ pub(crate) mod config;
 mod graph;
 pub(crate) mod h5;
 pub(crate) mod layers;
+mod mask;
 mod nested;
 
 use std::collections::BTreeMap;

@@ -69,6 +69,7 @@ pub(crate) fn flatten(mut model: ModelConfig, depth: usize) -> Result<ModelConfi
                             .or_else(|| call.problem.clone()),
                         keywords: call.keywords.clone(),
                         kwargs: call.kwargs.clone(),
+                        constants: call.constants.clone(),
                     });
                 }
             }

@@ -375,6 +375,16 @@ fn loops(
         Op::Merge { kind } => spatial::merge(*kind, &in_shapes, y),
         Op::Concat { axis } => spatial::concat(*axis, &in_shapes, y),
         Op::Recurrent(r) => super::recurrent::recurrent(r, x[0], x[1], add_weight),
+        Op::SequenceMask { value, .. } => {
+            let rows = numel(y);
+            let integer = input_dtype(graph, node.inputs[0]) == InputDtype::I32;
+            if integer && *value != 0.0 {
+                return Err(format!(
+                    "a mask comparing integer input with {value} is not supported (with 0 is)"
+                ));
+            }
+            super::recurrent::sequence_mask(*value, rows, numel(x) / rows.max(1), integer, add_weight)
+        }
         Op::Dot { axes, normalize } => {
             spatial::dot(*axes, *normalize, in_shapes[0], in_shapes[1], y)
         }

@@ -7,7 +7,7 @@
 //! directly when the layer returns sequences.
 
 use super::expr;
-use super::loops::{for_, Buf, Ix, Stmt, Val};
+use super::loops::{for_, Buf, Cond, Ix, Stmt, Val};
 use super::{AddWeight, WeightId};
 use crate::ir::{Activation, Cell, Recurrent};
 
@@ -122,7 +122,33 @@ pub fn recurrent(
         (None, _) => (None, None),
     };
     let states = r.cell.states() * u;
-    let mut out = for_("k", states, vec![Stmt::WorkStore(at("k"), Val::Const(0.0))]);
+    // The state starts at zero, or at the initial states (inputs 1, 2: h, c).
+    let mut out = if r.initial_state {
+        (0..r.cell.states())
+            .flat_map(|j| {
+                for_(
+                    "k",
+                    u,
+                    vec![Stmt::WorkStore(
+                        off(j * u, "k"),
+                        Val::load(Buf::In(1 + j), at("k")),
+                    )],
+                )
+            })
+            .collect()
+    } else {
+        for_("k", states, vec![Stmt::WorkStore(at("k"), Val::Const(0.0))])
+    };
+    // With a mask, the last output (what a masked step emits) follows the cell's
+    // workspace, starting at zero.
+    let last = r.cell.workspace(u);
+    if r.masked {
+        out.extend(for_(
+            "k",
+            u,
+            vec![Stmt::WorkStore(off(last, "k"), Val::Const(0.0))],
+        ));
+    }
 
     // Time indices: `s` counts processing steps; `t` is the input row, `row` the output row.
     let mut body = Vec::new();
@@ -153,6 +179,9 @@ pub fn recurrent(
     // Stores the new h (in variable `h`) into the state and the output row.
     let keep_h = |stmts: &mut Vec<Stmt>| {
         stmts.push(Stmt::WorkStore(at("k"), Val::var("h")));
+        if r.masked {
+            stmts.push(Stmt::WorkStore(off(last, "k"), Val::var("h")));
+        }
         if r.return_sequences {
             stmts.push(Stmt::Store(
                 Ix::default().plus(&row, u).plus("k", 1),
@@ -266,9 +295,52 @@ pub fn recurrent(
             body.extend(for_("k", u, gate));
         }
     }
+    if r.masked {
+        // The step runs where the mask keeps it; a masked step keeps the state and emits
+        // the last output (zeros with zero_output_for_mask).
+        let split = body
+            .iter()
+            .position(|s| !matches!(s, Stmt::LetReversed { .. }))
+            .unwrap_or(body.len());
+        let step = body.split_off(split);
+        body.push(let_("m", Val::load(Buf::In(r.arity() - 1), at(&t))));
+        body.push(Stmt::If(
+            Cond::Greater(Val::var("m"), Val::Const(0.5)),
+            step,
+        ));
+        let mut skip = Vec::new();
+        if r.zero_output_for_mask {
+            skip.extend(for_(
+                "k",
+                u,
+                vec![Stmt::WorkStore(off(last, "k"), Val::Const(0.0))],
+            ));
+        }
+        if r.return_sequences {
+            skip.extend(for_(
+                "k",
+                u,
+                vec![Stmt::Store(
+                    Ix::default().plus(&row, u).plus("k", 1),
+                    work(off(last, "k")),
+                )],
+            ));
+        }
+        if !skip.is_empty() {
+            body.push(Stmt::If(
+                Cond::Greater(Val::Const(0.5), Val::var("m")),
+                skip,
+            ));
+        }
+    }
     out.extend(for_("s", steps, body));
     if !r.return_sequences {
-        out.extend(for_("k", u, vec![Stmt::Store(at("k"), work(at("k")))]));
+        let from = if r.masked { last } else { 0 };
+        out.extend(for_(
+            "k",
+            u,
+            vec![Stmt::Store(at("k"), work(off(from, "k")))],
+        ));
     }
     if r.return_state {
         let main = r.main_len(steps);
@@ -279,4 +351,52 @@ pub fn recurrent(
         ));
     }
     out
+}
+
+/// The kernel of `Op::SequenceMask`: `rows` values of 1.0 (keep) or 0.0, each 0.0 when
+/// all `features` inputs of its row equal `value` (`features` is 1 without
+/// `reduce_last`). Integer indices (Embedding `mask_zero`, `value` 0) are clamped to 0..=1
+/// and pick 0.0 or 1.0 from a two-value table.
+pub fn sequence_mask(
+    value: f32,
+    rows: usize,
+    features: usize,
+    integer: bool,
+    add_weight: &mut AddWeight,
+) -> Vec<Stmt> {
+    if integer {
+        let table = add_weight("keep", vec![2], &[0.0, 1.0]);
+        return for_(
+            "i",
+            rows,
+            vec![
+                Stmt::LetLookup {
+                    name: "index".into(),
+                    input: 0,
+                    ix: at("i"),
+                    max: 1,
+                    integer: true,
+                },
+                Stmt::Store(at("i"), Val::load(Buf::W(table), at("index"))),
+            ],
+        );
+    }
+    let mut body = vec![Stmt::LetMut("equal".into(), Val::Const(0.0))];
+    body.extend(for_(
+        "f",
+        features,
+        vec![Stmt::If(
+            Cond::Equal(
+                Val::load(Buf::In(0), Ix::default().plus("i", features).plus("f", 1)),
+                Val::Const(value),
+            ),
+            vec![Stmt::Accumulate("equal".into(), Val::Const(1.0))],
+        )],
+    ));
+    body.push(Stmt::Store(at("i"), Val::Const(1.0)));
+    body.push(Stmt::If(
+        Cond::Equal(Val::var("equal"), Val::Const(features as f32)),
+        vec![Stmt::Store(at("i"), Val::Const(0.0))],
+    ));
+    for_("i", rows, body)
 }

@@ -152,7 +152,9 @@ pub fn plan_memory(graph: &Graph) -> MemoryPlan {
         .zip(&is_view)
         .filter(|(n, &v)| !v && !graph.is_output(n.output))
         .map(|(n, _)| numel(graph.shape(n.output)))
-        .sum();
+        .sum::<usize>()
+        // Every node's workspace, too (recurrent layers).
+        + workspace_len.iter().sum::<usize>();
     MemoryPlan {
         locations,
         is_view,

@@ -12,6 +12,7 @@ use crate::ir::{Op, Weights};
 struct Embedding {
     input_dim: usize,
     output_dim: usize,
+    mask_zero: bool,
 }
 
 pub(super) fn parse(options: &mut Options) -> Option<Box<dyn LayerKind>> {
@@ -23,13 +24,8 @@ pub(super) fn parse(options: &mut Options) -> Option<Box<dyn LayerKind>> {
         "input_length",
         "lora_alpha",
     ]);
-    if options.bool("mask_zero", false) {
-        options.problems.push(
-            "option 'mask_zero'=true is not supported: masking is not supported (keras2src \
-             computes every position; index 0 is an ordinary row)"
-                .into(),
-        );
-    }
+    // The mask (index != 0) is made where a recurrent layer consumes it.
+    let mask_zero = options.bool("mask_zero", false);
     options.only("lora_rank", &Value::Null, " (LoRA adapters)");
     options.only("sparse", &false.into(), " (sparse gradients)");
     options.only(
@@ -55,12 +51,17 @@ pub(super) fn parse(options: &mut Options) -> Option<Box<dyn LayerKind>> {
     Some(Box::new(Embedding {
         input_dim: input_dim?,
         output_dim: output_dim?,
+        mask_zero,
     }))
 }
 
 impl LayerKind for Embedding {
     fn weight_names(&self) -> Vec<&'static str> {
         vec!["embeddings"]
+    }
+
+    fn mask_source(&self) -> Option<super::MaskSource> {
+        self.mask_zero.then_some(super::MaskSource::NonZeroInput)
     }
 
     fn build(&self, _input: &[usize], weights: &[Weights]) -> Result<Op, String> {
@@ -107,12 +108,7 @@ mod tests {
     }
 
     #[test]
-    fn masks_lora_and_sparse_are_rejected() {
-        let p = problems(
-            "Embedding",
-            r#"{"input_dim": 4, "output_dim": 2, "mask_zero": true}"#,
-        );
-        assert!(p[0].contains("masking is not supported"), "{p:?}");
+    fn lora_and_sparse_are_rejected() {
         let p = problems(
             "Embedding",
             r#"{"input_dim": 4, "output_dim": 2, "lora_rank": 2}"#,
@@ -125,7 +121,7 @@ mod tests {
         assert!(p[0].contains("sparse"), "{p:?}");
         let p = problems("Embedding", r#"{"output_dim": 2}"#);
         assert!(p[0].contains("'input_dim' is missing"), "{p:?}");
-        let p = problems("Masking", r#"{"mask_value": 0.0}"#);
-        assert!(p[0].contains("masking is not supported"), "{p:?}");
+        let p = problems("Masking", r#"{"mask_value": "x"}"#);
+        assert!(p[0].contains("'mask_value'"), "{p:?}");
     }
 }

@@ -17,6 +17,7 @@ mod dense;
 mod embedding;
 mod identity;
 mod layer_norm;
+mod masking;
 mod merge;
 mod normalization;
 mod padding;
@@ -84,6 +85,30 @@ pub(crate) trait LayerKind: std::fmt::Debug {
         &[]
     }
 
+    /// Whether the layer makes a Keras mask for its output (Embedding `mask_zero`,
+    /// Masking), and where it comes from.
+    fn mask_source(&self) -> Option<MaskSource> {
+        None
+    }
+
+    /// The nodes for a call whose sequence input carries a Keras mask, given as one more
+    /// input after the call's tensors (a `[steps]` tensor of 1.0 / 0.0); `None` when the
+    /// layer does not consume masks (recurrent layers do).
+    fn masked_steps(
+        &self,
+        inputs: &[&[usize]],
+        weights: &[Weights],
+    ) -> Option<Result<Vec<Step>, String>> {
+        let _ = (inputs, weights);
+        None
+    }
+
+    /// How many of the call's first outputs carry a consumed mask onward (a recurrent
+    /// layer's sequences).
+    fn mask_outputs(&self) -> usize {
+        0
+    }
+
     /// The nodes for one call that also passes keyword arguments other than tensors,
     /// `training` and empty masks (`use_causal_mask=True`). By default any is rejected.
     fn call_steps(
@@ -114,9 +139,11 @@ pub(crate) fn order_arguments(
     if keywords.is_empty() {
         return Ok((0..positional).collect());
     }
-    let mut slots: Vec<Option<usize>> = vec![None; names.len().max(positional)];
+    // Each argument's tensors: one, or several for a list argument (`initial_state=[h,
+    // c]`, whose tensors come as consecutive keywords of the same name).
+    let mut slots: Vec<Vec<usize>> = vec![Vec::new(); names.len().max(positional)];
     for (k, slot) in slots.iter_mut().enumerate().take(positional) {
-        *slot = Some(k);
+        slot.push(k);
     }
     for (j, key) in keywords.iter().enumerate() {
         let Some(at) = names.iter().position(|n| n == key) else {
@@ -125,16 +152,17 @@ pub(crate) fn order_arguments(
                 esc(key)
             ));
         };
-        if slots[at].is_some() {
+        let continues = j > 0 && keywords[j - 1] == *key;
+        if !slots[at].is_empty() && !continues {
             return Err(format!(
                 "is given argument '{}' both by position and by keyword",
                 esc(key)
             ));
         }
-        slots[at] = Some(positional + j);
+        slots[at].push(positional + j);
     }
-    let given = slots.iter().take_while(|s| s.is_some()).count();
-    if slots[given..].iter().any(Option::is_some) {
+    let given = slots.iter().take_while(|s| !s.is_empty()).count();
+    if slots[given..].iter().any(|s| !s.is_empty()) {
         return Err(format!(
             "is called without its argument '{}' but with later ones",
             esc(names.get(given).copied().unwrap_or("?"))
@@ -142,6 +170,31 @@ pub(crate) fn order_arguments(
     }
     Ok(slots.into_iter().flatten().collect())
 }
+
+/// Where a layer's output mask comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum MaskSource {
+    /// `input != 0` on the call's input (Embedding `mask_zero`), made when consumed.
+    NonZeroInput,
+    /// The output of this step of the call (Masking).
+    Step(usize),
+}
+
+/// Layers through which Keras passes a mask unchanged, step by step (they set
+/// `supports_masking` in Keras 3 and tf_keras and do not read the mask at inference).
+pub(crate) const MASK_PASSING: &[&str] = &[
+    "Dropout",
+    "GaussianNoise",
+    "GaussianDropout",
+    "AlphaDropout",
+    "ActivityRegularization",
+    "Activation",
+    "ReLU",
+    "LeakyReLU",
+    "ELU",
+    "Dense",
+    "LayerNormalization",
+];
 
 /// Where a step's input comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -357,13 +410,10 @@ pub(crate) fn parse(
         "GroupNormalization" => layer_norm::parse_group_norm(&mut options),
         "Embedding" => embedding::parse(&mut options),
         "TimeDistributed" => time_distributed::parse(&mut options, version),
-        "Masking" => {
-            return Err(vec![
-                "masking is not supported: keras2src computes every position of a sequence \
-                 (remove the Masking layer, or pad with values the model handles)"
-                    .into(),
-            ])
-        }
+        "Masking" => masking::parse(&mut options),
+        // Keras 3 writes the masks its layers pass as these op layers.
+        "NotEqual" => Some(Box::new(masking::NotEqual) as Box<dyn LayerKind>),
+        "Any" => masking::parse_any(&mut options),
         "Rescaling" => rescaling::parse(&mut options),
         "Flatten" => reshape::parse_flatten(&mut options),
         "Reshape" => reshape::parse_reshape(&mut options),
@@ -605,7 +655,9 @@ pub(crate) fn loose_weight_count(entry: &LayerEntry) -> Option<WeightCount> {
         | "Concatenate"
         | "Dot"
         | "UnitNormalization"
-        | "Masking" => all(0),
+        | "Masking"
+        | "NotEqual"
+        | "Any" => all(0),
         _ => None,
     }
 }

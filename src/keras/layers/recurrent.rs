@@ -8,7 +8,7 @@
 
 use serde_json::{Map, Value};
 
-use super::{check_shape, single, LayerKind, Options, Source, Step};
+use super::{check_shape, LayerKind, Options, Source, Step};
 use crate::error::escape_for_message as esc;
 use crate::ir::{Activation, Cell, MergeKind, Op, Recurrent, Weights};
 use crate::keras::activation::{self, ActivationSpec};
@@ -25,6 +25,8 @@ struct Rnn {
     go_backwards: bool,
     return_sequences: bool,
     return_state: bool,
+    /// Masked steps output zeros (else the previous output).
+    zero_output_for_mask: bool,
 }
 
 /// Recurrent layer classes this file converts (`RNN` wrapping one of the cells).
@@ -48,7 +50,8 @@ pub(super) fn parse(
 /// A layer's own options (sequence handling); its cell's options are in the same config
 /// for LSTM, GRU and SimpleRNN, in `cell` for `RNN`.
 fn parse_rnn(class: &str, options: &mut Options, version: KerasVersion) -> Option<Rnn> {
-    options.ignore(&["unroll", "use_cudnn", "zero_output_for_mask"]);
+    options.ignore(&["unroll", "use_cudnn"]);
+    let zero_output_for_mask = options.bool("zero_output_for_mask", false);
     if options.bool("stateful", false) {
         options.problems.push(
             "option 'stateful'=true is not supported (the generated code starts every call \
@@ -85,6 +88,7 @@ fn parse_rnn(class: &str, options: &mut Options, version: KerasVersion) -> Optio
         go_backwards,
         return_sequences,
         return_state,
+        zero_output_for_mask,
     })
 }
 
@@ -237,6 +241,8 @@ impl Rnn {
         input: &[usize],
         weights: &[Weights],
         reverse_sequences: bool,
+        initial_state: bool,
+        masked: bool,
     ) -> Result<Op, String> {
         let [_steps, features] = input[..] else {
             return Err(format!(
@@ -271,6 +277,9 @@ impl Rnn {
             return_sequences: self.return_sequences,
             reverse_sequences,
             return_state: self.return_state,
+            initial_state,
+            masked,
+            zero_output_for_mask: self.zero_output_for_mask,
         })))
     }
 
@@ -281,6 +290,27 @@ impl Rnn {
         } else {
             vec![self.units]
         }
+    }
+
+    /// The initial states among a call's inputs (after the sequence): none, or one per
+    /// state of each of `directions`.
+    fn initial_states(&self, inputs: &[&[usize]], directions: usize) -> Result<bool, String> {
+        let given = inputs.len().saturating_sub(1);
+        let want = self.cell.states() * directions;
+        if inputs.is_empty() || (given != 0 && given != want) {
+            return Err(format!(
+                "is called with {given} initial state tensor(s); this layer takes {want} \
+                 ({})",
+                self.state_names().join(", ")
+            ));
+        }
+        if let Some(bad) = inputs[1..].iter().find(|s| **s != [self.units]) {
+            return Err(format!(
+                "is given an initial state of shape {bad:?}; each must be [{}] (batch excluded)",
+                self.units
+            ));
+        }
+        Ok(given > 0)
     }
 
     fn state_names(&self) -> &'static [&'static str] {
@@ -360,10 +390,42 @@ impl LayerKind for Rnn {
         vec!["cell".into()]
     }
 
+    fn tensor_arguments(&self) -> &'static [&'static str] {
+        &["inputs", "initial_state"]
+    }
+
     fn steps(&self, inputs: &[&[usize]], weights: &[Weights]) -> Result<Vec<Step>, String> {
-        let input = single(inputs)?;
-        let op = self.op(input, weights, false)?;
-        let mut steps = vec![Step::new(None, op, vec![Source::Input(0)])];
+        self.call_nodes(inputs, weights, false)
+    }
+
+    fn masked_steps(
+        &self,
+        inputs: &[&[usize]],
+        weights: &[Weights],
+    ) -> Option<Result<Vec<Step>, String>> {
+        Some(self.call_nodes(inputs, weights, true))
+    }
+
+    fn mask_outputs(&self) -> usize {
+        usize::from(self.return_sequences)
+    }
+}
+
+impl Rnn {
+    /// The nodes of a call on `inputs` (sequence, initial states, then the mask if
+    /// `masked`).
+    fn call_nodes(
+        &self,
+        inputs: &[&[usize]],
+        weights: &[Weights],
+        masked: bool,
+    ) -> Result<Vec<Step>, String> {
+        let tensors = &inputs[..inputs.len() - usize::from(masked)];
+        let initial = self.initial_states(tensors, 1)?;
+        let input = inputs[0];
+        let op = self.op(input, weights, false, initial, masked)?;
+        let sources = (0..inputs.len()).map(Source::Input).collect();
+        let mut steps = vec![Step::new(None, op, sources)];
         if self.return_state {
             for (k, (suffix, ops)) in self.unpack(input[0], "").into_iter().enumerate() {
                 push_chain(&mut steps, &suffix, ops, 0, Some(k));
@@ -501,20 +563,83 @@ impl LayerKind for Bidirectional {
         vec!["forward_layer/cell".into(), "backward_layer/cell".into()]
     }
 
+    fn tensor_arguments(&self) -> &'static [&'static str] {
+        &["inputs", "initial_state"]
+    }
+
     fn steps(&self, inputs: &[&[usize]], weights: &[Weights]) -> Result<Vec<Step>, String> {
-        let input = single(inputs)?;
+        self.call_nodes(inputs, weights, false)
+    }
+
+    fn masked_steps(
+        &self,
+        inputs: &[&[usize]],
+        weights: &[Weights],
+    ) -> Option<Result<Vec<Step>, String>> {
+        Some(self.call_nodes(inputs, weights, true))
+    }
+
+    fn mask_outputs(&self) -> usize {
+        match (self.forward.return_sequences, self.merge) {
+            (false, _) => 0,
+            (true, MergeMode::Both) => 2,
+            (true, _) => 1,
+        }
+    }
+}
+
+impl Bidirectional {
+    /// The nodes of a call on `inputs` (sequence, forward then backward initial states,
+    /// then the mask if `masked`).
+    fn call_nodes(
+        &self,
+        all: &[&[usize]],
+        weights: &[Weights],
+        masked: bool,
+    ) -> Result<Vec<Step>, String> {
+        let inputs = &all[..all.len() - usize::from(masked)];
+        // Initial states: the forward layer's, then the backward layer's (as Keras splits
+        // the list in halves).
+        if self.forward.cell.states() != self.backward.cell.states() && inputs.len() > 1 {
+            return Err(
+                "initial_state with different cells in 'layer' and 'backward_layer' is not \
+                 supported"
+                    .into(),
+            );
+        }
+        let initial = self.forward.initial_states(inputs, 2)?;
+        self.backward.initial_states(inputs, 2)?;
+        let input = inputs[0];
         let split = self.forward.weight_names().len();
         let (fw, bw) = weights.split_at(split.min(weights.len()));
         let both = self.merge == MergeMode::Both;
         let state = self.forward.return_state;
-        let forward_op = self.forward.op(input, fw, false)?;
-        let backward_op = self.backward.op(input, bw, true)?;
+        // Keras makes both directions output zeros at masked steps when they return
+        // sequences (`zero_output_for_mask = return_sequences`).
+        let zero = |rnn: &Rnn| Rnn {
+            zero_output_for_mask: rnn.return_sequences,
+            ..rnn.clone()
+        };
+        let forward_op = zero(&self.forward).op(input, fw, false, initial, masked)?;
+        let backward_op = zero(&self.backward).op(input, bw, true, initial, masked)?;
+        let n = if initial {
+            self.forward.cell.states()
+        } else {
+            0
+        };
+        let mask = masked.then_some(Source::Input(all.len() - 1));
+        let sources = |first: usize| {
+            std::iter::once(Source::Input(0))
+                .chain((first..first + n).map(Source::Input))
+                .chain(mask)
+                .collect::<Vec<_>>()
+        };
         // The node named after the layer: the merge, or the forward direction when the
         // two are returned as they are.
         let forward_suffix = (!both || state).then_some("forward");
         let mut steps = vec![
-            Step::new(forward_suffix, forward_op, vec![Source::Input(0)]),
-            Step::new(Some("backward"), backward_op, vec![Source::Input(0)]),
+            Step::new(forward_suffix, forward_op, sources(1)),
+            Step::new(Some("backward"), backward_op, sources(1 + n)),
         ];
         let (mut fw_out, mut bw_out) = (0, 1);
         let mut states = Vec::new();
@@ -749,6 +874,51 @@ mod tests {
                 (2, Some("backward_state_h"))
             ]
         );
+    }
+
+    #[test]
+    fn initial_states_are_extra_inputs() {
+        let lstm = [zeros(&[5, 8]), zeros(&[2, 8]), zeros(&[8])];
+        let kind = parse_layer(&entry("LSTM", r#"{"units": 2}"#), K3).unwrap();
+        let steps = kind.steps(&[&[3, 5], &[2], &[2]], &lstm).unwrap();
+        assert_eq!(steps[0].inputs.len(), 3);
+        let Op::Recurrent(r) = &steps[0].op else {
+            panic!("{steps:?}")
+        };
+        assert!(r.initial_state);
+        let err = kind.steps(&[&[3, 5], &[2]], &lstm).unwrap_err();
+        assert!(
+            err.contains("1 initial state") && err.contains("takes 2"),
+            "{err}"
+        );
+        let err = kind.steps(&[&[3, 5], &[3], &[3]], &lstm).unwrap_err();
+        assert!(err.contains("[3]"), "{err}");
+        // Keras 3 `initial_state=[h, c]`: consecutive keywords of one name.
+        let kw = |n: usize| vec!["initial_state".to_string(); n];
+        let order = super::super::order_arguments(kind.tensor_arguments(), 1, &kw(2));
+        assert_eq!(order.unwrap(), [0, 1, 2]);
+        // Bidirectional: forward states, then backward states.
+        let kind = parse_layer(
+            &entry(
+                "Bidirectional",
+                r#"{"merge_mode": "concat", "layer": {"class_name": "LSTM", "config": {"units": 2}}}"#,
+            ),
+            K3,
+        )
+        .unwrap();
+        let weights: Vec<Weights> = lstm.iter().chain(&lstm).cloned().collect();
+        let s = [2usize];
+        let steps = kind.steps(&[&[3, 5], &s, &s, &s, &s], &weights).unwrap();
+        assert_eq!(
+            steps[0].inputs,
+            [Source::Input(0), Source::Input(1), Source::Input(2)]
+        );
+        assert_eq!(
+            steps[1].inputs,
+            [Source::Input(0), Source::Input(3), Source::Input(4)]
+        );
+        let err = kind.steps(&[&[3, 5], &s, &s], &weights).unwrap_err();
+        assert!(err.contains("takes 4"), "{err}");
     }
 
     #[test]

@@ -79,6 +79,12 @@ pub(super) fn parse(options: &mut Options, version: KerasVersion) -> Option<Box<
         return None;
     }
     match super::parse(&entry, version) {
+        Ok(inner) if inner.mask_source().is_some() => {
+            options.problems.push(format!(
+                "inner layer {label}: masking is not supported inside TimeDistributed"
+            ));
+            None
+        }
         Ok(inner) => Some(Box::new(TimeDistributed { inner, label })),
         Err(problems) => {
             options.problems.extend(
