@@ -7,7 +7,15 @@ use std::process::Command;
 
 use keras2src::{Lang, Model};
 
-const SAMPLES: &[(&str, &str)] = &[("seed", "tests/fixtures/models/seed.keras")];
+const SAMPLES: &[(&str, &str)] = &[
+    ("seed", "tests/fixtures/models/seed.keras"),
+    // Integer token input, Embedding, Bidirectional LSTM, TimeDistributed, LayerNormalization.
+    ("text_bilstm", "tests/fixtures/models/text_bilstm.keras"),
+    (
+        "transformer_block",
+        "tests/fixtures/models/transformer_block.keras",
+    ),
+];
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -66,7 +74,25 @@ fn sample_crate_builds_clean() {
 }
 
 #[test]
-fn sample_header_builds_clean() {
+fn sample_headers_build_clean() {
+    for (name, _) in SAMPLES {
+        let header = root().join(format!("generated-samples/cpp/{name}.hpp"));
+        let out = Command::new("g++")
+            .args(["-std=c++17", "-Wall", "-Wextra", "-Werror", "-pedantic"])
+            .args(["-fno-exceptions", "-fno-rtti", "-fsyntax-only", "-x", "c++"])
+            .arg(&header)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{name}.hpp: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn sample_header_is_callable() {
     let dir = tempfile::tempdir().unwrap();
     let main = dir.path().join("main.cpp");
     let header = root().join("generated-samples/cpp/seed.hpp");

@@ -3,3 +3,5 @@
 #![deny(warnings)]
 
 pub mod seed;
+pub mod text_bilstm;
+pub mod transformer_block;
