@@ -1212,3 +1212,23 @@ fn masks_reaching_other_layers_are_rejected() {
         "{problems:?}"
     );
 }
+
+/// Keras 3 drops a mask at GlobalMaxPooling1D, Conv1D and Flatten (they do not support
+/// masking); tf_keras raises an error there, so a Keras 2 file with the same layers is
+/// rejected by name rather than computed without the mask.
+#[test]
+fn masks_dropped_only_in_keras3() {
+    let Some(path) = fixture("mask_pool.interchange.json") else {
+        return;
+    };
+    let mut doc: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert!(load_doc(&path, &doc).is_ok());
+    doc["keras_version"] = Value::from("2.21.0");
+    let problems = layer_problems(load_doc(&path, &doc));
+    let rejected: Vec<&str> = problems.iter().map(|p| p.layer.as_str()).collect();
+    assert_eq!(rejected, ["conv", "flat", "max"], "{problems:?}");
+    assert!(
+        problems[0].message.contains("Keras mask") && problems[0].message.contains("'embed'"),
+        "{problems:?}"
+    );
+}

@@ -173,6 +173,7 @@ pub(super) fn build(path: &Path, source: Source) -> Result<Graph> {
         failed: BTreeSet::new(),
         problems,
         masks: Default::default(),
+        keras3: version.major >= 3,
     };
     builder.inputs()?;
     builder.calls(&kinds, &layer_weights)?;
@@ -270,6 +271,8 @@ struct Builder<'a> {
     problems: Problems,
     /// The Keras masks tensors carry.
     masks: super::mask::Masks,
+    /// Keras 3 semantics (layers without mask support drop masks).
+    keras3: bool,
 }
 
 impl<'a> Builder<'a> {
@@ -504,11 +507,16 @@ impl<'a> Builder<'a> {
                 .filter_map(|(k, &t)| self.masks.get(t).map(|m| (k, m.clone())))
                 .collect(),
         };
-        let passing = layers::MASK_PASSING.contains(&layer.class.as_str())
-            && inputs.len() == 1
-            && explicit_mask.is_none();
+        let passing = inputs.len() == 1
+            && (kind.passes_mask()
+                || (layers::MASK_PASSING.contains(&layer.class.as_str())
+                    && explicit_mask.is_none()));
+        // Keras 3 computes layers without mask support without the mask, and drops it.
+        let dropping = self.keras3
+            && explicit_mask.is_none()
+            && layers::K3_MASK_DROPPING.contains(&layer.class.as_str());
         let mut consumed = None;
-        if explicit_mask.is_some() || (source.is_none() && !passing) {
+        if !passing && !dropping && (explicit_mask.is_some() || source.is_none()) {
             if let Some((k, mask)) = incoming.first() {
                 let unsupported = || super::mask::unsupported(&layer.class, mask);
                 let probe: Vec<&[usize]> = inputs.iter().map(|&t| self.graph.shape(t)).collect();

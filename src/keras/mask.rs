@@ -1,8 +1,10 @@
 //! Keras masks in the frontend: which tensors carry one, from which layer, and the mask
 //! tensors themselves (`[steps]`, 1.0 keep / 0.0 masked). An Embedding with `mask_zero`
-//! or a Masking layer makes a mask; layers in [`layers::MASK_PASSING`] pass it on
-//! unchanged; recurrent layers consume it (their sequences carry it on). Any other layer
-//! reached by a mask is rejected by name rather than computed without it.
+//! or a Masking layer makes a mask; layers in [`layers::MASK_PASSING`] (and a
+//! TimeDistributed around one) pass it on unchanged; recurrent layers and
+//! GlobalAveragePooling1D consume it (recurrent sequences carry it on); in Keras 3 files
+//! the layers in [`layers::K3_MASK_DROPPING`] drop it. Any other layer reached by a mask
+//! is rejected by name rather than computed without it.
 
 use std::collections::BTreeMap;
 
@@ -69,8 +71,9 @@ pub(crate) fn unsupported(class: &str, mask: &MaskRef) -> String {
     format!(
         "receives the Keras mask made by layer '{}' (Embedding mask_zero=True or Masking); \
          keras2src applies masks only in recurrent layers (LSTM, GRU, SimpleRNN, RNN, \
-         Bidirectional) on their sequence input, reached directly or through {}, and a '{}' \
-         would use or drop the mask",
+         Bidirectional) and GlobalAveragePooling1D on their (first) input, reached directly \
+         or through {} (or TimeDistributed around one of those), and a '{}' would use or \
+         drop the mask",
         esc(mask.layer()),
         layers::MASK_PASSING.join(", "),
         esc(class)

@@ -103,6 +103,12 @@ pub(crate) trait LayerKind: std::fmt::Debug {
         None
     }
 
+    /// Whether the layer passes a Keras mask on unchanged although its class is not in
+    /// [`MASK_PASSING`] (a TimeDistributed whose inner layer is).
+    fn passes_mask(&self) -> bool {
+        false
+    }
+
     /// How many of the call's first outputs carry a consumed mask onward (a recurrent
     /// layer's sequences).
     fn mask_outputs(&self) -> usize {
@@ -194,6 +200,17 @@ pub(crate) const MASK_PASSING: &[&str] = &[
     "ELU",
     "Dense",
     "LayerNormalization",
+];
+
+/// Layers that drop a Keras mask in Keras 3 (they do not set `supports_masking`, so
+/// Keras 3 computes them without the mask and their outputs carry none; tf_keras raises
+/// an error for them, so its files cannot contain the pattern).
+pub(crate) const K3_MASK_DROPPING: &[&str] = &[
+    "Flatten",
+    "GlobalMaxPooling1D",
+    "Conv1D",
+    "MaxPooling1D",
+    "AveragePooling1D",
 ];
 
 /// Where a step's input comes from.
