@@ -34,6 +34,12 @@ pub(crate) struct Masks {
     of: BTreeMap<TensorId, MaskRef>,
     /// Masks made for Embedding token tensors.
     made: BTreeMap<TensorId, TensorId>,
+    /// Keras 3: tensors whose mask a MultiHeadAttention removed when it ran (its `call`
+    /// clears the masks of its inputs), with that layer's name and output.
+    pub removed: BTreeMap<TensorId, (String, TensorId)>,
+    /// The first layer that read each tensor's mask from the tensor (not through an
+    /// explicit `mask=` argument).
+    pub readers: BTreeMap<TensorId, String>,
 }
 
 impl Masks {
@@ -64,6 +70,24 @@ impl Masks {
             }
         }
     }
+}
+
+/// Whether `target` is `from` or computed from it.
+pub(crate) fn depends_on(graph: &Graph, from: &[TensorId], target: TensorId) -> bool {
+    let mut stack: Vec<TensorId> = from.to_vec();
+    let mut seen = std::collections::BTreeSet::new();
+    while let Some(t) = stack.pop() {
+        if t == target {
+            return true;
+        }
+        if !seen.insert(t) {
+            continue;
+        }
+        if let Some(n) = graph.producer(t) {
+            stack.extend(graph.nodes[n].inputs.iter().copied());
+        }
+    }
+    false
 }
 
 /// Why a layer reached by a mask is rejected.
