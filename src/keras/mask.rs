@@ -95,9 +95,9 @@ pub(crate) fn unsupported(class: &str, mask: &MaskRef) -> String {
     format!(
         "receives the Keras mask made by layer '{}' (Embedding mask_zero=True or Masking); \
          keras2src applies masks only in recurrent layers (LSTM, GRU, SimpleRNN, RNN, \
-         Bidirectional) and GlobalAveragePooling1D on their (first) input, reached directly \
-         or through {} (or TimeDistributed around one of those), and a '{}' would use or \
-         drop the mask",
+         Bidirectional) and GlobalAveragePooling1D on their (first) input and in \
+         MultiHeadAttention, reached directly or through {} (or TimeDistributed around one \
+         of those) and merge layers, and a '{}' would use or drop the mask",
         esc(mask.layer()),
         layers::MASK_PASSING.join(", "),
         esc(class)
