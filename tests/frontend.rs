@@ -1212,3 +1212,76 @@ fn masks_reaching_other_layers_are_rejected() {
         "{problems:?}"
     );
 }
+
+/// Keras 3 drops a mask at GlobalMaxPooling1D, Conv1D and Flatten (they do not support
+/// masking); tf_keras raises an error there, so a Keras 2 file with the same layers is
+/// rejected by name rather than computed without the mask.
+#[test]
+fn masks_dropped_only_in_keras3() {
+    let Some(path) = fixture("mask_pool.interchange.json") else {
+        return;
+    };
+    let mut doc: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert!(load_doc(&path, &doc).is_ok());
+    doc["keras_version"] = Value::from("2.21.0");
+    let problems = layer_problems(load_doc(&path, &doc));
+    let rejected: Vec<&str> = problems.iter().map(|p| p.layer.as_str()).collect();
+    assert_eq!(rejected, ["conv", "flat", "max"], "{problems:?}");
+    assert!(
+        problems[0].message.contains("Keras mask") && problems[0].message.contains("'embed'"),
+        "{problems:?}"
+    );
+}
+
+/// Keras 3's MultiHeadAttention clears the masks of its input tensors when it runs, so a
+/// second attention reading the same masked tensor (not computed from the first) sees the
+/// mask or not depending on Keras's execution order: rejected by name. A Keras 3
+/// Attention layer reached by a mask is rejected too (its masks are not implemented).
+#[test]
+fn order_dependent_keras3_attention_masks_are_rejected() {
+    let Some(path) = fixture("mask_mha.interchange.json") else {
+        return;
+    };
+    let doc: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let mut shared = doc.clone();
+    let layers = shared["model"]["config"]["layers"].as_array_mut().unwrap();
+    let scores = layers
+        .iter_mut()
+        .find(|l| l["name"] == "mha_scores")
+        .unwrap();
+    for arg in scores["inbound_nodes"][0]["args"].as_array_mut().unwrap() {
+        arg["config"]["keras_history"][0] = Value::from("embed");
+    }
+    let problems = layer_problems(load_doc(&path, &shared));
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.message.contains("depends on the order")),
+        "{problems:?}"
+    );
+    // The same model as tf_keras would write it loads: tf_keras keeps the masks.
+    shared["keras_version"] = Value::from("2.21.0");
+    assert!(load_doc(&path, &shared).is_ok());
+
+    let mut attention = doc;
+    let layers = attention["model"]["config"]["layers"]
+        .as_array_mut()
+        .unwrap();
+    let cross = layers.iter_mut().find(|l| l["name"] == "cross").unwrap();
+    cross["class_name"] = Value::from("Attention");
+    cross["config"] = serde_json::json!({"name": "cross", "use_scale": false,
+        "score_mode": "dot", "dropout": 0.0});
+    let args = cross["inbound_nodes"][0]["args"].take();
+    cross["inbound_nodes"][0]["args"] = serde_json::json!([[args[1].clone(), args[1].clone()]]);
+    attention["weights"]
+        .as_object_mut()
+        .unwrap()
+        .remove("cross");
+    let problems = layer_problems(load_doc(&path, &attention));
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert_eq!(problems[0].layer, "cross");
+    assert!(
+        problems[0].message.contains("Keras mask") && problems[0].message.contains("'Attention'"),
+        "{problems:?}"
+    );
+}

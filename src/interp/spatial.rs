@@ -199,6 +199,7 @@ pub fn eval(op: &Op, inputs: &[(&[f32], &[usize])], out_shape: &[usize]) -> Opti
                     MergeKind::Add | MergeKind::Average => acc + v,
                     MergeKind::Subtract => acc - v,
                     MergeKind::Multiply => acc * v,
+                    MergeKind::Divide => acc / v,
                     MergeKind::Maximum => {
                         if acc < v {
                             v

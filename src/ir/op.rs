@@ -194,6 +194,8 @@ pub enum MergeKind {
     Average,
     Maximum,
     Minimum,
+    /// The first input divided by the second (a masked mean; not a Keras merge layer).
+    Divide,
 }
 
 impl Op {

@@ -16,7 +16,7 @@ use super::h5::{self, LoadedWeights, StoredDtype, UnitOrder};
 use super::layers::{self, WeightCount};
 use super::{Source, WeightSource};
 use crate::error::{escape_for_message as esc, Error, LayerProblem};
-use crate::ir::{Graph, InputDtype, TensorId, Weights};
+use crate::ir::{Graph, InputDtype, MergeKind, Op, TensorId, Weights};
 use crate::Result;
 
 /// Collected layer problems, in the order of the model's layers.
@@ -173,6 +173,7 @@ pub(super) fn build(path: &Path, source: Source) -> Result<Graph> {
         failed: BTreeSet::new(),
         problems,
         masks: Default::default(),
+        keras3: version.major >= 3,
     };
     builder.inputs()?;
     builder.calls(&kinds, &layer_weights)?;
@@ -270,6 +271,8 @@ struct Builder<'a> {
     problems: Problems,
     /// The Keras masks tensors carry.
     masks: super::mask::Masks,
+    /// Keras 3 semantics (layers without mask support drop masks).
+    keras3: bool,
 }
 
 impl<'a> Builder<'a> {
@@ -498,20 +501,116 @@ impl<'a> Builder<'a> {
                         .unwrap_or_else(|| "an input".into()),
                 },
             )],
-            None => inputs
-                .iter()
-                .enumerate()
-                .filter_map(|(k, &t)| self.masks.get(t).map(|m| (k, m.clone())))
-                .collect(),
+            None => {
+                let mut found = Vec::new();
+                for (k, &t) in inputs.iter().enumerate() {
+                    let Some(mask) = self.masks.get(t) else {
+                        continue;
+                    };
+                    // Keras 3: a MultiHeadAttention that ran on this tensor cleared its mask;
+                    // layers computed from its output run after it and see none, others
+                    // may run before or after it.
+                    if let Some((mha, out)) = self.masks.removed.get(&t) {
+                        if super::mask::depends_on(&self.graph, &inputs, *out) {
+                            continue;
+                        }
+                        return Err(format!(
+                            "reads the Keras mask of its input #{k}, which the \
+                             MultiHeadAttention '{}' also reads and then removes (Keras 3 \
+                             clears the masks of its inputs), so whether Keras applies it \
+                             here depends on the order Keras runs the layers; this is not \
+                             supported",
+                            esc(mha)
+                        ));
+                    }
+                    found.push((k, mask.clone()));
+                }
+                found
+            }
         };
-        let passing = layers::MASK_PASSING.contains(&layer.class.as_str())
-            && inputs.len() == 1
-            && explicit_mask.is_none();
+        let passing = inputs.len() == 1
+            && (kind.passes_mask()
+                || (layers::MASK_PASSING.contains(&layer.class.as_str())
+                    && explicit_mask.is_none()));
+        // Keras 3 computes layers without mask support without the mask, and drops it.
+        let dropping = self.keras3
+            && explicit_mask.is_none()
+            && layers::K3_MASK_DROPPING.contains(&layer.class.as_str());
         let mut consumed = None;
-        if explicit_mask.is_some() || (source.is_none() && !passing) {
+        // Layers that read each input's mask (MultiHeadAttention): which inputs carry one.
+        let mut per_input: Option<Vec<bool>> = None;
+        // Merge layers: the output mask (Keras 3: OR of the masks when every input has
+        // one, else none; tf_keras: AND of those given).
+        let mut merged = None;
+        let probe: Vec<&[usize]> = inputs.iter().map(|&t| self.graph.shape(t)).collect();
+        if !passing
+            && !dropping
+            && explicit_mask.is_none()
+            && source.is_none()
+            && !incoming.is_empty()
+            && layers::MASK_MERGING.contains(&layer.class.as_str())
+        {
+            if !self.keras3 || incoming.len() == inputs.len() {
+                let mut tensors = Vec::new();
+                for (_, mask) in &incoming {
+                    tensors.push(self.masks.tensor(&mut self.graph, mask)?);
+                }
+                let kind = if self.keras3 {
+                    MergeKind::Maximum
+                } else {
+                    MergeKind::Multiply
+                };
+                let mask = if tensors.len() == 1 {
+                    tensors[0]
+                } else {
+                    self.graph.add_node(
+                        &format!("{}/mask", layer.name),
+                        &layer.class,
+                        Op::Merge { kind },
+                        tensors,
+                        0,
+                    )?
+                };
+                merged = Some(super::mask::MaskRef::Tensor {
+                    mask,
+                    layer: layer.name.clone(),
+                });
+            }
+        } else if !passing
+            && !dropping
+            && explicit_mask.is_none()
+            && source.is_none()
+            && !incoming.is_empty()
+            && kind
+                .input_masked_steps(&probe, weights, &call.kwargs, &[])
+                .is_some()
+        {
+            let mut which = vec![false; inputs.len()];
+            for (k, mask) in &incoming {
+                let tensor = self.masks.tensor(&mut self.graph, mask)?;
+                inputs.push(tensor);
+                which[*k] = true;
+            }
+            per_input = Some(which);
+            if self.keras3 {
+                for (k, _) in &incoming {
+                    let t = inputs[*k];
+                    if let Some(reader) = self.masks.readers.get(&t) {
+                        if reader != &layer.name {
+                            return Err(format!(
+                                "reads the Keras mask of its input #{k}, which layer '{}' \
+                                 also reads; Keras 3's MultiHeadAttention clears the masks of \
+                                 its inputs, so which of them sees it depends on the order \
+                                 Keras runs the layers; this is not supported",
+                                esc(reader)
+                            ));
+                        }
+                    }
+                }
+            }
+        } else if !passing && !dropping && (explicit_mask.is_some() || source.is_none()) {
             if let Some((k, mask)) = incoming.first() {
                 let unsupported = || super::mask::unsupported(&layer.class, mask);
-                let probe: Vec<&[usize]> = inputs.iter().map(|&t| self.graph.shape(t)).collect();
                 if *k != 0
                     || incoming.len() > 1
                     || !call.kwargs.is_empty()
@@ -525,16 +624,19 @@ impl<'a> Builder<'a> {
             }
         }
         let shapes: Vec<&[usize]> = inputs.iter().map(|&t| self.graph.shape(t)).collect();
-        let steps = match consumed {
-            Some(_) => kind
+        let steps = match (consumed.as_ref(), per_input.as_ref()) {
+            (_, Some(which)) => kind
+                .input_masked_steps(&shapes, weights, &call.kwargs, which)
+                .unwrap_or_else(|| Err("internal error: no masked steps".into()))?,
+            (Some(_), _) => kind
                 .masked_steps(&shapes, weights)
                 .unwrap_or_else(|| Err("internal error: no masked steps".into()))?,
-            None if layer.class == "NotEqual" => {
+            _ if layer.class == "NotEqual" => {
                 let mut kwargs = call.kwargs.clone();
                 kwargs.insert("args".into(), Value::Array(call.constants.clone()));
                 kind.call_steps(&shapes, weights, &kwargs)?
             }
-            None => kind.call_steps(&shapes, weights, &call.kwargs)?,
+            _ => kind.call_steps(&shapes, weights, &call.kwargs)?,
         };
         let params: usize = if first_call {
             weights.iter().map(Weights::len).sum()
@@ -583,6 +685,22 @@ impl<'a> Builder<'a> {
             }
             marked.into_iter().map(|(_, t)| t).collect()
         };
+        if explicit_mask.is_none() && (passing || merged.is_some() || per_input.is_some()) {
+            for (k, _) in &incoming {
+                self.masks
+                    .readers
+                    .entry(inputs[*k])
+                    .or_insert_with(|| layer.name.clone());
+            }
+        }
+        if let (true, Some(_)) = (self.keras3, &per_input) {
+            for &t in &inputs[..inputs.len() - incoming.len()] {
+                self.masks
+                    .removed
+                    .entry(t)
+                    .or_insert_with(|| (layer.name.clone(), result[0]));
+            }
+        }
         use super::mask::MaskRef;
         match (source, consumed) {
             (Some(layers::MaskSource::NonZeroInput), _) => self.masks.set(
@@ -616,7 +734,18 @@ impl<'a> Builder<'a> {
                     }
                 }
             }
-            (None, None) => {}
+            (None, None) => {
+                let carried = match (&per_input, merged) {
+                    (Some(which), _) if which.first() == Some(&true) => {
+                        incoming.first().map(|(_, m)| m.clone())
+                    }
+                    (_, Some(mask)) => Some(mask),
+                    _ => None,
+                };
+                if let Some(mask) = carried {
+                    self.masks.set(result[0], mask);
+                }
+            }
         }
         Ok(result)
     }

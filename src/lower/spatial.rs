@@ -512,6 +512,7 @@ pub fn merge(kind: MergeKind, in_shapes: &[&[usize]], out_shape: &[usize]) -> Ve
         MergeKind::Multiply => acc * load(k),
         MergeKind::Maximum => Val::max(acc, load(k)),
         MergeKind::Minimum => Val::min(acc, load(k)),
+        MergeKind::Divide => acc / load(k),
     });
     let value = match kind {
         MergeKind::Average => value / Val::Const(in_shapes.len() as f32),

@@ -50,6 +50,21 @@ struct MultiHead {
     /// `attention_axes` as written (checked against the input rank at call time).
     attention_axes: Option<Vec<i64>>,
     sliding_window: Option<usize>,
+    /// How the Keras masks of the inputs reach the scores (see [`MaskMode`]).
+    keras3: bool,
+    /// `dropout > 0` (Keras 3 then takes its explicit-softmax path at inference too).
+    dropout: bool,
+    /// tf_keras `softmax_robust_masking`.
+    robust: bool,
+}
+
+/// How masked scores are treated: Keras 3 and tf_keras with `softmax_robust_masking` set
+/// them to `-1e9` (`where`), tf_keras adds `-1e9`; Keras 3's Softmax layer (its path with
+/// dropout or returned scores) also zeroes the masked probabilities afterwards, so a query
+/// step that sees no key gets zeros instead of the mean of the values.
+struct MaskMode {
+    replace: bool,
+    zero: bool,
 }
 
 pub(super) fn parse_dense_attention(
@@ -88,9 +103,13 @@ pub(super) fn parse_dense_attention(
     }))
 }
 
-pub(super) fn parse_multi_head(options: &mut Options) -> Option<Box<dyn LayerKind>> {
+pub(super) fn parse_multi_head(
+    options: &mut Options,
+    version: crate::keras::config::KerasVersion,
+) -> Option<Box<dyn LayerKind>> {
+    let dropout = options.f64("dropout", 0.0) > 0.0;
+    let robust = options.bool("softmax_robust_masking", false);
     options.ignore(&[
-        "dropout",
         "seed",
         "kernel_initializer",
         "bias_initializer",
@@ -103,7 +122,6 @@ pub(super) fn parse_multi_head(options: &mut Options) -> Option<Box<dyn LayerKin
         "query_shape",
         "key_shape",
         "value_shape",
-        "softmax_robust_masking",
         "flash_attention",
     ]);
     let positive = |options: &mut Options, key: &str, required: bool| -> Option<usize> {
@@ -165,6 +183,9 @@ pub(super) fn parse_multi_head(options: &mut Options) -> Option<Box<dyn LayerKin
         output_shape,
         attention_axes,
         sliding_window,
+        keras3: version.major >= 3,
+        dropout,
+        robust,
     }))
 }
 
@@ -487,7 +508,43 @@ impl LayerKind for MultiHead {
         weights: &[Weights],
         kwargs: &Map<String, Value>,
     ) -> Result<Vec<Step>, String> {
+        self.multi_head_steps(inputs, weights, kwargs, &[])
+    }
+
+    fn input_masked_steps(
+        &self,
+        inputs: &[&[usize]],
+        weights: &[Weights],
+        kwargs: &Map<String, Value>,
+        masked: &[bool],
+    ) -> Option<Result<Vec<Step>, String>> {
+        Some(self.multi_head_steps(inputs, weights, kwargs, masked))
+    }
+}
+
+impl MultiHead {
+    /// The steps of a call; `masked` flags the call tensors (query, value, key) whose
+    /// Keras masks follow them in `inputs` (empty: none).
+    fn multi_head_steps(
+        &self,
+        inputs: &[&[usize]],
+        weights: &[Weights],
+        kwargs: &Map<String, Value>,
+        masked: &[bool],
+    ) -> Result<Vec<Step>, String> {
         let options = call_options(kwargs)?;
+        let tensors = masked
+            .len()
+            .max(inputs.len() - masked.iter().filter(|&&m| m).count());
+        let (inputs, mask_shapes) = inputs.split_at(tensors.min(inputs.len()));
+        // (role, input index) of each mask.
+        let masks: Vec<(usize, usize)> = masked
+            .iter()
+            .enumerate()
+            .filter(|(_, &m)| m)
+            .map(|(role, _)| role)
+            .zip(tensors..)
+            .collect();
         let (q, v, k) = match inputs {
             [q, v] => (*q, *v, *v),
             [q, v, k] => (*q, *v, *k),
@@ -633,13 +690,90 @@ impl LayerKind for MultiHead {
             },
             vec![value],
         );
-        let scores = steps.push(Some("scores"), Op::MatMul, vec![query, key]);
+        let mut scores = steps.push(Some("scores"), Op::MatMul, vec![query, key]);
+        // The Keras masks of query (`[1, tq, 1]`), value and key (`[1, 1, tv]`), ANDed.
+        let mut allowed = None;
+        if !masks.is_empty() {
+            if rank > 2 || options.causal || self.sliding_window.is_some() {
+                return Err(
+                    "Keras masks on its inputs together with use_causal_mask, sliding_window                      or more than one attention axis are not supported"
+                        .into(),
+                );
+            }
+            for (n, &(role, at)) in masks.iter().enumerate() {
+                let (name, shape, len) = match role {
+                    0 => ("query_mask", [1, tq, 1], tq),
+                    1 => ("value_mask", [1, 1, tv], tv),
+                    _ => ("key_mask", [1, 1, tv], tv),
+                };
+                if mask_shapes.get(n).copied() != Some(&[len][..]) {
+                    return Err(format!(
+                        "the Keras mask of its {} has shape {:?}, expected [{len}]",
+                        &name[..name.len() - 5],
+                        mask_shapes.get(n)
+                    ));
+                }
+                let m = steps.reshape(name, Source::Input(at), &shape)?;
+                allowed = Some(match allowed {
+                    None => m,
+                    Some(prev) => steps.push(
+                        Some(&format!("mask_and_{n}")),
+                        Op::Merge {
+                            kind: crate::ir::MergeKind::Multiply,
+                        },
+                        vec![prev, m],
+                    ),
+                });
+            }
+        }
+        let mode = MaskMode {
+            replace: self.keras3 || self.robust,
+            zero: self.keras3 && (self.dropout || options.scores),
+        };
+        if let Some(m) = allowed {
+            // (m - 1) * 1e9: 0 where allowed, -1e9 where masked.
+            let bias = steps.push(
+                Some("mask_bias"),
+                Op::Affine {
+                    center: Some(vec![1.0]),
+                    scale: vec![-crate::ir::MASKED_SCORE],
+                    shift: vec![0.0],
+                    inner: 1,
+                },
+                vec![m],
+            );
+            if mode.replace {
+                scores = steps.push(
+                    Some("scores_kept"),
+                    Op::Merge {
+                        kind: crate::ir::MergeKind::Multiply,
+                    },
+                    vec![scores, m],
+                );
+            }
+            scores = steps.push(
+                Some("scores_masked"),
+                Op::Merge {
+                    kind: crate::ir::MergeKind::Add,
+                },
+                vec![scores, bias],
+            );
+        }
         let softmax = Op::AttentionSoftmax {
             scale: None,
             causal: options.causal,
             window: self.sliding_window,
         };
-        let probs = steps.push(Some("softmax"), softmax, vec![scores]);
+        let mut probs = steps.push(Some("softmax"), softmax, vec![scores]);
+        if let (Some(m), true) = (allowed, mode.zero) {
+            probs = steps.push(
+                Some("softmax_masked"),
+                Op::Merge {
+                    kind: crate::ir::MergeKind::Multiply,
+                },
+                vec![probs, m],
+            );
+        }
         // Keras returns the scores as [heads, *query axes, *key axes].
         let returned = match options.scores {
             false => None,

@@ -123,6 +123,35 @@ impl LayerKind for NotEqual {
     }
 }
 
+/// Keras 3's `logical_or(a, b)` / `logical_and(a, b)` op layers over 0/1 masks (the
+/// masks Keras 3 merge layers compute), as the maximum / product.
+#[derive(Debug)]
+pub(super) struct Logical {
+    pub or: bool,
+}
+
+impl LayerKind for Logical {
+    fn weight_names(&self) -> Vec<&'static str> {
+        Vec::new()
+    }
+
+    fn steps(&self, inputs: &[&[usize]], _weights: &[Weights]) -> Result<Vec<Step>, String> {
+        if inputs.len() != 2 {
+            return Err(format!("expects two tensors, got {}", inputs.len()));
+        }
+        let kind = if self.or {
+            MergeKind::Maximum
+        } else {
+            MergeKind::Multiply
+        };
+        Ok(vec![Step::new(
+            None,
+            Op::Merge { kind },
+            vec![Source::Input(0), Source::Input(1)],
+        )])
+    }
+}
+
 /// Keras 3's `any(m, axis=-1)` op layer over a 0/1 mask (a Masking layer's mask).
 #[derive(Debug)]
 struct AnyLast {

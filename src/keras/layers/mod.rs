@@ -103,6 +103,27 @@ pub(crate) trait LayerKind: std::fmt::Debug {
         None
     }
 
+    /// The nodes for a call some of whose tensors carry Keras masks, for layers that read
+    /// each input's mask (MultiHeadAttention): the call's tensors are followed by one
+    /// `[steps]` mask per `true` in `masked` (one flag per call tensor). `None` when the
+    /// layer does not read input masks. The first output carries the first input's mask.
+    fn input_masked_steps(
+        &self,
+        inputs: &[&[usize]],
+        weights: &[Weights],
+        kwargs: &Map<String, Value>,
+        masked: &[bool],
+    ) -> Option<Result<Vec<Step>, String>> {
+        let _ = (inputs, weights, kwargs, masked);
+        None
+    }
+
+    /// Whether the layer passes a Keras mask on unchanged although its class is not in
+    /// [`MASK_PASSING`] (a TimeDistributed whose inner layer is).
+    fn passes_mask(&self) -> bool {
+        false
+    }
+
     /// How many of the call's first outputs carry a consumed mask onward (a recurrent
     /// layer's sequences).
     fn mask_outputs(&self) -> usize {
@@ -194,6 +215,23 @@ pub(crate) const MASK_PASSING: &[&str] = &[
     "ELU",
     "Dense",
     "LayerNormalization",
+];
+
+/// Layers that drop a Keras mask in Keras 3 (they do not set `supports_masking`, so
+/// Keras 3 computes them without the mask and their outputs carry none; tf_keras raises
+/// an error for them, so its files cannot contain the pattern).
+pub(crate) const K3_MASK_DROPPING: &[&str] = &[
+    "Flatten",
+    "GlobalMaxPooling1D",
+    "Conv1D",
+    "MaxPooling1D",
+    "AveragePooling1D",
+];
+
+/// Merge layers, whose output mask Keras computes from their inputs' masks (Keras 3: OR
+/// when every input has one; tf_keras: AND of those given); they do not read masks.
+pub(crate) const MASK_MERGING: &[&str] = &[
+    "Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum",
 ];
 
 /// Where a step's input comes from.
@@ -414,6 +452,8 @@ pub(crate) fn parse(
         // Keras 3 writes the masks its layers pass as these op layers.
         "NotEqual" => Some(Box::new(masking::NotEqual) as Box<dyn LayerKind>),
         "Any" => masking::parse_any(&mut options),
+        "LogicalOr" => Some(Box::new(masking::Logical { or: true }) as Box<dyn LayerKind>),
+        "LogicalAnd" => Some(Box::new(masking::Logical { or: false }) as Box<dyn LayerKind>),
         "Rescaling" => rescaling::parse(&mut options),
         "Flatten" => reshape::parse_flatten(&mut options),
         "Reshape" => reshape::parse_reshape(&mut options),
@@ -451,7 +491,7 @@ pub(crate) fn parse(
         "Attention" | "AdditiveAttention" => {
             attention::parse_dense_attention(&entry.class, &mut options)
         }
-        "MultiHeadAttention" => attention::parse_multi_head(&mut options),
+        "MultiHeadAttention" => attention::parse_multi_head(&mut options, version),
         class if recurrent::CLASSES.contains(&class) => {
             recurrent::parse(class, &mut options, version)
         }
@@ -657,6 +697,8 @@ pub(crate) fn loose_weight_count(entry: &LayerEntry) -> Option<WeightCount> {
         | "UnitNormalization"
         | "Masking"
         | "NotEqual"
+        | "LogicalOr"
+        | "LogicalAnd"
         | "Any" => all(0),
         _ => None,
     }

@@ -3,10 +3,14 @@
 //! the real elements, as TensorFlow does), and `GlobalMax/GlobalAveragePooling1D/2D/3D` as
 //! `GlobalPool`, followed by a `Reshape` (`NAME/keepdims`) to size-1 spatial axes when
 //! `keepdims`. `channels_first` wraps the nodes in transposes (see `spatial`).
+//!
+//! `GlobalAveragePooling1D` consumes a Keras mask as Keras does: the mean of the unmasked
+//! steps, `sum(x * m) / sum(m)` (NaN when every step is masked, as in Keras), computed as
+//! `mean(x * m) / mean(m)`; its output carries no mask.
 
 use super::spatial::{self, Layout, PaddingMode};
-use super::{single, LayerKind, Options, Step};
-use crate::ir::{Op, PoolKind, Weights};
+use super::{single, LayerKind, Options, Source, Step};
+use crate::ir::{MergeKind, Op, PoolKind, Weights};
 
 #[derive(Debug)]
 struct Pool {
@@ -118,5 +122,102 @@ impl LayerKind for GlobalPool {
             core.push((Some("keepdims"), Op::Reshape { target }));
         }
         Ok(self.layout.wrap(core, false))
+    }
+
+    fn masked_steps(
+        &self,
+        inputs: &[&[usize]],
+        _weights: &[Weights],
+    ) -> Option<Result<Vec<Step>, String>> {
+        if self.kind != PoolKind::Average || self.layout.spatial != 1 {
+            return None;
+        }
+        Some(self.masked_mean(inputs))
+    }
+}
+
+impl GlobalPool {
+    /// `GlobalAveragePooling1D` over `[steps, channels]` (or `[channels, steps]`) with a
+    /// `[steps]` mask as the second input.
+    fn masked_mean(&self, inputs: &[&[usize]]) -> Result<Vec<Step>, String> {
+        let [input, mask] = inputs else {
+            return Err(format!("expects an input and a mask, got {inputs:?}"));
+        };
+        let shape = self.layout.channels_last(input)?;
+        let (steps, channels) = (shape[0], shape[1]);
+        if **mask != [steps] {
+            return Err(format!(
+                "the Keras mask has shape {mask:?}, expected [{steps}] for input {input:?}"
+            ));
+        }
+        let steps_i = i64::try_from(steps).map_err(|_| "too many steps")?;
+        let channels_i = i64::try_from(channels).map_err(|_| "too many channels")?;
+        let cf = self.layout.channels_first;
+        let column = Op::Reshape {
+            target: if cf {
+                vec![1, steps_i]
+            } else {
+                vec![steps_i, 1]
+            },
+        };
+        let mut out = vec![
+            Step::new(Some("mask_column"), column, vec![Source::Input(1)]),
+            Step::new(
+                Some("masked"),
+                Op::Merge {
+                    kind: MergeKind::Multiply,
+                },
+                vec![Source::Input(0), Source::Step(0)],
+            ),
+        ];
+        if cf {
+            out.push(Step::new(
+                Some("to_channels_last"),
+                Op::Transpose { perm: vec![1, 0] },
+                vec![Source::Step(1)],
+            ));
+            out.push(Step::new(
+                Some("mask_steps"),
+                Op::Reshape {
+                    target: vec![steps_i, 1],
+                },
+                vec![Source::Input(1)],
+            ));
+        }
+        let (values, mask_steps) = if cf { (2, 3) } else { (1, 0) };
+        let average = || Op::GlobalPool {
+            kind: PoolKind::Average,
+        };
+        out.push(Step::new(
+            Some("sum"),
+            average(),
+            vec![Source::Step(values)],
+        ));
+        out.push(Step::new(
+            Some("count"),
+            average(),
+            vec![Source::Step(mask_steps)],
+        ));
+        let n = out.len();
+        out.push(Step::new(
+            None,
+            Op::Merge {
+                kind: MergeKind::Divide,
+            },
+            vec![Source::Step(n - 2), Source::Step(n - 1)],
+        ));
+        if self.keepdims {
+            let target = if cf {
+                vec![channels_i, 1]
+            } else {
+                vec![1, channels_i]
+            };
+            out.push(Step::new(
+                Some("keepdims"),
+                Op::Reshape { target },
+                vec![Source::Step(n)],
+            ));
+        }
+        Ok(out)
     }
 }

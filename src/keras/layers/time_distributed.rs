@@ -21,6 +21,9 @@ struct TimeDistributed {
     inner: Box<dyn LayerKind>,
     /// `name (Class)` of the inner layer, for messages.
     label: String,
+    /// Whether the inner layer passes Keras masks on (then so does the wrapper: Keras
+    /// runs it on every step and the output keeps the input's mask).
+    passes_mask: bool,
 }
 
 /// The inner layer's entry, from the wrapper's `layer` option.
@@ -85,7 +88,11 @@ pub(super) fn parse(options: &mut Options, version: KerasVersion) -> Option<Box<
             ));
             None
         }
-        Ok(inner) => Some(Box::new(TimeDistributed { inner, label })),
+        Ok(inner) => Some(Box::new(TimeDistributed {
+            inner,
+            label,
+            passes_mask: super::MASK_PASSING.contains(&entry.class.as_str()),
+        })),
         Err(problems) => {
             options.problems.extend(
                 problems
@@ -106,6 +113,10 @@ pub(super) fn loose_weight_count(entry: &LayerEntry) -> Option<WeightCount> {
 impl LayerKind for TimeDistributed {
     fn weight_names(&self) -> Vec<&'static str> {
         self.inner.weight_names()
+    }
+
+    fn passes_mask(&self) -> bool {
+        self.passes_mask
     }
 
     fn weight_groups(&self) -> Vec<String> {
