@@ -74,14 +74,32 @@ pub struct Model {
     pub sha256: Vec<String>,
     /// The model file, for error messages only (never written into generated code).
     pub path: PathBuf,
+    /// Shapes given for the model's inputs (`--input-shape`), part of the options.
+    pub input_shapes: Vec<Vec<usize>>,
 }
 
 impl Model {
     /// Reads a model file; `config` is the architecture JSON for a bare weights file.
     pub fn load(path: &Path, config: Option<&Path>) -> Result<Model> {
+        Model::load_with_shapes(path, config, &[])
+    }
+
+    /// [`Model::load`], with sizes for the dimensions the model leaves open (`None`, such
+    /// as a sequence length): `input_shapes[k]` is the whole shape of input `k` without
+    /// the batch dimension.
+    pub fn load_with_shapes(
+        path: &Path,
+        config: Option<&Path>,
+        input_shapes: &[Vec<usize>],
+    ) -> Result<Model> {
         let bytes = read(path)?;
         let config_bytes = config.map(read).transpose()?;
-        let graph = keras::load_bytes(path, &bytes, config.zip(config_bytes.as_deref()))?;
+        let graph = keras::load_bytes_with_shapes(
+            path,
+            &bytes,
+            config.zip(config_bytes.as_deref()),
+            input_shapes,
+        )?;
         check_integer_inputs(&graph, path)?;
         let mut sha256 = vec![hex_sha256(&bytes)];
         sha256.extend(config_bytes.as_deref().map(hex_sha256));
@@ -89,6 +107,7 @@ impl Model {
             graph,
             sha256,
             path: path.to_path_buf(),
+            input_shapes: input_shapes.to_vec(),
         })
     }
 
@@ -171,10 +190,14 @@ impl Model {
             ),
             format!("source sha256: {}", self.sha256.join(" + ")),
             format!(
-                "options: --lang {} --name {}{}",
+                "options: --lang {} --name {}{}{}",
                 lang.as_str(),
                 name,
-                if weights_in_file { " --weights file" } else { "" }
+                if weights_in_file { " --weights file" } else { "" },
+                self.input_shapes
+                    .iter()
+                    .map(|shape| format!(" --input-shape {}", shape_text(shape)))
+                    .collect::<String>()
             ),
             format!(
                 "{} layers, {} parameters, {} MACs; flash {} bytes (weights), RAM {} bytes (scratch)",
@@ -231,6 +254,28 @@ fn check_integer_inputs(graph: &ir::Graph, path: &Path) -> Result<()> {
             problems,
         })
     }
+}
+
+/// `50,8`: a shape as `--input-shape` takes it.
+pub fn shape_text(shape: &[usize]) -> String {
+    shape
+        .iter()
+        .map(usize::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Parses `--input-shape` text (`50,8`) into a shape.
+pub fn parse_shape(text: &str) -> Result<Vec<usize>> {
+    text.split(',')
+        .map(|d| d.trim().parse::<usize>().ok().filter(|&d| d > 0))
+        .collect::<Option<Vec<_>>>()
+        .ok_or_else(|| {
+            Error::Usage(format!(
+                "--input-shape '{}' is not a list of positive sizes like 50,8",
+                error::escape_for_message(text)
+            ))
+        })
 }
 
 /// Names must be identifiers (C++ namespaces may nest with `::`).

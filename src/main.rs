@@ -4,7 +4,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use keras2src::{interp, Error, Lang, Model, WeightsPlacement};
 
 /// Turn a trained Keras model into self-contained, dependency-free Rust or C++ source.
@@ -24,8 +24,8 @@ enum Command {
     ///
     /// Example: keras2src generate model.keras --lang rust -o src/model.rs
     Generate {
-        /// The model file.
-        model: PathBuf,
+        #[command(flatten)]
+        source: ModelArgs,
         /// Output language.
         #[arg(long, value_enum)]
         lang: LangArg,
@@ -36,9 +36,6 @@ enum Command {
         /// Output file; stdout when absent. Written atomically (temp file, then rename).
         #[arg(short, long)]
         output: Option<PathBuf>,
-        /// Architecture JSON (from `model.to_json()`) when MODEL is a bare weights file.
-        #[arg(long)]
-        config: Option<PathBuf>,
         /// Write nothing; exit 1 if OUTPUT (or its weights file) differs from what would be
         /// generated (for CI).
         #[arg(long, requires = "output")]
@@ -52,24 +49,48 @@ enum Command {
     /// Print the layers with output shapes, parameters and MACs, and the totals: parameters,
     /// flash bytes for weights, RAM bytes for working memory.
     Inspect {
-        model: PathBuf,
-        #[arg(long)]
-        config: Option<PathBuf>,
+        #[command(flatten)]
+        source: ModelArgs,
     },
     /// Run the model with the reference interpreter on inputs from a JSON file and print the
     /// outputs as JSON. Input file: {"inputs": [[...flat values of input 0...], ...]}, or a
     /// bare list for a one-input model.
     Predict {
-        model: PathBuf,
+        #[command(flatten)]
+        source: ModelArgs,
         /// JSON file with the inputs.
         #[arg(long)]
         input: PathBuf,
-        #[arg(long)]
-        config: Option<PathBuf>,
         /// Also print every layer's output, to find the first layer that disagrees with Keras.
         #[arg(long)]
         trace: bool,
     },
+}
+
+/// The model to read, as every command takes it.
+#[derive(Args)]
+struct ModelArgs {
+    /// The model file.
+    model: PathBuf,
+    /// Architecture JSON (from `model.to_json()`) when MODEL is a bare weights file.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// The shape of a model input without the batch dimension, like `50,8`, giving sizes
+    /// to the dimensions the model leaves open (None), such as a sequence length. Repeat
+    /// for several inputs, in input order.
+    #[arg(long = "input-shape", value_name = "SHAPE")]
+    input_shapes: Vec<String>,
+}
+
+impl ModelArgs {
+    fn load(&self) -> Result<Model, Error> {
+        let shapes = self
+            .input_shapes
+            .iter()
+            .map(|s| keras2src::parse_shape(s))
+            .collect::<Result<Vec<_>, _>>()?;
+        Model::load_with_shapes(&self.model, self.config.as_deref(), &shapes)
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -99,11 +120,10 @@ fn main() -> ExitCode {
 fn run(command: Command) -> Result<ExitCode, Error> {
     match command {
         Command::Generate {
-            model,
+            source,
             lang,
             name,
             output,
-            config,
             check,
             weights,
         } => {
@@ -112,7 +132,7 @@ fn run(command: Command) -> Result<ExitCode, Error> {
                 LangArg::Cpp => Lang::Cpp,
             };
             let name = name.unwrap_or_else(|| keras2src::default_name(output.as_deref()));
-            let model = Model::load(&model, config.as_deref())?;
+            let model = source.load()?;
             for note in &model.graph.notes {
                 eprintln!("note: {note}");
             }
@@ -158,18 +178,17 @@ fn run(command: Command) -> Result<ExitCode, Error> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Inspect { model, config } => {
-            let model = Model::load(&model, config.as_deref())?;
+        Command::Inspect { source } => {
+            let model = source.load()?;
             print!("{}", inspect_table(&model));
             Ok(ExitCode::SUCCESS)
         }
         Command::Predict {
-            model,
+            source,
             input,
-            config,
             trace,
         } => {
-            let model = Model::load(&model, config.as_deref())?;
+            let model = source.load()?;
             let inputs = read_inputs(&input)?;
             let graph = &model.graph;
             let values = interp::run(graph, &inputs).map_err(|message| Error::Format {

@@ -465,6 +465,7 @@ fn generated_code_matches_interpreter() {
                     graph,
                     sha256: vec!["0".into()],
                     path: "test".into(),
+                    input_shapes: Vec::new(),
                 },
                 samples,
             }
@@ -606,6 +607,7 @@ fn random_graphs_agree_with_interpreter() {
                 graph: g,
                 sha256: vec!["0".into()],
                 path: "test".into(),
+                input_shapes: Vec::new(),
             },
             samples,
             weights: keras2src::WeightsPlacement::File,

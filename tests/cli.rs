@@ -262,3 +262,44 @@ fn shared_layers_count_their_weights_once() {
         "{text}"
     );
 }
+
+/// A sequence length left open (`None`) is given with `--input-shape`; sizes the file
+/// fixes must agree, and the option is recorded in the header.
+#[test]
+fn input_shape_fixes_open_dimensions() {
+    let model = fixture("k2_variable_length.k2.h5");
+    let open = run(bin().arg("generate").arg(&model).args(["--lang", "rust"]));
+    assert_eq!(open.status.code(), Some(2));
+    assert!(stderr(&open).contains("--input-shape"), "{}", stderr(&open));
+
+    let o =
+        run(bin()
+            .arg("generate")
+            .arg(&model)
+            .args(["--lang", "rust", "--input-shape", "12,3"]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("--input-shape 12,3"), "options in the header");
+    assert!(text.contains("pub const INPUT_SHAPE: [usize; 2] = [12, 3];"));
+
+    for (shape, message) in [
+        ("12,4", "has size 3 in dimension 2"),
+        ("12", "has 2 dimensions"),
+        ("12,x", "is not a list of positive sizes"),
+        ("0,3", "is not a list of positive sizes"),
+    ] {
+        let o = run(bin()
+            .arg("inspect")
+            .arg(&model)
+            .args(["--input-shape", shape]));
+        assert_eq!(o.status.code(), Some(2), "{shape}");
+        assert!(stderr(&o).contains(message), "{shape}: {}", stderr(&o));
+    }
+    let o = run(bin().arg("inspect").arg(&model).args([
+        "--input-shape",
+        "5,3",
+        "--input-shape",
+        "5,3",
+    ]));
+    assert!(stderr(&o).contains("2 input shapes given, but the model has 1 input"));
+}

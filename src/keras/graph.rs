@@ -833,8 +833,8 @@ fn input_spec(layer: &LayerEntry) -> std::result::Result<(Vec<usize>, InputDtype
         match d {
             Value::Null => {
                 return Err(format!(
-                    "input shape {shape_value} has a dynamic (None) dimension; give every \
-                     dimension a size (dynamic shapes are not supported)"
+                    "input shape {shape_value} has a dynamic (None) dimension; give it a size \
+                     when generating (--input-shape)"
                 ))
             }
             d => match d.as_u64().and_then(|u| usize::try_from(u).ok()) {

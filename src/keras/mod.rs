@@ -47,6 +47,18 @@ pub fn load_bytes(
     bytes: &[u8],
     config: Option<(&Path, &[u8])>,
 ) -> Result<Graph> {
+    load_bytes_with_shapes(model_name, bytes, config, &[])
+}
+
+/// [`load_bytes`], with sizes for the dimensions the model leaves open (`None`, such as
+/// the sequence length of a recurrent model): `input_shapes[k]` is the whole shape of
+/// model input `k` without the batch dimension; sizes the file does give must agree.
+pub fn load_bytes_with_shapes(
+    model_name: &Path,
+    bytes: &[u8],
+    config: Option<(&Path, &[u8])>,
+    input_shapes: &[Vec<usize>],
+) -> Result<Graph> {
     let format_error = |message: String| Error::Format {
         path: model_name.to_path_buf(),
         message,
@@ -72,7 +84,64 @@ pub fn load_bytes(
                 .into(),
         ));
     };
+    let mut source = source;
+    fix_input_shapes(&mut source.model, input_shapes).map_err(format_error)?;
     build(model_name, source)
+}
+
+/// Writes `shapes` into the model inputs' `batch_shape`, where the file has `None`.
+fn fix_input_shapes(
+    model: &mut ModelConfig,
+    shapes: &[Vec<usize>],
+) -> std::result::Result<(), String> {
+    if shapes.len() > model.inputs.len() {
+        return Err(format!(
+            "{} input shapes given, but the model has {} input(s)",
+            shapes.len(),
+            model.inputs.len()
+        ));
+    }
+    for (input, shape) in model.inputs.iter().zip(shapes) {
+        let name = crate::error::escape_for_message(&input.layer);
+        let Some(layer) = model
+            .layers
+            .iter_mut()
+            .find(|l| l.name == input.layer && l.is_input())
+        else {
+            continue; // reported when the graph is built
+        };
+        let key = ["batch_shape", "batch_input_shape"]
+            .into_iter()
+            .find(|k| layer.config.get(*k).is_some_and(|v| !v.is_null()))
+            .unwrap_or("batch_shape");
+        let declared: Vec<serde_json::Value> = layer
+            .config
+            .get(key)
+            .and_then(serde_json::Value::as_array)
+            .map(|dims| dims.iter().skip(1).cloned().collect())
+            .unwrap_or_else(|| vec![serde_json::Value::Null; shape.len()]);
+        if declared.len() != shape.len() {
+            return Err(format!(
+                "input '{name}' has {} dimensions (batch excluded), the given shape {shape:?} has {}",
+                declared.len(),
+                shape.len()
+            ));
+        }
+        for (d, (given, file)) in shape.iter().zip(&declared).enumerate() {
+            if file.as_u64().is_some_and(|f| f != *given as u64) {
+                return Err(format!(
+                    "input '{name}' has size {file} in dimension {}, the given shape {shape:?} says {given}",
+                    d + 1
+                ));
+            }
+        }
+        let mut dims = vec![serde_json::Value::Null];
+        dims.extend(shape.iter().map(|&d| serde_json::Value::from(d)));
+        layer
+            .config
+            .insert(key.to_string(), serde_json::Value::Array(dims));
+    }
+    Ok(())
 }
 
 fn read_file(path: &Path) -> Result<Vec<u8>> {
