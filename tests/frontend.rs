@@ -27,6 +27,9 @@ struct Form {
     label: &'static str,
     model: PathBuf,
     config: Option<PathBuf>,
+    /// The input shapes Keras ran the model on (models with a `None` sequence length are
+    /// loaded with them, as `--input-shape` does).
+    input_shapes: Vec<Vec<usize>>,
 }
 
 /// Every stored form of each fixture, grouped by fixture and Keras version
@@ -83,6 +86,9 @@ fn groups(dir: &Path) -> BTreeMap<String, Vec<Form>> {
                     label,
                     model: dir.join(m),
                     config: c.map(|c| dir.join(c)),
+                    input_shapes: read_io(&dir.join(format!("{stem}{suffix}.io.json")))
+                        .map(|io| io.inputs.into_iter().map(|(_, shape, _)| shape).collect())
+                        .unwrap_or_default(),
                 })
                 .collect();
             if !present.is_empty() {
@@ -94,7 +100,8 @@ fn groups(dir: &Path) -> BTreeMap<String, Vec<Form>> {
 }
 
 fn load_form(form: &Form) -> keras2src::Result<Graph> {
-    load(&form.model, form.config.as_deref())
+    keras2src::Model::load_with_shapes(&form.model, form.config.as_deref(), &form.input_shapes)
+        .map(|m| m.graph)
 }
 
 #[test]

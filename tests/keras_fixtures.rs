@@ -23,6 +23,9 @@ struct Fixture {
     inputs: Vec<Vec<Vec<f32>>>,
     /// outputs[s][output] = values
     outputs: Vec<Vec<Vec<f32>>>,
+    /// The shape of each input Keras ran (passed as `--input-shape` would be, for models
+    /// whose sequence length is `None`).
+    input_shapes: Vec<Vec<usize>>,
 }
 
 fn fixtures() -> Vec<Fixture> {
@@ -83,6 +86,15 @@ fn fixtures() -> Vec<Fixture> {
                 name: name.replace(".k2", "_k2"),
                 files,
                 inputs: per_sample("inputs"),
+                input_shapes: io["inputs"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|i| {
+                        let dims = i["shape"].as_array().unwrap();
+                        dims.iter().map(|d| d.as_u64().unwrap() as usize).collect()
+                    })
+                    .collect(),
                 outputs: per_sample("outputs"),
             }
         })
@@ -130,13 +142,14 @@ fn interpreter_matches_keras_in_every_format() {
     let mut failures = Vec::new();
     for fixture in fixtures() {
         for (file, config) in &fixture.files {
-            let model = match Model::load(file, config.as_deref()) {
-                Ok(m) => m,
-                Err(e) => {
-                    failures.push(format!("{}: {e}", file.display()));
-                    continue;
-                }
-            };
+            let model =
+                match Model::load_with_shapes(file, config.as_deref(), &fixture.input_shapes) {
+                    Ok(m) => m,
+                    Err(e) => {
+                        failures.push(format!("{}: {e}", file.display()));
+                        continue;
+                    }
+                };
             for graph in [model.graph.clone(), model.optimized()] {
                 for (s, (inputs, want)) in fixture.inputs.iter().zip(&fixture.outputs).enumerate() {
                     let got =
@@ -168,7 +181,8 @@ fn generated_code_matches_keras() {
     let mut cases = Vec::new();
     for (n, f) in all.into_iter().enumerate() {
         let (file, config) = &f.files[0];
-        let model = Model::load(file, config.as_deref()).unwrap_or_else(|e| panic!("{e}"));
+        let model = Model::load_with_shapes(file, config.as_deref(), &f.input_shapes)
+            .unwrap_or_else(|e| panic!("{e}"));
         let expected_gap = NOT_GENERATED_YET.iter().any(|(name, _)| *name == f.name);
         match model.generate(keras2src::Lang::Rust, &f.name) {
             Ok(_) => assert!(
