@@ -31,6 +31,14 @@ fn act(a: &Activation, var: &str) -> Val {
     }
 }
 
+/// GRU: `h = z * h' + (1 - z) * hh`, with `h'` at the start of the workspace.
+fn gru_h() -> Stmt {
+    let_(
+        "h",
+        Val::var("z") * work(at("k")) + (Val::Const(1.0) - Val::var("z")) * Val::var("hh"),
+    )
+}
+
 fn let_(name: &str, v: Val) -> Stmt {
     Stmt::Let(name.to_string(), v)
 }
@@ -234,11 +242,7 @@ pub fn recurrent(
                         work(off(zx + 2 * u, "k")) + Val::var("r") * work(off(zh + 2 * u, "k")),
                     ),
                     let_("hh", act(&r.activation, "ah")),
-                    let_(
-                        "h",
-                        Val::var("z") * work(at("k"))
-                            + (Val::Const(1.0) - Val::var("z")) * Val::var("hh"),
-                    ),
+                    gru_h(),
                 ];
                 keep_h(&mut gate);
                 body.extend(for_("k", u, gate));
@@ -272,11 +276,7 @@ pub fn recurrent(
                     ),
                     let_("hh", act(&r.activation, "ah")),
                     let_("z", work(off(zh, "k"))),
-                    let_(
-                        "h",
-                        Val::var("z") * work(at("k"))
-                            + (Val::Const(1.0) - Val::var("z")) * Val::var("hh"),
-                    ),
+                    gru_h(),
                 ];
                 keep_h(&mut gate);
                 body.extend(for_("k", u, gate));

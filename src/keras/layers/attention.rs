@@ -261,6 +261,10 @@ impl Steps {
         Ok(self.push(Some(suffix), Op::Reshape { target }, vec![from]))
     }
 
+    fn transpose(&mut self, suffix: &str, from: Source, perm: Vec<usize>) -> Source {
+        self.push(Some(suffix), Op::Transpose { perm }, vec![from])
+    }
+
     /// The steps, the last one the call's output, followed by `scores` (the attention
     /// distribution) when the call returns it.
     fn finish(mut self, scores: Option<Source>) -> Vec<Step> {
@@ -346,13 +350,7 @@ impl LayerKind for DenseAttention {
             Source::Input(1)
         };
         let mut steps = Steps::default();
-        let kt = steps.push(
-            Some("key_transposed"),
-            Op::Transpose {
-                perm: swap_last(rank),
-            },
-            vec![key],
-        );
+        let kt = steps.transpose("key_transposed", key, swap_last(rank));
         let mut weights = weights.iter();
         let scale = if self.use_scale { weights.next() } else { None };
         let mut scale_scores = None;
@@ -667,29 +665,11 @@ impl MultiHead {
         let value = steps.push(Some("value"), dense(v_kernel, v_bias), vec![value_in]);
         // [T, H * dim] -> [H, T, dim] (keys -> [H, dim, T]).
         let query = steps.reshape("query_heads", query, &[tq, h, kd])?;
-        let query = steps.push(
-            Some("query_by_head"),
-            Op::Transpose {
-                perm: vec![1, 0, 2],
-            },
-            vec![query],
-        );
+        let query = steps.transpose("query_by_head", query, vec![1, 0, 2]);
         let key = steps.reshape("key_heads", key, &[tv, h, kd])?;
-        let key = steps.push(
-            Some("key_by_head"),
-            Op::Transpose {
-                perm: vec![1, 2, 0],
-            },
-            vec![key],
-        );
+        let key = steps.transpose("key_by_head", key, vec![1, 2, 0]);
         let value = steps.reshape("value_heads", value, &[tv, h, vd])?;
-        let value = steps.push(
-            Some("value_by_head"),
-            Op::Transpose {
-                perm: vec![1, 0, 2],
-            },
-            vec![value],
-        );
+        let value = steps.transpose("value_by_head", value, vec![1, 0, 2]);
         let mut scores = steps.push(Some("scores"), Op::MatMul, vec![query, key]);
         // The Keras masks of query (`[1, tq, 1]`), value and key (`[1, 1, tv]`), ANDed.
         let mut allowed = None;
@@ -786,13 +766,7 @@ impl MultiHead {
             }
         };
         let context = steps.push(Some("context"), Op::MatMul, vec![probs, value]);
-        let context = steps.push(
-            Some("context_by_step"),
-            Op::Transpose {
-                perm: vec![1, 0, 2],
-            },
-            vec![context],
-        );
+        let context = steps.transpose("context_by_step", context, vec![1, 0, 2]);
         let mut context = steps.reshape("context_flat", context, &[tq, h * vd])?;
         if let Some(gate) = gate {
             let gate = steps.push(Some("gate"), gate, vec![query_in]);
