@@ -1,0 +1,110 @@
+//! The bench models: the Keras model file, one sample's input and Keras's output.
+
+use std::path::PathBuf;
+
+use serde_json::Value;
+
+/// (key, fixture) of every bench model, in report order.
+pub const MODELS: [(&str, &str); 5] = [
+    ("b1", "functional_mlp"),
+    ("b2", "bench_cnn"),
+    ("b3", "bench_lstm"),
+    ("mobilenet", "mobilenet_v2"),
+    ("transformer", "transformer_block"),
+];
+
+/// One bench model, ready to run.
+#[derive(Debug, Clone)]
+pub struct Fixture {
+    pub key: String,
+    pub name: String,
+    /// `tests/fixtures/models/<name>.keras`
+    pub keras: PathBuf,
+    /// The input's shape without the batch dimension.
+    pub input_shape: Vec<usize>,
+    /// The first sample's input, flat.
+    pub input: Vec<f32>,
+    /// Keras's output on it, flat.
+    pub expected: Vec<f32>,
+}
+
+impl Fixture {
+    /// Reads `<name>.io.json`; `Err` says why the model cannot be benchmarked.
+    pub fn load(key: &str, name: &str) -> Result<Fixture, String> {
+        let dir = crate::repo_root().join("tests/fixtures/models");
+        let keras = dir.join(format!("{name}.keras"));
+        let io_path = dir.join(format!("{name}.io.json"));
+        if !keras.exists() || !io_path.exists() {
+            return Err(format!(
+                "{} or its .io.json is missing",
+                crate::shown(&keras)
+            ));
+        }
+        let text = std::fs::read_to_string(&io_path).map_err(|e| e.to_string())?;
+        let io: Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+        let (inputs, outputs) = (&io["inputs"], &io["outputs"]);
+        let ports = |v: &Value| v.as_array().map_or(0, Vec::len);
+        if ports(inputs) != 1 || ports(outputs) != 1 {
+            return Err("the harness runs models with one input and one output".into());
+        }
+        let first = |port: &Value| -> Result<Vec<f32>, String> {
+            port["data"][0]
+                .as_array()
+                .ok_or("no sample in .io.json")?
+                .iter()
+                .map(|v| v.as_f64().map(|x| x as f32).ok_or("not a number".into()))
+                .collect()
+        };
+        let input_shape = inputs[0]["shape"]
+            .as_array()
+            .ok_or("no input shape in .io.json")?
+            .iter()
+            .map(|d| d.as_u64().map(|d| d as usize).ok_or("bad input shape"))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Fixture {
+            key: key.into(),
+            name: name.into(),
+            keras,
+            input_shape,
+            input: first(&inputs[0])?,
+            expected: first(&outputs[0])?,
+        })
+    }
+
+    /// The peer model beside the harness: `bench/models/<name>.<ext>`.
+    pub fn peer_model(&self, ext: &str) -> PathBuf {
+        crate::repo_root()
+            .join("bench/models")
+            .join(format!("{}.{ext}", self.name))
+    }
+
+    /// Writes the input as raw little-endian f32 into `dir`, for the workers.
+    pub fn write_input(&self, dir: &std::path::Path) -> Result<PathBuf, String> {
+        let path = dir.join("input.f32");
+        let bytes: Vec<u8> = self.input.iter().flat_map(|v| v.to_le_bytes()).collect();
+        std::fs::write(&path, bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok(path)
+    }
+}
+
+/// Agreement with Keras: the largest absolute error, and whether every element is within
+/// `1e-5 + 1e-4 |keras|`.
+pub fn agreement(got: &[f32], keras: &[f32]) -> (f32, bool) {
+    if got.len() != keras.len() {
+        return (f32::INFINITY, false);
+    }
+    got.iter()
+        .zip(keras)
+        .fold((0.0f32, true), |(max, ok), (&g, &k)| {
+            let err = (g - k).abs();
+            let within = err <= 1e-5 + 1e-4 * k.abs();
+            (
+                if err.is_nan() {
+                    f32::INFINITY
+                } else {
+                    max.max(err)
+                },
+                ok && within,
+            )
+        })
+}

@@ -1,0 +1,576 @@
+//! Results, the markdown report (`BENCHMARKS.md`) and the machine-readable medians
+//! (`bench/results.json`), compared with the previous run.
+
+use std::fmt::Write as _;
+
+use serde_json::{json, Value};
+
+use crate::elf::Sizes;
+use crate::machine::Machine;
+use crate::ours::{Generation, REFERENCE};
+use crate::timing::Stats;
+
+/// Report order of the engines.
+const ENGINE_ORDER: [&str; 7] = [
+    "rust",
+    "rust-native",
+    "cpp-O2",
+    "cpp-O3-native",
+    "tract",
+    "ort",
+    "litert",
+];
+
+/// A slowdown against the previous run beyond this is flagged.
+const SLOWDOWN_FLAG: f64 = 1.10;
+
+#[derive(Debug, Clone)]
+pub enum Status {
+    /// Started and agreed with Keras, waiting for rounds (never reported).
+    Pending,
+    Timed {
+        stats: Stats,
+        calls_per_slice: u64,
+    },
+    Disagrees,
+    Skipped(String),
+    Failed(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct EngineResult {
+    pub key: String,
+    pub label: String,
+    /// A peer's package and version, as it reported them.
+    pub version: Option<String>,
+    pub max_abs_err: Option<f32>,
+    pub status: Status,
+}
+
+impl EngineResult {
+    pub fn new(key: &str, label: &str, version: Option<String>) -> EngineResult {
+        EngineResult {
+            key: key.into(),
+            label: label.into(),
+            version,
+            max_abs_err: None,
+            status: Status::Pending,
+        }
+    }
+
+    pub fn skipped(key: &str, label: &str, why: String) -> EngineResult {
+        EngineResult {
+            status: Status::Skipped(why),
+            ..EngineResult::new(key, label, None)
+        }
+    }
+
+    pub fn failed(key: &str, label: &str, why: String) -> EngineResult {
+        EngineResult {
+            status: Status::Failed(why),
+            ..EngineResult::new(key, label, None)
+        }
+    }
+
+    /// Median nanoseconds per call, when timed.
+    pub fn median_ns(&self) -> Option<f64> {
+        match &self.status {
+            Status::Timed { stats, .. } => Some(stats.median),
+            _ => None,
+        }
+    }
+}
+
+/// One compiled build's costs.
+#[derive(Debug, Clone)]
+pub struct BuildCost {
+    pub key: String,
+    pub label: String,
+    pub compile_s: f64,
+    pub sizes: Sizes,
+}
+
+/// What a user pays besides latency.
+#[derive(Debug, Clone)]
+pub struct Costs {
+    pub load_s: f64,
+    pub generate_rust_s: f64,
+    pub generate_cpp_s: f64,
+    pub weights_in_file: bool,
+    pub scratch_floats: usize,
+    pub activation_floats: usize,
+    pub builds: Vec<BuildCost>,
+}
+
+impl Costs {
+    pub fn from_generation(g: &Generation) -> Costs {
+        Costs {
+            load_s: g.load_s,
+            generate_rust_s: g.rust_s,
+            generate_cpp_s: g.cpp_s,
+            weights_in_file: g.weights_in_file,
+            scratch_floats: g.scratch_floats,
+            activation_floats: g.activation_floats,
+            builds: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ModelResult {
+    pub key: String,
+    pub fixture: String,
+    /// Why the whole model was skipped.
+    pub skipped: Option<String>,
+    pub macs: usize,
+    pub engines: Vec<EngineResult>,
+    pub costs: Option<Costs>,
+}
+
+impl ModelResult {
+    pub fn skipped(key: &str, fixture: &str, why: String) -> ModelResult {
+        ModelResult {
+            key: key.into(),
+            fixture: fixture.into(),
+            skipped: Some(why),
+            macs: 0,
+            engines: Vec::new(),
+            costs: None,
+        }
+    }
+
+    pub fn sort_engines(&mut self) {
+        let rank = |k: &str| ENGINE_ORDER.iter().position(|&e| e == k).unwrap_or(99);
+        self.engines.sort_by_key(|e| rank(&e.key));
+    }
+
+    pub fn median_ns(&self, engine: &str) -> Option<f64> {
+        self.engines
+            .iter()
+            .find(|e| e.key == engine)
+            .and_then(EngineResult::median_ns)
+    }
+
+    fn compile_s(&self, build: &str) -> Option<f64> {
+        self.costs
+            .as_ref()?
+            .builds
+            .iter()
+            .find(|b| b.key == build)
+            .map(|b| b.compile_s)
+    }
+}
+
+/// Medians of the previous run: model key -> engine key -> median µs.
+#[derive(Debug, Clone, Default)]
+pub struct Previous {
+    pub date: Option<String>,
+    doc: Value,
+}
+
+impl Previous {
+    pub fn read(path: &std::path::Path) -> Previous {
+        let doc: Value = std::fs::read_to_string(path)
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or(Value::Null);
+        Previous {
+            date: doc["date"].as_str().map(str::to_string),
+            doc,
+        }
+    }
+
+    fn median_us(&self, model: &str, engine: &str) -> Option<f64> {
+        self.doc["models"][model]["engines"][engine]["median_us"].as_f64()
+    }
+}
+
+/// The tool versions the report names besides the machine.
+#[derive(Debug, Clone, Default)]
+pub struct Versions {
+    pub tract: Option<String>,
+}
+
+/// A pass/fail line of the issue's goals.
+struct Goal {
+    text: &'static str,
+    /// `None`: not measurable in this run (a model or a peer missing).
+    pass: Option<bool>,
+    detail: String,
+}
+
+fn goals(models: &[ModelResult]) -> Vec<Goal> {
+    let model = |k: &str| models.iter().find(|m| m.key == k);
+    let median = |m: &str, e: &str| model(m).and_then(|m| m.median_ns(e));
+    let ours = |m: &str| median(m, REFERENCE);
+    let mut goals = Vec::new();
+    let us = |ns: f64| format!("{:.3} µs", ns / 1e3);
+    let b1 = ours("b1");
+    goals.push(Goal {
+        text: "B1: Rust native ≤ 0.2 µs",
+        pass: b1.map(|t| t <= 200.0),
+        detail: b1.map_or("not measured".into(), us),
+    });
+    let ratio_goal = |text, m: &str, peer: &str, limit: f64| {
+        let (o, p) = (ours(m), median(m, peer));
+        Goal {
+            text,
+            pass: o.zip(p).map(|(o, p)| o / p <= limit),
+            detail: match (o, p) {
+                (Some(o), Some(p)) => format!("{} vs {} ({:.2}×)", us(o), us(p), o / p),
+                _ => "not measured".into(),
+            },
+        }
+    };
+    let mut b2 = ratio_goal("B2: Rust native faster than LiteRT", "b2", "litert", 1.0);
+    b2.pass = ours("b2").zip(median("b2", "litert")).map(|(o, p)| o < p);
+    goals.push(b2);
+    goals.push(ratio_goal(
+        "B3: Rust native ≤ 0.5× onnxruntime",
+        "b3",
+        "ort",
+        0.5,
+    ));
+    goals.push(ratio_goal(
+        "MobileNetV2: Rust native ≤ 1.5× onnxruntime",
+        "mobilenet",
+        "ort",
+        1.5,
+    ));
+    let compile = model("mobilenet").and_then(|m| {
+        let a = m.compile_s("rust")?;
+        let b = m.compile_s("rust-native")?;
+        Some(a.max(b))
+    });
+    goals.push(Goal {
+        text: "MobileNetV2: generated Rust compiles in < 30 s",
+        pass: compile.map(|s| s < 30.0),
+        detail: compile.map_or("not measured".into(), |s| {
+            format!("{s:.1} s (slower of the two rustc builds)")
+        }),
+    });
+    goals
+}
+
+fn fmt_us(ns: f64) -> String {
+    let us = ns / 1e3;
+    if us < 10.0 {
+        format!("{us:.3}")
+    } else if us < 1000.0 {
+        format!("{us:.1}")
+    } else {
+        format!("{us:.0}")
+    }
+}
+
+fn fmt_bytes(b: u64) -> String {
+    if b >= 1 << 20 {
+        format!("{:.2} MiB", b as f64 / (1u64 << 20) as f64)
+    } else if b >= 1 << 10 {
+        format!("{:.1} KiB", b as f64 / 1024.0)
+    } else {
+        format!("{b} B")
+    }
+}
+
+/// One cell of text on one line, safe inside a table.
+fn cell(text: &str) -> String {
+    let one_line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let short: String = one_line.chars().take(160).collect();
+    short.replace('|', "\\|")
+}
+
+/// The markdown report. `notes` is the hand-written "## Notes" section of the previous
+/// report, kept as it was.
+pub fn markdown(
+    models: &[ModelResult],
+    machine: &Machine,
+    versions: &Versions,
+    previous: &Previous,
+    rounds: usize,
+    notes: Option<&str>,
+) -> String {
+    let mut md = String::new();
+    let peak = machine.peak_gflops();
+    let w = &mut md;
+    let _ = writeln!(w, "# Benchmarks\n");
+    let _ = writeln!(
+        w,
+        "Written by `cargo bench -p keras2src-bench` (bench/benches/compare.rs) on {}; \
+         do not edit by hand except the Notes section at the end, which the next run keeps.\n",
+        machine.date
+    );
+    let _ = writeln!(
+        w,
+        "Single-sample latency on one thread, per call, for the first sample of each \
+         fixture. Every engine is first checked against Keras's output \
+         (|got − keras| ≤ 1e-5 + 1e-4·|keras| elementwise) and timed only if it agrees; \
+         then each is calibrated to slices of 10–20 ms and the engines run one slice each \
+         in turn for {rounds} rounds. Median and spread (p10–p90, min) are over rounds. \
+         × = engine time / Rust native time (higher is slower). GFLOP/s counts 2 flops \
+         per MAC (MACs from `keras2src inspect`); the FMA peak is 32 flop/cycle (2 FMA \
+         pipes × 8 f32 lanes × 2) × the clock, taken from `cpu MHz` in /proc/cpuinfo \
+         ({:.0} MHz → {peak:.1} GFLOP/s). Our code is built outside the timing loop's \
+         crate / translation unit (an rlib, an object), so nothing is hoisted out of it.\n",
+        machine.mhz
+    );
+    if let Some(date) = &previous.date {
+        let _ = writeln!(
+            w,
+            "\"vs previous\" compares medians with the run of {date} (bench/results.json); \
+             ⚠ marks a slowdown over {:.0}%, which needs a note.\n",
+            (SLOWDOWN_FLAG - 1.0) * 100.0
+        );
+    }
+
+    let _ = writeln!(w, "## Latency\n");
+    for m in models {
+        let _ = writeln!(w, "### {} (`{}`)\n", m.key, m.fixture);
+        if let Some(why) = &m.skipped {
+            let _ = writeln!(w, "Skipped: {}\n", cell(why));
+            continue;
+        }
+        let _ = writeln!(w, "{} MACs.\n", m.macs);
+        let _ = writeln!(
+            w,
+            "| engine | median µs | p10–p90 µs | min µs | × Rust native | GFLOP/s | % FMA peak | max abs err | vs previous |"
+        );
+        let _ = writeln!(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+        let reference = m.median_ns(REFERENCE);
+        for e in &m.engines {
+            let label = match &e.version {
+                Some(v) => format!("{} ({})", e.label, v),
+                None if e.key == "tract" => {
+                    format!("{} {}", e.label, versions.tract.as_deref().unwrap_or(""))
+                }
+                None => e.label.clone(),
+            };
+            let err = e.max_abs_err.map_or("–".into(), |x| format!("{x:.1e}"));
+            match &e.status {
+                Status::Timed { stats, .. } => {
+                    let gflops = 2.0 * m.macs as f64 / stats.median;
+                    let ratio =
+                        reference.map_or("–".into(), |r| format!("{:.2}", stats.median / r));
+                    let vs = previous
+                        .median_us(&m.key, &e.key)
+                        .map_or("–".into(), |old| {
+                            let change = stats.median / 1e3 / old;
+                            let flag = if change > SLOWDOWN_FLAG { " ⚠" } else { "" };
+                            format!("{:+.0}%{flag}", (change - 1.0) * 100.0)
+                        });
+                    let _ = writeln!(
+                        w,
+                        "| {} | {} | {}–{} | {} | {} | {:.2} | {:.1}% | {} | {} |",
+                        cell(&label),
+                        fmt_us(stats.median),
+                        fmt_us(stats.p10),
+                        fmt_us(stats.p90),
+                        fmt_us(stats.min),
+                        ratio,
+                        gflops,
+                        100.0 * gflops / peak,
+                        err,
+                        vs
+                    );
+                }
+                Status::Disagrees => {
+                    let _ = writeln!(
+                        w,
+                        "| {} | disagrees with Keras, not timed | | | | | | {err} | |",
+                        cell(&label)
+                    );
+                }
+                Status::Skipped(why) => {
+                    let _ = writeln!(
+                        w,
+                        "| {} | skipped: {} | | | | | | | |",
+                        cell(&label),
+                        cell(why)
+                    );
+                }
+                Status::Failed(why) => {
+                    let _ = writeln!(
+                        w,
+                        "| {} | failed: {} | | | | | | | |",
+                        cell(&label),
+                        cell(why)
+                    );
+                }
+                Status::Pending => {}
+            }
+        }
+        let _ = writeln!(w);
+    }
+
+    let _ = writeln!(w, "## Goals of issue 5 (this run)\n");
+    let _ = writeln!(w, "| goal | result | measured |");
+    let _ = writeln!(w, "|---|---|---|");
+    for g in goals(models) {
+        let verdict = match g.pass {
+            Some(true) => "pass",
+            Some(false) => "**fail**",
+            None => "not measured",
+        };
+        let _ = writeln!(w, "| {} | {verdict} | {} |", g.text, g.detail);
+    }
+    let _ = writeln!(
+        w,
+        "\nAnd: no benchmark slower than the previous run without a note (⚠ above).\n"
+    );
+
+    let _ = writeln!(w, "## Costs besides latency\n");
+    let _ = writeln!(
+        w,
+        "Generation: reading the .keras file, then generating each language through the \
+         library (in-process). Compile: rustc of the generated module as an rlib, g++ of \
+         one translation unit including the header, each alone. Sections: .text\\* and \
+         .rodata\\* of that rlib / object (read from the ELF section headers). Working \
+         memory: `SCRATCH_LEN` f32s against all intermediate tensors added up without \
+         reuse.\n"
+    );
+    for m in models {
+        let Some(c) = &m.costs else { continue };
+        let _ = writeln!(w, "### {} (`{}`)\n", m.key, m.fixture);
+        let _ = writeln!(
+            w,
+            "Generation: load {:.3} s, Rust {:.3} s, C++ {:.3} s; Rust weights {}. Working \
+             memory: SCRATCH_LEN {} f32s vs {} f32s of activations ({:.0}%).\n",
+            c.load_s,
+            c.generate_rust_s,
+            c.generate_cpp_s,
+            if c.weights_in_file {
+                "in model.weights.bin"
+            } else {
+                "inline"
+            },
+            c.scratch_floats,
+            c.activation_floats,
+            100.0 * c.scratch_floats as f64 / c.activation_floats.max(1) as f64
+        );
+        let _ = writeln!(w, "| build | compile s | .text | .rodata |");
+        let _ = writeln!(w, "|---|---:|---:|---:|");
+        for b in &c.builds {
+            let _ = writeln!(
+                w,
+                "| {} | {:.2} | {} | {} |",
+                b.label,
+                b.compile_s,
+                fmt_bytes(b.sizes.text),
+                fmt_bytes(b.sizes.rodata)
+            );
+        }
+        let _ = writeln!(w);
+    }
+
+    let _ = writeln!(w, "## Machine\n");
+    let peer_version = |key: &str| {
+        models
+            .iter()
+            .flat_map(|m| &m.engines)
+            .find(|e| e.key == key)
+            .and_then(|e| e.version.clone())
+            .unwrap_or_else(|| "not run".into())
+    };
+    let _ = writeln!(
+        w,
+        "- CPU: {} ({} logical cores; benchmarks use one thread)",
+        machine.cpu, machine.logical_cores
+    );
+    let _ = writeln!(
+        w,
+        "- Clock: {:.0} MHz (`cpu MHz`, /proc/cpuinfo, first core)",
+        machine.mhz
+    );
+    let _ = writeln!(w, "- SIMD flags: {}", machine.simd_flags.join(" "));
+    let _ = writeln!(w, "- {}", machine.rustc);
+    let _ = writeln!(w, "- {}", machine.gxx);
+    let _ = writeln!(
+        w,
+        "- tract-onnx {}",
+        versions.tract.as_deref().unwrap_or("?")
+    );
+    let _ = writeln!(w, "- onnxruntime: {}", peer_version("ort"));
+    let _ = writeln!(w, "- LiteRT: {}", peer_version("litert"));
+    let _ = writeln!(w, "- Date: {}", machine.date);
+    match notes {
+        Some(notes) => {
+            let _ = write!(w, "\n{}", notes.trim_end());
+            let _ = writeln!(w);
+        }
+        None => {
+            let _ = writeln!(
+                w,
+                "\n## Notes\n\nWhy a benchmark got slower, and anything else a reader of the \
+                 numbers should know (kept by the next run)."
+            );
+        }
+    }
+    md
+}
+
+/// The "## Notes" section of a previous report, to carry over.
+pub fn notes_of(previous_md: &str) -> Option<String> {
+    let start = previous_md.find("\n## Notes")?;
+    Some(previous_md[start + 1..].to_string())
+}
+
+/// The machine-readable medians. Models not in this run keep their previous entry.
+pub fn json(models: &[ModelResult], machine: &Machine, previous: &Previous) -> Value {
+    let mut out = serde_json::Map::new();
+    if let Some(old) = previous.doc["models"].as_object() {
+        out.extend(old.clone());
+    }
+    for m in models.iter().filter(|m| m.skipped.is_none()) {
+        let mut engines = serde_json::Map::new();
+        for e in &m.engines {
+            if let Status::Timed {
+                stats,
+                calls_per_slice,
+            } = &e.status
+            {
+                engines.insert(
+                    e.key.clone(),
+                    json!({
+                        "median_us": stats.median / 1e3,
+                        "p10_us": stats.p10 / 1e3,
+                        "p90_us": stats.p90 / 1e3,
+                        "min_us": stats.min / 1e3,
+                        "rounds": stats.rounds,
+                        "calls_per_slice": calls_per_slice,
+                        "max_abs_err": e.max_abs_err,
+                        "version": e.version,
+                    }),
+                );
+            }
+        }
+        let costs = m.costs.as_ref().map(|c| {
+            json!({
+                "generate_rust_s": c.generate_rust_s,
+                "generate_cpp_s": c.generate_cpp_s,
+                "scratch_floats": c.scratch_floats,
+                "activation_floats": c.activation_floats,
+                "builds": c.builds.iter().map(|b| (b.key.clone(), json!({
+                    "compile_s": b.compile_s,
+                    "text_bytes": b.sizes.text,
+                    "rodata_bytes": b.sizes.rodata,
+                }))).collect::<serde_json::Map<_, _>>(),
+            })
+        });
+        out.insert(
+            m.key.clone(),
+            json!({
+                "fixture": m.fixture,
+                "date": machine.date,
+                "macs": m.macs,
+                "engines": engines,
+                "costs": costs,
+            }),
+        );
+    }
+    json!({
+        "date": machine.date,
+        "cpu": machine.cpu,
+        "mhz": machine.mhz,
+        "models": out,
+    })
+}
