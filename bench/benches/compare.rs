@@ -8,6 +8,7 @@ use keras2src_bench::{machine, Settings};
 
 mod tract_engine {
     use std::hint::black_box;
+    use std::path::Path;
     use std::time::Instant;
 
     use keras2src_bench::engine::Engine;
@@ -23,17 +24,13 @@ mod tract_engine {
         input: TValue,
     }
 
-    pub fn start(fixture: &Fixture) -> Result<Box<dyn Engine>, String> {
-        let path = fixture.peer_model("onnx");
-        if !path.exists() {
-            return Err(format!("{} is missing", keras2src_bench::shown(&path)));
-        }
+    pub fn start(path: &Path, fixture: &Fixture) -> Result<Box<dyn Engine>, String> {
         let shape: Vec<usize> = std::iter::once(1)
             .chain(fixture.input_shape.iter().copied())
             .collect();
         let load = || -> TractResult<Tract> {
             let plan = tract_onnx::onnx()
-                .model_for_path(&path)?
+                .model_for_path(path)?
                 .with_input_fact(0, f32::fact(&shape).into())?
                 .into_optimized()?
                 .into_runnable()?;
@@ -78,6 +75,7 @@ fn main() {
     let tract_version = machine::locked_version("tract-onnx");
     let in_process = [InProcess {
         key: "tract",
+        ext: "onnx",
         label: "tract".into(),
         start: &tract_engine::start,
     }];

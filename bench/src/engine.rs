@@ -15,8 +15,8 @@ pub trait Engine {
     fn time(&mut self, n: u64) -> Result<u64, String>;
 }
 
-/// Starts an engine for a fixture; `Err` says why it is skipped.
-pub type Starter = dyn Fn(&crate::fixture::Fixture) -> Result<Box<dyn Engine>, String>;
+/// Starts an engine on a model file for a fixture; `Err` says why it is skipped.
+pub type Starter = dyn Fn(&Path, &crate::fixture::Fixture) -> Result<Box<dyn Engine>, String>;
 
 /// An engine with the predictions per slice it was calibrated to.
 pub type Calibrated = (Box<dyn Engine>, u64);

@@ -71,11 +71,22 @@ impl Fixture {
         })
     }
 
-    /// The peer model beside the harness: `bench/models/<name>.<ext>`.
-    pub fn peer_model(&self, ext: &str) -> PathBuf {
-        crate::repo_root()
-            .join("bench/models")
-            .join(format!("{}.{ext}", self.name))
+    /// The peer models beside the harness: `bench/models/<name>.<ext>` (listed even when
+    /// missing, to say so), and `<name>.fused.<ext>` when present (a recurrent layer as
+    /// the format's own fused op: that engine's best case).
+    pub fn peer_models(&self, ext: &str) -> Vec<PeerModel> {
+        let dir = crate::repo_root().join("bench/models");
+        let plain = PeerModel {
+            variant: "",
+            path: dir.join(format!("{}.{ext}", self.name)),
+        };
+        let fused = PeerModel {
+            variant: "-fused",
+            path: dir.join(format!("{}.fused.{ext}", self.name)),
+        };
+        let mut models = vec![plain];
+        models.extend(fused.path.exists().then_some(fused));
+        models
     }
 
     /// Writes the input as raw little-endian f32 into `dir`, for the workers.
@@ -84,6 +95,26 @@ impl Fixture {
         let bytes: Vec<u8> = self.input.iter().flat_map(|v| v.to_le_bytes()).collect();
         std::fs::write(&path, bytes).map_err(|e| format!("{}: {e}", path.display()))?;
         Ok(path)
+    }
+}
+
+/// A model file for a peer engine.
+#[derive(Debug, Clone)]
+pub struct PeerModel {
+    /// Appended to the engine's key: `""`, or `"-fused"`.
+    pub variant: &'static str,
+    pub path: PathBuf,
+}
+
+impl PeerModel {
+    /// The engine's key and label for this model.
+    pub fn name(&self, key: &str, label: &str) -> (String, String) {
+        let label = if self.variant.is_empty() {
+            label.to_string()
+        } else {
+            format!("{label}, fused-op model")
+        };
+        (format!("{key}{}", self.variant), label)
     }
 }
 

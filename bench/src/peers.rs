@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::Command;
 
 use crate::engine::{StartError, Worker};
-use crate::fixture::Fixture;
+use crate::fixture::PeerModel;
 
 /// A Python peer engine.
 #[derive(Debug, Clone, Copy)]
@@ -39,22 +39,23 @@ pub struct Started {
 /// Starts `peer` on the fixture; `Err` is the message to print when it is skipped.
 pub fn start(
     peer: Peer,
-    fixture: &Fixture,
+    model: &PeerModel,
     python: &Path,
     input: &Path,
     dir: &Path,
 ) -> Result<Started, String> {
-    let model = fixture.peer_model(peer.ext);
+    let (key, _) = model.name(peer.key, peer.label);
+    let model = &model.path;
     if !model.exists() {
-        return Err(format!("{} is missing", crate::shown(&model)));
+        return Err(format!("{} is missing", crate::shown(model)));
     }
     let script = crate::repo_root().join("bench/peers.py");
     if !script.exists() {
         return Err(format!("{} is missing", crate::shown(&script)));
     }
     let mut command = Command::new(python);
-    command.arg(&script).arg(peer.key).arg(&model).arg(input);
-    let log = dir.join(format!("{}.stderr.log", peer.key));
+    command.arg(&script).arg(peer.key).arg(model).arg(input);
+    let log = dir.join(format!("{key}.stderr.log"));
     match Worker::start(command, &log) {
         Ok(worker) => {
             let version = worker.ready.join(" ");

@@ -11,6 +11,8 @@ use crate::{peers, Settings};
 /// An engine that runs inside the bench process (tract): its key, label and constructor.
 pub struct InProcess<'a> {
     pub key: &'static str,
+    /// Extension of its model files under bench/models/.
+    pub ext: &'static str,
     pub label: String,
     pub start: &'a Starter,
 }
@@ -106,31 +108,42 @@ fn run_model(settings: &Settings, fixture: &Fixture, in_process: &[InProcess]) -
     }
 
     for extra in in_process {
-        match (extra.start)(fixture) {
-            Ok(engine) => running.push(Running {
-                result: EngineResult::new(extra.key, &extra.label, None),
-                engine,
-            }),
-            Err(why) => {
-                eprintln!("   {} skipped: {why}", extra.key);
-                result
-                    .engines
-                    .push(EngineResult::skipped(extra.key, &extra.label, why));
+        for model in fixture.peer_models(extra.ext) {
+            let (key, label) = model.name(extra.key, &extra.label);
+            let started = if model.path.exists() {
+                (extra.start)(&model.path, fixture)
+            } else {
+                Err(format!("{} is missing", crate::shown(&model.path)))
+            };
+            match started {
+                Ok(engine) => running.push(Running {
+                    result: EngineResult::new(&key, &label, None),
+                    engine,
+                }),
+                Err(why) => {
+                    eprintln!("   {key} skipped: {why}");
+                    result
+                        .engines
+                        .push(EngineResult::skipped(&key, &label, why));
+                }
             }
         }
     }
 
     for peer in peers::PEERS {
-        match peers::start(peer, fixture, &settings.python, &input, &dir) {
-            Ok(started) => running.push(Running {
-                result: EngineResult::new(peer.key, peer.label, Some(started.version)),
-                engine: Box::new(started.worker),
-            }),
-            Err(why) => {
-                eprintln!("   {} skipped: {why}", peer.key);
-                result
-                    .engines
-                    .push(EngineResult::skipped(peer.key, peer.label, why));
+        for model in fixture.peer_models(peer.ext) {
+            let (key, label) = model.name(peer.key, peer.label);
+            match peers::start(peer, &model, &settings.python, &input, &dir) {
+                Ok(started) => running.push(Running {
+                    result: EngineResult::new(&key, &label, Some(started.version)),
+                    engine: Box::new(started.worker),
+                }),
+                Err(why) => {
+                    eprintln!("   {key} skipped: {why}");
+                    result
+                        .engines
+                        .push(EngineResult::skipped(&key, &label, why));
+                }
             }
         }
     }
