@@ -72,6 +72,8 @@ fn main() {
     // `cargo bench` passes `--bench`; a filter argument is not supported (use
     // KERAS2SRC_BENCH_MODELS).
     let settings = Settings::from_env();
+    // Probed first: the load average before the suite adds its own.
+    let machine = machine::Machine::probe();
     let tract_version = machine::locked_version("tract-onnx");
     let in_process = [InProcess {
         key: "tract",
@@ -83,7 +85,7 @@ fn main() {
     let versions = Versions {
         tract: tract_version,
     };
-    if let Err(e) = keras2src_bench::write_report(&settings, &results, &versions) {
+    if let Err(e) = keras2src_bench::write_report(&settings, &machine, &results, &versions) {
         eprintln!("error: {e}");
         std::process::exit(1);
     }

@@ -103,6 +103,7 @@ impl Settings {
 /// never replaces the committed numbers.
 pub fn write_report(
     settings: &Settings,
+    machine: &machine::Machine,
     models: &[report::ModelResult],
     versions: &report::Versions,
 ) -> Result<(), String> {
@@ -111,16 +112,15 @@ pub fn write_report(
     let notes = std::fs::read_to_string(root.join("BENCHMARKS.md"))
         .ok()
         .and_then(|md| report::notes_of(&md));
-    let machine = machine::Machine::probe();
     let md = report::markdown(
         models,
-        &machine,
+        machine,
         versions,
         &previous,
         settings.rounds,
         notes.as_deref(),
     );
-    let json = report::json(models, &machine, &previous);
+    let json = report::json(models, machine, &previous);
     println!("{md}");
     let (md_path, json_path) = if settings.is_full() {
         (root.join("BENCHMARKS.md"), root.join("bench/results.json"))

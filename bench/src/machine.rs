@@ -13,6 +13,8 @@ pub struct Machine {
     pub rustc: String,
     pub gxx: String,
     pub date: String,
+    /// /proc/loadavg when the run started (the machine may be shared).
+    pub load: String,
 }
 
 impl Machine {
@@ -40,6 +42,9 @@ impl Machine {
             rustc: first_line("rustc", &["--version"]),
             gxx: first_line("g++", &["--version"]),
             date: first_line("date", &["-u", "+%Y-%m-%d %H:%M UTC"]),
+            load: std::fs::read_to_string("/proc/loadavg")
+                .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+                .unwrap_or_default(),
         }
     }
 

@@ -508,6 +508,11 @@ pub fn markdown(
     let _ = writeln!(w, "- onnxruntime: {}", peer_version("ort"));
     let _ = writeln!(w, "- LiteRT: {}", peer_version("litert"));
     let _ = writeln!(w, "- Date: {}", machine.date);
+    let _ = writeln!(
+        w,
+        "- Load average (1, 5, 15 min) at the start: {}",
+        machine.load
+    );
     match notes {
         Some(notes) => {
             let _ = write!(w, "\n{}", notes.trim_end());
