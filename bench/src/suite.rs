@@ -48,17 +48,14 @@ pub fn run(settings: &Settings, in_process: &[InProcess]) -> Vec<ModelResult> {
 
 fn run_model(settings: &Settings, fixture: &Fixture, in_process: &[InProcess]) -> ModelResult {
     let dir = crate::work_dir().join(&fixture.name);
-    let mut result = ModelResult::skipped(&fixture.key, &fixture.name, String::new());
     let input = match std::fs::create_dir_all(&dir)
         .map_err(|e| e.to_string())
         .and_then(|_| fixture.write_input(&dir))
     {
         Ok(p) => p,
-        Err(why) => {
-            result.skipped = Some(why);
-            return result;
-        }
+        Err(why) => return ModelResult::skipped(&fixture.key, &fixture.name, why),
     };
+    let mut result = ModelResult::skipped(&fixture.key, &fixture.name, String::new());
     result.skipped = None;
     let mut running = Vec::new();
 
