@@ -24,7 +24,9 @@ const ENGINE_ORDER: [&str; 10] = [
     "litert-fused",
 ];
 
-/// A slowdown against the previous run beyond this is flagged.
+/// A slowdown against the previous run beyond this is flagged, when it is also outside
+/// both runs' spread (this run's p10 above the previous p90): on a shared machine load
+/// alone moves medians by more than 10%.
 const SLOWDOWN_FLAG: f64 = 1.10;
 
 #[derive(Debug, Clone)]
@@ -183,8 +185,10 @@ impl Previous {
         }
     }
 
-    fn median_us(&self, model: &str, engine: &str) -> Option<f64> {
-        self.doc["models"][model]["engines"][engine]["median_us"].as_f64()
+    /// The previous run's median and p90, in µs.
+    fn times_us(&self, model: &str, engine: &str) -> Option<(f64, f64)> {
+        let e = &self.doc["models"][model]["engines"][engine];
+        Some((e["median_us"].as_f64()?, e["p90_us"].as_f64()?))
     }
 }
 
@@ -330,7 +334,7 @@ pub fn markdown(
         let _ = writeln!(
             w,
             "\"vs previous\" compares medians with the run of {date} (bench/results.json); \
-             ⚠ marks a slowdown over {:.0}%, which needs a note.\n",
+             ⚠ marks a slowdown over {:.0}% whose p10 is above the previous p90, which needs a note.\n",
             (SLOWDOWN_FLAG - 1.0) * 100.0
         );
     }
@@ -363,13 +367,15 @@ pub fn markdown(
                     let gflops = 2.0 * m.macs as f64 / stats.median;
                     let ratio =
                         reference.map_or("–".into(), |r| format!("{:.2}", stats.median / r));
-                    let vs = previous
-                        .median_us(&m.key, &e.key)
-                        .map_or("–".into(), |old| {
-                            let change = stats.median / 1e3 / old;
-                            let flag = if change > SLOWDOWN_FLAG { " ⚠" } else { "" };
-                            format!("{:+.0}%{flag}", (change - 1.0) * 100.0)
-                        });
+                    let vs =
+                        previous
+                            .times_us(&m.key, &e.key)
+                            .map_or("–".into(), |(old, old_p90)| {
+                                let change = stats.median / 1e3 / old;
+                                let slower = change > SLOWDOWN_FLAG && stats.p10 / 1e3 > old_p90;
+                                let flag = if slower { " ⚠" } else { "" };
+                                format!("{:+.0}%{flag}", (change - 1.0) * 100.0)
+                            });
                     let _ = writeln!(
                         w,
                         "| {} | {} | {}–{} | {} | {} | {:.2} | {:.1}% | {} | {} |",
