@@ -72,6 +72,9 @@ fn partials(width: usize, rows: usize) -> usize {
 /// `units` outputs `o`, tile by tile in local array `acc`; `finish(o, sum)` gives the
 /// statements that use each sum (`o` is an index expression).
 pub fn matvec(units: usize, sources: &[Rows], finish: &dyn Fn(Ix, Val) -> Vec<Stmt>) -> Vec<Stmt> {
+    if units == 0 {
+        return Vec::new();
+    }
     let width = units.min(TILE);
     let (tiles, rest) = (units / width, units % width);
     let mut out = Vec::new();
@@ -134,7 +137,11 @@ fn tile(
         };
         let (mut blocks, tail) = (s.count / p, s.count % p);
         let mut first = 0;
-        if k == 0 {
+        if k == 0 && blocks == 0 {
+            // No rows at all: the sums are zero.
+            let zero = Stmt::LocalStore("acc".into(), at("q"), Val::Const(0.0));
+            body.extend(for_("q", p * width, vec![zero]));
+        } else if k == 0 {
             let n = blocks.min(rows_per_pass);
             body.extend(pass(Ix::default(), n, p, true));
             blocks -= n;
