@@ -217,15 +217,12 @@ inline void dense_1(const float* __restrict input, float* __restrict output) noe
 
 // dense_2 (Dense)
 inline void dense_2(const float* __restrict input, float* __restrict output) noexcept {
-    float acc[32];
-    for (std::size_t p = 0; p < 32; ++p) {
-        acc[p] = input[p] * dense_2_kernel[p][0];
+    float acc[8];
+    for (std::size_t p = 0; p < 8; ++p) {
+        acc[p] = (input[p] * dense_2_kernel[p][0]) + (input[p + 8] * dense_2_kernel[p + 8][0]);
     }
-    for (std::size_t q = 0; q < 16; ++q) {
-        acc[q] += acc[q + 16];
-    }
-    for (std::size_t q = 0; q < 8; ++q) {
-        acc[q] += acc[q + 8];
+    for (std::size_t p = 0; p < 8; ++p) {
+        acc[p] = (acc[p] + (input[p + 16] * dense_2_kernel[p + 16][0])) + (input[p + 24] * dense_2_kernel[p + 24][0]);
     }
     for (std::size_t q = 0; q < 4; ++q) {
         acc[q] += acc[q + 4];

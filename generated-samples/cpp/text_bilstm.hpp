@@ -419,14 +419,16 @@ inline void bilstm(const float* __restrict input0, const float* __restrict input
 // per_step (TimeDistributed)
 inline void per_step(const float* __restrict input, float* __restrict output) noexcept {
     for (std::size_t r = 0; r < 12; ++r) {
-        float acc[48];
-        for (std::size_t p = 0; p < 8; ++p) {
+        float acc[24];
+        for (std::size_t p = 0; p < 4; ++p) {
             for (std::size_t o = 0; o < 6; ++o) {
-                acc[p * 6 + o] = (input[r * 16 + p] * per_step_kernel[p][o]) + (input[r * 16 + p + 8] * per_step_kernel[p + 8][o]);
+                acc[p * 6 + o] = (input[r * 16 + p] * per_step_kernel[p][o]) + (input[r * 16 + p + 4] * per_step_kernel[p + 4][o]);
             }
         }
-        for (std::size_t q = 0; q < 24; ++q) {
-            acc[q] += acc[q + 24];
+        for (std::size_t p = 0; p < 4; ++p) {
+            for (std::size_t o = 0; o < 6; ++o) {
+                acc[p * 6 + o] = (acc[p * 6 + o] + (input[r * 16 + p + 8] * per_step_kernel[p + 8][o])) + (input[r * 16 + p + 12] * per_step_kernel[p + 12][o]);
+            }
         }
         for (std::size_t q = 0; q < 12; ++q) {
             acc[q] += acc[q + 12];
@@ -478,22 +480,14 @@ inline void pool(const float* __restrict input, float* __restrict output) noexce
 
 // head (Dense)
 inline void head(const float* __restrict input, float* __restrict output) noexcept {
-    float acc[12];
-    for (std::size_t p = 0; p < 4; ++p) {
+    float acc[3];
+    for (std::size_t o = 0; o < 3; ++o) {
+        acc[o] = (input[0] * head_kernel[0][o]) + (input[1] * head_kernel[1][o]);
+    }
+    for (std::size_t j = 0; j < 2; ++j) {
         for (std::size_t o = 0; o < 3; ++o) {
-            acc[p * 3 + o] = input[p] * head_kernel[p][o];
+            acc[o] = (acc[o] + (input[j * 2 + 2] * head_kernel[j * 2 + 2][o])) + (input[j * 2 + 3] * head_kernel[j * 2 + 3][o]);
         }
-    }
-    for (std::size_t p = 0; p < 2; ++p) {
-        for (std::size_t o = 0; o < 3; ++o) {
-            acc[p * 3 + o] += input[p + 4] * head_kernel[p + 4][o];
-        }
-    }
-    for (std::size_t q = 0; q < 6; ++q) {
-        acc[q] += acc[q + 6];
-    }
-    for (std::size_t q = 0; q < 3; ++q) {
-        acc[q] += acc[q + 3];
     }
     for (std::size_t o = 0; o < 3; ++o) {
         output[o] = head_bias[o] + acc[o];

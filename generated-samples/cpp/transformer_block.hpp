@@ -222,17 +222,16 @@ inline constexpr float norm_2_beta[8] = {
 // mha/query (MultiHeadAttention)
 inline void mha_query(const float* __restrict input, float* __restrict output) noexcept {
     for (std::size_t r = 0; r < 6; ++r) {
-        float acc[64];
-        for (std::size_t p = 0; p < 8; ++p) {
+        float acc[16];
+        for (std::size_t p = 0; p < 2; ++p) {
             for (std::size_t o = 0; o < 8; ++o) {
-                acc[p * 8 + o] = input[r * 8 + p] * mha_query_kernel[p][o];
+                acc[p * 8 + o] = (input[r * 8 + p] * mha_query_kernel[p][o]) + (input[r * 8 + p + 2] * mha_query_kernel[p + 2][o]);
             }
         }
-        for (std::size_t q = 0; q < 32; ++q) {
-            acc[q] += acc[q + 32];
-        }
-        for (std::size_t q = 0; q < 16; ++q) {
-            acc[q] += acc[q + 16];
+        for (std::size_t p = 0; p < 2; ++p) {
+            for (std::size_t o = 0; o < 8; ++o) {
+                acc[p * 8 + o] = (acc[p * 8 + o] + (input[r * 8 + p + 4] * mha_query_kernel[p + 4][o])) + (input[r * 8 + p + 6] * mha_query_kernel[p + 6][o]);
+            }
         }
         for (std::size_t q = 0; q < 8; ++q) {
             acc[q] += acc[q + 8];
@@ -246,17 +245,16 @@ inline void mha_query(const float* __restrict input, float* __restrict output) n
 // mha/key (MultiHeadAttention)
 inline void mha_key(const float* __restrict input, float* __restrict output) noexcept {
     for (std::size_t r = 0; r < 6; ++r) {
-        float acc[64];
-        for (std::size_t p = 0; p < 8; ++p) {
+        float acc[16];
+        for (std::size_t p = 0; p < 2; ++p) {
             for (std::size_t o = 0; o < 8; ++o) {
-                acc[p * 8 + o] = input[r * 8 + p] * mha_key_kernel[p][o];
+                acc[p * 8 + o] = (input[r * 8 + p] * mha_key_kernel[p][o]) + (input[r * 8 + p + 2] * mha_key_kernel[p + 2][o]);
             }
         }
-        for (std::size_t q = 0; q < 32; ++q) {
-            acc[q] += acc[q + 32];
-        }
-        for (std::size_t q = 0; q < 16; ++q) {
-            acc[q] += acc[q + 16];
+        for (std::size_t p = 0; p < 2; ++p) {
+            for (std::size_t o = 0; o < 8; ++o) {
+                acc[p * 8 + o] = (acc[p * 8 + o] + (input[r * 8 + p + 4] * mha_key_kernel[p + 4][o])) + (input[r * 8 + p + 6] * mha_key_kernel[p + 6][o]);
+            }
         }
         for (std::size_t q = 0; q < 8; ++q) {
             acc[q] += acc[q + 8];
@@ -270,17 +268,16 @@ inline void mha_key(const float* __restrict input, float* __restrict output) noe
 // mha/value (MultiHeadAttention)
 inline void mha_value(const float* __restrict input, float* __restrict output) noexcept {
     for (std::size_t r = 0; r < 6; ++r) {
-        float acc[64];
-        for (std::size_t p = 0; p < 8; ++p) {
+        float acc[16];
+        for (std::size_t p = 0; p < 2; ++p) {
             for (std::size_t o = 0; o < 8; ++o) {
-                acc[p * 8 + o] = input[r * 8 + p] * mha_value_kernel[p][o];
+                acc[p * 8 + o] = (input[r * 8 + p] * mha_value_kernel[p][o]) + (input[r * 8 + p + 2] * mha_value_kernel[p + 2][o]);
             }
         }
-        for (std::size_t q = 0; q < 32; ++q) {
-            acc[q] += acc[q + 32];
-        }
-        for (std::size_t q = 0; q < 16; ++q) {
-            acc[q] += acc[q + 16];
+        for (std::size_t p = 0; p < 2; ++p) {
+            for (std::size_t o = 0; o < 8; ++o) {
+                acc[p * 8 + o] = (acc[p * 8 + o] + (input[r * 8 + p + 4] * mha_value_kernel[p + 4][o])) + (input[r * 8 + p + 6] * mha_value_kernel[p + 6][o]);
+            }
         }
         for (std::size_t q = 0; q < 8; ++q) {
             acc[q] += acc[q + 8];
@@ -397,17 +394,16 @@ inline void mha_context_by_step(const float* __restrict input, float* __restrict
 // mha (MultiHeadAttention)
 inline void mha(const float* __restrict input, float* __restrict output) noexcept {
     for (std::size_t r = 0; r < 6; ++r) {
-        float acc[64];
-        for (std::size_t p = 0; p < 8; ++p) {
+        float acc[16];
+        for (std::size_t p = 0; p < 2; ++p) {
             for (std::size_t o = 0; o < 8; ++o) {
-                acc[p * 8 + o] = input[r * 8 + p] * mha_kernel[p][o];
+                acc[p * 8 + o] = (input[r * 8 + p] * mha_kernel[p][o]) + (input[r * 8 + p + 2] * mha_kernel[p + 2][o]);
             }
         }
-        for (std::size_t q = 0; q < 32; ++q) {
-            acc[q] += acc[q + 32];
-        }
-        for (std::size_t q = 0; q < 16; ++q) {
-            acc[q] += acc[q + 16];
+        for (std::size_t p = 0; p < 2; ++p) {
+            for (std::size_t o = 0; o < 8; ++o) {
+                acc[p * 8 + o] = (acc[p * 8 + o] + (input[r * 8 + p + 4] * mha_kernel[p + 4][o])) + (input[r * 8 + p + 6] * mha_kernel[p + 6][o]);
+            }
         }
         for (std::size_t q = 0; q < 8; ++q) {
             acc[q] += acc[q + 8];
@@ -453,14 +449,16 @@ inline void norm_1(const float* __restrict input, float* __restrict output) noex
 // ffn_1 (Dense)
 inline void ffn_1(const float* __restrict input, float* __restrict output) noexcept {
     for (std::size_t r = 0; r < 6; ++r) {
-        float acc[64];
-        for (std::size_t p = 0; p < 4; ++p) {
+        float acc[32];
+        for (std::size_t p = 0; p < 2; ++p) {
             for (std::size_t o = 0; o < 16; ++o) {
-                acc[p * 16 + o] = (input[r * 8 + p] * ffn_1_kernel[p][o]) + (input[r * 8 + p + 4] * ffn_1_kernel[p + 4][o]);
+                acc[p * 16 + o] = (input[r * 8 + p] * ffn_1_kernel[p][o]) + (input[r * 8 + p + 2] * ffn_1_kernel[p + 2][o]);
             }
         }
-        for (std::size_t q = 0; q < 32; ++q) {
-            acc[q] += acc[q + 32];
+        for (std::size_t p = 0; p < 2; ++p) {
+            for (std::size_t o = 0; o < 16; ++o) {
+                acc[p * 16 + o] = (acc[p * 16 + o] + (input[r * 8 + p + 4] * ffn_1_kernel[p + 4][o])) + (input[r * 8 + p + 6] * ffn_1_kernel[p + 6][o]);
+            }
         }
         for (std::size_t q = 0; q < 16; ++q) {
             acc[q] += acc[q + 16];
@@ -475,14 +473,16 @@ inline void ffn_1(const float* __restrict input, float* __restrict output) noexc
 // ffn_2 (Dense)
 inline void ffn_2(const float* __restrict input, float* __restrict output) noexcept {
     for (std::size_t r = 0; r < 6; ++r) {
-        float acc[64];
-        for (std::size_t p = 0; p < 8; ++p) {
+        float acc[32];
+        for (std::size_t p = 0; p < 4; ++p) {
             for (std::size_t o = 0; o < 8; ++o) {
-                acc[p * 8 + o] = (input[r * 16 + p] * ffn_2_kernel[p][o]) + (input[r * 16 + p + 8] * ffn_2_kernel[p + 8][o]);
+                acc[p * 8 + o] = (input[r * 16 + p] * ffn_2_kernel[p][o]) + (input[r * 16 + p + 4] * ffn_2_kernel[p + 4][o]);
             }
         }
-        for (std::size_t q = 0; q < 32; ++q) {
-            acc[q] += acc[q + 32];
+        for (std::size_t p = 0; p < 4; ++p) {
+            for (std::size_t o = 0; o < 8; ++o) {
+                acc[p * 8 + o] = (acc[p * 8 + o] + (input[r * 16 + p + 8] * ffn_2_kernel[p + 8][o])) + (input[r * 16 + p + 12] * ffn_2_kernel[p + 12][o]);
+            }
         }
         for (std::size_t q = 0; q < 16; ++q) {
             acc[q] += acc[q + 16];

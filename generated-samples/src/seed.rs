@@ -102,15 +102,14 @@ fn dense_1(input: &[f32; 64], output: &mut [f32; 32]) {
 /// dense_2 (Dense)
 #[allow(clippy::needless_range_loop, clippy::manual_memcpy, clippy::too_many_arguments)]
 fn dense_2(input: &[f32; 32], output: &mut [f32; 1]) {
-    let mut acc = [0.0f32; 32];
-    for p in 0..32 {
-        acc[p] = input[p] * weights::DENSE_2_KERNEL[p][0];
+    let mut acc = [0.0f32; 8];
+    for p in 0..8 {
+        acc[p] = (input[p] * weights::DENSE_2_KERNEL[p][0])
+            + (input[p + 8] * weights::DENSE_2_KERNEL[p + 8][0]);
     }
-    for q in 0..16 {
-        acc[q] += acc[q + 16];
-    }
-    for q in 0..8 {
-        acc[q] += acc[q + 8];
+    for p in 0..8 {
+        acc[p] = (acc[p] + (input[p + 16] * weights::DENSE_2_KERNEL[p + 16][0]))
+            + (input[p + 24] * weights::DENSE_2_KERNEL[p + 24][0]);
     }
     for q in 0..4 {
         acc[q] += acc[q + 4];

@@ -237,15 +237,19 @@ fn bilstm(input0: &[f32; 96], input1: &[f32; 96], output: &mut [f32; 192]) {
 #[allow(clippy::needless_range_loop, clippy::manual_memcpy, clippy::too_many_arguments)]
 fn per_step(input: &[f32; 192], output: &mut [f32; 72]) {
     for r in 0..12 {
-        let mut acc = [0.0f32; 48];
-        for p in 0..8 {
+        let mut acc = [0.0f32; 24];
+        for p in 0..4 {
             for o in 0..6 {
                 acc[p * 6 + o] = (input[r * 16 + p] * weights::PER_STEP_KERNEL[p][o])
-                    + (input[r * 16 + p + 8] * weights::PER_STEP_KERNEL[p + 8][o]);
+                    + (input[r * 16 + p + 4] * weights::PER_STEP_KERNEL[p + 4][o]);
             }
         }
-        for q in 0..24 {
-            acc[q] += acc[q + 24];
+        for p in 0..4 {
+            for o in 0..6 {
+                acc[p * 6 + o] = (acc[p * 6 + o]
+                    + (input[r * 16 + p + 8] * weights::PER_STEP_KERNEL[p + 8][o]))
+                    + (input[r * 16 + p + 12] * weights::PER_STEP_KERNEL[p + 12][o]);
+            }
         }
         for q in 0..12 {
             acc[q] += acc[q + 12];
@@ -304,22 +308,16 @@ fn pool(input: &[f32; 72], output: &mut [f32; 6]) {
 /// head (Dense)
 #[allow(clippy::needless_range_loop, clippy::manual_memcpy, clippy::too_many_arguments)]
 fn head(input: &[f32; 6], output: &mut [f32; 3]) {
-    let mut acc = [0.0f32; 12];
-    for p in 0..4 {
+    let mut acc = [0.0f32; 3];
+    for o in 0..3 {
+        acc[o] = (input[0] * weights::HEAD_KERNEL[0][o])
+            + (input[1] * weights::HEAD_KERNEL[1][o]);
+    }
+    for j in 0..2 {
         for o in 0..3 {
-            acc[p * 3 + o] = input[p] * weights::HEAD_KERNEL[p][o];
+            acc[o] = (acc[o] + (input[j * 2 + 2] * weights::HEAD_KERNEL[j * 2 + 2][o]))
+                + (input[j * 2 + 3] * weights::HEAD_KERNEL[j * 2 + 3][o]);
         }
-    }
-    for p in 0..2 {
-        for o in 0..3 {
-            acc[p * 3 + o] += input[p + 4] * weights::HEAD_KERNEL[p + 4][o];
-        }
-    }
-    for q in 0..6 {
-        acc[q] += acc[q + 6];
-    }
-    for q in 0..3 {
-        acc[q] += acc[q + 3];
     }
     for o in 0..3 {
         output[o] = weights::HEAD_BIAS[o] + acc[o];

@@ -114,17 +114,19 @@ pub fn predict_with_scratch(
 #[allow(clippy::needless_range_loop, clippy::manual_memcpy, clippy::too_many_arguments)]
 fn mha_query(input: &[f32; 48], output: &mut [f32; 48]) {
     for r in 0..6 {
-        let mut acc = [0.0f32; 64];
-        for p in 0..8 {
+        let mut acc = [0.0f32; 16];
+        for p in 0..2 {
             for o in 0..8 {
-                acc[p * 8 + o] = input[r * 8 + p] * weights::MHA_QUERY_KERNEL[p][o];
+                acc[p * 8 + o] = (input[r * 8 + p] * weights::MHA_QUERY_KERNEL[p][o])
+                    + (input[r * 8 + p + 2] * weights::MHA_QUERY_KERNEL[p + 2][o]);
             }
         }
-        for q in 0..32 {
-            acc[q] += acc[q + 32];
-        }
-        for q in 0..16 {
-            acc[q] += acc[q + 16];
+        for p in 0..2 {
+            for o in 0..8 {
+                acc[p * 8 + o] = (acc[p * 8 + o]
+                    + (input[r * 8 + p + 4] * weights::MHA_QUERY_KERNEL[p + 4][o]))
+                    + (input[r * 8 + p + 6] * weights::MHA_QUERY_KERNEL[p + 6][o]);
+            }
         }
         for q in 0..8 {
             acc[q] += acc[q + 8];
@@ -139,17 +141,19 @@ fn mha_query(input: &[f32; 48], output: &mut [f32; 48]) {
 #[allow(clippy::needless_range_loop, clippy::manual_memcpy, clippy::too_many_arguments)]
 fn mha_key(input: &[f32; 48], output: &mut [f32; 48]) {
     for r in 0..6 {
-        let mut acc = [0.0f32; 64];
-        for p in 0..8 {
+        let mut acc = [0.0f32; 16];
+        for p in 0..2 {
             for o in 0..8 {
-                acc[p * 8 + o] = input[r * 8 + p] * weights::MHA_KEY_KERNEL[p][o];
+                acc[p * 8 + o] = (input[r * 8 + p] * weights::MHA_KEY_KERNEL[p][o])
+                    + (input[r * 8 + p + 2] * weights::MHA_KEY_KERNEL[p + 2][o]);
             }
         }
-        for q in 0..32 {
-            acc[q] += acc[q + 32];
-        }
-        for q in 0..16 {
-            acc[q] += acc[q + 16];
+        for p in 0..2 {
+            for o in 0..8 {
+                acc[p * 8 + o] = (acc[p * 8 + o]
+                    + (input[r * 8 + p + 4] * weights::MHA_KEY_KERNEL[p + 4][o]))
+                    + (input[r * 8 + p + 6] * weights::MHA_KEY_KERNEL[p + 6][o]);
+            }
         }
         for q in 0..8 {
             acc[q] += acc[q + 8];
@@ -164,17 +168,19 @@ fn mha_key(input: &[f32; 48], output: &mut [f32; 48]) {
 #[allow(clippy::needless_range_loop, clippy::manual_memcpy, clippy::too_many_arguments)]
 fn mha_value(input: &[f32; 48], output: &mut [f32; 48]) {
     for r in 0..6 {
-        let mut acc = [0.0f32; 64];
-        for p in 0..8 {
+        let mut acc = [0.0f32; 16];
+        for p in 0..2 {
             for o in 0..8 {
-                acc[p * 8 + o] = input[r * 8 + p] * weights::MHA_VALUE_KERNEL[p][o];
+                acc[p * 8 + o] = (input[r * 8 + p] * weights::MHA_VALUE_KERNEL[p][o])
+                    + (input[r * 8 + p + 2] * weights::MHA_VALUE_KERNEL[p + 2][o]);
             }
         }
-        for q in 0..32 {
-            acc[q] += acc[q + 32];
-        }
-        for q in 0..16 {
-            acc[q] += acc[q + 16];
+        for p in 0..2 {
+            for o in 0..8 {
+                acc[p * 8 + o] = (acc[p * 8 + o]
+                    + (input[r * 8 + p + 4] * weights::MHA_VALUE_KERNEL[p + 4][o]))
+                    + (input[r * 8 + p + 6] * weights::MHA_VALUE_KERNEL[p + 6][o]);
+            }
         }
         for q in 0..8 {
             acc[q] += acc[q + 8];
@@ -299,17 +305,19 @@ fn mha_context_by_step(input: &[f32; 48], output: &mut [f32; 48]) {
 #[allow(clippy::needless_range_loop, clippy::manual_memcpy, clippy::too_many_arguments)]
 fn mha(input: &[f32; 48], output: &mut [f32; 48]) {
     for r in 0..6 {
-        let mut acc = [0.0f32; 64];
-        for p in 0..8 {
+        let mut acc = [0.0f32; 16];
+        for p in 0..2 {
             for o in 0..8 {
-                acc[p * 8 + o] = input[r * 8 + p] * weights::MHA_KERNEL[p][o];
+                acc[p * 8 + o] = (input[r * 8 + p] * weights::MHA_KERNEL[p][o])
+                    + (input[r * 8 + p + 2] * weights::MHA_KERNEL[p + 2][o]);
             }
         }
-        for q in 0..32 {
-            acc[q] += acc[q + 32];
-        }
-        for q in 0..16 {
-            acc[q] += acc[q + 16];
+        for p in 0..2 {
+            for o in 0..8 {
+                acc[p * 8 + o] = (acc[p * 8 + o]
+                    + (input[r * 8 + p + 4] * weights::MHA_KERNEL[p + 4][o]))
+                    + (input[r * 8 + p + 6] * weights::MHA_KERNEL[p + 6][o]);
+            }
         }
         for q in 0..8 {
             acc[q] += acc[q + 8];
@@ -358,15 +366,19 @@ fn norm_1(input: &[f32; 48], output: &mut [f32; 48]) {
 #[allow(clippy::needless_range_loop, clippy::manual_memcpy, clippy::too_many_arguments)]
 fn ffn_1(input: &[f32; 48], output: &mut [f32; 96]) {
     for r in 0..6 {
-        let mut acc = [0.0f32; 64];
-        for p in 0..4 {
+        let mut acc = [0.0f32; 32];
+        for p in 0..2 {
             for o in 0..16 {
                 acc[p * 16 + o] = (input[r * 8 + p] * weights::FFN_1_KERNEL[p][o])
-                    + (input[r * 8 + p + 4] * weights::FFN_1_KERNEL[p + 4][o]);
+                    + (input[r * 8 + p + 2] * weights::FFN_1_KERNEL[p + 2][o]);
             }
         }
-        for q in 0..32 {
-            acc[q] += acc[q + 32];
+        for p in 0..2 {
+            for o in 0..16 {
+                acc[p * 16 + o] = (acc[p * 16 + o]
+                    + (input[r * 8 + p + 4] * weights::FFN_1_KERNEL[p + 4][o]))
+                    + (input[r * 8 + p + 6] * weights::FFN_1_KERNEL[p + 6][o]);
+            }
         }
         for q in 0..16 {
             acc[q] += acc[q + 16];
@@ -383,15 +395,19 @@ fn ffn_1(input: &[f32; 48], output: &mut [f32; 96]) {
 #[allow(clippy::needless_range_loop, clippy::manual_memcpy, clippy::too_many_arguments)]
 fn ffn_2(input: &[f32; 96], output: &mut [f32; 48]) {
     for r in 0..6 {
-        let mut acc = [0.0f32; 64];
-        for p in 0..8 {
+        let mut acc = [0.0f32; 32];
+        for p in 0..4 {
             for o in 0..8 {
                 acc[p * 8 + o] = (input[r * 16 + p] * weights::FFN_2_KERNEL[p][o])
-                    + (input[r * 16 + p + 8] * weights::FFN_2_KERNEL[p + 8][o]);
+                    + (input[r * 16 + p + 4] * weights::FFN_2_KERNEL[p + 4][o]);
             }
         }
-        for q in 0..32 {
-            acc[q] += acc[q + 32];
+        for p in 0..4 {
+            for o in 0..8 {
+                acc[p * 8 + o] = (acc[p * 8 + o]
+                    + (input[r * 16 + p + 8] * weights::FFN_2_KERNEL[p + 8][o]))
+                    + (input[r * 16 + p + 12] * weights::FFN_2_KERNEL[p + 12][o]);
+            }
         }
         for q in 0..16 {
             acc[q] += acc[q + 16];
