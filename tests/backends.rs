@@ -128,7 +128,8 @@ fn models() -> Vec<(String, Graph)> {
     out.push(("rows".to_string(), g));
 
     // Register-blocked products: two full tiles of 64 outputs and a ragged one, a Dense
-    // without bias, one output per row (vectorised over the inputs), rows of a 3-D input.
+    // without bias with 4 partial sums written out, one output per row (vectorised over
+    // the inputs), rows of a 3-D input.
     let mut g = Graph::default();
     let x = g.add_input("in", vec![3, 37], InputDtype::F32).unwrap();
     let x = g
@@ -141,20 +142,20 @@ fn models() -> Vec<(String, Graph)> {
         )
         .unwrap();
     let no_bias = Op::Dense {
-        kernel: Weights::new(vec![150, 5], values(13, 750)).unwrap(),
+        kernel: Weights::new(vec![150, 16], values(13, 2400)).unwrap(),
         bias: None,
         activation: Activation::Linear,
     };
     let x = g
-        .add_node("no_bias", "Dense", no_bias, vec![x], 750)
+        .add_node("no_bias", "Dense", no_bias, vec![x], 2400)
         .unwrap();
     let x = g
         .add_node(
             "one",
             "Dense",
-            dense(15, 5, 1, Activation::Tanh),
+            dense(15, 16, 1, Activation::Tanh),
             vec![x],
-            6,
+            17,
         )
         .unwrap();
     g.add_output("one", x);

@@ -474,15 +474,29 @@ inline void ffn_1(const float* __restrict input, float* __restrict output) noexc
 inline void ffn_2(const float* __restrict input, float* __restrict output) noexcept {
     for (std::size_t r = 0; r < 6; ++r) {
         float acc[32];
-        for (std::size_t p = 0; p < 4; ++p) {
-            for (std::size_t o = 0; o < 8; ++o) {
-                acc[p * 8 + o] = (input[r * 16 + p] * ffn_2_kernel[p][o]) + (input[r * 16 + p + 4] * ffn_2_kernel[p + 4][o]);
-            }
+        for (std::size_t o = 0; o < 8; ++o) {
+            acc[o] = (input[r * 16] * ffn_2_kernel[0][o]) + (input[r * 16 + 4] * ffn_2_kernel[4][o]);
         }
-        for (std::size_t p = 0; p < 4; ++p) {
-            for (std::size_t o = 0; o < 8; ++o) {
-                acc[p * 8 + o] = (acc[p * 8 + o] + (input[r * 16 + p + 8] * ffn_2_kernel[p + 8][o])) + (input[r * 16 + p + 12] * ffn_2_kernel[p + 12][o]);
-            }
+        for (std::size_t o = 0; o < 8; ++o) {
+            acc[o + 8] = (input[r * 16 + 1] * ffn_2_kernel[1][o]) + (input[r * 16 + 5] * ffn_2_kernel[5][o]);
+        }
+        for (std::size_t o = 0; o < 8; ++o) {
+            acc[o + 16] = (input[r * 16 + 2] * ffn_2_kernel[2][o]) + (input[r * 16 + 6] * ffn_2_kernel[6][o]);
+        }
+        for (std::size_t o = 0; o < 8; ++o) {
+            acc[o + 24] = (input[r * 16 + 3] * ffn_2_kernel[3][o]) + (input[r * 16 + 7] * ffn_2_kernel[7][o]);
+        }
+        for (std::size_t o = 0; o < 8; ++o) {
+            acc[o] = (acc[o] + (input[r * 16 + 8] * ffn_2_kernel[8][o])) + (input[r * 16 + 12] * ffn_2_kernel[12][o]);
+        }
+        for (std::size_t o = 0; o < 8; ++o) {
+            acc[o + 8] = (acc[o + 8] + (input[r * 16 + 9] * ffn_2_kernel[9][o])) + (input[r * 16 + 13] * ffn_2_kernel[13][o]);
+        }
+        for (std::size_t o = 0; o < 8; ++o) {
+            acc[o + 16] = (acc[o + 16] + (input[r * 16 + 10] * ffn_2_kernel[10][o])) + (input[r * 16 + 14] * ffn_2_kernel[14][o]);
+        }
+        for (std::size_t o = 0; o < 8; ++o) {
+            acc[o + 24] = (acc[o + 24] + (input[r * 16 + 11] * ffn_2_kernel[11][o])) + (input[r * 16 + 15] * ffn_2_kernel[15][o]);
         }
         for (std::size_t q = 0; q < 16; ++q) {
             acc[q] += acc[q + 16];

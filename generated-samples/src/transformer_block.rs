@@ -396,18 +396,39 @@ fn ffn_1(input: &[f32; 48], output: &mut [f32; 96]) {
 fn ffn_2(input: &[f32; 96], output: &mut [f32; 48]) {
     for r in 0..6 {
         let mut acc = [0.0f32; 32];
-        for p in 0..4 {
-            for o in 0..8 {
-                acc[p * 8 + o] = (input[r * 16 + p] * weights::FFN_2_KERNEL[p][o])
-                    + (input[r * 16 + p + 4] * weights::FFN_2_KERNEL[p + 4][o]);
-            }
+        for o in 0..8 {
+            acc[o] = (input[r * 16] * weights::FFN_2_KERNEL[0][o])
+                + (input[r * 16 + 4] * weights::FFN_2_KERNEL[4][o]);
         }
-        for p in 0..4 {
-            for o in 0..8 {
-                acc[p * 8 + o] = (acc[p * 8 + o]
-                    + (input[r * 16 + p + 8] * weights::FFN_2_KERNEL[p + 8][o]))
-                    + (input[r * 16 + p + 12] * weights::FFN_2_KERNEL[p + 12][o]);
-            }
+        for o in 0..8 {
+            acc[o + 8] = (input[r * 16 + 1] * weights::FFN_2_KERNEL[1][o])
+                + (input[r * 16 + 5] * weights::FFN_2_KERNEL[5][o]);
+        }
+        for o in 0..8 {
+            acc[o + 16] = (input[r * 16 + 2] * weights::FFN_2_KERNEL[2][o])
+                + (input[r * 16 + 6] * weights::FFN_2_KERNEL[6][o]);
+        }
+        for o in 0..8 {
+            acc[o + 24] = (input[r * 16 + 3] * weights::FFN_2_KERNEL[3][o])
+                + (input[r * 16 + 7] * weights::FFN_2_KERNEL[7][o]);
+        }
+        for o in 0..8 {
+            acc[o] = (acc[o] + (input[r * 16 + 8] * weights::FFN_2_KERNEL[8][o]))
+                + (input[r * 16 + 12] * weights::FFN_2_KERNEL[12][o]);
+        }
+        for o in 0..8 {
+            acc[o + 8] = (acc[o + 8] + (input[r * 16 + 9] * weights::FFN_2_KERNEL[9][o]))
+                + (input[r * 16 + 13] * weights::FFN_2_KERNEL[13][o]);
+        }
+        for o in 0..8 {
+            acc[o + 16] = (acc[o + 16]
+                + (input[r * 16 + 10] * weights::FFN_2_KERNEL[10][o]))
+                + (input[r * 16 + 14] * weights::FFN_2_KERNEL[14][o]);
+        }
+        for o in 0..8 {
+            acc[o + 24] = (acc[o + 24]
+                + (input[r * 16 + 11] * weights::FFN_2_KERNEL[11][o]))
+                + (input[r * 16 + 15] * weights::FFN_2_KERNEL[15][o]);
         }
         for q in 0..16 {
             acc[q] += acc[q + 16];

@@ -126,23 +126,38 @@ fn tile(
         // `blocks` blocks of rows from `first` in one pass: partial sum `q < n` adds rows
         // `first + b * p + q` for `b < blocks`, in that order, in one statement.
         let pass = |first: Ix, blocks: usize, n: usize, set: bool| {
-            let ix = Ix::default().plus("p", width).plus("o", 1);
-            let term = |b: usize| {
-                let row = first.clone().offset((b * p) as isize).plus("p", 1);
-                let x = Val::load(s.buf.clone(), s.base.clone().add_scaled(&row, 1));
-                let col = start.clone().offset(s.col as isize).plus("o", 1);
-                x * Val::load(Buf::W2(s.weight, row), col)
+            // Partial sum `q` (a loop variable, or a constant where the loop is written
+            // out) of the `o` loop.
+            let stmt = |q: Ix| {
+                let ix = Ix::default().add_scaled(&q, width).plus("o", 1);
+                let term = |b: usize| {
+                    let row = first.clone().offset((b * p) as isize).add_scaled(&q, 1);
+                    let x = Val::load(s.buf.clone(), s.base.clone().add_scaled(&row, 1));
+                    let col = start.clone().offset(s.col as isize).plus("o", 1);
+                    x * Val::load(Buf::W2(s.weight, row), col)
+                };
+                if set {
+                    let sum = (1..blocks).fold(term(0), |sum, b| sum + term(b));
+                    Stmt::LocalStore("acc".into(), ix, sum)
+                } else if blocks == 1 {
+                    Stmt::LocalAdd("acc".into(), ix, term(0))
+                } else {
+                    let sum = (0..blocks).fold(acc(ix.clone()), |sum, b| sum + term(b));
+                    Stmt::LocalStore("acc".into(), ix, sum)
+                }
             };
-            let stmt = if set {
-                let sum = (1..blocks).fold(term(0), |sum, b| sum + term(b));
-                Stmt::LocalStore("acc".into(), ix, sum)
-            } else if blocks == 1 {
-                Stmt::LocalAdd("acc".into(), ix, term(0))
+            if width >= 8 && n >= 4 {
+                // One `o` loop per partial sum: with a loop of 4 or more partials around
+                // `o` loops of 8 or more, LLVM unrolled the `o` loop and vectorised the
+                // partials with gathers and scatters, up to 20 times slower (B1 with 128
+                // accumulators: 2.2 us; written out: 0.13 us). With 2 partials the loop
+                // is better (B1 rustc native: 0.13 us, written out 0.33 us).
+                (0..n)
+                    .flat_map(|q| for_("o", width, vec![stmt(Ix::constant(q))]))
+                    .collect()
             } else {
-                let sum = (0..blocks).fold(acc(ix.clone()), |sum, b| sum + term(b));
-                Stmt::LocalStore("acc".into(), ix, sum)
-            };
-            for_("p", n, for_("o", width, vec![stmt]))
+                for_("p", n, for_("o", width, vec![stmt(at("p"))]))
+            }
         };
         let (mut blocks, tail) = (s.count / p, s.count % p);
         let mut first = 0;
