@@ -127,6 +127,40 @@ fn models() -> Vec<(String, Graph)> {
     g.add_output("f", x);
     out.push(("rows".to_string(), g));
 
+    // Register-blocked products: two full tiles of 64 outputs and a ragged one, a Dense
+    // without bias with 4 partial sums written out, one output per row (vectorised over
+    // the inputs), rows of a 3-D input.
+    let mut g = Graph::default();
+    let x = g.add_input("in", vec![3, 37], InputDtype::F32).unwrap();
+    let x = g
+        .add_node(
+            "wide",
+            "Dense",
+            dense(11, 37, 150, Activation::Sigmoid),
+            vec![x],
+            5700,
+        )
+        .unwrap();
+    let no_bias = Op::Dense {
+        kernel: Weights::new(vec![150, 16], values(13, 2400)).unwrap(),
+        bias: None,
+        activation: Activation::Linear,
+    };
+    let x = g
+        .add_node("no_bias", "Dense", no_bias, vec![x], 2400)
+        .unwrap();
+    let x = g
+        .add_node(
+            "one",
+            "Dense",
+            dense(15, 16, 1, Activation::Tanh),
+            vec![x],
+            17,
+        )
+        .unwrap();
+    g.add_output("one", x);
+    out.push(("tiles".to_string(), g));
+
     // Two inputs, two outputs (in swapped order), a reshape as an output, a name that
     // tries to break out of a comment.
     let mut g = Graph::default();

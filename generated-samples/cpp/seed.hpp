@@ -173,43 +173,65 @@ inline constexpr float dense_2_bias[1] = {
 
 // dense (Dense)
 inline void dense(const float* __restrict input, float* __restrict output) noexcept {
-    for (std::size_t r = 0; r < 1; ++r) {
-        const float* x = input + r * 33;
-        float* y = output + r * 64;
-        for (std::size_t o = 0; o < 64; ++o) y[o] = dense_bias[o];
-        for (std::size_t i = 0; i < 33; ++i) {
-            const float xi = x[i];
-            for (std::size_t o = 0; o < 64; ++o) y[o] += xi * dense_kernel[i][o];
+    float acc[64];
+    for (std::size_t o = 0; o < 64; ++o) {
+        acc[o] = (input[0] * dense_kernel[0][o]) + (input[1] * dense_kernel[1][o]);
+    }
+    for (std::size_t j = 0; j < 15; ++j) {
+        for (std::size_t o = 0; o < 64; ++o) {
+            acc[o] = (acc[o] + (input[j * 2 + 2] * dense_kernel[j * 2 + 2][o])) + (input[j * 2 + 3] * dense_kernel[j * 2 + 3][o]);
         }
     }
-    for (std::size_t i = 0; i < 64; ++i) { const float x = output[i]; output[i] = x < 0.0f ? 0.0f : x; }
+    for (std::size_t o = 0; o < 64; ++o) {
+        acc[o] += input[32] * dense_kernel[32][o];
+    }
+    for (std::size_t o = 0; o < 64; ++o) {
+        const float v = dense_bias[o] + acc[o];
+        output[o] = v < 0.0f ? 0.0f : v;
+    }
 }
 
 // dense_1 (Dense)
 inline void dense_1(const float* __restrict input, float* __restrict output) noexcept {
-    for (std::size_t r = 0; r < 1; ++r) {
-        const float* x = input + r * 64;
-        float* y = output + r * 32;
-        for (std::size_t o = 0; o < 32; ++o) y[o] = dense_1_bias[o];
-        for (std::size_t i = 0; i < 64; ++i) {
-            const float xi = x[i];
-            for (std::size_t o = 0; o < 32; ++o) y[o] += xi * dense_1_kernel[i][o];
+    float acc[64];
+    for (std::size_t p = 0; p < 2; ++p) {
+        for (std::size_t o = 0; o < 32; ++o) {
+            acc[p * 32 + o] = (input[p] * dense_1_kernel[p][o]) + (input[p + 2] * dense_1_kernel[p + 2][o]);
         }
     }
-    for (std::size_t i = 0; i < 32; ++i) { const float x = output[i]; output[i] = x < 0.0f ? 0.0f : x; }
+    for (std::size_t j = 0; j < 15; ++j) {
+        for (std::size_t p = 0; p < 2; ++p) {
+            for (std::size_t o = 0; o < 32; ++o) {
+                acc[p * 32 + o] = (acc[p * 32 + o] + (input[j * 4 + p + 4] * dense_1_kernel[j * 4 + p + 4][o])) + (input[j * 4 + p + 6] * dense_1_kernel[j * 4 + p + 6][o]);
+            }
+        }
+    }
+    for (std::size_t q = 0; q < 32; ++q) {
+        acc[q] += acc[q + 32];
+    }
+    for (std::size_t o = 0; o < 32; ++o) {
+        const float v = dense_1_bias[o] + acc[o];
+        output[o] = v < 0.0f ? 0.0f : v;
+    }
 }
 
 // dense_2 (Dense)
 inline void dense_2(const float* __restrict input, float* __restrict output) noexcept {
-    for (std::size_t r = 0; r < 1; ++r) {
-        const float* x = input + r * 32;
-        float* y = output + r * 1;
-        for (std::size_t o = 0; o < 1; ++o) y[o] = dense_2_bias[o];
-        for (std::size_t i = 0; i < 32; ++i) {
-            const float xi = x[i];
-            for (std::size_t o = 0; o < 1; ++o) y[o] += xi * dense_2_kernel[i][o];
-        }
+    float acc[8];
+    for (std::size_t p = 0; p < 8; ++p) {
+        acc[p] = (input[p] * dense_2_kernel[p][0]) + (input[p + 8] * dense_2_kernel[p + 8][0]);
     }
+    for (std::size_t p = 0; p < 8; ++p) {
+        acc[p] = (acc[p] + (input[p + 16] * dense_2_kernel[p + 16][0])) + (input[p + 24] * dense_2_kernel[p + 24][0]);
+    }
+    for (std::size_t q = 0; q < 4; ++q) {
+        acc[q] += acc[q + 4];
+    }
+    for (std::size_t q = 0; q < 2; ++q) {
+        acc[q] += acc[q + 2];
+    }
+    acc[0] += acc[1];
+    output[0] = dense_2_bias[0] + acc[0];
 }
 
 }  // namespace detail

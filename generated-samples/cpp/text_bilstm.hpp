@@ -306,25 +306,30 @@ inline void bilstm_forward(const float* __restrict input, float* __restrict outp
         work[k] = 0.0f;
     }
     for (std::size_t s = 0; s < 12; ++s) {
-        for (std::size_t o = 0; o < 32; ++o) {
-            work[o + 16] = bilstm_forward_bias[o];
-        }
-        for (std::size_t i = 0; i < 2; ++i) {
-            const float xi0 = input[s * 8 + i * 4];
-            const float xi1 = input[s * 8 + i * 4 + 1];
-            const float xi2 = input[s * 8 + i * 4 + 2];
-            const float xi3 = input[s * 8 + i * 4 + 3];
-            for (std::size_t o = 0; o < 32; ++o) {
-                work[o + 16] = (((work[o + 16] + (xi0 * bilstm_forward_kernel[i * 4][o])) + (xi1 * bilstm_forward_kernel[i * 4 + 1][o])) + (xi2 * bilstm_forward_kernel[i * 4 + 2][o])) + (xi3 * bilstm_forward_kernel[i * 4 + 3][o]);
+        {
+            float acc[64];
+            for (std::size_t p = 0; p < 2; ++p) {
+                for (std::size_t o = 0; o < 32; ++o) {
+                    acc[p * 32 + o] = (input[s * 8 + p] * bilstm_forward_kernel[p][o]) + (input[s * 8 + p + 2] * bilstm_forward_kernel[p + 2][o]);
+                }
             }
-        }
-        for (std::size_t i = 0; i < 2; ++i) {
-            const float hj0 = work[i * 4];
-            const float hj1 = work[i * 4 + 1];
-            const float hj2 = work[i * 4 + 2];
-            const float hj3 = work[i * 4 + 3];
+            for (std::size_t p = 0; p < 2; ++p) {
+                for (std::size_t o = 0; o < 32; ++o) {
+                    acc[p * 32 + o] = (acc[p * 32 + o] + (input[s * 8 + p + 4] * bilstm_forward_kernel[p + 4][o])) + (input[s * 8 + p + 6] * bilstm_forward_kernel[p + 6][o]);
+                }
+            }
+            for (std::size_t j = 0; j < 2; ++j) {
+                for (std::size_t p = 0; p < 2; ++p) {
+                    for (std::size_t o = 0; o < 32; ++o) {
+                        acc[p * 32 + o] = (acc[p * 32 + o] + (work[j * 4 + p] * bilstm_forward_recurrent_kernel[j * 4 + p][o])) + (work[j * 4 + p + 2] * bilstm_forward_recurrent_kernel[j * 4 + p + 2][o]);
+                    }
+                }
+            }
+            for (std::size_t q = 0; q < 32; ++q) {
+                acc[q] += acc[q + 32];
+            }
             for (std::size_t o = 0; o < 32; ++o) {
-                work[o + 16] = (((work[o + 16] + (hj0 * bilstm_forward_recurrent_kernel[i * 4][o])) + (hj1 * bilstm_forward_recurrent_kernel[i * 4 + 1][o])) + (hj2 * bilstm_forward_recurrent_kernel[i * 4 + 2][o])) + (hj3 * bilstm_forward_recurrent_kernel[i * 4 + 3][o]);
+                work[o + 16] = bilstm_forward_bias[o] + acc[o];
             }
         }
         for (std::size_t k = 0; k < 8; ++k) {
@@ -353,25 +358,30 @@ inline void bilstm_backward(const float* __restrict input, float* __restrict out
     for (std::size_t s = 0; s < 12; ++s) {
         const std::size_t t = 11 - s;
         const std::size_t row = 11 - s;
-        for (std::size_t o = 0; o < 32; ++o) {
-            work[o + 16] = bilstm_backward_bias[o];
-        }
-        for (std::size_t i = 0; i < 2; ++i) {
-            const float xi0 = input[t * 8 + i * 4];
-            const float xi1 = input[t * 8 + i * 4 + 1];
-            const float xi2 = input[t * 8 + i * 4 + 2];
-            const float xi3 = input[t * 8 + i * 4 + 3];
-            for (std::size_t o = 0; o < 32; ++o) {
-                work[o + 16] = (((work[o + 16] + (xi0 * bilstm_backward_kernel[i * 4][o])) + (xi1 * bilstm_backward_kernel[i * 4 + 1][o])) + (xi2 * bilstm_backward_kernel[i * 4 + 2][o])) + (xi3 * bilstm_backward_kernel[i * 4 + 3][o]);
+        {
+            float acc[64];
+            for (std::size_t p = 0; p < 2; ++p) {
+                for (std::size_t o = 0; o < 32; ++o) {
+                    acc[p * 32 + o] = (input[t * 8 + p] * bilstm_backward_kernel[p][o]) + (input[t * 8 + p + 2] * bilstm_backward_kernel[p + 2][o]);
+                }
             }
-        }
-        for (std::size_t i = 0; i < 2; ++i) {
-            const float hj0 = work[i * 4];
-            const float hj1 = work[i * 4 + 1];
-            const float hj2 = work[i * 4 + 2];
-            const float hj3 = work[i * 4 + 3];
+            for (std::size_t p = 0; p < 2; ++p) {
+                for (std::size_t o = 0; o < 32; ++o) {
+                    acc[p * 32 + o] = (acc[p * 32 + o] + (input[t * 8 + p + 4] * bilstm_backward_kernel[p + 4][o])) + (input[t * 8 + p + 6] * bilstm_backward_kernel[p + 6][o]);
+                }
+            }
+            for (std::size_t j = 0; j < 2; ++j) {
+                for (std::size_t p = 0; p < 2; ++p) {
+                    for (std::size_t o = 0; o < 32; ++o) {
+                        acc[p * 32 + o] = (acc[p * 32 + o] + (work[j * 4 + p] * bilstm_backward_recurrent_kernel[j * 4 + p][o])) + (work[j * 4 + p + 2] * bilstm_backward_recurrent_kernel[j * 4 + p + 2][o]);
+                    }
+                }
+            }
+            for (std::size_t q = 0; q < 32; ++q) {
+                acc[q] += acc[q + 32];
+            }
             for (std::size_t o = 0; o < 32; ++o) {
-                work[o + 16] = (((work[o + 16] + (hj0 * bilstm_backward_recurrent_kernel[i * 4][o])) + (hj1 * bilstm_backward_recurrent_kernel[i * 4 + 1][o])) + (hj2 * bilstm_backward_recurrent_kernel[i * 4 + 2][o])) + (hj3 * bilstm_backward_recurrent_kernel[i * 4 + 3][o]);
+                work[o + 16] = bilstm_backward_bias[o] + acc[o];
             }
         }
         for (std::size_t k = 0; k < 8; ++k) {
@@ -409,15 +419,28 @@ inline void bilstm(const float* __restrict input0, const float* __restrict input
 // per_step (TimeDistributed)
 inline void per_step(const float* __restrict input, float* __restrict output) noexcept {
     for (std::size_t r = 0; r < 12; ++r) {
-        const float* x = input + r * 16;
-        float* y = output + r * 6;
-        for (std::size_t o = 0; o < 6; ++o) y[o] = per_step_bias[o];
-        for (std::size_t i = 0; i < 16; ++i) {
-            const float xi = x[i];
-            for (std::size_t o = 0; o < 6; ++o) y[o] += xi * per_step_kernel[i][o];
+        float acc[24];
+        for (std::size_t p = 0; p < 4; ++p) {
+            for (std::size_t o = 0; o < 6; ++o) {
+                acc[p * 6 + o] = (input[r * 16 + p] * per_step_kernel[p][o]) + (input[r * 16 + p + 4] * per_step_kernel[p + 4][o]);
+            }
+        }
+        for (std::size_t p = 0; p < 4; ++p) {
+            for (std::size_t o = 0; o < 6; ++o) {
+                acc[p * 6 + o] = (acc[p * 6 + o] + (input[r * 16 + p + 8] * per_step_kernel[p + 8][o])) + (input[r * 16 + p + 12] * per_step_kernel[p + 12][o]);
+            }
+        }
+        for (std::size_t q = 0; q < 12; ++q) {
+            acc[q] += acc[q + 12];
+        }
+        for (std::size_t q = 0; q < 6; ++q) {
+            acc[q] += acc[q + 6];
+        }
+        for (std::size_t o = 0; o < 6; ++o) {
+            const float v = per_step_bias[o] + acc[o];
+            output[r * 6 + o] = detail::tanh_f32(v);
         }
     }
-    for (std::size_t i = 0; i < 72; ++i) { const float x = output[i]; output[i] = detail::tanh_f32(x); }
 }
 
 // norm (LayerNormalization)
@@ -457,14 +480,17 @@ inline void pool(const float* __restrict input, float* __restrict output) noexce
 
 // head (Dense)
 inline void head(const float* __restrict input, float* __restrict output) noexcept {
-    for (std::size_t r = 0; r < 1; ++r) {
-        const float* x = input + r * 6;
-        float* y = output + r * 3;
-        for (std::size_t o = 0; o < 3; ++o) y[o] = head_bias[o];
-        for (std::size_t i = 0; i < 6; ++i) {
-            const float xi = x[i];
-            for (std::size_t o = 0; o < 3; ++o) y[o] += xi * head_kernel[i][o];
+    float acc[3];
+    for (std::size_t o = 0; o < 3; ++o) {
+        acc[o] = (input[0] * head_kernel[0][o]) + (input[1] * head_kernel[1][o]);
+    }
+    for (std::size_t j = 0; j < 2; ++j) {
+        for (std::size_t o = 0; o < 3; ++o) {
+            acc[o] = (acc[o] + (input[j * 2 + 2] * head_kernel[j * 2 + 2][o])) + (input[j * 2 + 3] * head_kernel[j * 2 + 3][o]);
         }
+    }
+    for (std::size_t o = 0; o < 3; ++o) {
+        output[o] = head_bias[o] + acc[o];
     }
     float m = output[0];
     for (std::size_t i = 0; i < 3; ++i) {

@@ -222,12 +222,22 @@ inline constexpr float norm_2_beta[8] = {
 // mha/query (MultiHeadAttention)
 inline void mha_query(const float* __restrict input, float* __restrict output) noexcept {
     for (std::size_t r = 0; r < 6; ++r) {
-        const float* x = input + r * 8;
-        float* y = output + r * 8;
-        for (std::size_t o = 0; o < 8; ++o) y[o] = mha_query_bias[o];
-        for (std::size_t i = 0; i < 8; ++i) {
-            const float xi = x[i];
-            for (std::size_t o = 0; o < 8; ++o) y[o] += xi * mha_query_kernel[i][o];
+        float acc[16];
+        for (std::size_t p = 0; p < 2; ++p) {
+            for (std::size_t o = 0; o < 8; ++o) {
+                acc[p * 8 + o] = (input[r * 8 + p] * mha_query_kernel[p][o]) + (input[r * 8 + p + 2] * mha_query_kernel[p + 2][o]);
+            }
+        }
+        for (std::size_t p = 0; p < 2; ++p) {
+            for (std::size_t o = 0; o < 8; ++o) {
+                acc[p * 8 + o] = (acc[p * 8 + o] + (input[r * 8 + p + 4] * mha_query_kernel[p + 4][o])) + (input[r * 8 + p + 6] * mha_query_kernel[p + 6][o]);
+            }
+        }
+        for (std::size_t q = 0; q < 8; ++q) {
+            acc[q] += acc[q + 8];
+        }
+        for (std::size_t o = 0; o < 8; ++o) {
+            output[r * 8 + o] = mha_query_bias[o] + acc[o];
         }
     }
 }
@@ -235,12 +245,22 @@ inline void mha_query(const float* __restrict input, float* __restrict output) n
 // mha/key (MultiHeadAttention)
 inline void mha_key(const float* __restrict input, float* __restrict output) noexcept {
     for (std::size_t r = 0; r < 6; ++r) {
-        const float* x = input + r * 8;
-        float* y = output + r * 8;
-        for (std::size_t o = 0; o < 8; ++o) y[o] = mha_key_bias[o];
-        for (std::size_t i = 0; i < 8; ++i) {
-            const float xi = x[i];
-            for (std::size_t o = 0; o < 8; ++o) y[o] += xi * mha_key_kernel[i][o];
+        float acc[16];
+        for (std::size_t p = 0; p < 2; ++p) {
+            for (std::size_t o = 0; o < 8; ++o) {
+                acc[p * 8 + o] = (input[r * 8 + p] * mha_key_kernel[p][o]) + (input[r * 8 + p + 2] * mha_key_kernel[p + 2][o]);
+            }
+        }
+        for (std::size_t p = 0; p < 2; ++p) {
+            for (std::size_t o = 0; o < 8; ++o) {
+                acc[p * 8 + o] = (acc[p * 8 + o] + (input[r * 8 + p + 4] * mha_key_kernel[p + 4][o])) + (input[r * 8 + p + 6] * mha_key_kernel[p + 6][o]);
+            }
+        }
+        for (std::size_t q = 0; q < 8; ++q) {
+            acc[q] += acc[q + 8];
+        }
+        for (std::size_t o = 0; o < 8; ++o) {
+            output[r * 8 + o] = mha_key_bias[o] + acc[o];
         }
     }
 }
@@ -248,12 +268,22 @@ inline void mha_key(const float* __restrict input, float* __restrict output) noe
 // mha/value (MultiHeadAttention)
 inline void mha_value(const float* __restrict input, float* __restrict output) noexcept {
     for (std::size_t r = 0; r < 6; ++r) {
-        const float* x = input + r * 8;
-        float* y = output + r * 8;
-        for (std::size_t o = 0; o < 8; ++o) y[o] = mha_value_bias[o];
-        for (std::size_t i = 0; i < 8; ++i) {
-            const float xi = x[i];
-            for (std::size_t o = 0; o < 8; ++o) y[o] += xi * mha_value_kernel[i][o];
+        float acc[16];
+        for (std::size_t p = 0; p < 2; ++p) {
+            for (std::size_t o = 0; o < 8; ++o) {
+                acc[p * 8 + o] = (input[r * 8 + p] * mha_value_kernel[p][o]) + (input[r * 8 + p + 2] * mha_value_kernel[p + 2][o]);
+            }
+        }
+        for (std::size_t p = 0; p < 2; ++p) {
+            for (std::size_t o = 0; o < 8; ++o) {
+                acc[p * 8 + o] = (acc[p * 8 + o] + (input[r * 8 + p + 4] * mha_value_kernel[p + 4][o])) + (input[r * 8 + p + 6] * mha_value_kernel[p + 6][o]);
+            }
+        }
+        for (std::size_t q = 0; q < 8; ++q) {
+            acc[q] += acc[q + 8];
+        }
+        for (std::size_t o = 0; o < 8; ++o) {
+            output[r * 8 + o] = mha_value_bias[o] + acc[o];
         }
     }
 }
@@ -364,12 +394,22 @@ inline void mha_context_by_step(const float* __restrict input, float* __restrict
 // mha (MultiHeadAttention)
 inline void mha(const float* __restrict input, float* __restrict output) noexcept {
     for (std::size_t r = 0; r < 6; ++r) {
-        const float* x = input + r * 8;
-        float* y = output + r * 8;
-        for (std::size_t o = 0; o < 8; ++o) y[o] = mha_bias[o];
-        for (std::size_t i = 0; i < 8; ++i) {
-            const float xi = x[i];
-            for (std::size_t o = 0; o < 8; ++o) y[o] += xi * mha_kernel[i][o];
+        float acc[16];
+        for (std::size_t p = 0; p < 2; ++p) {
+            for (std::size_t o = 0; o < 8; ++o) {
+                acc[p * 8 + o] = (input[r * 8 + p] * mha_kernel[p][o]) + (input[r * 8 + p + 2] * mha_kernel[p + 2][o]);
+            }
+        }
+        for (std::size_t p = 0; p < 2; ++p) {
+            for (std::size_t o = 0; o < 8; ++o) {
+                acc[p * 8 + o] = (acc[p * 8 + o] + (input[r * 8 + p + 4] * mha_kernel[p + 4][o])) + (input[r * 8 + p + 6] * mha_kernel[p + 6][o]);
+            }
+        }
+        for (std::size_t q = 0; q < 8; ++q) {
+            acc[q] += acc[q + 8];
+        }
+        for (std::size_t o = 0; o < 8; ++o) {
+            output[r * 8 + o] = mha_bias[o] + acc[o];
         }
     }
 }
@@ -409,26 +449,63 @@ inline void norm_1(const float* __restrict input, float* __restrict output) noex
 // ffn_1 (Dense)
 inline void ffn_1(const float* __restrict input, float* __restrict output) noexcept {
     for (std::size_t r = 0; r < 6; ++r) {
-        const float* x = input + r * 8;
-        float* y = output + r * 16;
-        for (std::size_t o = 0; o < 16; ++o) y[o] = ffn_1_bias[o];
-        for (std::size_t i = 0; i < 8; ++i) {
-            const float xi = x[i];
-            for (std::size_t o = 0; o < 16; ++o) y[o] += xi * ffn_1_kernel[i][o];
+        float acc[32];
+        for (std::size_t p = 0; p < 2; ++p) {
+            for (std::size_t o = 0; o < 16; ++o) {
+                acc[p * 16 + o] = (input[r * 8 + p] * ffn_1_kernel[p][o]) + (input[r * 8 + p + 2] * ffn_1_kernel[p + 2][o]);
+            }
+        }
+        for (std::size_t p = 0; p < 2; ++p) {
+            for (std::size_t o = 0; o < 16; ++o) {
+                acc[p * 16 + o] = (acc[p * 16 + o] + (input[r * 8 + p + 4] * ffn_1_kernel[p + 4][o])) + (input[r * 8 + p + 6] * ffn_1_kernel[p + 6][o]);
+            }
+        }
+        for (std::size_t q = 0; q < 16; ++q) {
+            acc[q] += acc[q + 16];
+        }
+        for (std::size_t o = 0; o < 16; ++o) {
+            const float v = ffn_1_bias[o] + acc[o];
+            output[r * 16 + o] = (0.5f * v) * (1.0f + detail::erf_f32(v / 1.4142135f));
         }
     }
-    for (std::size_t i = 0; i < 96; ++i) { const float x = output[i]; output[i] = (0.5f * x) * (1.0f + detail::erf_f32(x / 1.4142135f)); }
 }
 
 // ffn_2 (Dense)
 inline void ffn_2(const float* __restrict input, float* __restrict output) noexcept {
     for (std::size_t r = 0; r < 6; ++r) {
-        const float* x = input + r * 16;
-        float* y = output + r * 8;
-        for (std::size_t o = 0; o < 8; ++o) y[o] = ffn_2_bias[o];
-        for (std::size_t i = 0; i < 16; ++i) {
-            const float xi = x[i];
-            for (std::size_t o = 0; o < 8; ++o) y[o] += xi * ffn_2_kernel[i][o];
+        float acc[32];
+        for (std::size_t o = 0; o < 8; ++o) {
+            acc[o] = (input[r * 16] * ffn_2_kernel[0][o]) + (input[r * 16 + 4] * ffn_2_kernel[4][o]);
+        }
+        for (std::size_t o = 0; o < 8; ++o) {
+            acc[o + 8] = (input[r * 16 + 1] * ffn_2_kernel[1][o]) + (input[r * 16 + 5] * ffn_2_kernel[5][o]);
+        }
+        for (std::size_t o = 0; o < 8; ++o) {
+            acc[o + 16] = (input[r * 16 + 2] * ffn_2_kernel[2][o]) + (input[r * 16 + 6] * ffn_2_kernel[6][o]);
+        }
+        for (std::size_t o = 0; o < 8; ++o) {
+            acc[o + 24] = (input[r * 16 + 3] * ffn_2_kernel[3][o]) + (input[r * 16 + 7] * ffn_2_kernel[7][o]);
+        }
+        for (std::size_t o = 0; o < 8; ++o) {
+            acc[o] = (acc[o] + (input[r * 16 + 8] * ffn_2_kernel[8][o])) + (input[r * 16 + 12] * ffn_2_kernel[12][o]);
+        }
+        for (std::size_t o = 0; o < 8; ++o) {
+            acc[o + 8] = (acc[o + 8] + (input[r * 16 + 9] * ffn_2_kernel[9][o])) + (input[r * 16 + 13] * ffn_2_kernel[13][o]);
+        }
+        for (std::size_t o = 0; o < 8; ++o) {
+            acc[o + 16] = (acc[o + 16] + (input[r * 16 + 10] * ffn_2_kernel[10][o])) + (input[r * 16 + 14] * ffn_2_kernel[14][o]);
+        }
+        for (std::size_t o = 0; o < 8; ++o) {
+            acc[o + 24] = (acc[o + 24] + (input[r * 16 + 11] * ffn_2_kernel[11][o])) + (input[r * 16 + 15] * ffn_2_kernel[15][o]);
+        }
+        for (std::size_t q = 0; q < 16; ++q) {
+            acc[q] += acc[q + 16];
+        }
+        for (std::size_t q = 0; q < 8; ++q) {
+            acc[q] += acc[q + 8];
+        }
+        for (std::size_t o = 0; o < 8; ++o) {
+            output[r * 8 + o] = ffn_2_bias[o] + acc[o];
         }
     }
 }

@@ -49,47 +49,76 @@ pub fn predict_with_scratch(
 }
 
 /// dense (Dense)
+#[allow(clippy::needless_range_loop, clippy::manual_memcpy, clippy::too_many_arguments)]
 fn dense(input: &[f32; 33], output: &mut [f32; 64]) {
-    for (x, y) in input.chunks_exact(33).zip(output.chunks_exact_mut(64)) {
-        y.copy_from_slice(&weights::DENSE_BIAS);
-        for (&xi, row) in x.iter().zip(weights::DENSE_KERNEL.iter()) {
-            for (yo, &wo) in y.iter_mut().zip(row.iter()) {
-                *yo += xi * wo;
-            }
+    let mut acc = [0.0f32; 64];
+    for o in 0..64 {
+        acc[o] = (input[0] * weights::DENSE_KERNEL[0][o])
+            + (input[1] * weights::DENSE_KERNEL[1][o]);
+    }
+    for j in 0..15 {
+        for o in 0..64 {
+            acc[o] = (acc[o] + (input[j * 2 + 2] * weights::DENSE_KERNEL[j * 2 + 2][o]))
+                + (input[j * 2 + 3] * weights::DENSE_KERNEL[j * 2 + 3][o]);
         }
     }
-    for y in output.iter_mut() {
-        let x = *y;
-        *y = if x < 0.0 { 0.0 } else { x };
+    for o in 0..64 {
+        acc[o] += input[32] * weights::DENSE_KERNEL[32][o];
+    }
+    for o in 0..64 {
+        let v: f32 = weights::DENSE_BIAS[o] + acc[o];
+        output[o] = if v < 0.0 { 0.0 } else { v };
     }
 }
 
 /// dense_1 (Dense)
+#[allow(clippy::needless_range_loop, clippy::manual_memcpy, clippy::too_many_arguments)]
 fn dense_1(input: &[f32; 64], output: &mut [f32; 32]) {
-    for (x, y) in input.chunks_exact(64).zip(output.chunks_exact_mut(32)) {
-        y.copy_from_slice(&weights::DENSE_1_BIAS);
-        for (&xi, row) in x.iter().zip(weights::DENSE_1_KERNEL.iter()) {
-            for (yo, &wo) in y.iter_mut().zip(row.iter()) {
-                *yo += xi * wo;
+    let mut acc = [0.0f32; 64];
+    for p in 0..2 {
+        for o in 0..32 {
+            acc[p * 32 + o] = (input[p] * weights::DENSE_1_KERNEL[p][o])
+                + (input[p + 2] * weights::DENSE_1_KERNEL[p + 2][o]);
+        }
+    }
+    for j in 0..15 {
+        for p in 0..2 {
+            for o in 0..32 {
+                acc[p * 32 + o] = (acc[p * 32 + o]
+                    + (input[j * 4 + p + 4] * weights::DENSE_1_KERNEL[j * 4 + p + 4][o]))
+                    + (input[j * 4 + p + 6] * weights::DENSE_1_KERNEL[j * 4 + p + 6][o]);
             }
         }
     }
-    for y in output.iter_mut() {
-        let x = *y;
-        *y = if x < 0.0 { 0.0 } else { x };
+    for q in 0..32 {
+        acc[q] += acc[q + 32];
+    }
+    for o in 0..32 {
+        let v: f32 = weights::DENSE_1_BIAS[o] + acc[o];
+        output[o] = if v < 0.0 { 0.0 } else { v };
     }
 }
 
 /// dense_2 (Dense)
+#[allow(clippy::needless_range_loop, clippy::manual_memcpy, clippy::too_many_arguments)]
 fn dense_2(input: &[f32; 32], output: &mut [f32; 1]) {
-    for (x, y) in input.chunks_exact(32).zip(output.chunks_exact_mut(1)) {
-        y.copy_from_slice(&weights::DENSE_2_BIAS);
-        for (&xi, row) in x.iter().zip(weights::DENSE_2_KERNEL.iter()) {
-            for (yo, &wo) in y.iter_mut().zip(row.iter()) {
-                *yo += xi * wo;
-            }
-        }
+    let mut acc = [0.0f32; 8];
+    for p in 0..8 {
+        acc[p] = (input[p] * weights::DENSE_2_KERNEL[p][0])
+            + (input[p + 8] * weights::DENSE_2_KERNEL[p + 8][0]);
     }
+    for p in 0..8 {
+        acc[p] = (acc[p] + (input[p + 16] * weights::DENSE_2_KERNEL[p + 16][0]))
+            + (input[p + 24] * weights::DENSE_2_KERNEL[p + 24][0]);
+    }
+    for q in 0..4 {
+        acc[q] += acc[q + 4];
+    }
+    for q in 0..2 {
+        acc[q] += acc[q + 2];
+    }
+    acc[0] += acc[1];
+    output[0] = weights::DENSE_2_BIAS[0] + acc[0];
 }
 
 /// A fixed-size view of an arena slice (lengths are constants: the check folds away).

@@ -97,33 +97,42 @@ fn bilstm_forward(input: &[f32; 96], output: &mut [f32; 96], work: &mut [f32; 48
         work[k] = 0.0;
     }
     for s in 0..12 {
-        for o in 0..32 {
-            work[o + 16] = weights::BILSTM_FORWARD_BIAS[o];
-        }
-        for i in 0..2 {
-            let xi0: f32 = input[s * 8 + i * 4];
-            let xi1: f32 = input[s * 8 + i * 4 + 1];
-            let xi2: f32 = input[s * 8 + i * 4 + 2];
-            let xi3: f32 = input[s * 8 + i * 4 + 3];
-            for o in 0..32 {
-                work[o + 16] = (((work[o + 16]
-                    + (xi0 * weights::BILSTM_FORWARD_KERNEL[i * 4][o]))
-                    + (xi1 * weights::BILSTM_FORWARD_KERNEL[i * 4 + 1][o]))
-                    + (xi2 * weights::BILSTM_FORWARD_KERNEL[i * 4 + 2][o]))
-                    + (xi3 * weights::BILSTM_FORWARD_KERNEL[i * 4 + 3][o]);
+        {
+            let mut acc = [0.0f32; 64];
+            for p in 0..2 {
+                for o in 0..32 {
+                    acc[p * 32 + o] = (input[s * 8 + p]
+                        * weights::BILSTM_FORWARD_KERNEL[p][o])
+                        + (input[s * 8 + p + 2]
+                            * weights::BILSTM_FORWARD_KERNEL[p + 2][o]);
+                }
             }
-        }
-        for i in 0..2 {
-            let hj0: f32 = work[i * 4];
-            let hj1: f32 = work[i * 4 + 1];
-            let hj2: f32 = work[i * 4 + 2];
-            let hj3: f32 = work[i * 4 + 3];
+            for p in 0..2 {
+                for o in 0..32 {
+                    acc[p * 32 + o] = (acc[p * 32 + o]
+                        + (input[s * 8 + p + 4]
+                            * weights::BILSTM_FORWARD_KERNEL[p + 4][o]))
+                        + (input[s * 8 + p + 6]
+                            * weights::BILSTM_FORWARD_KERNEL[p + 6][o]);
+                }
+            }
+            for j in 0..2 {
+                for p in 0..2 {
+                    for o in 0..32 {
+                        acc[p * 32 + o] = (acc[p * 32 + o]
+                            + (work[j * 4 + p]
+                                * weights::BILSTM_FORWARD_RECURRENT_KERNEL[j * 4 + p][o]))
+                            + (work[j * 4 + p + 2]
+                                * weights::BILSTM_FORWARD_RECURRENT_KERNEL[j * 4 + p
+                                    + 2][o]);
+                    }
+                }
+            }
+            for q in 0..32 {
+                acc[q] += acc[q + 32];
+            }
             for o in 0..32 {
-                work[o + 16] = (((work[o + 16]
-                    + (hj0 * weights::BILSTM_FORWARD_RECURRENT_KERNEL[i * 4][o]))
-                    + (hj1 * weights::BILSTM_FORWARD_RECURRENT_KERNEL[i * 4 + 1][o]))
-                    + (hj2 * weights::BILSTM_FORWARD_RECURRENT_KERNEL[i * 4 + 2][o]))
-                    + (hj3 * weights::BILSTM_FORWARD_RECURRENT_KERNEL[i * 4 + 3][o]);
+                work[o + 16] = weights::BILSTM_FORWARD_BIAS[o] + acc[o];
             }
         }
         for k in 0..8 {
@@ -153,33 +162,42 @@ fn bilstm_backward(input: &[f32; 96], output: &mut [f32; 96], work: &mut [f32; 4
     for s in 0..12 {
         let t = 11 - s;
         let row = 11 - s;
-        for o in 0..32 {
-            work[o + 16] = weights::BILSTM_BACKWARD_BIAS[o];
-        }
-        for i in 0..2 {
-            let xi0: f32 = input[t * 8 + i * 4];
-            let xi1: f32 = input[t * 8 + i * 4 + 1];
-            let xi2: f32 = input[t * 8 + i * 4 + 2];
-            let xi3: f32 = input[t * 8 + i * 4 + 3];
-            for o in 0..32 {
-                work[o + 16] = (((work[o + 16]
-                    + (xi0 * weights::BILSTM_BACKWARD_KERNEL[i * 4][o]))
-                    + (xi1 * weights::BILSTM_BACKWARD_KERNEL[i * 4 + 1][o]))
-                    + (xi2 * weights::BILSTM_BACKWARD_KERNEL[i * 4 + 2][o]))
-                    + (xi3 * weights::BILSTM_BACKWARD_KERNEL[i * 4 + 3][o]);
+        {
+            let mut acc = [0.0f32; 64];
+            for p in 0..2 {
+                for o in 0..32 {
+                    acc[p * 32 + o] = (input[t * 8 + p]
+                        * weights::BILSTM_BACKWARD_KERNEL[p][o])
+                        + (input[t * 8 + p + 2]
+                            * weights::BILSTM_BACKWARD_KERNEL[p + 2][o]);
+                }
             }
-        }
-        for i in 0..2 {
-            let hj0: f32 = work[i * 4];
-            let hj1: f32 = work[i * 4 + 1];
-            let hj2: f32 = work[i * 4 + 2];
-            let hj3: f32 = work[i * 4 + 3];
+            for p in 0..2 {
+                for o in 0..32 {
+                    acc[p * 32 + o] = (acc[p * 32 + o]
+                        + (input[t * 8 + p + 4]
+                            * weights::BILSTM_BACKWARD_KERNEL[p + 4][o]))
+                        + (input[t * 8 + p + 6]
+                            * weights::BILSTM_BACKWARD_KERNEL[p + 6][o]);
+                }
+            }
+            for j in 0..2 {
+                for p in 0..2 {
+                    for o in 0..32 {
+                        acc[p * 32 + o] = (acc[p * 32 + o]
+                            + (work[j * 4 + p]
+                                * weights::BILSTM_BACKWARD_RECURRENT_KERNEL[j * 4 + p][o]))
+                            + (work[j * 4 + p + 2]
+                                * weights::BILSTM_BACKWARD_RECURRENT_KERNEL[j * 4 + p
+                                    + 2][o]);
+                    }
+                }
+            }
+            for q in 0..32 {
+                acc[q] += acc[q + 32];
+            }
             for o in 0..32 {
-                work[o + 16] = (((work[o + 16]
-                    + (hj0 * weights::BILSTM_BACKWARD_RECURRENT_KERNEL[i * 4][o]))
-                    + (hj1 * weights::BILSTM_BACKWARD_RECURRENT_KERNEL[i * 4 + 1][o]))
-                    + (hj2 * weights::BILSTM_BACKWARD_RECURRENT_KERNEL[i * 4 + 2][o]))
-                    + (hj3 * weights::BILSTM_BACKWARD_RECURRENT_KERNEL[i * 4 + 3][o]);
+                work[o + 16] = weights::BILSTM_BACKWARD_BIAS[o] + acc[o];
             }
         }
         for k in 0..8 {
@@ -216,18 +234,33 @@ fn bilstm(input0: &[f32; 96], input1: &[f32; 96], output: &mut [f32; 192]) {
 }
 
 /// per_step (TimeDistributed)
+#[allow(clippy::needless_range_loop, clippy::manual_memcpy, clippy::too_many_arguments)]
 fn per_step(input: &[f32; 192], output: &mut [f32; 72]) {
-    for (x, y) in input.chunks_exact(16).zip(output.chunks_exact_mut(6)) {
-        y.copy_from_slice(&weights::PER_STEP_BIAS);
-        for (&xi, row) in x.iter().zip(weights::PER_STEP_KERNEL.iter()) {
-            for (yo, &wo) in y.iter_mut().zip(row.iter()) {
-                *yo += xi * wo;
+    for r in 0..12 {
+        let mut acc = [0.0f32; 24];
+        for p in 0..4 {
+            for o in 0..6 {
+                acc[p * 6 + o] = (input[r * 16 + p] * weights::PER_STEP_KERNEL[p][o])
+                    + (input[r * 16 + p + 4] * weights::PER_STEP_KERNEL[p + 4][o]);
             }
         }
-    }
-    for y in output.iter_mut() {
-        let x = *y;
-        *y = math::tanh_f32(x);
+        for p in 0..4 {
+            for o in 0..6 {
+                acc[p * 6 + o] = (acc[p * 6 + o]
+                    + (input[r * 16 + p + 8] * weights::PER_STEP_KERNEL[p + 8][o]))
+                    + (input[r * 16 + p + 12] * weights::PER_STEP_KERNEL[p + 12][o]);
+            }
+        }
+        for q in 0..12 {
+            acc[q] += acc[q + 12];
+        }
+        for q in 0..6 {
+            acc[q] += acc[q + 6];
+        }
+        for o in 0..6 {
+            let v: f32 = weights::PER_STEP_BIAS[o] + acc[o];
+            output[r * 6 + o] = math::tanh_f32(v);
+        }
     }
 }
 
@@ -273,15 +306,21 @@ fn pool(input: &[f32; 72], output: &mut [f32; 6]) {
 }
 
 /// head (Dense)
-#[allow(clippy::needless_range_loop)]
+#[allow(clippy::needless_range_loop, clippy::manual_memcpy, clippy::too_many_arguments)]
 fn head(input: &[f32; 6], output: &mut [f32; 3]) {
-    for (x, y) in input.chunks_exact(6).zip(output.chunks_exact_mut(3)) {
-        y.copy_from_slice(&weights::HEAD_BIAS);
-        for (&xi, row) in x.iter().zip(weights::HEAD_KERNEL.iter()) {
-            for (yo, &wo) in y.iter_mut().zip(row.iter()) {
-                *yo += xi * wo;
-            }
+    let mut acc = [0.0f32; 3];
+    for o in 0..3 {
+        acc[o] = (input[0] * weights::HEAD_KERNEL[0][o])
+            + (input[1] * weights::HEAD_KERNEL[1][o]);
+    }
+    for j in 0..2 {
+        for o in 0..3 {
+            acc[o] = (acc[o] + (input[j * 2 + 2] * weights::HEAD_KERNEL[j * 2 + 2][o]))
+                + (input[j * 2 + 3] * weights::HEAD_KERNEL[j * 2 + 3][o]);
         }
+    }
+    for o in 0..3 {
+        output[o] = weights::HEAD_BIAS[o] + acc[o];
     }
     let mut m: f32 = output[0];
     for i in 0..3 {

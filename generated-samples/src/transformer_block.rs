@@ -111,37 +111,82 @@ pub fn predict_with_scratch(
 }
 
 /// mha/query (MultiHeadAttention)
+#[allow(clippy::needless_range_loop, clippy::manual_memcpy, clippy::too_many_arguments)]
 fn mha_query(input: &[f32; 48], output: &mut [f32; 48]) {
-    for (x, y) in input.chunks_exact(8).zip(output.chunks_exact_mut(8)) {
-        y.copy_from_slice(&weights::MHA_QUERY_BIAS);
-        for (&xi, row) in x.iter().zip(weights::MHA_QUERY_KERNEL.iter()) {
-            for (yo, &wo) in y.iter_mut().zip(row.iter()) {
-                *yo += xi * wo;
+    for r in 0..6 {
+        let mut acc = [0.0f32; 16];
+        for p in 0..2 {
+            for o in 0..8 {
+                acc[p * 8 + o] = (input[r * 8 + p] * weights::MHA_QUERY_KERNEL[p][o])
+                    + (input[r * 8 + p + 2] * weights::MHA_QUERY_KERNEL[p + 2][o]);
             }
+        }
+        for p in 0..2 {
+            for o in 0..8 {
+                acc[p * 8 + o] = (acc[p * 8 + o]
+                    + (input[r * 8 + p + 4] * weights::MHA_QUERY_KERNEL[p + 4][o]))
+                    + (input[r * 8 + p + 6] * weights::MHA_QUERY_KERNEL[p + 6][o]);
+            }
+        }
+        for q in 0..8 {
+            acc[q] += acc[q + 8];
+        }
+        for o in 0..8 {
+            output[r * 8 + o] = weights::MHA_QUERY_BIAS[o] + acc[o];
         }
     }
 }
 
 /// mha/key (MultiHeadAttention)
+#[allow(clippy::needless_range_loop, clippy::manual_memcpy, clippy::too_many_arguments)]
 fn mha_key(input: &[f32; 48], output: &mut [f32; 48]) {
-    for (x, y) in input.chunks_exact(8).zip(output.chunks_exact_mut(8)) {
-        y.copy_from_slice(&weights::MHA_KEY_BIAS);
-        for (&xi, row) in x.iter().zip(weights::MHA_KEY_KERNEL.iter()) {
-            for (yo, &wo) in y.iter_mut().zip(row.iter()) {
-                *yo += xi * wo;
+    for r in 0..6 {
+        let mut acc = [0.0f32; 16];
+        for p in 0..2 {
+            for o in 0..8 {
+                acc[p * 8 + o] = (input[r * 8 + p] * weights::MHA_KEY_KERNEL[p][o])
+                    + (input[r * 8 + p + 2] * weights::MHA_KEY_KERNEL[p + 2][o]);
             }
+        }
+        for p in 0..2 {
+            for o in 0..8 {
+                acc[p * 8 + o] = (acc[p * 8 + o]
+                    + (input[r * 8 + p + 4] * weights::MHA_KEY_KERNEL[p + 4][o]))
+                    + (input[r * 8 + p + 6] * weights::MHA_KEY_KERNEL[p + 6][o]);
+            }
+        }
+        for q in 0..8 {
+            acc[q] += acc[q + 8];
+        }
+        for o in 0..8 {
+            output[r * 8 + o] = weights::MHA_KEY_BIAS[o] + acc[o];
         }
     }
 }
 
 /// mha/value (MultiHeadAttention)
+#[allow(clippy::needless_range_loop, clippy::manual_memcpy, clippy::too_many_arguments)]
 fn mha_value(input: &[f32; 48], output: &mut [f32; 48]) {
-    for (x, y) in input.chunks_exact(8).zip(output.chunks_exact_mut(8)) {
-        y.copy_from_slice(&weights::MHA_VALUE_BIAS);
-        for (&xi, row) in x.iter().zip(weights::MHA_VALUE_KERNEL.iter()) {
-            for (yo, &wo) in y.iter_mut().zip(row.iter()) {
-                *yo += xi * wo;
+    for r in 0..6 {
+        let mut acc = [0.0f32; 16];
+        for p in 0..2 {
+            for o in 0..8 {
+                acc[p * 8 + o] = (input[r * 8 + p] * weights::MHA_VALUE_KERNEL[p][o])
+                    + (input[r * 8 + p + 2] * weights::MHA_VALUE_KERNEL[p + 2][o]);
             }
+        }
+        for p in 0..2 {
+            for o in 0..8 {
+                acc[p * 8 + o] = (acc[p * 8 + o]
+                    + (input[r * 8 + p + 4] * weights::MHA_VALUE_KERNEL[p + 4][o]))
+                    + (input[r * 8 + p + 6] * weights::MHA_VALUE_KERNEL[p + 6][o]);
+            }
+        }
+        for q in 0..8 {
+            acc[q] += acc[q + 8];
+        }
+        for o in 0..8 {
+            output[r * 8 + o] = weights::MHA_VALUE_BIAS[o] + acc[o];
         }
     }
 }
@@ -257,13 +302,28 @@ fn mha_context_by_step(input: &[f32; 48], output: &mut [f32; 48]) {
 }
 
 /// mha (MultiHeadAttention)
+#[allow(clippy::needless_range_loop, clippy::manual_memcpy, clippy::too_many_arguments)]
 fn mha(input: &[f32; 48], output: &mut [f32; 48]) {
-    for (x, y) in input.chunks_exact(8).zip(output.chunks_exact_mut(8)) {
-        y.copy_from_slice(&weights::MHA_BIAS);
-        for (&xi, row) in x.iter().zip(weights::MHA_KERNEL.iter()) {
-            for (yo, &wo) in y.iter_mut().zip(row.iter()) {
-                *yo += xi * wo;
+    for r in 0..6 {
+        let mut acc = [0.0f32; 16];
+        for p in 0..2 {
+            for o in 0..8 {
+                acc[p * 8 + o] = (input[r * 8 + p] * weights::MHA_KERNEL[p][o])
+                    + (input[r * 8 + p + 2] * weights::MHA_KERNEL[p + 2][o]);
             }
+        }
+        for p in 0..2 {
+            for o in 0..8 {
+                acc[p * 8 + o] = (acc[p * 8 + o]
+                    + (input[r * 8 + p + 4] * weights::MHA_KERNEL[p + 4][o]))
+                    + (input[r * 8 + p + 6] * weights::MHA_KERNEL[p + 6][o]);
+            }
+        }
+        for q in 0..8 {
+            acc[q] += acc[q + 8];
+        }
+        for o in 0..8 {
+            output[r * 8 + o] = weights::MHA_BIAS[o] + acc[o];
         }
     }
 }
@@ -303,29 +363,81 @@ fn norm_1(input: &[f32; 48], output: &mut [f32; 48]) {
 }
 
 /// ffn_1 (Dense)
+#[allow(clippy::needless_range_loop, clippy::manual_memcpy, clippy::too_many_arguments)]
 fn ffn_1(input: &[f32; 48], output: &mut [f32; 96]) {
-    for (x, y) in input.chunks_exact(8).zip(output.chunks_exact_mut(16)) {
-        y.copy_from_slice(&weights::FFN_1_BIAS);
-        for (&xi, row) in x.iter().zip(weights::FFN_1_KERNEL.iter()) {
-            for (yo, &wo) in y.iter_mut().zip(row.iter()) {
-                *yo += xi * wo;
+    for r in 0..6 {
+        let mut acc = [0.0f32; 32];
+        for p in 0..2 {
+            for o in 0..16 {
+                acc[p * 16 + o] = (input[r * 8 + p] * weights::FFN_1_KERNEL[p][o])
+                    + (input[r * 8 + p + 2] * weights::FFN_1_KERNEL[p + 2][o]);
             }
         }
-    }
-    for y in output.iter_mut() {
-        let x = *y;
-        *y = (0.5 * x) * (1.0 + math::erf_f32(x / core::f32::consts::SQRT_2));
+        for p in 0..2 {
+            for o in 0..16 {
+                acc[p * 16 + o] = (acc[p * 16 + o]
+                    + (input[r * 8 + p + 4] * weights::FFN_1_KERNEL[p + 4][o]))
+                    + (input[r * 8 + p + 6] * weights::FFN_1_KERNEL[p + 6][o]);
+            }
+        }
+        for q in 0..16 {
+            acc[q] += acc[q + 16];
+        }
+        for o in 0..16 {
+            let v: f32 = weights::FFN_1_BIAS[o] + acc[o];
+            output[r * 16 + o] = (0.5 * v)
+                * (1.0 + math::erf_f32(v / core::f32::consts::SQRT_2));
+        }
     }
 }
 
 /// ffn_2 (Dense)
+#[allow(clippy::needless_range_loop, clippy::manual_memcpy, clippy::too_many_arguments)]
 fn ffn_2(input: &[f32; 96], output: &mut [f32; 48]) {
-    for (x, y) in input.chunks_exact(16).zip(output.chunks_exact_mut(8)) {
-        y.copy_from_slice(&weights::FFN_2_BIAS);
-        for (&xi, row) in x.iter().zip(weights::FFN_2_KERNEL.iter()) {
-            for (yo, &wo) in y.iter_mut().zip(row.iter()) {
-                *yo += xi * wo;
-            }
+    for r in 0..6 {
+        let mut acc = [0.0f32; 32];
+        for o in 0..8 {
+            acc[o] = (input[r * 16] * weights::FFN_2_KERNEL[0][o])
+                + (input[r * 16 + 4] * weights::FFN_2_KERNEL[4][o]);
+        }
+        for o in 0..8 {
+            acc[o + 8] = (input[r * 16 + 1] * weights::FFN_2_KERNEL[1][o])
+                + (input[r * 16 + 5] * weights::FFN_2_KERNEL[5][o]);
+        }
+        for o in 0..8 {
+            acc[o + 16] = (input[r * 16 + 2] * weights::FFN_2_KERNEL[2][o])
+                + (input[r * 16 + 6] * weights::FFN_2_KERNEL[6][o]);
+        }
+        for o in 0..8 {
+            acc[o + 24] = (input[r * 16 + 3] * weights::FFN_2_KERNEL[3][o])
+                + (input[r * 16 + 7] * weights::FFN_2_KERNEL[7][o]);
+        }
+        for o in 0..8 {
+            acc[o] = (acc[o] + (input[r * 16 + 8] * weights::FFN_2_KERNEL[8][o]))
+                + (input[r * 16 + 12] * weights::FFN_2_KERNEL[12][o]);
+        }
+        for o in 0..8 {
+            acc[o + 8] = (acc[o + 8] + (input[r * 16 + 9] * weights::FFN_2_KERNEL[9][o]))
+                + (input[r * 16 + 13] * weights::FFN_2_KERNEL[13][o]);
+        }
+        for o in 0..8 {
+            acc[o + 16] = (acc[o + 16]
+                + (input[r * 16 + 10] * weights::FFN_2_KERNEL[10][o]))
+                + (input[r * 16 + 14] * weights::FFN_2_KERNEL[14][o]);
+        }
+        for o in 0..8 {
+            acc[o + 24] = (acc[o + 24]
+                + (input[r * 16 + 11] * weights::FFN_2_KERNEL[11][o]))
+                + (input[r * 16 + 15] * weights::FFN_2_KERNEL[15][o]);
+        }
+        for q in 0..16 {
+            acc[q] += acc[q + 16];
+        }
+        for q in 0..8 {
+            acc[q] += acc[q + 8];
+        }
+        for o in 0..8 {
+            output[r * 8 + o] = weights::FFN_2_BIAS[o] + acc[o];
         }
     }
 }

@@ -86,6 +86,8 @@ pub enum Buf {
     W2(WeightId, Ix),
     /// The kernel's private working memory (`work`), see [`Stmt::WorkStore`].
     Work,
+    /// A local array, see [`Stmt::Local`].
+    Local(String),
 }
 
 /// An f32 value.
@@ -189,6 +191,15 @@ pub enum Stmt {
         var: String,
         last: usize,
     },
+    /// A local f32 array (accumulators the compiler keeps in registers). Every element is
+    /// stored before it is read: C++ leaves it uninitialised, Rust fills it with zeros.
+    Local { name: String, len: usize },
+    /// `name[ix] = value` on a local array.
+    LocalStore(String, Ix, Val),
+    /// `name[ix] += value` on a local array.
+    LocalAdd(String, Ix, Val),
+    /// Statements in their own scope (`{ ... }`), so their names can repeat.
+    Block(Vec<Stmt>),
 }
 
 /// A condition on values (false when a NaN is involved) or on loop variables.
@@ -246,6 +257,10 @@ impl Stmt {
             Stmt::Update(i, op, val) => Stmt::Update(ix(i), op, val.fix(var)),
             Stmt::WorkStore(i, val) => Stmt::WorkStore(ix(i), val.fix(var)),
             Stmt::WorkAdd(i, val) => Stmt::WorkAdd(ix(i), val.fix(var)),
+            Stmt::LocalStore(n, i, val) => Stmt::LocalStore(n, ix(i), val.fix(var)),
+            Stmt::LocalAdd(n, i, val) => Stmt::LocalAdd(n, ix(i), val.fix(var)),
+            s @ Stmt::Local { .. } => s,
+            Stmt::Block(body) => Stmt::Block(body.into_iter().map(|s| s.fix(var)).collect()),
             // Counting down from `last` with the loop variable fixed at 0.
             Stmt::LetReversed { name, var: v, last } if v == var => Stmt::LetIndex {
                 name,
@@ -347,11 +362,18 @@ pub fn math_fns(
     }
     for s in stmts {
         match s {
-            Stmt::For { body, .. } | Stmt::IfInRange { body, .. } | Stmt::If(_, body) => {
-                math_fns(body, out)
-            }
-            Stmt::LetIndex { .. } | Stmt::LetReversed { .. } | Stmt::LetLookup { .. } => {}
-            Stmt::WorkStore(_, v) | Stmt::WorkAdd(_, v) => val(v, out),
+            Stmt::For { body, .. }
+            | Stmt::IfInRange { body, .. }
+            | Stmt::If(_, body)
+            | Stmt::Block(body) => math_fns(body, out),
+            Stmt::LetIndex { .. }
+            | Stmt::LetReversed { .. }
+            | Stmt::LetLookup { .. }
+            | Stmt::Local { .. } => {}
+            Stmt::WorkStore(_, v)
+            | Stmt::WorkAdd(_, v)
+            | Stmt::LocalStore(_, _, v)
+            | Stmt::LocalAdd(_, _, v) => val(v, out),
             Stmt::Let(_, v)
             | Stmt::LetMut(_, v)
             | Stmt::Set(_, v)
@@ -385,10 +407,18 @@ pub fn uses_non_finite(stmts: &[Stmt]) -> bool {
         }
     }
     stmts.iter().any(|s| match s {
-        Stmt::For { body, .. } | Stmt::IfInRange { body, .. } => uses_non_finite(body),
+        Stmt::For { body, .. } | Stmt::IfInRange { body, .. } | Stmt::Block(body) => {
+            uses_non_finite(body)
+        }
         Stmt::If(c, body) => cond(c) || uses_non_finite(body),
-        Stmt::LetIndex { .. } | Stmt::LetLookup { .. } | Stmt::LetReversed { .. } => false,
-        Stmt::WorkStore(_, v) | Stmt::WorkAdd(_, v) => val(v),
+        Stmt::LetIndex { .. }
+        | Stmt::LetLookup { .. }
+        | Stmt::LetReversed { .. }
+        | Stmt::Local { .. } => false,
+        Stmt::WorkStore(_, v)
+        | Stmt::WorkAdd(_, v)
+        | Stmt::LocalStore(_, _, v)
+        | Stmt::LocalAdd(_, _, v) => val(v),
         Stmt::Let(_, v)
         | Stmt::LetMut(_, v)
         | Stmt::Set(_, v)
@@ -487,6 +517,32 @@ impl Syntax<'_> {
                         ix.print(),
                         self.top(val)
                     ));
+                }
+                Stmt::Local { name, len } => {
+                    if rust {
+                        out.push_str(&format!("{pad}let mut {name} = [0.0f32; {len}];\n"));
+                    } else {
+                        out.push_str(&format!("{pad}float {name}[{len}];\n"));
+                    }
+                }
+                Stmt::LocalStore(name, ix, val) => {
+                    out.push_str(&format!(
+                        "{pad}{name}[{}] = {};\n",
+                        ix.print(),
+                        self.top(val)
+                    ));
+                }
+                Stmt::LocalAdd(name, ix, val) => {
+                    out.push_str(&format!(
+                        "{pad}{name}[{}] += {};\n",
+                        ix.print(),
+                        self.top(val)
+                    ));
+                }
+                Stmt::Block(body) => {
+                    out.push_str(&format!("{pad}{{\n"));
+                    self.print(body, depth + 1, out);
+                    out.push_str(&format!("{pad}}}\n"));
                 }
                 Stmt::LetReversed { name, var, last } => {
                     if rust {
@@ -608,6 +664,7 @@ impl Syntax<'_> {
                     Buf::W(w) => (self.weight)(*w, None, ix),
                     Buf::W2(w, row) => (self.weight)(*w, Some(row), ix),
                     Buf::Work => format!("work[{i}]"),
+                    Buf::Local(name) => format!("{name}[{i}]"),
                 }
             }
             Val::Var(name) => name.clone(),

@@ -3,6 +3,7 @@
 
 mod attention;
 mod axis;
+mod dense;
 mod elementwise;
 pub mod expr;
 pub mod loops;

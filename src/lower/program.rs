@@ -70,20 +70,11 @@ pub struct Arg {
 /// What a layer function computes. Sizes are per sample, in f32s.
 #[derive(Debug, Clone)]
 pub enum Kernel {
-    /// `rows` independent rows of `y = x · W + b`, then `post` on the whole output.
-    Dense {
-        rows: usize,
-        inputs: usize,
-        units: usize,
-        kernel: WeightId,
-        bias: Option<WeightId>,
-        post: Post,
-    },
-    /// Loops written in the shared loop language (spatial and multi-input ops).
+    /// Loops written in the shared loop language.
     Loops(Vec<super::loops::Stmt>),
 }
 
-/// What runs in place on a Dense output.
+/// What runs in place on a layer's output.
 #[derive(Debug, Clone)]
 pub enum Post {
     None,
@@ -169,16 +160,17 @@ pub fn lower(graph: &Graph, plan: &MemoryPlan) -> Result<Program, Vec<LayerProbl
                 activation,
             } => {
                 let (inputs, units) = (kernel.shape[0], kernel.shape[1]);
-                Kernel::Dense {
-                    rows: numel(in_shape) / inputs.max(1),
-                    inputs,
-                    units,
-                    kernel: add_weight("kernel", vec![inputs, units], &kernel.data),
-                    bias: bias
-                        .as_ref()
-                        .map(|b| add_weight("bias", vec![units], &b.data)),
-                    post: post(activation, out_shape),
-                }
+                let rows = numel(in_shape) / inputs.max(1);
+                let kernel = add_weight("kernel", vec![inputs, units], &kernel.data);
+                let bias = bias
+                    .as_ref()
+                    .map(|b| add_weight("bias", vec![units], &b.data));
+                let dense = |act| super::dense::dense(rows, inputs, units, kernel, bias, act);
+                Kernel::Loops(match post(activation, out_shape) {
+                    Post::None => dense(None),
+                    Post::Map(expr) => dense(Some(&expr)),
+                    Post::Loops(stmts) => [dense(None), stmts].concat(),
+                })
             }
             Op::Activation(Activation::Axis {
                 func: AxisFn::Glu,
@@ -286,16 +278,7 @@ fn post(activation: &Activation, shape: &[usize]) -> Post {
 
 fn kernel_math(kernel: &Kernel, math: &mut BTreeSet<MathFn>) {
     match kernel {
-        Kernel::Dense {
-            post: Post::Map(expr),
-            ..
-        } => expr.math_fns(math),
-        Kernel::Loops(stmts)
-        | Kernel::Dense {
-            post: Post::Loops(stmts),
-            ..
-        } => super::loops::math_fns(stmts, math),
-        _ => {}
+        Kernel::Loops(stmts) => super::loops::math_fns(stmts, math),
     }
 }
 

@@ -1,11 +1,12 @@
 //! Lowering of the recurrent op: the time loop, written once in the loop language.
 //!
 //! The state (h, and c for an LSTM) and the packed gate sums live in the node's workspace
-//! (`work`, planned in the scratch arena). Each step sets the gate sums to the bias, adds
-//! `x_t · W` and `h · U` with the packed gate axis innermost (so the inner loops
-//! vectorise), then runs the elementwise gate math and writes h into the output row
+//! (`work`, planned in the scratch arena). Each step computes the gate sums
+//! `bias + x_t · W + h · U` as one register-blocked matrix-vector product over the packed
+//! gate axis (see `dense`), then runs the elementwise gate math and writes h into the output row
 //! directly when the layer returns sequences.
 
+use super::dense::{matvec, Rows};
 use super::expr;
 use super::loops::{for_, Buf, Cond, Ix, Stmt, Val};
 use super::{AddWeight, WeightId};
@@ -47,68 +48,17 @@ fn work(ix: Ix) -> Val {
     Val::load(Buf::Work, ix)
 }
 
-/// `work[dst..dst + n] = bias[from..from + n]`, or zero.
-fn init(dst: usize, n: usize, bias: Option<WeightId>) -> Vec<Stmt> {
-    let value = match bias {
-        Some(b) => Val::load(Buf::W(b), at("o")),
-        None => Val::Const(0.0),
-    };
-    for_("o", n, vec![Stmt::WorkStore(off(dst, "o"), value)])
-}
-
-/// Rows of a matrix-vector product added per pass over the outputs: each output is read
-/// and written once per `ROWS` rows instead of once per row (about a quarter faster), with
-/// the sum still taken row by row (`((acc + x0·w0) + x1·w1) + ...`), so the result is
-/// the same to the bit.
-const ROWS: usize = 4;
-
-/// `work[dst + o] += sum_i src[i] * w[i][col + o]` for `o < n`: `src` is `rows` values
-/// from a buffer at `base + i`, held in variables `name0`, `name1`, ... (distinct per
-/// product: loops that run once are flattened into one scope).
-fn matvec(
-    dst: usize,
-    n: usize,
-    (w, col): (WeightId, usize),
-    (buf, base, name): (Buf, Ix, &str),
-    rows: usize,
-) -> Vec<Stmt> {
-    // Rows `first + r` for `r < block` (`first` holds the loop variable, or is a constant
-    // row for the tail), in variables `{prefix}{r}`.
-    let pass = |block: usize, first: Ix, prefix: &str| -> Vec<Stmt> {
-        let row = |r: usize| first.clone().offset(r as isize);
-        let var = |r: usize| format!("{prefix}{r}");
-        let mut body: Vec<Stmt> = (0..block)
-            .map(|r| {
-                let ix = base.clone().add_scaled(&row(r), 1);
-                let_(&var(r), Val::load(buf.clone(), ix))
-            })
-            .collect();
-        let term = |r: usize| Val::var(&var(r)) * Val::load(Buf::W2(w, row(r)), off(col, "o"));
-        let update = if block == 1 {
-            Stmt::WorkAdd(off(dst, "o"), term(0))
-        } else {
-            let sum = (0..block).fold(work(off(dst, "o")), |acc, r| acc + term(r));
-            Stmt::WorkStore(off(dst, "o"), sum)
+/// `work[dst + o] = bias[o] + sum_s x_s · w_s[.][col_s + o]` for `o < n` (zero bias
+/// without one): the packed gate sums, one register-blocked matrix-vector product.
+fn gates(dst: usize, n: usize, sources: &[Rows], bias: Option<WeightId>) -> Vec<Stmt> {
+    let finish = |o: Ix, sum: Val| {
+        let value = match bias {
+            Some(b) => Val::load(Buf::W(b), o.clone()) + sum,
+            None => sum,
         };
-        body.extend(for_("o", n, vec![update]));
-        body
+        vec![Stmt::WorkStore(Ix::constant(dst).add_scaled(&o, 1), value)]
     };
-    let (blocks, tail) = (rows / ROWS, rows % ROWS);
-    let mut out = if blocks > 0 {
-        for_("i", blocks, pass(ROWS, Ix::default().plus("i", ROWS), name))
-    } else {
-        Vec::new()
-    };
-    if tail > 0 {
-        // The tail's rows are constants; its variables are named apart from the blocks'
-        // (a single block is flattened into the same scope).
-        out.extend(pass(
-            tail,
-            Ix::constant(blocks * ROWS),
-            &format!("{name}_tail"),
-        ));
-    }
-    out
+    matvec(n, sources, &finish)
 }
 
 /// The loops of one recurrent node over an input `[steps, features]`.
@@ -182,8 +132,20 @@ pub fn recurrent(
     } else {
         "s".into()
     };
-    let x_t = || (Buf::In(0), Ix::default().plus(&t, features), "xi");
-    let h_prev = (Buf::Work, Ix::default(), "hj");
+    let x_t = Rows {
+        buf: Buf::In(0),
+        base: Ix::default().plus(&t, features),
+        count: features,
+        weight: kernel,
+        col: 0,
+    };
+    let h_prev = |col: usize| Rows {
+        buf: Buf::Work,
+        base: Ix::default(),
+        count: u,
+        weight: recurrent,
+        col,
+    };
     // Stores the new h (in variable `h`) into the state and the output row.
     let keep_h = |stmts: &mut Vec<Stmt>| {
         stmts.push(Stmt::WorkStore(at("k"), Val::var("h")));
@@ -202,9 +164,7 @@ pub fn recurrent(
         Cell::Lstm => {
             // work: h [0, u), c [u, 2u), z [2u, 6u).
             let z = 2 * u;
-            body.extend(init(z, 4 * u, bias));
-            body.extend(matvec(z, 4 * u, (kernel, 0), x_t(), features));
-            body.extend(matvec(z, 4 * u, (recurrent, 0), h_prev.clone(), u));
+            body.extend(gates(z, 4 * u, &[x_t, h_prev(0)], bias));
             let mut gate = vec![
                 let_("zi", work(off(z, "k"))),
                 let_("zf", work(off(z + u, "k"))),
@@ -227,11 +187,9 @@ pub fn recurrent(
         Cell::Gru { reset_after } => {
             // work: h [0, u), x part [u, 4u), h part [4u, 7u), r * h [7u, 8u).
             let (zx, zh, rh) = (u, 4 * u, 7 * u);
-            body.extend(init(zx, 3 * u, bias));
-            body.extend(matvec(zx, 3 * u, (kernel, 0), x_t(), features));
+            body.extend(gates(zx, 3 * u, &[x_t], bias));
             if reset_after {
-                body.extend(init(zh, 3 * u, recurrent_bias));
-                body.extend(matvec(zh, 3 * u, (recurrent, 0), h_prev.clone(), u));
+                body.extend(gates(zh, 3 * u, &[h_prev(0)], recurrent_bias));
                 let mut gate = vec![
                     let_("az", work(off(zx, "k")) + work(off(zh, "k"))),
                     let_("ar", work(off(zx + u, "k")) + work(off(zh + u, "k"))),
@@ -247,8 +205,7 @@ pub fn recurrent(
                 keep_h(&mut gate);
                 body.extend(for_("k", u, gate));
             } else {
-                body.extend(init(zh, 2 * u, None));
-                body.extend(matvec(zh, 2 * u, (recurrent, 0), h_prev.clone(), u));
+                body.extend(gates(zh, 2 * u, &[h_prev(0)], None));
                 body.extend(for_(
                     "k",
                     u,
@@ -261,14 +218,12 @@ pub fn recurrent(
                         Stmt::WorkStore(off(rh, "k"), Val::var("r") * work(at("k"))),
                     ],
                 ));
-                body.extend(init(zh + 2 * u, u, None));
-                body.extend(matvec(
-                    zh + 2 * u,
-                    u,
-                    (recurrent, 2 * u),
-                    (Buf::Work, Ix::constant(rh), "rj"),
-                    u,
-                ));
+                let r_h = Rows {
+                    buf: Buf::Work,
+                    base: Ix::constant(rh),
+                    ..h_prev(2 * u)
+                };
+                body.extend(gates(zh + 2 * u, u, &[r_h], None));
                 let mut gate = vec![
                     let_(
                         "ah",
@@ -284,9 +239,7 @@ pub fn recurrent(
         }
         Cell::Simple => {
             // work: h [0, u), z [u, 2u).
-            body.extend(init(u, u, bias));
-            body.extend(matvec(u, u, (kernel, 0), x_t(), features));
-            body.extend(matvec(u, u, (recurrent, 0), h_prev.clone(), u));
+            body.extend(gates(u, u, &[x_t, h_prev(0)], bias));
             let mut gate = vec![
                 let_("z", work(off(u, "k"))),
                 let_("h", act(&r.activation, "z")),

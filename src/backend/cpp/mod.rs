@@ -47,13 +47,9 @@ pub fn emit(program: &Program, header: &[String], namespace: &str, hex_weights: 
         .weights
         .iter()
         .any(|w| w.data.iter().any(|v| !v.is_finite()))
-        || program.layers.iter().any(|l| match &l.kernel {
-            crate::lower::Kernel::Loops(stmts)
-            | crate::lower::Kernel::Dense {
-                post: crate::lower::Post::Loops(stmts),
-                ..
-            } => crate::lower::loops::uses_non_finite(stmts),
-            _ => false,
+        || program.layers.iter().any(|l| {
+            let crate::lower::Kernel::Loops(stmts) = &l.kernel;
+            crate::lower::loops::uses_non_finite(stmts)
         });
     if uses_math || non_finite {
         includes.push("<cmath>");

@@ -6,7 +6,7 @@ use quote::ToTokens;
 
 use crate::lower::expr::Lang;
 use crate::lower::loops::{Ix, Syntax};
-use crate::lower::{Kernel, Layer, Post, WeightArray, WeightId};
+use crate::lower::{Kernel, Layer, WeightArray, WeightId};
 
 /// How the generated code reads a weight.
 #[derive(Clone, Copy)]
@@ -35,10 +35,6 @@ impl Access<'_> {
             }
         }
     }
-
-    fn var(&self, id: WeightId, var: &str) -> String {
-        self.read(id, None, &Ix::default().plus(var, 1))
-    }
 }
 
 pub fn layer_fn(layer: &Layer, access: Access) -> Result<TokenStream, String> {
@@ -56,28 +52,16 @@ pub fn layer_fn(layer: &Layer, access: Access) -> Result<TokenStream, String> {
             format!("{name}: &[{ty}; {}]", arg.len)
         })
         .collect();
-    let body = match &layer.kernel {
-        Kernel::Loops(stmts) => {
-            let syntax = Syntax {
-                lang: Lang::Rust,
-                inputs: &names,
-                weight: &w,
-            };
-            syntax.text(stmts, 1)
-        }
-        kernel => body(kernel, access),
+    let Kernel::Loops(stmts) = &layer.kernel;
+    let syntax = Syntax {
+        lang: Lang::Rust,
+        inputs: &names,
+        weight: &w,
     };
+    let body = syntax.text(stmts, 1);
     // Index loops read clearer than iterator chains where strides are involved.
-    let allow = match layer.kernel {
-        Kernel::Loops(_) => {
-            "#[allow(clippy::needless_range_loop, clippy::manual_memcpy, clippy::too_many_arguments)]\n"
-        }
-        Kernel::Dense {
-            post: Post::Loops(_),
-            ..
-        } => "#[allow(clippy::needless_range_loop)]\n",
-        _ => "",
-    };
+    let allow =
+        "#[allow(clippy::needless_range_loop, clippy::manual_memcpy, clippy::too_many_arguments)]\n";
     let work = layer
         .workspace
         .map(|w| format!(", work: &mut [f32; {}]", w.len))
@@ -91,78 +75,4 @@ pub fn layer_fn(layer: &Layer, access: Access) -> Result<TokenStream, String> {
     syn::parse_str::<syn::ItemFn>(&text)
         .map(|item| item.into_token_stream())
         .map_err(|e| format!("the Rust backend built invalid code ({e}):\n{text}"))
-}
-
-fn body(kernel: &Kernel, access: Access) -> String {
-    let w = |id: WeightId| format!("weights::{}", access.weights[id].ident.to_ascii_uppercase());
-    match kernel {
-        Kernel::Dense {
-            inputs,
-            units,
-            kernel,
-            bias,
-            post,
-            ..
-        } if access.in_file => {
-            // Index form: the accessors take flat indices.
-            let init = match bias {
-                Some(b) => format!(
-                    "for (o, yo) in y.iter_mut().enumerate() {{ *yo = {}; }}",
-                    access.var(*b, "o")
-                ),
-                None => "y.fill(0.0);".into(),
-            };
-            let k = access.read(*kernel, None, &Ix::default().plus("i", *units).plus("o", 1));
-            format!(
-                "for (x, y) in input.chunks_exact({inputs}).zip(output.chunks_exact_mut({units})) {{
-                    {init}
-                    for (i, &xi) in x.iter().enumerate() {{
-                        for (o, yo) in y.iter_mut().enumerate() {{
-                            *yo += xi * {k};
-                        }}
-                    }}
-                }}
-                {post}",
-                post = post_code(post),
-            )
-        }
-        Kernel::Dense {
-            inputs,
-            units,
-            kernel,
-            bias,
-            post,
-            ..
-        } => {
-            let init = match bias {
-                Some(b) => format!("y.copy_from_slice(&{});", w(*b)),
-                None => "y.fill(0.0);".into(),
-            };
-            format!(
-                "for (x, y) in input.chunks_exact({inputs}).zip(output.chunks_exact_mut({units})) {{
-                    {init}
-                    for (&xi, row) in x.iter().zip({k}.iter()) {{
-                        for (yo, &wo) in y.iter_mut().zip(row.iter()) {{
-                            *yo += xi * wo;
-                        }}
-                    }}
-                }}
-                {post}",
-                k = w(*kernel),
-                post = post_code(post),
-            )
-        }
-        Kernel::Loops(_) => unreachable!("printed by the loop printer"),
-    }
-}
-
-fn post_code(post: &Post) -> String {
-    match post {
-        Post::None => String::new(),
-        Post::Map(expr) => format!(
-            "for y in output.iter_mut() {{ let x = *y; *y = {}; }}",
-            expr.print_value("x", Lang::Rust)
-        ),
-        Post::Loops(stmts) => Syntax::output_only(Lang::Rust, stmts, 1),
-    }
 }
