@@ -105,17 +105,20 @@ pub struct Blocking {
 }
 
 impl Blocking {
-    /// Measured on MobileNetV2 (alpha 0.35, 96x96), sum of per-layer best times, Zen 4,
-    /// in us as rustc -O / rustc -O -C target-cpu=native / g++ -O2 / g++ -O3 -march=native
-    /// (before blocking: 1180 / 776 / 1930 / 1562):
-    ///   4 x 16: 871 / 317 / 1611 / 918
+    /// Measured on MobileNetV2 (alpha 0.35, 96x96), sum of per-layer best times, Zen 4
+    /// (shared, noisy: +-10%), in us as rustc -O / rustc -O -C target-cpu=native / g++ -O2
+    /// / g++ -O3 -march=native (before blocking: 1180 / 776 / 1930 / 1562):
+    ///   2 x 16: 806 / 360 / - / -
+    ///   4 x 16: 871 / 317 / 1611 / 918 (another run: 919 / 372)
     ///   4 x 32: 920 / 575 / 1580 / 690 (depthwise not yet blocked)
     ///   2 x 32: 937 / 546 / 1400 / 664
     ///   2 x 64: - / - / 1426 / 668;  4 x 64: - / - / 2229 / 773;  1 x 64: - / - / 1453 / 590
+    /// and on the 3x3 conv 13x13x16 -> 11x11x32 of B2 (rustc -O / native): before 28.5 /
+    /// 15.3, 2 x 16: 34 / 16.1, 4 x 16: 61-92 / 16.3 (spills the 16 SSE registers).
     /// rustc keeps a block in registers while it fully unrolls it (about 64 products per
     /// channel); larger blocks fall back to worse loops (depthwise 4 x 32: 3-10x slower).
     pub const RUST: Blocking = Blocking {
-        pixels: 4,
+        pixels: 2,
         filters: 16,
     };
     /// g++ fully unrolls filter loops of up to 16 and then vectorises the channel loop as
