@@ -122,10 +122,13 @@ impl Blocking {
         filters: 16,
     };
     /// g++ fully unrolls filter loops of up to 16 and then vectorises the channel loop as
-    /// an in-order reduction (see the loop printer); 32-wide loops stay vector loops.
+    /// an in-order reduction (see the loop printer); wider loops stay vector loops. Whole
+    /// MobileNetV2, best of 15, g++ -O2 / -O3 -march=native (noisy, +-30%): before
+    /// 1490-1510 / 1280-1840; 2 x 32: 1300-1330 / 1120-1290; 1 x 64: 1520-1530 / 560-1100.
+    /// B2 (-O3 native): before 73-80, 2 x 32: 54-57, 1 x 64: 59-64.
     pub const CPP: Blocking = Blocking {
-        pixels: 2,
-        filters: 32,
+        pixels: 1,
+        filters: 64,
     };
 }
 
