@@ -153,10 +153,15 @@ impl Model {
             };
         let weights_file = in_file.then(|| format!("{name}.weights.bin"));
         let plan = passes::plan_memory(&graph);
-        let program = lower::lower(&graph, &plan).map_err(|problems| Error::Layers {
-            path: self.path.clone(),
-            problems,
-        })?;
+        let blocking = match lang {
+            Lang::Rust => lower::Blocking::RUST,
+            Lang::Cpp => lower::Blocking::CPP,
+        };
+        let program =
+            lower::lower_with(&graph, &plan, blocking).map_err(|problems| Error::Layers {
+                path: self.path.clone(),
+                problems,
+            })?;
         let header = self.header(lang, name, in_file);
         Ok(match lang {
             Lang::Rust => {

@@ -88,6 +88,18 @@ pub enum Buf {
     Work,
     /// A local array, see [`Stmt::Local`].
     Local(String),
+    /// An accumulator, see [`Stmt::Acc`].
+    Acc(Acc),
+}
+
+/// A run of outputs summed in registers: `output[home..home + len]`. Rust keeps it in a
+/// local array (copied to the output at the end); C++ accumulates in place in the output,
+/// which GCC keeps in registers more reliably than a local array. Either way every value
+/// sees the same operations in the same order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Acc {
+    pub name: String,
+    pub home: Ix,
 }
 
 /// An f32 value.
@@ -184,6 +196,12 @@ pub enum Stmt {
     WorkStore(Ix, Val),
     /// `work[ix] += value`.
     WorkAdd(Ix, Val),
+    /// Declares accumulator `acc` of `len` values (contents undefined until stored).
+    Acc(Acc, usize),
+    /// `acc[ix] = value`.
+    AccStore(Acc, Ix, Val),
+    /// `acc[ix] += value`.
+    AccAdd(Acc, Ix, Val),
     /// An index variable counting down: `name = last - var` (a loop over time read
     /// backwards).
     LetReversed {
@@ -261,6 +279,9 @@ impl Stmt {
             Stmt::LocalAdd(n, i, val) => Stmt::LocalAdd(n, ix(i), val.fix(var)),
             s @ Stmt::Local { .. } => s,
             Stmt::Block(body) => Stmt::Block(body.into_iter().map(|s| s.fix(var)).collect()),
+            Stmt::Acc(a, len) => Stmt::Acc(a.fix(var), len),
+            Stmt::AccStore(a, i, val) => Stmt::AccStore(a.fix(var), ix(i), val.fix(var)),
+            Stmt::AccAdd(a, i, val) => Stmt::AccAdd(a.fix(var), ix(i), val.fix(var)),
             // Counting down from `last` with the loop variable fixed at 0.
             Stmt::LetReversed { name, var: v, last } if v == var => Stmt::LetIndex {
                 name,
@@ -328,6 +349,7 @@ impl Val {
         let b = |v: Box<Val>| Box::new(v.fix(var));
         match self {
             Val::Load(Buf::W2(w, row), i) => Val::Load(Buf::W2(w, ix(row)), ix(i)),
+            Val::Load(Buf::Acc(a), i) => Val::Load(Buf::Acc(a.fix(var)), ix(i)),
             Val::Load(buf, i) => Val::Load(buf, ix(i)),
             Val::Add(x, y) => Val::Add(b(x), b(y)),
             Val::Sub(x, y) => Val::Sub(b(x), b(y)),
@@ -337,6 +359,28 @@ impl Val {
             Val::Min(x, y) => Val::Min(b(x), b(y)),
             other => other,
         }
+    }
+}
+
+impl Acc {
+    fn fix(self, var: &str) -> Acc {
+        Acc {
+            name: self.name,
+            home: Ix {
+                terms: self
+                    .home
+                    .terms
+                    .into_iter()
+                    .filter(|(v, _)| v != var)
+                    .collect(),
+                constant: self.home.constant,
+            },
+        }
+    }
+
+    /// The output index of element `ix`.
+    fn at(&self, ix: &Ix) -> Ix {
+        self.home.clone().add_scaled(ix, 1)
     }
 }
 
@@ -369,11 +413,14 @@ pub fn math_fns(
             Stmt::LetIndex { .. }
             | Stmt::LetReversed { .. }
             | Stmt::LetLookup { .. }
-            | Stmt::Local { .. } => {}
+            | Stmt::Local { .. }
+            | Stmt::Acc(..) => {}
             Stmt::WorkStore(_, v)
             | Stmt::WorkAdd(_, v)
             | Stmt::LocalStore(_, _, v)
-            | Stmt::LocalAdd(_, _, v) => val(v, out),
+            | Stmt::LocalAdd(_, _, v)
+            | Stmt::AccStore(_, _, v)
+            | Stmt::AccAdd(_, _, v) => val(v, out),
             Stmt::Let(_, v)
             | Stmt::LetMut(_, v)
             | Stmt::Set(_, v)
@@ -414,11 +461,14 @@ pub fn uses_non_finite(stmts: &[Stmt]) -> bool {
         Stmt::LetIndex { .. }
         | Stmt::LetLookup { .. }
         | Stmt::LetReversed { .. }
-        | Stmt::Local { .. } => false,
+        | Stmt::Local { .. }
+        | Stmt::Acc(..) => false,
         Stmt::WorkStore(_, v)
         | Stmt::WorkAdd(_, v)
         | Stmt::LocalStore(_, _, v)
-        | Stmt::LocalAdd(_, _, v) => val(v),
+        | Stmt::LocalAdd(_, _, v)
+        | Stmt::AccStore(_, _, v)
+        | Stmt::AccAdd(_, _, v) => val(v),
         Stmt::Let(_, v)
         | Stmt::LetMut(_, v)
         | Stmt::Set(_, v)
@@ -462,6 +512,12 @@ impl Syntax<'_> {
         for s in stmts {
             match s {
                 Stmt::For { var, count, body } => {
+                    // GCC fully unrolls loops of up to 16 before vectorising, then turns
+                    // the unrolled accumulators into in-order vector reductions over the
+                    // enclosing channel loop, 4-10x slower; keep such a loop a loop.
+                    if !rust && *count <= 16 && body.iter().all(|s| matches!(s, Stmt::AccAdd(..))) {
+                        out.push_str(&format!("{pad}#pragma GCC unroll 1\n"));
+                    }
                     if rust {
                         out.push_str(&format!("{pad}for {var} in 0..{count} {{\n"));
                     } else {
@@ -485,6 +541,9 @@ impl Syntax<'_> {
                 }
                 Stmt::Set(name, val) => {
                     out.push_str(&format!("{pad}{name} = {};\n", self.top(val)));
+                }
+                Stmt::Store(ix, Val::Load(Buf::Acc(acc), at)) if !rust && acc.at(at) == *ix => {
+                    // Already in place.
                 }
                 Stmt::Store(ix, val) => {
                     out.push_str(&format!(
@@ -510,6 +569,25 @@ impl Syntax<'_> {
                 }
                 Stmt::WorkStore(ix, val) => {
                     out.push_str(&format!("{pad}work[{}] = {};\n", ix.print(), self.top(val)));
+                }
+                Stmt::Acc(acc, len) => {
+                    if rust {
+                        let name = &acc.name;
+                        out.push_str(&format!("{pad}let mut {name} = [0.0f32; {len}];\n"));
+                    }
+                }
+                Stmt::AccStore(acc, ix, val) | Stmt::AccAdd(acc, ix, val) => {
+                    let op = if matches!(s, Stmt::AccAdd(..)) {
+                        "+="
+                    } else {
+                        "="
+                    };
+                    let target = if rust {
+                        format!("{}[{}]", acc.name, ix.print())
+                    } else {
+                        format!("output[{}]", acc.at(ix).print())
+                    };
+                    out.push_str(&format!("{pad}{target} {op} {};\n", self.top(val)));
                 }
                 Stmt::WorkAdd(ix, val) => {
                     out.push_str(&format!(
@@ -608,7 +686,7 @@ impl Syntax<'_> {
                 }
                 Stmt::IfInRange { ix, lo, hi, body } => {
                     let i = ix.print();
-                    let simple = ix.terms.len() == 1 && ix.constant == 0;
+                    let simple = ix.terms.len() == 1 && ix.terms[0].1 == 1 && ix.constant == 0;
                     let cond = if *lo == 0 {
                         format!("{i} < {hi}")
                     } else if rust && simple {
@@ -665,6 +743,8 @@ impl Syntax<'_> {
                     Buf::W2(w, row) => (self.weight)(*w, Some(row), ix),
                     Buf::Work => format!("work[{i}]"),
                     Buf::Local(name) => format!("{name}[{i}]"),
+                    Buf::Acc(acc) if rust => format!("{}[{i}]", acc.name),
+                    Buf::Acc(acc) => format!("output[{}]", acc.at(ix).print()),
                 }
             }
             Val::Var(name) => name.clone(),

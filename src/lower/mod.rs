@@ -10,10 +10,11 @@ pub mod loops;
 mod norm;
 mod program;
 mod recurrent;
-mod spatial;
+pub(crate) mod spatial;
 
 pub use program::{
-    lower, Arg, AxisKernel, Kernel, Layer, Port, Post, Program, WeightArray, WeightId,
+    lower, lower_with, Arg, AxisKernel, Blocking, Kernel, Layer, Port, Post, Program, WeightArray,
+    WeightId,
 };
 
 /// Registers a weight array (name suffix, dims, data) and returns its id.

@@ -5,6 +5,7 @@
 use std::collections::BTreeSet;
 
 use super::expr::{self, Expr};
+pub use super::spatial::Blocking;
 use crate::backend::math::MathFn;
 use crate::error::LayerProblem;
 use crate::ir::{numel, Activation, AxisFn, Graph, InputDtype, Op};
@@ -106,6 +107,15 @@ impl AxisKernel {
 /// Lowers `graph` (already optimised) with its memory plan; lists every node whose op the
 /// code generators cannot emit yet.
 pub fn lower(graph: &Graph, plan: &MemoryPlan) -> Result<Program, Vec<LayerProblem>> {
+    lower_with(graph, plan, Blocking::RUST)
+}
+
+/// [`lower`] with convolutions blocked for one target compiler.
+pub fn lower_with(
+    graph: &Graph,
+    plan: &MemoryPlan,
+    blocking: Blocking,
+) -> Result<Program, Vec<LayerProblem>> {
     let mut problems = Vec::new();
     let mut by_content: std::collections::HashMap<u64, WeightId> = Default::default();
     let mut namer = Namer::new();
@@ -218,7 +228,7 @@ pub fn lower(graph: &Graph, plan: &MemoryPlan) -> Result<Program, Vec<LayerProbl
             Op::Reshape { .. } | Op::Identity => {
                 Kernel::Loops(super::elementwise::copy(numel(in_shape)))
             }
-            op => match loops(op, node, graph, &mut add_weight) {
+            op => match loops(op, node, graph, &mut add_weight, blocking) {
                 Ok(stmts) => Kernel::Loops(stmts),
                 Err(message) => {
                     problems.push(LayerProblem {
@@ -300,6 +310,7 @@ fn loops(
     node: &crate::ir::Node,
     graph: &Graph,
     add_weight: &mut super::AddWeight,
+    blocking: Blocking,
 ) -> Result<Vec<super::loops::Stmt>, String> {
     use super::spatial;
     let in_shapes: Vec<&[usize]> = node.inputs.iter().map(|&t| graph.shape(t)).collect();
@@ -321,9 +332,9 @@ fn loops(
             activation,
         } => {
             let filters = kernel.shape[kernel.shape.len() - 1];
-            let k = add_weight("kernel", vec![kernel.len() / filters, filters], &kernel.data);
             let b = bias.as_ref().map(|b| add_weight("bias", vec![filters], &b.data));
-            spatial::conv(window, *groups, k, b, elementwise(activation)?.as_ref(), x, y)
+            let act = elementwise(activation)?;
+            spatial::conv(window, *groups, &kernel.data, b, act.as_ref(), x, y, add_weight, blocking)
         }
         Op::ConvTranspose {
             kernel,
