@@ -41,6 +41,10 @@ pub fn run(graph: &Graph, inputs: &[Vec<f32>]) -> Result<Vec<Vec<f32>>, String> 
             .iter()
             .map(|&t| (&values[t][..], graph.shape(t)))
             .collect();
+        if let Op::ConvMaxPool { conv, pool } = &node.op {
+            values[node.output] = conv_max_pool(conv, pool, &inputs)?;
+            continue;
+        }
         let y = match attention::eval(&node.op, &inputs)
             .or_else(|| recurrent::eval_node(&node.op, &inputs))
             .or_else(|| spatial::eval(&node.op, &inputs, &pre_activation_shape(node, graph)))
@@ -59,6 +63,26 @@ pub fn run(graph: &Graph, inputs: &[Vec<f32>]) -> Result<Vec<Vec<f32>>, String> 
 }
 
 /// A node's output shape before its fused activation (which may halve an axis: glu).
+/// The convolution, its activation, then the max pooling, as the unfused ops run.
+fn conv_max_pool(
+    conv: &Op,
+    pool: &crate::ir::Window,
+    inputs: &[(&[f32], &[usize])],
+) -> Result<Vec<f32>, String> {
+    let Op::Conv { activation, .. } = conv else {
+        return Err("a fused pooling without its convolution".into());
+    };
+    let pool = Op::Pool {
+        kind: crate::ir::PoolKind::Max,
+        window: pool.clone(),
+    };
+    let conv_shape = conv.output_shape(&[inputs[0].1])?;
+    let pool_shape = pool.output_shape(&[&conv_shape])?;
+    let y = spatial::eval(conv, inputs, &conv_shape).ok_or("no convolution")?;
+    let y = activate(activation, y, &conv_shape);
+    spatial::eval(&pool, &[(&y, &conv_shape)], &pool_shape).ok_or_else(|| "no pooling".into())
+}
+
 fn pre_activation_shape(node: &crate::ir::Node, graph: &Graph) -> Vec<usize> {
     let mut shape = graph.shape(node.output).to_vec();
     if let Op::Conv { kernel, .. } | Op::ConvTranspose { kernel, .. } = &node.op {

@@ -78,6 +78,9 @@ pub enum Op {
     /// Max or average over windows of the spatial axes (average counts only real,
     /// unpadded elements; max ignores padding).
     Pool { kind: PoolKind, window: Window },
+    /// A convolution (`conv`, an [`Op::Conv`]) and the max pooling of its output over
+    /// `pool`, in one kernel (made by a pass): the convolution's output is never stored.
+    ConvMaxPool { conv: Box<Op>, pool: Window },
     /// Max or average over all spatial axes: `[*spatial, C] -> [C]`.
     GlobalPool { kind: PoolKind },
     /// Zero padding, `(before, after)` per axis.
@@ -321,6 +324,14 @@ impl Op {
                 let filters = kernel.shape.last().copied().unwrap_or(1).max(1);
                 numel(output) / filters.max(1) * kernel.len()
             }
+            // The convolution computes every position the pool reads.
+            Op::ConvMaxPool { conv, pool } => match conv.as_ref() {
+                Op::Conv { kernel, .. } => {
+                    let filters = kernel.shape.last().copied().unwrap_or(1).max(1);
+                    numel(output) / filters * numel(&pool.size) * kernel.len()
+                }
+                _ => 0,
+            },
             // Every input position meets every tap, filter and channel once.
             Op::ConvTranspose { kernel, .. } => {
                 numel(&input[..input.len().saturating_sub(1)]) * kernel.len()

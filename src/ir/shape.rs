@@ -76,6 +76,13 @@ pub fn infer(op: &Op, inputs: &[&[usize]]) -> Option<Result<Vec<usize>, String>>
             out.push(x[window.size.len()]);
             Ok(out)
         }),
+        Op::ConvMaxPool { conv, pool } => infer(conv, inputs)?.and_then(|y| {
+            let pool = Op::Pool {
+                kind: super::op::PoolKind::Max,
+                window: pool.clone(),
+            };
+            infer(&pool, &[&y]).unwrap_or_else(|| Err("not a pooling".into()))
+        }),
         Op::GlobalPool { .. } => one(inputs).and_then(|x| match x {
             [_, .., c] => Ok(vec![*c]),
             _ => Err(format!("needs spatial axes, input shape is {x:?}")),

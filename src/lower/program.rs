@@ -352,6 +352,23 @@ fn loops(
             let act = elementwise(activation)?;
             spatial::conv_transpose(strides, dilation, crop, k, &kernel.shape, b, act.as_ref(), x, y)
         }
+        Op::ConvMaxPool { conv, pool } => {
+            let Op::Conv {
+                kernel,
+                bias,
+                window,
+                activation,
+                ..
+            } = conv.as_ref()
+            else {
+                return Err("a fused pooling without its convolution".into());
+            };
+            let filters = kernel.shape[kernel.shape.len() - 1];
+            let k = add_weight("kernel", vec![kernel.len() / filters, filters], &kernel.data);
+            let b = bias.as_ref().map(|b| add_weight("bias", vec![filters], &b.data));
+            let act = elementwise(activation)?;
+            spatial::conv_max_pool(window, pool, k, b, act.as_ref(), x, y)
+        }
         Op::Pool { kind, window } => spatial::pool(*kind, window, x, y),
         Op::GlobalPool { kind } => spatial::global_pool(*kind, x),
         Op::Pad { padding } => spatial::pad(padding, x, y),

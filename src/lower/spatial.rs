@@ -870,3 +870,108 @@ pub fn dot(
     body.push(Stmt::Store(ix("o", &strides(&out_dims)), Val::var("acc")));
     nest("o", &out_dims, body)
 }
+
+/// A convolution without padding and the max pooling of its output over windows that tile
+/// it ([`crate::ir::Op::ConvMaxPool`]). Per pooled position, row by row of the pooling
+/// window, the convolution positions of the row (`k`) are summed in local accumulators
+/// exactly as [`conv`] sums them (bias, then taps, then channels), activated, and folded
+/// into the running maximum in the pooling's order; only the maximum is stored.
+#[allow(clippy::too_many_arguments)]
+pub fn conv_max_pool(
+    conv: &Window,
+    pool: &Window,
+    kernel: WeightId,
+    bias: Option<WeightId>,
+    activation: Option<&Expr>,
+    in_shape: &[usize],
+    out_shape: &[usize],
+) -> Vec<Stmt> {
+    let rank = conv.size.len();
+    let last = rank - 1;
+    let (channels, filters) = (in_shape[rank], out_shape[rank]);
+    let row = pool.size[last];
+    let (xst, ost, tap_st) = (strides(in_shape), strides(out_shape), strides(&conv.size));
+    let f = Ix::default().plus("f", 1);
+    let slot = Ix::default().plus("k", filters).plus("f", 1);
+    let (acc, max) = (|| Buf::Local("acc".into()), || Buf::Local("v".into()));
+    // Input position along axis d: (p * pool stride + q) * conv stride + t * dilation.
+    let mut input = Ix::default().plus("c", 1);
+    let mut weight_row = Ix::default().plus("c", 1);
+    for d in 0..rank {
+        let q = if d == last {
+            "k".to_string()
+        } else {
+            format!("q{d}")
+        };
+        input = input
+            .plus(&format!("p{d}"), pool.strides[d] * conv.strides[d] * xst[d])
+            .plus(&q, conv.strides[d] * xst[d])
+            .plus(&format!("t{d}"), conv.dilation[d] * xst[d]);
+        weight_row = weight_row.plus(&format!("t{d}"), tap_st[d] * channels);
+    }
+    let start = bias.map_or(Val::Const(0.0), |b| Val::load(Buf::W(b), f.clone()));
+    let init = for_(
+        "k",
+        row,
+        for_(
+            "f",
+            filters,
+            vec![Stmt::LocalStore("acc".into(), slot.clone(), start)],
+        ),
+    );
+    let product = Val::var("x") * Val::load(Buf::W2(kernel, weight_row), f.clone());
+    let mac = for_(
+        "k",
+        row,
+        [
+            vec![Stmt::Let("x".into(), Val::load(Buf::In(0), input))],
+            for_(
+                "f",
+                filters,
+                vec![Stmt::LocalAdd("acc".into(), slot.clone(), product)],
+            ),
+        ]
+        .concat(),
+    );
+    let taps = nest("t", &conv.size, for_("c", channels, mac));
+    let mut fold = vec![Stmt::Let("a".into(), Val::load(acc(), slot))];
+    let value = match activation {
+        Some(expr) => {
+            fold.push(Stmt::Let("y".into(), Val::Apply(expr.clone(), "a".into())));
+            Val::var("y")
+        }
+        None => Val::var("a"),
+    };
+    let running = Val::max(Val::load(max(), f.clone()), value);
+    fold.push(Stmt::LocalStore("v".into(), f.clone(), running));
+    let pool_row = [
+        vec![Stmt::Local {
+            name: "acc".into(),
+            len: row * filters,
+        }],
+        init,
+        taps,
+        for_("k", row, for_("f", filters, fold)),
+    ]
+    .concat();
+    let out = ix("p", &ost[..rank]).plus("f", 1);
+    let body = [
+        vec![Stmt::Local {
+            name: "v".into(),
+            len: filters,
+        }],
+        for_(
+            "f",
+            filters,
+            vec![Stmt::LocalStore(
+                "v".into(),
+                f.clone(),
+                Val::Const(f32::NEG_INFINITY),
+            )],
+        ),
+        nest("q", &pool.size[..last], pool_row),
+        for_("f", filters, vec![Stmt::Store(out, Val::load(max(), f))]),
+    ]
+    .concat();
+    nest("p", &out_shape[..rank], body)
+}

@@ -2,6 +2,7 @@
 
 mod fold_affine;
 mod fuse_activation;
+mod fuse_pool;
 mod memory;
 mod output_copies;
 mod split_activation;
@@ -15,6 +16,7 @@ pub fn optimize(graph: Graph) -> Graph {
     let graph = split_activation::run(graph);
     let graph = fold_affine::run(graph);
     let graph = fuse_activation::run(graph);
+    let graph = fuse_pool::run(graph);
     output_copies::run(graph)
 }
 
