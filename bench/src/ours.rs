@@ -115,7 +115,9 @@ pub fn generate(fixture: &Fixture, dir: &Path) -> Result<Generation, String> {
         rust_s,
         cpp_s,
         load_s,
-        macs: summary.macs,
+        // The model's MACs as Keras defines it (what every engine computes), not the fewer
+        // that fusion leaves (a fused pooling skips convolution positions it never reads).
+        macs: summary.rows.iter().map(|r| r.macs).sum(),
         scratch_floats: summary.ram_bytes / 4,
         activation_floats: summary.unplanned_bytes / 4,
         weights_in_file: rust.weights_file.is_some(),
