@@ -11,6 +11,7 @@
 
 pub mod backend;
 pub mod error;
+mod generator;
 pub mod interchange;
 pub mod interp;
 pub mod ir;
@@ -23,6 +24,7 @@ mod summary;
 use std::path::{Path, PathBuf};
 
 pub use error::{Error, Result};
+pub use generator::Generator;
 pub use summary::{LayerRow, Summary};
 
 use sha2::{Digest, Sha256};
@@ -333,4 +335,30 @@ fn hex_sha256(bytes: &[u8]) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
+}
+
+/// Writes to a temporary file beside `path`, then renames it over `path`, so readers never
+/// see half a file.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    let io = |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let file_name = path
+        .file_name()
+        .ok_or_else(|| Error::Usage(format!("{} is not a file path", path.display())))?;
+    let tmp = dir.join(format!(
+        ".{}.tmp{}",
+        file_name.to_string_lossy(),
+        std::process::id()
+    ));
+    std::fs::write(&tmp, bytes).map_err(io)?;
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        io(e)
+    })
 }

@@ -174,7 +174,7 @@ fn run(command: Command) -> Result<ExitCode, Error> {
             }
             // The weights first: a source file never refers to a missing weights file.
             for (p, bytes) in files.iter().rev() {
-                write_atomically(p, bytes)?;
+                keras2src::write_atomically(p, bytes)?;
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -278,30 +278,4 @@ fn read_inputs(path: &Path) -> Result<Vec<Vec<f32>>, Error> {
                 .ok_or_else(|| bad("each input must be a flat list of numbers".into()))
         })
         .collect()
-}
-
-/// Writes to a temporary file beside `path`, then renames it over `path`, so readers never
-/// see half a file.
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), Error> {
-    let io = |source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let file_name = path
-        .file_name()
-        .ok_or_else(|| Error::Usage(format!("{} is not a file path", path.display())))?;
-    let tmp = dir.join(format!(
-        ".{}.tmp{}",
-        file_name.to_string_lossy(),
-        std::process::id()
-    ));
-    std::fs::write(&tmp, bytes).map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        io(e)
-    })
 }

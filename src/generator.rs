@@ -1,0 +1,122 @@
+//! Generation from a build script: [`Generator`] carries every option of `keras2src
+//! generate` and writes the output atomically into a directory (`OUT_DIR`).
+
+use std::path::{Path, PathBuf};
+
+use crate::{Error, Lang, Model, Result, WeightsPlacement};
+
+/// Generates a model's source at build time.
+///
+/// ```
+/// # fn main() -> keras2src::Result<()> {
+/// use keras2src::{Generator, Lang};
+///
+/// let out_dir = std::env::temp_dir().join("keras2src-doc-generator");
+/// std::fs::create_dir_all(&out_dir).unwrap();
+/// let written = Generator::from_path("tests/fixtures/models/seed.keras")?
+///     .lang(Lang::Rust)
+///     .name("model")
+///     .write_to(&out_dir)?;
+/// assert_eq!(written, vec![out_dir.join("model.rs")]);
+/// # Ok(())
+/// # }
+/// ```
+///
+/// In `build.rs`, write to `OUT_DIR` and include the module:
+/// `mod model { include!(concat!(env!("OUT_DIR"), "/model.rs")); }`. Run from a build
+/// script (`OUT_DIR` set), [`Generator::write_to`] prints `cargo:rerun-if-changed` for
+/// the model file (and the architecture JSON).
+#[derive(Debug, Clone)]
+pub struct Generator {
+    model: PathBuf,
+    config: Option<PathBuf>,
+    input_shapes: Vec<Vec<usize>>,
+    lang: Lang,
+    name: String,
+    weights: WeightsPlacement,
+}
+
+impl Generator {
+    /// A generator for the model file at `model` (checked to exist): Rust, named `model`,
+    /// weights placed as `--weights auto` places them.
+    pub fn from_path(model: impl AsRef<Path>) -> Result<Generator> {
+        let model = model.as_ref().to_path_buf();
+        std::fs::metadata(&model).map_err(|source| Error::Io {
+            path: model.clone(),
+            source,
+        })?;
+        Ok(Generator {
+            model,
+            config: None,
+            input_shapes: Vec::new(),
+            lang: Lang::Rust,
+            name: "model".into(),
+            weights: WeightsPlacement::Auto,
+        })
+    }
+
+    /// The architecture JSON for a bare `.weights.h5` (`--config`).
+    pub fn config(mut self, path: impl AsRef<Path>) -> Generator {
+        self.config = Some(path.as_ref().to_path_buf());
+        self
+    }
+
+    /// The whole shape of the next input without the batch dimension (`--input-shape`).
+    pub fn input_shape(mut self, shape: &[usize]) -> Generator {
+        self.input_shapes.push(shape.to_vec());
+        self
+    }
+
+    pub fn lang(mut self, lang: Lang) -> Generator {
+        self.lang = lang;
+        self
+    }
+
+    /// The Rust module / C++ namespace name (`--name`; C++ may nest: `a::b`).
+    pub fn name(mut self, name: &str) -> Generator {
+        self.name = name.to_string();
+        self
+    }
+
+    /// Where generated Rust keeps its weights (`--weights`).
+    pub fn weights(mut self, weights: WeightsPlacement) -> Generator {
+        self.weights = weights;
+        self
+    }
+
+    /// The output file's name: `NAME.rs` or `NAME.hpp`, `::` written as `_`.
+    pub fn file_name(&self) -> String {
+        let stem = self.name.replace("::", "_");
+        match self.lang {
+            Lang::Rust => format!("{stem}.rs"),
+            Lang::Cpp => format!("{stem}.hpp"),
+        }
+    }
+
+    /// Reads the model and generates the source, writing nothing.
+    pub fn generate(&self) -> Result<crate::Generated> {
+        let model =
+            Model::load_with_shapes(&self.model, self.config.as_deref(), &self.input_shapes)?;
+        model.generate_with(self.lang, &self.name, self.weights)
+    }
+
+    /// Generates into `dir` (the source, and a Rust weights file when there is one), each
+    /// file written atomically; returns the paths written.
+    pub fn write_to(&self, dir: impl AsRef<Path>) -> Result<Vec<PathBuf>> {
+        if std::env::var_os("OUT_DIR").is_some() {
+            for input in std::iter::once(&self.model).chain(&self.config) {
+                println!("cargo:rerun-if-changed={}", input.display());
+            }
+        }
+        let generated = self.generate()?;
+        let source = dir.as_ref().join(self.file_name());
+        crate::write_atomically(&source, generated.source.as_bytes())?;
+        let mut written = vec![source];
+        if let Some((name, bytes)) = &generated.weights_file {
+            let path = dir.as_ref().join(name);
+            crate::write_atomically(&path, bytes)?;
+            written.push(path);
+        }
+        Ok(written)
+    }
+}
