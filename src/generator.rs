@@ -8,11 +8,11 @@ use crate::{Error, Lang, Model, Result, WeightsPlacement};
 /// Generates a model's source at build time.
 ///
 /// ```
-/// # fn main() -> keras2src::Result<()> {
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// use keras2src::{Generator, Lang};
 ///
 /// let out_dir = std::env::temp_dir().join("keras2src-doc-generator");
-/// std::fs::create_dir_all(&out_dir).unwrap();
+/// std::fs::create_dir_all(&out_dir)?;
 /// let written = Generator::from_path("tests/fixtures/models/seed.keras")?
 ///     .lang(Lang::Rust)
 ///     .name("model")
@@ -100,23 +100,14 @@ impl Generator {
         model.generate_with(self.lang, &self.name, self.weights)
     }
 
-    /// Generates into `dir` (the source, and a Rust weights file when there is one), each
-    /// file written atomically; returns the paths written.
+    /// Generates into `dir` (the source, and a Rust weights file when there is one), as
+    /// [`crate::Generated::write`] writes them; returns the paths written.
     pub fn write_to(&self, dir: impl AsRef<Path>) -> Result<Vec<PathBuf>> {
         if std::env::var_os("OUT_DIR").is_some() {
             for input in std::iter::once(&self.model).chain(&self.config) {
                 println!("cargo:rerun-if-changed={}", input.display());
             }
         }
-        let generated = self.generate()?;
-        let source = dir.as_ref().join(self.file_name());
-        crate::write_atomically(&source, generated.source.as_bytes())?;
-        let mut written = vec![source];
-        if let Some((name, bytes)) = &generated.weights_file {
-            let path = dir.as_ref().join(name);
-            crate::write_atomically(&path, bytes)?;
-            written.push(path);
-        }
-        Ok(written)
+        self.generate()?.write(&dir.as_ref().join(self.file_name()))
     }
 }

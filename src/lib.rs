@@ -68,6 +68,27 @@ pub struct Generated {
     pub weights_file: Option<(String, Vec<u8>)>,
 }
 
+impl Generated {
+    /// The files for a source written to `path`: the source, then the weights file beside it.
+    pub fn files(&self, path: &Path) -> Vec<(PathBuf, &[u8])> {
+        let mut files = vec![(path.to_path_buf(), self.source.as_bytes())];
+        if let Some((name, bytes)) = &self.weights_file {
+            files.push((path.with_file_name(name), bytes));
+        }
+        files
+    }
+
+    /// Writes [`Generated::files`] atomically, the weights first so that a source file never
+    /// refers to a missing weights file; returns their paths.
+    pub fn write(&self, path: &Path) -> Result<Vec<PathBuf>> {
+        let files = self.files(path);
+        for (p, bytes) in files.iter().rev() {
+            write_atomically(p, bytes)?;
+        }
+        Ok(files.into_iter().map(|(p, _)| p).collect())
+    }
+}
+
 /// A model read from disk, as Keras defines it (before any pass).
 #[derive(Debug, Clone)]
 pub struct Model {

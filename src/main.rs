@@ -151,17 +151,11 @@ fn run(command: Command) -> Result<ExitCode, Error> {
                 let _ = std::io::stdout().write_all(generated.source.as_bytes());
                 return Ok(ExitCode::SUCCESS);
             };
-            let beside = |file: &str| path.with_file_name(file);
-            let mut files = vec![(path.clone(), generated.source.into_bytes())];
-            files.extend(
-                generated
-                    .weights_file
-                    .map(|(file, bytes)| (beside(&file), bytes)),
-            );
             if check {
-                let stale: Vec<_> = files
-                    .iter()
-                    .filter(|(p, bytes)| std::fs::read(p).ok().as_ref() != Some(bytes))
+                let stale: Vec<_> = generated
+                    .files(&path)
+                    .into_iter()
+                    .filter(|(p, bytes)| std::fs::read(p).ok().as_deref() != Some(*bytes))
                     .collect();
                 for (p, _) in &stale {
                     eprintln!("{} is stale: regenerate it", p.display());
@@ -172,10 +166,7 @@ fn run(command: Command) -> Result<ExitCode, Error> {
                     ExitCode::from(1)
                 });
             }
-            // The weights first: a source file never refers to a missing weights file.
-            for (p, bytes) in files.iter().rev() {
-                keras2src::write_atomically(p, bytes)?;
-            }
+            generated.write(&path)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Inspect { source } => {

@@ -72,10 +72,7 @@ fn conv_max_pool(
     let Op::Conv { activation, .. } = conv else {
         return Err("a fused pooling without its convolution".into());
     };
-    let pool = Op::Pool {
-        kind: crate::ir::PoolKind::Max,
-        window: pool.clone(),
-    };
+    let pool = Op::max_pool(pool);
     let conv_shape = conv.output_shape(&[inputs[0].1])?;
     let pool_shape = pool.output_shape(&[&conv_shape])?;
     let y = spatial::eval(conv, inputs, &conv_shape).ok_or("no convolution")?;

@@ -315,6 +315,14 @@ impl Op {
         }
     }
 
+    /// The max pooling a [`Op::ConvMaxPool`] fuses, as an op of its own.
+    pub fn max_pool(window: &Window) -> Op {
+        Op::Pool {
+            kind: PoolKind::Max,
+            window: window.clone(),
+        }
+    }
+
     /// Multiply-accumulates per sample, for the summary.
     pub fn macs(&self, input: &[usize], output: &[usize]) -> usize {
         match self {

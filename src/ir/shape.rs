@@ -77,11 +77,7 @@ pub fn infer(op: &Op, inputs: &[&[usize]]) -> Option<Result<Vec<usize>, String>>
             Ok(out)
         }),
         Op::ConvMaxPool { conv, pool } => infer(conv, inputs)?.and_then(|y| {
-            let pool = Op::Pool {
-                kind: super::op::PoolKind::Max,
-                window: pool.clone(),
-            };
-            infer(&pool, &[&y]).unwrap_or_else(|| Err("not a pooling".into()))
+            infer(&Op::max_pool(pool), &[&y]).unwrap_or_else(|| Err("not a pooling".into()))
         }),
         Op::GlobalPool { .. } => one(inputs).and_then(|x| match x {
             [_, .., c] => Ok(vec![*c]),
