@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::{Error, Lang, Model, Result, WeightsPlacement};
+use crate::{Error, Lang, Model, Options, Result, ScratchPlacement, SelfTest, WeightsPlacement};
 
 /// Generates a model's source at build time.
 ///
@@ -31,9 +31,9 @@ pub struct Generator {
     model: PathBuf,
     config: Option<PathBuf>,
     input_shapes: Vec<Vec<usize>>,
-    lang: Lang,
-    name: String,
-    weights: WeightsPlacement,
+    options: Options,
+    /// The `--emit-test` sample file, read when generating.
+    self_test: Option<PathBuf>,
 }
 
 impl Generator {
@@ -49,9 +49,8 @@ impl Generator {
             model,
             config: None,
             input_shapes: Vec::new(),
-            lang: Lang::Rust,
-            name: "model".into(),
-            weights: WeightsPlacement::Auto,
+            options: Options::new(Lang::Rust, "model"),
+            self_test: None,
         })
     }
 
@@ -68,26 +67,44 @@ impl Generator {
     }
 
     pub fn lang(mut self, lang: Lang) -> Generator {
-        self.lang = lang;
+        self.options.lang = lang;
         self
     }
 
     /// The Rust module / C++ namespace name (`--name`; C++ may nest: `a::b`).
     pub fn name(mut self, name: &str) -> Generator {
-        self.name = name.to_string();
+        self.options.name = name.to_string();
         self
     }
 
     /// Where generated Rust keeps its weights (`--weights`).
     pub fn weights(mut self, weights: WeightsPlacement) -> Generator {
-        self.weights = weights;
+        self.options.weights = weights;
+        self
+    }
+
+    /// Where `predict` gets its working memory (`--scratch`).
+    pub fn scratch(mut self, scratch: ScratchPlacement) -> Generator {
+        self.options.scratch = scratch;
+        self
+    }
+
+    /// C++: `extern "C"` entry points `NAME_predict`, ... (`--extern-c`).
+    pub fn extern_c(mut self, extern_c: bool) -> Generator {
+        self.options.extern_c = extern_c;
+        self
+    }
+
+    /// A self-test on the Keras input/output pair in `path` (`--emit-test`).
+    pub fn emit_test(mut self, path: impl AsRef<Path>) -> Generator {
+        self.self_test = Some(path.as_ref().to_path_buf());
         self
     }
 
     /// The output file's name: `NAME.rs` or `NAME.hpp`, `::` written as `_`.
     pub fn file_name(&self) -> String {
-        let stem = self.name.replace("::", "_");
-        match self.lang {
+        let stem = self.options.name.replace("::", "_");
+        match self.options.lang {
             Lang::Rust => format!("{stem}.rs"),
             Lang::Cpp => format!("{stem}.hpp"),
         }
@@ -97,14 +114,19 @@ impl Generator {
     pub fn generate(&self) -> Result<crate::Generated> {
         let model =
             Model::load_with_shapes(&self.model, self.config.as_deref(), &self.input_shapes)?;
-        model.generate_with(self.lang, &self.name, self.weights)
+        let options = Options {
+            self_test: self.self_test.as_deref().map(SelfTest::read).transpose()?,
+            ..self.options.clone()
+        };
+        model.generate_with(&options)
     }
 
     /// Generates into `dir` (the source, and a Rust weights file when there is one), as
     /// [`crate::Generated::write`] writes them; returns the paths written.
     pub fn write_to(&self, dir: impl AsRef<Path>) -> Result<Vec<PathBuf>> {
         if std::env::var_os("OUT_DIR").is_some() {
-            for input in std::iter::once(&self.model).chain(&self.config) {
+            let inputs = std::iter::once(&self.model).chain(&self.config);
+            for input in inputs.chain(&self.self_test) {
                 println!("cargo:rerun-if-changed={}", input.display());
             }
         }

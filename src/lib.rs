@@ -18,6 +18,7 @@ pub mod ir;
 pub mod keras;
 pub mod lower;
 pub mod naming;
+mod options;
 pub mod passes;
 mod summary;
 
@@ -25,6 +26,7 @@ use std::path::{Path, PathBuf};
 
 pub use error::{Error, Result};
 pub use generator::Generator;
+pub use options::{Options, ScratchPlacement, SelfTest, WeightsPlacement, WEIGHTS_FILE_THRESHOLD};
 pub use summary::{LayerRow, Summary};
 
 use sha2::{Digest, Sha256};
@@ -44,22 +46,6 @@ impl Lang {
         }
     }
 }
-
-/// Where generated Rust keeps its weights.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WeightsPlacement {
-    /// Literals in the source, one array row per line (reviewable as a diff).
-    Inline,
-    /// `NAME.weights.bin` beside the source, read with `include_bytes!`.
-    File,
-    /// A file above [`WEIGHTS_FILE_THRESHOLD`] floats, else inline.
-    Auto,
-}
-
-/// Weights above this many floats go to a file under [`WeightsPlacement::Auto`]: measured
-/// here, rustc needs about 10 s and 700 MB per million inline floats, and 4.2 s for
-/// MobileNetV2 0.35 (400k floats).
-pub const WEIGHTS_FILE_THRESHOLD: usize = 262_144;
 
 /// Generated source, and the weights file that goes beside it (name, bytes).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -147,24 +133,27 @@ impl Model {
     /// Generates source for `lang` with every weight inline; `name` is the module name or
     /// C++ namespace.
     pub fn generate(&self, lang: Lang, name: &str) -> Result<String> {
-        Ok(self
-            .generate_with(lang, name, WeightsPlacement::Inline)?
-            .source)
+        let options = Options {
+            weights: WeightsPlacement::Inline,
+            ..Options::new(lang, name)
+        };
+        Ok(self.generate_with(&options)?.source)
     }
 
-    /// Generates source, with the Rust weights inline or in `NAME.weights.bin` as
-    /// `placement` says (C++ is always one header).
-    pub fn generate_with(
-        &self,
-        lang: Lang,
-        name: &str,
-        placement: WeightsPlacement,
-    ) -> Result<Generated> {
+    /// Generates source as `options` say: Rust weights inline or in `NAME.weights.bin`
+    /// (C++ is always one header), where the scratch lives, C entry points, a self-test.
+    pub fn generate_with(&self, options: &Options) -> Result<Generated> {
+        let (lang, name) = (options.lang, options.name.as_str());
         validate_name(lang, name)?;
+        if options.extern_c && lang == Lang::Rust {
+            return Err(Error::Usage(
+                "--extern-c is for the C++ output (C firmware calls the C++ build)".into(),
+            ));
+        }
         let graph = self.optimized();
         let floats = graph.weight_floats();
         let in_file = floats > 0
-            && match (lang, placement) {
+            && match (lang, options.weights) {
                 (Lang::Cpp, WeightsPlacement::File) => {
                     return Err(Error::Usage(
                         "C++ output is always one header: weights stay inline".into(),
@@ -185,10 +174,19 @@ impl Model {
                 path: self.path.clone(),
                 problems,
             })?;
-        let header = self.header(lang, name, in_file);
+        if let Some(test) = &options.self_test {
+            let lens = |ports: &[lower::Port]| ports.iter().map(|p| p.len).collect::<Vec<_>>();
+            test.check(&lens(&program.inputs), &lens(&program.outputs))?;
+        }
+        let header = self.header(options, in_file);
+        let api = backend::Api {
+            scratch: options.scratch,
+            extern_c: options.extern_c,
+            self_test: options.self_test.as_ref(),
+        };
         Ok(match lang {
             Lang::Rust => {
-                let emitted = backend::rust::emit(&program, &header, weights_file.as_deref())
+                let emitted = backend::rust::emit(&program, &header, weights_file.as_deref(), &api)
                     .map_err(Error::Internal)?;
                 Generated {
                     source: emitted.source,
@@ -202,6 +200,7 @@ impl Model {
                     &header,
                     name,
                     floats > WEIGHTS_FILE_THRESHOLD,
+                    &api,
                 ),
                 weights_file: None,
             },
@@ -209,7 +208,7 @@ impl Model {
     }
 
     /// The leading comment: tool, source hash, options and totals; never a path or a time.
-    fn header(&self, lang: Lang, name: &str, weights_in_file: bool) -> Vec<String> {
+    fn header(&self, options: &Options, weights_in_file: bool) -> Vec<String> {
         let s = self.summary();
         let mut lines = vec![
             format!(
@@ -218,14 +217,25 @@ impl Model {
             ),
             format!("source sha256: {}", self.sha256.join(" + ")),
             format!(
-                "options: --lang {} --name {}{}{}",
-                lang.as_str(),
-                name,
+                "options: --lang {} --name {}{}{}{}{}{}",
+                options.lang.as_str(),
+                options.name,
                 if weights_in_file { " --weights file" } else { "" },
                 self.input_shapes
                     .iter()
                     .map(|shape| format!(" --input-shape {}", shape_text(shape)))
-                    .collect::<String>()
+                    .collect::<String>(),
+                match options.scratch {
+                    ScratchPlacement::Stack => String::new(),
+                    other => format!(" --scratch {}", other.as_str()),
+                },
+                if options.extern_c { " --extern-c" } else { "" },
+                // The sample is in the code; its file's path is not.
+                if options.self_test.is_some() {
+                    " --emit-test"
+                } else {
+                    ""
+                },
             ),
             format!(
                 "{} layers, {} parameters, {} MACs; flash {} bytes (weights), RAM {} bytes (scratch)",

@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use keras2src::{interp, Error, Lang, Model, WeightsPlacement};
+use keras2src::{
+    interp, Error, Lang, Model, Options, ScratchPlacement, SelfTest, WeightsPlacement,
+};
 
 /// Turn a trained Keras model into self-contained, dependency-free Rust or C++ source.
 ///
@@ -45,6 +47,22 @@ enum Command {
         /// 262,144 floats (1 MiB). Without -o, weights are always inline.
         #[arg(long, value_enum, default_value = "auto")]
         weights: WeightsArg,
+        /// Where `predict` gets its working memory (SCRATCH_LEN floats): `stack` (a local
+        /// array), `caller` (no `predict`: pass it to `predict_with_scratch`) or `static`
+        /// (one static buffer: no stack, not reentrant).
+        #[arg(long, value_enum, default_value = "stack")]
+        scratch: ScratchArg,
+        /// C++ only: add `extern "C"` entry points NAME_predict, NAME_predict_with_scratch
+        /// (and NAME_selftest) with size macros, so C code can call the model. One C++ file
+        /// defines KERAS2SRC_NAME_IMPLEMENTATION (NAME upper-cased) before including the
+        /// header to compile them.
+        #[arg(long)]
+        extern_c: bool,
+        /// Add a self-test on one Keras input/output pair read from FILE
+        /// ({"inputs": [[...], ...], "outputs": [[...], ...]}, one flat list per model input
+        /// and output): Rust a #[cfg(test)] test, C++ a `selftest()` function.
+        #[arg(long, value_name = "FILE")]
+        emit_test: Option<PathBuf>,
     },
     /// Print the layers with output shapes, parameters and MACs, and the totals: parameters,
     /// flash bytes for weights, RAM bytes for working memory.
@@ -101,6 +119,13 @@ enum WeightsArg {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
+enum ScratchArg {
+    Stack,
+    Caller,
+    Static,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
 enum LangArg {
     Rust,
     Cpp,
@@ -126,6 +151,9 @@ fn run(command: Command) -> Result<ExitCode, Error> {
             output,
             check,
             weights,
+            scratch,
+            extern_c,
+            emit_test,
         } => {
             let lang = match lang {
                 LangArg::Rust => Lang::Rust,
@@ -146,7 +174,18 @@ fn run(command: Command) -> Result<ExitCode, Error> {
                 (WeightsArg::File, Some(_)) => WeightsPlacement::File,
                 (WeightsArg::Auto, Some(_)) => WeightsPlacement::Auto,
             };
-            let generated = model.generate_with(lang, &name, placement)?;
+            let options = Options {
+                weights: placement,
+                scratch: match scratch {
+                    ScratchArg::Stack => ScratchPlacement::Stack,
+                    ScratchArg::Caller => ScratchPlacement::Caller,
+                    ScratchArg::Static => ScratchPlacement::Static,
+                },
+                extern_c,
+                self_test: emit_test.as_deref().map(SelfTest::read).transpose()?,
+                ..Options::new(lang, &name)
+            };
+            let generated = model.generate_with(&options)?;
             let Some(path) = output else {
                 let _ = std::io::stdout().write_all(generated.source.as_bytes());
                 return Ok(ExitCode::SUCCESS);

@@ -28,6 +28,7 @@ const RESERVED: &[&str] = &[
     "void", "volatile", "wchar_t", "xor", "xor_eq", "main", "std", "NULL", "errno",
     // Names the generated code defines.
     "predict", "predict_with_scratch", "view", "view_mut", "math", "weights", "detail",
+    "selftest",
     "input", "output", "scratch", "x", "y", "acc",
 ];
 

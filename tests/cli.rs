@@ -303,3 +303,56 @@ fn input_shape_fixes_open_dimensions() {
     ]));
     assert!(stderr(&o).contains("2 input shapes given, but the model has 1 input"));
 }
+
+#[test]
+fn firmware_options_are_recorded_and_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("seed.hpp");
+    let generate = |extra: &[&str]| {
+        run(bin()
+            .arg("generate")
+            .arg(fixture("seed.keras"))
+            .args(["-o"])
+            .arg(&out)
+            .args(extra))
+    };
+    let test_file = fixture("seed.io.json");
+    let test_arg = test_file.to_str().unwrap();
+    let o = generate(&[
+        "--lang",
+        "cpp",
+        "--scratch",
+        "static",
+        "--extern-c",
+        "--emit-test",
+        test_arg,
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert!(text.contains("--scratch static --extern-c --emit-test\n"));
+    assert!(text.contains("void seed_predict(const float* input, float* output);"));
+    assert!(!text.contains(test_arg), "no paths in output");
+    std::fs::remove_file(&out).unwrap();
+
+    // C entry points are for the C++ build.
+    let o = generate(&["--lang", "rust", "--extern-c"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--extern-c"), "{}", stderr(&o));
+    // A sample that does not fit the model: the file is named, nothing is written.
+    let wrong = dir.path().join("wrong.json");
+    std::fs::write(&wrong, r#"{"inputs": [[1, 2, 3]], "outputs": [[0.5]]}"#).unwrap();
+    let o = generate(&["--lang", "rust", "--emit-test", wrong.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    let message = stderr(&o);
+    assert!(
+        message.contains("wrong.json") && message.contains("[3]") && message.contains("[33]"),
+        "{message}"
+    );
+    let o = generate(&["--lang", "cpp", "--emit-test", "missing.json"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("missing.json"), "{}", stderr(&o));
+    std::fs::write(&wrong, r#"{"inputs": [[1, "x"]], "outputs": []}"#).unwrap();
+    let o = generate(&["--lang", "cpp", "--emit-test", wrong.to_str().unwrap()]);
+    assert!(stderr(&o).contains("inputs[0]"), "{}", stderr(&o));
+    assert!(!out.exists());
+}

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use keras2src::{Lang, Model, WeightsPlacement};
+use keras2src::{Lang, Model, Options};
 
 use crate::elf::Sizes;
 use crate::engine::Worker;
@@ -96,12 +96,12 @@ pub fn generate(fixture: &Fixture, dir: &Path) -> Result<Generation, String> {
     let load_s = t.elapsed().as_secs_f64();
     let t = Instant::now();
     let rust = model
-        .generate_with(Lang::Rust, "model", WeightsPlacement::Auto)
+        .generate_with(&Options::new(Lang::Rust, "model"))
         .map_err(|e| e.to_string())?;
     let rust_s = t.elapsed().as_secs_f64();
     let t = Instant::now();
     let cpp = model
-        .generate_with(Lang::Cpp, "model", WeightsPlacement::Auto)
+        .generate_with(&Options::new(Lang::Cpp, "model"))
         .map_err(|e| e.to_string())?;
     let cpp_s = t.elapsed().as_secs_f64();
     // As the CLI writes `-o model.rs`: the weights file beside the source.

@@ -23,11 +23,11 @@ pub const OUTPUT_LEN: usize = 1;
 #[allow(dead_code)]
 pub const SCRATCH_LEN: usize = 96;
 
-/// Runs the model on one sample.
+/// Runs the model on one sample, with its working memory on the stack.
 #[allow(dead_code)]
 pub fn predict(input: &[f32; INPUT_LEN]) -> [f32; OUTPUT_LEN] {
-    let mut output = [0.0f32; OUTPUT_LEN];
     let mut scratch = [0.0f32; SCRATCH_LEN];
+    let mut output = [0.0f32; OUTPUT_LEN];
     predict_with_scratch(input, &mut output, &mut scratch);
     output
 }

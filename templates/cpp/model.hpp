@@ -2,7 +2,9 @@
 {% endfor %}
 #ifndef {{ guard }}
 #define {{ guard }}
-
+{% if !c_api.is_empty() %}
+#ifdef __cplusplus
+{% endif %}
 {% for inc in includes %}#include {{ inc }}
 {% endfor %}
 namespace {{ namespace }} {
@@ -24,13 +26,13 @@ inline void predict_with_scratch({{ params }}, float* scratch) noexcept {
 {% if !uses_scratch %}    (void)scratch;
 {% endif %}{% for c in calls %}    {{ c }}
 {% endfor %}}
-
-// Runs the model on one sample, with working memory on the stack.
-inline void predict({{ params }}) noexcept {
-    float scratch[kScratchLen > 0 ? kScratchLen : 1];
-    predict_with_scratch({{ call_args }}, scratch);
-}
-
+{% for f in entry_points %}
+{{ f }}
+{% endfor %}
 }  // namespace {{ namespace }}
+{% if !c_api.is_empty() %}
+#endif  // __cplusplus
 
+{{ c_api }}
+{% endif %}
 #endif  // {{ guard }}

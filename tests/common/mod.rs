@@ -68,7 +68,10 @@ pub fn run_rust(cases: &[Case], dir: &Path) -> Outputs {
     for case in cases {
         let generated = case
             .model
-            .generate_with(Lang::Rust, &case.ident, case.weights)
+            .generate_with(&keras2src::Options {
+                weights: case.weights,
+                ..keras2src::Options::new(Lang::Rust, &case.ident)
+            })
             .expect("generate rust");
         std::fs::write(dir.join(format!("{}.rs", case.ident)), &generated.source).unwrap();
         if let Some((file, bytes)) = &generated.weights_file {

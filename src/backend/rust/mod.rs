@@ -7,10 +7,11 @@ mod kernels;
 use proc_macro2::{Literal, TokenStream};
 use quote::{format_ident, quote};
 
-use crate::backend::math;
+use crate::backend::{math, Api};
 use crate::ir::InputDtype;
 use crate::lower::{Arg, Program};
 use crate::passes::Location;
+use crate::ScratchPlacement;
 
 /// Prints `program` as a Rust module; `header` lines become the leading comment.
 /// Generated Rust: the module source and, when the weights live in a file, its bytes.
@@ -26,8 +27,9 @@ pub fn emit(
     program: &Program,
     header: &[String],
     weights_file: Option<&str>,
+    options: &Api,
 ) -> Result<Emitted, String> {
-    let api = api(program)?;
+    let api = api(program, options.scratch)?;
     let access = kernels::Access {
         weights: &program.weights,
         in_file: weights_file.is_some(),
@@ -49,7 +51,8 @@ pub fn emit(
     for line in prettyplease::unparse(&file).lines() {
         out.push_str(line);
         out.push('\n');
-        if line == "}" || (line.ends_with(';') && !line.starts_with(' ')) {
+        let top_level = !line.starts_with([' ', '/', '#']);
+        if top_level && (line.ends_with('}') || line.ends_with(';')) {
             out.push('\n');
         }
     }
@@ -72,6 +75,9 @@ pub fn emit(
             }
         }
         out.push_str("}\n\n");
+    }
+    if let Some(test) = options.self_test {
+        out.push_str(&self_test_module(program, test, options.scratch));
     }
     let weights_bin = match weights_file {
         Some(file) => {
@@ -137,8 +143,8 @@ fn float_ty(dtype: InputDtype) -> TokenStream {
     }
 }
 
-/// Constants, `predict` and `predict_with_scratch`.
-fn api(p: &Program) -> Result<TokenStream, String> {
+/// Constants, `predict` (unless the caller places the scratch) and `predict_with_scratch`.
+fn api(p: &Program, scratch: ScratchPlacement) -> Result<TokenStream, String> {
     let single_in = p.inputs.len() == 1;
     let single_out = p.outputs.len() == 1;
     let in_const = |k: usize, what: &str| {
@@ -266,18 +272,68 @@ fn api(p: &Program) -> Result<TokenStream, String> {
     } else {
         quote!(#[allow(dead_code)])
     };
-    let predict_doc = " Runs the model on one sample.";
+    let predict_body = |scratch_expr: TokenStream| {
+        quote! {
+            #(#out_decls)*
+            predict_with_scratch(#(#in_args,)* #(#out_refs,)* #scratch_expr);
+            #ret_val
+        }
+    };
+    let predict = match scratch {
+        ScratchPlacement::Stack => {
+            let body = predict_body(quote!(&mut scratch));
+            quote! {
+                /// Runs the model on one sample, with its working memory on the stack.
+                #predict_allow
+                pub fn predict(#(#in_params),*) -> #ret {
+                    let mut scratch = [0.0f32; SCRATCH_LEN];
+                    #body
+                }
+            }
+        }
+        ScratchPlacement::Caller => quote!(),
+        ScratchPlacement::Static => {
+            let body = predict_body(quote!(scratch));
+            quote! {
+                /// The working memory of `predict` (`--scratch static`): one buffer for
+                /// every call. `busy` makes a second call while one runs (from an interrupt
+                /// or another thread) panic instead of sharing the buffer, so `floats` is
+                /// only ever reached by the one call that set `busy`.
+                #[allow(dead_code)]
+                struct StaticScratch {
+                    busy: core::sync::atomic::AtomicBool,
+                    floats: core::cell::UnsafeCell<[f32; SCRATCH_LEN]>,
+                }
+                // Sound: `floats` is reached only by the one `predict` call that set `busy`.
+                unsafe impl Sync for StaticScratch {}
+                #[allow(dead_code)]
+                static SCRATCH: StaticScratch = StaticScratch {
+                    busy: core::sync::atomic::AtomicBool::new(false),
+                    floats: core::cell::UnsafeCell::new([0.0; SCRATCH_LEN]),
+                };
+                /// Runs the model on one sample, with its working memory in a `static`:
+                /// not reentrant (a call while another runs panics).
+                #predict_allow
+                pub fn predict(#(#in_params),*) -> #ret {
+                    use core::sync::atomic::Ordering;
+                    if SCRATCH.busy.swap(true, Ordering::Acquire) {
+                        panic!("predict is not reentrant (generated with --scratch static)");
+                    }
+                    let result = {
+                        // Sound: `busy` was clear and is now set by this call alone.
+                        let scratch = unsafe { &mut *SCRATCH.floats.get() };
+                        #body
+                    };
+                    SCRATCH.busy.store(false, Ordering::Release);
+                    result
+                }
+            }
+        }
+    };
     let scratch_doc = " Runs the model with caller-provided working memory; no large stack arrays.";
     Ok(quote! {
         #consts
-        #[doc = #predict_doc]
-        #predict_allow
-        pub fn predict(#(#in_params),*) -> #ret {
-            #(#out_decls)*
-            let mut scratch = [0.0f32; SCRATCH_LEN];
-            predict_with_scratch(#(#in_args,)* #(#out_refs,)* &mut scratch);
-            #ret_val
-        }
+        #predict
         #[doc = #scratch_doc]
         #scratch_allow
         pub fn predict_with_scratch(
@@ -289,6 +345,113 @@ fn api(p: &Program) -> Result<TokenStream, String> {
             #(#calls)*
         }
     })
+}
+
+/// `#[cfg(test)] mod selftest`: runs the model on the `--emit-test` sample and compares
+/// with Keras's outputs within the DESIGN bound. Printed by us, one port per line.
+fn self_test_module(p: &Program, test: &crate::SelfTest, scratch: ScratchPlacement) -> String {
+    let port_const = |prefix: &str, single: bool, k: usize| {
+        if single {
+            prefix.to_string()
+        } else {
+            format!("{prefix}{k}")
+        }
+    };
+    let floats = |values: &[f32]| {
+        values
+            .iter()
+            .map(|&v| crate::lower::expr::Lang::Rust.float(v))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut out = String::from(
+        "/// A self-test on the sample given to `--emit-test`: outputs within\n\
+         /// `|got - keras| <= 1e-5 + 1e-4 * |keras|` of Keras's.\n\
+         #[cfg(test)]\n#[rustfmt::skip]\nmod selftest {\n    \
+         #![allow(clippy::excessive_precision, clippy::approx_constant, clippy::unreadable_literal)]\n    \
+         extern crate std;\n\n",
+    );
+    let single_in = p.inputs.len() == 1;
+    for (k, (port, values)) in p.inputs.iter().zip(&test.inputs).enumerate() {
+        let name = port_const("INPUT", single_in, k);
+        let (ty, text) = match port.dtype {
+            InputDtype::F32 => ("f32", floats(values)),
+            InputDtype::I32 => (
+                "i32",
+                values
+                    .iter()
+                    .map(|&v| (v as i32).to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            ),
+        };
+        out.push_str(&format!(
+            "    const {name}: [{ty}; super::{name}_LEN] = [{text}];\n"
+        ));
+    }
+    let single_out = p.outputs.len() == 1;
+    for (k, values) in test.outputs.iter().enumerate() {
+        let name = port_const("OUTPUT", single_out, k);
+        out.push_str(&format!(
+            "    const KERAS_{name}: [f32; super::{name}_LEN] = [{}];\n",
+            floats(values)
+        ));
+    }
+    let ins: Vec<String> = (0..p.inputs.len())
+        .map(|k| format!("&{}", port_const("INPUT", single_in, k)))
+        .collect();
+    let outs: Vec<String> = (0..p.outputs.len())
+        .map(|k| port_const("output", single_out, k))
+        .collect();
+    out.push_str("\n    #[test]\n    fn matches_keras() {\n");
+    if scratch == ScratchPlacement::Caller {
+        for (k, o) in outs.iter().enumerate() {
+            out.push_str(&format!(
+                "        let mut {o} = [0.0f32; super::{}_LEN];\n",
+                port_const("OUTPUT", single_out, k)
+            ));
+        }
+        out.push_str(
+            "        // On the heap: a large model's scratch would overflow a test thread's stack.\n        \
+             let mut scratch = std::vec![0.0f32; super::SCRATCH_LEN];\n        \
+             let scratch: &mut [f32; super::SCRATCH_LEN] = scratch.as_mut_slice().try_into().expect(\"SCRATCH_LEN floats\");\n",
+        );
+        let args: Vec<String> = ins
+            .iter()
+            .cloned()
+            .chain(outs.iter().map(|o| format!("&mut {o}")))
+            .chain(["scratch".to_string()])
+            .collect();
+        out.push_str(&format!(
+            "        super::predict_with_scratch({});\n",
+            args.join(", ")
+        ));
+    } else {
+        let bound = if single_out {
+            outs.join("")
+        } else {
+            format!("({})", outs.join(", "))
+        };
+        out.push_str(&format!(
+            "        let {bound} = super::predict({});\n",
+            ins.join(", ")
+        ));
+    }
+    for (k, o) in outs.iter().enumerate() {
+        out.push_str(&format!(
+            "        check({k}, &{o}, &KERAS_{});\n",
+            port_const("OUTPUT", single_out, k)
+        ));
+    }
+    out.push_str(
+        "    }\n\n    \
+         fn check(port: usize, got: &[f32], keras: &[f32]) {\n        \
+         for (i, (&g, &k)) in got.iter().zip(keras).enumerate() {\n            \
+         let close = if k.is_nan() { g.is_nan() } else { g == k || (g - k).abs() <= 1e-5 + 1e-4 * k.abs() };\n            \
+         assert!(close, \"output {port}, value {i}: got {g}, Keras {k}\");\n        \
+         }\n    }\n}\n\n",
+    );
+    out
 }
 
 fn input_ident(p: &Program, k: usize) -> proc_macro2::Ident {

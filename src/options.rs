@@ -1,0 +1,162 @@
+//! What `keras2src generate` (and [`crate::Generator`]) can be asked for, beyond the model.
+
+use std::path::{Path, PathBuf};
+
+use crate::{Error, Lang, Result};
+
+/// Every generation option; [`Options::new`] gives the defaults.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Options {
+    pub lang: Lang,
+    /// The Rust module / C++ namespace name (C++ may nest: `a::b`).
+    pub name: String,
+    pub weights: WeightsPlacement,
+    pub scratch: ScratchPlacement,
+    /// C++ only: `extern "C"` entry points `NAME_predict`, ... for C callers.
+    pub extern_c: bool,
+    /// A self-test on one Keras input/output pair (`--emit-test FILE`).
+    pub self_test: Option<SelfTest>,
+}
+
+impl Options {
+    /// `lang` named `name`, weights placed by size, working memory on the stack, nothing
+    /// extra.
+    pub fn new(lang: Lang, name: &str) -> Options {
+        Options {
+            lang,
+            name: name.to_string(),
+            weights: WeightsPlacement::Auto,
+            scratch: ScratchPlacement::Stack,
+            extern_c: false,
+            self_test: None,
+        }
+    }
+}
+
+/// Where generated Rust keeps its weights.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WeightsPlacement {
+    /// Literals in the source, one array row per line (reviewable as a diff).
+    Inline,
+    /// `NAME.weights.bin` beside the source, read with `include_bytes!`.
+    File,
+    /// A file above [`WEIGHTS_FILE_THRESHOLD`] floats, else inline.
+    Auto,
+}
+
+/// Weights above this many floats go to a file under [`WeightsPlacement::Auto`]: measured
+/// here, rustc needs about 10 s and 700 MB per million inline floats, and 4.2 s for
+/// MobileNetV2 0.35 (400k floats).
+pub const WEIGHTS_FILE_THRESHOLD: usize = 262_144;
+
+/// Where `predict` gets its working memory (`SCRATCH_LEN` floats).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScratchPlacement {
+    /// A local array in `predict`: reentrant, costs the scratch in stack.
+    Stack,
+    /// No `predict`: the caller passes the buffer to `predict_with_scratch`.
+    Caller,
+    /// One `static` buffer shared by every call: no stack, not reentrant.
+    Static,
+}
+
+impl ScratchPlacement {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ScratchPlacement::Stack => "stack",
+            ScratchPlacement::Caller => "caller",
+            ScratchPlacement::Static => "static",
+        }
+    }
+}
+
+/// One sample and Keras's outputs for it, compiled into a self-test.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SelfTest {
+    /// Flat values per model input (token ids for integer inputs).
+    pub inputs: Vec<Vec<f32>>,
+    /// Flat values per model output, as Keras computed them.
+    pub outputs: Vec<Vec<f32>>,
+    /// The file, for error messages.
+    pub path: PathBuf,
+}
+
+impl SelfTest {
+    /// Reads `{"inputs": [...], "outputs": [...]}`: one entry per model input and output,
+    /// each a flat list of numbers, or an object whose `"data"` is one (or a list of
+    /// samples, of which the first is taken; the fixtures' `.io.json` files are this).
+    pub fn read(path: &Path) -> Result<SelfTest> {
+        let bad = |message: String| Error::Format {
+            path: path.to_path_buf(),
+            message,
+        };
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let doc: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| bad(format!("not JSON: {e}")))?;
+        let ports = |key: &str| -> Result<Vec<Vec<f32>>> {
+            let list = doc.get(key).and_then(|v| v.as_array()).ok_or_else(|| {
+                bad(format!(
+                    "expected an object with \"{key}\": a list with one entry per model {}",
+                    key.trim_end_matches('s')
+                ))
+            })?;
+            list.iter()
+                .enumerate()
+                .map(|(k, entry)| {
+                    flat_sample(entry).ok_or_else(|| {
+                        bad(format!(
+                            "{key}[{k}] must be a flat list of numbers, or an object whose \
+                             \"data\" is one or a list of them"
+                        ))
+                    })
+                })
+                .collect()
+        };
+        Ok(SelfTest {
+            inputs: ports("inputs")?,
+            outputs: ports("outputs")?,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Checks the sample against the model's ports: counts and lengths.
+    pub(crate) fn check(&self, inputs: &[usize], outputs: &[usize]) -> Result<()> {
+        for (what, got, want) in [
+            ("inputs", &self.inputs, inputs),
+            ("outputs", &self.outputs, outputs),
+        ] {
+            let lens: Vec<usize> = got.iter().map(Vec::len).collect();
+            if lens != want {
+                return Err(Error::Format {
+                    path: self.path.clone(),
+                    message: format!(
+                        "the self-test {what} have {lens:?} values per port; the model's \
+                         {what} have {want:?}"
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A flat list of numbers, or `{"data": flat}` or `{"data": [flat, ...]}` (first sample).
+fn flat_sample(entry: &serde_json::Value) -> Option<Vec<f32>> {
+    let numbers = |v: &serde_json::Value| -> Option<Vec<f32>> {
+        v.as_array()?
+            .iter()
+            .map(|x| x.as_f64().map(|x| x as f32))
+            .collect()
+    };
+    let data = match entry {
+        serde_json::Value::Object(o) => o.get("data")?,
+        other => other,
+    };
+    match data.as_array()?.first() {
+        Some(first) if first.is_array() => numbers(first),
+        _ => numbers(data),
+    }
+}

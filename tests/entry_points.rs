@@ -1,0 +1,234 @@
+//! The generation options for firmware and build-time use: where the scratch lives
+//! (stack, caller, static), the `extern "C"` entry points and `--emit-test` self-tests.
+//! Every combination is compiled and run in both languages; a self-test given wrong Keras
+//! outputs must fail, so a passing one means something.
+
+mod common;
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use keras2src::{Lang, Model, Options, ScratchPlacement, SelfTest};
+
+/// One input and one output; two of each; an integer input beside a float one, 7 outputs.
+const FIXTURES: [&str; 3] = ["seed", "two_io", "mask_pool"];
+const PLACEMENTS: [ScratchPlacement; 3] = [
+    ScratchPlacement::Stack,
+    ScratchPlacement::Caller,
+    ScratchPlacement::Static,
+];
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/models")
+        .join(name)
+}
+
+/// A model to generate, under the name `ident`, with its self-test sample.
+struct Variant {
+    ident: String,
+    model: Model,
+    options: Options,
+    /// Whether the self-test must pass (false: Keras's outputs were tampered with).
+    passes: bool,
+}
+
+fn variants(lang: Lang) -> Vec<Variant> {
+    let mut out = Vec::new();
+    for name in FIXTURES {
+        let model = Model::load(&fixture(&format!("{name}.keras")), None).unwrap();
+        let test = SelfTest::read(&fixture(&format!("{name}.io.json"))).unwrap();
+        for scratch in PLACEMENTS {
+            let ident = format!("{name}_{}", scratch.as_str());
+            let options = Options {
+                scratch,
+                extern_c: lang == Lang::Cpp,
+                self_test: Some(test.clone()),
+                ..Options::new(lang, &ident)
+            };
+            out.push(Variant {
+                ident,
+                model: model.clone(),
+                options,
+                passes: true,
+            });
+        }
+        // The last output value off by far more than the bound.
+        let mut wrong = test.clone();
+        let last = wrong.outputs.last_mut().unwrap().last_mut().unwrap();
+        *last = *last * 1.01 + 0.01;
+        let ident = format!("{name}_wrong");
+        out.push(Variant {
+            ident: ident.clone(),
+            model,
+            options: Options {
+                extern_c: lang == Lang::Cpp,
+                self_test: Some(wrong),
+                ..Options::new(lang, &ident)
+            },
+            passes: false,
+        });
+    }
+    out
+}
+
+fn run(command: &mut Command) -> std::process::Output {
+    let out = command.output().expect("the command starts");
+    assert!(
+        out.status.success(),
+        "{command:?} failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+#[test]
+fn rust_placements_and_self_tests() {
+    let dir = common::work_dir("entry-rust");
+    let variants = variants(Lang::Rust);
+    let mut lib = String::from("#![no_std]\n#![deny(warnings)]\n");
+    for v in &variants {
+        let generated = v.model.generate_with(&v.options).unwrap();
+        let source = &generated.source;
+        let has_predict = source.contains("pub fn predict(");
+        assert_eq!(
+            has_predict,
+            v.options.scratch != ScratchPlacement::Caller,
+            "{}",
+            v.ident
+        );
+        assert_eq!(
+            source.contains("unsafe"),
+            v.options.scratch == ScratchPlacement::Static,
+            "{}: only the static scratch needs unsafe",
+            v.ident
+        );
+        std::fs::write(dir.path.join(format!("{}.rs", v.ident)), source).unwrap();
+        writeln!(lib, "pub mod {};", v.ident).unwrap();
+    }
+    std::fs::write(dir.path.join("lib.rs"), lib).unwrap();
+    for edition in ["2021", "2024"] {
+        let binary = dir.path.join(format!("selftests{edition}"));
+        run(Command::new("rustc")
+            .args(["--edition", edition, "--test", "-O", "lib.rs", "-o"])
+            .arg(&binary)
+            .current_dir(&dir.path));
+        // The wrong self-tests fail, so the run fails; read each test's verdict.
+        let out = Command::new(&binary)
+            .args(["--test-threads", "1"])
+            .output()
+            .unwrap();
+        let report = String::from_utf8_lossy(&out.stdout);
+        for v in &variants {
+            let line = format!("test {}::selftest::matches_keras ... ", v.ident);
+            let verdict = report
+                .lines()
+                .find_map(|l| l.strip_prefix(&line))
+                .unwrap_or_else(|| panic!("no result for {}:\n{report}", v.ident));
+            let want = if v.passes { "ok" } else { "FAILED" };
+            assert_eq!(verdict, want, "{} (edition {edition})", v.ident);
+        }
+    }
+}
+
+#[test]
+fn cpp_self_tests_and_c_entry_points() {
+    let dir = common::work_dir("entry-cpp");
+    let variants = variants(Lang::Cpp);
+    // C: every header in C mode, calling the entry points; C++: their definitions.
+    let mut c = String::from("#include <stdio.h>\n#include <stdint.h>\n");
+    let mut cpp = String::new();
+    let mut main = String::from("int main(void) {\n");
+    for v in &variants {
+        let generated = v.model.generate_with(&v.options).unwrap();
+        let header = format!("{}.hpp", v.ident);
+        std::fs::write(dir.path.join(&header), &generated.source).unwrap();
+        let upper = v.ident.to_ascii_uppercase();
+        writeln!(c, "#include \"{header}\"").unwrap();
+        writeln!(
+            cpp,
+            "#define KERAS2SRC_{upper}_IMPLEMENTATION\n#include \"{header}\""
+        )
+        .unwrap();
+        let caller = v.options.scratch == ScratchPlacement::Caller;
+        assert_eq!(
+            generated.source.contains("inline void predict("),
+            !caller,
+            "{}",
+            v.ident
+        );
+        let id = &v.ident;
+        if caller {
+            writeln!(
+                main,
+                "    {{ static float scratch[{upper}_SCRATCH_LEN + 1];\n      \
+                 printf(\"{id} %d\\n\", {id}_selftest(scratch)); }}"
+            )
+            .unwrap();
+        } else {
+            writeln!(main, "    printf(\"{id} %d\\n\", {id}_selftest());").unwrap();
+        }
+    }
+    main.push_str("    return 0;\n}\n");
+    c.push_str(&main);
+    std::fs::write(dir.path.join("main.c"), c).unwrap();
+    std::fs::write(dir.path.join("models.cpp"), cpp).unwrap();
+    let strict = ["-Wall", "-Wextra", "-Werror", "-pedantic", "-O2"];
+    run(Command::new("gcc")
+        .args(["-std=c99", "-c", "main.c"])
+        .args(strict)
+        .current_dir(&dir.path));
+    run(Command::new("g++")
+        .args([
+            "-std=c++17",
+            "-fno-exceptions",
+            "-fno-rtti",
+            "-c",
+            "models.cpp",
+        ])
+        .args(strict)
+        .current_dir(&dir.path));
+    run(Command::new("g++")
+        .args(["main.o", "models.o", "-o", "selftests"])
+        .current_dir(&dir.path));
+    let out = run(&mut Command::new(dir.path.join("selftests")));
+    let report = String::from_utf8_lossy(&out.stdout);
+    for v in &variants {
+        let want = format!("{} {}", v.ident, i32::from(v.passes));
+        assert!(
+            report.lines().any(|l| l == want),
+            "expected `{want}` in:\n{report}"
+        );
+    }
+
+    if let Some(undefined) = common::undefined_symbols(&dir.path.join("models.o")) {
+        let banned = [
+            "malloc", "free", "_Znw", "_Zdl", "_Zna", "__cxa_", "_Unwind_",
+        ];
+        let bad: Vec<_> = undefined
+            .iter()
+            .filter(|s| banned.iter().any(|b| s.contains(b)))
+            .collect();
+        assert!(bad.is_empty(), "heap or exception symbols: {bad:?}");
+    }
+    // `--scratch static`: the buffer is one object of kScratchLen floats, not stack.
+    let symbols = run(Command::new("nm")
+        .args(["-S", "-C", "models.o"])
+        .current_dir(&dir.path));
+    let symbols = String::from_utf8_lossy(&symbols.stdout);
+    for v in variants
+        .iter()
+        .filter(|v| v.options.scratch == ScratchPlacement::Static)
+    {
+        let scratch_len = v.model.summary().ram_bytes / 4;
+        let wanted = format!("{}::predict(", v.ident);
+        let line = symbols
+            .lines()
+            .find(|l| l.contains(&wanted) && l.ends_with("::scratch"))
+            .unwrap_or_else(|| panic!("no static scratch for {}:\n{symbols}", v.ident));
+        let size = u64::from_str_radix(line.split_whitespace().nth(1).unwrap(), 16).unwrap();
+        assert_eq!(size as usize, 4 * scratch_len.max(1), "{line}");
+    }
+}
