@@ -232,3 +232,88 @@ fn cpp_self_tests_and_c_entry_points() {
         assert_eq!(size as usize, 4 * scratch_len.max(1), "{line}");
     }
 }
+
+/// The `no_std` proof on the host: a `#![no_std]` crate of generated modules (every kind of
+/// layer the sample models use, the math runtime, a weights file, the static scratch)
+/// compiles to an object that references nothing from `std` or `alloc`.
+#[test]
+fn rust_object_needs_nothing_from_std_or_alloc() {
+    let dir = common::work_dir("entry-nostd");
+    let mut lib = String::from("#![no_std]\n#![deny(warnings)]\n");
+    let models = [
+        (
+            "seed",
+            ScratchPlacement::Static,
+            keras2src::WeightsPlacement::File,
+        ),
+        (
+            "bench_cnn",
+            ScratchPlacement::Stack,
+            keras2src::WeightsPlacement::Inline,
+        ),
+        (
+            "bench_lstm",
+            ScratchPlacement::Caller,
+            keras2src::WeightsPlacement::Inline,
+        ),
+        (
+            "text_bilstm",
+            ScratchPlacement::Stack,
+            keras2src::WeightsPlacement::Inline,
+        ),
+        (
+            "transformer_block",
+            ScratchPlacement::Static,
+            keras2src::WeightsPlacement::Inline,
+        ),
+    ];
+    for (name, scratch, weights) in models {
+        let model = Model::load(&fixture(&format!("{name}.keras")), None).unwrap();
+        let options = Options {
+            scratch,
+            weights,
+            ..Options::new(Lang::Rust, name)
+        };
+        let generated = model.generate_with(&options).unwrap();
+        for (path, bytes) in generated.files(&dir.path.join(format!("{name}.rs"))) {
+            std::fs::write(path, bytes).unwrap();
+        }
+        writeln!(lib, "pub mod {name};").unwrap();
+    }
+    std::fs::write(dir.path.join("lib.rs"), lib).unwrap();
+    run(Command::new("rustc")
+        .args(["--edition=2021", "--crate-type=lib", "--emit=obj"])
+        .args(["-C", "opt-level=1", "-C", "panic=abort", "-o", "models.o"])
+        .arg("lib.rs")
+        .current_dir(&dir.path));
+    let Some(undefined) = common::undefined_symbols(&dir.path.join("models.o")) else {
+        eprintln!("skipped: nm is not installed");
+        return;
+    };
+    let banned = [
+        "3std",
+        "5alloc",
+        "__rust_alloc",
+        "__rust_dealloc",
+        "__rust_realloc",
+    ];
+    let bad: Vec<_> = undefined
+        .iter()
+        .filter(|s| banned.iter().any(|b| s.contains(b)))
+        .collect();
+    assert!(bad.is_empty(), "std or alloc symbols: {bad:?}");
+    // The object is the models' code, not an empty file: their entry points are defined.
+    let defined = run(Command::new("nm")
+        .args(["--defined-only", "models.o"])
+        .current_dir(&dir.path));
+    let defined = String::from_utf8_lossy(&defined.stdout);
+    for (name, _, _) in models {
+        let mangled = format!("{}{name}", name.len());
+        assert!(
+            defined
+                .lines()
+                .any(|l| l.contains(&mangled) && l.contains("predict_with_scratch")),
+            "{name}::predict_with_scratch is not in the object"
+        );
+    }
+}
