@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 
 /// Words that cannot be identifiers in Rust 2015–2024 or C++17 (or are reserved there),
-/// plus the names the generated code itself defines.
+/// lowercase macros other headers define, and the names the generated code defines.
 #[rustfmt::skip]
 const RESERVED: &[&str] = &[
     // Rust keywords, strict and reserved, every edition.
@@ -26,6 +26,16 @@ const RESERVED: &[&str] = &[
     "signed", "sizeof", "static_assert", "static_cast", "switch", "template", "this",
     "thread_local", "throw", "typedef", "typeid", "typename", "unsigned", "using",
     "void", "volatile", "wchar_t", "xor", "xor_eq", "main", "std", "NULL", "errno",
+    // Lowercase macros a header included before ours may define: the C library's,
+    // GNU mode's predefined ones, glibc's sysmacros, Windows' and Arduino's.
+    "offsetof", "assert", "setjmp", "va_start", "va_arg", "va_end", "va_copy", "stdin",
+    "stdout", "stderr", "math_errhandling", "fpclassify", "isfinite", "isinf", "isnan",
+    "isnormal", "signbit", "isgreater", "isgreaterequal", "isless", "islessequal",
+    "islessgreater", "isunordered", "getc", "putc", "getchar", "putchar", "alloca",
+    "complex", "imaginary", "noreturn", "linux", "unix", "i386", "mips", "sparc", "sun",
+    "vax", "major", "minor", "makedev", "near", "far", "pascal", "cdecl", "interface",
+    "small", "hyper", "min", "max", "abs", "constrain", "round", "radians", "degrees",
+    "sq", "bit", "cli", "sei",
     // Names the generated code defines.
     "predict", "predict_with_scratch", "view", "view_mut", "math", "weights", "detail",
     "selftest",
