@@ -1,0 +1,711 @@
+//! The firmware proof (issue 6): generated C++ for fixture models, cross-compiled for a
+//! Cortex-M4F with the harness in firmware/cortex-m4/, run under QEMU (`mps2-an386`) with
+//! semihosting output, must match Keras. Flash and RAM are measured per model and printed
+//! as a table next to `inspect`'s figures, also written to target/firmware/report.md.
+//!
+//! Skipped with a message when the ARM toolchain or QEMU is missing, except under CI (the
+//! `CI` variable set), where `.ci/run` installs them and a missing tool fails the test.
+
+mod common;
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use keras2src::ir::InputDtype;
+use keras2src::{Lang, Model};
+
+/// The fixtures run on the emulated board: an MLP, a CNN, an LSTM, and the two models of
+/// generated-samples/ (text_bilstm reads int32 tokens).
+const MODELS: &[&str] = &[
+    "seed",
+    "bench_cnn",
+    "bench_lstm",
+    "text_bilstm",
+    "transformer_block",
+];
+
+/// At most this many samples of a fixture go into the firmware.
+const MAX_SAMPLES: usize = 4;
+
+/// Cortex-M4 with its single-precision FPU, as issue 6 gives them.
+const TARGET: &[&str] = &[
+    "-mcpu=cortex-m4",
+    "-mthumb",
+    "-mfloat-abi=hard",
+    "-mfpu=fpv4-sp-d16",
+    "-Os",
+];
+const COMMON: &[&str] = &[
+    "-ffunction-sections",
+    "-fdata-sections",
+    "-Wall",
+    "-Wextra",
+    "-Werror",
+];
+const CXX: &[&str] = &["-std=c++17", "-fno-exceptions", "-fno-rtti"];
+const C: &[&str] = &["-std=c11"];
+/// newlib-nano only for the memcpy/memset gcc may emit; the harness has its own startup.
+const LINK: &[&str] = &[
+    "--specs=nano.specs",
+    "--specs=nosys.specs",
+    "-nostartfiles",
+    "-Wl,--gc-sections",
+];
+
+const QEMU_TIMEOUT: Duration = Duration::from_secs(60);
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn harness() -> PathBuf {
+    repo().join("firmware/cortex-m4")
+}
+
+/// True when every tool is there; otherwise skips with a message, or fails under CI.
+fn tools_installed() -> bool {
+    let runs = |tool: &str| {
+        Command::new(tool)
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    let mut missing: Vec<String> = [
+        "arm-none-eabi-gcc",
+        "arm-none-eabi-g++",
+        "arm-none-eabi-size",
+        "arm-none-eabi-nm",
+        "qemu-system-arm",
+    ]
+    .into_iter()
+    .filter(|t| !runs(t))
+    .map(str::to_string)
+    .collect();
+    if missing.is_empty() {
+        // gcc prints the bare name back when it cannot find the library.
+        let nano = Command::new("arm-none-eabi-gcc")
+            .args(TARGET)
+            .arg("-print-file-name=libc_nano.a")
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .unwrap_or_default();
+        if !Path::new(&nano).is_absolute() {
+            missing.push("newlib-nano (libnewlib-arm-none-eabi)".into());
+        }
+        if !cross_cpp_headers() {
+            missing.push("C++ headers (libstdc++-arm-none-eabi-newlib)".into());
+        }
+    }
+    if missing.is_empty() {
+        return true;
+    }
+    let message = format!("{} not installed", missing.join(", "));
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "CI: {message}; .ci/run installs them"
+    );
+    eprintln!("skipped: {message}");
+    false
+}
+
+/// Whether arm-none-eabi-g++ finds `<cmath>`, which generated headers may include.
+fn cross_cpp_headers() -> bool {
+    let Ok(mut child) = Command::new("arm-none-eabi-g++")
+        .args(["-x", "c++", "-E", "-o", "/dev/null", "-"])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+    else {
+        return false;
+    };
+    let written =
+        std::io::Write::write_all(&mut child.stdin.take().unwrap(), b"#include <cmath>\n");
+    written.is_ok() && child.wait().is_ok_and(|s| s.success())
+}
+
+fn run(command: &mut Command) -> String {
+    let out = command.output().expect("the command starts");
+    assert!(
+        out.status.success(),
+        "{command:?} failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `x` as an exact C hexadecimal float literal.
+fn hex_float(x: f32) -> String {
+    let bits = x.to_bits();
+    let sign = if bits >> 31 == 1 { "-" } else { "" };
+    let exponent = ((bits >> 23) & 0xff) as i32;
+    // 23 mantissa bits, shifted to fill 6 hex digits.
+    let mantissa = (bits & 0x7f_ffff) << 1;
+    match exponent {
+        0xff if mantissa == 0 => format!("{sign}__builtin_inff()"),
+        0xff => "__builtin_nanf(\"\")".into(),
+        0 if mantissa == 0 => format!("{sign}0x0p+0f"),
+        0 => format!("{sign}0x0.{mantissa:06x}p-126f"),
+        _ => format!("{sign}0x1.{mantissa:06x}p{:+}f", exponent - 127),
+    }
+}
+
+/// A fixture's io.json: per input, its samples' flat values; per output, likewise.
+struct Io {
+    inputs: Vec<Vec<Vec<f64>>>,
+    outputs: Vec<Vec<Vec<f32>>>,
+}
+
+fn read_io(name: &str) -> Io {
+    let path = repo().join(format!("tests/fixtures/models/{name}.io.json"));
+    let io: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let tensors = |key: &str| -> Vec<Vec<Vec<f64>>> {
+        io[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| {
+                t["data"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .take(MAX_SAMPLES)
+                    .map(|s| {
+                        s.as_array()
+                            .unwrap()
+                            .iter()
+                            .map(|v| v.as_f64().unwrap())
+                            .collect()
+                    })
+                    .collect()
+            })
+            .collect()
+    };
+    Io {
+        inputs: tensors("inputs"),
+        outputs: tensors("outputs")
+            .into_iter()
+            .map(|t| {
+                t.into_iter()
+                    .map(|s| s.into_iter().map(|v| v as f32).collect())
+                    .collect()
+            })
+            .collect(),
+    }
+}
+
+/// model.cpp: the generated header behind an `extern "C"` entry, `NAME_predict`.
+fn model_cpp(name: &str, model: &Model) -> String {
+    let graph = &model.graph;
+    let several = |n: usize, base: &str, k: usize| {
+        if n == 1 {
+            base.to_string()
+        } else {
+            format!("{base}{k}")
+        }
+    };
+    let mut params = Vec::new();
+    let mut args = Vec::new();
+    for (k, input) in graph.inputs.iter().enumerate() {
+        let arg = several(graph.inputs.len(), "input", k);
+        let ty = match input.dtype {
+            InputDtype::F32 => "float",
+            InputDtype::I32 => "std::int32_t",
+        };
+        params.push(format!("const {ty}* {arg}"));
+        args.push(arg);
+    }
+    for k in 0..graph.outputs.len() {
+        let arg = several(graph.outputs.len(), "output", k);
+        params.push(format!("float* {arg}"));
+        args.push(arg);
+    }
+    format!(
+        "// The model behind a C entry point, for the firmware harness.\n\
+         #include <cstdint>\n\n\
+         #include \"model.hpp\"\n\n\
+         extern \"C\" void {name}_predict({}) {{\n    {name}::predict({});\n}}\n",
+        params.join(", "),
+        args.join(", ")
+    )
+}
+
+/// samples.h: the inputs as exact literals, the output buffers and `PREDICT(s)`.
+fn samples_h(name: &str, model: &Model, io: &Io) -> String {
+    let graph = &model.graph;
+    let count = io.inputs[0].len();
+    let mut h = String::from(
+        "/* Samples for the firmware harness, generated by tests/firmware.rs. */\n\
+         #include <stdint.h>\n\n",
+    );
+    let mut params = Vec::new();
+    let mut args = Vec::new();
+    for (k, (input, samples)) in graph.inputs.iter().zip(&io.inputs).enumerate() {
+        let (ty, literal): (&str, fn(f64) -> String) = match input.dtype {
+            InputDtype::F32 => ("float", |v| hex_float(v as f32)),
+            InputDtype::I32 => ("int32_t", |v| format!("{}", v as i32)),
+        };
+        params.push(format!("const {ty}*"));
+        args.push(format!("input{k}[s]"));
+        let len = samples[0].len();
+        writeln!(h, "static const {ty} input{k}[{count}][{len}] = {{").unwrap();
+        for sample in samples {
+            let values: Vec<String> = sample.iter().map(|&v| literal(v)).collect();
+            writeln!(h, "    {{{}}},", values.join(", ")).unwrap();
+        }
+        h.push_str("};\n");
+    }
+    let lens: Vec<String> = io.outputs.iter().map(|o| o[0].len().to_string()).collect();
+    for (k, len) in lens.iter().enumerate() {
+        writeln!(h, "static float output{k}[{len}];").unwrap();
+        params.push("float*".to_string());
+        args.push(format!("output{k}"));
+    }
+    let outputs: Vec<String> = (0..lens.len()).map(|k| format!("output{k}")).collect();
+    write!(
+        h,
+        "\n#define SAMPLE_COUNT {count}u\n\
+         #define OUTPUT_COUNT {}u\n\
+         static float *const outputs[OUTPUT_COUNT] = {{{}}};\n\
+         static const uint32_t output_lens[OUTPUT_COUNT] = {{{}}};\n\n\
+         void {name}_predict({});\n\
+         #define PREDICT(s) {name}_predict({})\n",
+        lens.len(),
+        outputs.join(", "),
+        lens.join(", "),
+        params.join(", "),
+        args.join(", ")
+    )
+    .unwrap();
+    h
+}
+
+/// Bytes per kind of allocated section.
+#[derive(Debug, Default, Clone, Copy)]
+struct Sizes {
+    text: u64,
+    rodata: u64,
+    data: u64,
+    bss: u64,
+}
+
+/// What the link map says about the model: the input sections of model.o that survived
+/// `--gc-sections`, and the library members that define what model.o leaves undefined.
+struct MapReport {
+    model: Sizes,
+    libraries: Sizes,
+    /// The library symbols model.o refers to (`memset`, `sqrtf`).
+    library_symbols: Vec<String>,
+}
+
+/// One input section of the link: (section, size, file).
+type InputSection = (String, u64, String);
+
+/// `undefined`: the symbols model.o leaves undefined (`nm -u`).
+fn read_map(map: &str, undefined: &[String]) -> MapReport {
+    // "Archive member included to satisfy reference by file (symbol)": a member's line,
+    // then the file that first referred to it: (member, file).
+    let mut pulled_by: Vec<(String, String)> = Vec::new();
+    let mut lines = map.lines();
+    for line in lines.by_ref() {
+        if line.starts_with("Discarded input sections") {
+            break;
+        }
+        if !line.starts_with(' ') && line.contains(".a(") {
+            pulled_by.push((line.trim().to_string(), String::new()));
+        } else if let Some(last) = pulled_by.last_mut().filter(|l| l.1.is_empty()) {
+            last.1 = line.split_whitespace().next().unwrap_or("").to_string();
+        }
+    }
+    // Input sections: " .text.name  0xADDR  0xSIZE  file", the name alone on its line when
+    // long, then the symbols they define ("  0xADDR  name"). Output sections start in
+    // column 0; discarded sections were listed before this.
+    let mut sections: Vec<InputSection> = Vec::new();
+    let mut defined_in: Vec<(String, String)> = Vec::new();
+    let mut pending: Option<String> = None;
+    for line in lines.skip_while(|l| !l.starts_with("Linker script and memory map")) {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let starts_input = line.starts_with(' ') && !line.starts_with("  ");
+        let (section, rest) = if starts_input && fields.len() == 1 {
+            pending = Some(fields[0].to_string());
+            continue;
+        } else if starts_input {
+            (fields[0].to_string(), &fields[1..])
+        } else if let Some(section) = pending.take() {
+            (section, &fields[..])
+        } else {
+            if let (Some(file), [address, symbol]) = (sections.last(), &fields[..]) {
+                if address.starts_with("0x") {
+                    defined_in.push((symbol.to_string(), file.2.clone()));
+                }
+            }
+            continue;
+        };
+        let [address, size, file] = rest else {
+            continue;
+        };
+        let size = size
+            .strip_prefix("0x")
+            .and_then(|s| u64::from_str_radix(s, 16).ok());
+        if let (true, Some(size)) = (address.starts_with("0x"), size) {
+            sections.push((section, size, file.to_string()));
+        }
+    }
+    // The model's members: those defining its undefined symbols, and what they pull in.
+    let mut members: Vec<String> = defined_in
+        .iter()
+        .filter(|(symbol, _)| undefined.contains(symbol))
+        .map(|(_, file)| file.clone())
+        .collect();
+    members.dedup();
+    loop {
+        let before = members.len();
+        for (member, by) in &pulled_by {
+            if members.contains(by) && !members.contains(member) {
+                members.push(member.clone());
+            }
+        }
+        if members.len() == before {
+            break;
+        }
+    }
+    let mut report = MapReport {
+        model: Sizes::default(),
+        libraries: Sizes::default(),
+        library_symbols: undefined.to_vec(),
+    };
+    for (section, size, file) in &sections {
+        let sizes = if file == "model.o" {
+            &mut report.model
+        } else if members.contains(file) {
+            &mut report.libraries
+        } else {
+            continue;
+        };
+        let kind = |prefix: &str| section == prefix || section.starts_with(&format!("{prefix}."));
+        if kind(".text") || kind(".ARM.exidx") || kind(".ARM.extab") {
+            sizes.text += size;
+        } else if kind(".rodata") {
+            sizes.rodata += size;
+        } else if kind(".data") {
+            sizes.data += size;
+        } else if kind(".bss") || section == "COMMON" {
+            sizes.bss += size;
+        }
+    }
+    report
+}
+
+/// The symbols `object` leaves undefined.
+fn undefined_symbols(object: &Path) -> Vec<String> {
+    run(Command::new("arm-none-eabi-nm").arg("-u").arg(object))
+        .lines()
+        .filter_map(|l| l.split_whitespace().last().map(str::to_string))
+        .collect()
+}
+
+/// The whole image's allocated sections, from `arm-none-eabi-size -A`.
+fn image_sizes(elf: &Path) -> Sizes {
+    let text = run(Command::new("arm-none-eabi-size").arg("-A").arg(elf));
+    let mut sizes = Sizes::default();
+    for line in text.lines() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let [section, size, _] = fields[..] else {
+            continue;
+        };
+        let Ok(size) = size.parse::<u64>() else {
+            continue;
+        };
+        match section {
+            ".text" | ".ARM.exidx" | ".init_array" => sizes.text += size,
+            ".rodata" => sizes.rodata += size,
+            ".data" => sizes.data += size,
+            ".bss" => sizes.bss += size,
+            _ => {}
+        }
+    }
+    sizes
+}
+
+/// Runs the firmware under QEMU; returns its output and the run time. Semihosting writes to
+/// an explicit stdio chardev: without one, QEMU 7.2 sends it to stderr.
+fn run_qemu(elf: &Path) -> (String, Duration) {
+    let start = Instant::now();
+    let mut child = Command::new("qemu-system-arm")
+        .args(["-M", "mps2-an386", "-display", "none", "-monitor", "none"])
+        .args(["-serial", "none", "-chardev", "stdio,id=semihost"])
+        .args([
+            "-semihosting-config",
+            "enable=on,target=native,chardev=semihost",
+        ])
+        .arg("-kernel")
+        .arg(elf)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("qemu-system-arm starts");
+    // Read the pipes on threads, so that a chatty program cannot block on a full pipe.
+    let mut stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let out = std::thread::spawn(move || {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut stdout, &mut s).ok();
+        s
+    });
+    let err = std::thread::spawn(move || {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut stderr, &mut s).ok();
+        s
+    });
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if start.elapsed() > QEMU_TIMEOUT {
+            child.kill().ok();
+            child.wait().ok();
+            panic!(
+                "{} hung: killed after {QEMU_TIMEOUT:?}; output so far:\n{}",
+                elf.display(),
+                out.join().unwrap()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let elapsed = start.elapsed();
+    let (out, err) = (out.join().unwrap(), err.join().unwrap());
+    assert!(
+        status.success(),
+        "{} exited with {status}:\n{out}{err}",
+        elf.display()
+    );
+    (out, elapsed)
+}
+
+/// outputs[sample] = every output float, in output order; and the peak stack per sample.
+fn parse_output(text: &str) -> (Vec<Vec<f32>>, Vec<u64>) {
+    let mut outputs = Vec::new();
+    let mut stacks = Vec::new();
+    let words = |rest: &str| -> Vec<u32> {
+        rest.split_whitespace()
+            .map(|w| u32::from_str_radix(w, 16).unwrap())
+            .collect()
+    };
+    for line in text.lines() {
+        let Some((label, rest)) = line.split_once(':') else {
+            continue;
+        };
+        if label.starts_with("sample ") {
+            outputs.push(words(rest).into_iter().map(f32::from_bits).collect());
+        } else if label.starts_with("stack ") {
+            stacks.push(u64::from(words(rest)[0]));
+        }
+    }
+    (outputs, stacks)
+}
+
+struct Row {
+    name: String,
+    params: usize,
+    inspect_flash: usize,
+    inspect_ram: usize,
+    model: Sizes,
+    libraries: Sizes,
+    library_symbols: Vec<String>,
+    stack: u64,
+    image: Sizes,
+    compile: Duration,
+    qemu: Duration,
+}
+
+fn build_and_run(name: &str, dir: &Path, startup: &Path) -> Row {
+    let model = Model::load(
+        &repo().join(format!("tests/fixtures/models/{name}.keras")),
+        None,
+    )
+    .unwrap_or_else(|e| panic!("{name}: {e}"));
+    let io = read_io(name);
+    std::fs::write(
+        dir.join("model.hpp"),
+        model.generate(Lang::Cpp, name).unwrap(),
+    )
+    .unwrap();
+    std::fs::write(dir.join("model.cpp"), model_cpp(name, &model)).unwrap();
+    std::fs::write(dir.join("samples.h"), samples_h(name, &model, &io)).unwrap();
+
+    let start = Instant::now();
+    run(Command::new("arm-none-eabi-g++")
+        .args(TARGET)
+        .args(CXX)
+        .args(COMMON)
+        .arg("-c")
+        .arg(dir.join("model.cpp"))
+        .arg("-o")
+        .arg(dir.join("model.o")));
+    run(Command::new("arm-none-eabi-gcc")
+        .args(TARGET)
+        .args(C)
+        .args(COMMON)
+        .arg("-I")
+        .arg(dir)
+        .arg("-I")
+        .arg(harness())
+        .arg("-c")
+        .arg(harness().join("main.c"))
+        .arg("-o")
+        .arg(dir.join("main.o")));
+    // Objects by bare name, so that the map names them `model.o`.
+    let elf = dir.join("fw.elf");
+    run(Command::new("arm-none-eabi-gcc")
+        .current_dir(dir)
+        .args(TARGET)
+        .args(LINK)
+        .arg("-T")
+        .arg(harness().join("mps2-an386.ld"))
+        .arg("-Wl,-Map=fw.map")
+        .arg(startup)
+        .args(["main.o", "model.o", "-lm", "-o", "fw.elf"]));
+    let compile = start.elapsed();
+
+    let (text, qemu) = run_qemu(&elf);
+    let (got, stacks) = parse_output(&text);
+    let wanted: Vec<Vec<f32>> = (0..io.inputs[0].len())
+        .map(|s| io.outputs.iter().flat_map(|o| o[s].clone()).collect())
+        .collect();
+    assert_eq!(got.len(), wanted.len(), "{name}: samples printed:\n{text}");
+    assert_eq!(stacks.len(), wanted.len(), "{name}: stack lines:\n{text}");
+    for (s, (g, w)) in got.iter().zip(&wanted).enumerate() {
+        assert_eq!(g.len(), w.len(), "{name} sample {s}: output length");
+        for (i, (&g, &w)) in g.iter().zip(w).enumerate() {
+            assert!(
+                common::close(g, w),
+                "{name} sample {s} output {i}: Cortex-M4 {g}, Keras {w}"
+            );
+        }
+    }
+    let all: Vec<f32> = got.iter().flatten().copied().collect();
+    assert!(
+        all.len() < 2 || all.iter().any(|v| v.to_bits() != all[0].to_bits()),
+        "{name}: every output is {}: a constant cannot pass",
+        all[0]
+    );
+
+    let map = read_map(
+        &std::fs::read_to_string(dir.join("fw.map")).unwrap(),
+        &undefined_symbols(&dir.join("model.o")),
+    );
+    let summary = model.summary();
+    Row {
+        name: name.to_string(),
+        params: summary.params,
+        inspect_flash: summary.flash_bytes,
+        inspect_ram: summary.ram_bytes,
+        model: map.model,
+        libraries: map.libraries,
+        library_symbols: map.library_symbols,
+        stack: stacks.into_iter().max().unwrap(),
+        image: image_sizes(&elf),
+        compile,
+        qemu,
+    }
+}
+
+fn table(rows: &[Row]) -> String {
+    let mut t = String::from(
+        "| model | params | flash: inspect (weights) | flash: model .text + .rodata | \
+         RAM: inspect (scratch) | RAM: model .data + .bss + peak stack | \
+         library functions the model calls: flash / RAM | whole image: flash / RAM without stack |\n\
+         |---|---:|---:|---:|---:|---:|---|---:|\n",
+    );
+    for r in rows {
+        let libraries = if r.library_symbols.is_empty() {
+            "none".to_string()
+        } else {
+            format!(
+                "`{}`: {} / {}",
+                r.library_symbols.join("`, `"),
+                r.libraries.text + r.libraries.rodata + r.libraries.data,
+                r.libraries.data + r.libraries.bss
+            )
+        };
+        writeln!(
+            t,
+            "| {} | {} | {} | {} + {} = {} | {} | {} + {} + {} = {} | {} | {} / {} |",
+            r.name,
+            r.params,
+            r.inspect_flash,
+            r.model.text,
+            r.model.rodata,
+            r.model.text + r.model.rodata,
+            r.inspect_ram,
+            r.model.data,
+            r.model.bss,
+            r.stack,
+            r.model.data + r.model.bss + r.stack,
+            libraries,
+            r.image.text + r.image.rodata + r.image.data,
+            r.image.data + r.image.bss,
+        )
+        .unwrap();
+    }
+    t
+}
+
+#[test]
+fn cortex_m4_matches_keras_and_reports_flash_and_ram() {
+    if !tools_installed() {
+        return;
+    }
+    let work = common::work_dir("firmware");
+    let startup = work.path.join("startup.o");
+    run(Command::new("arm-none-eabi-gcc")
+        .args(TARGET)
+        .args(C)
+        .args(COMMON)
+        .arg("-c")
+        .arg(harness().join("startup.c"))
+        .arg("-o")
+        .arg(&startup));
+    let mut rows = Vec::new();
+    for name in MODELS {
+        let dir = work.path.join(name);
+        std::fs::create_dir(&dir).unwrap();
+        rows.push(build_and_run(name, &dir, &startup));
+    }
+    let table = table(&rows);
+    let times: Vec<String> = rows
+        .iter()
+        .map(|r| {
+            format!(
+                "{}: build {:.2} s, QEMU {:.2} s",
+                r.name,
+                r.compile.as_secs_f64(),
+                r.qemu.as_secs_f64()
+            )
+        })
+        .collect();
+    let report = format!(
+        "Cortex-M4F (`mps2-an386` under QEMU), `{}`, bytes:\n\n{table}\n{}\n",
+        TARGET.join(" "),
+        times.join("; ")
+    );
+    eprintln!("{report}");
+    let out = repo().join("target/firmware");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(out.join("report.md"), &report).unwrap();
+}
+
+#[test]
+fn hex_float_literals_are_exact() {
+    assert_eq!(hex_float(1.0), "0x1.000000p+0f");
+    assert_eq!(hex_float(-0.375), "-0x1.800000p-2f");
+    assert_eq!(hex_float(0.0), "0x0p+0f");
+    assert_eq!(hex_float(f32::from_bits(1)), "0x0.000002p-126f");
+    assert_eq!(hex_float(f32::MAX), "0x1.fffffep+127f");
+}
