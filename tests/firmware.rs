@@ -636,7 +636,7 @@ fn cortex_m4_matches_keras_and_reports_flash_and_ram() {
         .arg(&startup));
     let mut rows = Vec::new();
     for name in MODELS {
-        let mut build = |scratch: ScratchPlacement| {
+        let build = |scratch: ScratchPlacement| {
             let dir = work.path.join(format!("{name}-{}", scratch.as_str()));
             std::fs::create_dir(&dir).unwrap();
             build_and_run(name, &dir, &startup, scratch)
