@@ -294,6 +294,18 @@ fn check_integer_inputs(graph: &ir::Graph, path: &Path) -> Result<()> {
     }
 }
 
+/// Reads a JSON file, with errors that name it.
+pub fn read_json(path: &Path) -> Result<serde_json::Value> {
+    let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    serde_json::from_str(&text).map_err(|e| Error::Format {
+        path: path.to_path_buf(),
+        message: format!("not JSON: {e}"),
+    })
+}
+
 /// `50,8`: a shape as `--input-shape` takes it.
 pub fn shape_text(shape: &[usize]) -> String {
     shape

@@ -281,12 +281,7 @@ fn read_inputs(path: &Path) -> Result<Vec<Vec<f32>>, Error> {
         path: path.to_path_buf(),
         message,
     };
-    let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let doc: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| bad(format!("not JSON: {e}")))?;
+    let doc = keras2src::read_json(path)?;
     let lists = match &doc {
         serde_json::Value::Object(o) => o
             .get("inputs")

@@ -90,12 +90,7 @@ impl SelfTest {
             path: path.to_path_buf(),
             message,
         };
-        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        let doc: serde_json::Value =
-            serde_json::from_str(&text).map_err(|e| bad(format!("not JSON: {e}")))?;
+        let doc = crate::read_json(path)?;
         let ports = |key: &str| -> Result<Vec<Vec<f32>>> {
             let list = doc.get(key).and_then(|v| v.as_array()).ok_or_else(|| {
                 bad(format!(

@@ -9,6 +9,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use common::run;
 use keras2src::{Lang, Model, Options, ScratchPlacement, SelfTest};
 
 /// One input and one output; two of each; an integer input beside a float one, 7 outputs.
@@ -70,17 +71,6 @@ fn variants(lang: Lang) -> Vec<Variant> {
             passes: false,
         });
     }
-    out
-}
-
-fn run(command: &mut Command) -> std::process::Output {
-    let out = command.output().expect("the command starts");
-    assert!(
-        out.status.success(),
-        "{command:?} failed:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
     out
 }
 
@@ -193,8 +183,7 @@ fn cpp_self_tests_and_c_entry_points() {
     run(Command::new("g++")
         .args(["main.o", "models.o", "-o", "selftests"])
         .current_dir(&dir.path));
-    let out = run(&mut Command::new(dir.path.join("selftests")));
-    let report = String::from_utf8_lossy(&out.stdout);
+    let report = run(&mut Command::new(dir.path.join("selftests")));
     for v in &variants {
         let want = format!("{} {}", v.ident, i32::from(v.passes));
         assert!(
@@ -217,7 +206,6 @@ fn cpp_self_tests_and_c_entry_points() {
     let symbols = run(Command::new("nm")
         .args(["-S", "-C", "models.o"])
         .current_dir(&dir.path));
-    let symbols = String::from_utf8_lossy(&symbols.stdout);
     for v in variants
         .iter()
         .filter(|v| v.options.scratch == ScratchPlacement::Static)
@@ -306,7 +294,6 @@ fn rust_object_needs_nothing_from_std_or_alloc() {
     let defined = run(Command::new("nm")
         .args(["--defined-only", "models.o"])
         .current_dir(&dir.path));
-    let defined = String::from_utf8_lossy(&defined.stdout);
     for (name, _, _) in models {
         let mangled = format!("{}{name}", name.len());
         assert!(

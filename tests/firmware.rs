@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::run;
 use keras2src::ir::InputDtype;
 use keras2src::lower::expr::hex_float;
 use keras2src::{Lang, Model, Options, ScratchPlacement};
@@ -126,17 +127,6 @@ fn cross_cpp_headers() -> bool {
     let written =
         std::io::Write::write_all(&mut child.stdin.take().unwrap(), b"#include <cmath>\n");
     written.is_ok() && child.wait().is_ok_and(|s| s.success())
-}
-
-fn run(command: &mut Command) -> String {
-    let out = command.output().expect("the command starts");
-    assert!(
-        out.status.success(),
-        "{command:?} failed:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// A fixture's io.json: per input, its samples' flat values; per output, likewise.

@@ -96,32 +96,13 @@ fn hostile_case(fixture: &str, offset: usize, dir: &Path) -> (common::Case, Vec<
     let model = Model::load(&path, None).unwrap();
 
     let io = read(".io.json");
-    let per_sample = |key: &str| -> Vec<Vec<Vec<f32>>> {
-        let ports = io[key].as_array().unwrap();
-        let samples = ports[0]["data"].as_array().unwrap().len();
-        (0..samples)
-            .map(|s| {
-                ports
-                    .iter()
-                    .map(|p| {
-                        p["data"][s]
-                            .as_array()
-                            .unwrap()
-                            .iter()
-                            .map(|v| v.as_f64().unwrap() as f32)
-                            .collect()
-                    })
-                    .collect()
-            })
-            .collect()
-    };
     let case = common::Case {
         ident: fixture.to_string(),
         model,
-        samples: per_sample("inputs"),
+        samples: common::io_samples(&io, "inputs"),
         weights: keras2src::WeightsPlacement::Inline,
     };
-    (case, per_sample("outputs"))
+    (case, common::io_samples(&io, "outputs"))
 }
 
 /// The text of `line` outside string literals and `//` comments.
@@ -221,21 +202,16 @@ fn hostile_names_stay_data() {
         writeln!(tu, "#include \"{}.hpp\"", case.ident).unwrap();
     }
     std::fs::write(dir.path.join("macros.cpp"), tu).unwrap();
-    let out = Command::new("g++")
-        .args([
-            "-std=gnu++17",
-            "-Wall",
-            "-Wextra",
-            "-Werror",
-            "-c",
-            "macros.cpp",
-        ])
-        .current_dir(&dir.path)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    common::run(
+        Command::new("g++")
+            .args([
+                "-std=gnu++17",
+                "-Wall",
+                "-Wextra",
+                "-Werror",
+                "-c",
+                "macros.cpp",
+            ])
+            .current_dir(&dir.path),
     );
 }

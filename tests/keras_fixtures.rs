@@ -63,29 +63,10 @@ fn fixtures() -> Vec<Fixture> {
             let files = candidates.into_iter().filter(|(p, _)| p.exists()).collect();
             let io: Value =
                 serde_json::from_str(&std::fs::read_to_string(f(".io.json")).unwrap()).unwrap();
-            let per_sample = |key: &str| -> Vec<Vec<Vec<f32>>> {
-                let ports = io[key].as_array().unwrap();
-                let samples = ports[0]["data"].as_array().unwrap().len();
-                (0..samples)
-                    .map(|s| {
-                        ports
-                            .iter()
-                            .map(|p| {
-                                p["data"][s]
-                                    .as_array()
-                                    .unwrap()
-                                    .iter()
-                                    .map(|v| v.as_f64().map_or(f32::NAN, |x| x as f32))
-                                    .collect()
-                            })
-                            .collect()
-                    })
-                    .collect()
-            };
             Fixture {
                 name: name.replace(".k2", "_k2"),
                 files,
-                inputs: per_sample("inputs"),
+                inputs: common::io_samples(&io, "inputs"),
                 input_shapes: io["inputs"]
                     .as_array()
                     .unwrap()
@@ -95,7 +76,7 @@ fn fixtures() -> Vec<Fixture> {
                         dims.iter().map(|d| d.as_u64().unwrap() as usize).collect()
                     })
                     .collect(),
-                outputs: per_sample("outputs"),
+                outputs: common::io_samples(&io, "outputs"),
             }
         })
         .collect()

@@ -108,16 +108,6 @@ fn bit_multiset(values: impl IntoIterator<Item = f32>) -> Vec<u32> {
     bits
 }
 
-fn run(command: &mut Command) -> String {
-    let out = command.output().expect("the command starts");
-    assert!(
-        out.status.success(),
-        "{command:?}:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 /// Whitespace-separated hex bit patterns.
 fn parse_bits(text: &str) -> Vec<f32> {
     text.split_whitespace()
@@ -161,11 +151,13 @@ fn special_weights_keep_their_exact_values() {
         );
         std::fs::write(dir.path.join("main.rs"), main).unwrap();
         for edition in ["2021", "2024"] {
-            run(Command::new("rustc")
-                .args(["--edition", edition, "-O", "main.rs", "-o", "rust_special"])
-                .current_dir(&dir.path));
+            common::run(
+                Command::new("rustc")
+                    .args(["--edition", edition, "-O", "main.rs", "-o", "rust_special"])
+                    .current_dir(&dir.path),
+            );
         }
-        let out = run(&mut Command::new(dir.path.join("rust_special")));
+        let out = common::run(&mut Command::new(dir.path.join("rust_special")));
         let mut lines = out.lines();
         let weights = parse_bits(lines.next().unwrap());
         assert_eq!(bit_multiset(weights), want, "Rust weights {placement:?}");
@@ -199,18 +191,20 @@ fn special_weights_keep_their_exact_values() {
         )
         .unwrap();
         std::fs::write(dir.path.join("main.cpp"), main).unwrap();
-        run(Command::new("g++")
-            .args([
-                "-std=c++17",
-                "-Wall",
-                "-Wextra",
-                "-Werror",
-                "-pedantic",
-                "-O2",
-            ])
-            .args(["-ffp-contract=off", "main.cpp", "-o", "cpp_special"])
-            .current_dir(&dir.path));
-        let out = run(&mut Command::new(dir.path.join("cpp_special")));
+        common::run(
+            Command::new("g++")
+                .args([
+                    "-std=c++17",
+                    "-Wall",
+                    "-Wextra",
+                    "-Werror",
+                    "-pedantic",
+                    "-O2",
+                ])
+                .args(["-ffp-contract=off", "main.cpp", "-o", "cpp_special"])
+                .current_dir(&dir.path),
+        );
+        let out = common::run(&mut Command::new(dir.path.join("cpp_special")));
         let mut lines = out.lines();
         let weights = parse_bits(lines.next().unwrap());
         assert_eq!(bit_multiset(weights), want, "C++ weights (hex: {hex})");

@@ -41,6 +41,29 @@ pub struct Case {
     pub weights: keras2src::WeightsPlacement,
 }
 
+/// A fixture's `.io.json` (`{"inputs"|"outputs": [{"data": [[sample 0], ...]}, ...]}`) as
+/// samples[s][port] = flat values, for `key` "inputs" or "outputs". A JSON null (Python's
+/// NaN cannot be written) reads as NaN.
+pub fn io_samples(io: &serde_json::Value, key: &str) -> Vec<Vec<Vec<f32>>> {
+    let ports = io[key].as_array().unwrap();
+    let samples = ports[0]["data"].as_array().unwrap().len();
+    (0..samples)
+        .map(|s| {
+            ports
+                .iter()
+                .map(|p| {
+                    p["data"][s]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|v| v.as_f64().map_or(f32::NAN, |x| x as f32))
+                        .collect()
+                })
+                .collect()
+        })
+        .collect()
+}
+
 /// outputs[case][sample][output] = flat values.
 pub type Outputs = Vec<Vec<Vec<Vec<f32>>>>;
 
@@ -244,7 +267,8 @@ pub fn run_cpp(cases: &[Case], dir: &Path) -> Outputs {
     parse(&run(&mut Command::new(dir.join("cpp_runner"))), cases)
 }
 
-fn run(cmd: &mut Command) -> String {
+/// Runs `cmd`, which must succeed; returns its stdout.
+pub fn run(cmd: &mut Command) -> String {
     let out = cmd
         .output()
         .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));

@@ -156,11 +156,16 @@ fn constants(p: &Program) -> Vec<String> {
 }
 
 fn params(p: &Program) -> String {
+    port_params(p, "std::int32_t").join(", ")
+}
+
+/// `const float* input, ..., float* output, ...`, integer inputs as `int_type`.
+fn port_params(p: &Program, int_type: &str) -> Vec<String> {
     let mut params = Vec::new();
     for (k, port) in p.inputs.iter().enumerate() {
         let ty = match port.dtype {
             InputDtype::F32 => "float",
-            InputDtype::I32 => "std::int32_t",
+            InputDtype::I32 => int_type,
         };
         params.push(format!(
             "const {ty}* {}",
@@ -173,7 +178,7 @@ fn params(p: &Program) -> String {
             port_name("output", p.outputs.len() == 1, k)
         ));
     }
-    params.join(", ")
+    params
 }
 
 /// `predict` as the scratch placement makes it, and `selftest` with `--emit-test`.
@@ -304,23 +309,7 @@ fn c_api(p: &Program, namespace: &str, api: &Api) -> String {
         p.scratch_len
     ));
     // C parameter declarations; the C++ call passes each one's name on.
-    let mut params: Vec<String> = Vec::new();
-    for (k, port) in p.inputs.iter().enumerate() {
-        let ty = match port.dtype {
-            InputDtype::F32 => "const float*",
-            InputDtype::I32 => "const int32_t*",
-        };
-        params.push(format!(
-            "{ty} {}",
-            port_name("input", p.inputs.len() == 1, k)
-        ));
-    }
-    for k in 0..p.outputs.len() {
-        params.push(format!(
-            "float* {}",
-            port_name("output", p.outputs.len() == 1, k)
-        ));
-    }
+    let mut params = port_params(p, "int32_t");
     let scratch = "float* scratch".to_string();
     let caller = api.scratch == ScratchPlacement::Caller;
     let mut functions: Vec<CFunction> = Vec::new();
