@@ -480,33 +480,37 @@ inline void pool(const float* __restrict input, float* __restrict output) noexce
 
 // head (Dense)
 inline void head(const float* __restrict input, float* __restrict output) noexcept {
-    float acc[3];
-    for (std::size_t o = 0; o < 3; ++o) {
-        acc[o] = (input[0] * head_kernel[0][o]) + (input[1] * head_kernel[1][o]);
-    }
-    for (std::size_t j = 0; j < 2; ++j) {
+    {
+        float acc[3];
         for (std::size_t o = 0; o < 3; ++o) {
-            acc[o] = (acc[o] + (input[j * 2 + 2] * head_kernel[j * 2 + 2][o])) + (input[j * 2 + 3] * head_kernel[j * 2 + 3][o]);
+            acc[o] = (input[0] * head_kernel[0][o]) + (input[1] * head_kernel[1][o]);
+        }
+        for (std::size_t j = 0; j < 2; ++j) {
+            for (std::size_t o = 0; o < 3; ++o) {
+                acc[o] = (acc[o] + (input[j * 2 + 2] * head_kernel[j * 2 + 2][o])) + (input[j * 2 + 3] * head_kernel[j * 2 + 3][o]);
+            }
+        }
+        for (std::size_t o = 0; o < 3; ++o) {
+            output[o] = head_bias[o] + acc[o];
         }
     }
-    for (std::size_t o = 0; o < 3; ++o) {
-        output[o] = head_bias[o] + acc[o];
-    }
-    float m = output[0];
-    for (std::size_t i = 0; i < 3; ++i) {
-        if (output[i] > m) {
-            m = output[i];
+    {
+        float m = output[0];
+        for (std::size_t i = 0; i < 3; ++i) {
+            if (output[i] > m) {
+                m = output[i];
+            }
         }
-    }
-    float sum = 0.0f;
-    for (std::size_t i = 0; i < 3; ++i) {
-        const float d = output[i] - m;
-        const float e = detail::exp_f32(d);
-        output[i] = e;
-        sum += e;
-    }
-    for (std::size_t i = 0; i < 3; ++i) {
-        output[i] /= sum;
+        float sum = 0.0f;
+        for (std::size_t i = 0; i < 3; ++i) {
+            const float d = output[i] - m;
+            const float e = detail::exp_f32(d);
+            output[i] = e;
+            sum += e;
+        }
+        for (std::size_t i = 0; i < 3; ++i) {
+            output[i] /= sum;
+        }
     }
 }
 

@@ -308,35 +308,40 @@ fn pool(input: &[f32; 72], output: &mut [f32; 6]) {
 /// head (Dense)
 #[allow(clippy::needless_range_loop, clippy::manual_memcpy, clippy::too_many_arguments)]
 fn head(input: &[f32; 6], output: &mut [f32; 3]) {
-    let mut acc = [0.0f32; 3];
-    for o in 0..3 {
-        acc[o] = (input[0] * weights::HEAD_KERNEL[0][o])
-            + (input[1] * weights::HEAD_KERNEL[1][o]);
-    }
-    for j in 0..2 {
+    {
+        let mut acc = [0.0f32; 3];
         for o in 0..3 {
-            acc[o] = (acc[o] + (input[j * 2 + 2] * weights::HEAD_KERNEL[j * 2 + 2][o]))
-                + (input[j * 2 + 3] * weights::HEAD_KERNEL[j * 2 + 3][o]);
+            acc[o] = (input[0] * weights::HEAD_KERNEL[0][o])
+                + (input[1] * weights::HEAD_KERNEL[1][o]);
+        }
+        for j in 0..2 {
+            for o in 0..3 {
+                acc[o] = (acc[o]
+                    + (input[j * 2 + 2] * weights::HEAD_KERNEL[j * 2 + 2][o]))
+                    + (input[j * 2 + 3] * weights::HEAD_KERNEL[j * 2 + 3][o]);
+            }
+        }
+        for o in 0..3 {
+            output[o] = weights::HEAD_BIAS[o] + acc[o];
         }
     }
-    for o in 0..3 {
-        output[o] = weights::HEAD_BIAS[o] + acc[o];
-    }
-    let mut m: f32 = output[0];
-    for i in 0..3 {
-        if output[i] > m {
-            m = output[i];
+    {
+        let mut m: f32 = output[0];
+        for i in 0..3 {
+            if output[i] > m {
+                m = output[i];
+            }
         }
-    }
-    let mut sum: f32 = 0.0;
-    for i in 0..3 {
-        let d: f32 = output[i] - m;
-        let e: f32 = math::exp_f32(d);
-        output[i] = e;
-        sum += e;
-    }
-    for i in 0..3 {
-        output[i] /= sum;
+        let mut sum: f32 = 0.0;
+        for i in 0..3 {
+            let d: f32 = output[i] - m;
+            let e: f32 = math::exp_f32(d);
+            output[i] = e;
+            sum += e;
+        }
+        for i in 0..3 {
+            output[i] /= sum;
+        }
     }
 }
 

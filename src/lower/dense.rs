@@ -100,7 +100,7 @@ pub fn matvec(units: usize, sources: &[Rows], finish: &dyn Fn(Ix, Val) -> Vec<St
 /// A loop that ran once leaves its body in the caller's scope: give it its own.
 fn scoped(stmts: Vec<Stmt>) -> Vec<Stmt> {
     match stmts.as_slice() {
-        [Stmt::For { .. }] => stmts,
+        [Stmt::For { .. } | Stmt::Block(_)] => stmts,
         _ => vec![Stmt::Block(stmts)],
     }
 }

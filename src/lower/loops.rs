@@ -238,10 +238,17 @@ pub enum Update {
     Div,
 }
 
-/// A `for` loop, or its body alone when it runs once (with the variable fixed at 0).
+/// A `for` loop, or its body alone when it runs once (with the variable fixed at 0), in a
+/// scope of its own when it declares names (as the loop's body would be: two such bodies
+/// in a row must not declare the same name twice, which C++ rejects).
 pub fn for_(var: &str, count: usize, body: Vec<Stmt>) -> Vec<Stmt> {
     if count == 1 {
-        body.into_iter().map(|s| s.fix(var)).collect()
+        let body: Vec<Stmt> = body.into_iter().map(|s| s.fix(var)).collect();
+        if body.iter().any(Stmt::declares) {
+            vec![Stmt::Block(body)]
+        } else {
+            body
+        }
     } else {
         vec![Stmt::For {
             var: var.to_string(),
@@ -252,6 +259,20 @@ pub fn for_(var: &str, count: usize, body: Vec<Stmt>) -> Vec<Stmt> {
 }
 
 impl Stmt {
+    /// Whether the statement declares a name in the current scope.
+    fn declares(&self) -> bool {
+        matches!(
+            self,
+            Stmt::Let(..)
+                | Stmt::LetMut(..)
+                | Stmt::LetIndex { .. }
+                | Stmt::LetLookup { .. }
+                | Stmt::LetReversed { .. }
+                | Stmt::Acc(..)
+                | Stmt::Local { .. }
+        )
+    }
+
     /// Substitutes 0 for `var` (a loop that runs once).
     fn fix(self, var: &str) -> Stmt {
         let ix = |ix: Ix| Ix {
@@ -507,6 +528,10 @@ impl Syntax<'_> {
 
     /// Prints statements, one per line, indented by nesting.
     pub fn print(&self, stmts: &[Stmt], depth: usize, out: &mut String) {
+        // Every list printed is a scope already (a function, loop or block body).
+        if let [Stmt::Block(inner)] = stmts {
+            return self.print(inner, depth, out);
+        }
         let pad = "    ".repeat(depth);
         let rust = self.lang == Lang::Rust;
         for s in stmts {
