@@ -180,8 +180,24 @@ impl Builder {
     fn layer(
         &mut self,
         class: &str,
+        config: Value,
+        inputs: &[usize],
+        weights: Vec<(Vec<usize>, Vec<f32>)>,
+        shape: Vec<usize>,
+    ) -> usize {
+        self.call(class, config, inputs, false, json!({}), weights, shape)
+    }
+
+    /// [`Builder::layer`], with the tensors as separate arguments when `positional` (a
+    /// list otherwise) and keyword arguments.
+    #[allow(clippy::too_many_arguments)]
+    fn call(
+        &mut self,
+        class: &str,
         mut config: Value,
         inputs: &[usize],
+        positional: bool,
+        kwargs: Value,
         weights: Vec<(Vec<usize>, Vec<f32>)>,
         shape: Vec<usize>,
     ) -> usize {
@@ -196,6 +212,8 @@ impl Builder {
             .collect();
         let args = if inputs.len() == 1 {
             json!([refs[0]])
+        } else if positional {
+            Value::Array(refs)
         } else {
             json!([refs])
         };
@@ -203,7 +221,7 @@ impl Builder {
             "class_name": class,
             "config": config,
             "name": name,
-            "inbound_nodes": [{"args": args, "kwargs": {}}]
+            "inbound_nodes": [{"args": args, "kwargs": kwargs}]
         }));
         if !weights.is_empty() {
             let list: Vec<Value> = weights
@@ -389,12 +407,24 @@ impl Builder {
     }
 
     fn conv(&mut self, x: usize) -> Option<usize> {
-        let shape = self.tensors[x].shape.clone();
-        let rank = shape.len() - 1;
+        let full = self.tensors[x].shape.clone();
+        let rank = full.len() - 1;
         if !(1..=2).contains(&rank) {
             return None;
         }
+        // channels_first reads the first axis as the channels.
+        let first = self.rng.chance(0.15);
+        let shape = if first {
+            let mut s = full[1..].to_vec();
+            s.push(full[0]);
+            s
+        } else {
+            full.clone()
+        };
         let cin = shape[rank];
+        if self.rng.chance(0.15) {
+            return self.conv_transpose(x, shape, first);
+        }
         let family = *self
             .rng
             .pick(&["Conv", "Conv", "DepthwiseConv", "SeparableConv"]);
@@ -428,7 +458,8 @@ impl Builder {
         let ksize = numel(&kernel);
         let mut config = json!({
             "kernel_size": kernel, "strides": strides, "dilation_rate": dilation,
-            "padding": padding, "use_bias": use_bias, "data_format": "channels_last"
+            "padding": padding, "use_bias": use_bias,
+            "data_format": if first { "channels_first" } else { "channels_last" }
         });
         let mut w = Vec::new();
         let channels;
@@ -478,16 +509,67 @@ impl Builder {
         if use_bias {
             w.push(self.bias(channels));
         }
-        let activation = self.activation(channels);
+        // channels_first applies axis activations to the last (spatial) axis: keep to
+        // elementwise ones there.
+        let activation = self.activation(if first { 1 } else { channels });
         config["activation"] = json!(activation);
         out.push(channels);
-        let out = Self::after_activation(&out, activation);
+        let mut out = Self::after_activation(&out, activation);
+        if first {
+            let c = out.pop().unwrap();
+            out.insert(0, c);
+        }
         let y = self.layer(&class, config, &[x], w, out);
         // A max pooling right after a valid convolution is fused (ConvMaxPool).
-        if padding == "valid" && self.rng.chance(0.4) {
+        if padding == "valid" && !first && self.rng.chance(0.4) {
             return self.pool(y, Some("Max")).or(Some(y));
         }
         Some(y)
+    }
+
+    /// `shape` is channels-last; the output is channels-first when `first`.
+    fn conv_transpose(&mut self, x: usize, shape: Vec<usize>, first: bool) -> Option<usize> {
+        let rank = shape.len() - 1;
+        let cin = shape[rank];
+        if numel(&shape) > 128 {
+            return None;
+        }
+        let kernel: Vec<usize> = (0..rank).map(|_| self.rng.range(1, 3)).collect();
+        let strides: Vec<usize> = (0..rank).map(|_| self.rng.range(1, 2)).collect();
+        let padding = *self.rng.pick(&["valid", "same"]);
+        let filters = self.rng.range(1, 6);
+        let mut out: Vec<usize> = (0..rank)
+            .map(|a| match padding {
+                "same" => shape[a] * strides[a],
+                _ => shape[a] * strides[a] + kernel[a].saturating_sub(strides[a]),
+            })
+            .collect();
+        let use_bias = self.rng.chance(0.7);
+        let mut kshape = kernel.clone();
+        kshape.extend([filters, cin]);
+        let n = numel(&kshape);
+        let fan_in = numel(&kernel) * cin;
+        let mut w = vec![(kshape, self.rng.normals(n, 1.0 / (fan_in as f64).sqrt()))];
+        if use_bias {
+            w.push(self.bias(filters));
+        }
+        let activation = self.activation(if first { 1 } else { filters });
+        out.push(filters);
+        let mut out = Self::after_activation(&out, activation);
+        if first {
+            let c = out.pop().unwrap();
+            out.insert(0, c);
+        }
+        Some(self.layer(
+            &format!("Conv{rank}DTranspose"),
+            json!({"filters": filters, "kernel_size": kernel, "strides": strides,
+                   "padding": padding, "use_bias": use_bias, "activation": activation,
+                   "output_padding": null, "dilation_rate": vec![1; rank],
+                   "data_format": if first { "channels_first" } else { "channels_last" }}),
+            &[x],
+            w,
+            out,
+        ))
     }
 
     fn pool(&mut self, x: usize, kind: Option<&str>) -> Option<usize> {
@@ -497,14 +579,31 @@ impl Builder {
             return None;
         }
         let kind = kind.unwrap_or_else(|| *self.rng.pick(&["Max", "Average"]));
+        let first = self.rng.chance(0.15);
+        let format = if first {
+            "channels_first"
+        } else {
+            "channels_last"
+        };
+        let shape = if first {
+            let mut s = shape[1..].to_vec();
+            s.push(shape[0]);
+            s
+        } else {
+            shape
+        };
         if self.rng.chance(0.2) {
-            let mut config = json!({"data_format": "channels_last"});
+            let mut config = json!({ "data_format": format });
             let keepdims = self.rng.chance(0.3);
             config["keepdims"] = json!(keepdims);
             let c = shape[rank];
             let out = if keepdims {
                 let mut s = vec![1; rank];
-                s.push(c);
+                if first {
+                    s.insert(0, c);
+                } else {
+                    s.push(c);
+                }
                 s
             } else {
                 vec![c]
@@ -530,11 +629,15 @@ impl Builder {
         if out.contains(&0) {
             return None;
         }
-        out.push(shape[rank]);
+        if first {
+            out.insert(0, shape[rank]);
+        } else {
+            out.push(shape[rank]);
+        }
         Some(self.layer(
             &format!("{kind}Pooling{rank}D"),
             json!({"pool_size": size, "strides": strides, "padding": padding,
-                   "data_format": "channels_last"}),
+                   "data_format": format}),
             &[x],
             vec![],
             out,
@@ -665,9 +768,43 @@ impl Builder {
         if shape.len() != 2 {
             return None;
         }
+        let (class, config, w, out) = self.rnn_parts(&shape, None);
+        if self.rng.chance(0.3) {
+            // Bidirectional: the backward layer's weights follow the forward one's.
+            let (_, _, w2, _) = self.rnn_parts(&shape, Some((class, &config)));
+            let merge = *self.rng.pick(&["concat", "sum", "mul", "ave"]);
+            let mut out = out;
+            if merge == "concat" {
+                *out.last_mut().unwrap() *= 2;
+            }
+            let mut inner = config.clone();
+            inner["name"] = json!(format!("forward_{}", self.count + 1));
+            let config = json!({
+                "layer": {"class_name": class, "config": inner},
+                "merge_mode": merge
+            });
+            return Some(self.layer("Bidirectional", config, &[x], [w, w2].concat(), out));
+        }
+        Some(self.layer(class, config, &[x], w, out))
+    }
+
+    /// A recurrent layer's class, config, weights and output shape; with `like`, weights
+    /// for the same class and config.
+    #[allow(clippy::type_complexity)]
+    fn rnn_parts(
+        &mut self,
+        shape: &[usize],
+        like: Option<(&'static str, &Value)>,
+    ) -> (&'static str, Value, Vec<(Vec<usize>, Vec<f32>)>, Vec<usize>) {
         let (steps, n_in) = (shape[0], shape[1]);
-        let class = *self.rng.pick(&["LSTM", "GRU", "SimpleRNN"]);
-        let units = self.rng.range(1, 8);
+        let class = match like {
+            Some((class, _)) => class,
+            None => *self.rng.pick(&["LSTM", "GRU", "SimpleRNN"]),
+        };
+        let units = match like {
+            Some((_, c)) => c["units"].as_u64().unwrap() as usize,
+            None => self.rng.range(1, 8),
+        };
         let gates = match class {
             "LSTM" => 4,
             "GRU" => 3,
@@ -699,8 +836,16 @@ impl Builder {
                     .normals(units * gates * units, 1.0 / (units as f64).sqrt()),
             ),
         ];
+        if let Some((_, c)) = like {
+            config = c.clone();
+        }
+        let use_bias = config["use_bias"].as_bool().unwrap();
+        let return_sequences = config["return_sequences"].as_bool().unwrap();
         if class == "GRU" {
-            let reset_after = self.rng.chance(0.7);
+            let reset_after = match like {
+                Some((_, c)) => c["reset_after"].as_bool().unwrap(),
+                None => self.rng.chance(0.7),
+            };
             config["reset_after"] = json!(reset_after);
             if use_bias {
                 let b = if reset_after {
@@ -719,7 +864,62 @@ impl Builder {
         } else {
             vec![units]
         };
-        Some(self.layer(class, config, &[x], w, out))
+        (class, config, w, out)
+    }
+
+    fn multi_head_attention(&mut self, x: usize) -> Option<usize> {
+        let shape = self.tensors[x].shape.clone();
+        if shape.len() != 2 {
+            return None;
+        }
+        let d = shape[1];
+        let candidates: Vec<usize> = (0..self.tensors.len())
+            .filter(|&t| !self.tensors[t].int && self.tensors[t].shape.len() == 2)
+            .collect();
+        let v = *self.rng.pick(&candidates);
+        let dv = self.tensors[v].shape[1];
+        let causal = self.rng.chance(0.3) && self.tensors[v].shape[0] == shape[0];
+        let heads = self.rng.range(1, 3);
+        let key_dim = self.rng.range(1, 4);
+        let value_dim = self.rng.range(1, 4);
+        let use_bias = self.rng.chance(0.7);
+        let mut w = Vec::new();
+        for (rows, cols) in [(d, key_dim), (dv, key_dim), (dv, value_dim)] {
+            w.push((
+                vec![rows, heads, cols],
+                self.rng
+                    .normals(rows * heads * cols, 1.0 / (rows as f64).sqrt()),
+            ));
+            if use_bias {
+                w.push((vec![heads, cols], self.rng.normals(heads * cols, 0.2)));
+            }
+        }
+        w.push((
+            vec![heads, value_dim, d],
+            self.rng.normals(
+                heads * value_dim * d,
+                1.0 / ((heads * value_dim) as f64).sqrt(),
+            ),
+        ));
+        if use_bias {
+            w.push(self.bias(d));
+        }
+        let kwargs = if causal {
+            json!({"use_causal_mask": true})
+        } else {
+            json!({})
+        };
+        Some(self.call(
+            "MultiHeadAttention",
+            json!({"num_heads": heads, "key_dim": key_dim, "value_dim": value_dim,
+                   "use_bias": use_bias, "dropout": 0.0, "output_shape": null,
+                   "attention_axes": null}),
+            &[x, v],
+            true,
+            kwargs,
+            w,
+            shape,
+        ))
     }
 
     fn attention(&mut self, x: usize) -> Option<usize> {
@@ -790,21 +990,28 @@ impl Builder {
         let class = *self.rng.pick(&[
             "Add", "Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum",
         ]);
-        let mut ins = vec![x, *self.rng.pick(&partners)];
+        let distinct: Vec<usize> = partners.iter().copied().filter(|&t| t != x).collect();
+        let y = match class {
+            // x - x is zero.
+            "Subtract" if distinct.is_empty() => return None,
+            "Subtract" => *self.rng.pick(&distinct),
+            _ => *self.rng.pick(&partners),
+        };
+        let mut ins = vec![x, y];
         if class != "Subtract" && self.rng.chance(0.2) {
             ins.push(*self.rng.pick(&partners));
         }
         Some(self.layer(class, json!({}), &ins, vec![], shape))
     }
 
-    fn embedding(&mut self, x: usize, vocab: usize) -> usize {
+    fn embedding(&mut self, x: usize, vocab: usize, mask_zero: bool) -> usize {
         let dim = self.rng.range(2, 6);
         let mut shape = self.tensors[x].shape.clone();
         shape.push(dim);
         let w = vec![(vec![vocab, dim], self.rng.normals(vocab * dim, 1.0))];
         self.layer(
             "Embedding",
-            json!({"input_dim": vocab, "output_dim": dim, "mask_zero": false}),
+            json!({"input_dim": vocab, "output_dim": dim, "mask_zero": mask_zero}),
             &[x],
             w,
             shape,
@@ -839,7 +1046,8 @@ impl Builder {
                 },
                 12 => self.reshape(x),
                 13 if size <= 256 => self.recurrent(x),
-                14 => self.attention(x),
+                14 if self.rng.chance(0.5) => self.attention(x),
+                14 => self.multi_head_attention(x),
                 _ => None,
             };
             if let Some(y) = made {
@@ -858,11 +1066,13 @@ impl Builder {
         self.weights.remove(layer["name"].as_str().unwrap());
         self.tensors.pop();
         assert_eq!(y, self.tensors.len());
-        let inbound = &layer["inbound_nodes"][0]["args"][0];
-        let refs: Vec<&Value> = match inbound.as_array() {
-            Some(list) => list.iter().collect(),
-            None => vec![inbound],
-        };
+        let mut refs: Vec<&Value> = Vec::new();
+        for arg in layer["inbound_nodes"][0]["args"].as_array().unwrap() {
+            match arg.as_array() {
+                Some(list) => refs.extend(list),
+                None => refs.push(arg),
+            }
+        }
         for r in refs {
             let name = r["config"]["keras_history"][0].as_str().unwrap();
             let t = self.tensors.iter_mut().find(|t| t.layer == name).unwrap();
@@ -917,7 +1127,16 @@ fn random_model(seed: u64) -> Value {
             if b.rng.chance(0.3) {
                 let vocab = b.rng.range(3, 10);
                 let x = b.input(vec![steps], Some(vocab));
-                b.embedding(x, vocab);
+                let masked = b.rng.chance(0.4);
+                let e = b.embedding(x, vocab, masked);
+                if masked {
+                    // The mask is consumed by a recurrent layer's last state.
+                    let shape = b.tensors[e].shape.clone();
+                    let (class, mut config, w, _) = b.rnn_parts(&shape, None);
+                    config["return_sequences"] = json!(false);
+                    let units = config["units"].as_u64().unwrap() as usize;
+                    b.layer(class, config, &[e], w, vec![units]);
+                }
             } else {
                 let c = b.rng.range(1, 6);
                 b.input(vec![steps, c], None);
@@ -1129,11 +1348,20 @@ fn check_batch(batch: &[Prepared], dir: &Path, tally: &mut Tally) {
     }
 }
 
+/// The models of `tests/fixtures/differential/`, or of `KERAS2SRC_DIFF_REPLAY` (a file
+/// or a directory) when set.
 fn regression_fixtures() -> Vec<(String, Value)> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/differential");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .map(|d| d.map(|e| e.unwrap().path()).collect())
-        .unwrap_or_default();
+    let dir = match std::env::var_os("KERAS2SRC_DIFF_REPLAY") {
+        Some(path) => PathBuf::from(path),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/differential"),
+    };
+    let mut files: Vec<PathBuf> = if dir.is_file() {
+        vec![dir]
+    } else {
+        std::fs::read_dir(&dir)
+            .map(|d| d.map(|e| e.unwrap().path()).collect())
+            .unwrap_or_default()
+    };
     files.retain(|p| p.extension().is_some_and(|e| e == "json"));
     files.sort();
     files
@@ -1189,7 +1417,40 @@ fn generated_code_matches_interpreter_on_random_models() {
     for (b, batch) in prepared.chunks(BATCH).enumerate() {
         let dir = work.path.join(format!("batch{b}"));
         std::fs::create_dir_all(&dir).unwrap();
-        check_batch(batch, &dir, &mut tally);
+        let whole = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let mut t = Tally {
+                compared: 0,
+                degenerate: Vec::new(),
+                failures: Vec::new(),
+            };
+            check_batch(batch, &dir, &mut t);
+            t
+        }));
+        match whole {
+            Ok(t) => {
+                tally.compared += t.compared;
+                tally.degenerate.extend(t.degenerate);
+                tally.failures.extend(t.failures);
+            }
+            // Generating or compiling failed: find the cases, one at a time.
+            Err(_) => {
+                for (k, p) in batch.iter().enumerate() {
+                    let dir = work.path.join(format!("batch{b}_{k}"));
+                    std::fs::create_dir_all(&dir).unwrap();
+                    let one = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        check_batch(std::slice::from_ref(p), &dir, &mut tally)
+                    }));
+                    if one.is_err() {
+                        let path = save_failure(&p.label, &p.doc);
+                        tally.failures.push(format!(
+                            "{} ({}): generating, compiling or running failed (see above)",
+                            p.label,
+                            path.display()
+                        ));
+                    }
+                }
+            }
+        }
     }
     eprintln!(
         "differential: seed {seed}, {cases} random cases: {} compared, {} skipped, {} with \
@@ -1200,6 +1461,18 @@ fn generated_code_matches_interpreter_on_random_models() {
         tally.failures.len(),
         started.elapsed()
     );
+    let mut classes = std::collections::BTreeMap::new();
+    for p in &prepared {
+        for layer in p.doc["model"]["config"]["layers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            let class = layer["class_name"].as_str().unwrap_or("?");
+            *classes.entry(class.to_string()).or_insert(0usize) += 1;
+        }
+    }
+    eprintln!("  layers: {classes:?}");
     for s in &skipped {
         eprintln!("  skipped {s}");
     }

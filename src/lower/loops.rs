@@ -710,20 +710,38 @@ impl Syntax<'_> {
                     out.push_str(&format!("{pad}{line}\n"));
                 }
                 Stmt::IfInRange { ix, lo, hi, body } => {
-                    let i = ix.print();
-                    let simple = ix.terms.len() == 1 && ix.terms[0].1 == 1 && ix.constant == 0;
-                    let cond = if *lo == 0 {
-                        format!("{i} < {hi}")
-                    } else if rust && simple {
-                        format!("({lo}..{hi}).contains(&{i})")
-                    } else if rust {
-                        format!("({lo}..{hi}).contains(&({i}))")
-                    } else {
-                        format!("{lo} <= {i} && {i} < {hi}")
-                    };
-                    self.print_if(&cond, body, depth, out);
+                    // Guards nested with nothing else are one `if` (clippy's collapsible_if).
+                    let mut conds = vec![self.range_cond(ix, *lo, *hi)];
+                    let mut body = body;
+                    while let [Stmt::IfInRange {
+                        ix,
+                        lo,
+                        hi,
+                        body: inner,
+                    }] = body.as_slice()
+                    {
+                        conds.push(self.range_cond(ix, *lo, *hi));
+                        body = inner;
+                    }
+                    self.print_if(&conds.join(" && "), body, depth, out);
                 }
             }
+        }
+    }
+
+    /// `lo <= ix < hi`.
+    fn range_cond(&self, ix: &Ix, lo: usize, hi: usize) -> String {
+        let rust = self.lang == Lang::Rust;
+        let i = ix.print();
+        let simple = ix.terms.len() == 1 && ix.terms[0].1 == 1 && ix.constant == 0;
+        if lo == 0 {
+            format!("{i} < {hi}")
+        } else if rust && simple {
+            format!("({lo}..{hi}).contains(&{i})")
+        } else if rust {
+            format!("({lo}..{hi}).contains(&({i}))")
+        } else {
+            format!("{lo} <= {i} && {i} < {hi}")
         }
     }
 

@@ -1,6 +1,7 @@
 //! Splits off activations a layer cannot run in place on its own output: glu (it halves
-//! an axis) after Dense or Conv, and any axis activation (softmax, ...) after Conv, whose
-//! loops apply elementwise activations only. The activation becomes a node of its own.
+//! an axis) after Dense or Conv, and any axis activation (softmax, ...) after Conv or
+//! ConvTranspose, whose loops apply elementwise activations only. The activation becomes
+//! a node of its own.
 
 use crate::ir::{Activation, AxisFn, Graph, Node, Op, Tensor};
 
@@ -9,7 +10,9 @@ pub fn run(mut graph: Graph) -> Graph {
     for mut node in std::mem::take(&mut graph.nodes) {
         let split = match &node.op {
             Op::Dense { activation, .. } => is_glu(activation),
-            Op::Conv { activation, .. } => matches!(activation, Activation::Axis { .. }),
+            Op::Conv { activation, .. } | Op::ConvTranspose { activation, .. } => {
+                matches!(activation, Activation::Axis { .. })
+            }
             _ => false,
         };
         if !split {
@@ -19,15 +22,14 @@ pub fn run(mut graph: Graph) -> Graph {
         // The layer's own shape once the activation is gone (validated graphs: no error).
         let mut linear_op = node.op.clone();
         let shapes: Vec<&[usize]> = node.inputs.iter().map(|&t| graph.shape(t)).collect();
-        let linear_shape = match linear_op.linear_parts_mut() {
-            Some((_, _, a)) => {
+        let linear_shape = match activation_mut(&mut linear_op) {
+            Some(a) => {
                 *a = Activation::Linear;
                 linear_op.output_shape(&shapes)
             }
             _ => Err(String::new()),
         };
-        let (Ok(linear_shape), Some((_, _, activation))) =
-            (linear_shape, node.op.linear_parts_mut())
+        let (Ok(linear_shape), Some(activation)) = (linear_shape, activation_mut(&mut node.op))
         else {
             nodes.push(node);
             continue;
@@ -51,6 +53,13 @@ pub fn run(mut graph: Graph) -> Graph {
     }
     graph.nodes = nodes;
     graph
+}
+
+fn activation_mut(op: &mut Op) -> Option<&mut Activation> {
+    match op {
+        Op::ConvTranspose { activation, .. } => Some(activation),
+        op => op.linear_parts_mut().map(|(_, _, a)| a),
+    }
 }
 
 fn is_glu(activation: &Activation) -> bool {
