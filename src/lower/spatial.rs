@@ -487,12 +487,17 @@ pub fn conv_transpose(
         let pos = Ix::default()
             .plus(&format!("i{d}"), strides_[d])
             .plus(&format!("t{d}"), dilation[d]);
-        body = vec![Stmt::IfInRange {
-            ix: pos,
-            lo: crop[d],
-            hi: crop[d] + out_shape[d],
-            body,
-        }];
+        // Guarded only where a position can fall outside the output (a guard that always
+        // holds, such as `0 < 1`, is a clippy error in the generated Rust).
+        let reach = (in_shape[d] - 1) * strides_[d] + (kernel_shape[d] - 1) * dilation[d];
+        if crop[d] > 0 || reach >= out_shape[d] {
+            body = vec![Stmt::IfInRange {
+                ix: pos,
+                lo: crop[d],
+                hi: crop[d] + out_shape[d],
+                body,
+            }];
+        }
         body = for_(&format!("t{d}"), kernel_shape[d], body);
     }
     let scatter = nest("i", &in_shape[..rank], body);
