@@ -1405,7 +1405,7 @@ fn generated_code_matches_interpreter_on_random_models() {
         }));
         match outcome {
             Ok(Ok(p)) => prepared.push(p),
-            Ok(Err(e)) => skipped.push(format!("{label}: {e}")),
+            Ok(Err(e)) => skipped.push(format!("{label}: {}", e.replace('\n', " "))),
             Err(_) => {
                 let path = save_failure(&label, &doc);
                 tally
