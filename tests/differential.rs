@@ -250,11 +250,11 @@ impl Builder {
         }
         if self.rng.chance(0.15) && last > 1 {
             let a = *self.rng.pick(AXIS_ACTIVATIONS);
-            if a != "glu" || last % 2 == 0 {
+            if a != "glu" || last.is_multiple_of(2) {
                 return a;
             }
         }
-        *self.rng.pick(PLAIN_ACTIVATIONS)
+        self.rng.pick::<&str>(PLAIN_ACTIVATIONS)
     }
 
     fn after_activation(shape: &[usize], activation: &str) -> Vec<usize> {
@@ -465,7 +465,7 @@ impl Builder {
         let channels;
         match family {
             "Conv" => {
-                let divisors: Vec<usize> = (1..=cin).filter(|g| cin % g == 0).collect();
+                let divisors: Vec<usize> = (1..=cin).filter(|&g| cin.is_multiple_of(g)).collect();
                 let groups = if self.rng.chance(0.3) {
                     *self.rng.pick(&divisors)
                 } else {
@@ -743,12 +743,12 @@ impl Builder {
             _ => {
                 // Split the element count into two or three factors.
                 let n = numel(&shape);
-                let divisors: Vec<usize> = (1..=n).filter(|d| n % d == 0).collect();
+                let divisors: Vec<usize> = (1..=n).filter(|&d| n.is_multiple_of(d)).collect();
                 let a = *self.rng.pick(&divisors);
                 let mut out = vec![a, n / a];
                 if self.rng.chance(0.3) {
                     let m = out[1];
-                    let ds: Vec<usize> = (1..=m).filter(|d| m % d == 0).collect();
+                    let ds: Vec<usize> = (1..=m).filter(|&d| m.is_multiple_of(d)).collect();
                     let b = *self.rng.pick(&ds);
                     out = vec![a, b, m / b];
                 }
@@ -1033,7 +1033,7 @@ impl Builder {
             let size = numel(&self.tensors[x].shape);
             let made = match self.rng.range(0, 15) {
                 0 | 1 => self.dense(x),
-                2 | 3 | 4 => self.conv(x),
+                2..=4 => self.conv(x),
                 5 | 6 => self.pool(x, None),
                 7 => self.activation_layer(x),
                 8 => self.batch_norm(x),
@@ -1136,6 +1136,8 @@ fn random_model(seed: u64) -> Value {
                     config["return_sequences"] = json!(false);
                     let units = config["units"].as_u64().unwrap() as usize;
                     b.layer(class, config, &[e], w, vec![units]);
+                    // Other layers reject the mask on purpose: offer the tensor to none.
+                    b.tensors[e].int = true;
                 }
             } else {
                 let c = b.rng.range(1, 6);
