@@ -356,6 +356,73 @@ impl Builder {
         ))
     }
 
+    /// PReLU, Rescaling, UnitNormalization, GroupNormalization or RepeatVector.
+    fn other(&mut self, x: usize) -> Option<usize> {
+        let shape = self.tensors[x].shape.clone();
+        let c = *shape.last()?;
+        match self.rng.range(0, 4) {
+            0 => {
+                // Shared over the first axis, sometimes.
+                let shared = shape.len() > 1 && self.rng.chance(0.5);
+                let mut ashape = shape.clone();
+                if shared {
+                    ashape[0] = 1;
+                }
+                let n = numel(&ashape);
+                let alpha = self.rng.normals(n, 0.3);
+                let config = if shared {
+                    json!({ "shared_axes": [1] })
+                } else {
+                    json!({ "shared_axes": null })
+                };
+                Some(self.layer("PReLU", config, &[x], vec![(ashape, alpha)], shape))
+            }
+            1 => {
+                let (scale, offset) = (0.5 + self.rng.unit(), self.rng.normal() * 0.2);
+                Some(self.layer(
+                    "Rescaling",
+                    json!({"scale": scale, "offset": offset}),
+                    &[x],
+                    vec![],
+                    shape,
+                ))
+            }
+            2 if c > 1 => Some(self.layer(
+                "UnitNormalization",
+                json!({ "axis": -1 }),
+                &[x],
+                vec![],
+                shape,
+            )),
+            3 if shape.len() > 1 => {
+                let divisors: Vec<usize> = (1..=c).filter(|&g| c.is_multiple_of(g)).collect();
+                let groups = *self.rng.pick(&divisors);
+                if numel(&shape) / groups < 2 {
+                    return None;
+                }
+                let mut w = Vec::new();
+                let g = (0..c)
+                    .map(|_| (1.0 + 0.3 * self.rng.normal()) as f32)
+                    .collect();
+                w.push((vec![c], g));
+                w.push(self.bias(c));
+                Some(self.layer(
+                    "GroupNormalization",
+                    json!({"groups": groups, "axis": -1, "epsilon": 0.001, "center": true,
+                           "scale": true}),
+                    &[x],
+                    w,
+                    shape,
+                ))
+            }
+            4 if shape.len() == 1 => {
+                let n = self.rng.range(1, 4);
+                Some(self.layer("RepeatVector", json!({ "n": n }), &[x], vec![], vec![n, c]))
+            }
+            _ => None,
+        }
+    }
+
     fn layer_norm(&mut self, x: usize) -> Option<usize> {
         let shape = self.tensors[x].shape.clone();
         let rank = shape.len();
@@ -1031,7 +1098,7 @@ impl Builder {
 
     /// One random layer on a recent tensor.
     fn step(&mut self) {
-        for _ in 0..20 {
+        for _ in 0..30 {
             let floats: Vec<usize> = (0..self.tensors.len())
                 .filter(|&t| !self.tensors[t].int)
                 .collect();
@@ -1042,7 +1109,7 @@ impl Builder {
                 *self.rng.pick(&floats)
             };
             let size = numel(&self.tensors[x].shape);
-            let made = match self.rng.range(0, 15) {
+            let made = match self.rng.range(0, 16) {
                 0 | 1 => self.dense(x),
                 2..=4 => self.conv(x),
                 5 | 6 => self.pool(x, None),
@@ -1059,6 +1126,7 @@ impl Builder {
                 13 if size <= 256 => self.recurrent(x),
                 14 if self.rng.chance(0.5) => self.attention(x),
                 14 => self.multi_head_attention(x),
+                15 => self.other(x),
                 _ => None,
             };
             if let Some(y) = made {
