@@ -1341,7 +1341,12 @@ fn prepare(
             ident,
             model,
             samples,
-            weights: keras2src::WeightsPlacement::Inline,
+            // Every third model's Rust weights in a `.weights.bin` file.
+            weights: if seed % 3 == 2 {
+                keras2src::WeightsPlacement::File
+            } else {
+                keras2src::WeightsPlacement::Inline
+            },
         },
         want,
     })
