@@ -13,8 +13,14 @@ use crate::error::escape_for_message as esc;
 /// The zip local file header signature.
 pub(crate) const MAGIC: &[u8] = b"PK\x03\x04";
 
-/// Largest entry we unpack: weights within the IR limit in float64, plus slack.
-const MAX_ENTRY_BYTES: u64 = (crate::ir::MAX_TENSOR_ELEMENTS as u64) * 8 + (64 << 20);
+/// Largest JSON entry (`config.json`, `metadata.json`) we read, stored or compressed:
+/// real ones are a few MB, and parsed JSON takes several times its text's size.
+const MAX_TEXT_BYTES: u64 = 32 << 20;
+
+/// Largest compressed entry we unpack. Keras stores entries uncompressed, so their
+/// size is bounded by the archive's; a deflated entry can claim far more than it holds
+/// (a zip bomb), so it is bounded here, well under the memory a build can spare.
+const MAX_DEFLATED_BYTES: u64 = 256 << 20;
 
 /// The parts of a `.keras` archive.
 #[derive(Debug)]
@@ -30,6 +36,7 @@ fn zip_error(e: ZipError) -> String {
 
 /// Reads the archive's entries.
 pub(crate) fn read(bytes: &[u8]) -> Result<Archive, String> {
+    let len = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
     let mut zip = ZipArchive::new(Cursor::new(bytes)).map_err(zip_error)?;
     let names: Vec<String> = zip
         .file_names()
@@ -70,13 +77,13 @@ pub(crate) fn read(bytes: &[u8]) -> Result<Archive, String> {
     if !has("model.weights.h5") {
         return Err("the archive has no 'model.weights.h5'".into());
     }
-    let config = read_text(&mut zip, "config.json")?;
+    let config = read_text(&mut zip, len, "config.json")?;
     let metadata = if has("metadata.json") {
-        Some(read_text(&mut zip, "metadata.json")?)
+        Some(read_text(&mut zip, len, "metadata.json")?)
     } else {
         None
     };
-    let weights = read_entry(&mut zip, "model.weights.h5")?;
+    let weights = read_entry(&mut zip, len, "model.weights.h5", None)?;
     Ok(Archive {
         config,
         metadata,
@@ -84,18 +91,50 @@ pub(crate) fn read(bytes: &[u8]) -> Result<Archive, String> {
     })
 }
 
-fn read_text(zip: &mut ZipArchive<Cursor<&[u8]>>, name: &str) -> Result<String, String> {
-    String::from_utf8(read_entry(zip, name)?)
+fn read_text(
+    zip: &mut ZipArchive<Cursor<&[u8]>>,
+    archive_len: u64,
+    name: &str,
+) -> Result<String, String> {
+    String::from_utf8(read_entry(zip, archive_len, name, Some(MAX_TEXT_BYTES))?)
         .map_err(|_| format!("'{name}' in the archive is not UTF-8 text"))
 }
 
-fn read_entry(zip: &mut ZipArchive<Cursor<&[u8]>>, name: &str) -> Result<Vec<u8>, String> {
+fn read_entry(
+    zip: &mut ZipArchive<Cursor<&[u8]>>,
+    archive_len: u64,
+    name: &str,
+    text_limit: Option<u64>,
+) -> Result<Vec<u8>, String> {
     let entry = zip.by_name(name).map_err(zip_error)?;
     if entry.encrypted() {
         return Err(format!("'{name}' in the archive is encrypted"));
     }
+    let size = entry.size();
+    if let Some(limit) = text_limit.filter(|&l| size > l) {
+        return Err(format!(
+            "'{name}' in the archive has {size} bytes, more than the {limit} bytes keras2src \
+             reads for it"
+        ));
+    }
     match entry.compression() {
-        CompressionMethod::Stored | CompressionMethod::Deflated => {}
+        // Stored: the bytes are in the archive, so the size is bounded by the archive's.
+        CompressionMethod::Stored if size > archive_len => {
+            return Err(format!(
+                "'{name}' in the archive declares {size} bytes, but the whole archive has \
+                 {archive_len} (damaged?)"
+            ))
+        }
+        CompressionMethod::Stored => {}
+        CompressionMethod::Deflated if size > MAX_DEFLATED_BYTES => {
+            return Err(format!(
+                "'{name}' in the archive unpacks to {size} bytes, more than the \
+                 {MAX_DEFLATED_BYTES} bytes \
+                 keras2src unpacks from a compressed entry (a zip bomb? Keras stores entries \
+                 uncompressed: re-save the model with Keras)"
+            ))
+        }
+        CompressionMethod::Deflated => {}
         other => {
             return Err(format!(
                 "'{name}' in the archive uses {other} compression; only stored and deflate \
@@ -103,22 +142,22 @@ fn read_entry(zip: &mut ZipArchive<Cursor<&[u8]>>, name: &str) -> Result<Vec<u8>
             ))
         }
     }
-    let size = entry.size();
-    if size > MAX_ENTRY_BYTES {
-        return Err(format!(
-            "'{name}' in the archive is too large ({size} bytes)"
-        ));
-    }
+    // Never more than the header says (checked above), however much the data unpacks to.
     let capacity = usize::try_from(size).unwrap_or(0).min(64 << 20);
     let mut out = Vec::with_capacity(capacity);
     entry
-        .take(MAX_ENTRY_BYTES + 1)
+        .take(size.saturating_add(1))
         .read_to_end(&mut out)
         .map_err(|e| format!("cannot unpack '{name}' from the archive (damaged?): {e}"))?;
     if out.len() as u64 != size {
         return Err(format!(
-            "'{name}' in the archive unpacked to {} bytes, its header says {size}",
-            out.len()
+            "'{name}' in the archive unpacked to {}{} bytes, its header says {size}",
+            if out.len() as u64 > size {
+                "more than "
+            } else {
+                ""
+            },
+            out.len().min(usize::try_from(size).unwrap_or(usize::MAX))
         ));
     }
     Ok(out)

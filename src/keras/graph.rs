@@ -102,7 +102,7 @@ pub(super) fn build(path: &Path, source: Source) -> Result<Graph> {
         .collect();
     let expected: Vec<Option<usize>> = counts.iter().map(|c| c.map(|c| c.total)).collect();
     let loaded = match weights {
-        WeightSource::SavingLib(root) => {
+        WeightSource::SavingLib(root, budget) => {
             let groups: Vec<Vec<String>> = kinds
                 .iter()
                 .map(|k| {
@@ -110,9 +110,9 @@ pub(super) fn build(path: &Path, source: Source) -> Result<Graph> {
                         .map_or_else(|| vec![String::new()], |k| k.weight_groups())
                 })
                 .collect();
-            h5::saving_lib_weights(&root, &model, &groups)
+            h5::saving_lib_weights(&root, &model, &groups, budget)
         }
-        WeightSource::Legacy(group) => h5::legacy_weights(&group, &model, &counts),
+        WeightSource::Legacy(group, budget) => h5::legacy_weights(&group, &model, &counts, budget),
         WeightSource::ByName(map) => by_name(map, &model, &counts),
     }
     .map_err(format_error)?;
@@ -488,6 +488,9 @@ impl<'a> Builder<'a> {
         // Keras 3 functional nodes pass masks to the layers that take a `mask` argument
         // explicitly; masks also follow the layers (tf_keras, a Sequential's chain, and
         // Keras 3 layers that read them from their inputs, such as MultiHeadAttention).
+        if inputs.is_empty() && explicit_mask.is_some() {
+            return Err("is called with a mask but without an input tensor".into());
+        }
         let source = kind.mask_source();
         let incoming: Vec<(usize, super::mask::MaskRef)> = match explicit_mask {
             Some(mask) => vec![(

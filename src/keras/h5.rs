@@ -57,10 +57,25 @@ pub(crate) struct LoadedWeights {
     pub unsplit: BTreeSet<usize>,
 }
 
-/// Opens an HDF5 file held in memory, with reads bounded by the IR's tensor limit.
+/// The most bytes of data (weights, attributes) we decode from an HDF5 file of `len`
+/// bytes, over all its datasets: Keras stores data uncompressed, so real files hold at most
+/// their own size; the rest allows for compressed or unwritten (fill-value) data in small
+/// files. A file declaring more is refused before anything is allocated for it.
+pub(crate) fn data_budget(len: usize) -> u64 {
+    let len = u64::try_from(len).unwrap_or(u64::MAX);
+    len.saturating_mul(2).saturating_add(16 << 20)
+}
+
+/// Opens an HDF5 file held in memory, with every read bounded by [`data_budget`] and the
+/// IR's tensor limit.
 pub(crate) fn open(bytes: Vec<u8>) -> Result<Hdf5File, String> {
+    let budget = usize::try_from(data_budget(bytes.len())).unwrap_or(usize::MAX);
+    let limit = budget.min(MAX_TENSOR_ELEMENTS.saturating_mul(8));
     let options = OpenOptions {
-        max_read_bytes: MAX_TENSOR_ELEMENTS.saturating_mul(8),
+        max_read_bytes: limit,
+        max_chunk_bytes: limit.min(hdf5_reader::DEFAULT_MAX_CHUNK_BYTES),
+        chunk_cache_bytes: 16 << 20,
+        max_object_header_bytes: limit.min(hdf5_reader::DEFAULT_MAX_OBJECT_HEADER_BYTES),
         ..OpenOptions::default()
     };
     let len = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
@@ -173,11 +188,27 @@ fn dims(dataset: &Dataset) -> Result<Vec<usize>, String> {
     Ok(shape)
 }
 
-/// Reads a weight tensor as f32.
-pub(crate) fn read_tensor(dataset: &Dataset) -> Result<(Weights, StoredDtype), String> {
+/// Reads a weight tensor as f32, taking its decoded size from `budget` (the bytes of data
+/// the file can still hold, see [`data_budget`]) before allocating anything for it.
+pub(crate) fn read_tensor(
+    dataset: &Dataset,
+    budget: &mut u64,
+) -> Result<(Weights, StoredDtype), String> {
     let shape = dims(dataset)?;
     let count = crate::ir::numel(&shape);
     let fail = |e: hdf5_reader::error::Error| format!("cannot read the data: {e}");
+    let bytes = dataset
+        .raw_byte_len()
+        .ok()
+        .and_then(|b| u64::try_from(b).ok())
+        .ok_or("the dataset's size in bytes overflows")?;
+    if bytes > *budget {
+        return Err(format!(
+            "dataset shape {shape:?} declares {bytes} bytes of data, more than the file can \
+             hold (damaged, or compressed far beyond what Keras writes)"
+        ));
+    }
+    *budget -= bytes;
     let (data, stored) = match dataset.dtype() {
         Datatype::FloatingPoint { size: 4, .. } => {
             let mut data = vec![0f32; count];
@@ -298,6 +329,7 @@ fn numbered_tensors(
     group: &Group,
     location: &str,
     dtypes: &mut BTreeSet<StoredDtype>,
+    budget: &mut u64,
 ) -> Result<Vec<Weights>, String> {
     let (_, names) = members(group)?;
     let mut numbered: Vec<(usize, String)> = Vec::with_capacity(names.len());
@@ -316,7 +348,8 @@ fn numbered_tensors(
         let dataset = group
             .dataset(name)
             .map_err(|e| format!("cannot open {location}/{name}: {e}"))?;
-        let (w, stored) = read_tensor(&dataset).map_err(|e| format!("{location}/{name}: {e}"))?;
+        let (w, stored) =
+            read_tensor(&dataset, budget).map_err(|e| format!("{location}/{name}: {e}"))?;
         dtypes.insert(stored);
         out.push(w);
     }
@@ -325,11 +358,13 @@ fn numbered_tensors(
 
 /// Keras 3 `saving_lib` layout: each layer's `<weights_path>/vars/<i>` under `root`.
 /// `groups[i]` lists the sub-objects of layer `i` whose `vars` hold its weights, in
-/// `get_weights()` order (`""` for the layer's own `vars`; `cell` for an RNN).
+/// `get_weights()` order (`""` for the layer's own `vars`; `cell` for an RNN). `budget`:
+/// see [`data_budget`].
 pub(crate) fn saving_lib_weights(
     root: &Group,
     model: &ModelConfig,
     groups: &[Vec<String>],
+    mut budget: u64,
 ) -> Result<LoadedWeights, String> {
     let mut loaded = LoadedWeights::empty(model.layers.len());
     if !has_group(root, "layers")? {
@@ -367,7 +402,12 @@ pub(crate) fn saving_lib_weights(
             let Some((vars, location)) = found else {
                 break;
             };
-            tensors.extend(numbered_tensors(&vars, &location, &mut loaded.dtypes)?);
+            tensors.extend(numbered_tensors(
+                &vars,
+                &location,
+                &mut loaded.dtypes,
+                &mut budget,
+            )?);
         }
         if !tensors.is_empty() || group_at(root, &format!("{path}/vars"))?.is_some() {
             loaded.per_layer[i] = Some(tensors);
@@ -501,11 +541,12 @@ fn dataset_at(group: &Group, path: &str) -> Result<Dataset, String> {
 
 /// Legacy layout: `layer_names` on `group`, weights by position among the model's
 /// top-level layers (units) that have weights, as Keras does when every count is known
-/// (`counts` per layer); otherwise by layer name.
+/// (`counts` per layer); otherwise by layer name. `budget`: see [`data_budget`].
 pub(crate) fn legacy_weights(
     group: &Group,
     model: &ModelConfig,
     counts: &[Option<WeightCount>],
+    mut budget: u64,
 ) -> Result<LoadedWeights, String> {
     let mut loaded = LoadedWeights::empty(model.layers.len());
     let names = attr_strings(group, "layer_names")?
@@ -562,7 +603,7 @@ pub(crate) fn legacy_weights(
         let mut tensors = Vec::with_capacity(weight_names.len());
         for weight_name in weight_names {
             let dataset = dataset_at(layer_group, weight_name)?;
-            let (w, stored) = read_tensor(&dataset)
+            let (w, stored) = read_tensor(&dataset, &mut budget)
                 .map_err(|e| format!("{}/{}: {e}", esc(name), esc(weight_name)))?;
             loaded.dtypes.insert(stored);
             tensors.push(w);

@@ -177,12 +177,13 @@ pub(crate) struct Source {
     pub notes: Vec<String>,
 }
 
-/// Where weights come from.
+/// Where weights come from. The HDF5 ones carry the most bytes of data the file can
+/// hold ([`h5::data_budget`]), checked before each dataset is read.
 pub(crate) enum WeightSource {
     /// An HDF5 file in Keras 3's `saving_lib` layout (the group holding `layers/`).
-    SavingLib(hdf5_reader::group::Group),
+    SavingLib(hdf5_reader::group::Group, u64),
     /// A group with legacy `layer_names` / `weight_names`.
-    Legacy(hdf5_reader::group::Group),
+    Legacy(hdf5_reader::group::Group, u64),
     /// Weights by layer name (interchange JSON).
     ByName(BTreeMap<String, Vec<Weights>>),
 }
@@ -211,12 +212,13 @@ fn from_archive(bytes: &[u8]) -> std::result::Result<Source, String> {
         None => None,
     };
     let version = version_from(metadata_version.as_deref(), KerasVersion::KERAS3)?;
+    let budget = h5::data_budget(parts.weights.len());
     let file = h5::open(parts.weights).map_err(|e| format!("model.weights.h5: {e}"))?;
     let root = h5::root(&file).map_err(|e| format!("model.weights.h5: {e}"))?;
     Ok(Source {
         model,
         version,
-        weights: WeightSource::SavingLib(root),
+        weights: WeightSource::SavingLib(root, budget),
         notes: Vec::new(),
     })
 }
@@ -226,6 +228,7 @@ fn from_hdf5(path: &Path, bytes: &[u8], config: Option<(&Path, &[u8])>) -> Resul
         path: path.to_path_buf(),
         message,
     };
+    let budget = h5::data_budget(bytes.len());
     let file = h5::open(bytes.to_vec()).map_err(format_error)?;
     let root = h5::root(&file).map_err(format_error)?;
     let file_version = h5::attr_string(&root, "keras_version").map_err(format_error)?;
@@ -250,7 +253,7 @@ fn from_hdf5(path: &Path, bytes: &[u8], config: Option<(&Path, &[u8])>) -> Resul
         return Ok(Source {
             model,
             version,
-            weights: WeightSource::Legacy(weights_group),
+            weights: WeightSource::Legacy(weights_group, budget),
             notes: Vec::new(),
         });
     }
@@ -299,9 +302,9 @@ fn from_hdf5(path: &Path, bytes: &[u8], config: Option<(&Path, &[u8])>) -> Resul
         model,
         version,
         weights: if saving_lib {
-            WeightSource::SavingLib(root)
+            WeightSource::SavingLib(root, budget)
         } else {
-            WeightSource::Legacy(root)
+            WeightSource::Legacy(root, budget)
         },
         notes: Vec::new(),
     })

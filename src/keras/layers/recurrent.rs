@@ -420,9 +420,14 @@ impl Rnn {
         weights: &[Weights],
         masked: bool,
     ) -> Result<Vec<Step>, String> {
-        let tensors = &inputs[..inputs.len() - usize::from(masked)];
+        let tensors = inputs
+            .len()
+            .checked_sub(usize::from(masked))
+            .filter(|&n| n > 0)
+            .map(|n| &inputs[..n])
+            .ok_or("is called without an input sequence")?;
         let initial = self.initial_states(tensors, 1)?;
-        let input = inputs[0];
+        let input = tensors[0];
         let op = self.op(input, weights, false, initial, masked)?;
         let sources = (0..inputs.len()).map(Source::Input).collect();
         let mut steps = vec![Step::new(None, op, sources)];
