@@ -286,6 +286,29 @@ fn interchange_shapes_of_2_pow_40_elements() {
     assert_bounded(&file, &["'dense' (Dense)"]);
 }
 
+/// Interchange JSON of 32 MB, `"data": [0,0,...]` (16M values): read into floats, not into a
+/// JSON value per number (which took 18 times the file's size), then refused.
+#[test]
+fn interchange_data_in_bounded_memory() {
+    let text = std::fs::read_to_string(fixture("models/dense_3d.interchange.json")).unwrap();
+    let mut doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let n = 16 << 20;
+    doc["weights"]["dense"][1] = serde_json::json!({"shape": [n], "data": "DATA"});
+    let mut zeros = "0,".repeat(n);
+    zeros.pop();
+    let json = doc.to_string().replace("\"DATA\"", &format!("[{zeros}]"));
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("many_zeros.json");
+    std::fs::write(&file, json).unwrap();
+    let (stderr, kb, elapsed) = inspect_measured(&file);
+    assert!(
+        stderr.contains("layer 'dense' (Dense)") && stderr.contains("[16777216]"),
+        "{stderr}"
+    );
+    assert!(kb < 200 * 1024, "peak RSS {kb} KiB");
+    assert!(elapsed < Duration::from_secs(10), "{elapsed:?}");
+}
+
 /// An HDF5 file whose dataset `dense/kernel` ([6, 7] in the fixture) claims other dims.
 fn h5_with_kernel_dims(dims: [u64; 2]) -> Vec<u8> {
     let mut bytes = std::fs::read(fixture("models/dense_3d.k3.h5")).unwrap();

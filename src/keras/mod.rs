@@ -313,10 +313,9 @@ fn from_hdf5(path: &Path, bytes: &[u8], config: Option<(&Path, &[u8])>) -> Resul
 fn from_json(bytes: &[u8]) -> std::result::Result<Source, String> {
     let text =
         std::str::from_utf8(bytes).map_err(|_| "the JSON file is not UTF-8 text".to_string())?;
-    let value: Value = serde_json::from_str(text.trim_start_matches('\u{feff}'))
-        .map_err(|e| format!("not valid JSON: {e}"))?;
+    let value = crate::interchange::Document::read(text.trim_start_matches('\u{feff}'))?;
     if value.get("format").and_then(Value::as_str) == Some("keras2src") {
-        return crate::interchange::parse(&value);
+        return crate::interchange::parse(value);
     }
     if value.get("weight_map").is_some() {
         return Err(
