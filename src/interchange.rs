@@ -72,6 +72,8 @@ struct RawTensor {
     data: Option<Vec<f32>>,
     /// `data` was not a list.
     data_not_list: bool,
+    /// What was wrong with an element of `data`, reported once the model is known.
+    bad_value: Option<String>,
 }
 
 impl Document {
@@ -219,12 +221,14 @@ impl<'de> Visitor<'de> for TensorSeed<'_> {
             shape: None,
             data: None,
             data_not_list: false,
+            bad_value: None,
         };
         while let Some(key) = map.next_key::<String>()? {
             match key.as_str() {
                 "shape" => tensor.shape = Some(map.next_value()?),
-                "data" => match map.next_value_seed(DataSeed { tensor: &self })? {
-                    Some(data) => tensor.data = Some(data),
+                "data" => match map.next_value_seed(DataSeed)? {
+                    Some(Ok(data)) => tensor.data = Some(data),
+                    Some(Err(bad)) => tensor.bad_value = Some(bad),
                     None => tensor.data_not_list = true,
                 },
                 _ => {
@@ -236,21 +240,22 @@ impl<'de> Visitor<'de> for TensorSeed<'_> {
     }
 }
 
-/// A tensor's `data`: numbers, or `"nan"`, `"inf"`, `"-inf"`; `None` when not a list.
-struct DataSeed<'a, 'b> {
-    tensor: &'a TensorSeed<'b>,
-}
+/// A tensor's `data`: numbers, or `"nan"`, `"inf"`, `"-inf"`; `None` when not a list,
+/// `Some(Err)` saying which element is not a number.
+struct DataSeed;
 
-impl<'de> DeserializeSeed<'de> for DataSeed<'_, '_> {
-    type Value = Option<Vec<f32>>;
+type Data = Option<Result<Vec<f32>, String>>;
+
+impl<'de> DeserializeSeed<'de> for DataSeed {
+    type Value = Data;
 
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
         d.deserialize_any(self)
     }
 }
 
-impl<'de> Visitor<'de> for DataSeed<'_, '_> {
-    type Value = Option<Vec<f32>>;
+impl<'de> Visitor<'de> for DataSeed {
+    type Value = Data;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a flat list of numbers")
@@ -263,25 +268,25 @@ impl<'de> Visitor<'de> for DataSeed<'_, '_> {
                 Scalar::Number(f) => Some(f),
                 Scalar::Text(ref s) => nonfinite(s),
                 Scalar::Other(_) => None,
-            }
-            .ok_or_else(|| {
+            };
+            let Some(f) = f else {
                 let shown = match &value {
                     Scalar::Text(s) => Value::String(s.clone()).to_string(),
                     Scalar::Number(f) => f.to_string(),
                     Scalar::Other(kind) => kind.to_string(),
                 };
-                de::Error::custom(format!(
-                    "weights of layer '{}': #{}: data[{}] = {} is not a number (use \"nan\", \
-                     \"inf\", \"-inf\" for non-finite values)",
-                    esc(self.tensor.layer),
-                    self.tensor.index,
+                let bad = format!(
+                    "data[{}] = {} is not a number (use \"nan\", \"inf\", \"-inf\" for \
+                     non-finite values)",
                     data.len(),
                     esc(&shown)
-                ))
-            })?;
+                );
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                return Ok(Some(Err(bad)));
+            };
             data.push(f as f32);
         }
-        Ok(Some(data))
+        Ok(Some(Ok(data)))
     }
 
     // Anything else is reported with the tensor's context once it is read whole.
@@ -383,9 +388,12 @@ pub(crate) fn parse(doc: Document) -> Result<Source, String> {
         let tensors = list
             .into_iter()
             .enumerate()
-            .map(|(i, t)| check_tensor(t).map_err(|e| format!("#{i}: {e}")))
+            .map(|(i, t)| check_tensor(t).map_err(|e| format!("weight #{i}: {e}")))
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| format!("weights of layer '{}': {e}", esc(&layer)))?;
+            .map_err(|e| match model.layers.iter().find(|l| l.name == layer) {
+                Some(entry) => format!("layer '{}' ({}): {e}", esc(&layer), esc(&entry.class)),
+                None => format!("weights of layer '{}': {e}", esc(&layer)),
+            })?;
         weights.insert(layer, tensors);
     }
     Ok(Source {
@@ -409,6 +417,9 @@ fn check_tensor(tensor: RawTensor) -> Result<Weights, String> {
         .ok_or_else(|| format!("shape {shape:?} is larger than the supported limit"))?;
     if tensor.data_not_list {
         return Err("'data' must be a flat list".into());
+    }
+    if let Some(bad) = tensor.bad_value {
+        return Err(bad);
     }
     let data = tensor.data.ok_or("has no 'data'")?;
     if data.len() != count {
@@ -447,10 +458,7 @@ mod tests {
             .unwrap_err()
             .contains("'data' must be a flat list"));
         let e = tensor(r#"{"shape": [2], "data": [1, "x"]}"#).unwrap_err();
-        assert!(
-            e.contains("weights of layer 'd': #0: data[1] = \"x\" is not a number"),
-            "{e}"
-        );
+        assert!(e.contains("data[1] = \"x\" is not a number"), "{e}");
         let e = tensor(r#"{"shape": [2], "data": [1, null]}"#).unwrap_err();
         assert!(e.contains("data[1] = null is not a number"), "{e}");
         assert!(Document::read(r#"{"weights": 5}"#)

@@ -435,6 +435,8 @@ impl<'a> Builder<'a> {
                 return Ok(());
             }
             if pending.len() == before {
+                // No progress: the first stuck call is reported, and everything it blocks
+                // is skipped, as downstream of any broken layer.
                 let (i, c) = pending[0];
                 let layer = &model.layers[i];
                 let missing = layer.calls[c]
@@ -443,11 +445,18 @@ impl<'a> Builder<'a> {
                     .find(|r| !self.tensors.contains_key(&(r.layer.clone(), r.node)))
                     .map(|r| format!("'{}' call #{}", esc(&r.layer), r.node))
                     .unwrap_or_default();
-                return Err(self.format_error(format!(
-                    "layer '{}' takes its input from {missing}, which does not exist or \
-                         depends on it (damaged config?)",
-                    esc(&layer.name)
-                )));
+                self.problems.push(
+                    i,
+                    layer,
+                    format!(
+                        "takes its input from {missing}, which does not exist or depends on \
+                         it (damaged config?)"
+                    ),
+                );
+                for (i, c) in pending {
+                    self.failed.insert((model.layers[i].name.clone(), c));
+                }
+                return Ok(());
             }
         }
     }
