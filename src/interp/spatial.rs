@@ -1,7 +1,7 @@
 //! Reference semantics of the spatial and multi-input ops: plain loops over multi-indices,
 //! written for clarity, not speed.
 
-use crate::ir::{numel, MergeKind, Op, PoolKind, Window};
+use crate::ir::{numel, MergeKind, Op, PoolKind, ReduceKind, Window};
 
 /// Row-major strides of `shape`.
 fn strides(shape: &[usize]) -> Vec<usize> {
@@ -26,6 +26,43 @@ fn indices(shape: &[usize]) -> impl Iterator<Item = Vec<usize>> + '_ {
 
 fn flat(idx: &[usize], strides: &[usize]) -> usize {
     idx.iter().zip(strides).map(|(i, s)| i * s).sum()
+}
+
+/// The flat position in an operand of `shape` that output index `o` reads under numpy
+/// broadcasting (shapes aligned at their last axes, axes of size 1 repeated).
+fn broadcast_flat(o: &[usize], shape: &[usize]) -> usize {
+    let o = &o[o.len() - shape.len()..];
+    let i: Vec<usize> = o
+        .iter()
+        .zip(shape)
+        .map(|(&o, &d)| if d == 1 { 0 } else { o })
+        .collect();
+    flat(&i, &strides(shape))
+}
+
+/// One step of an elementwise merge (max and min keep `acc` when `v` is NaN, as the
+/// generated code does).
+fn merge(kind: MergeKind, acc: f32, v: f32) -> f32 {
+    match kind {
+        MergeKind::Add | MergeKind::Average => acc + v,
+        MergeKind::Subtract => acc - v,
+        MergeKind::Multiply => acc * v,
+        MergeKind::Divide => acc / v,
+        MergeKind::Maximum => {
+            if acc < v {
+                v
+            } else {
+                acc
+            }
+        }
+        MergeKind::Minimum => {
+            if v < acc {
+                v
+            } else {
+                acc
+            }
+        }
+    }
 }
 
 /// The input position a window tap reads, or `None` when it falls in the padding.
@@ -151,9 +188,9 @@ pub fn eval(op: &Op, inputs: &[(&[f32], &[usize])], out_shape: &[usize]) -> Opti
                 out[flat(&o, &os)] = x[flat(&i, &xst)];
             }
         }
-        Op::Slice { begin, .. } => {
+        Op::Slice { begin, step, .. } => {
             for o in indices(out_shape) {
-                let i: Vec<usize> = o.iter().zip(begin).map(|(o, b)| o + b).collect();
+                let i: Vec<usize> = (0..o.len()).map(|d| begin[d] + o[d] * step[d]).collect();
                 out[flat(&o, &os)] = x[flat(&i, &xst)];
             }
         }
@@ -186,39 +223,74 @@ pub fn eval(op: &Op, inputs: &[(&[f32], &[usize])], out_shape: &[usize]) -> Opti
         }
         Op::Merge { kind } => {
             for o in indices(out_shape) {
-                let mut values = inputs.iter().map(|(data, shape)| {
-                    let i: Vec<usize> = o
-                        .iter()
-                        .zip(shape.iter())
-                        .map(|(&o, &d)| if d == 1 { 0 } else { o })
-                        .collect();
-                    data[flat(&i, &strides(shape))]
-                });
+                let mut values = inputs
+                    .iter()
+                    .map(|(data, shape)| data[broadcast_flat(&o, shape)]);
                 let first = values.next().unwrap_or(0.0);
-                let v = values.fold(first, |acc, v| match kind {
-                    MergeKind::Add | MergeKind::Average => acc + v,
-                    MergeKind::Subtract => acc - v,
-                    MergeKind::Multiply => acc * v,
-                    MergeKind::Divide => acc / v,
-                    MergeKind::Maximum => {
-                        if acc < v {
-                            v
-                        } else {
-                            acc
-                        }
-                    }
-                    MergeKind::Minimum => {
-                        if v < acc {
-                            v
-                        } else {
-                            acc
-                        }
-                    }
-                });
+                let v = values.fold(first, |acc, v| merge(*kind, acc, v));
                 out[flat(&o, &os)] = match kind {
                     MergeKind::Average => v / inputs.len() as f32,
                     _ => v,
                 };
+            }
+        }
+        Op::ConstMerge {
+            kind,
+            constant,
+            constant_first,
+        } => {
+            for o in indices(out_shape) {
+                let v = x[broadcast_flat(&o, xs)];
+                let c = constant.data[broadcast_flat(&o, &constant.shape)];
+                out[flat(&o, &os)] = if *constant_first {
+                    merge(*kind, c, v)
+                } else {
+                    merge(*kind, v, c)
+                };
+            }
+        }
+        Op::Reduce { kind, axes, .. } => {
+            // The output with the reduced axes kept (size 1) has the same flat layout.
+            let kept: Vec<usize> = xs
+                .iter()
+                .enumerate()
+                .map(|(d, &len)| if axes.contains(&d) { 1 } else { len })
+                .collect();
+            let kst = strides(&kept);
+            let count: usize = axes.iter().map(|&a| xs[a]).product();
+            let start = match kind {
+                ReduceKind::Sum | ReduceKind::Mean => 0.0,
+                ReduceKind::Max => f32::NEG_INFINITY,
+                ReduceKind::Min => f32::INFINITY,
+            };
+            out.iter_mut().for_each(|v| *v = start);
+            for i in indices(xs) {
+                let o: Vec<usize> = (0..i.len())
+                    .map(|d| if axes.contains(&d) { 0 } else { i[d] })
+                    .collect();
+                let slot = &mut out[flat(&o, &kst)];
+                let v = x[flat(&i, &xst)];
+                *slot = match kind {
+                    ReduceKind::Sum | ReduceKind::Mean => *slot + v,
+                    // As max pooling: `v > m ? v : m`.
+                    ReduceKind::Max => {
+                        if v > *slot {
+                            v
+                        } else {
+                            *slot
+                        }
+                    }
+                    ReduceKind::Min => {
+                        if v < *slot {
+                            v
+                        } else {
+                            *slot
+                        }
+                    }
+                };
+            }
+            if *kind == ReduceKind::Mean {
+                out.iter_mut().for_each(|v| *v /= count as f32);
             }
         }
         Op::Concat { axis } => {

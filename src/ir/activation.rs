@@ -49,11 +49,64 @@ pub enum Activation {
         threshold: f32,
     },
     SparseSigmoid,
+    /// Keras `threshold`: `x > threshold ? x : default_value`.
+    Threshold {
+        threshold: f32,
+        default_value: f32,
+    },
+    /// Arithmetic or a comparison with a scalar constant: `x op value`, or `value op x`
+    /// with `constant_first` (`x + 3.0`, `1.0 / x`, `x > 0`; comparisons give 1.0 / 0.0).
+    Scalar {
+        op: ScalarOp,
+        value: f32,
+        constant_first: bool,
+    },
+    /// `x ^ exponent` for a constant exponent.
+    Power {
+        exponent: f32,
+    },
+    /// `clip(x, min, max)` (NaN stays NaN).
+    Clip {
+        min: f32,
+        max: f32,
+    },
+    /// Elementwise math without parameters (`keras.ops.log`, ...).
+    Math(MathOp),
     /// An activation along one axis (negative axes already resolved).
     Axis {
         func: AxisFn,
         axis: usize,
     },
+}
+
+/// Binary operations with a scalar constant, see [`Activation::Scalar`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScalarOp {
+    Add,
+    Subtract,
+    Multiply,
+    Divide,
+    Maximum,
+    Minimum,
+    Greater,
+    GreaterEqual,
+    Less,
+    LessEqual,
+    Equal,
+    NotEqual,
+}
+
+/// Parameterless elementwise math, see [`Activation::Math`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MathOp {
+    Log,
+    Sqrt,
+    /// `1 / sqrt(x)`.
+    Rsqrt,
+    Square,
+    Abs,
+    Negative,
+    Reciprocal,
 }
 
 /// Activations that combine the values along one axis.
@@ -128,6 +181,32 @@ impl Activation {
             Activation::SoftShrink { .. } => "soft_shrink",
             Activation::HardShrink { .. } => "hard_shrink",
             Activation::SparseSigmoid => "sparse_sigmoid",
+            Activation::Threshold { .. } => "threshold",
+            Activation::Scalar { op, .. } => match op {
+                ScalarOp::Add => "add",
+                ScalarOp::Subtract => "subtract",
+                ScalarOp::Multiply => "multiply",
+                ScalarOp::Divide => "divide",
+                ScalarOp::Maximum => "maximum",
+                ScalarOp::Minimum => "minimum",
+                ScalarOp::Greater => "greater",
+                ScalarOp::GreaterEqual => "greater_equal",
+                ScalarOp::Less => "less",
+                ScalarOp::LessEqual => "less_equal",
+                ScalarOp::Equal => "equal",
+                ScalarOp::NotEqual => "not_equal",
+            },
+            Activation::Power { .. } => "power",
+            Activation::Clip { .. } => "clip",
+            Activation::Math(op) => match op {
+                MathOp::Log => "log",
+                MathOp::Sqrt => "sqrt",
+                MathOp::Rsqrt => "rsqrt",
+                MathOp::Square => "square",
+                MathOp::Abs => "abs",
+                MathOp::Negative => "negative",
+                MathOp::Reciprocal => "reciprocal",
+            },
             Activation::Axis { func, .. } => match func {
                 AxisFn::Softmax => "softmax",
                 AxisFn::LogSoftmax => "log_softmax",

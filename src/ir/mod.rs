@@ -9,10 +9,10 @@ mod op;
 mod recurrent;
 mod shape;
 
-pub use activation::{Activation, AxisFn};
+pub use activation::{Activation, AxisFn, MathOp, ScalarOp};
 pub use attention::MASKED_SCORE;
 pub use graph::{Graph, GraphInput, GraphOutput, InputDtype, Node, NodeId, Tensor, TensorId};
-pub use op::{MergeKind, NormAxis, NormKind, Op, PoolKind, Weights, Window};
+pub use op::{MergeKind, NormAxis, NormKind, Op, PoolKind, ReduceKind, Weights, Window};
 pub use recurrent::{Cell, Recurrent};
 
 /// Number of elements of a shape.

@@ -85,8 +85,13 @@ pub enum Op {
     GlobalPool { kind: PoolKind },
     /// Zero padding, `(before, after)` per axis.
     Pad { padding: Vec<(usize, usize)> },
-    /// `x[begin[d]..end[d]]` on every axis (Cropping).
-    Slice { begin: Vec<usize>, end: Vec<usize> },
+    /// `x[begin[d]..end[d]:step[d]]` on every axis (Cropping, slicing ops); steps are
+    /// positive.
+    Slice {
+        begin: Vec<usize>,
+        end: Vec<usize>,
+        step: Vec<usize>,
+    },
     /// Axis permutation: output axis `i` is input axis `perm[i]`.
     Transpose { perm: Vec<usize> },
     /// Repeats each spatial position `factors[d]` times (nearest) or interpolates
@@ -94,8 +99,23 @@ pub enum Op {
     Upsample { factors: Vec<usize>, bilinear: bool },
     /// `[n] -> [times, n]` (RepeatVector).
     Repeat { times: usize },
-    /// Elementwise over several inputs of one shape, broadcasting axes of size 1.
+    /// Elementwise over several inputs, broadcasting as numpy does (shapes aligned at
+    /// their last axes, axes of size 1 repeated).
     Merge { kind: MergeKind },
+    /// Elementwise `x (kind) constant`, or `constant (kind) x` with `constant_first`,
+    /// broadcasting as [`Op::Merge`] (`x * np.array(...)` in a functional model).
+    ConstMerge {
+        kind: MergeKind,
+        constant: Weights,
+        constant_first: bool,
+    },
+    /// Sum, mean, max or min over `axes` (sorted, distinct), which stay as size 1 with
+    /// `keepdims` and are dropped otherwise.
+    Reduce {
+        kind: ReduceKind,
+        axes: Vec<usize>,
+        keepdims: bool,
+    },
     /// Concatenation along `axis`.
     Concat { axis: usize },
     /// Contracts axis `axes.0` of the first input with axis `axes.1` of the second; the
@@ -187,6 +207,15 @@ pub struct Window {
 pub enum PoolKind {
     Max,
     Average,
+}
+
+/// What [`Op::Reduce`] computes over the reduced axes (max and min propagate NaN).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReduceKind {
+    Sum,
+    Mean,
+    Max,
+    Min,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -382,6 +411,7 @@ impl Op {
                 w
             }
             Op::PRelu { alpha } => vec![&alpha.data[..]],
+            Op::ConstMerge { constant, .. } => vec![&constant.data[..]],
             Op::AdditiveScore { scale, .. } => scale.iter().map(|s| &s[..]).collect(),
             Op::Normalize { gamma, beta, .. } => {
                 gamma.iter().chain(beta.iter()).map(|v| &v[..]).collect()

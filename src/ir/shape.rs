@@ -91,15 +91,16 @@ pub fn infer(op: &Op, inputs: &[&[usize]]) -> Option<Result<Vec<usize>, String>>
                 .collect::<Option<Vec<usize>>>()
                 .ok_or_else(|| format!("padding {padding:?} is too large"))
         }),
-        Op::Slice { begin, end } => one(inputs).and_then(|x| {
+        Op::Slice { begin, end, step } => one(inputs).and_then(|x| {
             same_rank(x, begin.len())?;
             same_rank(x, end.len())?;
+            same_rank(x, step.len())?;
             x.iter()
-                .zip(begin.iter().zip(end))
-                .map(|(&d, (&b, &e))| {
-                    (b < e && e <= d)
-                        .then_some(e - b)
-                        .ok_or_else(|| format!("slice {b}..{e} is empty or out of 0..{d}"))
+                .zip(begin.iter().zip(end).zip(step))
+                .map(|(&d, ((&b, &e), &s))| {
+                    (b < e && e <= d && s > 0)
+                        .then(|| (e - b).div_ceil(s))
+                        .ok_or_else(|| format!("slice {b}..{e}:{s} is empty or out of 0..{d}"))
                 })
                 .collect()
         }),
@@ -131,6 +132,24 @@ pub fn infer(op: &Op, inputs: &[&[usize]]) -> Option<Result<Vec<usize>, String>>
             )),
         }),
         Op::Merge { .. } => broadcast(inputs),
+        Op::ConstMerge { constant, .. } => {
+            one(inputs).and_then(|x| broadcast(&[x, &constant.shape[..]]))
+        }
+        Op::Reduce { axes, keepdims, .. } => one(inputs).and_then(|x| {
+            let sorted = axes.windows(2).all(|w| w[0] < w[1]);
+            if axes.is_empty() || !sorted || axes.iter().any(|&a| a >= x.len()) {
+                return Err(format!("cannot reduce axes {axes:?} of {x:?}"));
+            }
+            let kept = x.iter().enumerate().filter_map(|(d, &len)| {
+                if !axes.contains(&d) {
+                    Some(len)
+                } else {
+                    keepdims.then_some(1)
+                }
+            });
+            let out: Vec<usize> = kept.collect();
+            Ok(if out.is_empty() { vec![1] } else { out })
+        }),
         Op::Concat { axis } => concat(inputs, *axis),
         Op::Dot { axes, .. } => match inputs {
             [a, b] => {
@@ -250,17 +269,15 @@ fn windowed(x: &[usize], w: &Window) -> Result<Vec<usize>, String> {
         .collect()
 }
 
-/// Inputs of one rank whose axes agree or are 1.
-fn broadcast(inputs: &[&[usize]]) -> Result<Vec<usize>, String> {
-    let Some(first) = inputs.first() else {
+/// Numpy broadcasting: shapes aligned at their last axes, whose lengths agree or are 1.
+pub fn broadcast(inputs: &[&[usize]]) -> Result<Vec<usize>, String> {
+    if inputs.is_empty() {
         return Err("expects at least one input".into());
-    };
-    let mut out = first.to_vec();
-    for x in &inputs[1..] {
-        if x.len() != out.len() {
-            return Err(format!("cannot broadcast shapes {inputs:?}"));
-        }
-        for (o, &d) in out.iter_mut().zip(x.iter()) {
+    }
+    let rank = inputs.iter().map(|x| x.len()).max().unwrap_or(0);
+    let mut out = vec![1; rank];
+    for x in inputs {
+        for (o, &d) in out[rank - x.len()..].iter_mut().zip(x.iter()) {
             if *o == 1 {
                 *o = d;
             } else if d != 1 && d != *o {

@@ -63,9 +63,17 @@ pub(crate) struct Call {
     /// Other keyword arguments (not `training`, not an empty `mask`), such as
     /// `use_causal_mask`; the layer decides whether it supports them.
     pub kwargs: Map<String, Value>,
-    /// Keras 3 positional arguments that are not tensors (`not_equal(x, 0)`'s 0).
-    pub constants: Vec<Value>,
+    /// The call's positional arguments as written, each tensor replaced by
+    /// `{"__tensor__": k}` with `k` its index in [`Call::inputs`]: what an operation node
+    /// (`x + 3.0`, `ops.mean(x, axis=1)`, a tf.keras `TFOpLambda`) computes depends on
+    /// where its tensors and constants stand.
+    pub args: Vec<Value>,
+    /// The keyword arguments as written, tensors replaced the same way.
+    pub arg_kwargs: Map<String, Value>,
 }
+
+/// The placeholder for call tensor `k` in [`Call::args`] and [`Call::arg_kwargs`].
+pub(crate) const TENSOR_KEY: &str = "__tensor__";
 
 impl Call {
     /// Why a call with keyword arguments cannot be inlined into a nested model's layers.
@@ -513,6 +521,11 @@ fn parse_inbound_nodes(value: &Value) -> Result<Vec<Call>, String> {
         .iter()
         .map(|node| match node {
             Value::Object(obj) => keras3_node(obj),
+            // A tf.keras TF op layer called on one tensor writes the tensor reference
+            // itself as the node: `["dense", 0, 0, {kwargs}]`.
+            Value::Array(items) if items.first().is_some_and(Value::is_string) => {
+                keras2_node(std::slice::from_ref(node))
+            }
             Value::Array(items) => keras2_node(items),
             other => Err(format!(
                 "an inbound node must be a list or object, got {other}"
@@ -524,13 +537,6 @@ fn parse_inbound_nodes(value: &Value) -> Result<Vec<Call>, String> {
 fn keras3_node(obj: &Map<String, Value>) -> Result<Call, String> {
     let mut call = Call::default();
     collect_tensors(obj.get("args").unwrap_or(&Value::Null), &mut call.inputs, 0)?;
-    if let Some(Value::Array(args)) = obj.get("args") {
-        call.constants = args
-            .iter()
-            .filter(|a| a.is_number() || a.is_boolean())
-            .cloned()
-            .collect();
-    }
     if let Some(Value::Object(kwargs)) = obj.get("kwargs") {
         for (key, value) in kwargs {
             if is_keras_tensor(value) {
@@ -547,15 +553,121 @@ fn keras3_node(obj: &Map<String, Value>) -> Result<Call, String> {
             }
         }
     }
+    let refs = call.inputs.clone();
+    if let Some(Value::Array(args)) = obj.get("args") {
+        call.args = args
+            .iter()
+            .map(|a| keras3_placeholders(a, &refs, 0))
+            .collect();
+    }
+    if let Some(Value::Object(kwargs)) = obj.get("kwargs") {
+        call.arg_kwargs = kwargs
+            .iter()
+            .map(|(k, v)| (k.clone(), keras3_placeholders(v, &refs, 0)))
+            .collect();
+    }
     Ok(call)
+}
+
+/// A placeholder for the call tensor `r` (every tensor of the call is in `refs`; a
+/// tensor used twice may point at either use, which is the same tensor).
+fn placeholder(r: &TensorRef, refs: &[TensorRef]) -> Value {
+    let k = refs.iter().position(|t| t == r).unwrap_or(usize::MAX);
+    let mut map = Map::new();
+    map.insert(TENSOR_KEY.into(), Value::from(k));
+    Value::Object(map)
+}
+
+/// A Keras 3 argument with its `__keras_tensor__`s replaced by placeholders and
+/// `__tuple__`s by lists (the traversal of [`collect_tensors`]).
+fn keras3_placeholders(value: &Value, refs: &[TensorRef], depth: usize) -> Value {
+    if depth > 32 {
+        return Value::Null;
+    }
+    match value {
+        Value::Array(items) => Value::Array(
+            items
+                .iter()
+                .map(|v| keras3_placeholders(v, refs, depth + 1))
+                .collect(),
+        ),
+        Value::Object(obj) if is_keras_tensor(value) => {
+            match obj
+                .get("config")
+                .and_then(|c| c.get("keras_history"))
+                .and_then(|h| parse_history(h).ok())
+            {
+                Some((r, _)) => placeholder(&r, refs),
+                None => Value::Null,
+            }
+        }
+        Value::Object(obj)
+            if obj.get("class_name").and_then(Value::as_str) == Some("__tuple__") =>
+        {
+            match obj.get("config").and_then(|c| c.get("value")) {
+                Some(v) => keras3_placeholders(v, refs, depth + 1),
+                None => Value::Null,
+            }
+        }
+        other => other.clone(),
+    }
+}
+
+/// A Keras 2 argument with its `[layer, node, tensor]` references replaced by
+/// placeholders.
+fn keras2_placeholders(value: &Value, refs: &[TensorRef], depth: usize) -> Value {
+    if depth > 32 {
+        return Value::Null;
+    }
+    if let Some(r) = keras2_tensor(value) {
+        return placeholder(&r, refs);
+    }
+    match value {
+        Value::Array(items) => Value::Array(
+            items
+                .iter()
+                .map(|v| keras2_placeholders(v, refs, depth + 1))
+                .collect(),
+        ),
+        Value::Object(obj) => Value::Object(
+            obj.iter()
+                .map(|(k, v)| (k.clone(), keras2_placeholders(v, refs, depth + 1)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+/// tf.keras marks a TF op layer's first argument that is not a tensor (`2.0 * x`) as
+/// `["_CONSTANT_VALUE", -1, value, {kwargs}]`.
+const CONSTANT_VALUE: &str = "_CONSTANT_VALUE";
+
+fn keras2_constant(item: &Value) -> Option<(&Value, Option<&Value>)> {
+    match item.as_array()?.as_slice() {
+        [Value::String(tag), _, value, rest @ ..] if tag == CONSTANT_VALUE => {
+            Some((value, rest.first()))
+        }
+        _ => None,
+    }
 }
 
 fn keras2_node(items: &[Value]) -> Result<Call, String> {
     let mut call = Call::default();
     let mut keyword_tensors = Vec::new();
+    let mut positional = Vec::with_capacity(items.len());
     for item in items {
-        let (tensor, kwargs) = parse_history(item)?;
-        call.inputs.push(tensor);
+        let (tensor, kwargs) = match keras2_constant(item) {
+            Some((value, kwargs)) => {
+                positional.push(Err(value.clone()));
+                (None, kwargs)
+            }
+            None => {
+                let (tensor, kwargs) = parse_history(item)?;
+                positional.push(Ok(tensor.clone()));
+                (Some(tensor), kwargs)
+            }
+        };
+        call.inputs.extend(tensor);
         let Some(Value::Object(kwargs)) = kwargs else {
             continue;
         };
@@ -589,6 +701,30 @@ fn keras2_node(items: &[Value]) -> Result<Call, String> {
         } else {
             add_keyword_tensors(&mut call, &key, tensors);
         }
+    }
+    // As a TF op layer reads them: one positional argument, a list when the call was
+    // on several tensors (`tf.concat([a, b], axis)`), and the first element's kwargs.
+    let refs = call.inputs.clone();
+    let args: Vec<Value> = positional
+        .into_iter()
+        .map(|p| match p {
+            Ok(r) => placeholder(&r, &refs),
+            Err(value) => value,
+        })
+        .collect();
+    call.args = match <[Value; 1]>::try_from(args) {
+        Ok([one]) => vec![one],
+        Err(args) => vec![Value::Array(args)],
+    };
+    let first_kwargs = items.first().and_then(|i| match keras2_constant(i) {
+        Some((_, kwargs)) => kwargs,
+        None => i.get(3),
+    });
+    if let Some(Value::Object(kwargs)) = first_kwargs {
+        call.arg_kwargs = kwargs
+            .iter()
+            .map(|(k, v)| (k.clone(), keras2_placeholders(v, &refs, 0)))
+            .collect();
     }
     Ok(call)
 }

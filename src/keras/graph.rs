@@ -472,6 +472,19 @@ impl<'a> Builder<'a> {
         inputs: Vec<TensorId>,
         first_call: bool,
     ) -> std::result::Result<Vec<TensorId>, String> {
+        let shapes: Vec<&[usize]> = inputs.iter().map(|&t| self.graph.shape(t)).collect();
+        if let Some(steps) = kind.operation_steps(&shapes, &call.args, &call.arg_kwargs) {
+            // Keras 3 operations neither read nor pass masks; tf.keras TF op layers are
+            // not known to either: a masked input is refused rather than guessed at.
+            if let Some(k) = inputs.iter().position(|&t| self.masks.get(t).is_some()) {
+                return Err(format!(
+                    "reads input #{k}, which carries a Keras mask; operations on masked \
+                     tensors are not supported"
+                ));
+            }
+            let (_, result) = self.add_steps(layer, steps?, &inputs, 0)?;
+            return Ok(result);
+        }
         if let Some(problem) = &call.problem {
             return Err(problem.clone());
         }
@@ -645,7 +658,8 @@ impl<'a> Builder<'a> {
                 .unwrap_or_else(|| Err("internal error: no masked steps".into()))?,
             _ if layer.class == "NotEqual" => {
                 let mut kwargs = call.kwargs.clone();
-                kwargs.insert("args".into(), Value::Array(call.constants.clone()));
+                let constants = call.args.iter().filter(|a| a.is_number() || a.is_boolean());
+                kwargs.insert("args".into(), Value::Array(constants.cloned().collect()));
                 kind.call_steps(&shapes, weights, &kwargs)?
             }
             _ => kind.call_steps(&shapes, weights, &call.kwargs)?,
@@ -655,48 +669,7 @@ impl<'a> Builder<'a> {
         } else {
             0
         };
-        let mut outputs: Vec<TensorId> = Vec::with_capacity(steps.len());
-        let mut marked: Vec<(usize, TensorId)> = Vec::new();
-        for step in steps {
-            let sources = step
-                .inputs
-                .iter()
-                .map(|s| match *s {
-                    layers::Source::Input(k) => inputs.get(k).copied(),
-                    layers::Source::Step(j) => outputs.get(j).copied(),
-                })
-                .collect::<Option<Vec<TensorId>>>()
-                .ok_or("internal error: a step reads a tensor that does not exist")?;
-            let (name, step_params) = match &step.suffix {
-                None => (layer.name.clone(), params),
-                Some(suffix) => (format!("{}/{suffix}", layer.name), 0),
-            };
-            let tensor = self
-                .graph
-                .add_node(&name, &layer.class, step.op, sources, step_params)
-                .map_err(|e| match &step.suffix {
-                    None => e,
-                    Some(suffix) => format!("{suffix}: {e}"),
-                })?;
-            outputs.push(tensor);
-            if let Some(k) = step.output {
-                marked.push((k, tensor));
-            }
-        }
-        let result: Vec<TensorId> = if marked.is_empty() {
-            outputs
-                .last()
-                .map(|&t| vec![t])
-                .ok_or_else(|| "internal error: the layer made no node".to_string())?
-        } else {
-            marked.sort_by_key(|&(k, _)| k);
-            if marked.iter().enumerate().any(|(i, &(k, _))| i != k) {
-                return Err(
-                    "internal error: the layer's outputs are not numbered 0, 1, ...".into(),
-                );
-            }
-            marked.into_iter().map(|(_, t)| t).collect()
-        };
+        let (outputs, result) = self.add_steps(layer, steps, &inputs, params)?;
         if explicit_mask.is_none() && (passing || merged.is_some() || per_input.is_some()) {
             for (k, _) in &incoming {
                 self.masks
@@ -760,6 +733,60 @@ impl<'a> Builder<'a> {
             }
         }
         Ok(result)
+    }
+
+    /// Adds the nodes of a call's steps (the unnamed one takes the layer's name and
+    /// `params`); returns every step's tensor and the call's outputs.
+    fn add_steps(
+        &mut self,
+        layer: &LayerEntry,
+        steps: Vec<layers::Step>,
+        inputs: &[TensorId],
+        params: usize,
+    ) -> std::result::Result<(Vec<TensorId>, Vec<TensorId>), String> {
+        let mut outputs: Vec<TensorId> = Vec::with_capacity(steps.len());
+        let mut marked: Vec<(usize, TensorId)> = Vec::new();
+        for step in steps {
+            let sources = step
+                .inputs
+                .iter()
+                .map(|s| match *s {
+                    layers::Source::Input(k) => inputs.get(k).copied(),
+                    layers::Source::Step(j) => outputs.get(j).copied(),
+                })
+                .collect::<Option<Vec<TensorId>>>()
+                .ok_or("internal error: a step reads a tensor that does not exist")?;
+            let (name, step_params) = match &step.suffix {
+                None => (layer.name.clone(), params),
+                Some(suffix) => (format!("{}/{suffix}", layer.name), 0),
+            };
+            let tensor = self
+                .graph
+                .add_node(&name, &layer.class, step.op, sources, step_params)
+                .map_err(|e| match &step.suffix {
+                    None => e,
+                    Some(suffix) => format!("{suffix}: {e}"),
+                })?;
+            outputs.push(tensor);
+            if let Some(k) = step.output {
+                marked.push((k, tensor));
+            }
+        }
+        let result: Vec<TensorId> = if marked.is_empty() {
+            outputs
+                .last()
+                .map(|&t| vec![t])
+                .ok_or_else(|| "internal error: the layer made no node".to_string())?
+        } else {
+            marked.sort_by_key(|&(k, _)| k);
+            if marked.iter().enumerate().any(|(i, &(k, _))| i != k) {
+                return Err(
+                    "internal error: the layer's outputs are not numbered 0, 1, ...".into(),
+                );
+            }
+            marked.into_iter().map(|(_, t)| t).collect()
+        };
+        Ok((outputs, result))
     }
 
     fn outputs(&mut self) -> Result<()> {

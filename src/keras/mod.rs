@@ -17,6 +17,7 @@ pub(crate) mod h5;
 pub(crate) mod layers;
 mod mask;
 mod nested;
+mod ops;
 
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -69,7 +69,8 @@ pub(crate) fn flatten(mut model: ModelConfig, depth: usize) -> Result<ModelConfi
                             .or_else(|| call.problem.clone()),
                         keywords: call.keywords.clone(),
                         kwargs: call.kwargs.clone(),
-                        constants: call.constants.clone(),
+                        args: call.args.clone(),
+                        arg_kwargs: call.arg_kwargs.clone(),
                     });
                 }
             }

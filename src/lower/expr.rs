@@ -3,7 +3,7 @@
 //! two agree bit for bit) and evaluated by the interpreter.
 
 use crate::backend::math::MathFn;
-use crate::ir::Activation;
+use crate::ir::{Activation, MathOp, ScalarOp};
 
 /// An f32 expression of one variable `x`.
 #[derive(Debug, Clone, PartialEq)]
@@ -154,8 +154,119 @@ pub fn activation(act: &Activation) -> Option<Expr> {
             if_less(x.clone(), c(1.0), mul(c(0.5), add(x, c(1.0))), c(1.0)),
             c(0.0),
         ),
+        Activation::Threshold {
+            threshold,
+            default_value,
+        } => if_less(c(threshold), x.clone(), x, c(default_value)),
+        Activation::Scalar {
+            op,
+            value,
+            constant_first,
+        } => scalar(op, value, constant_first),
+        Activation::Power { exponent } => power(exponent),
+        Activation::Clip { min, max } => clip(x, min, max),
+        Activation::Math(op) => match op {
+            MathOp::Log => call(MathFn::Log, x),
+            MathOp::Sqrt => call(MathFn::Sqrt, x),
+            MathOp::Rsqrt => div(c(1.0), call(MathFn::Sqrt, x)),
+            MathOp::Square => mul(x.clone(), x),
+            MathOp::Abs => abs(x),
+            MathOp::Negative => sub(c(0.0), x),
+            MathOp::Reciprocal => div(c(1.0), x),
+        },
         Activation::Axis { .. } => return None,
     })
+}
+
+/// `x op v` (`v op x` with `constant_first`); comparisons give 1.0 or 0.0 and are false
+/// for NaN, as TensorFlow's. `x >= v` is `x > prev(v)` and `x <= v` is `x < next(v)` (the
+/// neighbouring floats), so one `<` decides each.
+fn scalar(op: ScalarOp, v: f32, constant_first: bool) -> Expr {
+    let x = X;
+    let (a, b) = if constant_first {
+        (c(v), x.clone())
+    } else {
+        (x.clone(), c(v))
+    };
+    match op {
+        ScalarOp::Add => add(a, b),
+        ScalarOp::Subtract => sub(a, b),
+        ScalarOp::Multiply => mul(a, b),
+        ScalarOp::Divide => div(a, b),
+        // NaN in x propagates whichever side the constant is on.
+        ScalarOp::Maximum => if_less(x.clone(), c(v), c(v), x),
+        ScalarOp::Minimum => if_less(c(v), x.clone(), c(v), x),
+        ScalarOp::Greater | ScalarOp::Less | ScalarOp::GreaterEqual | ScalarOp::LessEqual => {
+            // Written as `lo < hi` with the variable on one side.
+            let (below, bound) = match (op, constant_first) {
+                // x > v  /  v < x
+                (ScalarOp::Greater, false) | (ScalarOp::Less, true) => (false, v),
+                // x >= v  /  v <= x
+                (ScalarOp::GreaterEqual, false) | (ScalarOp::LessEqual, true) => {
+                    (false, next_down(v))
+                }
+                // x < v  /  v > x
+                (ScalarOp::Less, false) | (ScalarOp::Greater, true) => (true, v),
+                // x <= v  /  v >= x
+                _ => (true, next_up(v)),
+            };
+            if below {
+                if_less(x, c(bound), c(1.0), c(0.0))
+            } else {
+                if_less(c(bound), x, c(1.0), c(0.0))
+            }
+        }
+        ScalarOp::Equal => equal(v, c(1.0), c(0.0)),
+        ScalarOp::NotEqual => equal(v, c(0.0), c(1.0)),
+    }
+}
+
+/// `x == v ? then : otherwise` as two `<` tests (NaN is equal to nothing).
+fn equal(v: f32, then: Expr, otherwise: Expr) -> Expr {
+    if_less(
+        c(next_down(v)),
+        X,
+        if_less(X, c(next_up(v)), then, otherwise.clone()),
+        otherwise,
+    )
+}
+
+/// The next float above `v` (infinity stays).
+fn next_up(v: f32) -> f32 {
+    if v.is_nan() || v == f32::INFINITY {
+        return v;
+    }
+    if v == 0.0 {
+        return f32::from_bits(1);
+    }
+    let bits = v.to_bits();
+    f32::from_bits(if v > 0.0 { bits + 1 } else { bits - 1 })
+}
+
+/// The next float below `v`.
+fn next_down(v: f32) -> f32 {
+    -next_up(-v)
+}
+
+/// `x ^ e`: small integer powers by multiplication, `0.5` as `sqrt`, others as
+/// `exp(e * log(x))` (NaN for negative `x`, as `pow`).
+fn power(e: f32) -> Expr {
+    let x = X;
+    if e == 0.5 {
+        return call(MathFn::Sqrt, x);
+    }
+    if e.fract() == 0.0 && e.abs() <= 8.0 {
+        let n = e.abs() as usize;
+        let product = (1..n).fold(if n == 0 { c(1.0) } else { x.clone() }, |acc, _| {
+            mul(acc, x.clone())
+        });
+        return if e < 0.0 {
+            div(c(1.0), product)
+        } else {
+            product
+        };
+    }
+    call(MathFn::Exp, mul(c(e), call(MathFn::Log, x)))
 }
 
 /// Keras's `ReLU.static_call`, step by step.

@@ -372,7 +372,16 @@ fn loops(
         Op::Pool { kind, window } => spatial::pool(*kind, window, x, y),
         Op::GlobalPool { kind } => spatial::global_pool(*kind, x),
         Op::Pad { padding } => spatial::pad(padding, x, y),
-        Op::Slice { begin, .. } => spatial::slice(begin, x, y),
+        Op::Slice { begin, step, .. } => spatial::slice(begin, step, x, y),
+        Op::ConstMerge {
+            kind,
+            constant,
+            constant_first,
+        } => {
+            let c = add_weight("constant", vec![constant.len()], &constant.data);
+            spatial::const_merge(*kind, c, &constant.shape, *constant_first, x, y)
+        }
+        Op::Reduce { kind, axes, .. } => spatial::reduce(*kind, axes, x),
         Op::Transpose { perm } => spatial::transpose(perm, x, y),
         Op::Upsample {
             factors,

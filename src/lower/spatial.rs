@@ -6,7 +6,7 @@ use super::expr::Expr;
 use super::loops::{for_, Acc, Buf, Ix, Stmt, Update, Val};
 use super::WeightId;
 use crate::backend::math::MathFn;
-use crate::ir::{numel, MergeKind, PoolKind, Window};
+use crate::ir::{numel, MergeKind, PoolKind, ReduceKind, Window};
 
 /// Row-major strides of `shape`.
 pub fn strides(shape: &[usize]) -> Vec<usize> {
@@ -610,11 +610,17 @@ pub fn gather(out_shape: &[usize], input: Ix) -> Vec<Stmt> {
     )
 }
 
-/// `x[begin..]` on every axis.
-pub fn slice(begin: &[usize], in_shape: &[usize], out_shape: &[usize]) -> Vec<Stmt> {
+/// `x[begin..:step]` on every axis.
+pub fn slice(
+    begin: &[usize],
+    step: &[usize],
+    in_shape: &[usize],
+    out_shape: &[usize],
+) -> Vec<Stmt> {
     let xst = strides(in_shape);
     let offset: usize = begin.iter().zip(&xst).map(|(b, s)| b * s).sum();
-    gather(out_shape, ix("o", &xst).offset(offset as isize))
+    let stepped: Vec<usize> = xst.iter().zip(step).map(|(s, k)| s * k).collect();
+    gather(out_shape, ix("o", &stepped).offset(offset as isize))
 }
 
 /// Output axis `k` is input axis `perm[k]`.
@@ -764,25 +770,103 @@ pub fn repeat(times: usize, n: usize) -> Vec<Stmt> {
     gather(&[times, n], Ix::default().plus("o1", 1))
 }
 
-/// Elementwise over several inputs, broadcasting axes of size 1.
-pub fn merge(kind: MergeKind, in_shapes: &[&[usize]], out_shape: &[usize]) -> Vec<Stmt> {
-    let load = |k: usize| {
-        let shape = in_shapes[k];
-        let st: Vec<usize> = strides(shape)
-            .iter()
-            .zip(shape)
-            .map(|(&s, &d)| if d == 1 { 0 } else { s })
-            .collect();
-        Val::load(Buf::In(k), ix("o", &st))
+/// The index into an operand of `shape` that output position `o0, o1, ...` (of rank
+/// `rank`) reads under numpy broadcasting: shapes aligned at their last axes, axes of
+/// size 1 repeated.
+fn broadcast_ix(shape: &[usize], rank: usize) -> Ix {
+    let lead = rank - shape.len();
+    strides(shape)
+        .iter()
+        .zip(shape)
+        .enumerate()
+        .fold(Ix::default(), |ix, (d, (&s, &len))| {
+            ix.plus(&format!("o{}", d + lead), if len == 1 { 0 } else { s })
+        })
+}
+
+/// One step of an elementwise merge.
+fn merge_step(kind: MergeKind, acc: Val, v: Val) -> Val {
+    match kind {
+        MergeKind::Add | MergeKind::Average => acc + v,
+        MergeKind::Subtract => acc - v,
+        MergeKind::Multiply => acc * v,
+        MergeKind::Maximum => Val::max(acc, v),
+        MergeKind::Minimum => Val::min(acc, v),
+        MergeKind::Divide => acc / v,
+    }
+}
+
+/// Elementwise `x (kind) constant` (or `constant (kind) x`), broadcasting as numpy.
+pub fn const_merge(
+    kind: MergeKind,
+    constant: WeightId,
+    constant_shape: &[usize],
+    constant_first: bool,
+    in_shape: &[usize],
+    out_shape: &[usize],
+) -> Vec<Stmt> {
+    let rank = out_shape.len();
+    let x = Val::load(Buf::In(0), broadcast_ix(in_shape, rank));
+    let c = Val::load(Buf::W(constant), broadcast_ix(constant_shape, rank));
+    let value = if constant_first {
+        merge_step(kind, c, x)
+    } else {
+        merge_step(kind, x, c)
     };
-    let value = (1..in_shapes.len()).fold(load(0), |acc, k| match kind {
-        MergeKind::Add | MergeKind::Average => acc + load(k),
-        MergeKind::Subtract => acc - load(k),
-        MergeKind::Multiply => acc * load(k),
-        MergeKind::Maximum => Val::max(acc, load(k)),
-        MergeKind::Minimum => Val::min(acc, load(k)),
-        MergeKind::Divide => acc / load(k),
-    });
+    nest(
+        "o",
+        out_shape,
+        vec![Stmt::Store(ix("o", &strides(out_shape)), value)],
+    )
+}
+
+/// Sum, mean, max or min over `axes`: the output (reduced axes kept as size 1, the same
+/// flat layout) is set to the start value, then every input element is folded into its
+/// slot in row-major order; a mean is divided at the end.
+pub fn reduce(kind: ReduceKind, axes: &[usize], in_shape: &[usize]) -> Vec<Stmt> {
+    let kept: Vec<usize> = in_shape
+        .iter()
+        .enumerate()
+        .map(|(d, &len)| if axes.contains(&d) { 1 } else { len })
+        .collect();
+    let kst: Vec<usize> = strides(&kept)
+        .iter()
+        .enumerate()
+        .map(|(d, &s)| if axes.contains(&d) { 0 } else { s })
+        .collect();
+    let n = numel(&kept);
+    let o = ix("i", &kst);
+    let x = Val::load(Buf::In(0), ix("i", &strides(in_shape)));
+    let (start, fold) = match kind {
+        ReduceKind::Sum | ReduceKind::Mean => (0.0, Stmt::Update(o.clone(), Update::Add, x)),
+        ReduceKind::Max => (
+            f32::NEG_INFINITY,
+            Stmt::Store(o.clone(), Val::max(Val::load(Buf::Out, o), x)),
+        ),
+        ReduceKind::Min => (
+            f32::INFINITY,
+            Stmt::Store(o.clone(), Val::min(Val::load(Buf::Out, o), x)),
+        ),
+    };
+    let p = Ix::default().plus("p", 1);
+    let mut body = for_("p", n, vec![Stmt::Store(p.clone(), Val::Const(start))]);
+    body.extend(nest("i", in_shape, vec![fold]));
+    if kind == ReduceKind::Mean {
+        let count = numel(in_shape) / n.max(1);
+        body.extend(for_(
+            "p",
+            n,
+            vec![Stmt::Update(p, Update::Div, Val::Const(count as f32))],
+        ));
+    }
+    body
+}
+
+/// Elementwise over several inputs, broadcasting as numpy.
+pub fn merge(kind: MergeKind, in_shapes: &[&[usize]], out_shape: &[usize]) -> Vec<Stmt> {
+    let rank = out_shape.len();
+    let load = |k: usize| Val::load(Buf::In(k), broadcast_ix(in_shapes[k], rank));
+    let value = (1..in_shapes.len()).fold(load(0), |acc, k| merge_step(kind, acc, load(k)));
     let value = match kind {
         MergeKind::Average => value / Val::Const(in_shapes.len() as f32),
         _ => value,

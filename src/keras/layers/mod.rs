@@ -130,6 +130,19 @@ pub(crate) trait LayerKind: std::fmt::Debug {
         0
     }
 
+    /// For an operation node (see [`crate::keras::ops`]): the nodes for one call from its
+    /// arguments as written (tensors as placeholders indexing `inputs`, see
+    /// [`config::Call::args`]). `None` for layers.
+    fn operation_steps(
+        &self,
+        inputs: &[&[usize]],
+        args: &[Value],
+        kwargs: &Map<String, Value>,
+    ) -> Option<Result<Vec<Step>, String>> {
+        let _ = (inputs, args, kwargs);
+        None
+    }
+
     /// The nodes for one call that also passes keyword arguments other than tensors,
     /// `training` and empty masks (`use_causal_mask=True`). By default any is rejected.
     fn call_steps(
@@ -434,6 +447,17 @@ pub(crate) fn parse(
     if !problems.is_empty() {
         return Err(problems);
     }
+    // Keras 3 writes the masks its layers pass as these operations (see `masking`).
+    let mask_op = matches!(
+        entry.class.as_str(),
+        "NotEqual" | "Any" | "LogicalOr" | "LogicalAnd"
+    );
+    if !mask_op && super::ops::is_operation(entry, version) {
+        return super::ops::parse(entry, version);
+    }
+    if let Some(problem) = not_a_layer_module(entry) {
+        return Err(vec![problem]);
+    }
     let mut options = Options::new(&entry.config);
     let kind: Option<Box<dyn LayerKind>> = match entry.class.as_str() {
         "Dense" => dense::parse(&mut options, version),
@@ -511,9 +535,12 @@ pub(crate) fn parse(
                     .into(),
             ])
         }
-        "Lambda" | "TFOpLambda" | "SlicingOpLambda" => {
+        "Lambda" => {
             return Err(vec![
-                "Lambda layers hold Python code, which cannot be converted".into(),
+                "Lambda layers hold Python code, which cannot be converted: write the \
+                 computation with Keras layers or `keras.ops` calls on the tensors (saved as \
+                 operations, which are supported), or run it outside the model"
+                    .into(),
             ])
         }
         _ => {
@@ -533,6 +560,26 @@ pub(crate) fn parse(
             Err(problems)
         }
     }
+}
+
+/// A Keras class from a module that holds no layers (an operation that [`parse`] did
+/// not recognise as one), which must not be read as the layer of the same name.
+fn not_a_layer_module(entry: &LayerEntry) -> Option<String> {
+    let module = entry.module.as_deref()?;
+    let layer_module = module == "keras"
+        || module == "keras.layers"
+        || module.starts_with("keras.src.layers")
+        || module.starts_with("keras.src.models")
+        || module.starts_with("tf_keras")
+        || module.starts_with("keras.src.legacy")
+        || !module.starts_with("keras");
+    (!layer_module).then(|| {
+        format!(
+            "class '{}' from module '{}' is not a layer keras2src knows",
+            esc(&entry.class),
+            esc(module)
+        )
+    })
 }
 
 /// A custom (user-registered or user-module) class, which cannot be converted.

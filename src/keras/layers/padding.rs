@@ -108,6 +108,7 @@ impl LayerKind for Cropping {
             begin.push(before);
             end.push(len - after);
         }
-        Ok(Op::Slice { begin, end })
+        let step = vec![1; begin.len()];
+        Ok(Op::Slice { begin, end, step })
     }
 }

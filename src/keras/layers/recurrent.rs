@@ -353,6 +353,7 @@ fn slice(begin: usize, end: usize) -> Op {
     Op::Slice {
         begin: vec![begin],
         end: vec![end],
+        step: vec![1],
     }
 }
 

@@ -479,7 +479,8 @@ fn padding_and_cropping_forms() {
         steps[0].op,
         Op::Slice {
             begin: vec![1, 0],
-            end: vec![4, 2]
+            end: vec![4, 2],
+            step: vec![1, 1],
         }
     );
     let kind = parse(&entry("Cropping1D", r#"{"cropping": [3, 3]}"#), K3).unwrap();

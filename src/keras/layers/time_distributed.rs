@@ -337,9 +337,10 @@ fn lift(op: &Op, steps: usize, slice: &[usize]) -> Result<Vec<Op>, String> {
         Op::Pad { padding } => Op::Pad {
             padding: [&[(0, 0)][..], padding].concat(),
         },
-        Op::Slice { begin, end } => Op::Slice {
+        Op::Slice { begin, end, step } => Op::Slice {
             begin: [&[0][..], begin].concat(),
             end: [&[steps][..], end].concat(),
+            step: [&[1][..], step].concat(),
         },
         Op::Transpose { perm } => Op::Transpose {
             perm: std::iter::once(0)
