@@ -234,6 +234,24 @@ pub fn eval(op: &Op, inputs: &[(&[f32], &[usize])], out_shape: &[usize]) -> Opti
                 };
             }
         }
+        Op::Select { then, otherwise } => {
+            let mut next = 1..;
+            let mut branch = |constant: &Option<f32>| match constant {
+                Some(v) => Err(*v),
+                None => Ok(next.next().unwrap_or(0)),
+            };
+            let (then, otherwise) = (branch(then), branch(otherwise));
+            let value = |o: &[usize], b: Result<usize, f32>| match b {
+                Ok(k) => inputs[k].0[broadcast_flat(o, inputs[k].1)],
+                Err(v) => v,
+            };
+            for o in indices(out_shape) {
+                let condition = x[broadcast_flat(&o, xs)];
+                // Any non-zero value (NaN too) is true, as numpy's cast to bool.
+                let pick = if condition == 0.0 { otherwise } else { then };
+                out[flat(&o, &os)] = value(&o, pick);
+            }
+        }
         Op::ConstMerge {
             kind,
             constant,

@@ -109,6 +109,13 @@ pub enum Op {
         constant: Weights,
         constant_first: bool,
     },
+    /// `condition != 0 ? then : otherwise` elementwise (`where`), broadcasting as
+    /// [`Op::Merge`]. The inputs are the condition, then the branches that are tensors; a
+    /// branch given as `Some(value)` is that constant.
+    Select {
+        then: Option<f32>,
+        otherwise: Option<f32>,
+    },
     /// Sum, mean, max or min over `axes` (sorted, distinct), which stay as size 1 with
     /// `keepdims` and are dropped otherwise.
     Reduce {

@@ -132,6 +132,14 @@ pub fn infer(op: &Op, inputs: &[&[usize]]) -> Option<Result<Vec<usize>, String>>
             )),
         }),
         Op::Merge { .. } => broadcast(inputs),
+        Op::Select { then, otherwise } => {
+            let tensors = 1 + usize::from(then.is_none()) + usize::from(otherwise.is_none());
+            if inputs.len() != tensors {
+                Err(format!("expects {tensors} inputs, got {}", inputs.len()))
+            } else {
+                broadcast(inputs)
+            }
+        }
         Op::ConstMerge { constant, .. } => {
             one(inputs).and_then(|x| broadcast(&[x, &constant.shape[..]]))
         }

@@ -382,6 +382,7 @@ fn loops(
             spatial::const_merge(*kind, c, &constant.shape, *constant_first, x, y)
         }
         Op::Reduce { kind, axes, .. } => spatial::reduce(*kind, axes, x),
+        Op::Select { then, otherwise } => spatial::select(*then, *otherwise, &in_shapes, y),
         Op::Transpose { perm } => spatial::transpose(perm, x, y),
         Op::Upsample {
             factors,

@@ -3,7 +3,7 @@
 //! the padding skipped by a guard only on the axes that have padding.
 
 use super::expr::Expr;
-use super::loops::{for_, Acc, Buf, Ix, Stmt, Update, Val};
+use super::loops::{for_, Acc, Buf, Cond, Ix, Stmt, Update, Val};
 use super::WeightId;
 use crate::backend::math::MathFn;
 use crate::ir::{numel, MergeKind, PoolKind, ReduceKind, Window};
@@ -817,6 +817,39 @@ pub fn const_merge(
         "o",
         out_shape,
         vec![Stmt::Store(ix("o", &strides(out_shape)), value)],
+    )
+}
+
+/// `condition != 0 ? then : otherwise` with numpy broadcasting; a branch is input `k` or
+/// a constant.
+pub fn select(
+    then: Option<f32>,
+    otherwise: Option<f32>,
+    in_shapes: &[&[usize]],
+    out_shape: &[usize],
+) -> Vec<Stmt> {
+    let rank = out_shape.len();
+    let mut next = 1..;
+    let mut branch = |constant: Option<f32>| match constant {
+        Some(v) => Val::Const(v),
+        None => {
+            let k = next.next().unwrap_or(0);
+            Val::load(Buf::In(k), broadcast_ix(in_shapes[k], rank))
+        }
+    };
+    let (then, otherwise) = (branch(then), branch(otherwise));
+    let o = ix("o", &strides(out_shape));
+    let condition = Val::load(Buf::In(0), broadcast_ix(in_shapes[0], rank));
+    nest(
+        "o",
+        out_shape,
+        vec![
+            Stmt::Store(o.clone(), then),
+            Stmt::If(
+                Cond::Equal(condition, Val::Const(0.0)),
+                vec![Stmt::Store(o, otherwise)],
+            ),
+        ],
     )
 }
 

@@ -57,6 +57,29 @@ pub(super) fn steps(
         OpKind::Split => split(p, tf),
         OpKind::GetItem => get_item(p),
         OpKind::Matmul => matmul(p),
+        OpKind::Where => {
+            let condition = p.tensor("condition")?;
+            let mut inputs = vec![Source::Input(condition)];
+            let mut branch = |p: &mut Params, name: &str| match p.arg(name)? {
+                Some(Arg::Tensor(k)) => {
+                    inputs.push(Source::Input(k));
+                    Ok(None)
+                }
+                Some(Arg::Scalar(v)) => Ok(Some(v)),
+                Some(Arg::Array(w)) if w.len() == 1 => Ok(Some(w.data[0])),
+                Some(Arg::Array(_)) => Err(format!(
+                    "a where with a constant array as '{name}' is not supported"
+                )),
+                None => Err("a where without both branches (indices) is not supported".into()),
+            };
+            let then = branch(p, "x1")?;
+            let otherwise = branch(p, "x2")?;
+            Ok(vec![Step::new(
+                None,
+                Op::Select { then, otherwise },
+                inputs,
+            )])
+        }
         OpKind::Cast => {
             let x = p.tensor("x")?;
             let dtype = p.raw("dtype").unwrap_or(Value::Null);

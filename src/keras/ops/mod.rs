@@ -74,6 +74,7 @@ pub(crate) enum OpKind {
     GetItem,
     Matmul,
     Cast,
+    Where,
 }
 
 /// One Keras 3 class: its kind and the names of its positional call arguments.
@@ -178,6 +179,10 @@ fn k3_spec(class: &str) -> Option<Spec> {
             call: X1_X2,
         }),
         "Cast" => one(Cast),
+        "Where" => Some(Spec {
+            kind: Where,
+            call: &["condition", "x1", "x2"],
+        }),
         _ => None,
     }
 }
@@ -284,6 +289,10 @@ fn tf_spec(function: &str) -> Option<(OpKind, &'static [(&'static str, &'static 
             ],
         ),
         "cast" => (Cast, &[("x", "x"), ("dtype", "dtype")]),
+        "where" | "where_v2" => (
+            Where,
+            &[("condition", "condition"), ("x", "x1"), ("y", "x2")],
+        ),
         _ => return None,
     })
 }
