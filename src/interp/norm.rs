@@ -95,6 +95,19 @@ fn normalize(
                     };
                 }
             }
+            NormKind::Rms { epsilon } => {
+                let mut sq = 0.0f32;
+                for &pos in &inner {
+                    let v = at(pos).0;
+                    sq += v * v;
+                }
+                let r = 1.0 / (sq / n + epsilon).sqrt();
+                for &pos in &inner {
+                    let (v, p) = at(pos);
+                    let v = v * r;
+                    y[base + pos.0] = gamma.map_or(v, |g| v * g[p]);
+                }
+            }
             NormKind::L2 { epsilon } => {
                 let mut sq = 0.0f32;
                 for &pos in &inner {

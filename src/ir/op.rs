@@ -196,6 +196,9 @@ pub enum NormKind {
     /// LayerNormalization with `rms_scaling`: `y = x * (1 / sqrt(var + epsilon)) * gamma`
     /// (scaled by the variance, not centred; no beta).
     RmsScale { epsilon: f32 },
+    /// RMSNormalization: `y = x * (1 / sqrt(sum(x^2) / n + epsilon)) * gamma` (the mean
+    /// square, not centred; no beta).
+    Rms { epsilon: f32 },
     /// UnitNormalization: `y = x * min(1 / sqrt(sum(x^2)), 1 / epsilon)` (NaN stays NaN).
     L2 { epsilon: f32 },
 }

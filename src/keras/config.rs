@@ -55,8 +55,11 @@ pub(crate) struct Call {
     /// The positional tensor arguments, then the tensors passed by keyword (named in
     /// [`Call::keywords`], which lines up with the end of this list).
     pub inputs: Vec<TensorRef>,
-    /// A call that cannot be converted (nested keyword tensors, `training=True`).
+    /// A call that cannot be converted (nested keyword tensors).
     pub problem: Option<String>,
+    /// The call records `training=True` (random at inference for most layers; see
+    /// [`TRAINING_TRUE`]).
+    pub training: bool,
     /// The keyword names of the last `keywords.len()` tensors of [`Call::inputs`]
     /// (`mha(q, value=v, key=k)`); the layer decides whether it takes them.
     pub keywords: Vec<String>,
@@ -779,6 +782,10 @@ fn is_tensor_list(value: &Value) -> bool {
         .is_some_and(|items| !items.is_empty() && items.iter().all(is_keras_tensor))
 }
 
+/// The problem with a call that records `training=True`.
+pub(crate) const TRAINING_TRUE: &str =
+    "is called with training=True, so it is random at inference; not supported";
+
 /// One non-tensor keyword argument (or one holding tensors in a structure, a problem).
 fn read_kwarg(call: &mut Call, key: &str, value: &Value, holds_tensors: bool) {
     let problem = if holds_tensors {
@@ -790,10 +797,10 @@ fn read_kwarg(call: &mut Call, key: &str, value: &Value, holds_tensors: bool) {
         match (key, value) {
             (_, Value::Null) => None,
             ("training", Value::Bool(false)) => None,
-            ("training", Value::Bool(true)) => Some(
-                "is called with training=True, so it is random at inference; not supported"
-                    .to_string(),
-            ),
+            ("training", Value::Bool(true)) => {
+                call.training = true;
+                None
+            }
             // No mask: Keras 3 writes `[null, null]` for a nested model called on a list.
             ("mask", mask) if is_no_mask(mask) => None,
             _ => {

@@ -488,6 +488,11 @@ impl<'a> Builder<'a> {
         if let Some(problem) = &call.problem {
             return Err(problem.clone());
         }
+        // Keras 3 records the augmentation layers' `call(training=True)` default in a
+        // functional model, and `predict` / `model(x, training=False)` override it.
+        if call.training && !(self.keras3 && layers::records_training_default(&layer.class)) {
+            return Err(config::TRAINING_TRUE.into());
+        }
         // A Keras 3 `mask=` tensor is not one of the layer's own arguments.
         let mut inputs = inputs;
         let mut keywords = call.keywords.clone();

@@ -67,6 +67,7 @@ pub(crate) fn flatten(mut model: ModelConfig, depth: usize) -> Result<ModelConfi
                             .clone()
                             .or_else(|| outer_call.keyword_problem())
                             .or_else(|| call.problem.clone()),
+                        training: outer_call.training || call.training,
                         keywords: call.keywords.clone(),
                         kwargs: call.kwargs.clone(),
                         args: call.args.clone(),

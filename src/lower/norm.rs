@@ -1,8 +1,8 @@
-//! Normalisation (LayerNormalization, GroupNormalization, UnitNormalization) and Embedding
-//! kernels in the shared loop language. A normalisation walks the kept axes outside and
-//! the reduced axes inside, in three passes per group (sum, squared deviations, output),
-//! so LayerNormalization over the last axis is one pass over rows with the features
-//! innermost.
+//! Normalisation (LayerNormalization, GroupNormalization, UnitNormalization,
+//! RMSNormalization) and Embedding kernels in the shared loop language. A normalisation
+//! walks the kept axes outside and the reduced axes inside, in three passes per group
+//! (sum, squared deviations, output), so LayerNormalization over the last axis is one pass
+//! over rows with the features innermost.
 
 use super::expr::Expr;
 use super::loops::{for_, Buf, Ix, Stmt, Val};
@@ -112,6 +112,30 @@ pub fn normalize(
             };
             out.push(Stmt::Store(x_ix.clone(), value));
             body.extend(nest(&reduced, out));
+        }
+        NormKind::Rms { epsilon } => {
+            body.push(Stmt::LetMut("sq".into(), Val::Const(0.0)));
+            body.extend(nest(
+                &reduced,
+                vec![
+                    Stmt::Let("x".into(), x()),
+                    Stmt::Accumulate("sq".into(), Val::var("x") * Val::var("x")),
+                ],
+            ));
+            body.push(Stmt::Let(
+                "mean_sq".into(),
+                Val::var("sq") / Val::Const(n as f32),
+            ));
+            body.push(Stmt::Let(
+                "r".into(),
+                Val::Apply(rsqrt(epsilon), "mean_sq".into()),
+            ));
+            let scaled = x() * Val::var("r");
+            let value = match gamma {
+                Some(g) => scaled * param(g),
+                None => scaled,
+            };
+            body.extend(nest(&reduced, vec![Stmt::Store(x_ix.clone(), value)]));
         }
         NormKind::L2 { epsilon } => {
             body.push(Stmt::LetMut("sq".into(), Val::Const(0.0)));

@@ -1,7 +1,8 @@
-//! `LayerNormalization`, `GroupNormalization` and `UnitNormalization`: per-sample
-//! statistics over some axes, one [`Op::Normalize`] each. The formulas follow Keras 3
-//! (`keras/src/ops/nn.py` `_layer_normalization` and `_normalize`,
-//! `layers/normalization/group_normalization.py`), which tf.keras 2 computes the same way.
+//! `LayerNormalization`, `GroupNormalization`, `UnitNormalization` and `RMSNormalization`:
+//! per-sample statistics over some axes, one [`Op::Normalize`] each. The formulas follow
+//! Keras 3 (`keras/src/ops/nn.py` `_layer_normalization`, `_normalize` and
+//! `_rms_normalization`, `layers/normalization/group_normalization.py`), which tf.keras 2
+//! computes the same way (it has no `RMSNormalization`).
 
 use super::{LayerKind, Options};
 use crate::ir::{numel, NormAxis, NormKind, Op, Weights};
@@ -245,6 +246,90 @@ impl LayerKind for GroupNorm {
             },
             gamma,
             beta,
+        })
+    }
+}
+
+#[derive(Debug)]
+struct RmsNorm {
+    /// Keras axes (batch counted, may be negative), as the config lists them.
+    axes: Vec<i64>,
+    epsilon: f32,
+}
+
+/// Keras 3 `RMSNormalization`: `x * rsqrt(mean(x^2) + epsilon) * scale` over `axis` (the
+/// mean square, not the variance as `LayerNormalization(rms_scaling=True)`).
+pub(super) fn parse_rms_norm(options: &mut Options) -> Option<Box<dyn LayerKind>> {
+    options.ignore(&["scale_initializer", "scale_regularizer", "scale_constraint"]);
+    let axes = options.int_list("axis").unwrap_or_else(|| vec![-1]);
+    let epsilon = options.f64("epsilon", 1e-6) as f32;
+    if axes.is_empty() {
+        options.problems.push("option 'axis' is empty".into());
+        return None;
+    }
+    Some(Box::new(RmsNorm { axes, epsilon }))
+}
+
+impl LayerKind for RmsNorm {
+    fn weight_names(&self) -> Vec<&'static str> {
+        vec!["scale"]
+    }
+
+    fn build(&self, input: &[usize], weights: &[Weights]) -> Result<Op, String> {
+        let [scale] = weights else {
+            return Err("missing weight 'scale'".into());
+        };
+        // Keras's `build` sorts the axes as given (negative ones first) and makes `scale`
+        // `[input_shape[a] for a in axes]`.
+        let mut raw = self.axes.clone();
+        raw.sort_unstable();
+        let resolved = raw
+            .iter()
+            .map(|&a| resolve_axis(a, input.len()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let axes = resolve_axes(&raw, input)?;
+        if axes.len() != resolved.len() {
+            return Err(format!("option 'axis'={:?} names an axis twice", self.axes));
+        }
+        let param_shape: Vec<usize> = resolved.iter().map(|&a| input[a]).collect();
+        super::check_shape("scale", scale, &param_shape)?;
+        // `outputs * scale` broadcasts `scale` against the input's trailing axes (NumPy).
+        let k = param_shape.len();
+        let fits = k <= input.len()
+            && param_shape
+                .iter()
+                .zip(&input[input.len() - k..])
+                .all(|(&p, &d)| p == d || p == 1);
+        if !fits {
+            return Err(format!(
+                "weight 'scale' of shape {param_shape:?} does not broadcast against the input's \
+                 trailing axes {input:?} (as Keras multiplies)"
+            ));
+        }
+        let mut param_strides = vec![0usize; input.len()];
+        let mut stride = 1;
+        for (i, &p) in param_shape.iter().enumerate().rev() {
+            if p != 1 {
+                param_strides[input.len() - k + i] = stride;
+            }
+            stride *= p;
+        }
+        let view = input
+            .iter()
+            .enumerate()
+            .map(|(a, &len)| NormAxis {
+                len,
+                reduced: axes.contains(&a),
+                param_stride: param_strides[a],
+            })
+            .collect();
+        Ok(Op::Normalize {
+            view: merge_axes(view),
+            kind: NormKind::Rms {
+                epsilon: self.epsilon,
+            },
+            gamma: Some(scale.data.clone()),
+            beta: None,
         })
     }
 }

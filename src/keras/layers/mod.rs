@@ -17,6 +17,7 @@ mod dense;
 mod embedding;
 mod identity;
 mod layer_norm;
+mod layer_scale;
 mod masking;
 mod merge;
 mod normalization;
@@ -205,6 +206,13 @@ pub(crate) fn order_arguments(
     Ok(slots.into_iter().flatten().collect())
 }
 
+/// Whether Keras 3 writes `training=True` in the calls of this layer class by itself: the
+/// image-augmentation layers' `call(data, training=True)` default, recorded when a
+/// functional model is built. `predict` passes `training=False`, which overrides it.
+pub(crate) fn records_training_default(class: &str) -> bool {
+    identity::is_augmentation(class)
+}
+
 /// Where a layer's output mask comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum MaskSource {
@@ -228,6 +236,7 @@ pub(crate) const MASK_PASSING: &[&str] = &[
     "ELU",
     "Dense",
     "LayerNormalization",
+    "Identity",
 ];
 
 /// Layers that drop a Keras mask in Keras 3 (they do not set `supports_masking`, so
@@ -527,7 +536,25 @@ pub(crate) fn parse(
         | "GaussianNoise"
         | "GaussianDropout"
         | "AlphaDropout"
-        | "ActivityRegularization" => identity::parse(&entry.class, &mut options),
+        | "ActivityRegularization"
+        | "Identity" => identity::parse(&entry.class, &mut options),
+        class if identity::is_augmentation(class) => identity::parse(class, &mut options),
+        "AutoContrast" | "ContrastLimitedAdaptiveHistogramEqualization" => {
+            return Err(vec![format!(
+                "{} computes at inference too (a per-image contrast stretch / histogram \
+                 equalisation), which is not supported",
+                entry.class
+            )])
+        }
+        "StringLookup" | "TextVectorization" | "Hashing" | "HashedCrossing" => {
+            return Err(vec![format!(
+                "{} works on strings (or hashes), which generated code cannot take as input: \
+                 run it before the model and feed the model its output",
+                entry.class
+            )])
+        }
+        "LayerScale" => layer_scale::parse(entry, &mut options),
+        "RMSNormalization" => layer_norm::parse_rms_norm(&mut options),
         class if config::MODEL_CLASSES.contains(&class) => {
             return Err(vec![
                 "a nested model without its layers in the file (a subclassed model?) is not \
@@ -710,6 +737,9 @@ pub(crate) fn loose_weight_count(entry: &LayerEntry) -> Option<WeightCount> {
         | "GaussianDropout"
         | "AlphaDropout"
         | "ActivityRegularization"
+        | "Identity"
+        | "AutoContrast"
+        | "ContrastLimitedAdaptiveHistogramEqualization"
         | "Permute"
         | "RepeatVector"
         | "MaxPooling1D"
@@ -747,6 +777,8 @@ pub(crate) fn loose_weight_count(entry: &LayerEntry) -> Option<WeightCount> {
         | "LogicalOr"
         | "LogicalAnd"
         | "Any" => all(0),
+        class if identity::is_augmentation(class) => all(0),
+        "LayerScale" | "RMSNormalization" => all(1),
         _ => None,
     }
 }
@@ -764,3 +796,5 @@ pub(crate) fn check_shape(name: &str, weight: &Weights, expected: &[usize]) -> R
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_extra;
