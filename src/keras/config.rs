@@ -242,8 +242,8 @@ fn layer_header(value: &Value, index: usize, depth: usize) -> Result<LayerEntry,
     let class = obj
         .get("class_name")
         .and_then(Value::as_str)
-        .ok_or_else(|| format!("layer #{index} has no 'class_name'"))?
-        .to_string();
+        .ok_or_else(|| format!("layer #{index} has no 'class_name'"))?;
+    let class = canonical_class(class).to_string();
     let config = match obj.get("config") {
         Some(Value::Object(c)) => c.clone(),
         // Keras <= 2.2 wrote a nested Sequential's config as its layer list.
@@ -443,7 +443,7 @@ fn assign_weight_paths(model: &mut ModelConfig, prefix: &str) {
         if !layer.in_model_layers {
             continue;
         }
-        let base = to_snake_case(&layer.class);
+        let base = to_snake_case(python_class(&layer.class));
         let name = match used.get_mut(&base) {
             Some(n) => {
                 *n += 1;
@@ -908,6 +908,24 @@ pub(crate) fn is_quantized_policy(dtype: &Value) -> bool {
     class_quantized || name_quantized
 }
 
+/// The name Keras exports a class under, for the classes whose Python name a legacy
+/// `.h5` config writes instead (Keras 3 `GroupedQueryAttention`).
+fn canonical_class(class: &str) -> &str {
+    match class {
+        "GroupedQueryAttention" => "GroupQueryAttention",
+        other => other,
+    }
+}
+
+/// The Python class behind a config's `class_name`, where Keras exports a class under
+/// another name: `saving_lib` names weight groups after the Python class.
+fn python_class(class: &str) -> &str {
+    match class {
+        "GroupQueryAttention" => "GroupedQueryAttention",
+        other => other,
+    }
+}
+
 /// `"snake_case"` of a class name, as Keras's `naming.to_snake_case` does:
 /// drop non-word characters, then `(.)([A-Z][a-z]+)` → `\1_\2`, then
 /// `([a-z])([A-Z])` → `\1_\2`, then lowercase.
@@ -981,9 +999,15 @@ mod tests {
             ("LSTM", "lstm"),
             ("Functional", "functional"),
             ("ActivityRegularization", "activity_regularization"),
+            ("ConvLSTM2D", "conv_lstm2d"),
         ] {
             assert_eq!(to_snake_case(class), snake, "{class}");
         }
+        // Exported under another name than its Python class.
+        assert_eq!(
+            to_snake_case(python_class("GroupQueryAttention")),
+            "grouped_query_attention"
+        );
     }
 
     #[test]

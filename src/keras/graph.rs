@@ -622,7 +622,7 @@ impl<'a> Builder<'a> {
                 which[*k] = true;
             }
             per_input = Some(which);
-            if self.keras3 {
+            if self.keras3 && kind.clears_input_masks() {
                 for (k, _) in &incoming {
                     let t = inputs[*k];
                     if let Some(reader) = self.masks.readers.get(&t) {
@@ -683,7 +683,7 @@ impl<'a> Builder<'a> {
                     .or_insert_with(|| layer.name.clone());
             }
         }
-        if let (true, Some(_)) = (self.keras3, &per_input) {
+        if let (true, Some(_)) = (self.keras3 && kind.clears_input_masks(), &per_input) {
             for &t in &inputs[..inputs.len() - incoming.len()] {
                 self.masks
                     .removed

@@ -17,6 +17,9 @@
 //! kernels `[d, H, dim]` are `[d, H * dim]` Dense kernels), splits heads with `Reshape` and
 //! `Transpose`, and folds `1 / sqrt(key_dim)` into the query projection (a rounding
 //! difference from Keras's scaling of the projected query, well inside the tolerance).
+//! GroupQueryAttention is MultiHeadAttention with fewer key/value heads, each shared by a
+//! group of consecutive query heads: the group's queries are one matrix against the shared
+//! keys (a reshape), so nothing is repeated.
 //! Semantics from `keras/src/layers/attention/*.py` (3.15) and
 //! `tf_keras/src/layers/attention/*.py` (2.21), which agree on everything used here.
 
@@ -39,6 +42,12 @@ struct DenseAttention {
 #[derive(Debug)]
 struct MultiHead {
     heads: usize,
+    /// Key and value heads: `heads` for MultiHeadAttention; GroupQueryAttention's
+    /// `num_key_value_heads`, each shared by `heads / kv_heads` consecutive query heads.
+    kv_heads: usize,
+    /// GroupQueryAttention (its sub-layers are stored as `_query_dense`, ...; it leaves
+    /// the Keras masks of its inputs in place).
+    grouped: bool,
     key_dim: usize,
     value_dim: usize,
     use_bias: bool,
@@ -103,6 +112,76 @@ pub(super) fn parse_dense_attention(
     }))
 }
 
+/// A positive integer option (`None`, with a problem if `required`, when absent).
+fn positive(options: &mut Options, key: &str, required: bool) -> Option<usize> {
+    match options.int(key) {
+        Some(v) if v > 0 => usize::try_from(v).ok(),
+        Some(v) => {
+            options
+                .problems
+                .push(format!("option '{key}'={v} must be positive"));
+            None
+        }
+        None if required => {
+            options.problems.push(format!("option '{key}' is missing"));
+            None
+        }
+        None => None,
+    }
+}
+
+/// `GroupQueryAttention` (Keras 3 only): MultiHeadAttention whose key and value heads are
+/// shared by groups of consecutive query heads (`ops.repeat(key, num_repeats, axis=2)`),
+/// with `key_dim = value_dim = head_dim`, the query's features as output and no
+/// `attention_axes` or `output_shape`. Its call, masks and scores follow
+/// MultiHeadAttention's in Keras 3.15 (`grouped_query_attention.py`).
+pub(super) fn parse_grouped_query(
+    options: &mut Options,
+    version: crate::keras::config::KerasVersion,
+) -> Option<Box<dyn LayerKind>> {
+    let dropout = options.f64("dropout", 0.0) > 0.0;
+    options.ignore(&[
+        "seed",
+        "kernel_initializer",
+        "bias_initializer",
+        "kernel_regularizer",
+        "bias_regularizer",
+        "kernel_constraint",
+        "bias_constraint",
+        // Flash attention computes the same attention (it is a kernel choice).
+        "flash_attention",
+    ]);
+    let head_dim = positive(options, "head_dim", true);
+    let heads = positive(options, "num_query_heads", true);
+    let kv_heads = positive(options, "num_key_value_heads", true);
+    let sliding_window = positive(options, "sliding_window", false);
+    let use_bias = options.bool("use_bias", true);
+    let use_gate = options.bool("use_gate", false);
+    let (head_dim, heads, kv_heads) = (head_dim?, heads?, kv_heads?);
+    if heads % kv_heads != 0 {
+        options.problems.push(format!(
+            "option 'num_query_heads'={heads} must be a multiple of \
+             'num_key_value_heads'={kv_heads}"
+        ));
+        return None;
+    }
+    Some(Box::new(MultiHead {
+        heads,
+        kv_heads,
+        grouped: true,
+        key_dim: head_dim,
+        value_dim: head_dim,
+        use_bias,
+        use_gate,
+        output_shape: None,
+        attention_axes: None,
+        sliding_window,
+        keras3: version.major >= 3,
+        dropout,
+        robust: false,
+    }))
+}
+
 pub(super) fn parse_multi_head(
     options: &mut Options,
     version: crate::keras::config::KerasVersion,
@@ -124,22 +203,6 @@ pub(super) fn parse_multi_head(
         "value_shape",
         "flash_attention",
     ]);
-    let positive = |options: &mut Options, key: &str, required: bool| -> Option<usize> {
-        match options.int(key) {
-            Some(v) if v > 0 => usize::try_from(v).ok(),
-            Some(v) => {
-                options
-                    .problems
-                    .push(format!("option '{key}'={v} must be positive"));
-                None
-            }
-            None if required => {
-                options.problems.push(format!("option '{key}' is missing"));
-                None
-            }
-            None => None,
-        }
-    };
     let heads = positive(options, "num_heads", true);
     let key_dim = positive(options, "key_dim", true);
     let value_dim = positive(options, "value_dim", false);
@@ -174,8 +237,11 @@ pub(super) fn parse_multi_head(
     };
     let attention_axes = options.int_list("attention_axes");
     let key_dim = key_dim?;
+    let heads = heads?;
     Some(Box::new(MultiHead {
-        heads: heads?,
+        heads,
+        kv_heads: heads,
+        grouped: false,
         key_dim,
         value_dim: value_dim.unwrap_or(key_dim),
         use_bias,
@@ -204,7 +270,8 @@ pub(super) fn loose_weight_count(entry: &LayerEntry) -> Option<WeightCount> {
             usize::from(flag("use_scale", false)) + usize::from(concat)
         }
         "AdditiveAttention" => usize::from(flag("use_scale", true)),
-        // query, key, (gate,) value and output projections.
+        // query, key, (gate,) value and output projections (MultiHeadAttention,
+        // GroupQueryAttention).
         _ => (4 + usize::from(flag("use_gate", false))) * (1 + usize::from(flag("use_bias", true))),
     };
     Some(WeightCount {
@@ -481,6 +548,17 @@ impl LayerKind for MultiHead {
     }
 
     fn weight_groups(&self) -> Vec<String> {
+        if self.grouped {
+            // GroupQueryAttention has no public properties for its sub-layers.
+            return self
+                .sublayers()
+                .iter()
+                .map(|s| match *s {
+                    "attention_output" => "_output_dense".to_string(),
+                    s => format!("_{s}_dense"),
+                })
+                .collect();
+        }
         // Keras 3.0.0-3.0.2 and tf_keras name the groups after the private attributes.
         self.sublayers()
             .iter()
@@ -517,6 +595,10 @@ impl LayerKind for MultiHead {
         masked: &[bool],
     ) -> Option<Result<Vec<Step>, String>> {
         Some(self.multi_head_steps(inputs, weights, kwargs, masked))
+    }
+
+    fn clears_input_masks(&self) -> bool {
+        !self.grouped
     }
 }
 
@@ -566,6 +648,12 @@ impl MultiHead {
             ));
         }
         self.check_axes(rank)?;
+        if self.grouped && rank != 2 {
+            return Err(format!(
+                "needs query, value and key of shape [steps, features] (batch excluded), got \
+                 {q:?}, {v:?}, {k:?}"
+            ));
+        }
         if rank > 2 && (options.causal || self.sliding_window.is_some()) {
             return Err(
                 "use_causal_mask or sliding_window with more than one attention axis is not \
@@ -622,10 +710,11 @@ impl MultiHead {
         with_out.extend(&out_dims);
         let q_kernel = scaled(Self::kernel("query", qk, &[dq, h, kd], h * kd)?);
         let q_bias = Self::bias("query", qb, &[h, kd])?.map(scaled);
-        let k_kernel = Self::kernel("key", kk, &[dk, h, kd], h * kd)?;
-        let k_bias = Self::bias("key", kb, &[h, kd])?;
-        let v_kernel = Self::kernel("value", vk, &[dv, h, vd], h * vd)?;
-        let v_bias = Self::bias("value", vb, &[h, vd])?;
+        let kvh = self.kv_heads;
+        let k_kernel = Self::kernel("key", kk, &[dk, kvh, kd], kvh * kd)?;
+        let k_bias = Self::bias("key", kb, &[kvh, kd])?;
+        let v_kernel = Self::kernel("value", vk, &[dv, kvh, vd], kvh * vd)?;
+        let v_bias = Self::bias("value", vb, &[kvh, vd])?;
         let o_kernel = Self::kernel("attention_output", ok, &with_out, d_out)?;
         let o_bias = Self::bias("attention_output", ob, &out_dims)?;
         let gate = match gate {
@@ -665,12 +754,22 @@ impl MultiHead {
         let value = steps.push(Some("value"), dense(v_kernel, v_bias), vec![value_in]);
         // [T, H * dim] -> [H, T, dim] (keys -> [H, dim, T]).
         let query = steps.reshape("query_heads", query, &[tq, h, kd])?;
-        let query = steps.transpose("query_by_head", query, vec![1, 0, 2]);
-        let key = steps.reshape("key_heads", key, &[tv, h, kd])?;
+        let mut query = steps.transpose("query_by_head", query, vec![1, 0, 2]);
+        let key = steps.reshape("key_heads", key, &[tv, kvh, kd])?;
         let key = steps.transpose("key_by_head", key, vec![1, 2, 0]);
-        let value = steps.reshape("value_heads", value, &[tv, h, vd])?;
+        let value = steps.reshape("value_heads", value, &[tv, kvh, vd])?;
         let value = steps.transpose("value_by_head", value, vec![1, 0, 2]);
+        // Grouped heads: query head `u` reads key/value head `u / group`, so the query heads
+        // of a group, consecutive in [H, tq, kd], are one [group * tq, kd] matrix against
+        // their shared key (reshapes only rename memory).
+        let group = h / kvh;
+        if group > 1 {
+            query = steps.reshape("query_groups", query, &[kvh, group * tq, kd])?;
+        }
         let mut scores = steps.push(Some("scores"), Op::MatMul, vec![query, key]);
+        if group > 1 {
+            scores = steps.reshape("scores_by_head", scores, &[h, tq, tv])?;
+        }
         // The Keras masks of query (`[1, tq, 1]`), value and key (`[1, 1, tv]`), ANDed.
         let mut allowed = None;
         if !masks.is_empty() {
@@ -765,7 +864,15 @@ impl MultiHead {
                 Some(steps.reshape("attention_scores", probs, &shape)?)
             }
         };
-        let context = steps.push(Some("context"), Op::MatMul, vec![probs, value]);
+        let grouped_probs = if group > 1 {
+            steps.reshape("probs_groups", probs, &[kvh, group * tq, tv])?
+        } else {
+            probs
+        };
+        let mut context = steps.push(Some("context"), Op::MatMul, vec![grouped_probs, value]);
+        if group > 1 {
+            context = steps.reshape("context_heads", context, &[h, tq, vd])?;
+        }
         let context = steps.transpose("context_by_step", context, vec![1, 0, 2]);
         let mut context = steps.reshape("context_flat", context, &[tq, h * vd])?;
         if let Some(gate) = gate {
@@ -960,6 +1067,87 @@ mod tests {
             .steps(&[&[5, 4], &[5, 4]], &mha_weights(4, 2, 2))
             .unwrap_err();
         assert!(err.contains("query/kernel"), "{err}");
+    }
+
+    #[test]
+    fn gqa_shares_key_and_value_heads_within_groups() {
+        let gqa = kind(
+            "GroupQueryAttention",
+            r#"{"head_dim": 3, "num_query_heads": 4, "num_key_value_heads": 2,
+                "flash_attention": null, "dropout": 0.0}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            gqa.weight_groups(),
+            [
+                "_query_dense",
+                "_key_dense",
+                "_value_dense",
+                "_output_dense"
+            ]
+        );
+        assert!(!gqa.clears_input_masks());
+        let (d, kv) = (5, [zeros(&[5, 2, 3]), zeros(&[2, 3])]);
+        let mut weights = vec![zeros(&[d, 4, 3]), zeros(&[4, 3])];
+        weights.extend(kv.iter().cloned());
+        weights.extend(kv.iter().cloned());
+        weights.extend([zeros(&[4, 3, d]), zeros(&[d])]);
+        let steps = gqa
+            .call_steps(
+                &[&[6, 5], &[7, 5]],
+                &weights,
+                &kwargs(r#"{"return_attention_scores": true}"#),
+            )
+            .unwrap();
+        let op = |suffix: &str| {
+            steps
+                .iter()
+                .find(|s| s.suffix.as_deref() == Some(suffix))
+                .map(|s| s.op.clone())
+        };
+        // Query heads 2k and 2k + 1 read key/value head k: [2, 2 * 6, 3] x [2, 3, 7].
+        assert_eq!(
+            op("query_groups"),
+            Some(Op::Reshape {
+                target: vec![2, 12, 3]
+            })
+        );
+        assert_eq!(
+            op("scores_by_head"),
+            Some(Op::Reshape {
+                target: vec![4, 6, 7]
+            })
+        );
+        assert_eq!(outputs(&steps)[1].0, Some("softmax"));
+        // As many key/value heads as query heads: MultiHeadAttention's steps exactly.
+        let mha_like = kind(
+            "GroupQueryAttention",
+            r#"{"head_dim": 3, "num_query_heads": 2, "num_key_value_heads": 2}"#,
+        )
+        .unwrap();
+        let steps = mha_like
+            .steps(&[&[6, 4], &[6, 4]], &mha_weights(4, 2, 3))
+            .unwrap();
+        assert!(steps
+            .iter()
+            .all(|s| s.suffix.as_deref() != Some("query_groups")));
+
+        let err = kind(
+            "GroupQueryAttention",
+            r#"{"head_dim": 3, "num_query_heads": 3, "num_key_value_heads": 2}"#,
+        )
+        .unwrap_err();
+        assert!(err[0].contains("'num_query_heads'=3"), "{err:?}");
+        let err = kind(
+            "GroupQueryAttention",
+            r#"{"head_dim": 3, "num_query_heads": 2, "num_key_value_heads": 2, "attention_axes": [1]}"#,
+        )
+        .unwrap_err();
+        assert!(err[0].contains("'attention_axes'"), "{err:?}");
+        let err = mha_like
+            .steps(&[&[3, 6, 4], &[3, 6, 4]], &mha_weights(4, 2, 3))
+            .unwrap_err();
+        assert!(err.contains("[steps, features]"), "{err}");
     }
 
     /// The steps marked as the call's outputs, by output index: (suffix, op).

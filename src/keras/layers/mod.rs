@@ -119,6 +119,13 @@ pub(crate) trait LayerKind: std::fmt::Debug {
         None
     }
 
+    /// Whether a Keras 3 call clears the Keras masks of its input tensors once it has read
+    /// them (MultiHeadAttention does), for layers that implement
+    /// [`LayerKind::input_masked_steps`].
+    fn clears_input_masks(&self) -> bool {
+        false
+    }
+
     /// Whether the layer passes a Keras mask on unchanged although its class is not in
     /// [`MASK_PASSING`] (a TimeDistributed whose inner layer is).
     fn passes_mask(&self) -> bool {
@@ -525,6 +532,7 @@ pub(crate) fn parse(
             attention::parse_dense_attention(&entry.class, &mut options)
         }
         "MultiHeadAttention" => attention::parse_multi_head(&mut options, version),
+        "GroupQueryAttention" => attention::parse_grouped_query(&mut options, version),
         class if recurrent::CLASSES.contains(&class) => {
             recurrent::parse(class, &mut options, version)
         }
@@ -691,7 +699,7 @@ pub(crate) fn loose_weight_count(entry: &LayerEntry) -> Option<WeightCount> {
             })
         }
         "PReLU" => all(1),
-        "Attention" | "AdditiveAttention" | "MultiHeadAttention" => {
+        "Attention" | "AdditiveAttention" | "MultiHeadAttention" | "GroupQueryAttention" => {
             attention::loose_weight_count(entry)
         }
         "LSTM" | "GRU" | "SimpleRNN" | "RNN" | "Bidirectional" => {
