@@ -471,9 +471,6 @@ pub(crate) fn parse(
     if !mask_op && super::ops::is_operation(entry, version) {
         return super::ops::parse(entry, version);
     }
-    if let Some(problem) = not_a_layer_module(entry) {
-        return Err(vec![problem]);
-    }
     let mut options = Options::new(&entry.config);
     let kind: Option<Box<dyn LayerKind>> = match entry.class.as_str() {
         "Dense" => dense::parse(&mut options, version),
@@ -595,26 +592,6 @@ pub(crate) fn parse(
             Err(problems)
         }
     }
-}
-
-/// A Keras class from a module that holds no layers (an operation that [`parse`] did
-/// not recognise as one), which must not be read as the layer of the same name.
-fn not_a_layer_module(entry: &LayerEntry) -> Option<String> {
-    let module = entry.module.as_deref()?;
-    let layer_module = module == "keras"
-        || module == "keras.layers"
-        || module.starts_with("keras.src.layers")
-        || module.starts_with("keras.src.models")
-        || module.starts_with("tf_keras")
-        || module.starts_with("keras.src.legacy")
-        || !module.starts_with("keras");
-    (!layer_module).then(|| {
-        format!(
-            "class '{}' from module '{}' is not a layer keras2src knows",
-            esc(&entry.class),
-            esc(module)
-        )
-    })
 }
 
 /// A custom (user-registered or user-module) class, which cannot be converted.
