@@ -265,6 +265,7 @@ fn models() -> Vec<(String, Graph)> {
             Op::Slice {
                 begin: vec![1, 0, 1],
                 end: vec![5, 5, 4],
+                step: vec![1, 1, 1],
             },
             vec![x],
             0,
