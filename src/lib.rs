@@ -256,8 +256,9 @@ impl Model {
     }
 }
 
-/// Integer inputs are for index layers (Embedding), which read them directly; a float layer
-/// reading one would need a cast the backends do not emit.
+/// Integer inputs are for index layers (Embedding, CategoryEncoding, Discretization,
+/// IntegerLookup), which read them directly; a float layer reading one would need a cast
+/// the backends do not emit.
 fn check_integer_inputs(graph: &ir::Graph, path: &Path) -> Result<()> {
     let problems: Vec<error::LayerProblem> = graph
         .inputs
@@ -268,6 +269,9 @@ fn check_integer_inputs(graph: &ir::Graph, path: &Path) -> Result<()> {
             !matches!(
                 graph.nodes[n].op,
                 ir::Op::Embedding { .. }
+                    | ir::Op::Encode { .. }
+                    | ir::Op::Bucketize { .. }
+                    | ir::Op::Lookup(_)
                     | ir::Op::SequenceMask {
                         reduce_last: false,
                         ..
@@ -279,7 +283,8 @@ fn check_integer_inputs(graph: &ir::Graph, path: &Path) -> Result<()> {
             class: graph.nodes[n].class.clone(),
             message: format!(
                 "reads the integer input '{}'; integer inputs are supported only for index \
-                 layers such as Embedding (declare the input as float32)",
+                 layers (Embedding, CategoryEncoding, Discretization, IntegerLookup; declare \
+                 the input as float32)",
                 error::escape_for_message(&input.name)
             ),
         })

@@ -3,6 +3,7 @@
 
 mod attention;
 mod norm;
+mod preprocess;
 mod recurrent;
 mod spatial;
 
@@ -46,6 +47,7 @@ pub fn run(graph: &Graph, inputs: &[Vec<f32>]) -> Result<Vec<Vec<f32>>, String> 
             continue;
         }
         let y = match attention::eval(&node.op, &inputs)
+            .or_else(|| preprocess::eval(&node.op, inputs[0].0, inputs[0].1))
             .or_else(|| recurrent::eval_node(&node.op, &inputs))
             .or_else(|| spatial::eval(&node.op, &inputs, &pre_activation_shape(node, graph)))
         {

@@ -6,6 +6,7 @@ mod attention;
 mod graph;
 mod norm_shape;
 mod op;
+mod preprocess;
 mod recurrent;
 mod shape;
 
@@ -13,6 +14,7 @@ pub use activation::{Activation, AxisFn, MathOp, ScalarOp};
 pub use attention::MASKED_SCORE;
 pub use graph::{Graph, GraphInput, GraphOutput, InputDtype, Node, NodeId, Tensor, TensorId};
 pub use op::{MergeKind, NormAxis, NormKind, Op, PoolKind, ReduceKind, Weights, Window};
+pub use preprocess::{EncodeMode, Lookup, EXACT_INTEGER_LIMIT};
 pub use recurrent::{Cell, Recurrent};
 
 /// Number of elements of a shape.

@@ -1,6 +1,6 @@
 //! Ops: what each node computes, with its constants, and its shape inference.
 
-use super::{checked_numel, numel, Activation, Recurrent};
+use super::{checked_numel, numel, Activation, EncodeMode, Lookup, Recurrent};
 
 /// A constant tensor: row-major f32 data and its shape.
 #[derive(Debug, Clone, PartialEq)]
@@ -174,6 +174,16 @@ pub enum Op {
     /// `0..table.shape[0]`, selects a row of `table` `[input_dim, output_dim]`;
     /// `[*s] -> [*s, output_dim]`.
     Embedding { table: Weights },
+    /// CategoryEncoding (and the encodings of Discretization and IntegerLookup): each input
+    /// value, read as an integer (an f32 truncated toward zero, as Keras casts), hits
+    /// position `v` of a `depth`-long vector of 0.0 / 1.0; values outside `0..depth` hit
+    /// nothing. See [`EncodeMode`] for the shapes.
+    Encode { depth: usize, mode: EncodeMode },
+    /// Discretization (TensorFlow's Bucketize): how many of the sorted `boundaries` are at
+    /// or below each value (a NaN is above them all), as f32.
+    Bucketize { boundaries: Vec<f32> },
+    /// IntegerLookup: each value, read as an integer, through a table (see [`Lookup`]).
+    Lookup(Box<Lookup>),
 }
 
 /// One axis of an [`Op::Normalize`] view.
@@ -427,6 +437,8 @@ impl Op {
                 gamma.iter().chain(beta.iter()).map(|v| &v[..]).collect()
             }
             Op::Embedding { table } => vec![&table.data[..]],
+            Op::Bucketize { boundaries } => vec![&boundaries[..]],
+            Op::Lookup(l) => vec![&l.keys[..], &l.values[..]],
             Op::Conv { kernel, bias, .. } | Op::ConvTranspose { kernel, bias, .. } => {
                 let mut w = vec![&kernel.data[..]];
                 w.extend(bias.iter().map(|b| &b.data[..]));

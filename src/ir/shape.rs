@@ -211,6 +211,13 @@ pub fn infer(op: &Op, inputs: &[&[usize]]) -> Option<Result<Vec<usize>, String>>
             }
         }),
         Op::Embedding { table } => one(inputs).and_then(|x| super::norm_shape::embedding(x, table)),
+        Op::Encode { depth, mode } => {
+            one(inputs).and_then(|x| super::preprocess::encode_shape(x, *depth, *mode))
+        }
+        Op::Bucketize { boundaries } => {
+            one(inputs).and_then(|x| super::preprocess::bucketize_shape(x, boundaries))
+        }
+        Op::Lookup(lookup) => one(inputs).and_then(|x| super::preprocess::lookup_shape(x, lookup)),
         _ => return None,
     };
     Some(result)

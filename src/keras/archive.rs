@@ -3,6 +3,7 @@
 //! uncompressed; deflate is accepted too (for re-zipped archives). Other compression,
 //! `weights_format="npz"` and sharded weights are refused with a message saying so.
 
+use std::collections::BTreeMap;
 use std::io::{Cursor, Read};
 
 use zip::result::ZipError;
@@ -28,6 +29,13 @@ pub(crate) struct Archive {
     pub config: String,
     pub metadata: Option<String>,
     pub weights: Vec<u8>,
+    /// The lookup layers' vocabularies (`assets/<layer path>/vocabulary.txt`), by entry name.
+    pub vocabularies: BTreeMap<String, String>,
+}
+
+/// The name of the assets entry that holds a lookup layer's adapted vocabulary.
+fn vocabulary_entry(weights_path: &str) -> String {
+    format!("assets/{weights_path}/vocabulary.txt")
 }
 
 fn zip_error(e: ZipError) -> String {
@@ -84,11 +92,69 @@ pub(crate) fn read(bytes: &[u8]) -> Result<Archive, String> {
         None
     };
     let weights = read_entry(&mut zip, len, "model.weights.h5", None)?;
+    let mut vocabularies = BTreeMap::new();
+    let mut total = 0u64;
+    for name in names
+        .iter()
+        .filter(|n| n.starts_with("assets/") && n.ends_with("/vocabulary.txt"))
+    {
+        let text = read_text(&mut zip, len, name)?;
+        total += u64::try_from(text.len()).unwrap_or(u64::MAX);
+        if total > MAX_TEXT_BYTES {
+            return Err(format!(
+                "the archive's vocabularies hold more than the {MAX_TEXT_BYTES} bytes keras2src \
+                 reads for them"
+            ));
+        }
+        vocabularies.insert(name.clone(), text);
+    }
     Ok(Archive {
         config,
         metadata,
         weights,
+        vocabularies,
     })
+}
+
+/// Puts the vocabulary Keras saved in the archive's assets into the config of each
+/// `IntegerLookup` whose config has none (an adapted layer), as Keras's `load_assets`
+/// does: one integer per line, trailing empty lines dropped (a line that is no integer is
+/// kept as a string, for the layer to report).
+pub(crate) fn attach_vocabularies(
+    model: &mut super::config::ModelConfig,
+    vocabularies: &BTreeMap<String, String>,
+) {
+    use serde_json::Value;
+    for layer in &mut model.layers {
+        if let Some(nested) = &mut layer.nested {
+            attach_vocabularies(nested, vocabularies);
+        }
+        let has_vocabulary = layer.config.get("vocabulary").is_some_and(|v| !v.is_null());
+        if layer.class != "IntegerLookup" || has_vocabulary {
+            continue;
+        }
+        let Some(text) = layer
+            .weights_path
+            .as_deref()
+            .and_then(|p| vocabularies.get(&vocabulary_entry(p)))
+        else {
+            continue;
+        };
+        let mut lines: Vec<&str> = text.lines().collect();
+        while lines.last() == Some(&"") {
+            lines.pop();
+        }
+        let items = lines
+            .iter()
+            .map(|l| match l.trim().parse::<i64>() {
+                Ok(i) => Value::from(i),
+                Err(_) => Value::String(l.to_string()),
+            })
+            .collect();
+        layer
+            .config
+            .insert("vocabulary".into(), Value::Array(items));
+    }
 }
 
 fn read_text(

@@ -201,7 +201,8 @@ fn version_from(
 
 fn from_archive(bytes: &[u8]) -> std::result::Result<Source, String> {
     let parts = archive::read(bytes)?;
-    let model = config::parse_text(&parts.config).map_err(|e| format!("config.json: {e}"))?;
+    let mut model = config::parse_text(&parts.config).map_err(|e| format!("config.json: {e}"))?;
+    archive::attach_vocabularies(&mut model, &parts.vocabularies);
     let metadata_version = match &parts.metadata {
         Some(text) => {
             let meta: Value = serde_json::from_str(text)

@@ -78,6 +78,8 @@ impl Ix {
 pub enum Buf {
     /// The k-th input of the kernel.
     In(usize),
+    /// The k-th input of the kernel, an `i32` model input, read as f32 (exact below 2^24).
+    InInt(usize),
     /// The kernel's own output (read back while accumulating).
     Out,
     /// A 1-D weight array.
@@ -118,6 +120,10 @@ pub enum Val {
     Min(Box<Val>, Box<Val>),
     /// An elementwise formula applied to a value held in a variable.
     Apply(Expr, String),
+    /// A variable truncated toward zero (what Keras's cast to an integer does): through
+    /// `i32` below 2^23 in magnitude, where an f32 can have a fraction; itself otherwise
+    /// (already an integer, or NaN).
+    Trunc(String),
 }
 
 impl Val {
@@ -422,7 +428,7 @@ pub fn math_fns(
                 val(a, out);
                 val(b, out);
             }
-            Val::Load(..) | Val::Var(_) | Val::Const(_) => {}
+            Val::Load(..) | Val::Var(_) | Val::Const(_) | Val::Trunc(_) => {}
         }
     }
     for s in stmts {
@@ -464,7 +470,7 @@ pub fn uses_non_finite(stmts: &[Stmt]) -> bool {
             | Val::Div(a, b)
             | Val::Max(a, b)
             | Val::Min(a, b) => val(a) || val(b),
-            Val::Load(..) | Val::Var(_) | Val::Apply(..) => false,
+            Val::Load(..) | Val::Var(_) | Val::Apply(..) | Val::Trunc(_) => false,
         }
     }
     fn cond(c: &Cond) -> bool {
@@ -769,6 +775,9 @@ impl Syntax<'_> {
     fn top(&self, v: &Val) -> String {
         let text = self.val(v);
         match v {
+            Val::Load(Buf::InInt(_), _) if self.lang == Lang::Rust => {
+                text[1..text.len() - 1].to_string()
+            }
             Val::Load(..) | Val::Var(_) | Val::Const(_) => text,
             _ => text[1..text.len() - 1].to_string(),
         }
@@ -781,6 +790,8 @@ impl Syntax<'_> {
                 let i = ix.print();
                 match buf {
                     Buf::In(k) => format!("{}[{i}]", self.inputs[*k]),
+                    Buf::InInt(k) if rust => format!("({}[{i}] as f32)", self.inputs[*k]),
+                    Buf::InInt(k) => format!("static_cast<float>({}[{i}])", self.inputs[*k]),
                     Buf::Out => format!("output[{i}]"),
                     Buf::W(w) => (self.weight)(*w, None, ix),
                     Buf::W2(w, row) => (self.weight)(*w, Some(row), ix),
@@ -807,6 +818,12 @@ impl Syntax<'_> {
                 }
             }
             Val::Apply(expr, var) => format!("({})", expr.print_value(var, self.lang)),
+            Val::Trunc(v) if rust => format!(
+                "(if {v} < 8388608.0 && {v} > -8388608.0 {{ {v} as i32 as f32 }} else {{ {v} }})"
+            ),
+            Val::Trunc(v) => format!(
+                "({v} < 8388608.0f && {v} > -8388608.0f ? static_cast<float>(static_cast<long>({v})) : {v})"
+            ),
         }
     }
 }

@@ -8,6 +8,7 @@ mod elementwise;
 pub mod expr;
 pub mod loops;
 mod norm;
+mod preprocess;
 mod program;
 mod recurrent;
 pub(crate) mod spatial;

@@ -437,6 +437,34 @@ fn loops(
             let integer = input_dtype(graph, node.inputs[0]) == InputDtype::I32;
             super::norm::embedding(numel(x), rows, dim, t, integer)
         }
+        Op::Encode { depth, mode } => {
+            let integer = input_dtype(graph, node.inputs[0]) == InputDtype::I32;
+            let (n, inner) = match mode {
+                crate::ir::EncodeMode::OneHot => (1, numel(x)),
+                crate::ir::EncodeMode::MultiHot | crate::ir::EncodeMode::Count => {
+                    let n = x.first().copied().unwrap_or(1).max(1);
+                    (n, numel(x) / n)
+                }
+            };
+            super::preprocess::encode(n, inner, *depth, *mode, integer)
+        }
+        Op::Bucketize { boundaries } => {
+            let integer = input_dtype(graph, node.inputs[0]) == InputDtype::I32;
+            // No boundaries: every value is bucket 0 (and no empty array, which C++ refuses).
+            let b = (!boundaries.is_empty())
+                .then(|| add_weight("boundaries", vec![boundaries.len()], boundaries));
+            super::preprocess::bucketize(numel(x), (boundaries.len(), b), integer)
+        }
+        Op::Lookup(l) => {
+            let integer = input_dtype(graph, node.inputs[0]) == InputDtype::I32;
+            let keys = add_weight("keys", vec![l.keys.len()], &l.keys);
+            let values = add_weight("values", vec![l.values.len()], &l.values);
+            let miss = match l.oov_buckets {
+                Some((n, start)) => super::preprocess::Miss::Buckets(n as f32, start),
+                None => super::preprocess::Miss::Default(l.default),
+            };
+            super::preprocess::lookup(numel(x), (l.keys.len(), keys, values), miss, l.mask, integer)
+        }
         _ => return Err("the code generators do not support this layer yet (the interpreter does: `keras2src predict` runs it)".into()),
     })
 }

@@ -25,6 +25,7 @@ mod padding;
 mod params;
 mod pooling;
 mod prelu;
+mod preprocessing;
 mod recurrent;
 mod rescaling;
 mod reshape;
@@ -559,6 +560,9 @@ pub(crate) fn parse(
             )])
         }
         "LayerScale" => layer_scale::parse(entry, &mut options),
+        "CategoryEncoding" => preprocessing::parse_category_encoding(&mut options),
+        "Discretization" => preprocessing::parse_discretization(&mut options),
+        "IntegerLookup" => preprocessing::parse_integer_lookup(&mut options),
         "RMSNormalization" => layer_norm::parse_rms_norm(&mut options),
         class if config::MODEL_CLASSES.contains(&class) => {
             return Err(vec![
@@ -764,6 +768,16 @@ pub(crate) fn loose_weight_count(entry: &LayerEntry) -> Option<WeightCount> {
         | "Any" => all(0),
         class if identity::is_augmentation(class) => all(0),
         "LayerScale" | "RMSNormalization" => all(1),
+        "CategoryEncoding" => all(0),
+        "Discretization"
+            if entry
+                .config
+                .get("bin_boundaries")
+                .is_some_and(|b| !b.is_null()) =>
+        {
+            all(0)
+        }
+        "IntegerLookup" if entry.config.get("idf_weights").is_none_or(Value::is_null) => all(0),
         _ => None,
     }
 }
