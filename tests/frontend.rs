@@ -243,10 +243,11 @@ fn shapes_and_names_match_keras() {
             .iter()
             .map(|(n, s, _)| (n.clone(), s.clone()))
             .collect();
+        // A scalar per sample (`ops.max(x, axis=[1, 2])`) has shape [1] in the IR.
         let want_out: Vec<(String, Vec<usize>)> = io
             .outputs
             .iter()
-            .map(|(n, s, _)| (n.clone(), s.clone()))
+            .map(|(n, s, _)| (n.clone(), if s.is_empty() { vec![1] } else { s.clone() }))
             .collect();
         if inputs != want_in {
             failures.push(format!("{name}: inputs {inputs:?}, Keras {want_in:?}"));
@@ -1289,6 +1290,64 @@ fn order_dependent_keras3_attention_masks_are_rejected() {
     assert_eq!(problems[0].layer, "cross");
     assert!(
         problems[0].message.contains("Keras mask") && problems[0].message.contains("'Attention'"),
+        "{problems:?}"
+    );
+}
+
+/// `ops_hard_swish` (MobileNetV3's hard-sigmoid: `ReLU(6)(x + 3.0) * (1/6)`) with its
+/// architecture JSON edited by `edit`, loaded with the fixture's weights.
+fn load_edited_hard_swish(edit: impl Fn(&mut Value)) -> keras2src::Result<Graph> {
+    let arch = fixture("ops_hard_swish.arch.json").unwrap();
+    let weights = fixture("ops_hard_swish.weights.h5").unwrap();
+    let mut config: Value = serde_json::from_str(&std::fs::read_to_string(arch).unwrap()).unwrap();
+    edit(&mut config);
+    let dir = tempfile::tempdir().unwrap();
+    let edited = dir.path().join("arch.json");
+    std::fs::write(&edited, config.to_string()).unwrap();
+    load(&weights, Some(&edited))
+}
+
+fn layer_named<'a>(config: &'a mut Value, name: &str) -> &'a mut Value {
+    config["config"]["layers"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|l| l["name"] == name)
+        .unwrap()
+}
+
+#[test]
+fn an_operation_is_never_read_as_the_layer_of_its_class_name() {
+    // Keras 3 saves `x + 3.0` as an operation `Add` (module keras.src.ops.numpy) whose
+    // call holds the constant: it is that addition, not the Add merge layer.
+    let graph = load_edited_hard_swish(|_| {}).unwrap();
+    let add = graph.nodes.iter().find(|n| n.name == "add").unwrap();
+    assert!(
+        matches!(&add.op, Op::Activation(Activation::Scalar { value, .. }) if *value == 3.0),
+        "{:?}",
+        add.op
+    );
+    // Made to look like the merge layer, the constant among its positional arguments is
+    // refused instead of dropped.
+    let problems = layer_problems(load_edited_hard_swish(|c| {
+        let add = layer_named(c, "add");
+        add["module"] = Value::from("keras.layers");
+        add["config"]["trainable"] = Value::Bool(true);
+    }));
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.layer == "add" && p.message.contains("constant 3.0")),
+        "{problems:?}"
+    );
+    // An operation keras2src does not know is named, with its module.
+    let problems = layer_problems(load_edited_hard_swish(|c| {
+        layer_named(c, "add")["class_name"] = Value::from("Logaddexp");
+    }));
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.class == "Logaddexp" && p.message.contains("keras.src.ops.numpy")),
         "{problems:?}"
     );
 }

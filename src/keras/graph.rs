@@ -259,6 +259,18 @@ fn policy_notes(layers: &[LayerEntry], notes: &mut Vec<String>) {
     }
 }
 
+/// The first constant (not a tensor placeholder, list or null) in a call argument.
+fn first_constant(value: &Value, depth: usize) -> Option<&Value> {
+    match value {
+        Value::Null => None,
+        Value::Array(items) if depth < 32 => {
+            items.iter().find_map(|v| first_constant(v, depth + 1))
+        }
+        Value::Object(obj) if obj.contains_key(config::TENSOR_KEY) => None,
+        other => Some(other),
+    }
+}
+
 /// Builds the graph call by call, in an order where inputs come first.
 struct Builder<'a> {
     path: &'a Path,
@@ -487,6 +499,17 @@ impl<'a> Builder<'a> {
         }
         if let Some(problem) = &call.problem {
             return Err(problem.clone());
+        }
+        // A layer's positional arguments are tensors; a constant among them (`bn(x, True)`
+        // passing `training` by position) would change what it computes unseen. (Keras 3's
+        // `not_equal` mask operation reads its constant, below.)
+        let constant = call.args.iter().find_map(|a| first_constant(a, 0));
+        if let (Some(constant), false) = (constant, layer.class == "NotEqual") {
+            return Err(format!(
+                "is called with the constant {} as a positional argument, which is not \
+                 supported",
+                esc(&constant.to_string())
+            ));
         }
         // Keras 3 records the augmentation layers' `call(training=True)` default in a
         // functional model, and `predict` / `model(x, training=False)` override it.

@@ -23,7 +23,7 @@ pub(crate) use params::Params;
 /// Whether an entry is an operation node rather than a layer: a Keras 3 entry from an
 /// ops or activations module, a tf.keras TF op layer, or (Keras 3 legacy `.h5`, which
 /// drops the module) a Keras 3 entry whose config lacks the `trainable` every layer's
-/// config has.
+/// config has and whose form is not the layer's (see [`reads_as_layer`]).
 pub(crate) fn is_operation(entry: &LayerEntry, version: KerasVersion) -> bool {
     if matches!(entry.class.as_str(), "TFOpLambda" | "SlicingOpLambda") {
         return true;
@@ -35,7 +35,25 @@ pub(crate) fn is_operation(entry: &LayerEntry, version: KerasVersion) -> bool {
                 && !entry.is_input()
                 && !entry.config.contains_key("trainable")
                 && k3_spec(&entry.class).is_some()
+                && !reads_as_layer(entry)
         }
+    }
+}
+
+/// For an entry without a module or `trainable` (hand-written JSON) whose class names
+/// both a layer and an operation: whether its config and calls have the layer's form. A
+/// merge layer takes one list of tensors, the operation two arguments; the Reshape layer
+/// has `target_shape`, the operation `newshape`; the Concatenate operation always writes
+/// its `axis` (whose default differs from the layer's).
+fn reads_as_layer(entry: &LayerEntry) -> bool {
+    match entry.class.as_str() {
+        "Add" | "Subtract" | "Multiply" | "Maximum" | "Minimum" => entry
+            .calls
+            .iter()
+            .all(|c| matches!(c.args.as_slice(), [Value::Array(_)])),
+        "Reshape" => !entry.config.contains_key("newshape"),
+        "Concatenate" => !entry.config.contains_key("axis"),
+        _ => false,
     }
 }
 

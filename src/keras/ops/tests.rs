@@ -47,10 +47,23 @@ fn an_operation_is_never_the_layer_of_the_same_name() {
     );
     assert!(!is_operation(&layer, K3));
     // Keras 3 legacy .h5 drops the module: a layer config always has `trainable`.
-    let h5_op = entry("Add", None, json!({"name": "add"}));
+    let mut h5_op = entry("Add", None, json!({"name": "add"}));
+    h5_op.calls.push(crate::keras::config::Call {
+        args: vec![tensor(0), json!(3.0)],
+        ..Default::default()
+    });
     assert!(is_operation(&h5_op, K3));
     let h5_layer = entry("Add", None, json!({"name": "add", "trainable": true}));
     assert!(!is_operation(&h5_layer, K3));
+    // Hand-written JSON without either: the merge layer's call takes one list.
+    let mut bare = entry("Add", None, json!({"name": "add"}));
+    bare.calls.push(crate::keras::config::Call {
+        args: vec![json!([tensor(0), tensor(1)])],
+        ..Default::default()
+    });
+    assert!(!is_operation(&bare, K3));
+    bare.calls[0].args = vec![tensor(0), json!(3.0)];
+    assert!(is_operation(&bare, K3));
     // Keras 2 files have no operations but TF op layers.
     assert!(!is_operation(&h5_op, K2));
     let tf = entry(
