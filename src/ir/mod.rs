@@ -7,6 +7,7 @@ mod graph;
 mod norm_shape;
 mod op;
 mod recurrent;
+mod resample;
 mod shape;
 
 pub use activation::{Activation, AxisFn};
@@ -14,6 +15,7 @@ pub use attention::MASKED_SCORE;
 pub use graph::{Graph, GraphInput, GraphOutput, InputDtype, Node, NodeId, Tensor, TensorId};
 pub use op::{MergeKind, NormAxis, NormKind, Op, PoolKind, Weights, Window};
 pub use recurrent::{Cell, Recurrent};
+pub use resample::{adaptive_windows, resize_taps, ResizeMethod, ResizeTap};
 
 /// Number of elements of a shape.
 pub fn numel(shape: &[usize]) -> usize {

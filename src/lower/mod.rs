@@ -10,6 +10,7 @@ pub mod loops;
 mod norm;
 mod program;
 mod recurrent;
+mod resample;
 pub(crate) mod spatial;
 
 pub use program::{
