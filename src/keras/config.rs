@@ -386,13 +386,22 @@ fn parse_functional(config: &Value, depth: usize) -> Result<ModelConfig, String>
     let mut keras2_form = false;
     for (i, item) in items.iter().enumerate() {
         let mut entry = layer_header(item, i, depth)?;
-        keras2_form |= item
+        let keras2_nodes = item
             .get("inbound_nodes")
             .and_then(Value::as_array)
             .is_some_and(|nodes| nodes.iter().any(Value::is_array));
+        keras2_form |= keras2_nodes;
         let nodes = item.get("inbound_nodes").unwrap_or(&Value::Null);
         entry.calls =
             parse_inbound_nodes(nodes).map_err(|e| format!("layer '{}': {e}", esc(&entry.name)))?;
+        // Keras 2's list form records only the arguments the user passed.
+        if !keras2_nodes && K3_TRAINING_BY_DEFAULT.contains(&entry.class.as_str()) {
+            for call in &mut entry.calls {
+                if call.problem.as_deref() == Some(TRAINING_TRUE) {
+                    call.problem = None;
+                }
+            }
+        }
         layers.push(entry);
     }
     let inputs =
@@ -520,6 +529,14 @@ fn parse_inbound_nodes(value: &Value) -> Result<Vec<Call>, String> {
         })
         .collect()
 }
+
+/// Keras 3 layers whose `call` declares `training=True`: Keras records that default in
+/// every functional call of theirs, and `predict` (any call with `training=False`)
+/// replaces it; Resizing and CenterCrop do not read it at all.
+const K3_TRAINING_BY_DEFAULT: &[&str] = &["Resizing", "CenterCrop", "RandomCrop"];
+
+const TRAINING_TRUE: &str =
+    "is called with training=True, so it is random at inference; not supported";
 
 fn keras3_node(obj: &Map<String, Value>) -> Result<Call, String> {
     let mut call = Call::default();
@@ -654,10 +671,7 @@ fn read_kwarg(call: &mut Call, key: &str, value: &Value, holds_tensors: bool) {
         match (key, value) {
             (_, Value::Null) => None,
             ("training", Value::Bool(false)) => None,
-            ("training", Value::Bool(true)) => Some(
-                "is called with training=True, so it is random at inference; not supported"
-                    .to_string(),
-            ),
+            ("training", Value::Bool(true)) => Some(TRAINING_TRUE.to_string()),
             // No mask: Keras 3 writes `[null, null]` for a nested model called on a list.
             ("mask", mask) if is_no_mask(mask) => None,
             _ => {
@@ -841,6 +855,30 @@ mod tests {
         ] {
             assert_eq!(to_snake_case(class), snake, "{class}");
         }
+    }
+
+    #[test]
+    fn keras3_image_layers_record_training_true_by_default() {
+        let model = |class: &str| {
+            format!(
+                r#"{{"class_name": "Functional", "config": {{"name": "m", "layers": [
+                {{"class_name": "InputLayer", "name": "x", "config": {{"name": "x",
+                  "batch_shape": [null, 4, 4, 1]}}, "inbound_nodes": []}},
+                {{"class_name": "{class}", "name": "l", "config": {{"name": "l"}},
+                  "inbound_nodes": [{{"args": [{{"class_name": "__keras_tensor__",
+                    "config": {{"keras_history": ["x", 0, 0]}}}}],
+                    "kwargs": {{"training": true}}}}]}}],
+                "input_layers": [["x", 0, 0]], "output_layers": [["l", 0, 0]]}}}}"#
+            )
+        };
+        let problem = |class: &str| {
+            let config = parse_text(&model(class)).unwrap();
+            config.layers[1].calls[0].problem.clone()
+        };
+        for class in ["Resizing", "CenterCrop", "RandomCrop"] {
+            assert_eq!(problem(class), None, "{class}");
+        }
+        assert_eq!(problem("Dropout").as_deref(), Some(TRAINING_TRUE));
     }
 
     #[test]

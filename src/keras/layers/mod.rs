@@ -9,11 +9,13 @@
 //! (merges, `Concatenate`, `Dot`).
 
 mod activations;
+mod adaptive_pooling;
 mod attention;
 mod batchnorm;
 mod conv;
 mod conv_transpose;
 mod dense;
+mod einsum_dense;
 mod embedding;
 mod identity;
 mod layer_norm;
@@ -27,6 +29,7 @@ mod prelu;
 mod recurrent;
 mod rescaling;
 mod reshape;
+mod resizing;
 mod spatial;
 mod time_distributed;
 mod upsampling;
@@ -483,6 +486,16 @@ pub(crate) fn parse(
         "UpSampling1D" | "UpSampling2D" | "UpSampling3D" => {
             upsampling::parse(&entry.class, &mut options)
         }
+        "EinsumDense" => einsum_dense::parse(&mut options, version),
+        "Resizing" | "CenterCrop" | "RandomCrop" => {
+            resizing::parse(&entry.class, &mut options, version)
+        }
+        "AdaptiveAveragePooling1D"
+        | "AdaptiveAveragePooling2D"
+        | "AdaptiveAveragePooling3D"
+        | "AdaptiveMaxPooling1D"
+        | "AdaptiveMaxPooling2D"
+        | "AdaptiveMaxPooling3D" => adaptive_pooling::parse(&entry.class, &mut options),
         "Add" | "Subtract" | "Multiply" | "Average" | "Maximum" | "Minimum" => {
             merge::parse_merge(&entry.class, &mut options)
         }
@@ -617,6 +630,9 @@ pub(crate) fn loose_weight_count(entry: &LayerEntry) -> Option<WeightCount> {
             })
         }
         "PReLU" => all(1),
+        "EinsumDense" => {
+            all(1 + usize::from(entry.config.get("bias_axes").is_some_and(|b| !b.is_null())))
+        }
         "Attention" | "AdditiveAttention" | "MultiHeadAttention" => {
             attention::loose_weight_count(entry)
         }
@@ -686,6 +702,15 @@ pub(crate) fn loose_weight_count(entry: &LayerEntry) -> Option<WeightCount> {
         | "UpSampling1D"
         | "UpSampling2D"
         | "UpSampling3D"
+        | "Resizing"
+        | "CenterCrop"
+        | "RandomCrop"
+        | "AdaptiveAveragePooling1D"
+        | "AdaptiveAveragePooling2D"
+        | "AdaptiveAveragePooling3D"
+        | "AdaptiveMaxPooling1D"
+        | "AdaptiveMaxPooling2D"
+        | "AdaptiveMaxPooling3D"
         | "Add"
         | "Subtract"
         | "Multiply"
