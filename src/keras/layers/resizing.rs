@@ -219,12 +219,30 @@ fn aspect_pad(h: usize, w: usize, target: (usize, usize)) -> Result<[usize; 2], 
 }
 
 impl ImageSize {
-    /// The ops on the channels-last image `[h, w, c]`: a crop or a pad, then the resize.
-    fn core(&self, h: usize, w: usize, c: usize) -> Result<Vec<(Option<&str>, Op)>, String> {
+    /// The ops on the image `[h, w, c]`: a crop or a pad, then the resize. Crops and pads
+    /// are written for the channel axis first when `channels_at_front` (they then work on
+    /// channels-first data directly; a resize needs channels last).
+    fn core(
+        &self,
+        h: usize,
+        w: usize,
+        c: usize,
+        channels_at_front: bool,
+    ) -> Result<Vec<(Option<&str>, Op)>, String> {
         let target = (self.height, self.width);
+        let place = |mut axes: Vec<usize>| {
+            if channels_at_front {
+                axes.rotate_right(1);
+            }
+            axes
+        };
         let crop = |window: [(usize, usize); 2]| Op::Slice {
-            begin: vec![window[0].0, window[1].0, 0],
-            end: vec![window[0].0 + window[0].1, window[1].0 + window[1].1, c],
+            begin: place(vec![window[0].0, window[1].0, 0]),
+            end: place(vec![
+                window[0].0 + window[0].1,
+                window[1].0 + window[1].1,
+                c,
+            ]),
         };
         let mut ops = Vec::new();
         let mut size = (h, w);
@@ -251,13 +269,11 @@ impl ImageSize {
             Fit::Pad(value) => {
                 let [ph, pw] = aspect_pad(h, w, target)?;
                 if ph > 0 || pw > 0 {
-                    ops.push((
-                        Some("pad"),
-                        Op::Pad {
-                            padding: vec![(ph, ph), (pw, pw), (0, 0)],
-                            value,
-                        },
-                    ));
+                    let mut padding = vec![(ph, ph), (pw, pw), (0, 0)];
+                    if channels_at_front {
+                        padding.rotate_right(1);
+                    }
+                    ops.push((Some("pad"), Op::Pad { padding, value }));
                     size = (h + 2 * ph, w + 2 * pw);
                 }
             }
@@ -285,32 +301,23 @@ impl LayerKind for ImageSize {
         let [h, w, c] = shape[..] else {
             return Err(format!("expects an image, got shape {shape:?}"));
         };
-        let mut core = self.core(h, w, c)?;
+        let mut core = self.core(h, w, c, false)?;
         let resizes = core.iter().any(|(_, op)| matches!(op, Op::Resize { .. }));
+        let wrap = self.layout.channels_first && resizes;
+        if self.layout.channels_first && !resizes {
+            // A crop or pad alone works on the channels-first axes directly.
+            core = self.core(h, w, c, true)?;
+        }
         // The last node carries the layer's name.
         match core.last_mut() {
             None => return Ok(chain(1, vec![(None, Op::Identity)])),
             Some(last) => last.0 = None,
         }
-        if !self.layout.channels_first {
-            return Ok(chain(1, core));
-        }
-        if resizes {
-            return Ok(self.layout.wrap(core, true));
-        }
-        // A crop or pad alone works on the channels-first axes directly.
-        let to_first = |v: &mut Vec<usize>| v.rotate_right(1);
-        for (_, op) in &mut core {
-            match op {
-                Op::Slice { begin, end } => {
-                    to_first(begin);
-                    to_first(end);
-                }
-                Op::Pad { padding, .. } => padding.rotate_right(1),
-                _ => {}
-            }
-        }
-        Ok(chain(1, core))
+        Ok(if wrap {
+            self.layout.wrap(core, true)
+        } else {
+            chain(1, core)
+        })
     }
 }
 
