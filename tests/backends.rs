@@ -253,6 +253,7 @@ fn models() -> Vec<(String, Graph)> {
             "ZeroPadding2D",
             Op::Pad {
                 padding: vec![(1, 0), (2, 1), (0, 0)],
+                value: 0.0,
             },
             vec![x],
             0,
@@ -465,6 +466,86 @@ fn models() -> Vec<(String, Graph)> {
     g.add_output("scored", scored);
     g.add_output("plain", plain);
     out.push(("attention_products".to_string(), g));
+
+    // Resizes by any factor, adaptive pooling (ragged windows), padding with a value.
+    use keras2src::ir::{PoolKind, ResizeMethod};
+    let mut g = Graph::default();
+    let x = g.add_input("img", vec![5, 4, 2], InputDtype::F32).unwrap();
+    let seq = g.add_input("seq", vec![6, 3], InputDtype::F32).unwrap();
+    let vol = g
+        .add_input("vol", vec![3, 4, 5, 1], InputDtype::F32)
+        .unwrap();
+    let resample = [
+        (
+            x,
+            "bilinear",
+            Op::Resize {
+                size: vec![3, 7],
+                method: ResizeMethod::Bilinear,
+            },
+        ),
+        (
+            x,
+            "nearest",
+            Op::Resize {
+                size: vec![1, 9],
+                method: ResizeMethod::Nearest,
+            },
+        ),
+        (
+            seq,
+            "bilinear_1d",
+            Op::Resize {
+                size: vec![4],
+                method: ResizeMethod::Bilinear,
+            },
+        ),
+        (
+            x,
+            "max",
+            Op::AdaptivePool {
+                kind: PoolKind::Max,
+                output: vec![3, 3],
+            },
+        ),
+        (
+            x,
+            "avg",
+            Op::AdaptivePool {
+                kind: PoolKind::Average,
+                output: vec![2, 1],
+            },
+        ),
+        (
+            seq,
+            "avg_1d",
+            Op::AdaptivePool {
+                kind: PoolKind::Average,
+                output: vec![9],
+            },
+        ),
+        (
+            vol,
+            "max_3d",
+            Op::AdaptivePool {
+                kind: PoolKind::Max,
+                output: vec![2, 3, 1],
+            },
+        ),
+        (
+            x,
+            "pad",
+            Op::Pad {
+                padding: vec![(1, 0), (0, 2), (0, 0)],
+                value: -0.5,
+            },
+        ),
+    ];
+    for (input, name, op) in resample {
+        let y = g.add_node(name, "Resizing", op, vec![input], 0).unwrap();
+        g.add_output(name, y);
+    }
+    out.push(("resample".to_string(), g));
     out
 }
 

@@ -1,7 +1,9 @@
 //! Reference semantics of the spatial and multi-input ops: plain loops over multi-indices,
 //! written for clarity, not speed.
 
-use crate::ir::{numel, MergeKind, Op, PoolKind, ReduceKind, Window};
+use crate::ir::{
+    adaptive_windows, numel, resize_taps, MergeKind, Op, PoolKind, ReduceKind, ResizeMethod, Window,
+};
 
 /// Row-major strides of `shape`.
 fn strides(shape: &[usize]) -> Vec<usize> {
@@ -182,7 +184,8 @@ pub fn eval(op: &Op, inputs: &[(&[f32], &[usize])], out_shape: &[usize]) -> Opti
                 };
             }
         }
-        Op::Pad { padding } => {
+        Op::Pad { padding, value } => {
+            out.fill(*value);
             for i in indices(xs) {
                 let o: Vec<usize> = i.iter().zip(padding).map(|(i, (b, _))| i + b).collect();
                 out[flat(&o, &os)] = x[flat(&i, &xst)];
@@ -216,6 +219,8 @@ pub fn eval(op: &Op, inputs: &[(&[f32], &[usize])], out_shape: &[usize]) -> Opti
                 };
             }
         }
+        Op::Resize { method, .. } => resize(x, xs, out_shape, *method, &mut out),
+        Op::AdaptivePool { kind, .. } => adaptive_pool(x, xs, out_shape, *kind, &mut out),
         Op::Repeat { times } => {
             for t in 0..*times {
                 out[t * x.len()..(t + 1) * x.len()].copy_from_slice(x);
@@ -419,4 +424,73 @@ fn bilinear_at(x: &[f32], xs: &[usize], xst: &[usize], o: &[usize], factors: &[u
             .collect();
     }
     values[0]
+}
+
+/// TensorFlow's resize with half-pixel centres: per output position, the corners of its
+/// taps, blended the last spatial axis first (bilinear) or the `lo` corner alone (nearest).
+fn resize(x: &[f32], xs: &[usize], out_shape: &[usize], method: ResizeMethod, out: &mut [f32]) {
+    let rank = out_shape.len() - 1;
+    let (xst, os) = (strides(xs), strides(out_shape));
+    let taps: Vec<_> = (0..rank)
+        .map(|d| resize_taps(xs[d], out_shape[d], method))
+        .collect();
+    for o in indices(out_shape) {
+        let t: Vec<_> = (0..rank).map(|d| taps[d][o[d]]).collect();
+        let corner = |mask: usize| {
+            let mut i: Vec<usize> = (0..rank)
+                .map(|d| {
+                    if mask >> (rank - 1 - d) & 1 == 1 {
+                        t[d].hi
+                    } else {
+                        t[d].lo
+                    }
+                })
+                .collect();
+            i.push(o[rank]);
+            x[flat(&i, &xst)]
+        };
+        out[flat(&o, &os)] = match method {
+            ResizeMethod::Nearest => corner(0),
+            ResizeMethod::Bilinear => {
+                let mut values: Vec<f32> = (0..1usize << rank).map(corner).collect();
+                for d in (0..rank).rev() {
+                    values = values
+                        .chunks(2)
+                        .map(|p| p[0] + (p[1] - p[0]) * t[d].lerp)
+                        .collect();
+                }
+                values[0]
+            }
+        };
+    }
+}
+
+/// Adaptive pooling: the max or mean of each output position's window (the product of its
+/// per-axis windows).
+fn adaptive_pool(x: &[f32], xs: &[usize], out_shape: &[usize], kind: PoolKind, out: &mut [f32]) {
+    let rank = out_shape.len() - 1;
+    let (xst, os) = (strides(xs), strides(out_shape));
+    let windows: Vec<_> = (0..rank)
+        .map(|d| adaptive_windows(xs[d], out_shape[d]))
+        .collect();
+    for o in indices(out_shape) {
+        let w: Vec<(usize, usize)> = (0..rank).map(|d| windows[d][o[d]]).collect();
+        let lengths: Vec<usize> = w.iter().map(|(s, e)| e - s).collect();
+        let (mut sum, mut max, mut count) = (0.0f32, f32::NEG_INFINITY, 0usize);
+        for t in indices(&lengths) {
+            let mut i: Vec<usize> = (0..rank).map(|d| w[d].0 + t[d]).collect();
+            i.push(o[rank]);
+            let v = x[flat(&i, &xst)];
+            sum += v;
+            count += 1;
+            // As the generated code: a NaN in the window is skipped.
+            if v > max {
+                max = v;
+            }
+        }
+        out[flat(&o, &os)] = match kind {
+            PoolKind::Max => max,
+            PoolKind::Average => sum / count as f32,
+        };
+    }
 }

@@ -8,6 +8,7 @@ mod norm_shape;
 mod op;
 mod preprocess;
 mod recurrent;
+mod resample;
 mod shape;
 
 pub use activation::{Activation, AxisFn, MathOp, ScalarOp};
@@ -16,6 +17,7 @@ pub use graph::{Graph, GraphInput, GraphOutput, InputDtype, Node, NodeId, Tensor
 pub use op::{MergeKind, NormAxis, NormKind, Op, PoolKind, ReduceKind, Weights, Window};
 pub use preprocess::{EncodeMode, Lookup, EXACT_INTEGER_LIMIT};
 pub use recurrent::{Cell, Recurrent};
+pub use resample::{adaptive_windows, resize_taps, ResizeMethod, ResizeTap};
 
 /// Number of elements of a shape.
 pub fn numel(shape: &[usize]) -> usize {

@@ -1,6 +1,6 @@
 //! Ops: what each node computes, with its constants, and its shape inference.
 
-use super::{checked_numel, numel, Activation, EncodeMode, Lookup, Recurrent};
+use super::{checked_numel, numel, Activation, EncodeMode, Lookup, Recurrent, ResizeMethod};
 
 /// A constant tensor: row-major f32 data and its shape.
 #[derive(Debug, Clone, PartialEq)]
@@ -83,8 +83,11 @@ pub enum Op {
     ConvMaxPool { conv: Box<Op>, pool: Window },
     /// Max or average over all spatial axes: `[*spatial, C] -> [C]`.
     GlobalPool { kind: PoolKind },
-    /// Zero padding, `(before, after)` per axis.
-    Pad { padding: Vec<(usize, usize)> },
+    /// Constant padding, `(before, after)` per axis, with `value` (0 for ZeroPadding).
+    Pad {
+        padding: Vec<(usize, usize)>,
+        value: f32,
+    },
     /// `x[begin[d]..end[d]:step[d]]` on every axis (Cropping, slicing ops); steps are
     /// positive.
     Slice {
@@ -97,6 +100,16 @@ pub enum Op {
     /// Repeats each spatial position `factors[d]` times (nearest) or interpolates
     /// (bilinear, half-pixel centres as Keras's resize).
     Upsample { factors: Vec<usize>, bilinear: bool },
+    /// Resizes the spatial axes of `[*spatial, C]` to `size` as TensorFlow's resize with
+    /// half-pixel centres (see [`super::resize_taps`]); bilinear interpolates the last
+    /// spatial axis first (x, then y).
+    Resize {
+        size: Vec<usize>,
+        method: ResizeMethod,
+    },
+    /// Max or average over the windows of an adaptive pooling of the spatial axes of
+    /// `[*spatial, C]` to `output` positions (see [`super::adaptive_windows`]).
+    AdaptivePool { kind: PoolKind, output: Vec<usize> },
     /// `[n] -> [times, n]` (RepeatVector).
     Repeat { times: usize },
     /// Elementwise over several inputs, broadcasting as numpy does (shapes aligned at

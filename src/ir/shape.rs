@@ -83,7 +83,7 @@ pub fn infer(op: &Op, inputs: &[&[usize]]) -> Option<Result<Vec<usize>, String>>
             [_, .., c] => Ok(vec![*c]),
             _ => Err(format!("needs spatial axes, input shape is {x:?}")),
         }),
-        Op::Pad { padding } => one(inputs).and_then(|x| {
+        Op::Pad { padding, .. } => one(inputs).and_then(|x| {
             same_rank(x, padding.len())?;
             x.iter()
                 .zip(padding)
@@ -125,6 +125,8 @@ pub fn infer(op: &Op, inputs: &[&[usize]]) -> Option<Result<Vec<usize>, String>>
             out.push(x[factors.len()]);
             Ok(out)
         }),
+        Op::Resize { size, .. } => one(inputs).and_then(|x| resampled(x, size)),
+        Op::AdaptivePool { output, .. } => one(inputs).and_then(|x| resampled(x, output)),
         Op::Repeat { times } => one(inputs).and_then(|x| match x {
             [n] if *times > 0 => Ok(vec![*times, *n]),
             _ => Err(format!(
@@ -238,6 +240,22 @@ fn spatial_rank(x: &[usize], rank: usize) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// `[*spatial, C]` with new spatial lengths `size` (all positive, from a non-empty input).
+fn resampled(x: &[usize], size: &[usize]) -> Result<Vec<usize>, String> {
+    spatial_rank(x, size.len())?;
+    if size.contains(&0) || x.contains(&0) {
+        return Err(format!(
+            "cannot resample input {x:?} to {size:?}: every length must be positive"
+        ));
+    }
+    let mut out = size.to_vec();
+    out.push(x[size.len()]);
+    if super::checked_numel(&out).is_none() {
+        return Err(format!("output shape {out:?} is too large"));
+    }
+    Ok(out)
 }
 
 fn same_rank(x: &[usize], n: usize) -> Result<(), String> {

@@ -397,10 +397,11 @@ fn parse_functional(config: &Value, depth: usize) -> Result<ModelConfig, String>
     let mut keras2_form = false;
     for (i, item) in items.iter().enumerate() {
         let mut entry = layer_header(item, i, depth)?;
-        keras2_form |= item
+        let keras2_nodes = item
             .get("inbound_nodes")
             .and_then(Value::as_array)
             .is_some_and(|nodes| nodes.iter().any(Value::is_array));
+        keras2_form |= keras2_nodes;
         let nodes = item.get("inbound_nodes").unwrap_or(&Value::Null);
         entry.calls =
             parse_inbound_nodes(nodes).map_err(|e| format!("layer '{}': {e}", esc(&entry.name)))?;

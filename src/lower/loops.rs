@@ -191,6 +191,13 @@ pub enum Stmt {
         max: usize,
         integer: bool,
     },
+    /// An index variable read from a weight array of whole numbers (an index table made at
+    /// generation time, every entry a valid index): `name = table[ix]`.
+    LetTable {
+        name: String,
+        table: WeightId,
+        ix: Ix,
+    },
     /// Runs `body` when `lo <= ix < hi`.
     IfInRange {
         ix: Ix,
@@ -273,6 +280,7 @@ impl Stmt {
                 | Stmt::LetMut(..)
                 | Stmt::LetIndex { .. }
                 | Stmt::LetLookup { .. }
+                | Stmt::LetTable { .. }
                 | Stmt::LetReversed { .. }
                 | Stmt::Acc(..)
                 | Stmt::Local { .. }
@@ -334,6 +342,11 @@ impl Stmt {
                 ix: ix(i),
                 max,
                 integer,
+            },
+            Stmt::LetTable { name, table, ix: i } => Stmt::LetTable {
+                name,
+                table,
+                ix: ix(i),
             },
             Stmt::If(cond, body) => Stmt::If(
                 cond.fix(var),
@@ -440,6 +453,7 @@ pub fn math_fns(
             Stmt::LetIndex { .. }
             | Stmt::LetReversed { .. }
             | Stmt::LetLookup { .. }
+            | Stmt::LetTable { .. }
             | Stmt::Local { .. }
             | Stmt::Acc(..) => {}
             Stmt::WorkStore(_, v)
@@ -487,6 +501,7 @@ pub fn uses_non_finite(stmts: &[Stmt]) -> bool {
         Stmt::If(c, body) => cond(c) || uses_non_finite(body),
         Stmt::LetIndex { .. }
         | Stmt::LetLookup { .. }
+        | Stmt::LetTable { .. }
         | Stmt::LetReversed { .. }
         | Stmt::Local { .. }
         | Stmt::Acc(..) => false,
@@ -714,6 +729,16 @@ impl Syntax<'_> {
                         ),
                     };
                     out.push_str(&format!("{pad}{line}\n"));
+                }
+                Stmt::LetTable { name, table, ix } => {
+                    let entry = (self.weight)(*table, None, ix);
+                    if rust {
+                        out.push_str(&format!("{pad}let {name} = {entry} as usize;\n"));
+                    } else {
+                        out.push_str(&format!(
+                            "{pad}const std::size_t {name} = static_cast<std::size_t>({entry});\n"
+                        ));
+                    }
                 }
                 Stmt::IfInRange { ix, lo, hi, body } => {
                     // Guards nested with nothing else are one `if` (clippy's collapsible_if).

@@ -11,6 +11,7 @@ mod norm;
 mod preprocess;
 mod program;
 mod recurrent;
+mod resample;
 pub(crate) mod spatial;
 
 pub use program::{

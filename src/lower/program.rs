@@ -371,7 +371,7 @@ fn loops(
         }
         Op::Pool { kind, window } => spatial::pool(*kind, window, x, y),
         Op::GlobalPool { kind } => spatial::global_pool(*kind, x),
-        Op::Pad { padding } => spatial::pad(padding, x, y),
+        Op::Pad { padding, value } => spatial::pad(padding, *value, x, y),
         Op::Slice { begin, step, .. } => spatial::slice(begin, step, x, y),
         Op::ConstMerge {
             kind,
@@ -392,6 +392,8 @@ fn loops(
             factors,
             bilinear: true,
         } => spatial::upsample_bilinear(factors, x, y, add_weight),
+        Op::Resize { method, .. } => super::resample::resize(*method, x, y, add_weight),
+        Op::AdaptivePool { kind, .. } => super::resample::adaptive_pool(*kind, x, y, add_weight),
         Op::Repeat { times } => spatial::repeat(*times, x[0]),
         Op::Merge { kind } => spatial::merge(*kind, &in_shapes, y),
         Op::Concat { axis } => spatial::concat(*axis, &in_shapes, y),

@@ -578,13 +578,18 @@ pub fn global_pool(kind: PoolKind, in_shape: &[usize]) -> Vec<Stmt> {
     body
 }
 
-/// Zero padding: clear, then copy the input into place.
-pub fn pad(padding: &[(usize, usize)], in_shape: &[usize], out_shape: &[usize]) -> Vec<Stmt> {
+/// Constant padding: fill with `value`, then copy the input into place.
+pub fn pad(
+    padding: &[(usize, usize)],
+    value: f32,
+    in_shape: &[usize],
+    out_shape: &[usize],
+) -> Vec<Stmt> {
     let ost = strides(out_shape);
     let clear = for_(
         "p",
         numel(out_shape),
-        vec![Stmt::Store(Ix::default().plus("p", 1), Val::Const(0.0))],
+        vec![Stmt::Store(Ix::default().plus("p", 1), Val::Const(value))],
     );
     let offset: usize = padding.iter().zip(&ost).map(|((b, _), s)| b * s).sum();
     let copy = nest(

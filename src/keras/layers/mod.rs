@@ -9,11 +9,13 @@
 //! (merges, `Concatenate`, `Dot`).
 
 mod activations;
+mod adaptive_pooling;
 mod attention;
 mod batchnorm;
 mod conv;
 mod conv_transpose;
 mod dense;
+mod einsum_dense;
 mod embedding;
 mod identity;
 mod layer_norm;
@@ -29,6 +31,7 @@ mod preprocessing;
 mod recurrent;
 mod rescaling;
 mod reshape;
+mod resizing;
 mod spatial;
 mod time_distributed;
 mod upsampling;
@@ -218,7 +221,8 @@ pub(crate) fn order_arguments(
 /// image-augmentation layers' `call(data, training=True)` default, recorded when a
 /// functional model is built. `predict` passes `training=False`, which overrides it.
 pub(crate) fn records_training_default(class: &str) -> bool {
-    identity::is_augmentation(class)
+    // Resizing and CenterCrop do not read it; RandomCrop computes its inference form.
+    identity::is_augmentation(class) || matches!(class, "Resizing" | "CenterCrop" | "RandomCrop")
 }
 
 /// Where a layer's output mask comes from.
@@ -521,6 +525,16 @@ pub(crate) fn parse(
         "UpSampling1D" | "UpSampling2D" | "UpSampling3D" => {
             upsampling::parse(&entry.class, &mut options)
         }
+        "EinsumDense" => einsum_dense::parse(&mut options, version),
+        "Resizing" | "CenterCrop" | "RandomCrop" => {
+            resizing::parse(&entry.class, &mut options, version)
+        }
+        "AdaptiveAveragePooling1D"
+        | "AdaptiveAveragePooling2D"
+        | "AdaptiveAveragePooling3D"
+        | "AdaptiveMaxPooling1D"
+        | "AdaptiveMaxPooling2D"
+        | "AdaptiveMaxPooling3D" => adaptive_pooling::parse(&entry.class, &mut options),
         "Add" | "Subtract" | "Multiply" | "Average" | "Maximum" | "Minimum" => {
             merge::parse_merge(&entry.class, &mut options)
         }
@@ -680,6 +694,9 @@ pub(crate) fn loose_weight_count(entry: &LayerEntry) -> Option<WeightCount> {
             })
         }
         "PReLU" => all(1),
+        "EinsumDense" => {
+            all(1 + usize::from(entry.config.get("bias_axes").is_some_and(|b| !b.is_null())))
+        }
         "Attention" | "AdditiveAttention" | "MultiHeadAttention" | "GroupQueryAttention" => {
             attention::loose_weight_count(entry)
         }
@@ -752,6 +769,15 @@ pub(crate) fn loose_weight_count(entry: &LayerEntry) -> Option<WeightCount> {
         | "UpSampling1D"
         | "UpSampling2D"
         | "UpSampling3D"
+        | "Resizing"
+        | "CenterCrop"
+        | "RandomCrop"
+        | "AdaptiveAveragePooling1D"
+        | "AdaptiveAveragePooling2D"
+        | "AdaptiveAveragePooling3D"
+        | "AdaptiveMaxPooling1D"
+        | "AdaptiveMaxPooling2D"
+        | "AdaptiveMaxPooling3D"
         | "Add"
         | "Subtract"
         | "Multiply"

@@ -83,6 +83,7 @@ impl LayerKind for ZeroPadding {
         self.layout.channels_last(input)?;
         Ok(Op::Pad {
             padding: with_channels(self.layout, &self.padding),
+            value: 0.0,
         })
     }
 }

@@ -456,7 +456,7 @@ fn padding_and_cropping_forms() {
         |config: &str, input: &[usize]| match &steps_of("ZeroPadding2D", config, &[input], &[])[0]
             .op
         {
-            Op::Pad { padding } => padding.clone(),
+            Op::Pad { padding, .. } => padding.clone(),
             other => panic!("{other:?}"),
         };
     assert_eq!(

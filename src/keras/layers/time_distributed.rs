@@ -334,8 +334,9 @@ fn lift(op: &Op, steps: usize, slice: &[usize]) -> Result<Vec<Op>, String> {
                 },
             ]);
         }
-        Op::Pad { padding } => Op::Pad {
+        Op::Pad { padding, value } => Op::Pad {
             padding: [&[(0, 0)][..], padding].concat(),
+            value: *value,
         },
         Op::Slice { begin, end, step } => Op::Slice {
             begin: [&[0][..], begin].concat(),

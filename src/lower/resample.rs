@@ -1,0 +1,214 @@
+//! Lowers the resampling ops whose input positions are not affine in the output position
+//! (resizes by any factor, adaptive pooling) to loops that read per-axis index tables:
+//! weight arrays of whole numbers made here from [`crate::ir::resize_taps`] and
+//! [`crate::ir::adaptive_windows`], read once per output row or column
+//! ([`Stmt::LetTable`]), so the channel loop inside stays a plain strided walk.
+
+use super::loops::{for_, Buf, Cond, Ix, Stmt, Update, Val};
+use super::spatial::strides;
+use crate::ir::{adaptive_windows, resize_taps, PoolKind, ResizeMethod};
+
+/// `sum(var_d * strides[d])` over the variables `{prefix}d`.
+fn index(prefix: &str, strides: &[usize]) -> Ix {
+    strides
+        .iter()
+        .enumerate()
+        .fold(Ix::default(), |ix, (d, &s)| {
+            ix.plus(&format!("{prefix}{d}"), s)
+        })
+}
+
+/// Positions as f32 table entries (exact: tensor lengths stay far below 2^24).
+fn table(values: impl Iterator<Item = usize>) -> Vec<f32> {
+    values.map(|v| v as f32).collect()
+}
+
+/// TensorFlow's resize (half-pixel centres) of the spatial axes of `[*spatial, C]`: per
+/// output position along axis `d`, `lo{d}` / `hi{d}` / `w{d}` come from the axis's tables;
+/// bilinear blends the corners the last axis first, as TensorFlow's
+/// `top + (bottom - top) * y_lerp` with `top = top_left + (top_right - top_left) * x_lerp`.
+pub fn resize(
+    method: ResizeMethod,
+    in_shape: &[usize],
+    out_shape: &[usize],
+    add_weight: &mut super::AddWeight,
+) -> Vec<Stmt> {
+    let rank = out_shape.len() - 1;
+    let (xst, ost) = (strides(in_shape), strides(out_shape));
+    let bilinear = method == ResizeMethod::Bilinear;
+    // Per axis: the statements that fetch its taps for output position `o{d}`.
+    let fetch: Vec<Vec<Stmt>> = (0..rank)
+        .map(|d| {
+            let taps = resize_taps(in_shape[d], out_shape[d], method);
+            let at = Ix::default().plus(&format!("o{d}"), 1);
+            let lo = add_weight(
+                &format!("lo{d}"),
+                vec![taps.len()],
+                &table(taps.iter().map(|t| t.lo)),
+            );
+            let mut stmts = vec![Stmt::LetTable {
+                name: format!("lo{d}"),
+                table: lo,
+                ix: at.clone(),
+            }];
+            if bilinear {
+                let hi = add_weight(
+                    &format!("hi{d}"),
+                    vec![taps.len()],
+                    &table(taps.iter().map(|t| t.hi)),
+                );
+                let lerp: Vec<f32> = taps.iter().map(|t| t.lerp).collect();
+                let lerp = add_weight(&format!("lerp{d}"), vec![taps.len()], &lerp);
+                stmts.push(Stmt::LetTable {
+                    name: format!("hi{d}"),
+                    table: hi,
+                    ix: at.clone(),
+                });
+                stmts.push(Stmt::Let(format!("w{d}"), Val::load(Buf::W(lerp), at)));
+            }
+            stmts
+        })
+        .collect();
+    let corner = |mask: usize| {
+        let ix = (0..rank).fold(Ix::default().plus("c", 1), |ix, a| {
+            let hi = mask >> (rank - 1 - a) & 1 == 1;
+            ix.plus(&format!("{}{a}", if hi { "hi" } else { "lo" }), xst[a])
+        });
+        Val::load(Buf::In(0), ix)
+    };
+    let value = if bilinear {
+        let mut values: Vec<Val> = (0..1 << rank).map(corner).collect();
+        for a in (0..rank).rev() {
+            let w = Val::var(&format!("w{a}"));
+            values = values
+                .chunks(2)
+                .map(|pair| pair[0].clone() + (pair[1].clone() - pair[0].clone()) * w.clone())
+                .collect();
+        }
+        values.pop().unwrap_or(Val::Const(0.0))
+    } else {
+        corner(0)
+    };
+    let channels = in_shape[rank];
+    let mut body = for_(
+        "c",
+        channels,
+        vec![Stmt::Store(index("o", &ost[..rank]).plus("c", 1), value)],
+    );
+    for d in (0..rank).rev() {
+        body = for_(
+            &format!("o{d}"),
+            out_shape[d],
+            [fetch[d].clone(), body].concat(),
+        );
+    }
+    body
+}
+
+/// Keras 3's adaptive pooling of the spatial axes of `[*spatial, C]`: output position
+/// `o{d}` pools input positions `s{d} .. s{d} + n{d}` (start and length from the axis's
+/// tables), the window loops running to the longest window with a guard where lengths
+/// differ. The average divides by the number of positions pooled.
+pub fn adaptive_pool(
+    kind: PoolKind,
+    in_shape: &[usize],
+    out_shape: &[usize],
+    add_weight: &mut super::AddWeight,
+) -> Vec<Stmt> {
+    let rank = out_shape.len() - 1;
+    let channels = in_shape[rank];
+    let (xst, ost) = (strides(in_shape), strides(out_shape));
+    let mut fetch = Vec::with_capacity(rank);
+    // Per axis: the longest window and whether some are shorter.
+    let mut spans = Vec::with_capacity(rank);
+    for d in 0..rank {
+        let windows = adaptive_windows(in_shape[d], out_shape[d]);
+        let lengths: Vec<usize> = windows.iter().map(|(s, e)| e - s).collect();
+        let longest = lengths.iter().copied().max().unwrap_or(1);
+        let ragged = lengths.iter().any(|&n| n != longest);
+        let at = Ix::default().plus(&format!("o{d}"), 1);
+        let starts = add_weight(
+            &format!("start{d}"),
+            vec![windows.len()],
+            &table(windows.iter().map(|w| w.0)),
+        );
+        let mut stmts = vec![Stmt::LetTable {
+            name: format!("s{d}"),
+            table: starts,
+            ix: at.clone(),
+        }];
+        if ragged {
+            let counts = add_weight(
+                &format!("len{d}"),
+                vec![windows.len()],
+                &table(lengths.into_iter()),
+            );
+            stmts.push(Stmt::LetTable {
+                name: format!("n{d}"),
+                table: counts,
+                ix: at,
+            });
+        }
+        fetch.push(stmts);
+        spans.push((longest, ragged));
+    }
+
+    let at = index("o", &ost[..rank]).plus("c", 1);
+    let input = (0..rank)
+        .fold(Ix::default(), |ix, d| {
+            ix.plus(&format!("s{d}"), xst[d])
+                .plus(&format!("t{d}"), xst[d])
+        })
+        .plus("c", 1);
+    let x = Val::load(Buf::In(0), input);
+    let update = match kind {
+        PoolKind::Max => Stmt::Store(at.clone(), Val::max(Val::load(Buf::Out, at.clone()), x)),
+        PoolKind::Average => Stmt::Update(at.clone(), Update::Add, x),
+    };
+    let mut taps = for_("c", channels, vec![update]);
+    if kind == PoolKind::Average {
+        taps.insert(0, Stmt::Accumulate("count".into(), Val::Const(1.0)));
+    }
+    for d in (0..rank).rev() {
+        let (longest, ragged) = spans[d];
+        let t = format!("t{d}");
+        if ragged {
+            taps = vec![Stmt::If(Cond::IndexLess(t.clone(), format!("n{d}")), taps)];
+        }
+        // Always a real loop: the guard compares the loop variable by name.
+        taps = if ragged {
+            vec![Stmt::For {
+                var: t,
+                count: longest,
+                body: taps,
+            }]
+        } else {
+            for_(&t, longest, taps)
+        };
+    }
+
+    let start = match kind {
+        PoolKind::Max => Val::Const(f32::NEG_INFINITY),
+        PoolKind::Average => Val::Const(0.0),
+    };
+    let mut body = for_("c", channels, vec![Stmt::Store(at.clone(), start)]);
+    if kind == PoolKind::Average {
+        body.push(Stmt::LetMut("count".into(), Val::Const(0.0)));
+    }
+    body.extend(taps);
+    if kind == PoolKind::Average {
+        body.extend(for_(
+            "c",
+            channels,
+            vec![Stmt::Update(at, Update::Div, Val::var("count"))],
+        ));
+    }
+    for d in (0..rank).rev() {
+        body = for_(
+            &format!("o{d}"),
+            out_shape[d],
+            [fetch[d].clone(), body].concat(),
+        );
+    }
+    body
+}
