@@ -12,6 +12,7 @@ mod activations;
 mod attention;
 mod batchnorm;
 mod conv;
+mod conv_lstm;
 mod conv_transpose;
 mod dense;
 mod embedding;
@@ -504,6 +505,9 @@ pub(crate) fn parse(
             recurrent::parse(class, &mut options, version)
         }
         "Bidirectional" => recurrent::parse_bidirectional(&mut options, version),
+        "ConvLSTM1D" | "ConvLSTM2D" | "ConvLSTM3D" => {
+            conv_lstm::parse(&entry.class, &mut options, version)
+        }
         "Dropout"
         | "SpatialDropout1D"
         | "SpatialDropout2D"
@@ -630,6 +634,9 @@ pub(crate) fn loose_weight_count(entry: &LayerEntry) -> Option<WeightCount> {
         }
         "LSTM" | "GRU" | "SimpleRNN" | "RNN" | "Bidirectional" => {
             recurrent::loose_weight_count(&entry.class, &entry.config).and_then(all)
+        }
+        "ConvLSTM1D" | "ConvLSTM2D" | "ConvLSTM3D" => {
+            all(conv_lstm::loose_weight_count(&entry.config))
         }
         "LayerNormalization" => {
             let rms = entry

@@ -254,7 +254,7 @@ fn parse_cell(class: &str, options: &mut Options, version: KerasVersion) -> Opti
 }
 
 /// An elementwise activation option of a cell (`null` means linear, as in Keras).
-fn cell_activation(
+pub(super) fn cell_activation(
     options: &mut Options,
     key: &str,
     default: &str,
