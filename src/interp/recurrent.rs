@@ -2,7 +2,7 @@
 //! time step after another, as Keras states them (`keras/src/layers/rnn/{lstm,gru,simple_rnn}.py`).
 
 use super::reference_math;
-use crate::ir::{Activation, Cell, Op, Recurrent};
+use crate::ir::{Activation, Cell, ConvLstm, Op, Recurrent};
 use crate::lower::expr;
 
 /// Runs a recurrent node on its inputs (sequence, then any initial states); `None` for
@@ -17,6 +17,10 @@ pub(super) fn eval_node(op: &Op, inputs: &[(&[f32], &[usize])]) -> Option<Vec<f3
                 .collect();
             let mask = r.masked.then(|| inputs[inputs.len() - 1].0);
             Some(eval(r, x, shape, &states, mask))
+        }
+        Op::ConvLstm(c) => {
+            let states: Vec<&[f32]> = inputs[1..].iter().map(|(v, _)| *v).collect();
+            Some(conv_lstm(c, inputs[0].0, inputs[0].1[0], &states))
         }
         Op::SequenceMask { value, reduce_last } => {
             let (x, shape) = inputs[0];
@@ -177,6 +181,95 @@ fn eval(
         if r.cell == Cell::Lstm {
             out.extend_from_slice(&c);
         }
+    }
+    out
+}
+
+/// Runs a ConvLSTM recurrence over `gates` (`[steps, *spatial, 4 * filters]`, the input
+/// convolution with its bias) from the given initial h and c (zero when not given): per
+/// step, `z = gates[t] + conv_same(h, recurrent)` at every position, then the LSTM gate math.
+fn conv_lstm(c: &ConvLstm, gates: &[f32], steps: usize, states: &[&[f32]]) -> Vec<f32> {
+    let f = c.filters;
+    let rank = c.rank();
+    let spatial = &c.spatial;
+    let positions: usize = spatial.iter().product();
+    let kernel = c.kernel_size().to_vec();
+    let taps: usize = kernel.iter().product();
+    let padding = c.padding();
+    let act = |a: &Activation, v: f32| match expr::activation(a) {
+        Some(e) => e.eval(v, &reference_math),
+        None => v,
+    };
+    let mut h = states
+        .first()
+        .map_or_else(|| vec![0.0f32; positions * f], |s| s.to_vec());
+    let mut cs = states
+        .get(1)
+        .map_or_else(|| vec![0.0f32; positions * f], |s| s.to_vec());
+    let mut out = Vec::with_capacity(c.main_len(steps) + 2 * positions * f);
+    // Row-major coordinates of a flat index over `dims`.
+    let coords = |mut flat: usize, dims: &[usize]| -> Vec<usize> {
+        let mut at = vec![0; dims.len()];
+        for d in (0..dims.len()).rev() {
+            at[d] = flat % dims[d];
+            flat /= dims[d];
+        }
+        at
+    };
+    for s in 0..steps {
+        let t = if c.go_backwards { steps - 1 - s } else { s };
+        let frame = &gates[t * positions * 4 * f..(t + 1) * positions * 4 * f];
+        let mut z = frame.to_vec();
+        for p in 0..positions {
+            let at = coords(p, spatial);
+            for tap in 0..taps {
+                let offset = coords(tap, &kernel);
+                // The neighbour `at + offset - before`, if inside (else zero padding).
+                let mut q = 0;
+                let mut inside = true;
+                for d in 0..rank {
+                    let pos = (at[d] + offset[d]) as isize - padding[d].0 as isize;
+                    if pos < 0 || pos >= spatial[d] as isize {
+                        inside = false;
+                        break;
+                    }
+                    q = q * spatial[d] + pos as usize;
+                }
+                if !inside {
+                    continue;
+                }
+                for ch in 0..f {
+                    let hv = h[q * f + ch];
+                    let row = &c.recurrent.data[(tap * f + ch) * 4 * f..(tap * f + ch + 1) * 4 * f];
+                    for (zg, w) in z[p * 4 * f..(p + 1) * 4 * f].iter_mut().zip(row) {
+                        *zg += hv * w;
+                    }
+                }
+            }
+        }
+        let ra = &c.recurrent_activation;
+        for p in 0..positions {
+            let zp = &z[p * 4 * f..(p + 1) * 4 * f];
+            for k in 0..f {
+                let i = act(ra, zp[k]);
+                let fg = act(ra, zp[f + k]);
+                let cand = act(&c.activation, zp[2 * f + k]);
+                let o = act(ra, zp[3 * f + k]);
+                let cv = fg * cs[p * f + k] + i * cand;
+                cs[p * f + k] = cv;
+                h[p * f + k] = o * act(&c.activation, cv);
+            }
+        }
+        if c.return_sequences {
+            out.extend_from_slice(&h);
+        }
+    }
+    if !c.return_sequences {
+        out.extend_from_slice(&h);
+    }
+    if c.return_state {
+        out.extend_from_slice(&h);
+        out.extend_from_slice(&cs);
     }
     out
 }

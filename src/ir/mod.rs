@@ -3,6 +3,7 @@
 
 mod activation;
 mod attention;
+mod conv_lstm;
 mod graph;
 mod norm_shape;
 mod op;
@@ -13,6 +14,7 @@ mod shape;
 
 pub use activation::{Activation, AxisFn, MathOp, ScalarOp};
 pub use attention::MASKED_SCORE;
+pub use conv_lstm::ConvLstm;
 pub use graph::{Graph, GraphInput, GraphOutput, InputDtype, Node, NodeId, Tensor, TensorId};
 pub use op::{MergeKind, NormAxis, NormKind, Op, PoolKind, ReduceKind, Weights, Window};
 pub use preprocess::{EncodeMode, Lookup, EXACT_INTEGER_LIMIT};

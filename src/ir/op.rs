@@ -1,6 +1,8 @@
 //! Ops: what each node computes, with its constants, and its shape inference.
 
-use super::{checked_numel, numel, Activation, EncodeMode, Lookup, Recurrent, ResizeMethod};
+use super::{
+    checked_numel, numel, Activation, ConvLstm, EncodeMode, Lookup, Recurrent, ResizeMethod,
+};
 
 /// A constant tensor: row-major f32 data and its shape.
 #[derive(Debug, Clone, PartialEq)]
@@ -168,6 +170,8 @@ pub enum Op {
     },
     /// LSTM, GRU or SimpleRNN over `[steps, features]` (see [`Recurrent`]).
     Recurrent(Box<Recurrent>),
+    /// The recurrence of a ConvLSTM over its precomputed input gates (see [`ConvLstm`]).
+    ConvLstm(Box<ConvLstm>),
     /// A Keras mask as 1.0 (keep) / 0.0 (masked): `x != value` elementwise (Embedding
     /// `mask_zero`), or with `reduce_last` `any(x[..., f] != value)` over the last axis,
     /// which it drops (Masking). NaN differs from every value.
@@ -271,6 +275,9 @@ impl Op {
         }
         if let Op::Recurrent(r) = self {
             return r.output_shape(inputs);
+        }
+        if let Op::ConvLstm(c) = self {
+            return c.output_shape(inputs);
         }
         let [input] = inputs else {
             return Err(format!("expects one input, got {}", inputs.len()));
@@ -411,6 +418,7 @@ impl Op {
                 numel(output) * input.last().copied().unwrap_or(0)
             }
             Op::Recurrent(r) => r.macs(input.first().copied().unwrap_or(0)),
+            Op::ConvLstm(c) => c.macs(input),
             _ => 0,
         }
     }
@@ -420,6 +428,7 @@ impl Op {
     pub fn workspace_len(&self) -> usize {
         match self {
             Op::Recurrent(r) => r.workspace(),
+            Op::ConvLstm(c) => c.workspace(),
             _ => 0,
         }
     }
@@ -462,6 +471,7 @@ impl Op {
                 w.extend(r.bias.iter().map(|b| &b.data[..]));
                 w
             }
+            Op::ConvLstm(c) => vec![&c.recurrent.data[..]],
             _ => vec![],
         }
     }

@@ -3,6 +3,7 @@
 
 mod attention;
 mod axis;
+mod conv_lstm;
 mod dense;
 mod elementwise;
 pub mod expr;

@@ -398,6 +398,7 @@ fn loops(
         Op::Merge { kind } => spatial::merge(*kind, &in_shapes, y),
         Op::Concat { axis } => spatial::concat(*axis, &in_shapes, y),
         Op::Recurrent(r) => super::recurrent::recurrent(r, x[0], x[1], add_weight),
+        Op::ConvLstm(c) => super::conv_lstm::conv_lstm(c, x[0], add_weight),
         Op::SequenceMask { value, .. } => {
             let rows = numel(y);
             let integer = input_dtype(graph, node.inputs[0]) == InputDtype::I32;

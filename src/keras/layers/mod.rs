@@ -13,6 +13,7 @@ mod adaptive_pooling;
 mod attention;
 mod batchnorm;
 mod conv;
+mod conv_lstm;
 mod conv_transpose;
 mod dense;
 mod einsum_dense;
@@ -549,6 +550,9 @@ pub(crate) fn parse(
             recurrent::parse(class, &mut options, version)
         }
         "Bidirectional" => recurrent::parse_bidirectional(&mut options, version),
+        "ConvLSTM1D" | "ConvLSTM2D" | "ConvLSTM3D" => {
+            conv_lstm::parse(&entry.class, &mut options, version)
+        }
         "Dropout"
         | "SpatialDropout1D"
         | "SpatialDropout2D"
@@ -702,6 +706,9 @@ pub(crate) fn loose_weight_count(entry: &LayerEntry) -> Option<WeightCount> {
         }
         "LSTM" | "GRU" | "SimpleRNN" | "RNN" | "Bidirectional" => {
             recurrent::loose_weight_count(&entry.class, &entry.config).and_then(all)
+        }
+        "ConvLSTM1D" | "ConvLSTM2D" | "ConvLSTM3D" => {
+            all(conv_lstm::loose_weight_count(&entry.config))
         }
         "LayerNormalization" => {
             let rms = entry

@@ -1,10 +1,20 @@
-//! `LSTM`, `GRU`, `SimpleRNN` and `Bidirectional` (over any of them), following
-//! `keras/src/layers/rnn/{lstm,gru,simple_rnn,bidirectional}.py` and tf_keras's.
+//! `LSTM`, `GRU`, `SimpleRNN`, `RNN` (over one cell or `StackedRNNCells`) and
+//! `Bidirectional` (over any of them), following
+//! `keras/src/layers/rnn/{lstm,gru,simple_rnn,rnn,stacked_rnn_cells,bidirectional}.py` and
+//! tf_keras's.
 //!
 //! A call becomes one [`Op::Recurrent`] node per direction. With `return_state` the node
 //! appends its final states to its output and slices (`LAYER/output`, `LAYER/state_h`,
 //! ...) make the call's several outputs; a Bidirectional merges its two directions with
 //! one more node (concat, sum, mul, ave) or exposes both (`merge_mode=None`).
+//!
+//! Stacked cells run cell 1, then cell 2, ... at each step, cell `k + 1` reading cell
+//! `k`'s output: the same numbers as one recurrent node per cell over the whole sequence,
+//! each reading the sequence of outputs of the one before (`LAYER/cell0`, `LAYER/cell1`,
+//! ..., the last cell's node is the layer's). Every node reads the input in the layer's
+//! direction and skips the masked steps; the ones before the last write their outputs
+//! back in time order so that the next reads them in processing order. `return_state`
+//! returns every cell's states, first cell first (`LAYER/cell0_state_h`, ...).
 
 use serde_json::{Map, Value};
 
@@ -17,11 +27,9 @@ use crate::keras::config::KerasVersion;
 /// One recurrent layer's inference-relevant configuration.
 #[derive(Debug, Clone)]
 struct Rnn {
-    cell: Cell,
-    units: usize,
-    use_bias: bool,
-    activation: Activation,
-    recurrent_activation: Activation,
+    /// The cells run at every step, in order, each reading the output of the one before
+    /// (one but for `RNN(StackedRNNCells)`).
+    cells: Vec<CellConfig>,
     go_backwards: bool,
     return_sequences: bool,
     return_state: bool,
@@ -67,24 +75,13 @@ fn parse_rnn(class: &str, options: &mut Options, version: KerasVersion) -> Optio
     let go_backwards = options.bool("go_backwards", false);
     let return_sequences = options.bool("return_sequences", false);
     let return_state = options.bool("return_state", false);
-    let cell = if class == "RNN" {
-        rnn_cell(options, version)
+    let cells = if class == "RNN" {
+        rnn_cells(options, version)
     } else {
-        parse_cell(class, options, version)
+        parse_cell(class, options, version).map(|c| vec![c])
     };
-    let CellConfig {
-        cell,
-        units,
-        use_bias,
-        activation,
-        recurrent_activation,
-    } = cell?;
     Some(Rnn {
-        cell,
-        units,
-        use_bias,
-        activation,
-        recurrent_activation,
+        cells: cells?,
         go_backwards,
         return_sequences,
         return_state,
@@ -93,7 +90,10 @@ fn parse_rnn(class: &str, options: &mut Options, version: KerasVersion) -> Optio
 }
 
 /// What a cell computes.
+#[derive(Debug, Clone)]
 struct CellConfig {
+    /// The Keras cell class (`LSTMCell`, ...), which names its weights' group in a stack.
+    class: &'static str,
     cell: Cell,
     units: usize,
     use_bias: bool,
@@ -101,8 +101,9 @@ struct CellConfig {
     recurrent_activation: Activation,
 }
 
-/// `RNN`'s `cell`: one LSTMCell, GRUCell or SimpleRNNCell config.
-fn rnn_cell(options: &mut Options, version: KerasVersion) -> Option<CellConfig> {
+/// `RNN`'s `cell`: one LSTMCell, GRUCell or SimpleRNNCell config, or a StackedRNNCells
+/// of them.
+fn rnn_cells(options: &mut Options, version: KerasVersion) -> Option<Vec<CellConfig>> {
     let Some(cell) = options.get("cell") else {
         options.problems.push("option 'cell' is missing".into());
         return None;
@@ -110,15 +111,67 @@ fn rnn_cell(options: &mut Options, version: KerasVersion) -> Option<CellConfig> 
     let class = cell.get("class_name").and_then(Value::as_str);
     let config = cell.get("config").and_then(Value::as_object);
     let (Some(class), Some(config)) = (class, config) else {
-        options.problems.push(
-            "option 'cell' is not one cell's config (several cells are not supported)".into(),
-        );
+        options
+            .problems
+            .push("option 'cell' is not a cell's config".into());
+        return None;
+    };
+    if class != "StackedRNNCells" {
+        return rnn_cell(cell, "cell", options, version).map(|c| vec![c]);
+    }
+    let mut stacked = Options::new(config);
+    let cells = match stacked.get("cells") {
+        Some(Value::Array(cells)) if !cells.is_empty() => Some(cells),
+        _ => {
+            stacked
+                .problems
+                .push("option 'cells' is not a non-empty list of cells".into());
+            None
+        }
+    };
+    let mut parsed = Vec::new();
+    for (k, cell) in cells.into_iter().flatten().enumerate() {
+        parsed.push(rnn_cell(
+            cell,
+            &format!("cells[{k}]"),
+            &mut stacked,
+            version,
+        ));
+    }
+    let problems = stacked.finish();
+    let failed = !problems.is_empty();
+    options.problems.extend(
+        problems
+            .into_iter()
+            .map(|p| format!("cell (StackedRNNCells): {p}")),
+    );
+    let parsed: Option<Vec<CellConfig>> = parsed.into_iter().collect();
+    if failed {
+        None
+    } else {
+        parsed
+    }
+}
+
+/// One LSTMCell, GRUCell or SimpleRNNCell config, its problems reported under `what`.
+fn rnn_cell(
+    cell: &Value,
+    what: &str,
+    options: &mut Options,
+    version: KerasVersion,
+) -> Option<CellConfig> {
+    let class = cell.get("class_name").and_then(Value::as_str);
+    let config = cell.get("config").and_then(Value::as_object);
+    let (Some(class), Some(config)) = (class, config) else {
+        options
+            .problems
+            .push(format!("option '{what}' is not a cell's config"));
         return None;
     };
     let Some(&(_, layer_class)) = CELLS.iter().find(|(c, _)| *c == class) else {
         options.problems.push(format!(
-            "option 'cell': cell class '{}' is not supported (LSTMCell, GRUCell and \
-             SimpleRNNCell are)",
+            "option '{what}': cell class '{}' is not supported (LSTMCell, GRUCell, \
+             SimpleRNNCell and a StackedRNNCells of them are)",
             esc(class)
         ));
         return None;
@@ -130,7 +183,7 @@ fn rnn_cell(options: &mut Options, version: KerasVersion) -> Option<CellConfig> 
     options.problems.extend(
         problems
             .into_iter()
-            .map(|p| format!("cell ({}): {p}", esc(class))),
+            .map(|p| format!("{what} ({}): {p}", esc(class))),
     );
     if failed {
         None
@@ -185,7 +238,13 @@ fn parse_cell(class: &str, options: &mut Options, version: KerasVersion) -> Opti
         cell_activation(options, "recurrent_activation", "sigmoid", version)
     };
     let use_bias = options.bool("use_bias", true);
+    let class = match cell {
+        Cell::Lstm => "LSTMCell",
+        Cell::Gru { .. } => "GRUCell",
+        Cell::Simple => "SimpleRNNCell",
+    };
     Some(CellConfig {
+        class,
         cell,
         units: units?,
         use_bias,
@@ -195,7 +254,7 @@ fn parse_cell(class: &str, options: &mut Options, version: KerasVersion) -> Opti
 }
 
 /// An elementwise activation option of a cell (`null` means linear, as in Keras).
-fn cell_activation(
+pub(super) fn cell_activation(
     options: &mut Options,
     key: &str,
     default: &str,
@@ -225,7 +284,7 @@ fn cell_activation(
     }
 }
 
-impl Rnn {
+impl CellConfig {
     fn weight_names(&self) -> Vec<&'static str> {
         if self.use_bias {
             vec!["kernel", "recurrent_kernel", "bias"]
@@ -234,16 +293,15 @@ impl Rnn {
         }
     }
 
-    /// The op over an input of `input` shape; `reverse_sequences` for a Bidirectional's
-    /// backward direction.
-    fn op(
-        &self,
-        input: &[usize],
-        weights: &[Weights],
-        reverse_sequences: bool,
-        initial_state: bool,
-        masked: bool,
-    ) -> Result<Op, String> {
+    fn state_names(&self) -> &'static [&'static str] {
+        match self.cell {
+            Cell::Lstm => &["state_h", "state_c"],
+            _ => &["state_h"],
+        }
+    }
+
+    /// The op of this cell over an input of `input` shape, with its own `weights`.
+    fn op(&self, input: &[usize], weights: &[Weights], run: Run) -> Result<Op, String> {
         let [_steps, features] = input[..] else {
             return Err(format!(
                 "needs an input of shape [steps, features] (batch excluded), got {input:?}"
@@ -254,16 +312,16 @@ impl Rnn {
         check_shape("kernel", kernel, &[features, g * u])?;
         let recurrent = weights.get(1).ok_or("missing recurrent_kernel")?;
         check_shape("recurrent_kernel", recurrent, &[u, g * u])?;
-        let bias = match weights.get(2) {
-            Some(b) if self.use_bias => {
-                let want = match self.cell {
-                    Cell::Gru { reset_after: true } => vec![2, g * u],
-                    _ => vec![g * u],
-                };
-                check_shape("bias", b, &want)?;
-                Some(b.clone())
-            }
-            _ => None,
+        let bias = if self.use_bias {
+            let b = weights.get(2).ok_or("missing bias")?;
+            let want = match self.cell {
+                Cell::Gru { reset_after: true } => vec![2, g * u],
+                _ => vec![g * u],
+            };
+            check_shape("bias", b, &want)?;
+            Some(b.clone())
+        } else {
+            None
         };
         Ok(Op::Recurrent(Box::new(Recurrent {
             cell: self.cell,
@@ -273,65 +331,28 @@ impl Rnn {
             bias,
             activation: self.activation.clone(),
             recurrent_activation: self.recurrent_activation.clone(),
-            go_backwards: self.go_backwards,
-            return_sequences: self.return_sequences,
-            reverse_sequences,
-            return_state: self.return_state,
-            initial_state,
-            masked,
-            zero_output_for_mask: self.zero_output_for_mask,
+            go_backwards: run.go_backwards,
+            return_sequences: run.return_sequences,
+            reverse_sequences: run.reverse_sequences,
+            return_state: run.return_state,
+            initial_state: run.initial_state,
+            masked: run.masked,
+            zero_output_for_mask: run.zero_output_for_mask,
         })))
     }
 
-    /// Shapes of the main output and each state.
-    fn main_shape(&self, steps: usize) -> Vec<usize> {
-        if self.return_sequences {
-            vec![steps, self.units]
-        } else {
-            vec![self.units]
-        }
-    }
-
-    /// The initial states among a call's inputs (after the sequence): none, or one per
-    /// state of each of `directions`.
-    fn initial_states(&self, inputs: &[&[usize]], directions: usize) -> Result<bool, String> {
-        let given = inputs.len().saturating_sub(1);
-        let want = self.cell.states() * directions;
-        if inputs.is_empty() || (given != 0 && given != want) {
-            return Err(format!(
-                "is called with {given} initial state tensor(s); this layer takes {want} \
-                 ({})",
-                self.state_names().join(", ")
-            ));
-        }
-        if let Some(bad) = inputs[1..].iter().find(|s| **s != [self.units]) {
-            return Err(format!(
-                "is given an initial state of shape {bad:?}; each must be [{}] (batch excluded)",
-                self.units
-            ));
-        }
-        Ok(given > 0)
-    }
-
-    fn state_names(&self) -> &'static [&'static str] {
-        match self.cell {
-            Cell::Lstm => &["state_h", "state_c"],
-            _ => &["state_h"],
-        }
-    }
-
-    /// Slices of a `return_state` node (step `packed`): the main output then each state,
-    /// as `(suffix, op)`; the main output is reshaped back to `[steps, units]`.
-    fn unpack(&self, steps: usize, prefix: &str) -> Vec<(String, Vec<Op>)> {
-        let main = self.main_shape(steps);
-        let main_len: usize = main.iter().product();
+    /// Slices of a `return_state` node: the main output then each state, as `(suffix,
+    /// ops)`; a main output of `[steps, units]` (`sequences`) is reshaped back.
+    fn unpack(&self, steps: usize, sequences: bool, prefix: &str) -> Vec<(String, Vec<Op>)> {
+        let u = self.units;
+        let main_len = if sequences { steps * u } else { u };
         let mut parts = vec![(
             format!("{prefix}output"),
-            if self.return_sequences {
+            if sequences {
                 vec![
                     slice(0, main_len),
                     Op::Reshape {
-                        target: main.iter().map(|&d| d as i64).collect(),
+                        target: vec![steps as i64, u as i64],
                     },
                 ]
             } else {
@@ -339,13 +360,196 @@ impl Rnn {
             },
         )];
         for (k, name) in self.state_names().iter().enumerate() {
-            let begin = main_len + k * self.units;
-            parts.push((
-                format!("{prefix}{name}"),
-                vec![slice(begin, begin + self.units)],
-            ));
+            let begin = main_len + k * u;
+            parts.push((format!("{prefix}{name}"), vec![slice(begin, begin + u)]));
         }
         parts
+    }
+}
+
+/// How one recurrent node runs (see [`Recurrent`]).
+#[derive(Debug, Clone, Copy)]
+struct Run {
+    go_backwards: bool,
+    return_sequences: bool,
+    reverse_sequences: bool,
+    return_state: bool,
+    initial_state: bool,
+    masked: bool,
+    zero_output_for_mask: bool,
+}
+
+/// One direction of a call: where its inputs come from and how its nodes are named.
+struct Direction<'a> {
+    /// Reverse the returned sequence (a Bidirectional's backward direction).
+    reverse_sequences: bool,
+    zero_output_for_mask: bool,
+    /// The initial states (one cell only) and the mask, after the sequence.
+    extra: Vec<Source>,
+    initial_state: bool,
+    masked: bool,
+    /// The suffix of the last cell's node (`None`: the layer's own name).
+    name: Option<&'a str>,
+    /// Before the names of the other nodes (`forward_`, ...).
+    prefix: &'a str,
+}
+
+/// The steps of a direction that hold its outputs.
+struct Outputs {
+    /// The main output (the last cell's node, or its `output` slice with `return_state`).
+    main: usize,
+    /// The final states, cell by cell.
+    states: Vec<usize>,
+}
+
+impl Rnn {
+    fn weight_names(&self) -> Vec<&'static str> {
+        self.cells
+            .iter()
+            .flat_map(CellConfig::weight_names)
+            .collect()
+    }
+
+    /// Where a Keras 3 weights file keeps each cell's weights, below `prefix` (the
+    /// layer's group, or a Bidirectional's `forward_layer/`): `cell`, or for stacked
+    /// cells `cell/cells/lstm_cell`, `cell/cells/lstm_cell_1`, ... (named after the class,
+    /// numbered per class, as `saving_lib` names a list's items).
+    fn weight_groups(&self, prefix: &str) -> Vec<String> {
+        if let [_] = self.cells[..] {
+            return vec![format!("{prefix}cell")];
+        }
+        let mut used: std::collections::BTreeMap<&str, usize> = Default::default();
+        self.cells
+            .iter()
+            .map(|c| {
+                let base = match c.cell {
+                    Cell::Lstm => "lstm_cell",
+                    Cell::Gru { .. } => "gru_cell",
+                    Cell::Simple => "simple_rnn_cell",
+                };
+                let n = used.entry(base).or_insert(0);
+                let name = if *n == 0 {
+                    base.to_string()
+                } else {
+                    format!("{base}_{n}")
+                };
+                *n += 1;
+                format!("{prefix}cell/cells/{name}")
+            })
+            .collect()
+    }
+
+    fn last(&self) -> &CellConfig {
+        // A layer has at least one cell (checked when parsing).
+        &self.cells[self.cells.len() - 1]
+    }
+
+    /// The initial states among a call's inputs (after the sequence): none, or one per
+    /// state of each of `directions`.
+    fn initial_states(&self, inputs: &[&[usize]], directions: usize) -> Result<bool, String> {
+        let given = inputs.len().saturating_sub(1);
+        if inputs.is_empty() {
+            return Err("is called without an input sequence".into());
+        }
+        if given > 0 && self.cells.len() > 1 {
+            return Err("initial_state with StackedRNNCells is not supported".into());
+        }
+        let cell = self.last();
+        let want = cell.cell.states() * directions;
+        if given != 0 && given != want {
+            return Err(format!(
+                "is called with {given} initial state tensor(s); this layer takes {want} \
+                 ({})",
+                cell.state_names().join(", ")
+            ));
+        }
+        if let Some(bad) = inputs[1..].iter().find(|s| **s != [cell.units]) {
+            return Err(format!(
+                "is given an initial state of shape {bad:?}; each must be [{}] (batch excluded)",
+                cell.units
+            ));
+        }
+        Ok(given > 0)
+    }
+
+    /// Appends the nodes of one direction over the call's input 0 (of shape `input`): one
+    /// recurrent node per cell, each reading the sequence of the one before, then with
+    /// `return_state` the slices of their outputs and states.
+    fn direction(
+        &self,
+        steps: &mut Vec<Step>,
+        input: &[usize],
+        weights: &[Weights],
+        d: &Direction,
+    ) -> Result<Outputs, String> {
+        let length = input.first().copied().unwrap_or(0);
+        let last = self.cells.len() - 1;
+        let mut from = Source::Input(0);
+        let mut shape = input.to_vec();
+        let mut weights = weights;
+        let mut states = Vec::new();
+        let mut main = 0;
+        for (k, cell) in self.cells.iter().enumerate() {
+            let n = cell.weight_names().len().min(weights.len());
+            let (own, rest) = weights.split_at(n);
+            weights = rest;
+            let is_last = k == last;
+            // The cells before the last return their whole sequence in time order, so the
+            // next, reading in the layer's direction, sees them in processing order.
+            let run = Run {
+                go_backwards: self.go_backwards,
+                return_sequences: !is_last || self.return_sequences,
+                reverse_sequences: if is_last {
+                    d.reverse_sequences
+                } else {
+                    self.go_backwards
+                },
+                return_state: self.return_state,
+                initial_state: d.initial_state,
+                masked: d.masked,
+                zero_output_for_mask: is_last && d.zero_output_for_mask,
+            };
+            let op = cell
+                .op(&shape, own, run)
+                .map_err(|e| match self.cells.len() {
+                    1 => e,
+                    _ => format!("cell {k} ({}): {e}", cell.class),
+                })?;
+            let prefix = match self.cells.len() {
+                1 => d.prefix.to_string(),
+                _ => format!("{}cell{k}_", d.prefix),
+            };
+            let name = match (is_last, self.cells.len()) {
+                (true, _) => d.name.map(str::to_string),
+                (false, _) => Some(format!("{}cell{k}", d.prefix)),
+            };
+            let mut sources = vec![from];
+            sources.extend(d.extra.iter().copied());
+            steps.push(Step::new(name.as_deref(), op, sources));
+            let node = steps.len() - 1;
+            main = node;
+            if self.return_state {
+                let prefix = if is_last {
+                    d.prefix.to_string()
+                } else {
+                    prefix
+                };
+                for (j, (suffix, ops)) in cell
+                    .unpack(length, run.return_sequences, &prefix)
+                    .into_iter()
+                    .enumerate()
+                {
+                    let at = push_chain(steps, &suffix, ops, node, None);
+                    match j {
+                        0 => main = at,
+                        _ => states.push(at),
+                    }
+                }
+            }
+            from = Source::Step(main);
+            shape = vec![length, cell.units];
+        }
+        Ok(Outputs { main, states })
     }
 }
 
@@ -388,7 +592,7 @@ impl LayerKind for Rnn {
     }
 
     fn weight_groups(&self) -> Vec<String> {
-        vec!["cell".into()]
+        Rnn::weight_groups(self, "")
     }
 
     fn tensor_arguments(&self) -> &'static [&'static str] {
@@ -428,13 +632,21 @@ impl Rnn {
             .map(|n| &inputs[..n])
             .ok_or("is called without an input sequence")?;
         let initial = self.initial_states(tensors, 1)?;
-        let input = tensors[0];
-        let op = self.op(input, weights, false, initial, masked)?;
-        let sources = (0..inputs.len()).map(Source::Input).collect();
-        let mut steps = vec![Step::new(None, op, sources)];
+        let direction = Direction {
+            reverse_sequences: false,
+            zero_output_for_mask: self.zero_output_for_mask,
+            extra: (1..inputs.len()).map(Source::Input).collect(),
+            initial_state: initial,
+            masked,
+            name: None,
+            prefix: "",
+        };
+        let mut steps = Vec::new();
+        let outputs = self.direction(&mut steps, tensors[0], weights, &direction)?;
         if self.return_state {
-            for (k, (suffix, ops)) in self.unpack(input[0], "").into_iter().enumerate() {
-                push_chain(&mut steps, &suffix, ops, 0, Some(k));
+            let all = std::iter::once(outputs.main).chain(outputs.states);
+            for (k, s) in all.enumerate() {
+                steps[s].output = Some(k);
             }
         }
         Ok(steps)
@@ -566,7 +778,9 @@ impl LayerKind for Bidirectional {
     }
 
     fn weight_groups(&self) -> Vec<String> {
-        vec!["forward_layer/cell".into(), "backward_layer/cell".into()]
+        let mut groups = self.forward.weight_groups("forward_layer/");
+        groups.extend(self.backward.weight_groups("backward_layer/"));
+        groups
     }
 
     fn tensor_arguments(&self) -> &'static [&'static str] {
@@ -606,7 +820,8 @@ impl Bidirectional {
         let inputs = &all[..all.len() - usize::from(masked)];
         // Initial states: the forward layer's, then the backward layer's (as Keras splits
         // the list in halves).
-        if self.forward.cell.states() != self.backward.cell.states() && inputs.len() > 1 {
+        let states_of = |rnn: &Rnn| rnn.last().cell.states();
+        if states_of(&self.forward) != states_of(&self.backward) && inputs.len() > 1 {
             return Err(
                 "initial_state with different cells in 'layer' and 'backward_layer' is not \
                  supported"
@@ -620,51 +835,41 @@ impl Bidirectional {
         let (fw, bw) = weights.split_at(split.min(weights.len()));
         let both = self.merge == MergeMode::Both;
         let state = self.forward.return_state;
-        // Keras makes both directions output zeros at masked steps when they return
-        // sequences (`zero_output_for_mask = return_sequences`).
-        let zero = |rnn: &Rnn| Rnn {
-            zero_output_for_mask: rnn.return_sequences,
-            ..rnn.clone()
-        };
-        let forward_op = zero(&self.forward).op(input, fw, false, initial, masked)?;
-        let backward_op = zero(&self.backward).op(input, bw, true, initial, masked)?;
-        let n = if initial {
-            self.forward.cell.states()
-        } else {
-            0
-        };
+        let n = if initial { states_of(&self.forward) } else { 0 };
         let mask = masked.then_some(Source::Input(all.len() - 1));
-        let sources = |first: usize| {
-            std::iter::once(Source::Input(0))
-                .chain((first..first + n).map(Source::Input))
+        let extra = |first: usize| {
+            (first..first + n)
+                .map(Source::Input)
                 .chain(mask)
                 .collect::<Vec<_>>()
         };
         // The node named after the layer: the merge, or the forward direction when the
         // two are returned as they are.
         let forward_suffix = (!both || state).then_some("forward");
-        let mut steps = vec![
-            Step::new(forward_suffix, forward_op, sources(1)),
-            Step::new(Some("backward"), backward_op, sources(1 + n)),
-        ];
-        let (mut fw_out, mut bw_out) = (0, 1);
-        let mut states = Vec::new();
-        if state {
-            let steps_len = input[0];
-            for (dir, (rnn, prefix)) in [(&self.forward, "forward_"), (&self.backward, "backward_")]
-                .into_iter()
-                .enumerate()
-            {
-                for (k, (suffix, ops)) in rnn.unpack(steps_len, prefix).into_iter().enumerate() {
-                    let last = push_chain(&mut steps, &suffix, ops, dir, None);
-                    match k {
-                        0 if dir == 0 => fw_out = last,
-                        0 => bw_out = last,
-                        _ => states.push(last),
-                    }
-                }
-            }
-        }
+        // Keras makes both directions output zeros at masked steps when they return
+        // sequences (`zero_output_for_mask = return_sequences`).
+        let direction = |rnn: &Rnn, backward: bool| Direction {
+            reverse_sequences: backward,
+            zero_output_for_mask: rnn.return_sequences,
+            extra: extra(if backward { 1 + n } else { 1 }),
+            initial_state: initial,
+            masked,
+            name: if backward {
+                Some("backward")
+            } else {
+                forward_suffix
+            },
+            prefix: if backward { "backward_" } else { "forward_" },
+        };
+        let mut steps = Vec::new();
+        let forward =
+            self.forward
+                .direction(&mut steps, input, fw, &direction(&self.forward, false))?;
+        let backward =
+            self.backward
+                .direction(&mut steps, input, bw, &direction(&self.backward, true))?;
+        let (fw_out, bw_out) = (forward.main, backward.main);
+        let states: Vec<usize> = forward.states.into_iter().chain(backward.states).collect();
         let mut outputs = Vec::new();
         let merge = |kind: MergeKind| Op::Merge { kind };
         let merged = match self.merge {
@@ -704,14 +909,23 @@ impl Bidirectional {
 
 /// Weights of a recurrent layer (or a Bidirectional, both directions) from its config.
 pub(super) fn loose_weight_count(class: &str, config: &Map<String, Value>) -> Option<usize> {
-    // An `RNN` keeps its cell's options in `cell`.
-    let own = |config: &Map<String, Value>| {
-        let cell = match config.get("cell") {
-            Some(cell) => cell.get("config")?.as_object()?,
-            None => config,
-        };
+    let cell_count = |cell: &Map<String, Value>| {
         let use_bias = cell.get("use_bias").and_then(Value::as_bool);
-        Some(2 + usize::from(use_bias.unwrap_or(true)))
+        2 + usize::from(use_bias.unwrap_or(true))
+    };
+    // An `RNN` keeps its cell's options in `cell`, a StackedRNNCells in its `cells`.
+    let own = |config: &Map<String, Value>| {
+        let Some(cell) = config.get("cell") else {
+            return Some(cell_count(config));
+        };
+        let cell = cell.get("config")?.as_object()?;
+        match cell.get("cells") {
+            Some(Value::Array(cells)) => cells
+                .iter()
+                .map(|c| c.get("config").and_then(Value::as_object).map(cell_count))
+                .sum(),
+            _ => Some(cell_count(cell)),
+        }
     };
     match class {
         "LSTM" | "GRU" | "SimpleRNN" | "RNN" => own(config),
@@ -959,6 +1173,100 @@ mod tests {
         assert_eq!(
             loose_weight_count("RNN", config.as_object().unwrap()),
             Some(2)
+        );
+    }
+
+    #[test]
+    fn stacked_cells_run_one_node_per_cell() {
+        let config = r#"{"return_sequences": true, "return_state": true, "go_backwards": true,
+            "cell": {"class_name": "StackedRNNCells", "config": {"name": "s", "trainable": true,
+            "cells": [
+                {"class_name": "LSTMCell", "config": {"units": 3}},
+                {"class_name": "GRUCell", "config": {"units": 2, "use_bias": false}},
+                {"class_name": "LSTMCell", "config": {"units": 4}}]}}}"#;
+        let kind = parse_layer(&entry("RNN", config), K3).unwrap();
+        assert_eq!(
+            kind.weight_groups(),
+            [
+                "cell/cells/lstm_cell",
+                "cell/cells/gru_cell",
+                "cell/cells/lstm_cell_1"
+            ]
+        );
+        assert_eq!(kind.weight_names().len(), 8);
+        let weights = [
+            zeros(&[5, 12]),
+            zeros(&[3, 12]),
+            zeros(&[12]),
+            zeros(&[3, 6]),
+            zeros(&[2, 6]),
+            zeros(&[2, 16]),
+            zeros(&[4, 16]),
+            zeros(&[16]),
+        ];
+        let steps = kind.steps(&[&[6, 5]], &weights).unwrap();
+        // Each cell reads the sequence of the one before, in the layer's direction; all but
+        // the last write it in time order.
+        let runs: Vec<(Option<&str>, bool, bool, bool)> = steps
+            .iter()
+            .filter_map(|s| match &s.op {
+                Op::Recurrent(r) => Some((
+                    s.suffix.as_deref(),
+                    r.go_backwards,
+                    r.return_sequences,
+                    r.reverse_sequences,
+                )),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            runs,
+            [
+                (Some("cell0"), true, true, true),
+                (Some("cell1"), true, true, true),
+                (None, true, true, false)
+            ]
+        );
+        let mut outputs: Vec<(usize, Option<&str>)> = steps
+            .iter()
+            .filter_map(|s| s.output.map(|k| (k, s.suffix.as_deref())))
+            .collect();
+        outputs.sort();
+        assert_eq!(
+            outputs,
+            [
+                (0, Some("output")),
+                (1, Some("cell0_state_h")),
+                (2, Some("cell0_state_c")),
+                (3, Some("cell1_state_h")),
+                (4, Some("state_h")),
+                (5, Some("state_c"))
+            ]
+        );
+        let err = kind.steps(&[&[6, 5], &[4], &[4]], &weights).unwrap_err();
+        assert!(err.contains("StackedRNNCells"), "{err}");
+        let err = kind.steps(&[&[6, 5]], &weights[..7]).unwrap_err();
+        assert!(err.contains("cell 2 (LSTMCell)"), "{err}");
+        let map: Map<String, Value> = serde_json::from_str(config).unwrap();
+        assert_eq!(loose_weight_count("RNN", &map), Some(8));
+        // In a Bidirectional, below each direction's group.
+        let bi = format!(
+            r#"{{"merge_mode": "concat", "layer": {{"class_name": "RNN", "config": {config}}}}}"#
+        );
+        let kind = parse_layer(&entry("Bidirectional", &bi), K3).unwrap();
+        assert_eq!(
+            kind.weight_groups()[3],
+            "backward_layer/cell/cells/lstm_cell"
+        );
+        let err = problems(
+            "RNN",
+            r#"{"cell": {"class_name": "StackedRNNCells", "config": {"cells": [
+                {"class_name": "LSTMCell", "config": {"units": 3}},
+                {"class_name": "PeepholeLSTMCell", "config": {"units": 3}}]}}}"#,
+        );
+        assert!(
+            err[0].contains("StackedRNNCells") && err[0].contains("PeepholeLSTMCell"),
+            "{err:?}"
         );
     }
 
