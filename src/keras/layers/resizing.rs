@@ -428,7 +428,8 @@ mod parse_tests {
                     Some("crop".into()),
                     Op::Slice {
                         begin: vec![0, 0, 0],
-                        end: vec![8, 6, 3]
+                        end: vec![8, 6, 3],
+                        step: vec![1, 1, 1],
                     }
                 ),
                 (None, resize(5, 4))
@@ -442,7 +443,8 @@ mod parse_tests {
                 None,
                 Op::Slice {
                     begin: vec![1, 1, 0],
-                    end: vec![6, 5, 3]
+                    end: vec![6, 5, 3],
+                    step: vec![1, 1, 1],
                 }
             )]
         );
@@ -463,7 +465,8 @@ mod parse_tests {
                 None,
                 Op::Slice {
                     begin: vec![0, 1, 1],
-                    end: vec![3, 6, 5]
+                    end: vec![3, 6, 5],
+                    step: vec![1, 1, 1],
                 }
             )]
         );
