@@ -500,17 +500,6 @@ impl<'a> Builder<'a> {
         if let Some(problem) = &call.problem {
             return Err(problem.clone());
         }
-        // A layer's positional arguments are tensors; a constant among them (`bn(x, True)`
-        // passing `training` by position) would change what it computes unseen. (Keras 3's
-        // `not_equal` mask operation reads its constant, below.)
-        let constant = call.args.iter().find_map(|a| first_constant(a, 0));
-        if let (Some(constant), false) = (constant, layer.class == "NotEqual") {
-            return Err(format!(
-                "is called with the constant {} as a positional argument, which is not \
-                 supported",
-                esc(&constant.to_string())
-            ));
-        }
         // Keras 3 records the augmentation layers' `call(training=True)` default in a
         // functional model, and `predict` / `model(x, training=False)` override it.
         if call.training && !(self.keras3 && layers::records_training_default(&layer.class)) {
@@ -540,6 +529,17 @@ impl<'a> Builder<'a> {
         // Keras 3 layers that read them from their inputs, such as MultiHeadAttention).
         if inputs.is_empty() && explicit_mask.is_some() {
             return Err("is called with a mask but without an input tensor".into());
+        }
+        // A layer's positional arguments are tensors; a constant among them (`bn(x, True)`
+        // passing `training` by position) would change what it computes unseen. (Keras 3's
+        // `not_equal` mask operation reads its constant, below.)
+        let constant = call.args.iter().find_map(|a| first_constant(a, 0));
+        if let (Some(constant), false) = (constant, layer.class == "NotEqual") {
+            return Err(format!(
+                "is called with the constant {} as a positional argument, which is not \
+                 supported",
+                esc(&constant.to_string())
+            ));
         }
         let source = kind.mask_source();
         let incoming: Vec<(usize, super::mask::MaskRef)> = match explicit_mask {
