@@ -421,7 +421,7 @@ fn split(p: &mut Params, tf: bool) -> Result<Vec<Step>, String> {
         ([n], _) => {
             let n = usize::try_from(*n)
                 .ok()
-                .filter(|&n| n > 0 && len % n == 0)
+                .filter(|&n| n > 0 && len.is_multiple_of(n))
                 .ok_or(format!(
                     "cannot split an axis of length {len} into {n} equal parts"
                 ))?;
