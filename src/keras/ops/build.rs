@@ -429,8 +429,9 @@ fn split(p: &mut Params, tf: bool) -> Result<Vec<Step>, String> {
         }
         (sizes, true) => std::iter::once(0)
             .chain(sizes.iter().scan(0i64, |sum, &s| {
-                *sum += s;
-                Some(*sum as usize)
+                // Hostile sizes saturate, and then fail the check below.
+                *sum = sum.saturating_add(s);
+                Some(usize::try_from(*sum).unwrap_or(usize::MAX))
             }))
             .collect(),
         (indices, false) => std::iter::once(0)
