@@ -181,3 +181,21 @@ fn subscripts() {
     let err = steps(&item, K3, &[&[5, 6]], vec![tensor(0), json!(0)]).unwrap_err();
     assert!(err.contains("batch"), "{err}");
 }
+
+#[test]
+fn hostile_split_sizes_are_refused() {
+    let tf = entry(
+        "TFOpLambda",
+        Some("tf_keras.src.layers.core.tf_op_layer"),
+        json!({"function": "split"}),
+    );
+    let kind = parse(&tf, K2).unwrap();
+    let mut kwargs = Map::new();
+    kwargs.insert("num_or_size_splits".into(), json!([i64::MAX, i64::MAX, 3]));
+    kwargs.insert("axis".into(), json!(1));
+    let err = kind
+        .operation_steps(&[&[6, 2]], &[tensor(0)], &kwargs)
+        .unwrap()
+        .unwrap_err();
+    assert!(err.contains("split"), "{err}");
+}
