@@ -531,10 +531,8 @@ impl<'a> Builder<'a> {
             return Err("is called with a mask but without an input tensor".into());
         }
         // A layer's positional arguments are tensors; a constant among them (`bn(x, True)`
-        // passing `training` by position) would change what it computes unseen. (Keras 3's
-        // `not_equal` mask operation reads its constant, below.)
-        let constant = call.args.iter().find_map(|a| first_constant(a, 0));
-        if let (Some(constant), false) = (constant, layer.class == "NotEqual") {
+        // passing `training` by position) would change what it computes unseen.
+        if let Some(constant) = call.args.iter().find_map(|a| first_constant(a, 0)) {
             return Err(format!(
                 "is called with the constant {} as a positional argument, which is not \
                  supported",
@@ -684,12 +682,6 @@ impl<'a> Builder<'a> {
             (Some(_), _) => kind
                 .masked_steps(&shapes, weights)
                 .unwrap_or_else(|| Err("internal error: no masked steps".into()))?,
-            _ if layer.class == "NotEqual" => {
-                let mut kwargs = call.kwargs.clone();
-                let constants = call.args.iter().filter(|a| a.is_number() || a.is_boolean());
-                kwargs.insert("args".into(), Value::Array(constants.cloned().collect()));
-                kind.call_steps(&shapes, weights, &kwargs)?
-            }
             _ => kind.call_steps(&shapes, weights, &call.kwargs)?,
         };
         let params: usize = if first_call {

@@ -17,6 +17,19 @@ fn nest(axes: &[(String, usize)], body: Vec<Stmt>) -> Vec<Stmt> {
         .fold(body, |body, (var, len)| for_(var, *len, body))
 }
 
+/// `sq = sum(x * x)` over the `reduced` axes, reading each element as `x`.
+fn sum_of_squares(reduced: &[(String, usize)], x: Val) -> Vec<Stmt> {
+    let mut body = vec![Stmt::LetMut("sq".into(), Val::Const(0.0))];
+    body.extend(nest(
+        reduced,
+        vec![
+            Stmt::Let("x".into(), x),
+            Stmt::Accumulate("sq".into(), Val::var("x") * Val::var("x")),
+        ],
+    ));
+    body
+}
+
 /// `1 / sqrt(x + epsilon)` (epsilon 0: `1 / sqrt(x)`).
 fn rsqrt(epsilon: f32) -> Expr {
     let arg = if epsilon == 0.0 {
@@ -114,14 +127,7 @@ pub fn normalize(
             body.extend(nest(&reduced, out));
         }
         NormKind::Rms { epsilon } => {
-            body.push(Stmt::LetMut("sq".into(), Val::Const(0.0)));
-            body.extend(nest(
-                &reduced,
-                vec![
-                    Stmt::Let("x".into(), x()),
-                    Stmt::Accumulate("sq".into(), Val::var("x") * Val::var("x")),
-                ],
-            ));
+            body.extend(sum_of_squares(&reduced, x()));
             body.push(Stmt::Let(
                 "mean_sq".into(),
                 Val::var("sq") / Val::Const(n as f32),
@@ -138,14 +144,7 @@ pub fn normalize(
             body.extend(nest(&reduced, vec![Stmt::Store(x_ix.clone(), value)]));
         }
         NormKind::L2 { epsilon } => {
-            body.push(Stmt::LetMut("sq".into(), Val::Const(0.0)));
-            body.extend(nest(
-                &reduced,
-                vec![
-                    Stmt::Let("x".into(), x()),
-                    Stmt::Accumulate("sq".into(), Val::var("x") * Val::var("x")),
-                ],
-            ));
+            body.extend(sum_of_squares(&reduced, x()));
             body.push(Stmt::Let(
                 "inv0".into(),
                 Val::Apply(rsqrt(0.0), "sq".into()),

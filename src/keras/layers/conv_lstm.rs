@@ -35,25 +35,10 @@ struct ConvLstmLayer {
     return_state: bool,
 }
 
-/// Options that only matter for training (`unit_forget_bias` only initialises the bias),
-/// or only with a Keras mask, which these layers refuse (`zero_output_for_mask`).
-const IGNORED: &[&str] = &[
-    "kernel_initializer",
-    "recurrent_initializer",
-    "bias_initializer",
-    "unit_forget_bias",
-    "kernel_regularizer",
-    "recurrent_regularizer",
-    "bias_regularizer",
-    "kernel_constraint",
-    "recurrent_constraint",
-    "bias_constraint",
-    "dropout",
-    "recurrent_dropout",
-    "seed",
-    "unroll",
-    "zero_output_for_mask",
-];
+/// Options besides the recurrent cells' training-only ones that do not change inference:
+/// `unroll`, and `zero_output_for_mask` (only with a Keras mask, which these layers
+/// refuse).
+const IGNORED: &[&str] = &["unroll", "zero_output_for_mask"];
 
 pub(super) fn parse(
     class: &str,
@@ -65,6 +50,7 @@ pub(super) fn parse(
         "ConvLSTM2D" => 2,
         _ => 3,
     };
+    options.ignore(super::recurrent::TRAINING_ONLY);
     options.ignore(IGNORED);
     if options.bool("stateful", false) {
         options.problems.push(

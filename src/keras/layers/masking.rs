@@ -83,44 +83,53 @@ impl LayerKind for NotEqual {
         Vec::new()
     }
 
-    fn call_steps(
+    fn operation_steps(
         &self,
         inputs: &[&[usize]],
-        _weights: &[Weights],
+        args: &[Value],
         kwargs: &Map<String, Value>,
-    ) -> Result<Vec<Step>, String> {
-        super::single(inputs).map_err(|_| {
-            "not_equal of two tensors is not supported (of a tensor and a number is)"
-        })?;
-        let value = match kwargs
-            .get("args")
-            .and_then(Value::as_array)
-            .map(Vec::as_slice)
-        {
-            Some([v]) => v.as_f64().filter(|v| (*v as f32).is_finite()),
-            _ => None,
-        };
-        let Some(value) = value else {
-            return Err(format!(
-                "not_equal with arguments {} is not supported (a tensor and a finite number is)",
-                esc(&kwargs.get("args").unwrap_or(&Value::Null).to_string())
-            ));
-        };
-        if let Some((key, _)) = kwargs.iter().find(|(k, _)| *k != "args") {
-            return Err(format!(
-                "is called with keyword argument '{}', which is not supported",
-                esc(key)
-            ));
-        }
-        Ok(vec![Step::new(
-            None,
-            Op::SequenceMask {
-                value: value as f32,
-                reduce_last: false,
-            },
-            vec![Source::Input(0)],
-        )])
+    ) -> Option<Result<Vec<Step>, String>> {
+        Some(not_equal(inputs, args, kwargs))
     }
+}
+
+/// The steps of `not_equal(x, c)`: its arguments as written, the tensor as a placeholder.
+fn not_equal(
+    inputs: &[&[usize]],
+    args: &[Value],
+    kwargs: &Map<String, Value>,
+) -> Result<Vec<Step>, String> {
+    super::single(inputs)
+        .map_err(|_| "not_equal of two tensors is not supported (of a tensor and a number is)")?;
+    let constants: Vec<Value> = args
+        .iter()
+        .filter(|a| a.is_number() || a.is_boolean())
+        .cloned()
+        .collect();
+    let value = match constants.as_slice() {
+        [v] => v.as_f64().filter(|v| (*v as f32).is_finite()),
+        _ => None,
+    };
+    let Some(value) = value else {
+        return Err(format!(
+            "not_equal with arguments {} is not supported (a tensor and a finite number is)",
+            esc(&Value::Array(constants).to_string())
+        ));
+    };
+    if let Some((key, _)) = kwargs.iter().find(|(_, v)| !v.is_null()) {
+        return Err(format!(
+            "is called with keyword argument '{}', which is not supported",
+            esc(key)
+        ));
+    }
+    Ok(vec![Step::new(
+        None,
+        Op::SequenceMask {
+            value: value as f32,
+            reduce_last: false,
+        },
+        vec![Source::Input(0)],
+    )])
 }
 
 /// Keras 3's `logical_or(a, b)` / `logical_and(a, b)` op layers over 0/1 masks (the
@@ -235,28 +244,23 @@ mod tests {
     #[test]
     fn keras3_mask_ops() {
         let not_equal = kind("NotEqual", r#"{"name": "not_equal"}"#).unwrap();
-        let args = |v: Value| {
-            let mut m = Map::new();
-            m.insert("args".into(), v);
-            m
+        let tensor = |k: usize| serde_json::json!({ "__tensor__": k });
+        let steps = |inputs: &[&[usize]], args: &[Value]| {
+            not_equal
+                .operation_steps(inputs, args, &Map::new())
+                .expect("an operation")
         };
-        let steps = not_equal
-            .call_steps(&[&[7]], &[], &args(serde_json::json!([0])))
-            .unwrap();
+        let ok = steps(&[&[7]], &[tensor(0), serde_json::json!(0)]).unwrap();
         assert_eq!(
-            steps[0].op,
+            ok[0].op,
             Op::SequenceMask {
                 value: 0.0,
                 reduce_last: false
             }
         );
-        let err = not_equal
-            .call_steps(&[&[7], &[7]], &[], &args(serde_json::json!([])))
-            .unwrap_err();
+        let err = steps(&[&[7], &[7]], &[tensor(0), tensor(1)]).unwrap_err();
         assert!(err.contains("two tensors"), "{err}");
-        let err = not_equal
-            .call_steps(&[&[7]], &[], &args(serde_json::json!(["a"])))
-            .unwrap_err();
+        let err = steps(&[&[7]], &[tensor(0), serde_json::json!("a")]).unwrap_err();
         assert!(err.contains("not_equal with arguments"), "{err}");
         let any = kind("Any", r#"{"axis": -1, "keepdims": false}"#).unwrap();
         assert!(any.build(&[7, 3], &[]).is_ok());

@@ -192,24 +192,28 @@ fn rnn_cell(
     }
 }
 
+/// Options of recurrent cells that only matter for training (`unit_forget_bias` only
+/// initialises the bias).
+pub(super) const TRAINING_ONLY: &[&str] = &[
+    "kernel_initializer",
+    "recurrent_initializer",
+    "bias_initializer",
+    "unit_forget_bias",
+    "kernel_regularizer",
+    "recurrent_regularizer",
+    "bias_regularizer",
+    "kernel_constraint",
+    "recurrent_constraint",
+    "bias_constraint",
+    "dropout",
+    "recurrent_dropout",
+    "seed",
+];
+
 /// A cell's options (for LSTM, GRU and SimpleRNN they sit in the layer's own config).
 fn parse_cell(class: &str, options: &mut Options, version: KerasVersion) -> Option<CellConfig> {
-    options.ignore(&[
-        "kernel_initializer",
-        "recurrent_initializer",
-        "bias_initializer",
-        "unit_forget_bias",
-        "kernel_regularizer",
-        "recurrent_regularizer",
-        "bias_regularizer",
-        "kernel_constraint",
-        "recurrent_constraint",
-        "bias_constraint",
-        "dropout",
-        "recurrent_dropout",
-        "seed",
-        "implementation",
-    ]);
+    options.ignore(TRAINING_ONLY);
+    options.ignore(&["implementation"]);
     let units = match options.int("units") {
         Some(u) if u > 0 => usize::try_from(u).ok(),
         Some(u) => {
