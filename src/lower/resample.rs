@@ -18,9 +18,22 @@ fn index(prefix: &str, strides: &[usize]) -> Ix {
         })
 }
 
-/// Positions as f32 table entries (exact: tensor lengths stay far below 2^24).
-fn table(values: impl Iterator<Item = usize>) -> Vec<f32> {
-    values.map(|v| v as f32).collect()
+/// `let var = table[ix]`: a table of positions, added as the weight `weight` (f32 entries
+/// are exact: tensor lengths stay far below 2^24).
+fn let_table(
+    add_weight: &mut super::AddWeight,
+    weight: &str,
+    var: String,
+    values: impl ExactSizeIterator<Item = usize>,
+    ix: Ix,
+) -> Stmt {
+    let data: Vec<f32> = values.map(|v| v as f32).collect();
+    let table = add_weight(weight, vec![data.len()], &data);
+    Stmt::LetTable {
+        name: var,
+        table,
+        ix,
+    }
 }
 
 /// TensorFlow's resize (half-pixel centres) of the spatial axes of `[*spatial, C]`: per
@@ -41,29 +54,25 @@ pub fn resize(
         .map(|d| {
             let taps = resize_taps(in_shape[d], out_shape[d], method);
             let at = Ix::default().plus(&format!("o{d}"), 1);
-            let lo = add_weight(
-                &format!("lo{d}"),
-                vec![taps.len()],
-                &table(taps.iter().map(|t| t.lo)),
-            );
-            let mut stmts = vec![Stmt::LetTable {
-                name: format!("lo{d}"),
-                table: lo,
-                ix: at.clone(),
-            }];
+            let lo = format!("lo{d}");
+            let mut stmts = vec![let_table(
+                add_weight,
+                &lo,
+                lo.clone(),
+                taps.iter().map(|t| t.lo),
+                at.clone(),
+            )];
             if bilinear {
-                let hi = add_weight(
-                    &format!("hi{d}"),
-                    vec![taps.len()],
-                    &table(taps.iter().map(|t| t.hi)),
-                );
+                let hi = format!("hi{d}");
+                stmts.push(let_table(
+                    add_weight,
+                    &hi,
+                    hi.clone(),
+                    taps.iter().map(|t| t.hi),
+                    at.clone(),
+                ));
                 let lerp: Vec<f32> = taps.iter().map(|t| t.lerp).collect();
                 let lerp = add_weight(&format!("lerp{d}"), vec![taps.len()], &lerp);
-                stmts.push(Stmt::LetTable {
-                    name: format!("hi{d}"),
-                    table: hi,
-                    ix: at.clone(),
-                });
                 stmts.push(Stmt::Let(format!("w{d}"), Val::load(Buf::W(lerp), at)));
             }
             stmts
@@ -127,27 +136,21 @@ pub fn adaptive_pool(
         let longest = lengths.iter().copied().max().unwrap_or(1);
         let ragged = lengths.iter().any(|&n| n != longest);
         let at = Ix::default().plus(&format!("o{d}"), 1);
-        let starts = add_weight(
+        let mut stmts = vec![let_table(
+            add_weight,
             &format!("start{d}"),
-            vec![windows.len()],
-            &table(windows.iter().map(|w| w.0)),
-        );
-        let mut stmts = vec![Stmt::LetTable {
-            name: format!("s{d}"),
-            table: starts,
-            ix: at.clone(),
-        }];
+            format!("s{d}"),
+            windows.iter().map(|w| w.0),
+            at.clone(),
+        )];
         if ragged {
-            let counts = add_weight(
+            stmts.push(let_table(
+                add_weight,
                 &format!("len{d}"),
-                vec![windows.len()],
-                &table(lengths.into_iter()),
-            );
-            stmts.push(Stmt::LetTable {
-                name: format!("n{d}"),
-                table: counts,
-                ix: at,
-            });
+                format!("n{d}"),
+                lengths.into_iter(),
+                at,
+            ));
         }
         fetch.push(stmts);
         spans.push((longest, ragged));
