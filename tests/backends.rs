@@ -25,6 +25,7 @@ fn dense(seed: u64, n_in: usize, units: usize, activation: Activation) -> Op {
     Op::Dense {
         kernel: Weights::new(vec![n_in, units], values(seed, n_in * units)).unwrap(),
         bias: Some(Weights::new(vec![units], values(seed + 1, units)).unwrap()),
+        rescale: None,
         activation,
     }
 }
@@ -144,6 +145,7 @@ fn models() -> Vec<(String, Graph)> {
     let no_bias = Op::Dense {
         kernel: Weights::new(vec![150, 16], values(13, 2400)).unwrap(),
         bias: None,
+        rescale: None,
         activation: Activation::Linear,
     };
     let x = g
@@ -210,6 +212,7 @@ fn models() -> Vec<(String, Graph)> {
         bias: Some(Weights::new(vec![4], values(21, 4)).unwrap()),
         window: window(vec![3, 3], vec![2, 1], vec![1, 1], vec![(1, 1), (1, 1)]),
         groups: 1,
+        rescale: None,
         activation: Activation::relu(),
     };
     let x = g.add_node("conv", "Conv2D", conv, vec![x], 112).unwrap();
@@ -218,6 +221,7 @@ fn models() -> Vec<(String, Graph)> {
         bias: None,
         window: window(vec![2, 2], vec![1, 1], vec![1, 2], vec![(0, 1), (1, 1)]),
         groups: 4,
+        rescale: None,
         activation: Activation::Tanh,
     };
     let x = g

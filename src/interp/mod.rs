@@ -8,7 +8,7 @@ mod recurrent;
 mod spatial;
 
 use crate::backend::math::MathFn;
-use crate::ir::{numel, Activation, AxisFn, Graph, InputDtype, Op};
+use crate::ir::{numel, Activation, AxisFn, Graph, InputDtype, Op, Rescale};
 use crate::lower::expr;
 
 /// Runs `graph` on one sample; `inputs` in model input order (integer inputs given as
@@ -52,7 +52,16 @@ pub fn run(graph: &Graph, inputs: &[Vec<f32>]) -> Result<Vec<Vec<f32>>, String> 
             .or_else(|| spatial::eval(&node.op, &inputs, &pre_activation_shape(node, graph)))
         {
             Some(y) => match &node.op {
-                Op::Conv { activation, .. } | Op::ConvTranspose { activation, .. } => {
+                Op::Conv {
+                    rescale,
+                    activation,
+                    ..
+                } => activate(
+                    activation,
+                    apply_rescale(rescale.as_ref(), y),
+                    &pre_activation_shape(node, graph),
+                ),
+                Op::ConvTranspose { activation, .. } => {
                     activate(activation, y, &pre_activation_shape(node, graph))
                 }
                 _ => y,
@@ -64,24 +73,41 @@ pub fn run(graph: &Graph, inputs: &[Vec<f32>]) -> Result<Vec<Vec<f32>>, String> 
     Ok(values)
 }
 
-/// A node's output shape before its fused activation (which may halve an axis: glu).
+/// `y * scale + shift` per channel (the last axis), as a Dense or Conv applies its rescale.
+fn apply_rescale(rescale: Option<&Rescale>, mut y: Vec<f32>) -> Vec<f32> {
+    if let Some(r) = rescale {
+        for row in y.chunks_exact_mut(r.scale.len()) {
+            for ((v, s), t) in row.iter_mut().zip(&r.scale).zip(&r.shift) {
+                *v = *v * s + t;
+            }
+        }
+    }
+    y
+}
+
 /// The convolution, its activation, then the max pooling, as the unfused ops run.
 fn conv_max_pool(
     conv: &Op,
     pool: &crate::ir::Window,
     inputs: &[(&[f32], &[usize])],
 ) -> Result<Vec<f32>, String> {
-    let Op::Conv { activation, .. } = conv else {
+    let Op::Conv {
+        rescale,
+        activation,
+        ..
+    } = conv
+    else {
         return Err("a fused pooling without its convolution".into());
     };
     let pool = Op::max_pool(pool);
     let conv_shape = conv.output_shape(&[inputs[0].1])?;
     let pool_shape = pool.output_shape(&[&conv_shape])?;
     let y = spatial::eval(conv, inputs, &conv_shape).ok_or("no convolution")?;
-    let y = activate(activation, y, &conv_shape);
+    let y = activate(activation, apply_rescale(rescale.as_ref(), y), &conv_shape);
     spatial::eval(&pool, &[(&y, &conv_shape)], &pool_shape).ok_or_else(|| "no pooling".into())
 }
 
+/// A node's output shape before its fused activation (which may halve an axis: glu).
 fn pre_activation_shape(node: &crate::ir::Node, graph: &Graph) -> Vec<usize> {
     let mut shape = graph.shape(node.output).to_vec();
     if let Op::Conv { kernel, .. } | Op::ConvTranspose { kernel, .. } = &node.op {
@@ -110,6 +136,7 @@ fn eval(op: &Op, x: &[f32], shape: &[usize]) -> Vec<f32> {
         Op::Dense {
             kernel,
             bias,
+            rescale,
             activation,
         } => {
             let (n_in, units) = (kernel.shape[0], kernel.shape[1]);
@@ -130,7 +157,7 @@ fn eval(op: &Op, x: &[f32], shape: &[usize]) -> Vec<f32> {
             if let Some(last) = out_shape.last_mut() {
                 *last = units;
             }
-            activate(activation, y, &out_shape)
+            activate(activation, apply_rescale(rescale.as_ref(), y), &out_shape)
         }
         Op::Activation(a) => activate(a, x.to_vec(), shape),
         Op::Affine {

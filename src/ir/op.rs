@@ -32,13 +32,25 @@ impl Weights {
     }
 }
 
+/// A per-output-channel `y = sum * scale[o] + shift[o]` that a Dense or Conv applies to its
+/// sum (bias included) before its activation: a BatchNormalization or Rescaling that
+/// followed the layer, computed as Keras computes it rather than folded into the weights
+/// (which would round every weight once more: on deep networks, enough to leave Keras's
+/// tolerance).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rescale {
+    pub scale: Vec<f32>,
+    pub shift: Vec<f32>,
+}
+
 /// What one node computes. Shapes exclude the batch dimension; data is channels-last.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Op {
-    /// `y = activation(x · kernel + bias)` on the last axis; kernel `[in, units]`.
+    /// `y = activation(rescale(x · kernel + bias))` on the last axis; kernel `[in, units]`.
     Dense {
         kernel: Weights,
         bias: Option<Weights>,
+        rescale: Option<Rescale>,
         activation: Activation,
     },
     /// An activation on its own.
@@ -58,10 +70,12 @@ pub enum Op {
     /// An inference no-op (Dropout and friends), removed by a pass.
     Identity,
     /// Convolution over the leading (spatial) axes of a channels-last input; kernel
-    /// `[*k, in / groups, filters]`. Depthwise convolutions are `groups = in`.
+    /// `[*k, in / groups, filters]`. Depthwise convolutions are `groups = in`. The sum,
+    /// bias included, goes through `rescale`, then `activation`.
     Conv {
         kernel: Weights,
         bias: Option<Weights>,
+        rescale: Option<Rescale>,
         window: Window,
         groups: usize,
         activation: Activation,
@@ -287,6 +301,7 @@ impl Op {
             Op::Dense {
                 kernel,
                 bias,
+                rescale,
                 activation,
             } => {
                 let [k_in, units] = kernel.shape[..] else {
@@ -302,6 +317,7 @@ impl Op {
                         return Err(format!("bias shape {:?}, expected [{units}]", b.shape));
                     }
                 }
+                super::shape::check_rescale(rescale.as_ref(), units)?;
                 let mut shape = input.to_vec();
                 *shape.last_mut().unwrap_or(&mut 0) = units;
                 activation.output_shape(&shape)
@@ -346,40 +362,42 @@ impl Op {
     }
 
     /// For ops that end in `x · kernel + bias` with the output channel as the kernel's
-    /// last axis (Dense, Conv): the kernel, bias and activation, for folding passes.
+    /// last axis (Dense, Conv): the kernel, rescale and activation, for fusing passes.
     pub fn linear_parts_mut(
         &mut self,
-    ) -> Option<(&mut Weights, &mut Option<Weights>, &mut Activation)> {
+    ) -> Option<(&Weights, &mut Option<Rescale>, &mut Activation)> {
         match self {
             Op::Dense {
                 kernel,
-                bias,
+                rescale,
                 activation,
+                ..
             }
             | Op::Conv {
                 kernel,
-                bias,
+                rescale,
                 activation,
                 ..
-            } => Some((kernel, bias, activation)),
+            } => Some((kernel, rescale, activation)),
             _ => None,
         }
     }
 
     /// The same, read-only.
-    pub fn linear_parts(&self) -> Option<(&Weights, &Option<Weights>, &Activation)> {
+    pub fn linear_parts(&self) -> Option<(&Weights, &Option<Rescale>, &Activation)> {
         match self {
             Op::Dense {
                 kernel,
-                bias,
+                rescale,
                 activation,
+                ..
             }
             | Op::Conv {
                 kernel,
-                bias,
+                rescale,
                 activation,
                 ..
-            } => Some((kernel, bias, activation)),
+            } => Some((kernel, rescale, activation)),
             _ => None,
         }
     }
@@ -436,9 +454,21 @@ impl Op {
     /// Weights in the order a backend stores them, for flash accounting.
     pub fn weights(&self) -> Vec<&[f32]> {
         match self {
-            Op::Dense { kernel, bias, .. } => {
+            Op::Dense {
+                kernel,
+                bias,
+                rescale,
+                ..
+            }
+            | Op::Conv {
+                kernel,
+                bias,
+                rescale,
+                ..
+            } => {
                 let mut w = vec![&kernel.data[..]];
                 w.extend(bias.iter().map(|b| &b.data[..]));
+                w.extend(rescale.iter().flat_map(|r| [&r.scale[..], &r.shift[..]]));
                 w
             }
             Op::Affine {
@@ -461,7 +491,7 @@ impl Op {
             Op::Embedding { table } => vec![&table.data[..]],
             Op::Bucketize { boundaries } => vec![&boundaries[..]],
             Op::Lookup(l) => vec![&l.keys[..], &l.values[..]],
-            Op::Conv { kernel, bias, .. } | Op::ConvTranspose { kernel, bias, .. } => {
+            Op::ConvTranspose { kernel, bias, .. } => {
                 let mut w = vec![&kernel.data[..]];
                 w.extend(bias.iter().map(|b| &b.data[..]));
                 w

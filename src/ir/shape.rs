@@ -8,6 +8,7 @@ pub fn infer(op: &Op, inputs: &[&[usize]]) -> Option<Result<Vec<usize>, String>>
         Op::Conv {
             kernel,
             bias,
+            rescale,
             window,
             groups,
             activation,
@@ -34,6 +35,7 @@ pub fn infer(op: &Op, inputs: &[&[usize]]) -> Option<Result<Vec<usize>, String>>
                 ));
             }
             check_bias(bias.as_ref().map(|b| &b.shape[..]), *filters)?;
+            check_rescale(rescale.as_ref(), *filters)?;
             let mut out = windowed(x, window)?;
             out.push(*filters);
             activation.output_shape(&out)
@@ -263,6 +265,21 @@ fn same_rank(x: &[usize], n: usize) -> Result<(), String> {
         return Err(format!("expects {n} axes, input shape is {x:?}"));
     }
     Ok(())
+}
+
+/// A rescale has one scale and one shift per output channel.
+pub(super) fn check_rescale(
+    rescale: Option<&super::Rescale>,
+    filters: usize,
+) -> Result<(), String> {
+    match rescale {
+        Some(r) if r.scale.len() != filters || r.shift.len() != filters => Err(format!(
+            "rescale has {} scales and {} shifts, expected {filters} of each",
+            r.scale.len(),
+            r.shift.len()
+        )),
+        _ => Ok(()),
+    }
 }
 
 fn check_bias(bias: Option<&[usize]>, filters: usize) -> Result<(), String> {

@@ -13,7 +13,7 @@
 //! Both backends print these loops as they are, so the order of every addition is fixed
 //! here (Rust never reassociates; C++ agrees bit for bit without FMA contraction).
 
-use super::expr::Expr;
+use super::epilogue::Epilogue;
 use super::loops::{for_, Buf, Ix, Stmt, Val};
 use super::WeightId;
 
@@ -205,15 +205,15 @@ fn tile(
     body
 }
 
-/// A Dense layer: `rows` independent rows of `y = act(x · W + b)` from input 0 into the
-/// output.
+/// A Dense layer: `rows` independent rows of `y = epilogue(x · W + b)` from input 0 into
+/// the output.
 pub fn dense(
     rows: usize,
     inputs: usize,
     units: usize,
     kernel: WeightId,
     bias: Option<WeightId>,
-    activation: Option<&Expr>,
+    epilogue: Epilogue,
 ) -> Vec<Stmt> {
     let source = Rows {
         buf: Buf::In(0),
@@ -228,13 +228,9 @@ pub fn dense(
             None => sum,
         };
         let dst = Ix::default().plus("r", units).add_scaled(&o, 1);
-        match activation {
-            Some(e) => vec![
-                Stmt::Let("v".into(), value),
-                Stmt::Store(dst, Val::Apply(e.clone(), "v".into())),
-            ],
-            None => vec![Stmt::Store(dst, value)],
-        }
+        let (mut stmts, value) = epilogue.finish(value, &o, "v");
+        stmts.push(Stmt::Store(dst, value));
+        stmts
     };
     let mut body = matvec(units, &[source], &finish);
     // Alone in the function (or the row loop), a tile needs no scope of its own.

@@ -6,6 +6,7 @@ mod axis;
 mod conv_lstm;
 mod dense;
 mod elementwise;
+mod epilogue;
 pub mod expr;
 pub mod loops;
 mod norm;
@@ -15,6 +16,7 @@ mod recurrent;
 mod resample;
 pub(crate) mod spatial;
 
+pub(crate) use epilogue::Epilogue;
 pub use program::{
     lower, lower_with, Arg, AxisKernel, Blocking, Kernel, Layer, Port, Post, Program, WeightArray,
     WeightId,

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeSet;
 
+use super::epilogue::Epilogue;
 use super::expr::{self, Expr};
 pub use super::spatial::Blocking;
 use crate::backend::math::MathFn;
@@ -167,6 +168,7 @@ pub fn lower_with(
             Op::Dense {
                 kernel,
                 bias,
+                rescale,
                 activation,
             } => {
                 let (inputs, units) = (kernel.shape[0], kernel.shape[1]);
@@ -175,11 +177,16 @@ pub fn lower_with(
                 let bias = bias
                     .as_ref()
                     .map(|b| add_weight("bias", vec![units], &b.data));
-                let dense = |act| super::dense::dense(rows, inputs, units, kernel, bias, act);
-                Kernel::Loops(match post(activation, out_shape) {
-                    Post::None => dense(None),
-                    Post::Map(expr) => dense(Some(&expr)),
-                    Post::Loops(stmts) => [dense(None), stmts].concat(),
+                let post = post(activation, out_shape);
+                let expr = match &post {
+                    Post::Map(expr) => Some(expr),
+                    Post::None | Post::Loops(_) => None,
+                };
+                let epilogue = Epilogue::new(rescale.as_ref(), expr, &mut add_weight);
+                let dense = super::dense::dense(rows, inputs, units, kernel, bias, epilogue);
+                Kernel::Loops(match post {
+                    Post::None | Post::Map(_) => dense,
+                    Post::Loops(stmts) => [dense, stmts].concat(),
                 })
             }
             Op::Activation(Activation::Axis {
@@ -327,6 +334,7 @@ fn loops(
         Op::Conv {
             kernel,
             bias,
+            rescale,
             window,
             groups,
             activation,
@@ -334,7 +342,8 @@ fn loops(
             let filters = kernel.shape[kernel.shape.len() - 1];
             let b = bias.as_ref().map(|b| add_weight("bias", vec![filters], &b.data));
             let act = elementwise(activation)?;
-            spatial::conv(window, *groups, &kernel.data, b, act.as_ref(), x, y, add_weight, blocking)
+            let epilogue = Epilogue::new(rescale.as_ref(), act.as_ref(), add_weight);
+            spatial::conv(window, *groups, &kernel.data, b, epilogue, x, y, add_weight, blocking)
         }
         Op::ConvTranspose {
             kernel,
@@ -356,6 +365,7 @@ fn loops(
             let Op::Conv {
                 kernel,
                 bias,
+                rescale,
                 window,
                 activation,
                 ..
@@ -367,7 +377,8 @@ fn loops(
             let k = add_weight("kernel", vec![kernel.len() / filters, filters], &kernel.data);
             let b = bias.as_ref().map(|b| add_weight("bias", vec![filters], &b.data));
             let act = elementwise(activation)?;
-            spatial::conv_max_pool(window, pool, k, b, act.as_ref(), x, y)
+            let epilogue = Epilogue::new(rescale.as_ref(), act.as_ref(), add_weight);
+            spatial::conv_max_pool(window, pool, k, b, epilogue, x, y)
         }
         Op::Pool { kind, window } => spatial::pool(*kind, window, x, y),
         Op::GlobalPool { kind } => spatial::global_pool(*kind, x),

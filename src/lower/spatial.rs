@@ -4,7 +4,7 @@
 
 use super::expr::Expr;
 use super::loops::{for_, Acc, Buf, Cond, Ix, Stmt, Update, Val};
-use super::WeightId;
+use super::{Epilogue, WeightId};
 use crate::backend::math::MathFn;
 use crate::ir::{numel, MergeKind, PoolKind, ReduceKind, Window};
 
@@ -37,18 +37,23 @@ fn ix(prefix: &str, strides: &[usize]) -> Ix {
 
 /// Applies `activation` to `count` outputs starting at `base`.
 fn activate(expr: Option<&Expr>, base: &Ix, count: usize) -> Vec<Stmt> {
-    let Some(expr) = expr else {
-        return Vec::new();
+    let epilogue = Epilogue {
+        rescale: None,
+        activation: expr,
     };
+    finish_in_place(&epilogue, base, count)
+}
+
+/// Applies `epilogue` to the `count` channels of one position starting at `base`.
+fn finish_in_place(epilogue: &Epilogue, base: &Ix, count: usize) -> Vec<Stmt> {
+    if epilogue.is_identity() {
+        return Vec::new();
+    }
     let i = base.clone().plus("a", 1);
-    for_(
-        "a",
-        count,
-        vec![
-            Stmt::Let("x".into(), Val::load(Buf::Out, i.clone())),
-            Stmt::Store(i, Val::Apply(expr.clone(), "x".into())),
-        ],
-    )
+    let sum = Val::load(Buf::Out, i.clone());
+    let (mut body, value) = epilogue.finish(sum, &Ix::default().plus("a", 1), "x");
+    body.push(Stmt::Store(i, value));
+    for_("a", count, body)
 }
 
 /// The taps of a window at output position `o*`, each guarded where it can fall into the
@@ -141,7 +146,7 @@ pub fn conv(
     groups: usize,
     kernel: &[f32],
     bias: Option<WeightId>,
-    activation: Option<&Expr>,
+    epilogue: Epilogue,
     in_shape: &[usize],
     out_shape: &[usize],
     add_weight: &mut super::AddWeight,
@@ -152,7 +157,7 @@ pub fn conv(
     if groups == 1 || (groups == channels && filters == channels) {
         let depthwise = groups > 1;
         return conv_blocked(
-            window, depthwise, kernel, bias, activation, in_shape, out_shape, add_weight, blocking,
+            window, depthwise, kernel, bias, epilogue, in_shape, out_shape, add_weight, blocking,
         );
     }
     let kernel = add_weight("kernel", vec![kernel.len() / filters, filters], kernel);
@@ -205,7 +210,12 @@ pub fn conv(
     } else {
         for_("g", groups, accumulate)
     };
-    let body = [init, accumulate, activate(activation, &out_base, filters)].concat();
+    let body = [
+        init,
+        accumulate,
+        finish_in_place(&epilogue, &out_base, filters),
+    ]
+    .concat();
     nest("o", &out_shape[..rank], body)
 }
 
@@ -236,7 +246,7 @@ fn conv_blocked(
     depthwise: bool,
     kernel: &[f32],
     bias: Option<WeightId>,
-    activation: Option<&Expr>,
+    epilogue: Epilogue,
     in_shape: &[usize],
     out_shape: &[usize],
     add_weight: &mut super::AddWeight,
@@ -380,18 +390,14 @@ fn conv_blocked(
                 }
                 body = for_(&format!("t{d}"), w.size[d], body);
             }
-            // Results to the output, through the activation.
+            // Results to the output, through the rescale and the activation.
             let mut done = Vec::new();
             for p in 0..pixels {
-                let value = Val::load(Buf::Acc(acc(p)), f.clone());
+                let sum = Val::load(Buf::Acc(acc(p)), f.clone());
                 let out = acc(p).home.add_scaled(&f, 1);
-                let store = match activation {
-                    Some(expr) => vec![
-                        Stmt::Let("x".into(), value),
-                        Stmt::Store(out, Val::Apply(expr.clone(), "x".into())),
-                    ],
-                    None => vec![Stmt::Store(out, value)],
-                };
+                let channel = filter.clone().add_scaled(&f, 1);
+                let (mut store, value) = epilogue.finish(sum, &channel, "x");
+                store.push(Stmt::Store(out, value));
                 done.extend(for_("f", width, store));
             }
             stmts.extend(for_("b", count, [init, body, done].concat()));
@@ -1009,7 +1015,7 @@ pub fn conv_max_pool(
     pool: &Window,
     kernel: WeightId,
     bias: Option<WeightId>,
-    activation: Option<&Expr>,
+    epilogue: Epilogue,
     in_shape: &[usize],
     out_shape: &[usize],
 ) -> Vec<Stmt> {
@@ -1062,12 +1068,13 @@ pub fn conv_max_pool(
     );
     let taps = nest("t", &conv.size, for_("c", channels, mac));
     let mut fold = vec![Stmt::Let("a".into(), Val::load(acc(), slot))];
-    let value = match activation {
-        Some(expr) => {
-            fold.push(Stmt::Let("y".into(), Val::Apply(expr.clone(), "a".into())));
+    let value = match epilogue.finish(Val::var("a"), &f, "r") {
+        (stmts, value @ Val::Var(_)) if stmts.is_empty() => value,
+        (stmts, value) => {
+            fold.extend(stmts);
+            fold.push(Stmt::Let("y".into(), value));
             Val::var("y")
         }
-        None => Val::var("a"),
     };
     let running = Val::max(Val::load(max(), f.clone()), value);
     fold.push(Stmt::LocalStore("v".into(), f.clone(), running));

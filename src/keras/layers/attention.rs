@@ -721,6 +721,7 @@ impl MultiHead {
             Some((Some(gk), gb)) => Some(Op::Dense {
                 kernel: Self::kernel("gate", gk, &[dq, h, vd], h * vd)?,
                 bias: Self::bias("gate", gb, &[h, vd])?,
+                rescale: None,
                 activation: Activation::Sigmoid,
             }),
             Some((None, _)) => return Err("missing weights".into()),
@@ -729,6 +730,7 @@ impl MultiHead {
         let dense = |kernel, bias| Op::Dense {
             kernel,
             bias,
+            rescale: None,
             activation: Activation::Linear,
         };
 

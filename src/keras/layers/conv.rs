@@ -233,6 +233,7 @@ impl LayerKind for Conv {
                     bias: self.bias(weights, 1, filters)?,
                     window,
                     groups,
+                    rescale: None,
                     activation,
                 };
                 vec![(None, op)]
@@ -243,6 +244,7 @@ impl LayerKind for Conv {
                     bias: self.bias(weights, 1, channels * multiplier)?,
                     window,
                     groups: channels,
+                    rescale: None,
                     activation,
                 };
                 vec![(None, op)]
@@ -256,6 +258,7 @@ impl LayerKind for Conv {
                     bias: None,
                     window,
                     groups: channels,
+                    rescale: None,
                     activation: crate::ir::Activation::Linear,
                 };
                 let pointwise = weights.get(1).ok_or("missing pointwise kernel")?;
@@ -272,6 +275,7 @@ impl LayerKind for Conv {
                         padding: vec![(0, 0); rank],
                     },
                     groups: 1,
+                    rescale: None,
                     activation,
                 };
                 vec![(Some("depthwise"), depthwise), (None, op)]

@@ -215,6 +215,7 @@ impl LayerKind for ConvLstmLayer {
             bias,
             window,
             groups: 1,
+            rescale: None,
             activation: Activation::Linear,
         };
         let gates = conv.output_shape(&[&x])?;

@@ -92,6 +92,7 @@ impl LayerKind for Dense {
         Ok(Op::Dense {
             kernel: kernel.clone(),
             bias,
+            rescale: None,
             activation: self.activation.resolve(&output)?,
         })
     }

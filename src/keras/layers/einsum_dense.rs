@@ -607,6 +607,7 @@ impl LayerKind for EinsumDense {
             Op::Dense {
                 kernel: dense_kernel,
                 bias: dense_bias,
+                rescale: None,
                 activation: dense_activation,
             },
         ));

@@ -244,10 +244,12 @@ fn lift(op: &Op, steps: usize, slice: &[usize]) -> Result<Vec<Op>, String> {
         Op::Dense {
             kernel,
             bias,
+            rescale,
             activation,
         } => Op::Dense {
             kernel: kernel.clone(),
             bias: bias.clone(),
+            rescale: rescale.clone(),
             activation: lift_activation(activation),
         },
         Op::Activation(a) => Op::Activation(lift_activation(a)),
@@ -281,12 +283,14 @@ fn lift(op: &Op, steps: usize, slice: &[usize]) -> Result<Vec<Op>, String> {
         Op::Conv {
             kernel,
             bias,
+            rescale,
             window,
             groups,
             activation,
         } => Op::Conv {
             kernel: lift_kernel(kernel),
             bias: bias.clone(),
+            rescale: rescale.clone(),
             window: lift_window(window),
             groups: *groups,
             activation: lift_activation(activation),

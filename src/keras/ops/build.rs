@@ -650,6 +650,7 @@ fn matmul(p: &mut Params) -> Result<Vec<Step>, String> {
             let dense = Op::Dense {
                 kernel,
                 bias: None,
+                rescale: None,
                 activation: Activation::Linear,
             };
             if !vector {

@@ -1,0 +1,62 @@
+//! What a Dense or Conv does with each finished sum (bias included) before it stores it:
+//! the rescale a BatchNormalization after it became (`sum * scale + shift`, per output
+//! channel, in that order, as Keras computes it), then the elementwise activation.
+
+use super::expr::Expr;
+use super::loops::{Buf, Ix, Stmt, Val};
+use super::{AddWeight, WeightId};
+use crate::ir::Rescale;
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Epilogue<'a> {
+    /// The scale and shift arrays, indexed by output channel.
+    pub rescale: Option<(WeightId, WeightId)>,
+    pub activation: Option<&'a Expr>,
+}
+
+impl<'a> Epilogue<'a> {
+    /// Registers the rescale's arrays, if any.
+    pub fn new(
+        rescale: Option<&Rescale>,
+        activation: Option<&'a Expr>,
+        add_weight: &mut AddWeight,
+    ) -> Self {
+        let rescale = rescale.map(|r| {
+            let n = r.scale.len();
+            (
+                add_weight("scale", vec![n], &r.scale),
+                add_weight("shift", vec![n], &r.shift),
+            )
+        });
+        Epilogue {
+            rescale,
+            activation,
+        }
+    }
+
+    /// `sum` for output channel `channel` in its final form: statements to run first
+    /// (binding `var` when the activation needs the value in a variable) and the value to
+    /// store.
+    pub fn finish(&self, sum: Val, channel: &Ix, var: &str) -> (Vec<Stmt>, Val) {
+        let value = match self.rescale {
+            Some((scale, shift)) => {
+                sum * Val::load(Buf::W(scale), channel.clone())
+                    + Val::load(Buf::W(shift), channel.clone())
+            }
+            None => sum,
+        };
+        match (self.activation, value) {
+            (Some(expr), Val::Var(name)) => (Vec::new(), Val::Apply(expr.clone(), name)),
+            (Some(expr), value) => (
+                vec![Stmt::Let(var.into(), value)],
+                Val::Apply(expr.clone(), var.into()),
+            ),
+            (None, value) => (Vec::new(), value),
+        }
+    }
+
+    /// Whether it changes the sum at all.
+    pub fn is_identity(&self) -> bool {
+        self.rescale.is_none() && self.activation.is_none()
+    }
+}
