@@ -1,10 +1,14 @@
 #!/usr/bin/env python3
 """Builds every keras.applications architecture with random weights (realistic BatchNorm
-statistics, as the fixtures do) and writes, for each, NAME.keras and NAME.io.json (one
-sample, Keras's output, and the same model's output computed in float64) into OUT (default target/applications). scripts/applications.sh
-then generates, compiles and runs them. Needs the fixture venv (tests/fixtures/requirements.txt).
+statistics, as the fixtures do) and writes, for each, NAME.keras and NAME.io.json into OUT
+(default target/applications): one sample, Keras's output, the same model's output
+computed in float64, and Keras's output when XLA compiles the model (a second float32
+implementation of the same model, which shows how far two correct ones drift apart).
+scripts/applications.sh then generates, compiles and runs them. Needs the fixture venv
+(tests/fixtures/requirements.txt).
 
 Usage: applications.py [OUT] [NAME...]
+       applications.py --xla OUT STEM...   (adds the XLA outputs to existing io.json files)
 """
 
 import importlib.util
@@ -82,7 +86,27 @@ def float64_outputs(model, x):
     return wide.predict(x.astype("float64"), verbose=0)
 
 
+def xla_outputs(model, x):
+    """Keras's float32 result through XLA instead of TensorFlow's default kernels."""
+    import tensorflow as tf
+    return tf.function(lambda t: model(t, training=False), jit_compile=True)(x).numpy()
+
+
+def add_xla(out, stems):
+    for stem in stems:
+        io_path = out / f"{stem}.io.json"
+        io = json.loads(io_path.read_text())
+        model = keras.models.load_model(out / f"{stem}.keras")
+        x = np.array(io["inputs"][0], dtype=np.float32).reshape((1,) + model.input_shape[1:])
+        io["outputs_xla"] = [xla_outputs(model, x)[0].flatten().tolist()]
+        io_path.write_text(json.dumps(io))
+        print(f"{stem}: XLA outputs added", flush=True)
+
+
 def main():
+    if sys.argv[1:2] == ["--xla"]:
+        add_xla(Path(sys.argv[2]), sys.argv[3:])
+        return
     out = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "target/applications"
     names = sys.argv[2:] or list(ARCHITECTURES)
     out.mkdir(parents=True, exist_ok=True)
@@ -94,7 +118,8 @@ def main():
             model.save(out / f"{stem}.keras")
             y64 = float64_outputs(model, x)
             io = {"inputs": [x[0].flatten().tolist()], "outputs": [y[0].flatten().tolist()],
-                  "outputs_f64": [y64[0].flatten().tolist()]}
+                  "outputs_f64": [y64[0].flatten().tolist()],
+                  "outputs_xla": [xla_outputs(model, x)[0].flatten().tolist()]}
             (out / f"{stem}.io.json").write_text(json.dumps(io))
             spread = float(np.std(y))
             print(f"{stem}: {model.count_params()} parameters, output std {spread:.3g}, "

@@ -2,8 +2,9 @@
 """Compares a generated model's outputs (one number per line) with an io.json from
 scripts/applications.py, against the DESIGN bound |got - keras| <= 1e-5 + 1e-4 |keras|.
 Prints one table cell: `pass`, or how many outputs are outside and by how much (the worst
-error as a multiple of the bound), next to how far ours and Keras's own float32 result are
-from the same model computed in float64. No dependencies."""
+error as a multiple of the bound), next to the same measure for Keras's own result under
+XLA (two float32 implementations of one model) and how far ours and Keras's float32 result
+are from the same model computed in float64. No dependencies."""
 
 import json
 import sys
@@ -29,7 +30,11 @@ def main():
     if outside == 0:
         print("pass")
         return
-    print(f"{outside}/{len(got)} outside (worst {worst(got, keras32):.1f}x the bound); "
+    xla = io.get("outputs_xla", [None])[0]
+    xla_outside = "" if xla is None else (
+        f"; Keras under XLA {sum(1 for g, r in zip(xla, keras32) if not abs(g - r) <= bound(r))}"
+        f" outside (worst {worst(xla, keras32):.1f}x)")
+    print(f"{outside}/{len(got)} outside (worst {worst(got, keras32):.1f}x the bound){xla_outside}; "
           f"from float64: ours {worst(got, keras64):.1f}x, Keras {worst(keras32, keras64):.1f}x")
 
 
