@@ -241,3 +241,66 @@ fn generated_code_matches_keras() {
         failures.join("\n")
     );
 }
+
+/// Every fixture's generated Rust (with its weights file, if any) and C++, by SHA-256, as
+/// committed in `tests/fixtures/generated.sha256`: a refactoring that must not change the
+/// output proves it here. After an intended change, refresh the list with
+/// `KERAS2SRC_BLESS=1 cargo test --release --test keras_fixtures generated_code_is_as_blessed`
+/// and say in the commit why the output changed.
+#[test]
+fn generated_code_is_as_blessed() {
+    use sha2::{Digest, Sha256};
+    let hex = |bytes: &[u8]| {
+        Sha256::digest(bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    };
+    let mut lines = Vec::new();
+    for f in fixtures() {
+        let (file, config) = &f.files[0];
+        let model = Model::load_with_shapes(file, config.as_deref(), &f.input_shapes)
+            .unwrap_or_else(|e| panic!("{e}"));
+        for lang in [keras2src::Lang::Rust, keras2src::Lang::Cpp] {
+            let generated = model
+                .generate_with(&keras2src::Options::new(lang, &f.name))
+                .unwrap_or_else(|e| panic!("{}: {e}", f.name));
+            let ext = if lang == keras2src::Lang::Rust {
+                "rs"
+            } else {
+                "hpp"
+            };
+            lines.push(format!(
+                "{}  {}.{ext}",
+                hex(generated.source.as_bytes()),
+                f.name
+            ));
+            if let Some((name, bytes)) = &generated.weights_file {
+                lines.push(format!("{}  {}/{name}", hex(bytes), f.name));
+            }
+        }
+    }
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/generated.sha256");
+    let filtered = std::env::var_os("KERAS2SRC_FIXTURES").is_some();
+    let blessed = std::fs::read_to_string(&path).unwrap_or_default();
+    let blessed: std::collections::BTreeMap<&str, &str> = blessed
+        .lines()
+        .filter_map(|l| l.split_once("  ").map(|(h, f)| (f, h)))
+        .collect();
+    if std::env::var_os("KERAS2SRC_BLESS").is_some() && !filtered {
+        std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+        return;
+    }
+    let changed: Vec<&str> = lines
+        .iter()
+        .filter_map(|l| l.split_once("  "))
+        .filter(|(h, f)| blessed.get(f) != Some(h))
+        .map(|(_, f)| f)
+        .collect();
+    assert!(
+        changed.is_empty(),
+        "{} generated file(s) differ from tests/fixtures/generated.sha256: {changed:?}\n\
+         if intended: KERAS2SRC_BLESS=1 cargo test --release --test keras_fixtures generated_code_is_as_blessed",
+        changed.len()
+    );
+}
