@@ -69,19 +69,26 @@ pub fn run(args: &PredictArgs) -> Result<ExitCode, Error> {
         let entries: Vec<String> = traced
             .map(|n| {
                 let output = &values[n.output];
-                let mut entry = json!({
-                    "layer": n.name, "class": n.class, "shape": graph.shape(n.output),
-                });
+                // In this order (serde_json's maps sort their keys).
+                let mut entry = format!(
+                    "{{\"layer\": {}, \"class\": {}, \"shape\": {}",
+                    json!(n.name),
+                    json!(n.class),
+                    json!(graph.shape(n.output))
+                );
                 match mode {
-                    TraceMode::Full => entry["output"] = json!(output),
+                    TraceMode::Full => entry.push_str(&format!(", \"output\": {}", json!(output))),
                     TraceMode::Summary => {
                         let (min, max, mean) = stats(output);
-                        entry["min"] = json!(min);
-                        entry["max"] = json!(max);
-                        entry["mean"] = json!(mean);
+                        entry.push_str(&format!(
+                            ", \"min\": {}, \"max\": {}, \"mean\": {}",
+                            json!(min),
+                            json!(max),
+                            json!(mean)
+                        ));
                     }
                 }
-                entry.to_string()
+                entry + "}"
             })
             .collect();
         text.push_str(&format!(",\n\"trace\": [\n{}\n]", entries.join(",\n")));

@@ -68,11 +68,13 @@ impl Progress {
                 format!("{} ({})", p.display(), bytes(size))
             })
             .collect();
-        eprintln!(
-            "wrote {}: {what}, in {:.1} s",
-            files.join(" and "),
-            self.started.elapsed().as_secs_f64()
-        );
+        let time = self.started.elapsed();
+        let time = if time.as_secs() == 0 {
+            format!("{} ms", time.as_millis())
+        } else {
+            format!("{:.1} s", time.as_secs_f64())
+        };
+        eprintln!("wrote {}: {what}, in {time}", files.join(" and "));
     }
 }
 
