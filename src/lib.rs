@@ -345,7 +345,7 @@ pub fn parse_shape(text: &str) -> Result<Vec<usize>> {
     // Python's one-element tuple `(50,)` ends with a comma.
     let inner = inner.strip_suffix(',').unwrap_or(inner);
     let dims: Vec<&str> = inner.split(',').map(str::trim).collect();
-    if dims.iter().any(|d| *d == "None") {
+    if dims.contains(&"None") {
         return Err(Error::Usage(format!(
             "--input-shape '{shown}' has a None: give every dimension a size (None is what \
              --input-shape replaces), without the batch dimension, like (50, 8)"

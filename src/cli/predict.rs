@@ -16,6 +16,13 @@ use crate::{PredictArgs, TraceMode};
 /// where the file declares no shape.
 type Declared = Option<Vec<Option<usize>>>;
 
+/// One input from the file: its values, flat, and its whole shape where the declared one
+/// and the values decide it.
+struct Input {
+    values: Vec<f32>,
+    shape: Option<Vec<usize>>,
+}
+
 pub fn run(args: &PredictArgs) -> Result<ExitCode, Error> {
     let source = &args.source;
     let bad = |message: String| Error::Format {
@@ -37,7 +44,7 @@ pub fn run(args: &PredictArgs) -> Result<ExitCode, Error> {
     let (model, inputs) = if open {
         // Sized from the values, for the inputs up to the first whose shape is unknown.
         let inputs = read_inputs(&args.input, &declared).map_err(bad)?;
-        let shapes: Vec<Vec<usize>> = inputs.iter().map_while(|(_, s)| s.clone()).collect();
+        let shapes: Vec<Vec<usize>> = inputs.iter().map_while(|i| i.shape.clone()).collect();
         (load(&shapes)?, inputs)
     } else {
         let model = load(&given)?;
@@ -51,7 +58,7 @@ pub fn run(args: &PredictArgs) -> Result<ExitCode, Error> {
         (model, inputs)
     };
     let graph = &model.graph;
-    let values: Vec<Vec<f32>> = inputs.into_iter().map(|(v, _)| v).collect();
+    let values: Vec<Vec<f32>> = inputs.into_iter().map(|i| i.values).collect();
     let values = interp::run(graph, &values).map_err(bad)?;
     let mut text = format!("{{\"outputs\": {}", json!(interp::outputs(graph, &values)));
     if let Some(mode) = args.trace {
@@ -111,10 +118,7 @@ fn stats(values: &[f32]) -> (f32, f32, f64) {
 /// The values of each model input, and its whole shape where the declared one and the
 /// values decide it. The file is `{"inputs": [input0, ...]}`, or a bare list; for a
 /// one-input model, the input itself may stand there in place of the list of inputs.
-fn read_inputs(
-    path: &Path,
-    declared: &[Declared],
-) -> Result<Vec<(Vec<f32>, Option<Vec<usize>>)>, String> {
+fn read_inputs(path: &Path, declared: &[Declared]) -> Result<Vec<Input>, String> {
     let doc = keras2src::read_json(path).map_err(|e| match e {
         Error::Format { message, .. } => message,
         other => other.to_string(),
@@ -163,12 +167,17 @@ fn read_inputs(
 /// One input's values, flat or nested, against its declared shape: nested lists must have
 /// its shape (a leading batch dimension of 1 is dropped) and size its open dimensions; a
 /// flat list must have its length, and sizes an open dimension when exactly one is open.
-fn fit(value: &Value, declared: &Declared) -> Result<(Vec<f32>, Option<Vec<usize>>), String> {
+fn fit(value: &Value, declared: &Declared) -> Result<Input, String> {
     let nested = nested_shape(value)?;
     let mut flat = Vec::new();
     flatten(value, &mut flat);
+    let len = flat.len();
+    let input = move |shape| Input {
+        values: flat,
+        shape,
+    };
     let Some(declared) = declared else {
-        return Ok((flat, None));
+        return Ok(input(None));
     };
     let want = shape_text(&Some(declared.clone()));
     let matches = |shape: &[usize]| {
@@ -179,10 +188,10 @@ fn fit(value: &Value, declared: &Declared) -> Result<(Vec<f32>, Option<Vec<usize
                 .all(|(&s, d)| d.is_none_or(|d| d == s) && s > 0)
     };
     if matches(&nested) {
-        return Ok((flat, Some(nested)));
+        return Ok(input(Some(nested)));
     }
     if nested.first() == Some(&1) && matches(&nested[1..]) {
-        return Ok((flat, Some(nested[1..].to_vec())));
+        return Ok(input(Some(nested[1..].to_vec())));
     }
     if nested.len() != 1 || declared.len() == 1 {
         return Err(format!(
@@ -190,12 +199,11 @@ fn fit(value: &Value, declared: &Declared) -> Result<(Vec<f32>, Option<Vec<usize
             shape_text(&Some(nested.iter().copied().map(Some).collect()))
         ));
     }
-    let len = flat.len();
     let known: usize = declared.iter().flatten().product();
     let open = declared.iter().filter(|d| d.is_none()).count();
     let sized = match open {
         0 if len == known => Some(1),
-        1 if len > 0 && len % known == 0 => Some(len / known),
+        1 if len > 0 && len.is_multiple_of(known) => Some(len / known),
         0 | 1 => None,
         _ => {
             return Err(format!(
@@ -215,8 +223,9 @@ fn fit(value: &Value, declared: &Declared) -> Result<(Vec<f32>, Option<Vec<usize
             }
         ));
     };
-    let shape = declared.iter().map(|d| d.unwrap_or(size)).collect();
-    Ok((flat, Some(shape)))
+    Ok(input(Some(
+        declared.iter().map(|d| d.unwrap_or(size)).collect(),
+    )))
 }
 
 /// The shape of nested lists of numbers (`[3]` for a flat list), which must be regular.
