@@ -181,7 +181,7 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e}");
+            cli::output::message(&format!("error: {e}"));
             ExitCode::from(2)
         }
     }

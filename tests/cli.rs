@@ -564,7 +564,13 @@ fn progress_on_a_terminal() {
         stdout(&o)
     };
     let screen = on_terminal("");
-    assert!(screen.contains("generating Rust, "), "{screen:?}");
+    // A step or more, as fast as they go by.
+    assert!(
+        ["reading ", "generating Rust, ", "writing "]
+            .iter()
+            .any(|step| screen.contains(step)),
+        "{screen:?}"
+    );
     assert!(
         screen.contains("wrote ") && screen.contains("mobile.weights.bin ("),
         "{screen:?}"
@@ -770,6 +776,23 @@ fn predict_and_inspect_into_a_closed_pipe_exit_quietly() {
         let o = child.wait_with_output().unwrap();
         assert_eq!(o.status.code(), Some(0), "{args:?}: {}", stderr(&o));
         assert!(o.stderr.is_empty(), "{}", stderr(&o));
+    }
+    // Messages into a closed stderr (`2>&1 | head -0`): the status still says what happened.
+    let out = dir.path().join("seed.rs");
+    for (model, status) in [
+        (fixture("seed.keras"), 0),
+        (dir.path().join("missing.keras"), 2),
+    ] {
+        let mut child = bin()
+            .arg("generate")
+            .arg(model)
+            .arg("-o")
+            .arg(&out)
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stderr.take());
+        assert_eq!(child.wait().unwrap().code(), Some(status));
     }
 }
 

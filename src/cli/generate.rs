@@ -55,7 +55,7 @@ pub fn run(args: GenerateArgs) -> Result<ExitCode, Error> {
     let generated = model.generate_with(&options)?;
     let Some(path) = args.output else {
         progress.finish();
-        return Ok(super::stdout::write(generated.source.as_bytes()));
+        return Ok(super::output::write(generated.source.as_bytes()));
     };
     if args.check {
         progress.step(format!("comparing with {}", path.display()));
@@ -64,7 +64,7 @@ pub fn run(args: GenerateArgs) -> Result<ExitCode, Error> {
         return Ok(match report {
             None => ExitCode::SUCCESS,
             Some(report) => {
-                eprint!("{report}");
+                super::output::message(report.trim_end());
                 ExitCode::from(1)
             }
         });

@@ -9,7 +9,7 @@ use crate::ModelArgs;
 
 pub fn run(source: &ModelArgs) -> Result<ExitCode, Error> {
     let model = source.load()?;
-    Ok(super::stdout::write(table(&model).as_bytes()))
+    Ok(super::output::write(table(&model).as_bytes()))
 }
 
 /// The table, each column as wide as its widest cell, so long layer names and shapes keep

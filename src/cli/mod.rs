@@ -3,6 +3,6 @@
 pub mod check;
 pub mod generate;
 pub mod inspect;
+pub mod output;
 pub mod predict;
 pub mod progress;
-pub mod stdout;

@@ -101,7 +101,7 @@ pub fn run(args: &PredictArgs) -> Result<ExitCode, Error> {
         text.push_str(&format!(",\n\"trace\": [\n{}\n]", entries.join(",\n")));
     }
     text.push_str("}\n");
-    Ok(super::stdout::write(text.as_bytes()))
+    Ok(super::output::write(text.as_bytes()))
 }
 
 /// Min, max and mean, NaN when any value is (as numpy's `min`, `max`, `mean`).

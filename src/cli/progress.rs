@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use super::output::message;
+
 pub struct Progress {
     spinner: Option<ProgressBar>,
     started: Instant,
@@ -42,8 +44,8 @@ impl Progress {
     /// Prints a line above the spinner (a note from the model), or plainly without one.
     pub fn println(&self, line: &str) {
         match &self.spinner {
-            Some(spinner) => spinner.suspend(|| eprintln!("{line}")),
-            None => eprintln!("{line}"),
+            Some(spinner) => spinner.suspend(|| message(line)),
+            None => message(line),
         }
     }
 
@@ -74,7 +76,7 @@ impl Progress {
         } else {
             format!("{:.1} s", time.as_secs_f64())
         };
-        eprintln!("wrote {}: {what}, in {time}", files.join(" and "));
+        message(&format!("wrote {}: {what}, in {time}", files.join(" and ")));
     }
 }
 
