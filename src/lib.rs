@@ -120,6 +120,18 @@ impl Model {
         })
     }
 
+    /// The input shapes a model file declares, before any is fixed: per input, its
+    /// dimensions without the batch one (`None` where the model leaves one open), or `None`
+    /// where the file declares no shape. `predict` fills the open ones from its values.
+    pub fn declared_input_shapes(
+        path: &Path,
+        config: Option<&Path>,
+    ) -> Result<Vec<Option<Vec<Option<usize>>>>> {
+        let bytes = read(path)?;
+        let config_bytes = config.map(read).transpose()?;
+        keras::declared_input_shapes(path, &bytes, config.zip(config_bytes.as_deref()))
+    }
+
     /// The graph after the inference passes.
     pub fn optimized(&self) -> ir::Graph {
         passes::optimize(self.graph.clone())
@@ -320,15 +332,31 @@ pub fn shape_text(shape: &[usize]) -> String {
         .join(",")
 }
 
-/// Parses `--input-shape` text (`50,8`) into a shape.
+/// Parses `--input-shape` text into a shape: `50,8`, or as Python writes it, `(50, 8)`,
+/// `[50, 8]`, `(50,)`.
 pub fn parse_shape(text: &str) -> Result<Vec<usize>> {
-    text.split(',')
-        .map(|d| d.trim().parse::<usize>().ok().filter(|&d| d > 0))
+    let shown = error::escape_for_message(text);
+    let trimmed = text.trim();
+    let inner = [('(', ')'), ('[', ']')]
+        .iter()
+        .find_map(|&(open, close)| trimmed.strip_prefix(open)?.strip_suffix(close))
+        .unwrap_or(trimmed);
+    let inner = inner.trim();
+    // Python's one-element tuple `(50,)` ends with a comma.
+    let inner = inner.strip_suffix(',').unwrap_or(inner);
+    let dims: Vec<&str> = inner.split(',').map(str::trim).collect();
+    if dims.contains(&"None") {
+        return Err(Error::Usage(format!(
+            "--input-shape '{shown}' has a None: give every dimension a size (None is what \
+             --input-shape replaces), without the batch dimension, like (50, 8)"
+        )));
+    }
+    dims.iter()
+        .map(|d| d.parse::<usize>().ok().filter(|&d| d > 0))
         .collect::<Option<Vec<_>>>()
         .ok_or_else(|| {
             Error::Usage(format!(
-                "--input-shape '{}' is not a list of positive sizes like 50,8",
-                error::escape_for_message(text)
+                "--input-shape '{shown}' is not a list of positive sizes like 50,8 or (50, 8)"
             ))
         })
 }
@@ -372,6 +400,19 @@ pub fn default_name(output: Option<&Path>) -> String {
 }
 
 fn read(path: &Path) -> Result<Vec<u8>> {
+    if path.is_dir() {
+        let saved_model = path.join("saved_model.pb").is_file();
+        return Err(Error::Format {
+            path: path.to_path_buf(),
+            message: if saved_model {
+                keras::SAVED_MODEL_HINT.to_string()
+            } else {
+                "is a directory: give the model file (.keras, .h5, .weights.h5 with --config, \
+                 or interchange .json)"
+                    .to_string()
+            },
+        });
+    }
     std::fs::read(path).map_err(|source| Error::Io {
         path: PathBuf::from(path),
         source,

@@ -75,10 +75,16 @@ pub(crate) fn parse(value: &Value, version: KerasVersion) -> Result<ActivationSp
                     || module.starts_with("tf_keras.")
                     || module == "keras.src.activations.activations";
                 if !builtin || registered.is_some_and(|r| r.contains('>')) {
+                    let origin = if module.is_empty() {
+                        "its config names no module".to_string()
+                    } else {
+                        format!("module '{}'", crate::error::escape_for_message(module))
+                    };
                     return Err(format!(
-                        "custom activation function '{}' (module '{}') is not supported",
+                        "custom activation function '{}' ({origin}) is not supported: use a \
+                         built-in activation, or compute it with `keras.ops` calls on the \
+                         layer's output (saved as operations, which keras2src reads)",
                         crate::error::escape_for_message(registered.unwrap_or(name)),
-                        crate::error::escape_for_message(module)
                     ));
                 }
                 return from_name(name, version);

@@ -30,10 +30,20 @@ use crate::Result;
 use config::{KerasVersion, ModelConfig};
 use graph::build;
 
+/// What to do with a TensorFlow SavedModel (a directory with `saved_model.pb`), which
+/// holds a TensorFlow graph rather than a Keras model.
+pub(crate) const SAVED_MODEL_HINT: &str =
+    "this is a TensorFlow SavedModel (a TensorFlow graph, not a Keras model file), which is \
+     not supported; save the Keras model instead, where it is built: \
+     `model.save(\"model.keras\")` (Keras 3) or `model.save(\"model.h5\")` (tf.keras); a \
+     SavedModel written by tf.keras loads back with `tf_keras.models.load_model(DIR)` \
+     (TensorFlow 2.15 and older: `tf.keras.models.load_model(DIR)`), then \
+     `model.save(\"model.h5\")`";
+
 /// Reads a model file (and, for a bare weights file, its architecture JSON) into the IR.
 pub fn load(model: &Path, config: Option<&Path>) -> Result<Graph> {
-    let bytes = read_file(model)?;
-    let config_bytes = config.map(|c| read_file(c).map(|b| (c, b))).transpose()?;
+    let bytes = crate::read(model)?;
+    let config_bytes = config.map(|c| crate::read(c).map(|b| (c, b))).transpose()?;
     load_bytes(
         model,
         &bytes,
@@ -60,11 +70,51 @@ pub fn load_bytes_with_shapes(
     config: Option<(&Path, &[u8])>,
     input_shapes: &[Vec<usize>],
 ) -> Result<Graph> {
+    let mut source = take_apart(model_name, bytes, config)?;
+    fix_input_shapes(&mut source.model, input_shapes).map_err(|message| Error::Format {
+        path: model_name.to_path_buf(),
+        message,
+    })?;
+    build(model_name, source)
+}
+
+/// The shapes the model file declares for its inputs, in input order and without the batch
+/// dimension: `None` for a dimension the model leaves open (a sequence length), which
+/// `--input-shape` sizes; `None` for the whole shape where the file declares none.
+pub fn declared_input_shapes(
+    model_name: &Path,
+    bytes: &[u8],
+    config: Option<(&Path, &[u8])>,
+) -> Result<Vec<Option<Vec<Option<usize>>>>> {
+    let model = take_apart(model_name, bytes, config)?.model;
+    Ok(model
+        .inputs
+        .iter()
+        .map(|input| {
+            let layer = model
+                .layers
+                .iter()
+                .find(|l| l.name == input.layer && l.is_input())?;
+            let dims = ["batch_shape", "batch_input_shape"]
+                .into_iter()
+                .find_map(|k| layer.config.get(k).and_then(Value::as_array))?;
+            Some(
+                dims.iter()
+                    .skip(1)
+                    .map(|d| d.as_u64().and_then(|d| usize::try_from(d).ok()))
+                    .collect(),
+            )
+        })
+        .collect())
+}
+
+/// Detects the format from the content and takes the file apart.
+fn take_apart(model_name: &Path, bytes: &[u8], config: Option<(&Path, &[u8])>) -> Result<Source> {
     let format_error = |message: String| Error::Format {
         path: model_name.to_path_buf(),
         message,
     };
-    let source = if bytes.starts_with(archive::MAGIC) {
+    Ok(if bytes.starts_with(archive::MAGIC) {
         reject_config(config)?;
         from_archive(bytes).map_err(format_error)?
     } else if bytes.starts_with(h5::MAGIC) {
@@ -78,16 +128,15 @@ pub fn load_bytes_with_shapes(
         || h5::MAGIC.starts_with(&bytes[..bytes.len().min(8)])
     {
         return Err(format_error("the file is truncated".into()));
+    } else if model_name.extension().is_some_and(|e| e == "pb") {
+        return Err(format_error(SAVED_MODEL_HINT.into()));
     } else {
         return Err(format_error(
             "not a Keras model: expected a .keras archive, an HDF5 .h5 / .weights.h5 file, or \
              keras2src interchange JSON"
                 .into(),
         ));
-    };
-    let mut source = source;
-    fix_input_shapes(&mut source.model, input_shapes).map_err(format_error)?;
-    build(model_name, source)
+    })
 }
 
 /// Writes `shapes` into the model inputs' `batch_shape`, where the file has `None`.
@@ -143,13 +192,6 @@ fn fix_input_shapes(
             .insert(key.to_string(), serde_json::Value::Array(dims));
     }
     Ok(())
-}
-
-fn read_file(path: &Path) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(|source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    })
 }
 
 fn reject_config(config: Option<(&Path, &[u8])>) -> Result<()> {

@@ -598,10 +598,20 @@ pub(crate) fn parse(
             ])
         }
         _ => {
+            let next_step = match entry.module {
+                // Keras 2 files before 2.13 record no module, custom layers included.
+                None => format!(
+                    "; the file records no module for it, so it may be a custom layer: {}",
+                    REPLACE_CUSTOM_LAYER
+                ),
+                Some(_) => "; the README lists the supported layers: rebuild the model with \
+                            those, or ask for this one in an issue"
+                    .to_string(),
+            };
             return Err(vec![format!(
-                "unsupported layer class '{}'",
+                "unsupported layer class '{}'{next_step}",
                 esc(&entry.class)
-            )])
+            )]);
         }
     };
     problems.extend(options.finish());
@@ -616,24 +626,33 @@ pub(crate) fn parse(
     }
 }
 
+/// The way forward from a custom layer, whose computation is Python code.
+const REPLACE_CUSTOM_LAYER: &str = "replace it with built-in Keras layers or `keras.ops` calls \
+     on tensors (saved as operations, which keras2src reads), copy the weights over with \
+     `set_weights`, and save the model again";
+
 /// A custom (user-registered or user-module) class, which cannot be converted.
 fn custom_problem(entry: &LayerEntry) -> Option<String> {
     let registered = entry
         .registered_name
         .as_deref()
         .filter(|r| *r != entry.class && !r.is_empty());
-    let module = entry.module.as_deref().unwrap_or("keras.layers");
-    let keras_module = module == "keras"
-        || module.starts_with("keras.")
-        || module.starts_with("tf_keras")
-        || module.starts_with("tensorflow.");
+    let keras_module = entry.module.as_deref().is_none_or(|module| {
+        module == "keras"
+            || module.starts_with("keras.")
+            || module.starts_with("tf_keras")
+            || module.starts_with("tensorflow.")
+    });
     if registered.is_some() || !keras_module {
         let name = registered.unwrap_or(&entry.class);
+        let origin = match entry.module.as_deref() {
+            Some(module) => format!("module '{}'", esc(module)),
+            None => "its config names no module".to_string(),
+        };
         return Some(format!(
-            "custom layer '{}' (module '{}') is not supported: its computation is Python code \
-             outside the file",
+            "custom layer '{}' ({origin}) is not supported: its computation is Python code \
+             outside the file; {REPLACE_CUSTOM_LAYER}",
             esc(name),
-            esc(module)
         ));
     }
     None

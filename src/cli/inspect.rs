@@ -1,0 +1,57 @@
+//! `keras2src inspect`: the layer table and the totals.
+
+use std::process::ExitCode;
+
+use keras2src::error::escape_for_message;
+use keras2src::{Error, Model};
+
+use crate::ModelArgs;
+
+pub fn run(source: &ModelArgs) -> Result<ExitCode, Error> {
+    let model = source.load()?;
+    Ok(super::output::write(table(&model).as_bytes()))
+}
+
+/// The table, each column as wide as its widest cell, so long layer names and shapes keep
+/// the columns aligned.
+fn table(model: &Model) -> String {
+    let s = model.summary();
+    let header = ["layer", "class", "output shape", "params", "MACs"].map(String::from);
+    let rows: Vec<[String; 5]> = std::iter::once(header)
+        .chain(s.rows.iter().map(|r| {
+            [
+                escape_for_message(&r.name),
+                escape_for_message(&r.class),
+                format!("{:?}", r.output_shape),
+                r.params.to_string(),
+                r.macs.to_string(),
+            ]
+        }))
+        .collect();
+    let width = |k: usize| rows.iter().map(|r| r[k].chars().count()).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..5).map(width).collect();
+    let mut out = String::new();
+    for r in &rows {
+        out.push_str(&format!(
+            "{:<w0$}  {:<w1$}  {:<w2$}  {:>w3$}  {:>w4$}\n",
+            r[0],
+            r[1],
+            r[2],
+            r[3],
+            r[4],
+            w0 = widths[0],
+            w1 = widths[1],
+            w2 = widths[2],
+            w3 = widths[3],
+            w4 = widths[4],
+        ));
+    }
+    out.push_str(&format!(
+        "\nparameters: {}\nMACs: {}\nflash (weights): {} bytes\nRAM (working memory): {} bytes (without reuse: {} bytes)\n",
+        s.params, s.macs, s.flash_bytes, s.ram_bytes, s.unplanned_bytes
+    ));
+    for note in &model.graph.notes {
+        out.push_str(&format!("note: {note}\n"));
+    }
+    out
+}
