@@ -59,9 +59,10 @@ pub fn layer_fn(layer: &Layer, access: Access) -> Result<TokenStream, String> {
         weight: &w,
     };
     let body = syntax.text(stmts, 1);
-    // Index loops read clearer than iterator chains where strides are involved.
-    let allow =
-        "#[allow(clippy::needless_range_loop, clippy::manual_memcpy, clippy::too_many_arguments)]\n";
+    // Index loops read clearer than iterator chains where strides are involved. The layout
+    // is prettyplease's, which rustfmt would redo: `rustfmt::skip` keeps `cargo fmt` away.
+    let allow = "#[rustfmt::skip]\n\
+                 #[allow(clippy::needless_range_loop, clippy::manual_memcpy, clippy::too_many_arguments)]\n";
     let work = layer
         .workspace
         .map(|w| format!(", work: &mut [f32; {}]", w.len))
