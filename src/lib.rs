@@ -26,7 +26,10 @@ use std::path::{Path, PathBuf};
 
 pub use error::{Error, Result};
 pub use generator::Generator;
-pub use options::{Options, ScratchPlacement, SelfTest, WeightsPlacement, WEIGHTS_FILE_THRESHOLD};
+pub use options::{
+    Options, ScratchPlacement, SelfTest, WeightsPlacement, STACK_SCRATCH_LIMIT,
+    WEIGHTS_FILE_THRESHOLD,
+};
 pub use summary::{LayerRow, Summary};
 
 use sha2::{Digest, Sha256};
@@ -52,6 +55,9 @@ impl Lang {
 pub struct Generated {
     pub source: String,
     pub weights_file: Option<(String, Vec<u8>)>,
+    /// What keras2src decided on the user's behalf (such as moving a large working memory
+    /// off the stack), for stderr; the header comment says it too.
+    pub notes: Vec<String>,
 }
 
 impl Generated {
@@ -178,9 +184,18 @@ impl Model {
             let lens = |ports: &[lower::Port]| ports.iter().map(|p| p.len).collect::<Vec<_>>();
             test.check(&lens(&program.inputs), &lens(&program.outputs))?;
         }
-        let header = self.header(options, in_file);
+        let stack_bytes =
+            4 * (program.scratch_len + program.outputs.iter().map(|o| o.len).sum::<usize>());
+        let (scratch, notes) = match options.scratch {
+            Some(placement) => (placement, Vec::new()),
+            None => {
+                let (placement, note) = ScratchPlacement::automatic(lang, stack_bytes);
+                (placement, note.into_iter().collect())
+            }
+        };
+        let header = self.header(options, in_file, scratch, &notes);
         let api = backend::Api {
-            scratch: options.scratch,
+            scratch,
             extern_c: options.extern_c,
             self_test: options.self_test.as_ref(),
         };
@@ -191,6 +206,7 @@ impl Model {
                 Generated {
                     source: emitted.source,
                     weights_file: weights_file.zip(emitted.weights_bin),
+                    notes,
                 }
             }
             Lang::Cpp => Generated {
@@ -203,12 +219,19 @@ impl Model {
                     &api,
                 ),
                 weights_file: None,
+                notes,
             },
         })
     }
 
     /// The leading comment: tool, source hash, options and totals; never a path or a time.
-    fn header(&self, options: &Options, weights_in_file: bool) -> Vec<String> {
+    fn header(
+        &self,
+        options: &Options,
+        weights_in_file: bool,
+        scratch: ScratchPlacement,
+        decisions: &[String],
+    ) -> Vec<String> {
         let s = self.summary();
         let mut lines = vec![
             format!(
@@ -225,7 +248,7 @@ impl Model {
                     .iter()
                     .map(|shape| format!(" --input-shape {}", shape_text(shape)))
                     .collect::<String>(),
-                match options.scratch {
+                match scratch {
                     ScratchPlacement::Stack => String::new(),
                     other => format!(" --scratch {}", other.as_str()),
                 },
@@ -250,6 +273,7 @@ impl Model {
             self.graph
                 .notes
                 .iter()
+                .chain(decisions)
                 .map(|n| format!("note: {}", naming::comment(n))),
         );
         lines

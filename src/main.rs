@@ -49,9 +49,10 @@ enum Command {
         weights: WeightsArg,
         /// Where `predict` gets its working memory (SCRATCH_LEN floats): `stack` (a local
         /// array), `caller` (no `predict`: pass it to `predict_with_scratch`) or `static`
-        /// (one static buffer: no stack, not reentrant).
-        #[arg(long, value_enum, default_value = "stack")]
-        scratch: ScratchArg,
+        /// (one static buffer: no stack, not reentrant). Default: `stack`, unless predict's
+        /// arrays exceed 256 KiB: then `caller` in Rust, `static` in C++ (said on stderr).
+        #[arg(long, value_enum)]
+        scratch: Option<ScratchArg>,
         /// C++ only: add `extern "C"` entry points NAME_predict, NAME_predict_with_scratch
         /// (and NAME_selftest) with size macros, so C code can call the model. One C++ file
         /// defines KERAS2SRC_NAME_IMPLEMENTATION (NAME upper-cased) before including the
@@ -176,16 +177,19 @@ fn run(command: Command) -> Result<ExitCode, Error> {
             };
             let options = Options {
                 weights: placement,
-                scratch: match scratch {
+                scratch: scratch.map(|scratch| match scratch {
                     ScratchArg::Stack => ScratchPlacement::Stack,
                     ScratchArg::Caller => ScratchPlacement::Caller,
                     ScratchArg::Static => ScratchPlacement::Static,
-                },
+                }),
                 extern_c,
                 self_test: emit_test.as_deref().map(SelfTest::read).transpose()?,
                 ..Options::new(lang, &name)
             };
             let generated = model.generate_with(&options)?;
+            for note in &generated.notes {
+                eprintln!("note: {note}");
+            }
             let Some(path) = output else {
                 let _ = std::io::stdout().write_all(generated.source.as_bytes());
                 return Ok(ExitCode::SUCCESS);

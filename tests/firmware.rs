@@ -478,7 +478,7 @@ fn build_and_run(name: &str, dir: &Path, startup: &Path, scratch: ScratchPlaceme
     .unwrap_or_else(|e| panic!("{name}: {e}"));
     let io = read_io(name);
     let options = Options {
-        scratch,
+        scratch: Some(scratch),
         extern_c: true,
         ..Options::new(Lang::Cpp, name)
     };

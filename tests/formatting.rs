@@ -41,7 +41,7 @@ fn generated_rust_is_a_rustfmt_fixed_point() {
         (
             "bidir_state.keras",
             Options {
-                scratch: ScratchPlacement::Static,
+                scratch: Some(ScratchPlacement::Static),
                 ..inline("bidir")
             },
         ),
@@ -56,7 +56,7 @@ fn generated_rust_is_a_rustfmt_fixed_point() {
         (
             "seed.keras",
             Options {
-                scratch: ScratchPlacement::Caller,
+                scratch: Some(ScratchPlacement::Caller),
                 self_test: Some(SelfTest::read(&fixture("seed.io.json")).unwrap()),
                 ..inline("seed_test")
             },

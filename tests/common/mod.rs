@@ -93,6 +93,8 @@ pub fn run_rust(cases: &[Case], dir: &Path) -> Outputs {
             .model
             .generate_with(&keras2src::Options {
                 weights: case.weights,
+                // The harness calls `predict` (its main thread has the stack for it).
+                scratch: Some(keras2src::ScratchPlacement::Stack),
                 ..keras2src::Options::new(Lang::Rust, &case.ident)
             })
             .expect("generate rust");
