@@ -146,8 +146,9 @@ impl Model {
         Ok(self.generate_with(&options)?.source)
     }
 
-    /// Generates source as `options` say: Rust weights inline or in `NAME.weights.bin`
-    /// (C++ is always one header), where the scratch lives, C entry points, a self-test.
+    /// Generates source as `options` say: weights inline or in `NAME.weights.bin` (Rust
+    /// reads it with `include_bytes!`, C++ with the assembler's `.incbin`), where the scratch
+    /// lives, C entry points, a self-test.
     pub fn generate_with(&self, options: &Options) -> Result<Generated> {
         let (lang, name) = (options.lang, options.name.as_str());
         validate_name(lang, name)?;
@@ -159,17 +160,18 @@ impl Model {
         let graph = self.optimized();
         let floats = graph.weight_floats();
         let in_file = floats > 0
-            && match (lang, options.weights) {
-                (Lang::Cpp, WeightsPlacement::File) => {
-                    return Err(Error::Usage(
-                        "C++ output is always one header: weights stay inline".into(),
-                    ))
-                }
-                (Lang::Cpp, _) | (_, WeightsPlacement::Inline) => false,
-                (Lang::Rust, WeightsPlacement::File) => true,
-                (Lang::Rust, WeightsPlacement::Auto) => floats > WEIGHTS_FILE_THRESHOLD,
+            && match options.weights {
+                WeightsPlacement::Inline => false,
+                WeightsPlacement::File => true,
+                WeightsPlacement::Auto => floats > WEIGHTS_FILE_THRESHOLD,
             };
-        let weights_file = in_file.then(|| format!("{name}.weights.bin"));
+        // Rust and C++ block their loops differently, so their weights files differ: a
+        // module and a header generated side by side must not overwrite each other's (both
+        // would still compile, and one would compute garbage). C++ `a::b` is `a_b.hpp`.
+        let weights_file = in_file.then(|| match lang {
+            Lang::Rust => format!("{name}.weights.bin"),
+            Lang::Cpp => format!("{}.hpp.weights.bin", name.replace("::", "_")),
+        });
         let plan = passes::plan_memory(&graph);
         let blocking = match lang {
             Lang::Rust => lower::Blocking::RUST,
@@ -215,10 +217,12 @@ impl Model {
                     &program,
                     &header,
                     name,
+                    weights_file.as_deref(),
                     floats > WEIGHTS_FILE_THRESHOLD,
                     &api,
                 ),
-                weights_file: None,
+                weights_file: weights_file
+                    .map(|file| (file, backend::weights_file_bytes(&program))),
                 notes,
             },
         })

@@ -42,9 +42,10 @@ enum Command {
         /// generated (for CI).
         #[arg(long, requires = "output")]
         check: bool,
-        /// Rust only: `file` puts the weights in NAME.weights.bin beside OUTPUT (read with
-        /// include_bytes!, so large models compile in seconds); `auto` does so above
-        /// 262,144 floats (1 MiB). Without -o, weights are always inline.
+        /// `file` puts the weights beside OUTPUT, so large models compile in seconds: Rust
+        /// in NAME.weights.bin (read with include_bytes!), C++ in NAME.hpp.weights.bin
+        /// (read with the assembler's .incbin); `auto` does so above 262,144 floats
+        /// (1 MiB). Without -o, weights are always inline.
         #[arg(long, value_enum, default_value = "auto")]
         weights: WeightsArg,
         /// Where `predict` gets its working memory (SCRATCH_LEN floats): `stack` (a local

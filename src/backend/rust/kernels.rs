@@ -21,11 +21,7 @@ impl Access<'_> {
     pub fn read(&self, id: WeightId, row: Option<&Ix>, index: &Ix) -> String {
         let w = &self.weights[id];
         if self.in_file {
-            let cols = w.dims.last().copied().unwrap_or(1);
-            let flat = match row {
-                Some(r) => Ix::default().add_scaled(r, cols).add_scaled(index, 1),
-                None => index.clone(),
-            };
+            let flat = crate::backend::flat_index(w, row, index);
             format!("weights::{}({})", w.ident, flat.print())
         } else {
             let name = w.ident.to_ascii_uppercase();

@@ -85,7 +85,7 @@ pub fn emit(
     let weights_bin = match weights_file {
         Some(file) => {
             out.push_str(&weights_accessors(program, file));
-            Some(weights_bytes(program))
+            Some(crate::backend::weights_file_bytes(program))
         }
         None => {
             out.push_str(&weights_module(program));
@@ -100,14 +100,6 @@ pub fn emit(
         source: out,
         weights_bin,
     })
-}
-
-/// Every weight, in array order, as little-endian f32.
-fn weights_bytes(p: &Program) -> Vec<u8> {
-    p.weights
-        .iter()
-        .flat_map(|w| w.data.iter().flat_map(|v| v.to_le_bytes()))
-        .collect()
 }
 
 /// The weights module for weights in a file: the bytes, whose length the compiler checks
