@@ -96,3 +96,48 @@ fn generated_rust_is_a_rustfmt_fixed_point() {
         failures.join("\n\n")
     );
 }
+
+/// The two CI checks agree: after `rustfmt` (as `cargo fmt` runs it) on a generated module
+/// and its weights accessors, `keras2src generate --check` still calls it fresh.
+#[test]
+fn check_accepts_rustfmt_output() {
+    if !rustfmt_available() {
+        eprintln!("rustfmt not found: skipping");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    for (model, weights) in [("seed.keras", "inline"), ("resnet_small.keras", "file")] {
+        let out = dir.path().join(model.replace(".keras", ".rs"));
+        let generate = |check: bool| {
+            let mut c = Command::new(env!("CARGO_BIN_EXE_keras2src"));
+            c.arg("generate")
+                .arg(fixture(model))
+                .args(["--lang", "rust", "--weights", weights, "-o"])
+                .arg(&out);
+            if check {
+                c.arg("--check");
+            }
+            c.output().unwrap()
+        };
+        assert!(generate(false).status.success());
+        for edition in ["2021", "2024"] {
+            let fmt = Command::new("rustfmt")
+                .args(["--edition", edition])
+                .arg(&out)
+                .output()
+                .unwrap();
+            assert!(
+                fmt.status.success(),
+                "{}",
+                String::from_utf8_lossy(&fmt.stderr)
+            );
+            let check = generate(true);
+            assert_eq!(
+                check.status.code(),
+                Some(0),
+                "{model} after rustfmt --edition {edition}: {}",
+                String::from_utf8_lossy(&check.stderr)
+            );
+        }
+    }
+}
