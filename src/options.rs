@@ -39,8 +39,8 @@ impl Options {
 pub enum WeightsPlacement {
     /// Literals in the source, one array row per line (reviewable as a diff).
     Inline,
-    /// `NAME.weights.bin` beside the source: Rust reads it with `include_bytes!`, C++ with
-    /// the assembler's `.incbin` (both at compile time).
+    /// A file beside the source, read at compile time: Rust's `NAME.weights.bin` with
+    /// `include_bytes!`, C++'s `NAME.hpp.weights.bin` with the assembler's `.incbin`.
     File,
     /// A file above [`WEIGHTS_FILE_THRESHOLD`] floats, else inline.
     Auto,
@@ -48,7 +48,8 @@ pub enum WeightsPlacement {
 
 /// Weights above this many floats go to a file under [`WeightsPlacement::Auto`]: measured
 /// here, rustc needs about 10 s and 700 MB per million inline floats, and 4.2 s for
-/// MobileNetV2 0.35 (400k floats); g++ took 157 s and 7.3 GB for ResNet50's 25.6 M.
+/// MobileNetV2 0.35 (400k floats); g++ -O2 88 s and 7.0 GB for ResNet50's 23.6 M (3.3 s
+/// and 123 MB from the file).
 pub const WEIGHTS_FILE_THRESHOLD: usize = 262_144;
 
 /// Where `predict` gets its working memory (`SCRATCH_LEN` floats).
@@ -65,7 +66,8 @@ pub enum ScratchPlacement {
 /// `predict` keeps its arrays (working memory and outputs) on the stack only up to this
 /// many bytes when the placement is left to keras2src: 256 KiB fits the stacks programs
 /// usually get (8 MiB for a Linux main thread, 2 MiB for a Rust thread, 1 MiB on Windows,
-/// 512 KiB for a macOS thread) with room for the caller; ResNet50's 9.6 MB does not.
+/// 512 KiB for a macOS thread) with room for the caller; ResNet50's 9.6 MB (224×224) does
+/// not.
 pub const STACK_SCRATCH_LIMIT: usize = 262_144;
 
 impl ScratchPlacement {

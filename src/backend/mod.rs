@@ -8,8 +8,10 @@ use crate::lower::loops::Ix;
 use crate::lower::{Program, WeightArray};
 use crate::{ScratchPlacement, SelfTest};
 
-/// The weights file both languages read (`NAME.weights.bin`): every weight array in
-/// program order, row-major, as little-endian f32, with nothing between them.
+/// The weights file (Rust's `NAME.weights.bin`, C++'s `NAME.hpp.weights.bin`): every
+/// weight array in program order, row-major, as little-endian f32, with nothing between
+/// them. The arrays are packed as each language's lowering reads them, so the two
+/// languages' files differ.
 pub fn weights_file_bytes(p: &Program) -> Vec<u8> {
     p.weights
         .iter()

@@ -453,10 +453,11 @@ fn incbin(p: &Program, namespace: &str, symbol: &str, file: &str) -> String {
         "// The weights: {bytes} bytes of little-endian f32 in {file}, brought in when this\n\
          // header is compiled (no loading at run time) by the assembler's .incbin, for GCC and\n\
          // Clang on ELF targets. The assembler looks for {path}\n\
-         // (default \"{file}\") in its working directory and the -I directories GCC passes on\n\
-         // (Clang and -flto links: add -Wa,-I,DIR). Other toolchains: define\n\
-         // {external} and define the symbol {symbol} yourself\n\
-         // (keras2src's README shows how), or generate with --weights inline.\n\
+         // (default \"{file}\") in its working directory and the -I directories GCC passes on;\n\
+         // with Clang or in a -flto link, define {path} as the file's path.\n\
+         // Other toolchains: define {external} and the symbol\n\
+         // {symbol} yourself (keras2src's README shows how), or generate\n\
+         // with --weights inline.\n\
          #if defined(__BYTE_ORDER__) && defined(__ORDER_LITTLE_ENDIAN__)\n\
          static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, \"{file} holds little-endian floats\");\n\
          #endif\n\
