@@ -32,7 +32,8 @@ if [ ${#missing[@]} -gt 0 ]; then
     "$python" scripts/applications.py "$out" "${missing[@]}"
 fi
 
-# Large models keep their working memory on the stack by default.
+# The Rust programs call `predict` with the working memory on the stack (--scratch stack:
+# above 256 KiB the default would be `caller`), so the stack must hold it.
 ulimit -s unlimited
 export RUST_MIN_STACK=$((512 * 1024 * 1024))
 
@@ -53,11 +54,12 @@ for n in "${names[@]}"; do
         io="$PWD/$out/$stem.io.json"
         params=$("$tool" inspect "$model" 2>/dev/null | awk '/parameters/ {gsub(",", "", $0); for (i = 1; i <= NF; i++) if ($i ~ /^[0-9]+$/) {print $i; exit}}')
         t0=$(date +%s%N)
-        if ! "$tool" generate "$model" --lang rust --name model -o "$dir/model.rs" 2>"$dir/gen.err"; then
+        if ! "$tool" generate "$model" --lang rust --name model --scratch stack -o "$dir/model.rs" 2>"$dir/gen.err"; then
             echo "| $stem | ${params:-?} | failed: $(head -c 300 "$dir/gen.err" | tr '\n|' '  ') | | | | |"
             continue
         fi
         gen=$(seconds "$t0")
+        # Above 1 MiB of weights, C++ reads model.hpp.weights.bin with .incbin (found on -I).
         "$tool" generate "$model" --lang cpp --name model -o "$dir/model.hpp" 2>>"$dir/gen.err"
         "$python" -c "import json,sys; print(*json.load(open(sys.argv[1]))['inputs'][0])" "$io" >"$dir/input.txt"
         cat >"$dir/main.rs" <<'RUST'
@@ -96,7 +98,7 @@ CPP
         rust_mb=$(peak_mb "$dir/rustc.log")
         t0=$(date +%s%N)
         cpp="compile error"
-        if timed "$dir/gxx.log" g++ -std=c++17 -O2 -o "$dir/cpp_run" "$dir/main.cpp" 2>"$dir/gxx.log"; then
+        if timed "$dir/gxx.log" g++ -std=c++17 -O2 -I "$dir" -o "$dir/cpp_run" "$dir/main.cpp" 2>"$dir/gxx.log"; then
             cpp_time=$(seconds "$t0")
             "$dir/cpp_run" <"$dir/input.txt" >"$dir/cpp_out.txt"
             cpp=$("$python" scripts/compare_outputs.py "$io" "$dir/cpp_out.txt")

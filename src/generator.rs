@@ -25,7 +25,8 @@ use crate::{Error, Lang, Model, Options, Result, ScratchPlacement, SelfTest, Wei
 /// In `build.rs`, write to `OUT_DIR` and include the module:
 /// `mod model { include!(concat!(env!("OUT_DIR"), "/model.rs")); }`. Run from a build
 /// script (`OUT_DIR` set), [`Generator::write_to`] prints `cargo:rerun-if-changed` for
-/// the model file (and the architecture JSON).
+/// the model file (and the architecture JSON), and a `cargo:warning` for what it decided
+/// on the user's behalf (a working memory too large for the stack).
 #[derive(Debug, Clone)]
 pub struct Generator {
     model: PathBuf,
@@ -83,9 +84,10 @@ impl Generator {
         self
     }
 
-    /// Where `predict` gets its working memory (`--scratch`).
+    /// Where `predict` gets its working memory (`--scratch`; by default, by size:
+    /// [`ScratchPlacement::automatic`]).
     pub fn scratch(mut self, scratch: ScratchPlacement) -> Generator {
-        self.options.scratch = scratch;
+        self.options.scratch = Some(scratch);
         self
     }
 
@@ -130,6 +132,13 @@ impl Generator {
                 println!("cargo:rerun-if-changed={}", input.display());
             }
         }
-        self.generate()?.write(&dir.as_ref().join(self.file_name()))
+        let generated = self.generate()?;
+        if std::env::var_os("OUT_DIR").is_some() {
+            // A build script's stderr is hidden; cargo shows warnings.
+            for note in &generated.notes {
+                println!("cargo:warning=keras2src: {note}");
+            }
+        }
+        generated.write(&dir.as_ref().join(self.file_name()))
     }
 }

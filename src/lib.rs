@@ -26,7 +26,10 @@ use std::path::{Path, PathBuf};
 
 pub use error::{Error, Result};
 pub use generator::Generator;
-pub use options::{Options, ScratchPlacement, SelfTest, WeightsPlacement, WEIGHTS_FILE_THRESHOLD};
+pub use options::{
+    Options, ScratchPlacement, SelfTest, WeightsPlacement, STACK_SCRATCH_LIMIT,
+    WEIGHTS_FILE_THRESHOLD,
+};
 pub use summary::{LayerRow, Summary};
 
 use sha2::{Digest, Sha256};
@@ -52,6 +55,9 @@ impl Lang {
 pub struct Generated {
     pub source: String,
     pub weights_file: Option<(String, Vec<u8>)>,
+    /// What keras2src decided on the user's behalf (such as moving a large working memory
+    /// off the stack), for stderr; the header comment says it too.
+    pub notes: Vec<String>,
 }
 
 impl Generated {
@@ -152,8 +158,9 @@ impl Model {
         Ok(self.generate_with(&options)?.source)
     }
 
-    /// Generates source as `options` say: Rust weights inline or in `NAME.weights.bin`
-    /// (C++ is always one header), where the scratch lives, C entry points, a self-test.
+    /// Generates source as `options` say: weights inline or in `NAME.weights.bin` (Rust
+    /// reads it with `include_bytes!`, C++ with the assembler's `.incbin`), where the scratch
+    /// lives, C entry points, a self-test.
     pub fn generate_with(&self, options: &Options) -> Result<Generated> {
         let (lang, name) = (options.lang, options.name.as_str());
         validate_name(lang, name)?;
@@ -165,17 +172,18 @@ impl Model {
         let graph = self.optimized();
         let floats = graph.weight_floats();
         let in_file = floats > 0
-            && match (lang, options.weights) {
-                (Lang::Cpp, WeightsPlacement::File) => {
-                    return Err(Error::Usage(
-                        "C++ output is always one header: weights stay inline".into(),
-                    ))
-                }
-                (Lang::Cpp, _) | (_, WeightsPlacement::Inline) => false,
-                (Lang::Rust, WeightsPlacement::File) => true,
-                (Lang::Rust, WeightsPlacement::Auto) => floats > WEIGHTS_FILE_THRESHOLD,
+            && match options.weights {
+                WeightsPlacement::Inline => false,
+                WeightsPlacement::File => true,
+                WeightsPlacement::Auto => floats > WEIGHTS_FILE_THRESHOLD,
             };
-        let weights_file = in_file.then(|| format!("{name}.weights.bin"));
+        // Rust and C++ block their loops differently, so their weights files differ: a
+        // module and a header generated side by side must not overwrite each other's (both
+        // would still compile, and one would compute garbage). C++ `a::b` is `a_b.hpp`.
+        let weights_file = in_file.then(|| match lang {
+            Lang::Rust => format!("{name}.weights.bin"),
+            Lang::Cpp => format!("{}.hpp.weights.bin", name.replace("::", "_")),
+        });
         let plan = passes::plan_memory(&graph);
         let blocking = match lang {
             Lang::Rust => lower::Blocking::RUST,
@@ -190,9 +198,18 @@ impl Model {
             let lens = |ports: &[lower::Port]| ports.iter().map(|p| p.len).collect::<Vec<_>>();
             test.check(&lens(&program.inputs), &lens(&program.outputs))?;
         }
-        let header = self.header(options, in_file);
+        let stack_bytes =
+            4 * (program.scratch_len + program.outputs.iter().map(|o| o.len).sum::<usize>());
+        let (scratch, notes) = match options.scratch {
+            Some(placement) => (placement, Vec::new()),
+            None => {
+                let (placement, note) = ScratchPlacement::automatic(lang, stack_bytes);
+                (placement, note.into_iter().collect())
+            }
+        };
+        let header = self.header(options, in_file, scratch, &notes);
         let api = backend::Api {
-            scratch: options.scratch,
+            scratch,
             extern_c: options.extern_c,
             self_test: options.self_test.as_ref(),
         };
@@ -203,6 +220,7 @@ impl Model {
                 Generated {
                     source: emitted.source,
                     weights_file: weights_file.zip(emitted.weights_bin),
+                    notes,
                 }
             }
             Lang::Cpp => Generated {
@@ -211,16 +229,25 @@ impl Model {
                     &program,
                     &header,
                     name,
+                    weights_file.as_deref(),
                     floats > WEIGHTS_FILE_THRESHOLD,
                     &api,
                 ),
-                weights_file: None,
+                weights_file: weights_file
+                    .map(|file| (file, backend::weights_file_bytes(&program))),
+                notes,
             },
         })
     }
 
     /// The leading comment: tool, source hash, options and totals; never a path or a time.
-    fn header(&self, options: &Options, weights_in_file: bool) -> Vec<String> {
+    fn header(
+        &self,
+        options: &Options,
+        weights_in_file: bool,
+        scratch: ScratchPlacement,
+        decisions: &[String],
+    ) -> Vec<String> {
         let s = self.summary();
         let mut lines = vec![
             format!(
@@ -237,7 +264,7 @@ impl Model {
                     .iter()
                     .map(|shape| format!(" --input-shape {}", shape_text(shape)))
                     .collect::<String>(),
-                match options.scratch {
+                match scratch {
                     ScratchPlacement::Stack => String::new(),
                     other => format!(" --scratch {}", other.as_str()),
                 },
@@ -262,6 +289,7 @@ impl Model {
             self.graph
                 .notes
                 .iter()
+                .chain(decisions)
                 .map(|n| format!("note: {}", naming::comment(n))),
         );
         lines

@@ -59,16 +59,18 @@ struct GenerateArgs {
     /// generated, printing why, a diff and the command that regenerates (for CI).
     #[arg(long, requires = "output")]
     check: bool,
-    /// Rust only: `file` puts the weights in NAME.weights.bin beside OUTPUT (read with
-    /// include_bytes!, so large models compile in seconds); `auto` does so above
-    /// 262,144 floats (1 MiB). Without -o, weights are always inline.
+    /// `file` puts the weights beside OUTPUT, so large models compile in seconds: Rust
+    /// in NAME.weights.bin (read with include_bytes!), C++ in NAME.hpp.weights.bin
+    /// (read with the assembler's .incbin); `auto` does so above 262,144 floats
+    /// (1 MiB). Without -o, weights are always inline.
     #[arg(long, value_enum, default_value = "auto")]
     weights: WeightsArg,
     /// Where `predict` gets its working memory (SCRATCH_LEN floats): `stack` (a local
     /// array), `caller` (no `predict`: pass it to `predict_with_scratch`) or `static`
-    /// (one static buffer: no stack, not reentrant).
-    #[arg(long, value_enum, default_value = "stack")]
-    scratch: ScratchArg,
+    /// (one static buffer: no stack, not reentrant). Default: `stack`, unless predict's
+    /// arrays exceed 256 KiB: then `caller` in Rust, `static` in C++ (said on stderr).
+    #[arg(long, value_enum)]
+    scratch: Option<ScratchArg>,
     /// C++ only: add `extern "C"` entry points NAME_predict, NAME_predict_with_scratch
     /// (and NAME_selftest) with size macros, so C code can call the model. One C++ file
     /// defines KERAS2SRC_NAME_IMPLEMENTATION (NAME upper-cased) before including the

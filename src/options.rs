@@ -11,7 +11,9 @@ pub struct Options {
     /// The Rust module / C++ namespace name (C++ may nest: `a::b`).
     pub name: String,
     pub weights: WeightsPlacement,
-    pub scratch: ScratchPlacement,
+    /// Where `predict` gets its working memory; `None` decides by size
+    /// ([`ScratchPlacement::automatic`]).
+    pub scratch: Option<ScratchPlacement>,
     /// C++ only: `extern "C"` entry points `NAME_predict`, ... for C callers.
     pub extern_c: bool,
     /// A self-test on one Keras input/output pair (`--emit-test FILE`).
@@ -19,26 +21,26 @@ pub struct Options {
 }
 
 impl Options {
-    /// `lang` named `name`, weights placed by size, working memory on the stack, nothing
-    /// extra.
+    /// `lang` named `name`, weights and working memory placed by size, nothing extra.
     pub fn new(lang: Lang, name: &str) -> Options {
         Options {
             lang,
             name: name.to_string(),
             weights: WeightsPlacement::Auto,
-            scratch: ScratchPlacement::Stack,
+            scratch: None,
             extern_c: false,
             self_test: None,
         }
     }
 }
 
-/// Where generated Rust keeps its weights.
+/// Where generated code keeps its weights.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WeightsPlacement {
     /// Literals in the source, one array row per line (reviewable as a diff).
     Inline,
-    /// `NAME.weights.bin` beside the source, read with `include_bytes!`.
+    /// A file beside the source, read at compile time: Rust's `NAME.weights.bin` with
+    /// `include_bytes!`, C++'s `NAME.hpp.weights.bin` with the assembler's `.incbin`.
     File,
     /// A file above [`WEIGHTS_FILE_THRESHOLD`] floats, else inline.
     Auto,
@@ -46,7 +48,8 @@ pub enum WeightsPlacement {
 
 /// Weights above this many floats go to a file under [`WeightsPlacement::Auto`]: measured
 /// here, rustc needs about 10 s and 700 MB per million inline floats, and 4.2 s for
-/// MobileNetV2 0.35 (400k floats).
+/// MobileNetV2 0.35 (400k floats); g++ -O2 88 s and 7.0 GB for ResNet50's 23.6 M (3.3 s
+/// and 123 MB from the file).
 pub const WEIGHTS_FILE_THRESHOLD: usize = 262_144;
 
 /// Where `predict` gets its working memory (`SCRATCH_LEN` floats).
@@ -60,7 +63,42 @@ pub enum ScratchPlacement {
     Static,
 }
 
+/// `predict` keeps its arrays (working memory and outputs) on the stack only up to this
+/// many bytes when the placement is left to keras2src: 256 KiB fits the stacks programs
+/// usually get (8 MiB for a Linux main thread, 2 MiB for a Rust thread, 1 MiB on Windows,
+/// 512 KiB for a macOS thread) with room for the caller; ResNet50's 9.6 MB (224×224) does
+/// not.
+pub const STACK_SCRATCH_LIMIT: usize = 262_144;
+
 impl ScratchPlacement {
+    /// The placement when the user names none: the stack when `predict`'s arrays
+    /// (`stack_bytes`) fit [`STACK_SCRATCH_LIMIT`]; above it, Rust leaves the buffer to the
+    /// caller (`static` would need `unsafe`, and an atomic that thumbv6m lacks) and C++
+    /// uses a static buffer (`predict` stays; not reentrant). Returns the placement and,
+    /// when it is not the stack, why, for stderr and the header comment.
+    pub fn automatic(lang: Lang, stack_bytes: usize) -> (ScratchPlacement, Option<String>) {
+        if stack_bytes <= STACK_SCRATCH_LIMIT {
+            return (ScratchPlacement::Stack, None);
+        }
+        let (placement, what) = match lang {
+            Lang::Rust => (
+                ScratchPlacement::Caller,
+                "no `predict`: call `predict_with_scratch` with a buffer of SCRATCH_LEN floats",
+            ),
+            Lang::Cpp => (
+                ScratchPlacement::Static,
+                "`predict` uses one static buffer and is not reentrant",
+            ),
+        };
+        let note = format!(
+            "predict would put {stack_bytes} bytes on the stack (working memory and outputs), \
+             over the {STACK_SCRATCH_LIMIT}-byte limit: generated with --scratch {} ({what}); \
+             pass --scratch stack|caller|static to choose",
+            placement.as_str()
+        );
+        (placement, Some(note))
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             ScratchPlacement::Stack => "stack",

@@ -43,7 +43,7 @@ fn variants(lang: Lang) -> Vec<Variant> {
         for scratch in PLACEMENTS {
             let ident = format!("{name}_{}", scratch.as_str());
             let options = Options {
-                scratch,
+                scratch: Some(scratch),
                 extern_c: lang == Lang::Cpp,
                 self_test: Some(test.clone()),
                 ..Options::new(lang, &ident)
@@ -85,13 +85,13 @@ fn rust_placements_and_self_tests() {
         let has_predict = source.contains("pub fn predict(");
         assert_eq!(
             has_predict,
-            v.options.scratch != ScratchPlacement::Caller,
+            v.options.scratch != Some(ScratchPlacement::Caller),
             "{}",
             v.ident
         );
         assert_eq!(
             source.contains("unsafe"),
-            v.options.scratch == ScratchPlacement::Static,
+            v.options.scratch == Some(ScratchPlacement::Static),
             "{}: only the static scratch needs unsafe",
             v.ident
         );
@@ -142,7 +142,7 @@ fn cpp_self_tests_and_c_entry_points() {
             "#define KERAS2SRC_{upper}_IMPLEMENTATION\n#include \"{header}\""
         )
         .unwrap();
-        let caller = v.options.scratch == ScratchPlacement::Caller;
+        let caller = v.options.scratch == Some(ScratchPlacement::Caller);
         assert_eq!(
             generated.source.contains("inline void predict("),
             !caller,
@@ -208,7 +208,7 @@ fn cpp_self_tests_and_c_entry_points() {
         .current_dir(&dir.path));
     for v in variants
         .iter()
-        .filter(|v| v.options.scratch == ScratchPlacement::Static)
+        .filter(|v| v.options.scratch == Some(ScratchPlacement::Static))
     {
         let scratch_len = v.model.summary().ram_bytes / 4;
         let wanted = format!("{}::predict(", v.ident);
@@ -258,7 +258,7 @@ fn rust_object_needs_nothing_from_std_or_alloc() {
     for (name, scratch, weights) in models {
         let model = Model::load(&fixture(&format!("{name}.keras")), None).unwrap();
         let options = Options {
-            scratch,
+            scratch: Some(scratch),
             weights,
             ..Options::new(Lang::Rust, name)
         };
@@ -303,4 +303,157 @@ fn rust_object_needs_nothing_from_std_or_alloc() {
             "{name}::predict_with_scratch is not in the object"
         );
     }
+}
+
+/// `tanh(x) + x` over 50,000 floats: 200 KB of working memory and 200 KB of output, so
+/// `predict` would need 400 KB of stack, over [`keras2src::STACK_SCRATCH_LIMIT`].
+fn large_model() -> Model {
+    use keras2src::ir::{Activation, Graph, InputDtype, MergeKind, Op};
+    let mut g = Graph::default();
+    let x = g.add_input("x", vec![50_000], InputDtype::F32).unwrap();
+    let t = g
+        .add_node(
+            "t",
+            "Activation",
+            Op::Activation(Activation::Tanh),
+            vec![x],
+            0,
+        )
+        .unwrap();
+    let y = g
+        .add_node(
+            "y",
+            "Add",
+            Op::Merge {
+                kind: MergeKind::Add,
+            },
+            vec![t, x],
+            0,
+        )
+        .unwrap();
+    g.add_output("y", y);
+    Model {
+        graph: g,
+        sha256: vec!["0".into()],
+        path: "large".into(),
+        input_shapes: Vec::new(),
+    }
+}
+
+/// Above 256 KiB of `predict` arrays the default leaves the stack (Rust: the caller's
+/// buffer, C++: a static one), says so, and the code runs on a thread with a 64 KiB stack;
+/// an explicit `--scratch` wins, and small models keep the stack.
+#[test]
+fn large_working_memory_leaves_the_stack() {
+    use keras2src::STACK_SCRATCH_LIMIT;
+    assert_eq!(
+        ScratchPlacement::automatic(Lang::Rust, STACK_SCRATCH_LIMIT),
+        (ScratchPlacement::Stack, None)
+    );
+    for (lang, placement) in [
+        (Lang::Rust, ScratchPlacement::Caller),
+        (Lang::Cpp, ScratchPlacement::Static),
+    ] {
+        let (chosen, note) = ScratchPlacement::automatic(lang, STACK_SCRATCH_LIMIT + 1);
+        assert_eq!(chosen, placement);
+        assert!(note
+            .unwrap()
+            .contains(&format!("--scratch {}", placement.as_str())));
+    }
+
+    // A small model: the default is the stack, byte for byte, with nothing to say.
+    let seed = Model::load(&fixture("seed.keras"), None).unwrap();
+    for lang in [Lang::Rust, Lang::Cpp] {
+        let auto = seed.generate_with(&Options::new(lang, "seed")).unwrap();
+        let stack = seed
+            .generate_with(&Options {
+                scratch: Some(ScratchPlacement::Stack),
+                ..Options::new(lang, "seed")
+            })
+            .unwrap();
+        assert_eq!(auto, stack);
+        assert!(auto.notes.is_empty());
+    }
+
+    let model = large_model();
+    let dir = common::work_dir("entry-large");
+    let rust = model
+        .generate_with(&Options::new(Lang::Rust, "big"))
+        .unwrap();
+    assert!(!rust.source.contains("pub fn predict("), "no stack predict");
+    assert!(rust.source.contains("--scratch caller\n"), "header options");
+    assert!(rust
+        .source
+        .contains("// note: predict would put 400000 bytes on the stack"));
+    assert_eq!(rust.notes.len(), 1, "{:?}", rust.notes);
+    let explicit = model
+        .generate_with(&Options {
+            scratch: Some(ScratchPlacement::Stack),
+            ..Options::new(Lang::Rust, "big")
+        })
+        .unwrap();
+    assert!(explicit.source.contains("pub fn predict(") && explicit.notes.is_empty());
+
+    std::fs::write(dir.path.join("big.rs"), &rust.source).unwrap();
+    std::fs::write(
+        dir.path.join("main.rs"),
+        "#![deny(warnings)]\nmod big { include!(\"big.rs\"); }\n\
+         fn boxed<const N: usize>() -> Box<[f32; N]> {\n    \
+         vec![0.0f32; N].into_boxed_slice().try_into().unwrap()\n}\n\
+         fn main() {\n    \
+         let small_stack = std::thread::Builder::new().stack_size(64 * 1024);\n    \
+         let ok = small_stack.spawn(|| {\n        \
+         let mut input = boxed::<{ big::INPUT_LEN }>();\n        \
+         for (i, v) in input.iter_mut().enumerate() { *v = (i % 7) as f32 - 3.0; }\n        \
+         let mut output = boxed::<{ big::OUTPUT_LEN }>();\n        \
+         let mut scratch = boxed::<{ big::SCRATCH_LEN }>();\n        \
+         big::predict_with_scratch(&input, &mut output, &mut scratch);\n        \
+         input.iter().zip(output.iter()).all(|(x, y)| (x.tanh() + x - y).abs() < 1e-5)\n    \
+         }).unwrap().join().unwrap();\n    \
+         assert!(ok);\n    println!(\"ok\");\n}\n",
+    )
+    .unwrap();
+    run(Command::new("rustc")
+        .args(["--edition", "2021", "-O", "main.rs", "-o", "big_rust"])
+        .current_dir(&dir.path));
+    assert_eq!(run(&mut Command::new(dir.path.join("big_rust"))), "ok\n");
+
+    let cpp = model
+        .generate_with(&Options::new(Lang::Cpp, "big"))
+        .unwrap();
+    assert!(cpp.source.contains("static float scratch[kScratchLen"));
+    assert!(cpp.source.contains("--scratch static\n"), "header options");
+    assert_eq!(cpp.notes.len(), 1, "{:?}", cpp.notes);
+    std::fs::write(dir.path.join("big.hpp"), &cpp.source).unwrap();
+    std::fs::write(
+        dir.path.join("main.cpp"),
+        "#include \"big.hpp\"\n#include <pthread.h>\n#include <cmath>\n#include <cstdio>\n\
+         static float input[big::kInputLen], output[big::kOutputLen];\n\
+         static void* work(void*) {\n    \
+         for (std::size_t i = 0; i < big::kInputLen; ++i) input[i] = float(i % 7) - 3.0f;\n    \
+         big::predict(input, output);\n    \
+         for (std::size_t i = 0; i < big::kInputLen; ++i)\n        \
+         if (std::fabs(std::tanh(input[i]) + input[i] - output[i]) > 1e-5f) return nullptr;\n    \
+         return output;\n}\n\
+         int main() {\n    \
+         pthread_attr_t attr;\n    pthread_attr_init(&attr);\n    \
+         pthread_attr_setstacksize(&attr, 64 * 1024);\n    \
+         pthread_t thread;\n    void* result = nullptr;\n    \
+         if (pthread_create(&thread, &attr, work, nullptr) != 0) return 2;\n    \
+         pthread_join(thread, &result);\n    \
+         std::puts(result ? \"ok\" : \"wrong\");\n    return result ? 0 : 1;\n}\n",
+    )
+    .unwrap();
+    run(Command::new("g++")
+        .args([
+            "-std=c++17",
+            "-O2",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            "-pthread",
+        ])
+        .args(["main.cpp", "-o", "big_cpp"])
+        .current_dir(&dir.path));
+    assert_eq!(run(&mut Command::new(dir.path.join("big_cpp"))), "ok\n");
 }

@@ -2,6 +2,8 @@
 //! Cortex-M4F with the harness in firmware/cortex-m4/, run under QEMU (`mps2-an386`) with
 //! semihosting output, must match Keras. Flash and RAM are measured per model and printed
 //! as a table next to `inspect`'s figures, also written to target/firmware/report.md.
+//! Each model also runs with its weights in `NAME.hpp.weights.bin`, linked into flash by
+//! the header's `.incbin`.
 //!
 //! Skipped with a message when the ARM toolchain or QEMU is missing, except under CI (the
 //! `CI` variable set), where `.ci/run` installs them and a missing tool fails the test.
@@ -16,7 +18,7 @@ use std::time::{Duration, Instant};
 use common::run;
 use keras2src::ir::InputDtype;
 use keras2src::lower::expr::hex_float;
-use keras2src::{Lang, Model, Options, ScratchPlacement};
+use keras2src::{Lang, Model, Options, ScratchPlacement, WeightsPlacement};
 
 /// The fixtures run on the emulated board: an MLP, a CNN, an LSTM, and the two models of
 /// generated-samples/ (text_bilstm reads int32 tokens).
@@ -470,7 +472,13 @@ struct Row {
 
 /// Builds the model with its scratch placed as `scratch`, runs it under QEMU, compares
 /// with Keras and measures it.
-fn build_and_run(name: &str, dir: &Path, startup: &Path, scratch: ScratchPlacement) -> Row {
+fn build_and_run(
+    name: &str,
+    dir: &Path,
+    startup: &Path,
+    scratch: ScratchPlacement,
+    weights: WeightsPlacement,
+) -> Row {
     let model = Model::load(
         &repo().join(format!("tests/fixtures/models/{name}.keras")),
         None,
@@ -478,12 +486,16 @@ fn build_and_run(name: &str, dir: &Path, startup: &Path, scratch: ScratchPlaceme
     .unwrap_or_else(|e| panic!("{name}: {e}"));
     let io = read_io(name);
     let options = Options {
-        scratch,
+        scratch: Some(scratch),
+        weights,
         extern_c: true,
         ..Options::new(Lang::Cpp, name)
     };
-    let header = model.generate_with(&options).unwrap().source;
-    std::fs::write(dir.join("model.hpp"), header).unwrap();
+    let generated = model.generate_with(&options).unwrap();
+    // The header as model.hpp, a weights file as NAME.hpp.weights.bin beside it.
+    for (path, bytes) in generated.files(&dir.join("model.hpp")) {
+        std::fs::write(path, bytes).unwrap();
+    }
     std::fs::write(dir.join("model.cpp"), model_cpp(name)).unwrap();
     std::fs::write(dir.join("samples.h"), samples_h(name, &model, &io)).unwrap();
 
@@ -492,6 +504,9 @@ fn build_and_run(name: &str, dir: &Path, startup: &Path, scratch: ScratchPlaceme
         .args(TARGET)
         .args(CXX)
         .args(COMMON)
+        // The assembler's .incbin finds a weights file on the include path.
+        .arg("-I")
+        .arg(dir)
         .arg("-c")
         .arg(dir.join("model.cpp"))
         .arg("-o")
@@ -626,14 +641,27 @@ fn cortex_m4_matches_keras_and_reports_flash_and_ram() {
         .arg(&startup));
     let mut rows = Vec::new();
     for name in MODELS {
-        let build = |scratch: ScratchPlacement| {
-            let dir = work.path.join(format!("{name}-{}", scratch.as_str()));
+        let build = |scratch: ScratchPlacement, weights: WeightsPlacement| {
+            let file = if weights == WeightsPlacement::File {
+                "-file"
+            } else {
+                ""
+            };
+            let dir = work.path.join(format!("{name}-{}{file}", scratch.as_str()));
             std::fs::create_dir(&dir).unwrap();
-            build_and_run(name, &dir, &startup, scratch)
+            build_and_run(name, &dir, &startup, scratch, weights)
         };
         let (stack, fixed) = (
-            build(ScratchPlacement::Stack),
-            build(ScratchPlacement::Static),
+            build(ScratchPlacement::Stack, WeightsPlacement::Inline),
+            build(ScratchPlacement::Static, WeightsPlacement::Inline),
+        );
+        // The weights from the file are in model.o's .rodata (flash), as inline ones are.
+        let file = build(ScratchPlacement::Static, WeightsPlacement::File);
+        assert!(
+            file.model.rodata >= file.inspect_flash as u64 && file.model.bss == fixed.model.bss,
+            "{name}: weights file: {:?}, inline: {:?}",
+            file.model,
+            fixed.model
         );
         // `--scratch static` moves the working memory from the stack to .bss.
         let scratch = stack.inspect_ram as u64;

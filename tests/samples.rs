@@ -73,6 +73,30 @@ fn sample_crate_builds_clean() {
     );
 }
 
+/// The committed samples are what a repository would commit: `cargo fmt --check` passes
+/// on them as generated (see also tests/formatting.rs).
+#[test]
+fn sample_crate_is_rustfmt_clean() {
+    let manifest = root().join("generated-samples/Cargo.toml");
+    let Ok(out) = Command::new("cargo")
+        .args(["fmt", "--check", "--manifest-path"])
+        .arg(&manifest)
+        .output()
+    else {
+        return;
+    };
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() && stderr.contains("not installed") {
+        eprintln!("cargo fmt not available: skipping");
+        return;
+    }
+    assert!(
+        out.status.success(),
+        "cargo fmt --check of generated-samples failed:\n{}{stderr}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
 #[test]
 fn sample_headers_build_clean() {
     for (name, _) in SAMPLES {

@@ -171,7 +171,8 @@ fn special_weights_keep_their_exact_values() {
     let program = keras2src::lower::lower_with(&graph, &plan, Blocking::CPP).unwrap();
     let mut cpp_y = Vec::new();
     for hex in [false, true] {
-        let header = keras2src::backend::cpp::emit(&program, &[], "special", hex, &Api::default());
+        let header =
+            keras2src::backend::cpp::emit(&program, &[], "special", None, hex, &Api::default());
         assert_eq!(header.contains("0x1.99999ap-4f"), hex, "0.1 as hex");
         std::fs::write(dir.path.join("special.hpp"), &header).unwrap();
         let mut main = String::from(

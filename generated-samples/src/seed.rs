@@ -24,6 +24,7 @@ pub const OUTPUT_LEN: usize = 1;
 pub const SCRATCH_LEN: usize = 96;
 
 /// Runs the model on one sample, with its working memory on the stack.
+#[rustfmt::skip]
 #[allow(dead_code)]
 pub fn predict(input: &[f32; INPUT_LEN]) -> [f32; OUTPUT_LEN] {
     let mut scratch = [0.0f32; SCRATCH_LEN];
@@ -33,6 +34,7 @@ pub fn predict(input: &[f32; INPUT_LEN]) -> [f32; OUTPUT_LEN] {
 }
 
 /// Runs the model with caller-provided working memory; no large stack arrays.
+#[rustfmt::skip]
 #[allow(dead_code)]
 pub fn predict_with_scratch(
     input: &[f32; INPUT_LEN],
@@ -49,6 +51,7 @@ pub fn predict_with_scratch(
 }
 
 /// dense (Dense)
+#[rustfmt::skip]
 #[allow(clippy::needless_range_loop, clippy::manual_memcpy, clippy::too_many_arguments)]
 fn dense(input: &[f32; 33], output: &mut [f32; 64]) {
     let mut acc = [0.0f32; 64];
@@ -72,6 +75,7 @@ fn dense(input: &[f32; 33], output: &mut [f32; 64]) {
 }
 
 /// dense_1 (Dense)
+#[rustfmt::skip]
 #[allow(clippy::needless_range_loop, clippy::manual_memcpy, clippy::too_many_arguments)]
 fn dense_1(input: &[f32; 64], output: &mut [f32; 32]) {
     let mut acc = [0.0f32; 64];
@@ -100,6 +104,7 @@ fn dense_1(input: &[f32; 64], output: &mut [f32; 32]) {
 }
 
 /// dense_2 (Dense)
+#[rustfmt::skip]
 #[allow(clippy::needless_range_loop, clippy::manual_memcpy, clippy::too_many_arguments)]
 fn dense_2(input: &[f32; 32], output: &mut [f32; 1]) {
     let mut acc = [0.0f32; 8];

@@ -24,6 +24,7 @@ pub const OUTPUT_LEN: usize = 3;
 pub const SCRATCH_LEN: usize = 384;
 
 /// Runs the model on one sample, with its working memory on the stack.
+#[rustfmt::skip]
 #[allow(dead_code)]
 pub fn predict(input: &[i32; INPUT_LEN]) -> [f32; OUTPUT_LEN] {
     let mut scratch = [0.0f32; SCRATCH_LEN];
@@ -33,6 +34,7 @@ pub fn predict(input: &[i32; INPUT_LEN]) -> [f32; OUTPUT_LEN] {
 }
 
 /// Runs the model with caller-provided working memory; no large stack arrays.
+#[rustfmt::skip]
 #[allow(dead_code)]
 pub fn predict_with_scratch(
     input: &[i32; INPUT_LEN],
@@ -80,6 +82,7 @@ pub fn predict_with_scratch(
 }
 
 /// embed (Embedding)
+#[rustfmt::skip]
 #[allow(clippy::needless_range_loop, clippy::manual_memcpy, clippy::too_many_arguments)]
 fn embed(input: &[i32; 12], output: &mut [f32; 96]) {
     for i in 0..12 {
@@ -91,6 +94,7 @@ fn embed(input: &[i32; 12], output: &mut [f32; 96]) {
 }
 
 /// bilstm/forward (Bidirectional)
+#[rustfmt::skip]
 #[allow(clippy::needless_range_loop, clippy::manual_memcpy, clippy::too_many_arguments)]
 fn bilstm_forward(input: &[f32; 96], output: &mut [f32; 96], work: &mut [f32; 48]) {
     for k in 0..16 {
@@ -154,6 +158,7 @@ fn bilstm_forward(input: &[f32; 96], output: &mut [f32; 96], work: &mut [f32; 48
 }
 
 /// bilstm/backward (Bidirectional)
+#[rustfmt::skip]
 #[allow(clippy::needless_range_loop, clippy::manual_memcpy, clippy::too_many_arguments)]
 fn bilstm_backward(input: &[f32; 96], output: &mut [f32; 96], work: &mut [f32; 48]) {
     for k in 0..16 {
@@ -219,6 +224,7 @@ fn bilstm_backward(input: &[f32; 96], output: &mut [f32; 96], work: &mut [f32; 4
 }
 
 /// bilstm (Bidirectional)
+#[rustfmt::skip]
 #[allow(clippy::needless_range_loop, clippy::manual_memcpy, clippy::too_many_arguments)]
 fn bilstm(input0: &[f32; 96], input1: &[f32; 96], output: &mut [f32; 192]) {
     for i0_0 in 0..12 {
@@ -234,6 +240,7 @@ fn bilstm(input0: &[f32; 96], input1: &[f32; 96], output: &mut [f32; 192]) {
 }
 
 /// per_step (TimeDistributed)
+#[rustfmt::skip]
 #[allow(clippy::needless_range_loop, clippy::manual_memcpy, clippy::too_many_arguments)]
 fn per_step(input: &[f32; 192], output: &mut [f32; 72]) {
     for r in 0..12 {
@@ -265,6 +272,7 @@ fn per_step(input: &[f32; 192], output: &mut [f32; 72]) {
 }
 
 /// norm (LayerNormalization)
+#[rustfmt::skip]
 #[allow(clippy::needless_range_loop, clippy::manual_memcpy, clippy::too_many_arguments)]
 fn norm(input: &[f32; 72], output: &mut [f32; 72]) {
     for k0 in 0..12 {
@@ -289,6 +297,7 @@ fn norm(input: &[f32; 72], output: &mut [f32; 72]) {
 }
 
 /// pool (GlobalMaxPooling1D)
+#[rustfmt::skip]
 #[allow(clippy::needless_range_loop, clippy::manual_memcpy, clippy::too_many_arguments)]
 fn pool(input: &[f32; 72], output: &mut [f32; 6]) {
     for c in 0..6 {
@@ -306,6 +315,7 @@ fn pool(input: &[f32; 72], output: &mut [f32; 6]) {
 }
 
 /// head (Dense)
+#[rustfmt::skip]
 #[allow(clippy::needless_range_loop, clippy::manual_memcpy, clippy::too_many_arguments)]
 fn head(input: &[f32; 6], output: &mut [f32; 3]) {
     {
@@ -364,6 +374,7 @@ fn view_mut<const N: usize>(s: &mut [f32]) -> &mut [f32; N] {
 }
 
 /// Math functions for `no_std`, accurate to a few ulp over the f32 range.
+#[rustfmt::skip]
 mod math {
     #![allow(clippy::excessive_precision, clippy::approx_constant, clippy::unreadable_literal)]
     /// e^x. x = k ln2 + r, |r| <= ln2/2 (Cody-Waite: k * LN2_HI is exact);

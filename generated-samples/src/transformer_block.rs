@@ -24,6 +24,7 @@ pub const OUTPUT_LEN: usize = 48;
 pub const SCRATCH_LEN: usize = 288;
 
 /// Runs the model on one sample, with its working memory on the stack.
+#[rustfmt::skip]
 #[allow(dead_code)]
 pub fn predict(input: &[f32; INPUT_LEN]) -> [f32; OUTPUT_LEN] {
     let mut scratch = [0.0f32; SCRATCH_LEN];
@@ -33,6 +34,7 @@ pub fn predict(input: &[f32; INPUT_LEN]) -> [f32; OUTPUT_LEN] {
 }
 
 /// Runs the model with caller-provided working memory; no large stack arrays.
+#[rustfmt::skip]
 #[allow(dead_code)]
 pub fn predict_with_scratch(
     input: &[f32; INPUT_LEN],
@@ -111,6 +113,7 @@ pub fn predict_with_scratch(
 }
 
 /// mha/query (MultiHeadAttention)
+#[rustfmt::skip]
 #[allow(clippy::needless_range_loop, clippy::manual_memcpy, clippy::too_many_arguments)]
 fn mha_query(input: &[f32; 48], output: &mut [f32; 48]) {
     for r in 0..6 {
@@ -138,6 +141,7 @@ fn mha_query(input: &[f32; 48], output: &mut [f32; 48]) {
 }
 
 /// mha/key (MultiHeadAttention)
+#[rustfmt::skip]
 #[allow(clippy::needless_range_loop, clippy::manual_memcpy, clippy::too_many_arguments)]
 fn mha_key(input: &[f32; 48], output: &mut [f32; 48]) {
     for r in 0..6 {
@@ -165,6 +169,7 @@ fn mha_key(input: &[f32; 48], output: &mut [f32; 48]) {
 }
 
 /// mha/value (MultiHeadAttention)
+#[rustfmt::skip]
 #[allow(clippy::needless_range_loop, clippy::manual_memcpy, clippy::too_many_arguments)]
 fn mha_value(input: &[f32; 48], output: &mut [f32; 48]) {
     for r in 0..6 {
@@ -192,6 +197,7 @@ fn mha_value(input: &[f32; 48], output: &mut [f32; 48]) {
 }
 
 /// mha/query_by_head (MultiHeadAttention)
+#[rustfmt::skip]
 #[allow(clippy::needless_range_loop, clippy::manual_memcpy, clippy::too_many_arguments)]
 fn mha_query_by_head(input: &[f32; 48], output: &mut [f32; 48]) {
     for o0 in 0..2 {
@@ -204,6 +210,7 @@ fn mha_query_by_head(input: &[f32; 48], output: &mut [f32; 48]) {
 }
 
 /// mha/key_by_head (MultiHeadAttention)
+#[rustfmt::skip]
 #[allow(clippy::needless_range_loop, clippy::manual_memcpy, clippy::too_many_arguments)]
 fn mha_key_by_head(input: &[f32; 48], output: &mut [f32; 48]) {
     for o0 in 0..2 {
@@ -216,6 +223,7 @@ fn mha_key_by_head(input: &[f32; 48], output: &mut [f32; 48]) {
 }
 
 /// mha/value_by_head (MultiHeadAttention)
+#[rustfmt::skip]
 #[allow(clippy::needless_range_loop, clippy::manual_memcpy, clippy::too_many_arguments)]
 fn mha_value_by_head(input: &[f32; 48], output: &mut [f32; 48]) {
     for o0 in 0..2 {
@@ -228,6 +236,7 @@ fn mha_value_by_head(input: &[f32; 48], output: &mut [f32; 48]) {
 }
 
 /// mha/scores (MultiHeadAttention)
+#[rustfmt::skip]
 #[allow(clippy::needless_range_loop, clippy::manual_memcpy, clippy::too_many_arguments)]
 fn mha_scores(input0: &[f32; 48], input1: &[f32; 48], output: &mut [f32; 72]) {
     for p in 0..2 {
@@ -246,6 +255,7 @@ fn mha_scores(input0: &[f32; 48], input1: &[f32; 48], output: &mut [f32; 72]) {
 }
 
 /// mha/softmax (MultiHeadAttention)
+#[rustfmt::skip]
 #[allow(clippy::needless_range_loop, clippy::manual_memcpy, clippy::too_many_arguments)]
 fn mha_softmax(input: &[f32; 72], output: &mut [f32; 72]) {
     for i in 0..72 {
@@ -272,6 +282,7 @@ fn mha_softmax(input: &[f32; 72], output: &mut [f32; 72]) {
 }
 
 /// mha/context (MultiHeadAttention)
+#[rustfmt::skip]
 #[allow(clippy::needless_range_loop, clippy::manual_memcpy, clippy::too_many_arguments)]
 fn mha_context(input0: &[f32; 72], input1: &[f32; 48], output: &mut [f32; 48]) {
     for p in 0..2 {
@@ -290,6 +301,7 @@ fn mha_context(input0: &[f32; 72], input1: &[f32; 48], output: &mut [f32; 48]) {
 }
 
 /// mha/context_by_step (MultiHeadAttention)
+#[rustfmt::skip]
 #[allow(clippy::needless_range_loop, clippy::manual_memcpy, clippy::too_many_arguments)]
 fn mha_context_by_step(input: &[f32; 48], output: &mut [f32; 48]) {
     for o0 in 0..6 {
@@ -302,6 +314,7 @@ fn mha_context_by_step(input: &[f32; 48], output: &mut [f32; 48]) {
 }
 
 /// mha (MultiHeadAttention)
+#[rustfmt::skip]
 #[allow(clippy::needless_range_loop, clippy::manual_memcpy, clippy::too_many_arguments)]
 fn mha(input: &[f32; 48], output: &mut [f32; 48]) {
     for r in 0..6 {
@@ -329,6 +342,7 @@ fn mha(input: &[f32; 48], output: &mut [f32; 48]) {
 }
 
 /// residual_1 (Add)
+#[rustfmt::skip]
 #[allow(clippy::needless_range_loop, clippy::manual_memcpy, clippy::too_many_arguments)]
 fn residual_1(input0: &[f32; 48], input1: &[f32; 48], output: &mut [f32; 48]) {
     for o0 in 0..6 {
@@ -339,6 +353,7 @@ fn residual_1(input0: &[f32; 48], input1: &[f32; 48], output: &mut [f32; 48]) {
 }
 
 /// norm_1 (LayerNormalization)
+#[rustfmt::skip]
 #[allow(clippy::needless_range_loop, clippy::manual_memcpy, clippy::too_many_arguments)]
 fn norm_1(input: &[f32; 48], output: &mut [f32; 48]) {
     for k0 in 0..6 {
@@ -363,6 +378,7 @@ fn norm_1(input: &[f32; 48], output: &mut [f32; 48]) {
 }
 
 /// ffn_1 (Dense)
+#[rustfmt::skip]
 #[allow(clippy::needless_range_loop, clippy::manual_memcpy, clippy::too_many_arguments)]
 fn ffn_1(input: &[f32; 48], output: &mut [f32; 96]) {
     for r in 0..6 {
@@ -392,6 +408,7 @@ fn ffn_1(input: &[f32; 48], output: &mut [f32; 96]) {
 }
 
 /// ffn_2 (Dense)
+#[rustfmt::skip]
 #[allow(clippy::needless_range_loop, clippy::manual_memcpy, clippy::too_many_arguments)]
 fn ffn_2(input: &[f32; 96], output: &mut [f32; 48]) {
     for r in 0..6 {
@@ -443,6 +460,7 @@ fn ffn_2(input: &[f32; 96], output: &mut [f32; 48]) {
 }
 
 /// residual_2 (Add)
+#[rustfmt::skip]
 #[allow(clippy::needless_range_loop, clippy::manual_memcpy, clippy::too_many_arguments)]
 fn residual_2(input0: &[f32; 48], input1: &[f32; 48], output: &mut [f32; 48]) {
     for o0 in 0..6 {
@@ -453,6 +471,7 @@ fn residual_2(input0: &[f32; 48], input1: &[f32; 48], output: &mut [f32; 48]) {
 }
 
 /// norm_2 (LayerNormalization)
+#[rustfmt::skip]
 #[allow(clippy::needless_range_loop, clippy::manual_memcpy, clippy::too_many_arguments)]
 fn norm_2(input: &[f32; 48], output: &mut [f32; 48]) {
     for k0 in 0..6 {
@@ -495,6 +514,7 @@ fn view_mut<const N: usize>(s: &mut [f32]) -> &mut [f32; N] {
 }
 
 /// Math functions for `no_std`, accurate to a few ulp over the f32 range.
+#[rustfmt::skip]
 mod math {
     #![allow(clippy::excessive_precision, clippy::approx_constant, clippy::unreadable_literal)]
     /// e^x. x = k ln2 + r, |r| <= ln2/2 (Cody-Waite: k * LN2_HI is exact);

@@ -33,11 +33,11 @@ pub fn run(args: GenerateArgs) -> Result<ExitCode, Error> {
     };
     let options = Options {
         weights,
-        scratch: match args.scratch {
+        scratch: args.scratch.map(|scratch| match scratch {
             ScratchArg::Stack => ScratchPlacement::Stack,
             ScratchArg::Caller => ScratchPlacement::Caller,
             ScratchArg::Static => ScratchPlacement::Static,
-        },
+        }),
         extern_c: args.extern_c,
         self_test: args.emit_test.as_deref().map(SelfTest::read).transpose()?,
         ..Options::new(lang, &name)
@@ -53,6 +53,9 @@ pub fn run(args: GenerateArgs) -> Result<ExitCode, Error> {
     );
     progress.step(format!("generating {size}"));
     let generated = model.generate_with(&options)?;
+    for note in &generated.notes {
+        progress.println(&format!("note: {note}"));
+    }
     let Some(path) = args.output else {
         progress.finish();
         return Ok(super::output::write(generated.source.as_bytes()));

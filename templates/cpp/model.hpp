@@ -6,7 +6,8 @@
 #ifdef __cplusplus
 {% endif %}
 {% for inc in includes %}#include {{ inc }}
-{% endfor %}
+{% endfor %}{% if !weights_blob.is_empty() %}
+{{ weights_blob }}{% endif %}
 namespace {{ namespace }} {
 
 {% for c in constants %}{{ c }}

@@ -37,7 +37,7 @@ pub struct Case {
     pub model: Model,
     /// samples[s][input] = flat values.
     pub samples: Vec<Vec<Vec<f32>>>,
-    /// Where the Rust weights go (C++ is always one header).
+    /// Where the weights go, in both languages.
     pub weights: keras2src::WeightsPlacement,
 }
 
@@ -93,6 +93,8 @@ pub fn run_rust(cases: &[Case], dir: &Path) -> Outputs {
             .model
             .generate_with(&keras2src::Options {
                 weights: case.weights,
+                // The harness calls `predict` (its main thread has the stack for it).
+                scratch: Some(keras2src::ScratchPlacement::Stack),
                 ..keras2src::Options::new(Lang::Rust, &case.ident)
             })
             .expect("generate rust");
@@ -190,11 +192,16 @@ pub fn run_cpp(cases: &[Case], dir: &Path) -> Outputs {
     let mut main = String::from("#include <cstdio>\n");
     let mut body = String::new();
     for case in cases {
-        let source = case
+        let generated = case
             .model
-            .generate(Lang::Cpp, &case.ident)
+            .generate_with(&keras2src::Options {
+                weights: case.weights,
+                ..keras2src::Options::new(Lang::Cpp, &case.ident)
+            })
             .expect("generate cpp");
-        std::fs::write(dir.join(format!("{}.hpp", case.ident)), &source).unwrap();
+        for (path, bytes) in generated.files(&dir.join(format!("{}.hpp", case.ident))) {
+            std::fs::write(path, bytes).unwrap();
+        }
         writeln!(main, "#include \"{}.hpp\"", case.ident).unwrap();
         let ns = &case.ident;
         for sample in &case.samples {
@@ -260,8 +267,11 @@ pub fn run_cpp(cases: &[Case], dir: &Path) -> Outputs {
             "-fno-rtti",
             "-O1",
             "-ffp-contract=off",
-            "-o",
+            // The assembler's .incbin finds weights files on the include path.
+            "-I",
         ])
+        .arg(dir)
+        .arg("-o")
         .arg(dir.join("cpp_runner"))
         .arg(dir.join("main.cpp")));
     parse(&run(&mut Command::new(dir.join("cpp_runner"))), cases)
@@ -361,8 +371,10 @@ pub fn cpp_object_symbols(cases: &[Case], dir: &Path) -> Option<Vec<String>> {
             "-fno-exceptions",
             "-fno-rtti",
             "-c",
-            "-o",
+            "-I",
         ])
+        .arg(dir)
+        .arg("-o")
         .arg(dir.join("symbols.o"))
         .arg(dir.join("symbols.cpp")));
     undefined_symbols(&dir.join("symbols.o"))

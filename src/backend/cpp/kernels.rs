@@ -5,10 +5,18 @@ use crate::lower::expr::Lang;
 use crate::lower::loops::{Ix, Syntax};
 use crate::lower::{Kernel, Layer, WeightArray, WeightId};
 
-pub fn layer_fn(layer: &Layer, weights: &[WeightArray]) -> String {
-    let read = |id: WeightId, row: Option<&Ix>, index: &Ix| match row {
-        Some(r) => format!("{}[{}][{}]", weights[id].ident, r.print(), index.print()),
-        None => format!("{}[{}]", weights[id].ident, index.print()),
+/// `in_file`: the weights are pointers into the weights file, indexed flat.
+pub fn layer_fn(layer: &Layer, weights: &[WeightArray], in_file: bool) -> String {
+    let read = |id: WeightId, row: Option<&Ix>, index: &Ix| {
+        let w = &weights[id];
+        match row {
+            _ if in_file => {
+                let flat = crate::backend::flat_index(w, row, index);
+                format!("{}[{}]", w.ident, flat.print())
+            }
+            Some(r) => format!("{}[{}][{}]", w.ident, r.print(), index.print()),
+            None => format!("{}[{}]", w.ident, index.print()),
+        }
     };
     let names = crate::lower::input_names(layer.inputs.len());
     let params: Vec<String> = names

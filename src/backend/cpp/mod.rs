@@ -20,6 +20,8 @@ struct Header<'a> {
     guard: String,
     namespace: &'a str,
     includes: Vec<&'static str>,
+    /// With a weights file: the symbol that holds it and the `.incbin` that defines it.
+    weights_blob: String,
     constants: Vec<String>,
     math: String,
     weights: Vec<String>,
@@ -34,20 +36,36 @@ struct Header<'a> {
 }
 
 /// Prints `program` as a C++ header in namespace `namespace` (may be nested `a::b`).
-/// `hex_weights` prints weights as hex floats, which g++ parses about 25% faster than
-/// decimal (measured: 1.30 s against 1.74 s per million) but nobody reads in a diff.
+/// With `weights_file`, the weights stay in that file (little-endian f32, as
+/// [`crate::backend::weights_file_bytes`] lays it out), brought in by the assembler's
+/// `.incbin`; else they are literals, and `hex_weights` prints them as hex floats, which g++
+/// parses about 25% faster than decimal (measured: 1.30 s against 1.74 s per million) but
+/// nobody reads in a diff.
 pub fn emit(
     program: &Program,
     header: &[String],
     namespace: &str,
+    weights_file: Option<&str>,
     hex_weights: bool,
     api: &Api,
 ) -> String {
-    let weights: Vec<String> = program
-        .weights
-        .iter()
-        .map(|w| weight_array(w, hex_weights))
-        .collect();
+    let symbol = format!("keras2src_{}_weights", namespace.replace("::", "_"));
+    let weights: Vec<String> = match weights_file {
+        Some(_) => program
+            .weights
+            .iter()
+            .zip(crate::backend::weights_file_offsets(program))
+            .map(|(w, offset)| weight_pointer(w, &symbol, offset))
+            .collect(),
+        None => program
+            .weights
+            .iter()
+            .map(|w| weight_array(w, hex_weights))
+            .collect(),
+    };
+    let weights_blob = weights_file
+        .map(|file| incbin(program, namespace, &symbol, file))
+        .unwrap_or_default();
     let mut includes = vec!["<cstddef>"];
     let uses_math = !program.math.is_empty();
     if uses_math || program.inputs.iter().any(|i| i.dtype == InputDtype::I32) {
@@ -78,13 +96,14 @@ pub fn emit(
         ),
         namespace,
         includes,
+        weights_blob,
         constants: constants(program),
         math: math::cpp_source(&program.math),
         weights,
         layers: program
             .layers
             .iter()
-            .map(|l| kernels::layer_fn(l, &program.weights))
+            .map(|l| kernels::layer_fn(l, &program.weights, weights_file.is_some()))
             .collect(),
         params: params(program),
         calls: program.layers.iter().map(|l| call(program, l)).collect(),
@@ -396,6 +415,81 @@ fn call(p: &Program, layer: &crate::lower::Layer) -> String {
         args.push(place(work, ni, no));
     }
     format!("detail::{}({});", layer.ident, args.join(", "))
+}
+
+/// The declaration of the weights file's symbol and, for GCC and Clang on ELF targets, the
+/// top-level `asm` that defines it with `.incbin`: aligned, read-only, in a COMDAT group (one
+/// copy however many translation units include the header; `.ifndef` for `-flto`, which
+/// assembles them together), its length checked by the assembler.
+fn incbin(p: &Program, namespace: &str, symbol: &str, file: &str) -> String {
+    let floats: usize = p.weights.iter().map(|w| w.data.len()).sum();
+    let bytes = 4 * floats;
+    let upper = namespace.replace("::", "_").to_ascii_uppercase();
+    let path = format!("KERAS2SRC_{upper}_WEIGHTS_PATH");
+    let external = format!("KERAS2SRC_{upper}_WEIGHTS_EXTERNAL");
+    let asm_lines = [
+        format!(".ifndef {symbol}"),
+        format!(".pushsection .rodata.{symbol},\\\"aG\\\",%progbits,{symbol},comdat"),
+        format!(".weak {symbol}"),
+        format!(".type {symbol}, %object"),
+        ".balign 64".to_string(),
+        format!("{symbol}:"),
+        format!(".incbin \\\"\" {path} \"\\\""),
+        format!(".if . - {symbol} != {bytes}"),
+        format!(
+            ".error \\\"\" {path} \" does not hold the {bytes} bytes this header expects: \
+             regenerate both together\\\""
+        ),
+        ".endif".to_string(),
+        format!(".size {symbol}, . - {symbol}"),
+        ".popsection".to_string(),
+        ".endif".to_string(),
+    ];
+    let asm: Vec<String> = asm_lines
+        .iter()
+        .map(|line| format!("    \"{line}\\n\""))
+        .collect();
+    format!(
+        "// The weights: {bytes} bytes of little-endian f32 in {file}, brought in when this\n\
+         // header is compiled (no loading at run time) by the assembler's .incbin, for GCC and\n\
+         // Clang on ELF targets. The assembler looks for {path}\n\
+         // (default \"{file}\") in its working directory and the -I directories GCC passes on;\n\
+         // with Clang or in a -flto link, define {path} as the file's path.\n\
+         // Other toolchains: define {external} and the symbol\n\
+         // {symbol} yourself (keras2src's README shows how), or generate\n\
+         // with --weights inline.\n\
+         #if defined(__BYTE_ORDER__) && defined(__ORDER_LITTLE_ENDIAN__)\n\
+         static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, \"{file} holds little-endian floats\");\n\
+         #endif\n\
+         extern \"C\" const float {symbol}[{floats}];\n\
+         #ifndef {external}\n\
+         #ifndef {path}\n\
+         #define {path} \"{file}\"\n\
+         #endif\n\
+         #if defined(__GNUC__) && defined(__ELF__)\n\
+         __asm__(\n{}\n);\n\
+         #else\n\
+         #error \"{file}: .incbin needs GCC or Clang on an ELF target; define {external} and the symbol {symbol} (see keras2src's README), or generate with --weights inline\"\n\
+         #endif\n\
+         #endif  // {external}\n",
+        asm.join("\n")
+    )
+}
+
+/// A weight array read from the weights file: a pointer into its symbol, indexed flat.
+fn weight_pointer(w: &crate::lower::WeightArray, symbol: &str, offset: usize) -> String {
+    let dims: Vec<String> = w.dims.iter().map(|d| format!("[{d}]")).collect();
+    let at = if offset == 0 {
+        format!("::{symbol}")
+    } else {
+        format!("::{symbol} + {offset}")
+    };
+    format!(
+        "// {}{}, row-major.\ninline constexpr const float* {} = {at};",
+        w.ident,
+        dims.concat(),
+        w.ident
+    )
 }
 
 fn weight_array(w: &crate::lower::WeightArray, hex: bool) -> String {

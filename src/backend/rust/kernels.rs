@@ -21,11 +21,7 @@ impl Access<'_> {
     pub fn read(&self, id: WeightId, row: Option<&Ix>, index: &Ix) -> String {
         let w = &self.weights[id];
         if self.in_file {
-            let cols = w.dims.last().copied().unwrap_or(1);
-            let flat = match row {
-                Some(r) => Ix::default().add_scaled(r, cols).add_scaled(index, 1),
-                None => index.clone(),
-            };
+            let flat = crate::backend::flat_index(w, row, index);
             format!("weights::{}({})", w.ident, flat.print())
         } else {
             let name = w.ident.to_ascii_uppercase();
@@ -59,9 +55,10 @@ pub fn layer_fn(layer: &Layer, access: Access) -> Result<TokenStream, String> {
         weight: &w,
     };
     let body = syntax.text(stmts, 1);
-    // Index loops read clearer than iterator chains where strides are involved.
-    let allow =
-        "#[allow(clippy::needless_range_loop, clippy::manual_memcpy, clippy::too_many_arguments)]\n";
+    // Index loops read clearer than iterator chains where strides are involved. The layout
+    // is prettyplease's, which rustfmt would redo: `rustfmt::skip` keeps `cargo fmt` away.
+    let allow = "#[rustfmt::skip]\n\
+                 #[allow(clippy::needless_range_loop, clippy::manual_memcpy, clippy::too_many_arguments)]\n";
     let work = layer
         .workspace
         .map(|w| format!(", work: &mut [f32; {}]", w.len))

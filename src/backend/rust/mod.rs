@@ -1,6 +1,9 @@
 //! Rust backend: one module file, `no_std`, no `alloc`, no `unsafe`, no dependencies.
 //! Code is built with `quote!` and formatted by prettyplease; the weight rows are laid out
-//! by us (one row per line) in a `#[rustfmt::skip]` module after it.
+//! by us (one row per line) in a module after it. The output is a fixed point of rustfmt
+//! (editions 2021 and 2024): every item whose layout depends on the model (layer functions,
+//! `predict*`, names, math, weights) is `#[rustfmt::skip]`, the rest is printed as rustfmt
+//! prints it, so `cargo fmt --check` and `keras2src generate --check` agree.
 
 mod kernels;
 
@@ -60,7 +63,7 @@ pub fn emit(
         out.push_str(
             "/// Math functions for `no_std`, accurate to a few ulp over the f32 range.\n",
         );
-        out.push_str("mod math {\n    #![allow(clippy::excessive_precision, clippy::approx_constant, clippy::unreadable_literal)]\n");
+        out.push_str("#[rustfmt::skip]\nmod math {\n    #![allow(clippy::excessive_precision, clippy::approx_constant, clippy::unreadable_literal)]\n");
         for line in math::rust_source(&program.math).lines() {
             // The runtime's functions are private items; the layer functions call them
             // from the parent module.
@@ -82,25 +85,21 @@ pub fn emit(
     let weights_bin = match weights_file {
         Some(file) => {
             out.push_str(&weights_accessors(program, file));
-            Some(weights_bytes(program))
+            Some(crate::backend::weights_file_bytes(program))
         }
         None => {
             out.push_str(&weights_module(program));
             None
         }
     };
+    // One newline at the end, as rustfmt leaves it.
+    while out.ends_with("\n\n") {
+        out.pop();
+    }
     Ok(Emitted {
         source: out,
         weights_bin,
     })
-}
-
-/// Every weight, in array order, as little-endian f32.
-fn weights_bytes(p: &Program) -> Vec<u8> {
-    p.weights
-        .iter()
-        .flat_map(|w| w.data.iter().flat_map(|v| v.to_le_bytes()))
-        .collect()
 }
 
 /// The weights module for weights in a file: the bytes, whose length the compiler checks
@@ -108,7 +107,7 @@ fn weights_bytes(p: &Program) -> Vec<u8> {
 fn weights_accessors(p: &Program, file: &str) -> String {
     let total: usize = p.weights.iter().map(|w| w.data.len() * 4).sum();
     let mut out = format!(
-        "/// Model weights, little-endian f32 in `{file}` beside this file.\nmod weights {{\n    \
+        "/// Model weights, little-endian f32 in `{file}` beside this file.\n#[rustfmt::skip]\nmod weights {{\n    \
          const BYTES: &[u8; {total}] = include_bytes!({file:?});\n\n    \
          #[inline(always)]\n    fn read(at: usize) -> f32 {{\n        \
          match BYTES.get(at..at + 4) {{\n            \
@@ -208,9 +207,11 @@ fn api(p: &Program, scratch: ScratchPlacement) -> Result<TokenStream, String> {
         let (ni, no) = (lit(p.inputs.len()), lit(p.outputs.len()));
         consts.extend(quote! {
             /// The Keras names of the inputs, in argument order.
+            #[rustfmt::skip]
             #[allow(dead_code)]
             pub const INPUT_NAMES: [&str; #ni] = [#(#in_names),*];
             /// The Keras names of the outputs, in result order.
+            #[rustfmt::skip]
             #[allow(dead_code)]
             pub const OUTPUT_NAMES: [&str; #no] = [#(#out_names),*];
         });
@@ -284,6 +285,7 @@ fn api(p: &Program, scratch: ScratchPlacement) -> Result<TokenStream, String> {
             let body = predict_body(quote!(&mut scratch));
             quote! {
                 /// Runs the model on one sample, with its working memory on the stack.
+                #[rustfmt::skip]
                 #predict_allow
                 pub fn predict(#(#in_params),*) -> #ret {
                     let mut scratch = [0.0f32; SCRATCH_LEN];
@@ -313,6 +315,7 @@ fn api(p: &Program, scratch: ScratchPlacement) -> Result<TokenStream, String> {
                 };
                 /// Runs the model on one sample, with its working memory in a `static`:
                 /// not reentrant (a call while another runs panics).
+                #[rustfmt::skip]
                 #predict_allow
                 pub fn predict(#(#in_params),*) -> #ret {
                     use core::sync::atomic::Ordering;
@@ -335,6 +338,7 @@ fn api(p: &Program, scratch: ScratchPlacement) -> Result<TokenStream, String> {
         #consts
         #predict
         #[doc = #scratch_doc]
+        #[rustfmt::skip]
         #scratch_allow
         pub fn predict_with_scratch(
             #(#in_params,)*
