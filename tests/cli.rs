@@ -554,8 +554,9 @@ fn progress_on_a_terminal() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("mobile.rs");
     let on_terminal = |extra: &str| {
+        // An explicit --scratch: the automatic choice would add a note, which --quiet keeps.
         let command = format!(
-            "{} generate {} -o {} {extra}",
+            "{} generate {} -o {} --scratch caller {extra}",
             env!("CARGO_BIN_EXE_keras2src"),
             fixture("mobilenet_v2.keras").display(),
             out.display()
