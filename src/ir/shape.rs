@@ -1,10 +1,32 @@
 //! Shape inference for the spatial (conv, pooling, padding, ...) and multi-input ops.
 
-use super::op::{Op, Window};
+use super::op::{Op, Rescale, Weights, Window};
+use super::{numel, Activation};
 
-/// The output shape for the ops this file knows, `None` for the others.
-pub fn infer(op: &Op, inputs: &[&[usize]]) -> Option<Result<Vec<usize>, String>> {
-    let result = match op {
+/// The shape `op` produces from its input shapes, or what is wrong: every op's rule, in
+/// one match.
+pub fn infer(op: &Op, inputs: &[&[usize]]) -> Result<Vec<usize>, String> {
+    match op {
+        Op::Dense {
+            kernel,
+            bias,
+            rescale,
+            activation,
+        } => {
+            one(inputs).and_then(|x| dense(x, kernel, bias.as_ref(), rescale.as_ref(), activation))
+        }
+        Op::Activation(activation) => one(inputs).and_then(|x| activation.output_shape(x)),
+        Op::Affine {
+            center,
+            scale,
+            shift,
+            inner,
+        } => one(inputs).and_then(|x| affine(x, center.as_deref(), scale, shift, *inner)),
+        Op::PRelu { alpha } => one(inputs).and_then(|x| prelu(x, alpha)),
+        Op::Reshape { target } => one(inputs).and_then(|x| super::op::reshape(x, target)),
+        Op::Identity => one(inputs).map(<[usize]>::to_vec),
+        Op::Recurrent(r) => r.output_shape(inputs),
+        Op::ConvLstm(c) => c.output_shape(inputs),
         Op::Conv {
             kernel,
             bias,
@@ -78,9 +100,9 @@ pub fn infer(op: &Op, inputs: &[&[usize]]) -> Option<Result<Vec<usize>, String>>
             out.push(x[window.size.len()]);
             Ok(out)
         }),
-        Op::ConvMaxPool { conv, pool } => infer(conv, inputs)?.and_then(|y| {
-            infer(&Op::max_pool(pool), &[&y]).unwrap_or_else(|| Err("not a pooling".into()))
-        }),
+        Op::ConvMaxPool { conv, pool } => {
+            infer(conv, inputs).and_then(|y| infer(&Op::max_pool(pool), &[&y]))
+        }
         Op::GlobalPool { .. } => one(inputs).and_then(|x| match x {
             [_, .., c] => Ok(vec![*c]),
             _ => Err(format!("needs spatial axes, input shape is {x:?}")),
@@ -222,9 +244,64 @@ pub fn infer(op: &Op, inputs: &[&[usize]]) -> Option<Result<Vec<usize>, String>>
             one(inputs).and_then(|x| super::preprocess::bucketize_shape(x, boundaries))
         }
         Op::Lookup(lookup) => one(inputs).and_then(|x| super::preprocess::lookup_shape(x, lookup)),
-        _ => return None,
+    }
+}
+
+fn dense(
+    input: &[usize],
+    kernel: &Weights,
+    bias: Option<&Weights>,
+    rescale: Option<&Rescale>,
+    activation: &Activation,
+) -> Result<Vec<usize>, String> {
+    let [k_in, units] = kernel.shape[..] else {
+        return Err(format!("kernel must be 2-D, got {:?}", kernel.shape));
     };
-    Some(result)
+    if input.last() != Some(&k_in) {
+        return Err(format!(
+            "kernel expects {k_in} input features, input shape is {input:?}"
+        ));
+    }
+    check_bias(bias.map(|b| &b.shape[..]), units)?;
+    check_rescale(rescale, units)?;
+    let mut shape = input.to_vec();
+    *shape.last_mut().unwrap_or(&mut 0) = units;
+    activation.output_shape(&shape)
+}
+
+fn affine(
+    input: &[usize],
+    center: Option<&[f32]>,
+    scale: &[f32],
+    shift: &[f32],
+    inner: usize,
+) -> Result<Vec<usize>, String> {
+    let channels = scale.len();
+    if shift.len() != channels || center.is_some_and(|c| c.len() != channels) {
+        return Err("affine parameters differ in length".into());
+    }
+    if channels == 0 || inner == 0 || !numel(input).is_multiple_of(channels * inner) {
+        return Err(format!(
+            "{channels} parameters (stride {inner}) do not fit input shape {input:?}"
+        ));
+    }
+    Ok(input.to_vec())
+}
+
+fn prelu(input: &[usize], alpha: &Weights) -> Result<Vec<usize>, String> {
+    let fits = alpha.shape.len() == input.len()
+        && alpha
+            .shape
+            .iter()
+            .zip(input)
+            .all(|(&a, &d)| a == d || a == 1);
+    if !fits {
+        return Err(format!(
+            "alpha shape {:?} does not broadcast to input shape {input:?}",
+            alpha.shape
+        ));
+    }
+    Ok(input.to_vec())
 }
 
 fn one<'a>(inputs: &[&'a [usize]]) -> Result<&'a [usize], String> {

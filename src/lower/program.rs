@@ -162,90 +162,16 @@ pub fn lower_with(
             by_content.insert(key, weights.len() - 1);
             weights.len() - 1
         };
-        let in_shape = graph.shape(node.inputs[0]);
-        let out_shape = graph.shape(node.output);
-        let kernel = match &node.op {
-            Op::Dense {
-                kernel,
-                bias,
-                rescale,
-                activation,
-            } => {
-                let (inputs, units) = (kernel.shape[0], kernel.shape[1]);
-                let rows = numel(in_shape) / inputs.max(1);
-                let kernel = add_weight("kernel", vec![inputs, units], &kernel.data);
-                let bias = bias
-                    .as_ref()
-                    .map(|b| add_weight("bias", vec![units], &b.data));
-                let post = post(activation, out_shape);
-                let expr = match &post {
-                    Post::Map(expr) => Some(expr),
-                    Post::None | Post::Loops(_) => None,
-                };
-                let epilogue = Epilogue::new(rescale.as_ref(), expr, &mut add_weight);
-                let dense = super::dense::dense(rows, inputs, units, kernel, bias, epilogue);
-                Kernel::Loops(match post {
-                    Post::None | Post::Map(_) => dense,
-                    Post::Loops(stmts) => [dense, stmts].concat(),
-                })
+        let kernel = match loops(&node.op, node, graph, &mut add_weight, blocking) {
+            Ok(stmts) => Kernel::Loops(stmts),
+            Err(message) => {
+                problems.push(LayerProblem {
+                    layer: node.name.clone(),
+                    class: node.class.clone(),
+                    message,
+                });
+                continue;
             }
-            Op::Activation(Activation::Axis {
-                func: AxisFn::Glu,
-                axis,
-            }) => {
-                let k = AxisKernel::new(AxisFn::Glu, *axis, in_shape);
-                Kernel::Loops(super::axis::glu(k.outer, k.len / 2, k.inner))
-            }
-            Op::Activation(activation) => match post(activation, out_shape) {
-                Post::Loops(stmts) => {
-                    Kernel::Loops([super::elementwise::copy(numel(out_shape)), stmts].concat())
-                }
-                Post::Map(expr) => Kernel::Loops(super::elementwise::map(&expr, numel(out_shape))),
-                Post::None => Kernel::Loops(super::elementwise::copy(numel(out_shape))),
-            },
-            Op::Affine {
-                center,
-                scale,
-                shift,
-                inner,
-            } => {
-                let channels = scale.len();
-                let center = center
-                    .as_ref()
-                    .map(|c| add_weight("center", vec![channels], c));
-                let scale = add_weight("scale", vec![channels], scale);
-                let shift = add_weight("shift", vec![channels], shift);
-                let dims = (numel(in_shape) / (channels * inner), channels, *inner);
-                Kernel::Loops(super::elementwise::affine(dims, center, scale, shift))
-            }
-            Op::PRelu { alpha } => {
-                // Alpha varying only along the last axis is read modulo its length;
-                // any other broadcast is expanded here, once.
-                let last = *in_shape.last().unwrap_or(&1);
-                let leading_ones = alpha.shape.iter().rev().skip(1).all(|&d| d == 1);
-                let data = if leading_ones && alpha.len() == last {
-                    alpha.data.clone()
-                } else {
-                    broadcast(&alpha.data, &alpha.shape, in_shape)
-                };
-                let period = data.len();
-                let alpha = add_weight("alpha", vec![period], &data);
-                Kernel::Loops(super::elementwise::prelu(numel(in_shape), alpha, period))
-            }
-            Op::Reshape { .. } | Op::Identity => {
-                Kernel::Loops(super::elementwise::copy(numel(in_shape)))
-            }
-            op => match loops(op, node, graph, &mut add_weight, blocking) {
-                Ok(stmts) => Kernel::Loops(stmts),
-                Err(message) => {
-                    problems.push(LayerProblem {
-                        layer: node.name.clone(),
-                        class: node.class.clone(),
-                        message,
-                    });
-                    continue;
-                }
-            },
         };
         kernel_math(&kernel, &mut math);
         layers.push(Layer {
@@ -311,7 +237,7 @@ fn content_key(dims: &[usize], data: &[f32]) -> u64 {
     h.finish()
 }
 
-/// Lowers a spatial or multi-input op to loops, adding its weights.
+/// Lowers one op to loops, adding its weights: every op in one match.
 fn loops(
     op: &Op,
     node: &crate::ir::Node,
@@ -331,6 +257,72 @@ fn loops(
         other => Ok(expr::activation(other)),
     };
     Ok(match op {
+        Op::Dense {
+            kernel,
+            bias,
+            rescale,
+            activation,
+        } => {
+            let (inputs, units) = (kernel.shape[0], kernel.shape[1]);
+            let rows = numel(x) / inputs.max(1);
+            let kernel = add_weight("kernel", vec![inputs, units], &kernel.data);
+            let bias = bias
+                .as_ref()
+                .map(|b| add_weight("bias", vec![units], &b.data));
+            let post = post(activation, y);
+            let expr = match &post {
+                Post::Map(expr) => Some(expr),
+                Post::None | Post::Loops(_) => None,
+            };
+            let epilogue = Epilogue::new(rescale.as_ref(), expr, add_weight);
+            let dense = super::dense::dense(rows, inputs, units, kernel, bias, epilogue);
+            match post {
+                Post::None | Post::Map(_) => dense,
+                Post::Loops(stmts) => [dense, stmts].concat(),
+            }
+        }
+        Op::Activation(Activation::Axis {
+            func: AxisFn::Glu,
+            axis,
+        }) => {
+            let k = AxisKernel::new(AxisFn::Glu, *axis, x);
+            super::axis::glu(k.outer, k.len / 2, k.inner)
+        }
+        Op::Activation(activation) => match post(activation, y) {
+            Post::Loops(stmts) => [super::elementwise::copy(numel(y)), stmts].concat(),
+            Post::Map(expr) => super::elementwise::map(&expr, numel(y)),
+            Post::None => super::elementwise::copy(numel(y)),
+        },
+        Op::Affine {
+            center,
+            scale,
+            shift,
+            inner,
+        } => {
+            let channels = scale.len();
+            let center = center
+                .as_ref()
+                .map(|c| add_weight("center", vec![channels], c));
+            let scale = add_weight("scale", vec![channels], scale);
+            let shift = add_weight("shift", vec![channels], shift);
+            let dims = (numel(x) / (channels * inner), channels, *inner);
+            super::elementwise::affine(dims, center, scale, shift)
+        }
+        Op::PRelu { alpha } => {
+            // Alpha varying only along the last axis is read modulo its length;
+            // any other broadcast is expanded here, once.
+            let last = *x.last().unwrap_or(&1);
+            let leading_ones = alpha.shape.iter().rev().skip(1).all(|&d| d == 1);
+            let data = if leading_ones && alpha.len() == last {
+                alpha.data.clone()
+            } else {
+                broadcast(&alpha.data, &alpha.shape, x)
+            };
+            let period = data.len();
+            let alpha = add_weight("alpha", vec![period], &data);
+            super::elementwise::prelu(numel(x), alpha, period)
+        }
+        Op::Reshape { .. } | Op::Identity => super::elementwise::copy(numel(x)),
         Op::Conv {
             kernel,
             bias,
@@ -340,10 +332,22 @@ fn loops(
             activation,
         } => {
             let filters = kernel.shape[kernel.shape.len() - 1];
-            let b = bias.as_ref().map(|b| add_weight("bias", vec![filters], &b.data));
+            let b = bias
+                .as_ref()
+                .map(|b| add_weight("bias", vec![filters], &b.data));
             let act = elementwise(activation)?;
             let epilogue = Epilogue::new(rescale.as_ref(), act.as_ref(), add_weight);
-            spatial::conv(window, *groups, &kernel.data, b, epilogue, x, y, add_weight, blocking)
+            spatial::conv(
+                window,
+                *groups,
+                &kernel.data,
+                b,
+                epilogue,
+                x,
+                y,
+                add_weight,
+                blocking,
+            )
         }
         Op::ConvTranspose {
             kernel,
@@ -355,11 +359,27 @@ fn loops(
             ..
         } => {
             let channels = kernel.shape[kernel.shape.len() - 1];
-            let k = add_weight("kernel", vec![kernel.len() / channels, channels], &kernel.data);
+            let k = add_weight(
+                "kernel",
+                vec![kernel.len() / channels, channels],
+                &kernel.data,
+            );
             let filters = kernel.shape[kernel.shape.len() - 2];
-            let b = bias.as_ref().map(|b| add_weight("bias", vec![filters], &b.data));
+            let b = bias
+                .as_ref()
+                .map(|b| add_weight("bias", vec![filters], &b.data));
             let act = elementwise(activation)?;
-            spatial::conv_transpose(strides, dilation, crop, k, &kernel.shape, b, act.as_ref(), x, y)
+            spatial::conv_transpose(
+                strides,
+                dilation,
+                crop,
+                k,
+                &kernel.shape,
+                b,
+                act.as_ref(),
+                x,
+                y,
+            )
         }
         Op::ConvMaxPool { conv, pool } => {
             let Op::Conv {
@@ -374,8 +394,14 @@ fn loops(
                 return Err("a fused pooling without its convolution".into());
             };
             let filters = kernel.shape[kernel.shape.len() - 1];
-            let k = add_weight("kernel", vec![kernel.len() / filters, filters], &kernel.data);
-            let b = bias.as_ref().map(|b| add_weight("bias", vec![filters], &b.data));
+            let k = add_weight(
+                "kernel",
+                vec![kernel.len() / filters, filters],
+                &kernel.data,
+            );
+            let b = bias
+                .as_ref()
+                .map(|b| add_weight("bias", vec![filters], &b.data));
             let act = elementwise(activation)?;
             let epilogue = Epilogue::new(rescale.as_ref(), act.as_ref(), add_weight);
             spatial::conv_max_pool(window, pool, k, b, epilogue, x, y)
@@ -418,7 +444,13 @@ fn loops(
                     "a mask comparing integer input with {value} is not supported (with 0 is)"
                 ));
             }
-            super::recurrent::sequence_mask(*value, rows, numel(x) / rows.max(1), integer, add_weight)
+            super::recurrent::sequence_mask(
+                *value,
+                rows,
+                numel(x) / rows.max(1),
+                integer,
+                add_weight,
+            )
         }
         Op::Dot { axes, normalize } => {
             spatial::dot(*axes, *normalize, in_shapes[0], in_shapes[1], y)
@@ -441,7 +473,9 @@ fn loops(
             gamma,
             beta,
         } => {
-            let gamma = gamma.as_ref().map(|g| add_weight("gamma", vec![g.len()], g));
+            let gamma = gamma
+                .as_ref()
+                .map(|g| add_weight("gamma", vec![g.len()], g));
             let beta = beta.as_ref().map(|b| add_weight("beta", vec![b.len()], b));
             super::norm::normalize(view, *kind, gamma, beta)
         }
@@ -477,9 +511,14 @@ fn loops(
                 Some((n, start)) => super::preprocess::Miss::Buckets(n as f32, start),
                 None => super::preprocess::Miss::Default(l.default),
             };
-            super::preprocess::lookup(numel(x), (l.keys.len(), keys, values), miss, l.mask, integer)
+            super::preprocess::lookup(
+                numel(x),
+                (l.keys.len(), keys, values),
+                miss,
+                l.mask,
+                integer,
+            )
         }
-        _ => return Err("the code generators do not support this layer yet (the interpreter does: `keras2src predict` runs it)".into()),
     })
 }
 
