@@ -8,7 +8,7 @@ mod recurrent;
 mod spatial;
 
 use crate::backend::math::MathFn;
-use crate::ir::{numel, Activation, AxisFn, Graph, InputDtype, Op, Rescale};
+use crate::ir::{numel, Activation, AxisFn, Graph, InputDtype, Op, PoolKind, Rescale};
 use crate::lower::expr;
 
 /// Runs `graph` on one sample; `inputs` in model input order (integer inputs given as
@@ -42,32 +42,7 @@ pub fn run(graph: &Graph, inputs: &[Vec<f32>]) -> Result<Vec<Vec<f32>>, String> 
             .iter()
             .map(|&t| (&values[t][..], graph.shape(t)))
             .collect();
-        if let Op::ConvMaxPool { conv, pool } = &node.op {
-            values[node.output] = conv_max_pool(conv, pool, &inputs)?;
-            continue;
-        }
-        let y = match attention::eval(&node.op, &inputs)
-            .or_else(|| preprocess::eval(&node.op, inputs[0].0, inputs[0].1))
-            .or_else(|| recurrent::eval_node(&node.op, &inputs))
-            .or_else(|| spatial::eval(&node.op, &inputs, &pre_activation_shape(node, graph)))
-        {
-            Some(y) => match &node.op {
-                Op::Conv {
-                    rescale,
-                    activation,
-                    ..
-                } => activate(
-                    activation,
-                    apply_rescale(rescale.as_ref(), y),
-                    &pre_activation_shape(node, graph),
-                ),
-                Op::ConvTranspose { activation, .. } => {
-                    activate(activation, y, &pre_activation_shape(node, graph))
-                }
-                _ => y,
-            },
-            None => eval(&node.op, inputs[0].0, inputs[0].1),
-        };
+        let y = eval(&node.op, &inputs, &pre_activation_shape(node, graph))?;
         values[node.output] = y;
     }
     Ok(values)
@@ -85,39 +60,18 @@ fn apply_rescale(rescale: Option<&Rescale>, mut y: Vec<f32>) -> Vec<f32> {
     y
 }
 
-/// The convolution, its activation, then the max pooling, as the unfused ops run.
-fn conv_max_pool(
-    conv: &Op,
-    pool: &crate::ir::Window,
-    inputs: &[(&[f32], &[usize])],
-) -> Result<Vec<f32>, String> {
-    let Op::Conv {
-        rescale,
-        activation,
-        ..
-    } = conv
-    else {
-        return Err("a fused pooling without its convolution".into());
-    };
-    let pool = Op::max_pool(pool);
-    let conv_shape = conv.output_shape(&[inputs[0].1])?;
-    let pool_shape = pool.output_shape(&[&conv_shape])?;
-    let y = spatial::eval(conv, inputs, &conv_shape).ok_or("no convolution")?;
-    let y = activate(activation, apply_rescale(rescale.as_ref(), y), &conv_shape);
-    spatial::eval(&pool, &[(&y, &conv_shape)], &pool_shape).ok_or_else(|| "no pooling".into())
-}
-
 /// A node's output shape before its fused activation (which may halve an axis: glu).
 fn pre_activation_shape(node: &crate::ir::Node, graph: &Graph) -> Vec<usize> {
     let mut shape = graph.shape(node.output).to_vec();
-    if let Op::Conv { kernel, .. } | Op::ConvTranspose { kernel, .. } = &node.op {
-        let filters = match &node.op {
-            Op::Conv { .. } => kernel.shape.last(),
-            _ => kernel.shape.get(kernel.shape.len().wrapping_sub(2)),
-        };
-        if let (Some(last), Some(&f)) = (shape.last_mut(), filters) {
-            *last = f;
-        }
+    let filters = if let Op::Conv { kernel, .. } = &node.op {
+        kernel.shape.last()
+    } else if let Op::ConvTranspose { kernel, .. } = &node.op {
+        kernel.shape.get(kernel.shape.len().wrapping_sub(2))
+    } else {
+        None
+    };
+    if let (Some(last), Some(&f)) = (shape.last_mut(), filters) {
+        *last = f;
     }
     shape
 }
@@ -131,35 +85,30 @@ pub fn outputs(graph: &Graph, values: &[Vec<f32>]) -> Vec<Vec<f32>> {
         .collect()
 }
 
-fn eval(op: &Op, x: &[f32], shape: &[usize]) -> Vec<f32> {
-    match op {
+/// One op on its inputs; `out_shape` is its output's shape before a fused activation.
+/// Every op in one match: a new op does not compile until the interpreter runs it.
+fn eval(op: &Op, inputs: &[(&[f32], &[usize])], out_shape: &[usize]) -> Result<Vec<f32>, String> {
+    let (x, xs) = inputs[0];
+    let two = || match inputs {
+        [a, b] => Ok((*a, *b)),
+        _ => Err(format!("expects two inputs, got {}", inputs.len())),
+    };
+    Ok(match op {
         Op::Dense {
             kernel,
             bias,
             rescale,
             activation,
         } => {
-            let (n_in, units) = (kernel.shape[0], kernel.shape[1]);
-            let mut y = Vec::with_capacity(x.len() / n_in.max(1) * units);
-            for row in x.chunks_exact(n_in) {
-                let mut acc = match bias {
-                    Some(b) => b.data.clone(),
-                    None => vec![0.0; units],
-                };
-                for (i, &xi) in row.iter().enumerate() {
-                    for (o, a) in acc.iter_mut().enumerate() {
-                        *a += xi * kernel.data[i * units + o];
-                    }
-                }
-                y.extend(acc);
+            let y = dense(x, kernel, bias.as_ref());
+            // Before a glu activation halves it, the last axis has `units` values.
+            let mut shape = xs.to_vec();
+            if let Some(last) = shape.last_mut() {
+                *last = kernel.shape[1];
             }
-            let mut out_shape = shape.to_vec();
-            if let Some(last) = out_shape.last_mut() {
-                *last = units;
-            }
-            activate(activation, apply_rescale(rescale.as_ref(), y), &out_shape)
+            activate(activation, apply_rescale(rescale.as_ref(), y), &shape)
         }
-        Op::Activation(a) => activate(a, x.to_vec(), shape),
+        Op::Activation(a) => activate(a, x.to_vec(), xs),
         Op::Affine {
             center,
             scale,
@@ -180,7 +129,7 @@ fn eval(op: &Op, x: &[f32], shape: &[usize]) -> Vec<f32> {
             .iter()
             .enumerate()
             .map(|(i, &v)| {
-                let a = alpha.data[crate::ir::broadcast_index(i, &alpha.shape, shape)];
+                let a = alpha.data[crate::ir::broadcast_index(i, &alpha.shape, xs)];
                 if v < 0.0 {
                     a * v
                 } else {
@@ -189,10 +138,115 @@ fn eval(op: &Op, x: &[f32], shape: &[usize]) -> Vec<f32> {
             })
             .collect(),
         Op::Reshape { .. } | Op::Identity => x.to_vec(),
-        Op::Normalize { .. } | Op::Embedding { .. } => norm::eval(op, x),
-        // Evaluated in spatial.rs.
-        _ => Vec::new(),
+        Op::Conv {
+            kernel,
+            bias,
+            rescale,
+            window,
+            groups,
+            activation,
+        } => {
+            let y = spatial::conv(inputs, out_shape, kernel, bias.as_ref(), window, *groups);
+            activate(activation, apply_rescale(rescale.as_ref(), y), out_shape)
+        }
+        Op::ConvTranspose {
+            kernel,
+            bias,
+            strides,
+            dilation,
+            crop,
+            activation,
+            ..
+        } => {
+            let y = spatial::conv_transpose(
+                inputs,
+                out_shape,
+                kernel,
+                bias.as_ref(),
+                strides,
+                dilation,
+                crop,
+            );
+            activate(activation, y, out_shape)
+        }
+        Op::ConvMaxPool { conv, pool } => {
+            // The convolution, its epilogue, then the max pooling, as the unfused ops run.
+            let conv_shape = conv.output_shape(&[xs])?;
+            let y = eval(conv, inputs, &conv_shape)?;
+            spatial::pool(&[(&y, &conv_shape)], out_shape, PoolKind::Max, pool)
+        }
+        Op::Pool { kind, window } => spatial::pool(inputs, out_shape, *kind, window),
+        Op::GlobalPool { kind } => spatial::global_pool(inputs, out_shape, *kind),
+        Op::Pad { padding, value } => spatial::pad(inputs, out_shape, padding, *value),
+        Op::Slice { begin, step, .. } => spatial::slice(inputs, out_shape, begin, step),
+        Op::Transpose { perm } => spatial::transpose(inputs, out_shape, perm),
+        Op::Upsample { factors, bilinear } => {
+            spatial::upsample(inputs, out_shape, factors, *bilinear)
+        }
+        Op::Resize { method, .. } => spatial::resize(x, xs, out_shape, *method),
+        Op::AdaptivePool { kind, .. } => spatial::adaptive_pool(x, xs, out_shape, *kind),
+        Op::Repeat { times } => spatial::repeat(inputs, out_shape, *times),
+        Op::Merge { kind } => spatial::merge_all(inputs, out_shape, *kind),
+        Op::ConstMerge {
+            kind,
+            constant,
+            constant_first,
+        } => spatial::const_merge(inputs, out_shape, *kind, constant, *constant_first),
+        Op::Select { then, otherwise } => spatial::select(inputs, out_shape, *then, *otherwise),
+        Op::Reduce { kind, axes, .. } => spatial::reduce(inputs, out_shape, *kind, axes),
+        Op::Concat { axis } => spatial::concat(inputs, out_shape, *axis),
+        Op::Dot { axes, normalize } => {
+            let (a, b) = two()?;
+            spatial::dot(a, b, out_shape, *axes, *normalize)
+        }
+        Op::MatMul => {
+            let (a, b) = two()?;
+            attention::matmul(a, b)
+        }
+        Op::AdditiveScore { pre, scale, post } => {
+            let (a, b) = two()?;
+            attention::additive_score(a, b, *pre, scale.as_deref(), *post)
+        }
+        Op::AttentionSoftmax {
+            scale,
+            causal,
+            window,
+        } => attention::softmax(x, xs, *scale, *causal, *window),
+        Op::Recurrent(r) => recurrent::recurrent(r, inputs),
+        Op::ConvLstm(c) => recurrent::conv_lstm_node(c, inputs),
+        Op::SequenceMask { value, reduce_last } => {
+            recurrent::sequence_mask(x, xs, *value, *reduce_last)
+        }
+        Op::Normalize {
+            view,
+            kind,
+            gamma,
+            beta,
+        } => norm::normalize(view, *kind, gamma.as_deref(), beta.as_deref(), x),
+        Op::Embedding { table } => norm::embedding(x, table),
+        Op::Encode { depth, mode } => preprocess::encode(x, xs, *depth, *mode),
+        Op::Bucketize { boundaries } => preprocess::bucketize(x, boundaries),
+        Op::Lookup(lookup) => preprocess::lookup(x, lookup),
+    })
+}
+
+/// `x · kernel + bias` row by row: the bias, then each input's products in order.
+fn dense(x: &[f32], kernel: &crate::ir::Weights, bias: Option<&crate::ir::Weights>) -> Vec<f32> {
+    let (n_in, units) = (kernel.shape[0], kernel.shape[1]);
+    let mut y = Vec::with_capacity(x.len() / n_in.max(1) * units);
+    for row in x.chunks_exact(n_in) {
+        let mut acc = match bias {
+            Some(b) => b.data.clone(),
+            None => vec![0.0; units],
+        };
+        for (i, &xi) in row.iter().enumerate() {
+            for (o, a) in acc.iter_mut().enumerate() {
+                *a += xi * kernel.data[i * units + o];
+            }
+        }
+        y.extend(acc);
     }
+    y
 }
 
 fn activate(activation: &Activation, mut y: Vec<f32>, shape: &[usize]) -> Vec<f32> {

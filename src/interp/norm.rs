@@ -1,27 +1,17 @@
 //! Reference evaluation of the normalisation and Embedding ops, in the same operation
 //! order as the generated loops (`lower::norm`).
 
-use crate::ir::{NormAxis, NormKind, Op};
+use crate::ir::{NormAxis, NormKind, Weights};
 
-pub fn eval(op: &Op, x: &[f32]) -> Vec<f32> {
-    match op {
-        Op::Normalize {
-            view,
-            kind,
-            gamma,
-            beta,
-        } => normalize(view, *kind, gamma.as_deref(), beta.as_deref(), x),
-        Op::Embedding { table } => {
-            let (rows, dim) = (table.shape[0], table.shape[1]);
-            x.iter()
-                .flat_map(|&v| {
-                    let row = embedding_index(v, rows - 1);
-                    table.data[row * dim..(row + 1) * dim].iter().copied()
-                })
-                .collect()
-        }
-        _ => Vec::new(),
-    }
+/// `Embedding`: the table row of each index.
+pub fn embedding(x: &[f32], table: &Weights) -> Vec<f32> {
+    let (rows, dim) = (table.shape[0], table.shape[1]);
+    x.iter()
+        .flat_map(|&v| {
+            let row = embedding_index(v, rows - 1);
+            table.data[row * dim..(row + 1) * dim].iter().copied()
+        })
+        .collect()
 }
 
 /// An Embedding index: truncated toward zero (Keras casts to int32), clamped to `0..=max`;
@@ -51,7 +41,7 @@ fn positions(view: &[NormAxis], axes: &[usize]) -> Vec<(usize, usize)> {
     out
 }
 
-fn normalize(
+pub fn normalize(
     view: &[NormAxis],
     kind: NormKind,
     gamma: Option<&[f32]>,

@@ -1,22 +1,21 @@
 //! Reference evaluation of the integer preprocessing ops, in the same operation order as
 //! the generated loops (`lower::preprocess`).
 
-use crate::ir::{numel, EncodeMode, Lookup, Op};
+use crate::ir::{numel, EncodeMode, Lookup};
 
-/// The output of `op` on `x` of shape `shape`, or `None` for other ops.
-pub fn eval(op: &Op, x: &[f32], shape: &[usize]) -> Option<Vec<f32>> {
-    Some(match op {
-        Op::Encode { depth, mode } => encode(x, shape, *depth, *mode),
-        Op::Bucketize { boundaries } => x
-            .iter()
-            .map(|&v| {
-                let above = boundaries.iter().filter(|&&b| b > v).count();
-                (boundaries.len() - above) as f32
-            })
-            .collect(),
-        Op::Lookup(lookup) => x.iter().map(|&v| look_up(lookup, trunc(v))).collect(),
-        _ => return None,
-    })
+/// `Bucketize`: each value's bucket, the number of boundaries at or below it.
+pub fn bucketize(x: &[f32], boundaries: &[f32]) -> Vec<f32> {
+    x.iter()
+        .map(|&v| {
+            let above = boundaries.iter().filter(|&&b| b > v).count();
+            (boundaries.len() - above) as f32
+        })
+        .collect()
+}
+
+/// `Lookup`: each value's entry in the table (integer keys).
+pub fn lookup(x: &[f32], lookup: &Lookup) -> Vec<f32> {
+    x.iter().map(|&v| look_up(lookup, trunc(v))).collect()
 }
 
 /// Truncation toward zero (what Keras's cast to an integer does); NaN stays NaN.
@@ -24,7 +23,7 @@ pub fn trunc(v: f32) -> f32 {
     v.trunc()
 }
 
-fn encode(x: &[f32], shape: &[usize], depth: usize, mode: EncodeMode) -> Vec<f32> {
+pub fn encode(x: &[f32], shape: &[usize], depth: usize, mode: EncodeMode) -> Vec<f32> {
     // `[n, inner]` combined over `n`, or `n = 1` (one-hot: every value its own vector).
     let (n, inner) = match mode {
         EncodeMode::OneHot => (1, x.len()),

@@ -2,44 +2,41 @@
 //! time step after another, as Keras states them (`keras/src/layers/rnn/{lstm,gru,simple_rnn}.py`).
 
 use super::reference_math;
-use crate::ir::{Activation, Cell, ConvLstm, Op, Recurrent};
+use crate::ir::{Activation, Cell, ConvLstm, Recurrent};
 use crate::lower::expr;
 
-/// Runs a recurrent node on its inputs (sequence, then any initial states); `None` for
-/// other ops.
-pub(super) fn eval_node(op: &Op, inputs: &[(&[f32], &[usize])]) -> Option<Vec<f32>> {
-    match op {
-        Op::Recurrent(r) => {
-            let (x, shape) = inputs[0];
-            let states: Vec<&[f32]> = inputs[1..1 + r.state_inputs()]
-                .iter()
-                .map(|(v, _)| *v)
-                .collect();
-            let mask = r.masked.then(|| inputs[inputs.len() - 1].0);
-            Some(eval(r, x, shape, &states, mask))
+/// Runs a recurrent layer on its inputs: the sequence, any initial states, then the mask.
+pub(super) fn recurrent(r: &Recurrent, inputs: &[(&[f32], &[usize])]) -> Vec<f32> {
+    let (x, shape) = inputs[0];
+    let states: Vec<&[f32]> = inputs[1..1 + r.state_inputs()]
+        .iter()
+        .map(|(v, _)| *v)
+        .collect();
+    let mask = r.masked.then(|| inputs[inputs.len() - 1].0);
+    eval(r, x, shape, &states, mask)
+}
+
+/// Runs a ConvLSTM on its inputs: the sequence, then any initial states.
+pub(super) fn conv_lstm_node(c: &ConvLstm, inputs: &[(&[f32], &[usize])]) -> Vec<f32> {
+    let states: Vec<&[f32]> = inputs[1..].iter().map(|(v, _)| *v).collect();
+    conv_lstm(c, inputs[0].0, inputs[0].1[0], &states)
+}
+
+/// `SequenceMask`: 0.0 where every compared value equals `value` (NaN equals nothing),
+/// else 1.0; over the last axis when `reduce_last`.
+pub(super) fn sequence_mask(x: &[f32], shape: &[usize], value: f32, reduce_last: bool) -> Vec<f32> {
+    let keep = |row: &[f32]| {
+        if row.iter().all(|&v| v == value) {
+            0.0
+        } else {
+            1.0
         }
-        Op::ConvLstm(c) => {
-            let states: Vec<&[f32]> = inputs[1..].iter().map(|(v, _)| *v).collect();
-            Some(conv_lstm(c, inputs[0].0, inputs[0].1[0], &states))
-        }
-        Op::SequenceMask { value, reduce_last } => {
-            let (x, shape) = inputs[0];
-            // 0.0 where every compared value equals `value` (NaN equals nothing).
-            let keep = |row: &[f32]| {
-                if row.iter().all(|&v| v == *value) {
-                    0.0
-                } else {
-                    1.0
-                }
-            };
-            Some(if *reduce_last {
-                let f = shape.last().copied().unwrap_or(1).max(1);
-                x.chunks(f).map(keep).collect()
-            } else {
-                x.chunks(1).map(keep).collect()
-            })
-        }
-        _ => None,
+    };
+    if reduce_last {
+        let f = shape.last().copied().unwrap_or(1).max(1);
+        x.chunks(f).map(keep).collect()
+    } else {
+        x.chunks(1).map(keep).collect()
     }
 }
 

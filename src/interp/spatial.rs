@@ -2,7 +2,8 @@
 //! written for clarity, not speed.
 
 use crate::ir::{
-    adaptive_windows, numel, resize_taps, MergeKind, Op, PoolKind, ReduceKind, ResizeMethod, Window,
+    adaptive_windows, numel, resize_taps, MergeKind, PoolKind, ReduceKind, ResizeMethod, Weights,
+    Window,
 };
 
 /// Row-major strides of `shape`.
@@ -77,294 +78,406 @@ fn tap_position(out: &[usize], tap: &[usize], w: &Window, x_shape: &[usize]) -> 
         .collect()
 }
 
-/// Evaluates `op` (not an elementwise activation: the caller applies `activation`s).
-pub fn eval(op: &Op, inputs: &[(&[f32], &[usize])], out_shape: &[usize]) -> Option<Vec<f32>> {
+pub fn conv(
+    inputs: &[(&[f32], &[usize])],
+    out_shape: &[usize],
+    kernel: &Weights,
+    bias: Option<&Weights>,
+    window: &Window,
+    groups: usize,
+) -> Vec<f32> {
     let (x, xs) = inputs[0];
     let mut out = vec![0.0f32; numel(out_shape)];
     let os = strides(out_shape);
     let xst = strides(xs);
-    match op {
-        Op::Conv {
-            kernel,
-            bias,
-            window,
-            groups,
-            ..
-        } => {
-            let rank = window.size.len();
-            let (channels, filters) = (xs[rank], out_shape[rank]);
-            let (per_group, f_per_group) = (channels / groups, filters / groups);
-            let ks = strides(&kernel.shape);
-            for o in indices(&out_shape[..rank]) {
-                for f in 0..filters {
-                    let g = f / f_per_group;
-                    let mut acc = bias.as_ref().map_or(0.0, |b| b.data[f]);
-                    for t in indices(&window.size) {
-                        let Some(p) = tap_position(&o, &t, window, xs) else {
-                            continue;
-                        };
-                        let base = flat(&p, &xst);
-                        for ci in 0..per_group {
-                            let w = kernel.data[flat(&t, &ks) + ci * ks[rank] + f];
-                            acc += x[base + g * per_group + ci] * w;
-                        }
-                    }
-                    out[flat(&o, &os) + f] = acc;
-                }
-            }
-        }
-        Op::ConvTranspose {
-            kernel,
-            bias,
-            strides: s,
-            dilation,
-            crop,
-            ..
-        } => {
-            let rank = s.len();
-            let (channels, filters) = (xs[rank], out_shape[rank]);
-            let ks = strides(&kernel.shape);
-            for (i, v) in out.iter_mut().enumerate() {
-                *v = bias.as_ref().map_or(0.0, |b| b.data[i % filters]);
-            }
-            for i in indices(&xs[..rank]) {
-                for t in indices(&kernel.shape[..rank]) {
-                    let o: Option<Vec<usize>> = (0..rank)
-                        .map(|d| {
-                            (i[d] * s[d] + t[d] * dilation[d])
-                                .checked_sub(crop[d])
-                                .filter(|&p| p < out_shape[d])
-                        })
-                        .collect();
-                    let Some(o) = o else { continue };
-                    let (ob, xb, kb) = (flat(&o, &os), flat(&i, &xst), flat(&t, &ks));
-                    for f in 0..filters {
-                        for c in 0..channels {
-                            out[ob + f] += x[xb + c] * kernel.data[kb + f * channels + c];
-                        }
-                    }
-                }
-            }
-        }
-        Op::Pool { kind, window } => {
-            let rank = window.size.len();
-            let channels = xs[rank];
-            for o in indices(&out_shape[..rank]) {
-                for c in 0..channels {
-                    let (mut acc, mut count) = (0.0f32, 0usize);
-                    let mut max = f32::NEG_INFINITY;
-                    for t in indices(&window.size) {
-                        if let Some(p) = tap_position(&o, &t, window, xs) {
-                            let v = x[flat(&p, &xst) + c];
-                            acc += v;
-                            count += 1;
-                            // As the generated code: a NaN in the window is skipped.
-                            if v > max {
-                                max = v;
-                            }
-                        }
-                    }
-                    out[flat(&o, &os) + c] = match kind {
-                        PoolKind::Max => max,
-                        PoolKind::Average => acc / count as f32,
-                    };
-                }
-            }
-        }
-        Op::GlobalPool { kind } => {
-            let channels = out_shape[0];
-            let positions = x.len() / channels;
-            for (c, v) in out.iter_mut().enumerate() {
-                let values = (0..positions).map(|p| x[p * channels + c]);
-                *v = match kind {
-                    PoolKind::Max => {
-                        values.fold(f32::NEG_INFINITY, |m, v| if v > m { v } else { m })
-                    }
-                    PoolKind::Average => values.sum::<f32>() / positions as f32,
+
+    let rank = window.size.len();
+    let (channels, filters) = (xs[rank], out_shape[rank]);
+    let (per_group, f_per_group) = (channels / groups, filters / groups);
+    let ks = strides(&kernel.shape);
+    for o in indices(&out_shape[..rank]) {
+        for f in 0..filters {
+            let g = f / f_per_group;
+            let mut acc = bias.map_or(0.0, |b| b.data[f]);
+            for t in indices(&window.size) {
+                let Some(p) = tap_position(&o, &t, window, xs) else {
+                    continue;
                 };
-            }
-        }
-        Op::Pad { padding, value } => {
-            out.fill(*value);
-            for i in indices(xs) {
-                let o: Vec<usize> = i.iter().zip(padding).map(|(i, (b, _))| i + b).collect();
-                out[flat(&o, &os)] = x[flat(&i, &xst)];
-            }
-        }
-        Op::Slice { begin, step, .. } => {
-            for o in indices(out_shape) {
-                let i: Vec<usize> = (0..o.len()).map(|d| begin[d] + o[d] * step[d]).collect();
-                out[flat(&o, &os)] = x[flat(&i, &xst)];
-            }
-        }
-        Op::Transpose { perm } => {
-            for o in indices(out_shape) {
-                let mut i = vec![0; perm.len()];
-                for (k, &p) in perm.iter().enumerate() {
-                    i[p] = o[k];
+                let base = flat(&p, &xst);
+                for ci in 0..per_group {
+                    let w = kernel.data[flat(&t, &ks) + ci * ks[rank] + f];
+                    acc += x[base + g * per_group + ci] * w;
                 }
-                out[flat(&o, &os)] = x[flat(&i, &xst)];
             }
+            out[flat(&o, &os) + f] = acc;
         }
-        Op::Upsample { factors, bilinear } => {
-            let rank = factors.len();
-            for o in indices(out_shape) {
-                out[flat(&o, &os)] = if *bilinear {
-                    bilinear_at(x, xs, &xst, &o, factors)
-                } else {
-                    let i: Vec<usize> = (0..=rank)
-                        .map(|d| if d < rank { o[d] / factors[d] } else { o[d] })
-                        .collect();
-                    x[flat(&i, &xst)]
-                };
-            }
-        }
-        Op::Resize { method, .. } => resize(x, xs, out_shape, *method, &mut out),
-        Op::AdaptivePool { kind, .. } => adaptive_pool(x, xs, out_shape, *kind, &mut out),
-        Op::Repeat { times } => {
-            for t in 0..*times {
-                out[t * x.len()..(t + 1) * x.len()].copy_from_slice(x);
-            }
-        }
-        Op::Merge { kind } => {
-            for o in indices(out_shape) {
-                let mut values = inputs
-                    .iter()
-                    .map(|(data, shape)| data[broadcast_flat(&o, shape)]);
-                let first = values.next().unwrap_or(0.0);
-                let v = values.fold(first, |acc, v| merge(*kind, acc, v));
-                out[flat(&o, &os)] = match kind {
-                    MergeKind::Average => v / inputs.len() as f32,
-                    _ => v,
-                };
-            }
-        }
-        Op::Select { then, otherwise } => {
-            let mut next = 1..;
-            let mut branch = |constant: &Option<f32>| match constant {
-                Some(v) => Err(*v),
-                None => Ok(next.next().unwrap_or(0)),
-            };
-            let (then, otherwise) = (branch(then), branch(otherwise));
-            let value = |o: &[usize], b: Result<usize, f32>| match b {
-                Ok(k) => inputs[k].0[broadcast_flat(o, inputs[k].1)],
-                Err(v) => v,
-            };
-            for o in indices(out_shape) {
-                let condition = x[broadcast_flat(&o, xs)];
-                // Any non-zero value (NaN too) is true, as numpy's cast to bool.
-                let pick = if condition == 0.0 { otherwise } else { then };
-                out[flat(&o, &os)] = value(&o, pick);
-            }
-        }
-        Op::ConstMerge {
-            kind,
-            constant,
-            constant_first,
-        } => {
-            for o in indices(out_shape) {
-                let v = x[broadcast_flat(&o, xs)];
-                let c = constant.data[broadcast_flat(&o, &constant.shape)];
-                out[flat(&o, &os)] = if *constant_first {
-                    merge(*kind, c, v)
-                } else {
-                    merge(*kind, v, c)
-                };
-            }
-        }
-        Op::Reduce { kind, axes, .. } => {
-            // The output with the reduced axes kept (size 1) has the same flat layout.
-            let kept: Vec<usize> = xs
-                .iter()
-                .enumerate()
-                .map(|(d, &len)| if axes.contains(&d) { 1 } else { len })
-                .collect();
-            let kst = strides(&kept);
-            let count: usize = axes.iter().map(|&a| xs[a]).product();
-            let start = match kind {
-                ReduceKind::Sum | ReduceKind::Mean => 0.0,
-                ReduceKind::Max => f32::NEG_INFINITY,
-                ReduceKind::Min => f32::INFINITY,
-            };
-            out.iter_mut().for_each(|v| *v = start);
-            for i in indices(xs) {
-                let o: Vec<usize> = (0..i.len())
-                    .map(|d| if axes.contains(&d) { 0 } else { i[d] })
-                    .collect();
-                let slot = &mut out[flat(&o, &kst)];
-                let v = x[flat(&i, &xst)];
-                *slot = match kind {
-                    ReduceKind::Sum | ReduceKind::Mean => *slot + v,
-                    // As max pooling: `v > m ? v : m`.
-                    ReduceKind::Max => {
-                        if v > *slot {
-                            v
-                        } else {
-                            *slot
-                        }
-                    }
-                    ReduceKind::Min => {
-                        if v < *slot {
-                            v
-                        } else {
-                            *slot
-                        }
-                    }
-                };
-            }
-            if *kind == ReduceKind::Mean {
-                out.iter_mut().for_each(|v| *v /= count as f32);
-            }
-        }
-        Op::Concat { axis } => {
-            let mut offset = 0;
-            for (data, shape) in inputs {
-                let st = strides(shape);
-                for i in indices(shape) {
-                    let mut o = i.clone();
-                    o[*axis] += offset;
-                    out[flat(&o, &os)] = data[flat(&i, &st)];
-                }
-                offset += shape[*axis];
-            }
-        }
-        Op::Dot { axes, normalize } => {
-            let [(a, a_shape), (b, b_shape)] = inputs else {
-                return None;
-            };
-            let (i, j) = *axes;
-            let (a, b) = match normalize {
-                Some(cap) => (
-                    l2_normalize(a, a_shape, i, *cap),
-                    l2_normalize(b, b_shape, j, *cap),
-                ),
-                None => (a.to_vec(), b.to_vec()),
-            };
-            let (sa, sb) = (strides(a_shape), strides(b_shape));
-            let a_rest: Vec<usize> = (0..a_shape.len()).filter(|&k| k != i).collect();
-            let b_rest: Vec<usize> = (0..b_shape.len()).filter(|&k| k != j).collect();
-            for (n, v) in out.iter_mut().enumerate() {
-                let o: Vec<usize> = indices(out_shape).nth(n)?;
-                let mut ia = vec![0; a_shape.len()];
-                let mut ib = vec![0; b_shape.len()];
-                for (k, &d) in a_rest.iter().enumerate() {
-                    ia[d] = o[k];
-                }
-                for (k, &d) in b_rest.iter().enumerate() {
-                    ib[d] = o[a_rest.len() + k];
-                }
-                let mut acc = 0.0f32;
-                for t in 0..a_shape[i] {
-                    ia[i] = t;
-                    ib[j] = t;
-                    acc += a[flat(&ia, &sa)] * b[flat(&ib, &sb)];
-                }
-                *v = acc;
-            }
-        }
-        _ => return None,
     }
-    Some(out)
+    out
+}
+
+pub fn conv_transpose(
+    inputs: &[(&[f32], &[usize])],
+    out_shape: &[usize],
+    kernel: &Weights,
+    bias: Option<&Weights>,
+    s: &[usize],
+    dilation: &[usize],
+    crop: &[usize],
+) -> Vec<f32> {
+    let (x, xs) = inputs[0];
+    let mut out = vec![0.0f32; numel(out_shape)];
+    let os = strides(out_shape);
+    let xst = strides(xs);
+
+    let rank = s.len();
+    let (channels, filters) = (xs[rank], out_shape[rank]);
+    let ks = strides(&kernel.shape);
+    for (i, v) in out.iter_mut().enumerate() {
+        *v = bias.map_or(0.0, |b| b.data[i % filters]);
+    }
+    for i in indices(&xs[..rank]) {
+        for t in indices(&kernel.shape[..rank]) {
+            let o: Option<Vec<usize>> = (0..rank)
+                .map(|d| {
+                    (i[d] * s[d] + t[d] * dilation[d])
+                        .checked_sub(crop[d])
+                        .filter(|&p| p < out_shape[d])
+                })
+                .collect();
+            let Some(o) = o else { continue };
+            let (ob, xb, kb) = (flat(&o, &os), flat(&i, &xst), flat(&t, &ks));
+            for f in 0..filters {
+                for c in 0..channels {
+                    out[ob + f] += x[xb + c] * kernel.data[kb + f * channels + c];
+                }
+            }
+        }
+    }
+    out
+}
+
+pub fn pool(
+    inputs: &[(&[f32], &[usize])],
+    out_shape: &[usize],
+    kind: PoolKind,
+    window: &Window,
+) -> Vec<f32> {
+    let (x, xs) = inputs[0];
+    let mut out = vec![0.0f32; numel(out_shape)];
+    let os = strides(out_shape);
+    let xst = strides(xs);
+
+    let rank = window.size.len();
+    let channels = xs[rank];
+    for o in indices(&out_shape[..rank]) {
+        for c in 0..channels {
+            let (mut acc, mut count) = (0.0f32, 0usize);
+            let mut max = f32::NEG_INFINITY;
+            for t in indices(&window.size) {
+                if let Some(p) = tap_position(&o, &t, window, xs) {
+                    let v = x[flat(&p, &xst) + c];
+                    acc += v;
+                    count += 1;
+                    // As the generated code: a NaN in the window is skipped.
+                    if v > max {
+                        max = v;
+                    }
+                }
+            }
+            out[flat(&o, &os) + c] = match kind {
+                PoolKind::Max => max,
+                PoolKind::Average => acc / count as f32,
+            };
+        }
+    }
+    out
+}
+
+pub fn global_pool(inputs: &[(&[f32], &[usize])], out_shape: &[usize], kind: PoolKind) -> Vec<f32> {
+    let x = inputs[0].0;
+    let mut out = vec![0.0f32; numel(out_shape)];
+
+    let channels = out_shape[0];
+    let positions = x.len() / channels;
+    for (c, v) in out.iter_mut().enumerate() {
+        let values = (0..positions).map(|p| x[p * channels + c]);
+        *v = match kind {
+            PoolKind::Max => values.fold(f32::NEG_INFINITY, |m, v| if v > m { v } else { m }),
+            PoolKind::Average => values.sum::<f32>() / positions as f32,
+        };
+    }
+    out
+}
+
+pub fn pad(
+    inputs: &[(&[f32], &[usize])],
+    out_shape: &[usize],
+    padding: &[(usize, usize)],
+    value: f32,
+) -> Vec<f32> {
+    let (x, xs) = inputs[0];
+    let mut out = vec![0.0f32; numel(out_shape)];
+    let os = strides(out_shape);
+    let xst = strides(xs);
+
+    out.fill(value);
+    for i in indices(xs) {
+        let o: Vec<usize> = i.iter().zip(padding).map(|(i, (b, _))| i + b).collect();
+        out[flat(&o, &os)] = x[flat(&i, &xst)];
+    }
+    out
+}
+
+pub fn slice(
+    inputs: &[(&[f32], &[usize])],
+    out_shape: &[usize],
+    begin: &[usize],
+    step: &[usize],
+) -> Vec<f32> {
+    let (x, xs) = inputs[0];
+    let mut out = vec![0.0f32; numel(out_shape)];
+    let os = strides(out_shape);
+    let xst = strides(xs);
+
+    for o in indices(out_shape) {
+        let i: Vec<usize> = (0..o.len()).map(|d| begin[d] + o[d] * step[d]).collect();
+        out[flat(&o, &os)] = x[flat(&i, &xst)];
+    }
+    out
+}
+
+pub fn transpose(inputs: &[(&[f32], &[usize])], out_shape: &[usize], perm: &[usize]) -> Vec<f32> {
+    let (x, xs) = inputs[0];
+    let mut out = vec![0.0f32; numel(out_shape)];
+    let os = strides(out_shape);
+    let xst = strides(xs);
+
+    for o in indices(out_shape) {
+        let mut i = vec![0; perm.len()];
+        for (k, &p) in perm.iter().enumerate() {
+            i[p] = o[k];
+        }
+        out[flat(&o, &os)] = x[flat(&i, &xst)];
+    }
+    out
+}
+
+pub fn upsample(
+    inputs: &[(&[f32], &[usize])],
+    out_shape: &[usize],
+    factors: &[usize],
+    bilinear: bool,
+) -> Vec<f32> {
+    let (x, xs) = inputs[0];
+    let mut out = vec![0.0f32; numel(out_shape)];
+    let os = strides(out_shape);
+    let xst = strides(xs);
+
+    let rank = factors.len();
+    for o in indices(out_shape) {
+        out[flat(&o, &os)] = if bilinear {
+            bilinear_at(x, xs, &xst, &o, factors)
+        } else {
+            let i: Vec<usize> = (0..=rank)
+                .map(|d| if d < rank { o[d] / factors[d] } else { o[d] })
+                .collect();
+            x[flat(&i, &xst)]
+        };
+    }
+    out
+}
+
+pub fn repeat(inputs: &[(&[f32], &[usize])], out_shape: &[usize], times: usize) -> Vec<f32> {
+    let x = inputs[0].0;
+    let mut out = vec![0.0f32; numel(out_shape)];
+
+    for t in 0..times {
+        out[t * x.len()..(t + 1) * x.len()].copy_from_slice(x);
+    }
+    out
+}
+
+pub fn merge_all(inputs: &[(&[f32], &[usize])], out_shape: &[usize], kind: MergeKind) -> Vec<f32> {
+    let mut out = vec![0.0f32; numel(out_shape)];
+    let os = strides(out_shape);
+
+    for o in indices(out_shape) {
+        let mut values = inputs
+            .iter()
+            .map(|(data, shape)| data[broadcast_flat(&o, shape)]);
+        let first = values.next().unwrap_or(0.0);
+        let v = values.fold(first, |acc, v| merge(kind, acc, v));
+        out[flat(&o, &os)] = match kind {
+            MergeKind::Average => v / inputs.len() as f32,
+            _ => v,
+        };
+    }
+    out
+}
+
+pub fn select(
+    inputs: &[(&[f32], &[usize])],
+    out_shape: &[usize],
+    then: Option<f32>,
+    otherwise: Option<f32>,
+) -> Vec<f32> {
+    let (x, xs) = inputs[0];
+    let mut out = vec![0.0f32; numel(out_shape)];
+    let os = strides(out_shape);
+
+    let mut next = 1..;
+    let mut branch = |constant: Option<f32>| match constant {
+        Some(v) => Err(v),
+        None => Ok(next.next().unwrap_or(0)),
+    };
+    let (then, otherwise) = (branch(then), branch(otherwise));
+    let value = |o: &[usize], b: Result<usize, f32>| match b {
+        Ok(k) => inputs[k].0[broadcast_flat(o, inputs[k].1)],
+        Err(v) => v,
+    };
+    for o in indices(out_shape) {
+        let condition = x[broadcast_flat(&o, xs)];
+        // Any non-zero value (NaN too) is true, as numpy's cast to bool.
+        let pick = if condition == 0.0 { otherwise } else { then };
+        out[flat(&o, &os)] = value(&o, pick);
+    }
+    out
+}
+
+pub fn const_merge(
+    inputs: &[(&[f32], &[usize])],
+    out_shape: &[usize],
+    kind: MergeKind,
+    constant: &Weights,
+    constant_first: bool,
+) -> Vec<f32> {
+    let (x, xs) = inputs[0];
+    let mut out = vec![0.0f32; numel(out_shape)];
+    let os = strides(out_shape);
+
+    for o in indices(out_shape) {
+        let v = x[broadcast_flat(&o, xs)];
+        let c = constant.data[broadcast_flat(&o, &constant.shape)];
+        out[flat(&o, &os)] = if constant_first {
+            merge(kind, c, v)
+        } else {
+            merge(kind, v, c)
+        };
+    }
+    out
+}
+
+pub fn reduce(
+    inputs: &[(&[f32], &[usize])],
+    out_shape: &[usize],
+    kind: ReduceKind,
+    axes: &[usize],
+) -> Vec<f32> {
+    let (x, xs) = inputs[0];
+    let mut out = vec![0.0f32; numel(out_shape)];
+    let xst = strides(xs);
+
+    // The output with the reduced axes kept (size 1) has the same flat layout.
+    let kept: Vec<usize> = xs
+        .iter()
+        .enumerate()
+        .map(|(d, &len)| if axes.contains(&d) { 1 } else { len })
+        .collect();
+    let kst = strides(&kept);
+    let count: usize = axes.iter().map(|&a| xs[a]).product();
+    let start = match kind {
+        ReduceKind::Sum | ReduceKind::Mean => 0.0,
+        ReduceKind::Max => f32::NEG_INFINITY,
+        ReduceKind::Min => f32::INFINITY,
+    };
+    out.iter_mut().for_each(|v| *v = start);
+    for i in indices(xs) {
+        let o: Vec<usize> = (0..i.len())
+            .map(|d| if axes.contains(&d) { 0 } else { i[d] })
+            .collect();
+        let slot = &mut out[flat(&o, &kst)];
+        let v = x[flat(&i, &xst)];
+        *slot = match kind {
+            ReduceKind::Sum | ReduceKind::Mean => *slot + v,
+            // As max pooling: `v > m ? v : m`.
+            ReduceKind::Max => {
+                if v > *slot {
+                    v
+                } else {
+                    *slot
+                }
+            }
+            ReduceKind::Min => {
+                if v < *slot {
+                    v
+                } else {
+                    *slot
+                }
+            }
+        };
+    }
+    if kind == ReduceKind::Mean {
+        out.iter_mut().for_each(|v| *v /= count as f32);
+    }
+    out
+}
+
+pub fn concat(inputs: &[(&[f32], &[usize])], out_shape: &[usize], axis: usize) -> Vec<f32> {
+    let mut out = vec![0.0f32; numel(out_shape)];
+    let os = strides(out_shape);
+
+    let mut offset = 0;
+    for (data, shape) in inputs {
+        let st = strides(shape);
+        for i in indices(shape) {
+            let mut o = i.clone();
+            o[axis] += offset;
+            out[flat(&o, &os)] = data[flat(&i, &st)];
+        }
+        offset += shape[axis];
+    }
+    out
+}
+
+/// `Dot`: the product of `a` and `b` contracted over `axes`, after L2-normalising each
+/// along its axis when `normalize` gives the cap.
+pub fn dot(
+    (a, a_shape): (&[f32], &[usize]),
+    (b, b_shape): (&[f32], &[usize]),
+    out_shape: &[usize],
+    axes: (usize, usize),
+    normalize: Option<f32>,
+) -> Vec<f32> {
+    let (i, j) = axes;
+    let (a, b) = match normalize {
+        Some(cap) => (
+            l2_normalize(a, a_shape, i, cap),
+            l2_normalize(b, b_shape, j, cap),
+        ),
+        None => (a.to_vec(), b.to_vec()),
+    };
+    let (sa, sb) = (strides(a_shape), strides(b_shape));
+    let a_rest: Vec<usize> = (0..a_shape.len()).filter(|&k| k != i).collect();
+    let b_rest: Vec<usize> = (0..b_shape.len()).filter(|&k| k != j).collect();
+    let mut out = vec![0.0f32; numel(out_shape)];
+    for (v, o) in out.iter_mut().zip(indices(out_shape)) {
+        let mut ia = vec![0; a_shape.len()];
+        let mut ib = vec![0; b_shape.len()];
+        for (k, &d) in a_rest.iter().enumerate() {
+            ia[d] = o[k];
+        }
+        for (k, &d) in b_rest.iter().enumerate() {
+            ib[d] = o[a_rest.len() + k];
+        }
+        let mut acc = 0.0f32;
+        for t in 0..a_shape[i] {
+            ia[i] = t;
+            ib[j] = t;
+            acc += a[flat(&ia, &sa)] * b[flat(&ib, &sb)];
+        }
+        *v = acc;
+    }
+    out
 }
 
 /// `x * min(1 / sqrt(sum(x^2)), cap)` along `axis`, as Keras's `normalize`.
@@ -428,7 +541,8 @@ fn bilinear_at(x: &[f32], xs: &[usize], xst: &[usize], o: &[usize], factors: &[u
 
 /// TensorFlow's resize with half-pixel centres: per output position, the corners of its
 /// taps, blended the last spatial axis first (bilinear) or the `lo` corner alone (nearest).
-fn resize(x: &[f32], xs: &[usize], out_shape: &[usize], method: ResizeMethod, out: &mut [f32]) {
+pub fn resize(x: &[f32], xs: &[usize], out_shape: &[usize], method: ResizeMethod) -> Vec<f32> {
+    let mut out = vec![0.0f32; numel(out_shape)];
     let rank = out_shape.len() - 1;
     let (xst, os) = (strides(xs), strides(out_shape));
     let taps: Vec<_> = (0..rank)
@@ -463,11 +577,13 @@ fn resize(x: &[f32], xs: &[usize], out_shape: &[usize], method: ResizeMethod, ou
             }
         };
     }
+    out
 }
 
 /// Adaptive pooling: the max or mean of each output position's window (the product of its
 /// per-axis windows).
-fn adaptive_pool(x: &[f32], xs: &[usize], out_shape: &[usize], kind: PoolKind, out: &mut [f32]) {
+pub fn adaptive_pool(x: &[f32], xs: &[usize], out_shape: &[usize], kind: PoolKind) -> Vec<f32> {
+    let mut out = vec![0.0f32; numel(out_shape)];
     let rank = out_shape.len() - 1;
     let (xst, os) = (strides(xs), strides(out_shape));
     let windows: Vec<_> = (0..rank)
@@ -493,4 +609,5 @@ fn adaptive_pool(x: &[f32], xs: &[usize], out_shape: &[usize], kind: PoolKind, o
             PoolKind::Average => sum / count as f32,
         };
     }
+    out
 }
