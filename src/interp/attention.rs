@@ -1,5 +1,6 @@
 //! Reference semantics of the attention ops, as plain loops.
 
+use super::index::{flat, indices, strides};
 use super::reference_math;
 use crate::backend::math::MathFn;
 use crate::ir::{numel, AxisFn, MASKED_SCORE};
@@ -87,6 +88,66 @@ pub fn additive_score(
                     None => acc,
                 };
             }
+        }
+    }
+    out
+}
+
+/// `Dot`: the product of `a` and `b` contracted over `axes`, after L2-normalising each
+/// along its axis when `normalize` gives the cap.
+pub fn dot(
+    (a, a_shape): (&[f32], &[usize]),
+    (b, b_shape): (&[f32], &[usize]),
+    out_shape: &[usize],
+    axes: (usize, usize),
+    normalize: Option<f32>,
+) -> Vec<f32> {
+    let (i, j) = axes;
+    let (a, b) = match normalize {
+        Some(cap) => (
+            l2_normalize(a, a_shape, i, cap),
+            l2_normalize(b, b_shape, j, cap),
+        ),
+        None => (a.to_vec(), b.to_vec()),
+    };
+    let (sa, sb) = (strides(a_shape), strides(b_shape));
+    let a_rest: Vec<usize> = (0..a_shape.len()).filter(|&k| k != i).collect();
+    let b_rest: Vec<usize> = (0..b_shape.len()).filter(|&k| k != j).collect();
+    let mut out = vec![0.0f32; numel(out_shape)];
+    for (v, o) in out.iter_mut().zip(indices(out_shape)) {
+        let mut ia = vec![0; a_shape.len()];
+        let mut ib = vec![0; b_shape.len()];
+        for (k, &d) in a_rest.iter().enumerate() {
+            ia[d] = o[k];
+        }
+        for (k, &d) in b_rest.iter().enumerate() {
+            ib[d] = o[a_rest.len() + k];
+        }
+        let mut acc = 0.0f32;
+        for t in 0..a_shape[i] {
+            ia[i] = t;
+            ib[j] = t;
+            acc += a[flat(&ia, &sa)] * b[flat(&ib, &sb)];
+        }
+        *v = acc;
+    }
+    out
+}
+
+/// `x * min(1 / sqrt(sum(x^2)), cap)` along `axis`, as Keras's `normalize`.
+fn l2_normalize(x: &[f32], shape: &[usize], axis: usize, cap: f32) -> Vec<f32> {
+    let st = strides(shape);
+    let mut out = x.to_vec();
+    let mut rest = shape.to_vec();
+    rest[axis] = 1;
+    for i in indices(&rest) {
+        let base = flat(&i, &st);
+        let sum: f32 = (0..shape[axis])
+            .map(|t| x[base + t * st[axis]].powi(2))
+            .sum();
+        let inv = (1.0 / sum.sqrt()).min(cap);
+        for t in 0..shape[axis] {
+            out[base + t * st[axis]] = x[base + t * st[axis]] * inv;
         }
     }
     out

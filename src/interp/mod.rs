@@ -2,10 +2,16 @@
 //! `keras2src predict`, `--trace`, and the tests that check generated code against it.
 
 mod attention;
+mod conv;
+mod index;
+mod layout;
+mod merge;
 mod norm;
+mod pool;
 mod preprocess;
 mod recurrent;
-mod spatial;
+mod reduce;
+mod resample;
 
 use crate::backend::math::MathFn;
 use crate::ir::{numel, Activation, AxisFn, Graph, InputDtype, Op, PoolKind, Rescale};
@@ -146,7 +152,7 @@ fn eval(op: &Op, inputs: &[(&[f32], &[usize])], out_shape: &[usize]) -> Result<V
             groups,
             activation,
         } => {
-            let y = spatial::conv(inputs, out_shape, kernel, bias.as_ref(), window, *groups);
+            let y = conv::conv(inputs, out_shape, kernel, bias.as_ref(), window, *groups);
             activate(activation, apply_rescale(rescale.as_ref(), y), out_shape)
         }
         Op::ConvTranspose {
@@ -158,7 +164,7 @@ fn eval(op: &Op, inputs: &[(&[f32], &[usize])], out_shape: &[usize]) -> Result<V
             activation,
             ..
         } => {
-            let y = spatial::conv_transpose(
+            let y = conv::conv_transpose(
                 inputs,
                 out_shape,
                 kernel,
@@ -173,31 +179,31 @@ fn eval(op: &Op, inputs: &[(&[f32], &[usize])], out_shape: &[usize]) -> Result<V
             // The convolution, its epilogue, then the max pooling, as the unfused ops run.
             let conv_shape = conv.output_shape(&[xs])?;
             let y = eval(conv, inputs, &conv_shape)?;
-            spatial::pool(&[(&y, &conv_shape)], out_shape, PoolKind::Max, pool)
+            pool::pool(&[(&y, &conv_shape)], out_shape, PoolKind::Max, pool)
         }
-        Op::Pool { kind, window } => spatial::pool(inputs, out_shape, *kind, window),
-        Op::GlobalPool { kind } => spatial::global_pool(inputs, out_shape, *kind),
-        Op::Pad { padding, value } => spatial::pad(inputs, out_shape, padding, *value),
-        Op::Slice { begin, step, .. } => spatial::slice(inputs, out_shape, begin, step),
-        Op::Transpose { perm } => spatial::transpose(inputs, out_shape, perm),
+        Op::Pool { kind, window } => pool::pool(inputs, out_shape, *kind, window),
+        Op::GlobalPool { kind } => pool::global_pool(inputs, out_shape, *kind),
+        Op::Pad { padding, value } => layout::pad(inputs, out_shape, padding, *value),
+        Op::Slice { begin, step, .. } => layout::slice(inputs, out_shape, begin, step),
+        Op::Transpose { perm } => layout::transpose(inputs, out_shape, perm),
         Op::Upsample { factors, bilinear } => {
-            spatial::upsample(inputs, out_shape, factors, *bilinear)
+            resample::upsample(inputs, out_shape, factors, *bilinear)
         }
-        Op::Resize { method, .. } => spatial::resize(x, xs, out_shape, *method),
-        Op::AdaptivePool { kind, .. } => spatial::adaptive_pool(x, xs, out_shape, *kind),
-        Op::Repeat { times } => spatial::repeat(inputs, out_shape, *times),
-        Op::Merge { kind } => spatial::merge_all(inputs, out_shape, *kind),
+        Op::Resize { method, .. } => resample::resize(x, xs, out_shape, *method),
+        Op::AdaptivePool { kind, .. } => resample::adaptive_pool(x, xs, out_shape, *kind),
+        Op::Repeat { times } => layout::repeat(inputs, out_shape, *times),
+        Op::Merge { kind } => merge::merge(inputs, out_shape, *kind),
         Op::ConstMerge {
             kind,
             constant,
             constant_first,
-        } => spatial::const_merge(inputs, out_shape, *kind, constant, *constant_first),
-        Op::Select { then, otherwise } => spatial::select(inputs, out_shape, *then, *otherwise),
-        Op::Reduce { kind, axes, .. } => spatial::reduce(inputs, out_shape, *kind, axes),
-        Op::Concat { axis } => spatial::concat(inputs, out_shape, *axis),
+        } => merge::const_merge(inputs, out_shape, *kind, constant, *constant_first),
+        Op::Select { then, otherwise } => merge::select(inputs, out_shape, *then, *otherwise),
+        Op::Reduce { kind, axes, .. } => reduce::reduce(inputs, out_shape, *kind, axes),
+        Op::Concat { axis } => layout::concat(inputs, out_shape, *axis),
         Op::Dot { axes, normalize } => {
             let (a, b) = two()?;
-            spatial::dot(a, b, out_shape, *axes, *normalize)
+            attention::dot(a, b, out_shape, *axes, *normalize)
         }
         Op::MatMul => {
             let (a, b) = two()?;

@@ -5,6 +5,7 @@
 //! reassociating sums.
 
 use super::expr::Expr;
+use super::index::{ix, nest, strides};
 use super::loops::{for_, Buf, Cond, Ix, Stmt, Update, Val};
 use super::program::AxisKernel;
 use super::WeightId;
@@ -180,4 +181,66 @@ fn mask(
         body: per_query,
     }];
     for_("p", batch, rows)
+}
+
+/// Contraction of axis `axes.0` of the first input with `axes.1` of the second; with
+/// `normalize: Some(cap)` each input is first scaled by `min(1 / |x|, cap)` along the
+/// contracted axis, element by element as Keras does it.
+pub fn dot(
+    axes: (usize, usize),
+    normalize: Option<f32>,
+    a: &[usize],
+    b: &[usize],
+    out_shape: &[usize],
+) -> Vec<Stmt> {
+    let (i, j) = axes;
+    let (sa, sb) = (strides(a), strides(b));
+    let rest_a: Vec<usize> = (0..a.len()).filter(|&k| k != i).collect();
+    let rest_b: Vec<usize> = (0..b.len()).filter(|&k| k != j).collect();
+    let mut ia = Ix::default().plus("t", sa[i]);
+    let mut ib = Ix::default().plus("t", sb[j]);
+    for (n, &d) in rest_a.iter().enumerate() {
+        ia = ia.plus(&format!("o{n}"), sa[d]);
+    }
+    for (n, &d) in rest_b.iter().enumerate() {
+        ib = ib.plus(&format!("o{}", rest_a.len() + n), sb[d]);
+    }
+    let out_dims: Vec<usize> = if rest_a.is_empty() && rest_b.is_empty() {
+        vec![1]
+    } else {
+        out_shape.to_vec()
+    };
+    let (x, y) = (
+        Val::load(Buf::In(0), ia.clone()),
+        Val::load(Buf::In(1), ib.clone()),
+    );
+    let mut body = vec![Stmt::LetMut("acc".into(), Val::Const(0.0))];
+    let term = match normalize {
+        None => x * y,
+        Some(cap) => {
+            // Inverse norms of the two slices, then the normalized products.
+            for (name, v) in [("a", x.clone()), ("b", y.clone())] {
+                let sq = format!("sq_{name}");
+                let norm = format!("norm_{name}");
+                body.push(Stmt::LetMut(sq.clone(), Val::Const(0.0)));
+                body.extend(for_(
+                    "t",
+                    a[i],
+                    vec![Stmt::Accumulate(sq.clone(), v.clone() * v)],
+                ));
+                body.push(Stmt::Let(
+                    norm.clone(),
+                    Val::Apply(Expr::call(MathFn::Sqrt), sq),
+                ));
+                body.push(Stmt::Let(
+                    format!("inv_{name}"),
+                    Val::min(Val::Const(1.0) / Val::var(&norm), Val::Const(cap)),
+                ));
+            }
+            (x * Val::var("inv_a")) * (y * Val::var("inv_b"))
+        }
+    };
+    body.extend(for_("t", a[i], vec![Stmt::Accumulate("acc".into(), term)]));
+    body.push(Stmt::Store(ix("o", &strides(&out_dims)), Val::var("acc")));
+    nest("o", &out_dims, body)
 }

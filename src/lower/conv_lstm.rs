@@ -9,8 +9,8 @@
 //! overwrite h and c, and write h to the output row when the layer returns sequences.
 
 use super::expr;
+use super::index::strides;
 use super::loops::{for_, Buf, Ix, Stmt, Val};
-use super::spatial::strides;
 use super::AddWeight;
 use crate::ir::{Activation, ConvLstm};
 

@@ -3,18 +3,23 @@
 
 mod attention;
 mod axis;
+mod conv;
 mod conv_lstm;
 mod dense;
 mod elementwise;
 mod epilogue;
 pub mod expr;
+mod index;
+mod layout;
 pub mod loops;
+mod merge;
 mod norm;
+mod pool;
 mod preprocess;
 mod program;
 mod recurrent;
+mod reduce;
 mod resample;
-pub(crate) mod spatial;
 
 pub(crate) use epilogue::Epilogue;
 pub use program::{

@@ -4,9 +4,9 @@
 
 use std::collections::BTreeSet;
 
+pub use super::conv::Blocking;
 use super::epilogue::Epilogue;
 use super::expr::{self, Expr};
-pub use super::spatial::Blocking;
 use crate::backend::math::MathFn;
 use crate::error::LayerProblem;
 use crate::ir::{numel, Activation, AxisFn, Graph, InputDtype, Op};
@@ -245,7 +245,7 @@ fn loops(
     add_weight: &mut super::AddWeight,
     blocking: Blocking,
 ) -> Result<Vec<super::loops::Stmt>, String> {
-    use super::spatial;
+    use super::{attention, conv, layout, merge, pool, reduce, resample};
     let in_shapes: Vec<&[usize]> = node.inputs.iter().map(|&t| graph.shape(t)).collect();
     let (x, y) = (in_shapes[0], graph.shape(node.output));
     let elementwise = |activation: &Activation| match activation {
@@ -337,7 +337,7 @@ fn loops(
                 .map(|b| add_weight("bias", vec![filters], &b.data));
             let act = elementwise(activation)?;
             let epilogue = Epilogue::new(rescale.as_ref(), act.as_ref(), add_weight);
-            spatial::conv(
+            conv::conv(
                 window,
                 *groups,
                 &kernel.data,
@@ -369,7 +369,7 @@ fn loops(
                 .as_ref()
                 .map(|b| add_weight("bias", vec![filters], &b.data));
             let act = elementwise(activation)?;
-            spatial::conv_transpose(
+            conv::conv_transpose(
                 strides,
                 dilation,
                 crop,
@@ -404,36 +404,36 @@ fn loops(
                 .map(|b| add_weight("bias", vec![filters], &b.data));
             let act = elementwise(activation)?;
             let epilogue = Epilogue::new(rescale.as_ref(), act.as_ref(), add_weight);
-            spatial::conv_max_pool(window, pool, k, b, epilogue, x, y)
+            conv::conv_max_pool(window, pool, k, b, epilogue, x, y)
         }
-        Op::Pool { kind, window } => spatial::pool(*kind, window, x, y),
-        Op::GlobalPool { kind } => spatial::global_pool(*kind, x),
-        Op::Pad { padding, value } => spatial::pad(padding, *value, x, y),
-        Op::Slice { begin, step, .. } => spatial::slice(begin, step, x, y),
+        Op::Pool { kind, window } => pool::pool(*kind, window, x, y),
+        Op::GlobalPool { kind } => pool::global_pool(*kind, x),
+        Op::Pad { padding, value } => layout::pad(padding, *value, x, y),
+        Op::Slice { begin, step, .. } => layout::slice(begin, step, x, y),
         Op::ConstMerge {
             kind,
             constant,
             constant_first,
         } => {
             let c = add_weight("constant", vec![constant.len()], &constant.data);
-            spatial::const_merge(*kind, c, &constant.shape, *constant_first, x, y)
+            merge::const_merge(*kind, c, &constant.shape, *constant_first, x, y)
         }
-        Op::Reduce { kind, axes, .. } => spatial::reduce(*kind, axes, x),
-        Op::Select { then, otherwise } => spatial::select(*then, *otherwise, &in_shapes, y),
-        Op::Transpose { perm } => spatial::transpose(perm, x, y),
+        Op::Reduce { kind, axes, .. } => reduce::reduce(*kind, axes, x),
+        Op::Select { then, otherwise } => merge::select(*then, *otherwise, &in_shapes, y),
+        Op::Transpose { perm } => layout::transpose(perm, x, y),
         Op::Upsample {
             factors,
             bilinear: false,
-        } => spatial::upsample_nearest(factors, x, y),
+        } => resample::upsample_nearest(factors, x, y),
         Op::Upsample {
             factors,
             bilinear: true,
-        } => spatial::upsample_bilinear(factors, x, y, add_weight),
-        Op::Resize { method, .. } => super::resample::resize(*method, x, y, add_weight),
-        Op::AdaptivePool { kind, .. } => super::resample::adaptive_pool(*kind, x, y, add_weight),
-        Op::Repeat { times } => spatial::repeat(*times, x[0]),
-        Op::Merge { kind } => spatial::merge(*kind, &in_shapes, y),
-        Op::Concat { axis } => spatial::concat(*axis, &in_shapes, y),
+        } => resample::upsample_bilinear(factors, x, y, add_weight),
+        Op::Resize { method, .. } => resample::resize(*method, x, y, add_weight),
+        Op::AdaptivePool { kind, .. } => resample::adaptive_pool(*kind, x, y, add_weight),
+        Op::Repeat { times } => layout::repeat(*times, x[0]),
+        Op::Merge { kind } => merge::merge(*kind, &in_shapes, y),
+        Op::Concat { axis } => layout::concat(*axis, &in_shapes, y),
         Op::Recurrent(r) => super::recurrent::recurrent(r, x[0], x[1], add_weight),
         Op::ConvLstm(c) => super::conv_lstm::conv_lstm(c, x[0], add_weight),
         Op::SequenceMask { value, .. } => {
@@ -453,19 +453,19 @@ fn loops(
             )
         }
         Op::Dot { axes, normalize } => {
-            spatial::dot(*axes, *normalize, in_shapes[0], in_shapes[1], y)
+            attention::dot(*axes, *normalize, in_shapes[0], in_shapes[1], y)
         }
-        Op::MatMul => super::attention::matmul(in_shapes[0], in_shapes[1]),
+        Op::MatMul => attention::matmul(in_shapes[0], in_shapes[1]),
         Op::AttentionSoftmax {
             scale,
             causal,
             window,
-        } => super::attention::softmax(x, *scale, *causal, *window),
+        } => attention::softmax(x, *scale, *causal, *window),
         Op::AdditiveScore { pre, scale, post } => {
             let scale = scale
                 .as_ref()
                 .map(|s| add_weight("scale", vec![s.len()], s));
-            super::attention::additive_score(in_shapes[0], in_shapes[1], *pre, scale, *post)
+            attention::additive_score(in_shapes[0], in_shapes[1], *pre, scale, *post)
         }
         Op::Normalize {
             view,

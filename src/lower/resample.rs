@@ -4,8 +4,9 @@
 //! [`crate::ir::adaptive_windows`], read once per output row or column
 //! ([`Stmt::LetTable`]), so the channel loop inside stays a plain strided walk.
 
+use super::index::{ix, nest, strides};
 use super::loops::{for_, Buf, Cond, Ix, Stmt, Update, Val};
-use super::spatial::strides;
+use super::WeightId;
 use crate::ir::{adaptive_windows, resize_taps, PoolKind, ResizeMethod};
 
 /// `sum(var_d * strides[d])` over the variables `{prefix}d`.
@@ -214,4 +215,139 @@ pub fn adaptive_pool(
         );
     }
     body
+}
+
+/// Nearest-neighbour upsampling: each input position is written `factors` times.
+pub fn upsample_nearest(factors: &[usize], in_shape: &[usize], out_shape: &[usize]) -> Vec<Stmt> {
+    let rank = factors.len();
+    let channels = in_shape[rank];
+    let (xst, ost) = (strides(in_shape), strides(out_shape));
+    let mut out = Ix::default();
+    for d in 0..rank {
+        out = out
+            .plus(&format!("i{d}"), factors[d] * ost[d])
+            .plus(&format!("r{d}"), ost[d]);
+    }
+    let copy = for_(
+        "c",
+        channels,
+        vec![Stmt::Store(
+            out.plus("c", 1),
+            Val::load(Buf::In(0), ix("i", &xst[..rank]).plus("c", 1)),
+        )],
+    );
+    let body = nest("r", factors, copy);
+    nest("i", &in_shape[..rank], body)
+}
+
+/// Bilinear upsampling as TensorFlow's resize with half-pixel centres: output `i*f + r`
+/// reads input rows `i - 1, i` (phases left of the pixel centre) or `i, i + 1` (right of
+/// it), clamped at the edges, with a weight that depends on the phase `r` only. The last
+/// spatial axis is interpolated first, as TensorFlow does.
+pub fn upsample_bilinear(
+    factors: &[usize],
+    in_shape: &[usize],
+    out_shape: &[usize],
+    add_weight: &mut super::AddWeight,
+) -> Vec<Stmt> {
+    let rank = factors.len();
+    let (xst, ost) = (strides(in_shape), strides(out_shape));
+    // Per axis: the weight table and how many phases lie left of the centre.
+    let axes: Vec<(WeightId, usize)> = (0..rank)
+        .map(|d| {
+            let f = factors[d];
+            let centre: Vec<f32> = (0..f).map(|r| (r as f32 + 0.5) / f as f32 - 0.5).collect();
+            let left = centre.iter().filter(|&&c| c < 0.0).count();
+            let lerp: Vec<f32> = centre
+                .iter()
+                .map(|&c| if c < 0.0 { c + 1.0 } else { c })
+                .collect();
+            (add_weight(&format!("lerp{d}"), vec![f], &lerp), left)
+        })
+        .collect();
+    build_bilinear(0, &axes, factors, in_shape, &xst, &ost, Ix::default())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn build_bilinear(
+    d: usize,
+    axes: &[(WeightId, usize)],
+    factors: &[usize],
+    in_shape: &[usize],
+    xst: &[usize],
+    ost: &[usize],
+    out: Ix,
+) -> Vec<Stmt> {
+    let rank = factors.len();
+    if d == rank {
+        let channels = in_shape[rank];
+        let corner = |mask: usize| {
+            let ix = (0..rank).fold(Ix::default().plus("c", 1), |ix, a| {
+                let hi = mask >> (rank - 1 - a) & 1 == 1;
+                ix.plus(&format!("{}{a}", if hi { "hi" } else { "lo" }), xst[a])
+            });
+            Val::load(Buf::In(0), ix)
+        };
+        let mut values: Vec<Val> = (0..1 << rank).map(corner).collect();
+        for a in (0..rank).rev() {
+            let w = Val::var(&format!("w{a}"));
+            values = values
+                .chunks(2)
+                .map(|pair| pair[0].clone() + (pair[1].clone() - pair[0].clone()) * w.clone())
+                .collect();
+        }
+        let value = values.pop().unwrap_or(Val::Const(0.0));
+        return for_("c", channels, vec![Stmt::Store(out.plus("c", 1), value)]);
+    }
+    let (lerp, left) = axes[d];
+    let (f, n) = (factors[d], in_shape[d]);
+    let (i, r) = (format!("i{d}"), format!("r{d}"));
+    let mut per_position = Vec::new();
+    for (start, count, below) in [(0, left, 1), (left, f - left, 0)] {
+        if count == 0 {
+            continue;
+        }
+        let lo = Ix::default().plus(&i, 1).offset(-(below as isize));
+        let body = [
+            vec![
+                Stmt::LetIndex {
+                    name: format!("lo{d}"),
+                    ix: lo.clone(),
+                    max: n - 1,
+                },
+                Stmt::LetIndex {
+                    name: format!("hi{d}"),
+                    ix: lo.offset(1),
+                    max: n - 1,
+                },
+                Stmt::Let(
+                    format!("w{d}"),
+                    Val::load(
+                        Buf::W(lerp),
+                        Ix::default().plus(&r, 1).offset(start as isize),
+                    ),
+                ),
+            ],
+            build_bilinear(
+                d + 1,
+                axes,
+                factors,
+                in_shape,
+                xst,
+                ost,
+                out.clone()
+                    .plus(&i, f * ost[d])
+                    .plus(&r, ost[d])
+                    .offset((start * ost[d]) as isize),
+            ),
+        ]
+        .concat();
+        // Always a real loop: each half needs its own scope for lo/hi/w.
+        per_position.push(Stmt::For {
+            var: r.clone(),
+            count,
+            body,
+        });
+    }
+    for_(&i, n, per_position)
 }

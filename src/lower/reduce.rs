@@ -1,0 +1,47 @@
+//! Reductions over axes, as loops.
+
+use super::index::{ix, nest, strides};
+use super::loops::{for_, Buf, Ix, Stmt, Update, Val};
+use crate::ir::{numel, ReduceKind};
+
+/// Sum, mean, max or min over `axes`: the output (reduced axes kept as size 1, the same
+/// flat layout) is set to the start value, then every input element is folded into its
+/// slot in row-major order; a mean is divided at the end.
+pub fn reduce(kind: ReduceKind, axes: &[usize], in_shape: &[usize]) -> Vec<Stmt> {
+    let kept: Vec<usize> = in_shape
+        .iter()
+        .enumerate()
+        .map(|(d, &len)| if axes.contains(&d) { 1 } else { len })
+        .collect();
+    let kst: Vec<usize> = strides(&kept)
+        .iter()
+        .enumerate()
+        .map(|(d, &s)| if axes.contains(&d) { 0 } else { s })
+        .collect();
+    let n = numel(&kept);
+    let o = ix("i", &kst);
+    let x = Val::load(Buf::In(0), ix("i", &strides(in_shape)));
+    let (start, fold) = match kind {
+        ReduceKind::Sum | ReduceKind::Mean => (0.0, Stmt::Update(o.clone(), Update::Add, x)),
+        ReduceKind::Max => (
+            f32::NEG_INFINITY,
+            Stmt::Store(o.clone(), Val::max(Val::load(Buf::Out, o), x)),
+        ),
+        ReduceKind::Min => (
+            f32::INFINITY,
+            Stmt::Store(o.clone(), Val::min(Val::load(Buf::Out, o), x)),
+        ),
+    };
+    let p = Ix::default().plus("p", 1);
+    let mut body = for_("p", n, vec![Stmt::Store(p.clone(), Val::Const(start))]);
+    body.extend(nest("i", in_shape, vec![fold]));
+    if kind == ReduceKind::Mean {
+        let count = numel(in_shape) / n.max(1);
+        body.extend(for_(
+            "p",
+            n,
+            vec![Stmt::Update(p, Update::Div, Val::Const(count as f32))],
+        ));
+    }
+    body
+}
