@@ -3,11 +3,13 @@
 //! IR [`Graph`].
 //!
 //! Phases, each with an error barrier: detect the format from the content and take the
-//! file apart (`archive`, `h5`, `interchange`); parse the architecture (`config`); read the
-//! weights and match them to layers as Keras does (`h5`); parse every layer (`layers`);
-//! then build the graph call by call. Layer problems (unsupported class or option, unknown
-//! activation, custom layer, weight shape) are collected over the whole model and reported
-//! together as [`Error::Layers`]; a damaged or wrong file is an [`Error::Format`].
+//! file apart (`archive`, `h5`, `interchange`); parse the architecture (`config`) and
+//! inline nested models (`nested`); read the weights and match them to layers as Keras
+//! does (`h5`); parse every layer (`layers`, by its `registry` row); then build the graph
+//! call by call (`graph`, with Keras masks decided in `mask`). Layer problems (unsupported
+//! class or option, unknown activation, custom layer, weight shape) are collected over the
+//! whole model and reported together as [`Error::Layers`]; a damaged or wrong file is an
+//! [`Error::Format`].
 
 pub(crate) mod activation;
 pub(crate) mod archive;
