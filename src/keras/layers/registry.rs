@@ -561,3 +561,22 @@ fn layer_norm_weights(entry: &LayerEntry) -> Option<WeightCount> {
 fn recurrent_weights(entry: &LayerEntry) -> Option<WeightCount> {
     recurrent::loose_weight_count(&entry.class, &entry.config).and_then(all)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_class_has_one_row() {
+        let mut seen = std::collections::BTreeSet::new();
+        for row in REGISTRY {
+            for class in row.classes.names() {
+                assert!(seen.insert(class), "{class} is in two rows");
+            }
+        }
+        assert_eq!(mask_policy("Conv1D"), DroppedInKeras3);
+        assert_eq!(mask_policy("Conv2D"), Own);
+        assert_eq!(mask_policy("NoSuchLayer"), Own);
+        assert_eq!(classes_with(Merges).len(), 6);
+    }
+}
