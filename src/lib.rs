@@ -12,10 +12,11 @@
 pub mod backend;
 pub mod error;
 mod generator;
-pub mod interchange;
 pub mod interp;
 pub mod ir;
 pub mod keras;
+/// keras2src's JSON interchange format (read by the [`keras`] frontend).
+pub use keras::interchange;
 pub mod lower;
 pub mod naming;
 mod options;

@@ -194,7 +194,8 @@ pub(crate) fn parse_text(text: &str) -> Result<ModelConfig, String> {
     parse(&value)
 }
 
-/// Parses the architecture JSON value (`{"class_name": ..., "config": ...}`).
+/// Parses the architecture JSON value (`{"class_name": ..., "config": ...}`). Nested
+/// models stay nested (in [`LayerEntry::nested`]); [`super::nested::inline`] flattens them.
 pub(crate) fn parse(root: &Value) -> Result<ModelConfig, String> {
     let Some(root_obj) = root.as_object() else {
         return Err("the model config is not a JSON object".into());
@@ -218,10 +219,6 @@ pub(crate) fn parse(root: &Value) -> Result<ModelConfig, String> {
     let mut model = parse_model(class, config, 0)?;
     model.keras_version = keras_version;
     assign_weight_paths(&mut model, "");
-    // Units are the top-level layers before inlining.
-    let units = model.layers.iter().map(|l| l.name.clone()).collect();
-    let mut model = super::nested::flatten(model, 0)?;
-    model.units = units;
     Ok(model)
 }
 

@@ -16,7 +16,7 @@ use super::h5::{self, LoadedWeights, StoredDtype, UnitOrder};
 use super::layers::{self, WeightCount};
 use super::{Source, WeightSource};
 use crate::error::{escape_for_message as esc, Error, LayerProblem};
-use crate::ir::{Graph, InputDtype, MergeKind, Op, TensorId, Weights};
+use crate::ir::{Graph, InputDtype, TensorId, Weights};
 use crate::Result;
 
 /// Collected layer problems, in the order of the model's layers.
@@ -172,7 +172,7 @@ pub(super) fn build(path: &Path, source: Source) -> Result<Graph> {
         tensors: BTreeMap::new(),
         failed: BTreeSet::new(),
         problems,
-        masks: Default::default(),
+        masks: super::mask::Masks::new(version.major >= 3),
         keras3: version.major >= 3,
     };
     builder.inputs()?;
@@ -283,7 +283,7 @@ struct Builder<'a> {
     problems: Problems,
     /// The Keras masks tensors carry.
     masks: super::mask::Masks,
-    /// Keras 3 semantics (layers without mask support drop masks).
+    /// Keras 3 semantics (the augmentation layers' recorded `training=True`).
     keras3: bool,
 }
 
@@ -486,14 +486,7 @@ impl<'a> Builder<'a> {
     ) -> std::result::Result<Vec<TensorId>, String> {
         let shapes: Vec<&[usize]> = inputs.iter().map(|&t| self.graph.shape(t)).collect();
         if let Some(steps) = kind.operation_steps(&shapes, &call.args, &call.arg_kwargs) {
-            // Keras 3 operations neither read nor pass masks; tf.keras TF op layers are
-            // not known to either: a masked input is refused rather than guessed at.
-            if let Some(k) = inputs.iter().position(|&t| self.masks.get(t).is_some()) {
-                return Err(format!(
-                    "reads input #{k}, which carries a Keras mask; operations on masked \
-                     tensors are not supported"
-                ));
-            }
+            self.masks.check_operation(&inputs)?;
             let (_, result) = self.add_steps(layer, steps?, &inputs, 0)?;
             return Ok(result);
         }
@@ -522,11 +515,6 @@ impl<'a> Builder<'a> {
                 .into_iter()
                 .map(|k| inputs[k])
                 .collect();
-        // Keras masks: made by a source (which ignores any incoming one), passed on, or
-        // consumed by a recurrent layer (as one more input); anything else is rejected.
-        // Keras 3 functional nodes pass masks to the layers that take a `mask` argument
-        // explicitly; masks also follow the layers (tf_keras, a Sequential's chain, and
-        // Keras 3 layers that read them from their inputs, such as MultiHeadAttention).
         if inputs.is_empty() && explicit_mask.is_some() {
             return Err("is called with a mask but without an input tensor".into());
         }
@@ -539,219 +527,26 @@ impl<'a> Builder<'a> {
                 esc(&constant.to_string())
             ));
         }
-        let source = kind.mask_source();
-        let incoming: Vec<(usize, super::mask::MaskRef)> = match explicit_mask {
-            Some(mask) => vec![(
-                0,
-                super::mask::MaskRef::Tensor {
-                    mask,
-                    layer: self
-                        .graph
-                        .producer(mask)
-                        .map(|n| self.graph.nodes[n].name.clone())
-                        .unwrap_or_else(|| "an input".into()),
-                },
-            )],
-            None => {
-                let mut found = Vec::new();
-                for (k, &t) in inputs.iter().enumerate() {
-                    let Some(mask) = self.masks.get(t) else {
-                        continue;
-                    };
-                    // Keras 3: a MultiHeadAttention that ran on this tensor cleared its mask;
-                    // layers computed from its output run after it and see none, others
-                    // may run before or after it.
-                    if let Some((mha, out)) = self.masks.removed.get(&t) {
-                        if super::mask::depends_on(&self.graph, &inputs, *out) {
-                            continue;
-                        }
-                        return Err(format!(
-                            "reads the Keras mask of its input #{k}, which the \
-                             MultiHeadAttention '{}' also reads and then removes (Keras 3 \
-                             clears the masks of its inputs), so whether Keras applies it \
-                             here depends on the order Keras runs the layers; this is not \
-                             supported",
-                            esc(mha)
-                        ));
-                    }
-                    found.push((k, mask.clone()));
-                }
-                found
-            }
-        };
-        let passing = inputs.len() == 1
-            && (kind.passes_mask()
-                || (layers::MASK_PASSING.contains(&layer.class.as_str())
-                    && explicit_mask.is_none()));
-        // Keras 3 computes layers without mask support without the mask, and drops it.
-        let dropping = self.keras3
-            && explicit_mask.is_none()
-            && layers::K3_MASK_DROPPING.contains(&layer.class.as_str());
-        let mut consumed = None;
-        // Layers that read each input's mask (MultiHeadAttention): which inputs carry one.
-        let mut per_input: Option<Vec<bool>> = None;
-        // Merge layers: the output mask (Keras 3: OR of the masks when every input has
-        // one, else none; tf_keras: AND of those given).
-        let mut merged = None;
-        let probe: Vec<&[usize]> = inputs.iter().map(|&t| self.graph.shape(t)).collect();
-        if !passing
-            && !dropping
-            && explicit_mask.is_none()
-            && source.is_none()
-            && !incoming.is_empty()
-            && layers::MASK_MERGING.contains(&layer.class.as_str())
-        {
-            if !self.keras3 || incoming.len() == inputs.len() {
-                let mut tensors = Vec::new();
-                for (_, mask) in &incoming {
-                    tensors.push(self.masks.tensor(&mut self.graph, mask)?);
-                }
-                let kind = if self.keras3 {
-                    MergeKind::Maximum
-                } else {
-                    MergeKind::Multiply
-                };
-                let mask = if tensors.len() == 1 {
-                    tensors[0]
-                } else {
-                    self.graph.add_node(
-                        &format!("{}/mask", layer.name),
-                        &layer.class,
-                        Op::Merge { kind },
-                        tensors,
-                        0,
-                    )?
-                };
-                merged = Some(super::mask::MaskRef::Tensor {
-                    mask,
-                    layer: layer.name.clone(),
-                });
-            }
-        } else if !passing
-            && !dropping
-            && explicit_mask.is_none()
-            && source.is_none()
-            && !incoming.is_empty()
-            && kind
-                .input_masked_steps(&probe, weights, &call.kwargs, &[])
-                .is_some()
-        {
-            let mut which = vec![false; inputs.len()];
-            for (k, mask) in &incoming {
-                let tensor = self.masks.tensor(&mut self.graph, mask)?;
-                inputs.push(tensor);
-                which[*k] = true;
-            }
-            per_input = Some(which);
-            if self.keras3 && kind.clears_input_masks() {
-                for (k, _) in &incoming {
-                    let t = inputs[*k];
-                    if let Some(reader) = self.masks.readers.get(&t) {
-                        if reader != &layer.name {
-                            return Err(format!(
-                                "reads the Keras mask of its input #{k}, which layer '{}' \
-                                 also reads; Keras 3's MultiHeadAttention clears the masks of \
-                                 its inputs, so which of them sees it depends on the order \
-                                 Keras runs the layers; this is not supported",
-                                esc(reader)
-                            ));
-                        }
-                    }
-                }
-            }
-        } else if !passing && !dropping && (explicit_mask.is_some() || source.is_none()) {
-            if let Some((k, mask)) = incoming.first() {
-                let unsupported = || super::mask::unsupported(&layer.class, mask);
-                if *k != 0
-                    || incoming.len() > 1
-                    || !call.kwargs.is_empty()
-                    || kind.masked_steps(&probe, weights).is_none()
-                {
-                    return Err(unsupported());
-                }
-                let tensor = self.masks.tensor(&mut self.graph, mask)?;
-                inputs.push(tensor);
-                consumed = Some((tensor, mask.clone()));
-            }
-        }
+        // Keras masks (see `mask`): the plan may add mask tensors to the inputs.
+        let masks = self.masks.plan(
+            &mut self.graph,
+            layer,
+            call,
+            kind,
+            weights,
+            &mut inputs,
+            explicit_mask,
+        )?;
         let shapes: Vec<&[usize]> = inputs.iter().map(|&t| self.graph.shape(t)).collect();
-        let steps = match (consumed.as_ref(), per_input.as_ref()) {
-            (_, Some(which)) => kind
-                .input_masked_steps(&shapes, weights, &call.kwargs, which)
-                .unwrap_or_else(|| Err("internal error: no masked steps".into()))?,
-            (Some(_), _) => kind
-                .masked_steps(&shapes, weights)
-                .unwrap_or_else(|| Err("internal error: no masked steps".into()))?,
-            _ => kind.call_steps(&shapes, weights, &call.kwargs)?,
-        };
+        let steps = masks.steps(kind, &shapes, weights, call)?;
         let params: usize = if first_call {
             weights.iter().map(Weights::len).sum()
         } else {
             0
         };
         let (outputs, result) = self.add_steps(layer, steps, &inputs, params)?;
-        if explicit_mask.is_none() && (passing || merged.is_some() || per_input.is_some()) {
-            for (k, _) in &incoming {
-                self.masks
-                    .readers
-                    .entry(inputs[*k])
-                    .or_insert_with(|| layer.name.clone());
-            }
-        }
-        if let (true, Some(_)) = (self.keras3 && kind.clears_input_masks(), &per_input) {
-            for &t in &inputs[..inputs.len() - incoming.len()] {
-                self.masks
-                    .removed
-                    .entry(t)
-                    .or_insert_with(|| (layer.name.clone(), result[0]));
-            }
-        }
-        use super::mask::MaskRef;
-        match (source, consumed) {
-            (Some(layers::MaskSource::NonZeroInput), _) => self.masks.set(
-                result[0],
-                MaskRef::NonZero {
-                    tokens: inputs[0],
-                    layer: layer.name.clone(),
-                },
-            ),
-            (Some(layers::MaskSource::Step(k)), _) => {
-                let mask = *outputs
-                    .get(k)
-                    .ok_or("internal error: the mask step does not exist")?;
-                self.masks.set(
-                    result[0],
-                    MaskRef::Tensor {
-                        mask,
-                        layer: layer.name.clone(),
-                    },
-                );
-            }
-            (None, Some((_, mask))) => {
-                for &t in result.iter().take(kind.mask_outputs()) {
-                    self.masks.set(t, mask.clone());
-                }
-            }
-            (None, None) if passing => {
-                if let Some((_, mask)) = incoming.first() {
-                    for &t in &result {
-                        self.masks.set(t, mask.clone());
-                    }
-                }
-            }
-            (None, None) => {
-                let carried = match (&per_input, merged) {
-                    (Some(which), _) if which.first() == Some(&true) => {
-                        incoming.first().map(|(_, m)| m.clone())
-                    }
-                    (_, Some(mask)) => Some(mask),
-                    _ => None,
-                };
-                if let Some(mask) = carried {
-                    self.masks.set(result[0], mask);
-                }
-            }
-        }
+        self.masks
+            .record(masks, layer, kind, &inputs, &outputs, &result)?;
         Ok(result)
     }
 

@@ -3,17 +3,20 @@
 //! IR [`Graph`].
 //!
 //! Phases, each with an error barrier: detect the format from the content and take the
-//! file apart (`archive`, `h5`, `interchange`); parse the architecture (`config`); read the
-//! weights and match them to layers as Keras does (`h5`); parse every layer (`layers`);
-//! then build the graph call by call. Layer problems (unsupported class or option, unknown
-//! activation, custom layer, weight shape) are collected over the whole model and reported
-//! together as [`Error::Layers`]; a damaged or wrong file is an [`Error::Format`].
+//! file apart (`archive`, `h5`, `interchange`); parse the architecture (`config`) and
+//! inline nested models (`nested`); read the weights and match them to layers as Keras
+//! does (`h5`); parse every layer (`layers`, by its `registry` row); then build the graph
+//! call by call (`graph`, with Keras masks decided in `mask`). Layer problems (unsupported
+//! class or option, unknown activation, custom layer, weight shape) are collected over the
+//! whole model and reported together as [`Error::Layers`]; a damaged or wrong file is an
+//! [`Error::Format`].
 
 pub(crate) mod activation;
 pub(crate) mod archive;
 pub(crate) mod config;
 mod graph;
 pub(crate) mod h5;
+pub mod interchange;
 pub(crate) mod layers;
 mod mask;
 mod nested;
@@ -243,7 +246,9 @@ fn version_from(
 
 fn from_archive(bytes: &[u8]) -> std::result::Result<Source, String> {
     let parts = archive::read(bytes)?;
-    let mut model = config::parse_text(&parts.config).map_err(|e| format!("config.json: {e}"))?;
+    let mut model = config::parse_text(&parts.config)
+        .and_then(nested::inline)
+        .map_err(|e| format!("config.json: {e}"))?;
     archive::attach_vocabularies(&mut model, &parts.vocabularies);
     let metadata_version = match &parts.metadata {
         Some(text) => {
@@ -280,6 +285,7 @@ fn from_hdf5(path: &Path, bytes: &[u8], config: Option<(&Path, &[u8])>) -> Resul
         // A full legacy model.
         reject_config(config)?;
         let model = config::parse_text(&model_config)
+            .and_then(nested::inline)
             .map_err(|e| format_error(format!("model_config: {e}")))?;
         let version =
             version_from(file_version.as_deref(), KerasVersion::KERAS3).map_err(format_error)?;
@@ -336,7 +342,9 @@ fn from_hdf5(path: &Path, bytes: &[u8], config: Option<(&Path, &[u8])>) -> Resul
                 .into(),
         ));
     }
-    let model = config::parse(&value).map_err(config_error)?;
+    let model = config::parse(&value)
+        .and_then(nested::inline)
+        .map_err(config_error)?;
     let version = version_from(
         model.keras_version.as_deref().or(file_version.as_deref()),
         KerasVersion::KERAS3,
@@ -357,9 +365,9 @@ fn from_hdf5(path: &Path, bytes: &[u8], config: Option<(&Path, &[u8])>) -> Resul
 fn from_json(bytes: &[u8]) -> std::result::Result<Source, String> {
     let text =
         std::str::from_utf8(bytes).map_err(|_| "the JSON file is not UTF-8 text".to_string())?;
-    let value = crate::interchange::Document::read(text.trim_start_matches('\u{feff}'))?;
+    let value = interchange::Document::read(text.trim_start_matches('\u{feff}'))?;
     if value.get("format").and_then(Value::as_str) == Some("keras2src") {
-        return crate::interchange::parse(value);
+        return interchange::parse(value);
     }
     if value.get("weight_map").is_some() {
         return Err(

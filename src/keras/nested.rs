@@ -12,10 +12,19 @@
 use super::config::{Call, LayerEntry, ModelConfig, RefStyle, TensorRef, MAX_DEPTH};
 use crate::error::escape_for_message as esc;
 
+/// The model as the rest of the frontend sees it: nested models inlined ([`flatten`]),
+/// and the top-level layers before inlining recorded as [`ModelConfig::units`].
+pub(crate) fn inline(model: ModelConfig) -> Result<ModelConfig, String> {
+    let units = model.layers.iter().map(|l| l.name.clone()).collect();
+    let mut model = flatten(model, 0)?;
+    model.units = units;
+    Ok(model)
+}
+
 /// Inlines nested models: each of a nested model's layers becomes an entry `outer/inner`
 /// with one call per call of the nested model, and references to the nested model's
 /// outputs are redirected to the layers that produce them.
-pub(crate) fn flatten(mut model: ModelConfig, depth: usize) -> Result<ModelConfig, String> {
+fn flatten(mut model: ModelConfig, depth: usize) -> Result<ModelConfig, String> {
     if depth > MAX_DEPTH {
         return Err("models are nested too deeply".into());
     }

@@ -1,5 +1,6 @@
 //! Frontend: Keras layers (class + config + weights) to IR ops. One file per layer family,
-//! each a [`LayerKind`] listed once in [`parse`]'s dispatch table. Every config option is
+//! each a [`LayerKind`] listed once in the [`registry`] (class names, parser, weight count,
+//! mask policy). Every config option is
 //! either honoured, ignored because it only matters for training (initializers,
 //! regularizers, constraints, dropout rates), or rejected with a message naming it.
 //!
@@ -30,6 +31,7 @@ mod pooling;
 mod prelu;
 mod preprocessing;
 mod recurrent;
+pub(crate) mod registry;
 mod rescaling;
 mod reshape;
 mod resizing;
@@ -131,8 +133,8 @@ pub(crate) trait LayerKind: std::fmt::Debug {
         false
     }
 
-    /// Whether the layer passes a Keras mask on unchanged although its class is not in
-    /// [`MASK_PASSING`] (a TimeDistributed whose inner layer is).
+    /// Whether the layer passes a Keras mask on unchanged although its class's registry
+    /// row does not say so (a TimeDistributed whose inner layer does).
     fn passes_mask(&self) -> bool {
         false
     }
@@ -234,40 +236,6 @@ pub(crate) enum MaskSource {
     /// The output of this step of the call (Masking).
     Step(usize),
 }
-
-/// Layers through which Keras passes a mask unchanged, step by step (they set
-/// `supports_masking` in Keras 3 and tf_keras and do not read the mask at inference).
-pub(crate) const MASK_PASSING: &[&str] = &[
-    "Dropout",
-    "GaussianNoise",
-    "GaussianDropout",
-    "AlphaDropout",
-    "ActivityRegularization",
-    "Activation",
-    "ReLU",
-    "LeakyReLU",
-    "ELU",
-    "Dense",
-    "LayerNormalization",
-    "Identity",
-];
-
-/// Layers that drop a Keras mask in Keras 3 (they do not set `supports_masking`, so
-/// Keras 3 computes them without the mask and their outputs carry none; tf_keras raises
-/// an error for them, so its files cannot contain the pattern).
-pub(crate) const K3_MASK_DROPPING: &[&str] = &[
-    "Flatten",
-    "GlobalMaxPooling1D",
-    "Conv1D",
-    "MaxPooling1D",
-    "AveragePooling1D",
-];
-
-/// Merge layers, whose output mask Keras computes from their inputs' masks (Keras 3: OR
-/// when every input has one; tf_keras: AND of those given); they do not read masks.
-pub(crate) const MASK_MERGING: &[&str] = &[
-    "Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum",
-];
 
 /// Where a step's input comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -477,142 +445,13 @@ pub(crate) fn parse(
     if !mask_op && super::ops::is_operation(entry, version) {
         return super::ops::parse(entry, version);
     }
+    let Some(row) = registry::find(&entry.class) else {
+        return Err(vec![unsupported_class(entry)]);
+    };
     let mut options = Options::new(&entry.config);
-    let kind: Option<Box<dyn LayerKind>> = match entry.class.as_str() {
-        "Dense" => dense::parse(&mut options, version),
-        "Activation" | "ReLU" | "LeakyReLU" | "ELU" | "Softmax" => {
-            activations::parse(&entry.class, &mut options, version)
-        }
-        "PReLU" => prelu::parse(&mut options),
-        "BatchNormalization" => batchnorm::parse(&mut options),
-        "Normalization" => normalization::parse(&mut options),
-        "LayerNormalization" => layer_norm::parse_layer_norm(&mut options),
-        "UnitNormalization" => layer_norm::parse_unit_norm(&mut options, version),
-        "GroupNormalization" => layer_norm::parse_group_norm(&mut options),
-        "Embedding" => embedding::parse(&mut options),
-        "TimeDistributed" => time_distributed::parse(&mut options, version),
-        "Masking" => masking::parse(&mut options),
-        // Keras 3 writes the masks its layers pass as these op layers.
-        "NotEqual" => Some(Box::new(masking::NotEqual) as Box<dyn LayerKind>),
-        "Any" => masking::parse_any(&mut options),
-        "LogicalOr" => Some(Box::new(masking::Logical { or: true }) as Box<dyn LayerKind>),
-        "LogicalAnd" => Some(Box::new(masking::Logical { or: false }) as Box<dyn LayerKind>),
-        "Rescaling" => rescaling::parse(&mut options),
-        "Flatten" => reshape::parse_flatten(&mut options),
-        "Reshape" => reshape::parse_reshape(&mut options),
-        "Permute" => reshape::parse_permute(&mut options),
-        "RepeatVector" => reshape::parse_repeat_vector(&mut options),
-        "Conv1D" | "Conv2D" | "Conv3D" | "DepthwiseConv1D" | "DepthwiseConv2D"
-        | "SeparableConv1D" | "SeparableConv2D" => conv::parse(&entry.class, &mut options, version),
-        "Conv1DTranspose" | "Conv2DTranspose" | "Conv3DTranspose" => {
-            conv_transpose::parse(&entry.class, &mut options, version)
-        }
-        "MaxPooling1D" | "MaxPooling2D" | "MaxPooling3D" | "AveragePooling1D"
-        | "AveragePooling2D" | "AveragePooling3D" => {
-            pooling::parse_pool(&entry.class, &mut options)
-        }
-        "GlobalMaxPooling1D"
-        | "GlobalMaxPooling2D"
-        | "GlobalMaxPooling3D"
-        | "GlobalAveragePooling1D"
-        | "GlobalAveragePooling2D"
-        | "GlobalAveragePooling3D" => pooling::parse_global(&entry.class, &mut options),
-        "ZeroPadding1D" | "ZeroPadding2D" | "ZeroPadding3D" => {
-            padding::parse_zero_padding(&entry.class, &mut options)
-        }
-        "Cropping1D" | "Cropping2D" | "Cropping3D" => {
-            padding::parse_cropping(&entry.class, &mut options)
-        }
-        "UpSampling1D" | "UpSampling2D" | "UpSampling3D" => {
-            upsampling::parse(&entry.class, &mut options)
-        }
-        "EinsumDense" => einsum_dense::parse(&mut options, version),
-        "Resizing" | "CenterCrop" | "RandomCrop" => {
-            resizing::parse(&entry.class, &mut options, version)
-        }
-        "AdaptiveAveragePooling1D"
-        | "AdaptiveAveragePooling2D"
-        | "AdaptiveAveragePooling3D"
-        | "AdaptiveMaxPooling1D"
-        | "AdaptiveMaxPooling2D"
-        | "AdaptiveMaxPooling3D" => adaptive_pooling::parse(&entry.class, &mut options),
-        "Add" | "Subtract" | "Multiply" | "Average" | "Maximum" | "Minimum" => {
-            merge::parse_merge(&entry.class, &mut options)
-        }
-        "Concatenate" => merge::parse_concatenate(&mut options),
-        "Dot" => merge::parse_dot(&mut options, version),
-        "Attention" | "AdditiveAttention" => {
-            attention::parse_dense_attention(&entry.class, &mut options)
-        }
-        "MultiHeadAttention" => attention::parse_multi_head(&mut options, version),
-        "GroupQueryAttention" => attention::parse_grouped_query(&mut options, version),
-        class if recurrent::CLASSES.contains(&class) => {
-            recurrent::parse(class, &mut options, version)
-        }
-        "Bidirectional" => recurrent::parse_bidirectional(&mut options, version),
-        "ConvLSTM1D" | "ConvLSTM2D" | "ConvLSTM3D" => {
-            conv_lstm::parse(&entry.class, &mut options, version)
-        }
-        "Dropout"
-        | "SpatialDropout1D"
-        | "SpatialDropout2D"
-        | "SpatialDropout3D"
-        | "GaussianNoise"
-        | "GaussianDropout"
-        | "AlphaDropout"
-        | "ActivityRegularization"
-        | "Identity" => identity::parse(&entry.class, &mut options),
-        class if identity::is_augmentation(class) => identity::parse(class, &mut options),
-        "AutoContrast" | "ContrastLimitedAdaptiveHistogramEqualization" => {
-            return Err(vec![format!(
-                "{} computes at inference too (a per-image contrast stretch / histogram \
-                 equalisation), which is not supported",
-                entry.class
-            )])
-        }
-        "StringLookup" | "TextVectorization" | "Hashing" | "HashedCrossing" => {
-            return Err(vec![format!(
-                "{} works on strings (or hashes), which generated code cannot take as input: \
-                 run it before the model and feed the model its output",
-                entry.class
-            )])
-        }
-        "LayerScale" => layer_scale::parse(entry, &mut options),
-        "CategoryEncoding" => preprocessing::parse_category_encoding(&mut options),
-        "Discretization" => preprocessing::parse_discretization(&mut options),
-        "IntegerLookup" => preprocessing::parse_integer_lookup(&mut options),
-        "RMSNormalization" => layer_norm::parse_rms_norm(&mut options),
-        class if config::MODEL_CLASSES.contains(&class) => {
-            return Err(vec![
-                "a nested model without its layers in the file (a subclassed model?) is not \
-                 supported"
-                    .into(),
-            ])
-        }
-        "Lambda" => {
-            return Err(vec![
-                "Lambda layers hold Python code, which cannot be converted: write the \
-                 computation with Keras layers or `keras.ops` calls on the tensors (saved as \
-                 operations, which are supported), or run it outside the model"
-                    .into(),
-            ])
-        }
-        _ => {
-            let next_step = match entry.module {
-                // Keras 2 files before 2.13 record no module, custom layers included.
-                None => format!(
-                    "; the file records no module for it, so it may be a custom layer: {}",
-                    REPLACE_CUSTOM_LAYER
-                ),
-                Some(_) => "; the README lists the supported layers: rebuild the model with \
-                            those, or ask for this one in an issue"
-                    .to_string(),
-            };
-            return Err(vec![format!(
-                "unsupported layer class '{}'{next_step}",
-                esc(&entry.class)
-            )]);
-        }
+    let kind = match row.parse {
+        registry::Parse::Layer(parse) => parse(entry, &mut options, version),
+        registry::Parse::Refused(why) => return Err(vec![why(&entry.class)]),
     };
     problems.extend(options.finish());
     match kind {
@@ -624,6 +463,21 @@ pub(crate) fn parse(
             Err(problems)
         }
     }
+}
+
+/// Why a class that is not in the registry is refused.
+fn unsupported_class(entry: &LayerEntry) -> String {
+    let next_step = match entry.module {
+        // Keras 2 files before 2.13 record no module, custom layers included.
+        None => format!(
+            "; the file records no module for it, so it may be a custom layer: {}",
+            REPLACE_CUSTOM_LAYER
+        ),
+        Some(_) => "; the README lists the supported layers: rebuild the model with \
+                    those, or ask for this one in an issue"
+            .to_string(),
+    };
+    format!("unsupported layer class '{}'{next_step}", esc(&entry.class))
 }
 
 /// The way forward from a custom layer, whose computation is Python code.
@@ -699,139 +553,7 @@ pub(crate) fn loose_weight_count(entry: &LayerEntry) -> Option<WeightCount> {
     if entry.is_input() {
         return Some(WeightCount::all(0));
     }
-    let flag = |key: &str| {
-        entry
-            .config
-            .get(key)
-            .and_then(Value::as_bool)
-            .unwrap_or(true)
-    };
-    let all = |n| Some(WeightCount::all(n));
-    match entry.class.as_str() {
-        "Dense" => all(1 + usize::from(flag("use_bias"))),
-        "BatchNormalization" => {
-            let trainable = usize::from(flag("center")) + usize::from(flag("scale"));
-            Some(WeightCount {
-                total: trainable + 2,
-                trainable,
-            })
-        }
-        "PReLU" => all(1),
-        "EinsumDense" => {
-            all(1 + usize::from(entry.config.get("bias_axes").is_some_and(|b| !b.is_null())))
-        }
-        "Attention" | "AdditiveAttention" | "MultiHeadAttention" | "GroupQueryAttention" => {
-            attention::loose_weight_count(entry)
-        }
-        "LSTM" | "GRU" | "SimpleRNN" | "RNN" | "Bidirectional" => {
-            recurrent::loose_weight_count(&entry.class, &entry.config).and_then(all)
-        }
-        "ConvLSTM1D" | "ConvLSTM2D" | "ConvLSTM3D" => {
-            all(conv_lstm::loose_weight_count(&entry.config))
-        }
-        "LayerNormalization" => {
-            let rms = entry
-                .config
-                .get("rms_scaling")
-                .and_then(Value::as_bool)
-                .unwrap_or(false);
-            all(usize::from(flag("scale") || rms) + usize::from(flag("center") && !rms))
-        }
-        "GroupNormalization" => all(usize::from(flag("scale")) + usize::from(flag("center"))),
-        "Embedding" => all(1),
-        "TimeDistributed" => time_distributed::loose_weight_count(entry),
-        "Conv1D" | "Conv2D" | "Conv3D" | "DepthwiseConv1D" | "DepthwiseConv2D"
-        | "Conv1DTranspose" | "Conv2DTranspose" | "Conv3DTranspose" => {
-            all(1 + usize::from(flag("use_bias")))
-        }
-        "SeparableConv1D" | "SeparableConv2D" => all(2 + usize::from(flag("use_bias"))),
-        "Normalization" => Some(if entry.config.get("mean").is_some_and(|m| !m.is_null()) {
-            WeightCount::all(0)
-        } else {
-            WeightCount {
-                total: 3,
-                trainable: 0,
-            }
-        }),
-        "Activation"
-        | "ReLU"
-        | "LeakyReLU"
-        | "ELU"
-        | "Softmax"
-        | "Rescaling"
-        | "Flatten"
-        | "Reshape"
-        | "Dropout"
-        | "SpatialDropout1D"
-        | "SpatialDropout2D"
-        | "SpatialDropout3D"
-        | "GaussianNoise"
-        | "GaussianDropout"
-        | "AlphaDropout"
-        | "ActivityRegularization"
-        | "Identity"
-        | "AutoContrast"
-        | "ContrastLimitedAdaptiveHistogramEqualization"
-        | "Permute"
-        | "RepeatVector"
-        | "MaxPooling1D"
-        | "MaxPooling2D"
-        | "MaxPooling3D"
-        | "AveragePooling1D"
-        | "AveragePooling2D"
-        | "AveragePooling3D"
-        | "GlobalMaxPooling1D"
-        | "GlobalMaxPooling2D"
-        | "GlobalMaxPooling3D"
-        | "GlobalAveragePooling1D"
-        | "GlobalAveragePooling2D"
-        | "GlobalAveragePooling3D"
-        | "ZeroPadding1D"
-        | "ZeroPadding2D"
-        | "ZeroPadding3D"
-        | "Cropping1D"
-        | "Cropping2D"
-        | "Cropping3D"
-        | "UpSampling1D"
-        | "UpSampling2D"
-        | "UpSampling3D"
-        | "Resizing"
-        | "CenterCrop"
-        | "RandomCrop"
-        | "AdaptiveAveragePooling1D"
-        | "AdaptiveAveragePooling2D"
-        | "AdaptiveAveragePooling3D"
-        | "AdaptiveMaxPooling1D"
-        | "AdaptiveMaxPooling2D"
-        | "AdaptiveMaxPooling3D"
-        | "Add"
-        | "Subtract"
-        | "Multiply"
-        | "Average"
-        | "Maximum"
-        | "Minimum"
-        | "Concatenate"
-        | "Dot"
-        | "UnitNormalization"
-        | "Masking"
-        | "NotEqual"
-        | "LogicalOr"
-        | "LogicalAnd"
-        | "Any" => all(0),
-        class if identity::is_augmentation(class) => all(0),
-        "LayerScale" | "RMSNormalization" => all(1),
-        "CategoryEncoding" => all(0),
-        "Discretization"
-            if entry
-                .config
-                .get("bin_boundaries")
-                .is_some_and(|b| !b.is_null()) =>
-        {
-            all(0)
-        }
-        "IntegerLookup" if entry.config.get("idf_weights").is_none_or(Value::is_null) => all(0),
-        _ => None,
-    }
+    registry::find(&entry.class).and_then(|row| (row.weights)(entry))
 }
 
 /// Checks a weight's shape against the shape the layer needs.

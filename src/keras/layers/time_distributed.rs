@@ -91,7 +91,8 @@ pub(super) fn parse(options: &mut Options, version: KerasVersion) -> Option<Box<
         Ok(inner) => Some(Box::new(TimeDistributed {
             inner,
             label,
-            passes_mask: super::MASK_PASSING.contains(&entry.class.as_str()),
+            passes_mask: super::registry::mask_policy(&entry.class)
+                == super::registry::MaskPolicy::Passes,
         })),
         Err(problems) => {
             options.problems.extend(

@@ -49,10 +49,10 @@ use std::fmt;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
+use super::config::{self, KerasVersion};
+use super::{nested, nonfinite, Source, WeightSource};
 use crate::error::escape_for_message as esc;
 use crate::ir::{checked_numel, Weights};
-use crate::keras::config::{self, KerasVersion};
-use crate::keras::{nonfinite, Source, WeightSource};
 
 /// The only version of the format so far.
 pub const FORMAT_VERSION: u64 = 1;
@@ -373,7 +373,9 @@ pub(crate) fn parse(doc: Document) -> Result<Source, String> {
         ));
     }
     let model = doc.get("model").ok_or("interchange JSON has no 'model'")?;
-    let model = config::parse(model).map_err(|e| format!("'model': {e}"))?;
+    let model = config::parse(model)
+        .and_then(nested::inline)
+        .map_err(|e| format!("'model': {e}"))?;
     // The document's `keras_version`, else the one `to_json()` wrote (Keras 2), else 3.
     let keras_version = match doc.get("keras_version") {
         None | Some(Value::Null) => match &model.keras_version {
