@@ -3,6 +3,7 @@
 
 mod attention;
 mod conv;
+mod embedding;
 mod index;
 mod layout;
 mod merge;
@@ -229,7 +230,7 @@ fn eval(op: &Op, inputs: &[(&[f32], &[usize])], out_shape: &[usize]) -> Result<V
             gamma,
             beta,
         } => norm::normalize(view, *kind, gamma.as_deref(), beta.as_deref(), x),
-        Op::Embedding { table } => norm::embedding(x, table),
+        Op::Embedding { table } => embedding::embedding(x, table),
         Op::Encode { depth, mode } => preprocess::encode(x, xs, *depth, *mode),
         Op::Bucketize { boundaries } => preprocess::bucketize(x, boundaries),
         Op::Lookup(lookup) => preprocess::lookup(x, lookup),

@@ -1,28 +1,7 @@
-//! Reference evaluation of the normalisation and Embedding ops, in the same operation
-//! order as the generated loops (`lower::norm`).
+//! Reference evaluation of the normalisation ops, in the same operation order as the
+//! generated loops (`lower::norm`).
 
-use crate::ir::{NormAxis, NormKind, Weights};
-
-/// `Embedding`: the table row of each index.
-pub fn embedding(x: &[f32], table: &Weights) -> Vec<f32> {
-    let (rows, dim) = (table.shape[0], table.shape[1]);
-    x.iter()
-        .flat_map(|&v| {
-            let row = embedding_index(v, rows - 1);
-            table.data[row * dim..(row + 1) * dim].iter().copied()
-        })
-        .collect()
-}
-
-/// An Embedding index: truncated toward zero (Keras casts to int32), clamped to `0..=max`;
-/// NaN reads row 0.
-pub fn embedding_index(v: f32, max: usize) -> usize {
-    if v >= 1.0 {
-        (v as usize).min(max)
-    } else {
-        0
-    }
-}
+use crate::ir::{NormAxis, NormKind};
 
 /// Flat input index and parameter index of each position of `axes`, in row-major order.
 fn positions(view: &[NormAxis], axes: &[usize]) -> Vec<(usize, usize)> {

@@ -1,6 +1,6 @@
-//! Shape inference for the normalisation and Embedding ops.
+//! Shape inference for the normalisation ops.
 
-use super::op::{NormAxis, Weights};
+use super::op::NormAxis;
 use super::{checked_numel, numel};
 
 /// [`super::Op::Normalize`]: the view must cover the input exactly, and `gamma` / `beta`
@@ -39,20 +39,4 @@ pub fn normalize(
         }
     }
     Ok(x.to_vec())
-}
-
-/// [`super::Op::Embedding`]: `[*s] -> [*s, output_dim]`.
-pub fn embedding(x: &[usize], table: &Weights) -> Result<Vec<usize>, String> {
-    let [rows, dim] = table.shape[..] else {
-        return Err(format!(
-            "embedding table must be 2-D, got {:?}",
-            table.shape
-        ));
-    };
-    if rows == 0 || dim == 0 {
-        return Err(format!("embedding table {:?} is empty", table.shape));
-    }
-    let mut out = x.to_vec();
-    out.push(dim);
-    Ok(out)
 }

@@ -236,7 +236,7 @@ pub fn infer(op: &Op, inputs: &[&[usize]]) -> Result<Vec<usize>, String> {
                 _ => Err(format!("needs an input of rank 2 or more, got {x:?}")),
             }
         }),
-        Op::Embedding { table } => one(inputs).and_then(|x| super::norm_shape::embedding(x, table)),
+        Op::Embedding { table } => one(inputs).and_then(|x| embedding(x, table)),
         Op::Encode { depth, mode } => {
             one(inputs).and_then(|x| super::preprocess::encode_shape(x, *depth, *mode))
         }
@@ -302,6 +302,22 @@ fn prelu(input: &[usize], alpha: &Weights) -> Result<Vec<usize>, String> {
         ));
     }
     Ok(input.to_vec())
+}
+
+/// [`super::Op::Embedding`]: `[*s] -> [*s, output_dim]`.
+fn embedding(x: &[usize], table: &Weights) -> Result<Vec<usize>, String> {
+    let [rows, dim] = table.shape[..] else {
+        return Err(format!(
+            "embedding table must be 2-D, got {:?}",
+            table.shape
+        ));
+    };
+    if rows == 0 || dim == 0 {
+        return Err(format!("embedding table {:?} is empty", table.shape));
+    }
+    let mut out = x.to_vec();
+    out.push(dim);
+    Ok(out)
 }
 
 fn one<'a>(inputs: &[&'a [usize]]) -> Result<&'a [usize], String> {

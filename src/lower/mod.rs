@@ -7,6 +7,7 @@ mod conv;
 mod conv_lstm;
 mod dense;
 mod elementwise;
+mod embedding;
 mod epilogue;
 pub mod expr;
 mod index;

@@ -1,5 +1,5 @@
 //! Normalisation (LayerNormalization, GroupNormalization, UnitNormalization,
-//! RMSNormalization) and Embedding kernels in the shared loop language. A normalisation
+//! RMSNormalization) kernels in the shared loop language. A normalisation
 //! walks the kept axes outside and the reduced axes inside, in three passes per group
 //! (sum, squared deviations, output), so LayerNormalization over the last axis is one pass
 //! over rows with the features innermost.
@@ -160,40 +160,4 @@ pub fn normalize(
         }
     }
     nest(&kept, body)
-}
-
-/// The kernel of `Op::Embedding`: `count` indices, each selecting a row of the 2-D weight
-/// array `table` (`rows` x `dim`); `integer` when the indices arrive as `i32`.
-pub fn embedding(
-    count: usize,
-    rows: usize,
-    dim: usize,
-    table: WeightId,
-    integer: bool,
-) -> Vec<Stmt> {
-    let i = Ix::default().plus("i", 1);
-    for_(
-        "i",
-        count,
-        vec![Stmt::LetLookup {
-            name: "row".into(),
-            input: 0,
-            ix: i,
-            max: rows - 1,
-            integer,
-        }]
-        .into_iter()
-        .chain(for_(
-            "o",
-            dim,
-            vec![Stmt::Store(
-                Ix::default().plus("i", dim).plus("o", 1),
-                Val::load(
-                    Buf::W2(table, Ix::default().plus("row", 1)),
-                    Ix::default().plus("o", 1),
-                ),
-            )],
-        ))
-        .collect(),
-    )
 }

@@ -483,7 +483,7 @@ fn loops(
             let (rows, dim) = (table.shape[0], table.shape[1]);
             let t = add_weight("embeddings", vec![rows, dim], &table.data);
             let integer = input_dtype(graph, node.inputs[0]) == InputDtype::I32;
-            super::norm::embedding(numel(x), rows, dim, t, integer)
+            super::embedding::embedding(numel(x), rows, dim, t, integer)
         }
         Op::Encode { depth, mode } => {
             let integer = input_dtype(graph, node.inputs[0]) == InputDtype::I32;
