@@ -2,7 +2,7 @@
 
 use super::index::{flat, indices, strides};
 use super::reference_math;
-use crate::backend::math::MathFn;
+use crate::ir::MathFn;
 use crate::ir::{numel, AxisFn, MASKED_SCORE};
 
 /// `AttentionSoftmax`: scaled scores, masked (causal, window), softmax over the last axis.

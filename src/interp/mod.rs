@@ -14,7 +14,7 @@ mod recurrent;
 mod reduce;
 mod resample;
 
-use crate::backend::math::MathFn;
+use crate::ir::MathFn;
 use crate::ir::{numel, Activation, AxisFn, Graph, InputDtype, Op, PoolKind, Rescale};
 use crate::lower::expr;
 

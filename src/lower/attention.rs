@@ -9,7 +9,7 @@ use super::index::{ix, nest, strides};
 use super::loops::{for_, Buf, Cond, Ix, Stmt, Update, Val};
 use super::program::AxisKernel;
 use super::WeightId;
-use crate::backend::math::MathFn;
+use crate::ir::MathFn;
 use crate::ir::{numel, AxisFn};
 
 /// `(batch, m, k, n)` of `[*b, m, k] x [*b, k, n]`.

@@ -4,8 +4,8 @@
 use super::expr::Expr;
 use super::loops::{for_, Buf, Cond, Ix, Stmt, Update, Val};
 use super::AxisKernel;
-use crate::backend::math::MathFn;
 use crate::ir::AxisFn;
+use crate::ir::MathFn;
 
 /// The activation `k` in place on the output (not glu, which changes the shape).
 pub fn in_place(k: &AxisKernel) -> Vec<Stmt> {

@@ -2,7 +2,7 @@
 //! once here, then printed as Rust and as C++ (same operations in the same order, so the
 //! two agree bit for bit) and evaluated by the interpreter.
 
-use crate::backend::math::MathFn;
+use crate::ir::MathFn;
 use crate::ir::{Activation, MathOp, ScalarOp};
 
 /// An f32 expression of one variable `x`.
@@ -399,12 +399,9 @@ impl Expr {
     }
 }
 
-/// A target language, for the few things the shared lowering must print itself.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Lang {
-    Rust,
-    Cpp,
-}
+/// The target language ([`crate::Lang`]), for the few things the shared lowering must
+/// print itself.
+pub use crate::Lang;
 
 impl Lang {
     /// A constant inside code: Rust names the well-known constants (clippy asks for it).

@@ -425,11 +425,8 @@ impl Acc {
 }
 
 /// The math functions the formulas in `stmts` call.
-pub fn math_fns(
-    stmts: &[Stmt],
-    out: &mut std::collections::BTreeSet<crate::backend::math::MathFn>,
-) {
-    fn val(v: &Val, out: &mut std::collections::BTreeSet<crate::backend::math::MathFn>) {
+pub fn math_fns(stmts: &[Stmt], out: &mut std::collections::BTreeSet<crate::ir::MathFn>) {
+    fn val(v: &Val, out: &mut std::collections::BTreeSet<crate::ir::MathFn>) {
         match v {
             Val::Apply(expr, _) => expr.math_fns(out),
             Val::Add(a, b)

@@ -7,7 +7,7 @@
 use super::expr::Expr;
 use super::loops::{for_, Buf, Ix, Stmt, Val};
 use super::WeightId;
-use crate::backend::math::MathFn;
+use crate::ir::MathFn;
 use crate::ir::{NormAxis, NormKind};
 
 /// Nested loops over `axes` (outermost first) around `body`.

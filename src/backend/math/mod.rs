@@ -38,35 +38,9 @@ use std::collections::BTreeSet;
 #[path = "runtime.rs"]
 mod runtime;
 
-/// A math function the generated code may call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum MathFn {
-    Exp,
-    Expm1,
-    Log,
-    Log1p,
-    Tanh,
-    Erf,
-    Sqrt,
-    Sigmoid,
-    Softplus,
-}
+pub use crate::ir::MathFn;
 
 impl MathFn {
-    /// Every function, in the order the sources are emitted (a function's dependencies
-    /// come before it).
-    pub const ALL: [MathFn; 9] = [
-        MathFn::Exp,
-        MathFn::Expm1,
-        MathFn::Log,
-        MathFn::Log1p,
-        MathFn::Tanh,
-        MathFn::Erf,
-        MathFn::Sqrt,
-        MathFn::Sigmoid,
-        MathFn::Softplus,
-    ];
-
     /// The marker name of the function's section in `runtime.rs` / `runtime.hpp`.
     fn key(self) -> &'static str {
         match self {
