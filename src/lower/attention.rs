@@ -4,10 +4,10 @@
 //! memory (the frontend transposes the keys beforehand) and vectorises without
 //! reassociating sums.
 
+use super::axis::AxisKernel;
 use super::expr::Expr;
 use super::index::{ix, nest, strides};
 use super::loops::{for_, Buf, Cond, Ix, Stmt, Update, Val};
-use super::program::AxisKernel;
 use super::WeightId;
 use crate::ir::MathFn;
 use crate::ir::{numel, AxisFn};

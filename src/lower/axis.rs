@@ -3,9 +3,29 @@
 
 use super::expr::Expr;
 use super::loops::{for_, Buf, Cond, Ix, Stmt, Update, Val};
-use super::AxisKernel;
+use crate::ir::numel;
 use crate::ir::AxisFn;
 use crate::ir::MathFn;
+
+/// An activation along the middle axis of `[outer, len, inner]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AxisKernel {
+    pub func: AxisFn,
+    pub outer: usize,
+    pub len: usize,
+    pub inner: usize,
+}
+
+impl AxisKernel {
+    pub(super) fn new(func: AxisFn, axis: usize, shape: &[usize]) -> Self {
+        AxisKernel {
+            func,
+            outer: numel(&shape[..axis]),
+            len: shape[axis],
+            inner: numel(&shape[axis + 1..]),
+        }
+    }
+}
 
 /// The activation `k` in place on the output (not glu, which changes the shape).
 pub fn in_place(k: &AxisKernel) -> Vec<Stmt> {

@@ -2,7 +2,7 @@
 //! tensor lives, which math functions are needed), made once.
 
 mod attention;
-mod axis;
+pub(crate) mod axis;
 mod conv;
 mod conv_lstm;
 mod dense;
@@ -22,10 +22,10 @@ mod recurrent;
 mod reduce;
 mod resample;
 
+pub use axis::AxisKernel;
 pub(crate) use epilogue::Epilogue;
 pub use program::{
-    lower, lower_with, Arg, AxisKernel, Blocking, Kernel, Layer, Port, Post, Program, WeightArray,
-    WeightId,
+    lower, lower_with, Arg, Blocking, Kernel, Layer, Port, Post, Program, WeightArray, WeightId,
 };
 
 /// Registers a weight array (name suffix, dims, data) and returns its id.

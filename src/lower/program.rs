@@ -4,6 +4,7 @@
 
 use std::collections::BTreeSet;
 
+use super::axis::AxisKernel;
 pub use super::conv::Blocking;
 use super::epilogue::Epilogue;
 use super::expr::{self, Expr};
@@ -83,26 +84,6 @@ pub enum Post {
     Map(Expr),
     /// An axis activation (softmax, ...) as loops over the output.
     Loops(Vec<super::loops::Stmt>),
-}
-
-/// An activation along the middle axis of `[outer, len, inner]`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AxisKernel {
-    pub func: AxisFn,
-    pub outer: usize,
-    pub len: usize,
-    pub inner: usize,
-}
-
-impl AxisKernel {
-    fn new(func: AxisFn, axis: usize, shape: &[usize]) -> Self {
-        AxisKernel {
-            func,
-            outer: numel(&shape[..axis]),
-            len: shape[axis],
-            inner: numel(&shape[axis + 1..]),
-        }
-    }
 }
 
 /// Lowers `graph` (already optimised) with its memory plan; lists every node whose op the
