@@ -363,8 +363,8 @@ impl Op {
             }
             Op::Recurrent(r) => r.macs(input.first().copied().unwrap_or(0)),
             Op::ConvLstm(c) => c.macs(input),
-            // Not counted yet: counting it changes the header of every model with a Dot.
-            Op::Dot { .. } => 0,
+            // Per output value, one MAC per contracted element.
+            Op::Dot { axes, .. } => numel(output) * input.get(axes.0).copied().unwrap_or(0),
             Op::Activation(_)
             | Op::Affine { .. }
             | Op::PRelu { .. }
