@@ -123,13 +123,7 @@ pub fn emit(
     source
 }
 
-fn port_name(prefix: &str, single: bool, k: usize) -> String {
-    if single {
-        prefix.to_string()
-    } else {
-        format!("{prefix}{k}")
-    }
-}
+use crate::lower::port_ident as port_name;
 
 fn constants(p: &Program) -> Vec<String> {
     let mut out = Vec::new();

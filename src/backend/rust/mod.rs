@@ -12,6 +12,7 @@ use quote::{format_ident, quote};
 
 use crate::backend::{math, Api};
 use crate::ir::InputDtype;
+use crate::lower::port_ident;
 use crate::lower::{Arg, Program};
 use crate::passes::Location;
 use crate::ScratchPlacement;
@@ -146,20 +147,10 @@ fn float_ty(dtype: InputDtype) -> TokenStream {
 fn api(p: &Program, scratch: ScratchPlacement) -> Result<TokenStream, String> {
     let single_in = p.inputs.len() == 1;
     let single_out = p.outputs.len() == 1;
-    let in_const = |k: usize, what: &str| {
-        if single_in {
-            format_ident!("INPUT_{}", what)
-        } else {
-            format_ident!("INPUT{}_{}", k, what)
-        }
-    };
-    let out_const = |k: usize, what: &str| {
-        if single_out {
-            format_ident!("OUTPUT_{}", what)
-        } else {
-            format_ident!("OUTPUT{}_{}", k, what)
-        }
-    };
+    let in_const =
+        |k: usize, what: &str| format_ident!("{}_{}", port_ident("INPUT", single_in, k), what);
+    let out_const =
+        |k: usize, what: &str| format_ident!("{}_{}", port_ident("OUTPUT", single_out, k), what);
     let mut consts = TokenStream::new();
     for (ports, name_of, label) in [
         (
@@ -354,13 +345,7 @@ fn api(p: &Program, scratch: ScratchPlacement) -> Result<TokenStream, String> {
 /// `#[cfg(test)] mod selftest`: runs the model on the `--emit-test` sample and compares
 /// with Keras's outputs within the DESIGN bound. Printed by us, one port per line.
 fn self_test_module(p: &Program, test: &crate::SelfTest, scratch: ScratchPlacement) -> String {
-    let port_const = |prefix: &str, single: bool, k: usize| {
-        if single {
-            prefix.to_string()
-        } else {
-            format!("{prefix}{k}")
-        }
-    };
+    let port_const = port_ident;
     let floats = |values: &[f32]| {
         values
             .iter()
@@ -459,19 +444,11 @@ fn self_test_module(p: &Program, test: &crate::SelfTest, scratch: ScratchPlaceme
 }
 
 fn input_ident(p: &Program, k: usize) -> proc_macro2::Ident {
-    if p.inputs.len() == 1 {
-        format_ident!("input")
-    } else {
-        format_ident!("input{}", k)
-    }
+    format_ident!("{}", port_ident("input", p.inputs.len() == 1, k))
 }
 
 fn output_ident(p: &Program, k: usize) -> proc_macro2::Ident {
-    if p.outputs.len() == 1 {
-        format_ident!("output")
-    } else {
-        format_ident!("output{}", k)
-    }
+    format_ident!("{}", port_ident("output", p.outputs.len() == 1, k))
 }
 
 /// One layer call inside `predict_with_scratch`, splitting the arena so that the output
