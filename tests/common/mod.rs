@@ -368,8 +368,11 @@ pub fn run_cpp(cases: &[Case], dir: &Path) -> Outputs {
     let mut compiles = Vec::new();
     let mut objects = vec![dir.join("main.o")];
     for (p, group) in groups.iter().enumerate() {
-        let mut part = format!("#include <cstddef>\n#include <cstdio>\n{emit};\n");
+        // The headers right after <cstdio>, as they were in one program: each must bring
+        // what it needs. The inputs' NAN and INFINITY come from <cmath>.
+        let mut part = String::from("#include <cstdio>\n");
         part.extend(group.iter().map(|&c| includes[c].as_str()));
+        write!(part, "#include <cmath>\n#include <cstddef>\n{emit};\n").unwrap();
         // One function per case, as in Rust (not static: -O1 inlines a static function called
         // once); `part_P` calls them in order.
         for &c in group {
