@@ -1,5 +1,7 @@
 //! Compiles generated code with rustc and g++, runs it on given inputs, and reads back the
-//! outputs. Several models go into one program per language, to keep compile time low.
+//! outputs. To keep compile time low, many models go into few compiler invocations: the
+//! cases are dealt into a few parts per language (one per core, 2 to 4) compiled at the same
+//! time, with one function per case, and Rust compiles beside C++ ([`run_both`]).
 #![allow(dead_code)]
 
 use std::fmt::Write as _;
