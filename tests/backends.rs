@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{close, run_cpp, run_rust, Case};
+use common::{close, run_both, Case};
 use keras2src::ir::{Activation, AxisFn, Graph, InputDtype, Op, Weights};
 use keras2src::{interp, Model};
 
@@ -591,8 +591,7 @@ fn generated_code_matches_interpreter() {
             }
         })
         .collect();
-    let rust = run_rust(&cases, &dir.path);
-    let cpp = run_cpp(&cases, &dir.path);
+    let (rust, cpp) = run_both(&cases, &dir.path);
     for (c, case) in cases.iter().enumerate() {
         for (s, sample) in case.samples.iter().enumerate() {
             let values = interp::run(&case.model.graph, sample).unwrap();
@@ -734,8 +733,7 @@ fn random_graphs_agree_with_interpreter() {
         });
     }
     let dir = common::work_dir("random");
-    let rust = run_rust(&cases, &dir.path);
-    let cpp = run_cpp(&cases, &dir.path);
+    let (rust, cpp) = run_both(&cases, &dir.path);
     for (c, case) in cases.iter().enumerate() {
         for (s, sample) in case.samples.iter().enumerate() {
             let values = interp::run(&case.model.graph, sample).unwrap();

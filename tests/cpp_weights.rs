@@ -119,15 +119,24 @@ fn weights_file_header_matches_keras_and_inline() {
         ),
     )
     .unwrap();
-    for (label, extra) in [("plain", &[][..]), ("lto", &["-flto", "-Wa,-I,gen"][..])] {
+    let builds = [("plain", &[][..]), ("lto", &["-flto", "-Wa,-I,gen"][..])];
+    // Both builds at once; from the program's directory: GCC hands -I on to the assembler.
+    common::run_all(
+        builds
+            .iter()
+            .map(|(label, extra)| {
+                let mut cmd = Command::new("g++");
+                cmd.args(CXXFLAGS)
+                    .args(*extra)
+                    .args(["-I", "gen", "main.cpp", "other.cpp", "-o"])
+                    .arg(dir.path.join(format!("program_{label}")))
+                    .current_dir(&dir.path);
+                cmd
+            })
+            .collect(),
+    );
+    for (label, _) in builds {
         let binary = dir.path.join(format!("program_{label}"));
-        // From the program's directory: GCC hands -I on to the assembler.
-        run(Command::new("g++")
-            .args(CXXFLAGS)
-            .args(extra)
-            .args(["-I", "gen", "main.cpp", "other.cpp", "-o"])
-            .arg(&binary)
-            .current_dir(&dir.path));
         let text = run(&mut Command::new(&binary));
         let lines: Vec<Vec<f32>> = text
             .lines()

@@ -16,7 +16,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{close, run_cpp, run_rust, Case};
+use common::{close, run_both, Case};
 use keras2src::{interp, Model};
 use serde_json::{json, Map, Value};
 
@@ -1386,8 +1386,7 @@ fn check_batch(batch: &[Prepared], dir: &Path, tally: &mut Tally) {
             weights: p.case.weights,
         })
         .collect();
-    let rust = run_rust(&cases, dir);
-    let cpp = run_cpp(&cases, dir);
+    let (rust, cpp) = run_both(&cases, dir);
     for (c, p) in batch.iter().enumerate() {
         tally.compared += 1;
         if degenerate(&p.want) {

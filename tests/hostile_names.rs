@@ -171,8 +171,7 @@ fn hostile_names_stay_data() {
     }
 
     // Both languages compile (strict, see tests/common) and compute what Keras computed.
-    let rust = common::run_rust(&cases, &dir.path);
-    let cpp = common::run_cpp(&cases, &dir.path);
+    let (rust, cpp) = common::run_both(&cases, &dir.path);
     for (c, case) in cases.iter().enumerate() {
         for (s, want) in wanted[c].iter().enumerate() {
             for (lang, got) in [("Rust", &rust[c][s]), ("C++", &cpp[c][s])] {

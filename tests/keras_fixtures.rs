@@ -6,7 +6,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{close, run_cpp, run_rust, Case};
+use common::{close, run_both, Case};
 use keras2src::{interp, Model};
 use serde_json::Value;
 
@@ -195,10 +195,10 @@ fn generated_code_matches_keras() {
         fixtures.push(f);
     }
     let dir = common::work_dir("fixtures");
-    let rust = run_rust(&cases, &dir.path);
-    let cpp = run_cpp(&cases, &dir.path);
-    // Firmware-ready C++: nothing from the heap, exceptions or unwinding.
-    if let Some(symbols) = common::cpp_object_symbols(&cases, &dir.path) {
+    let (rust, cpp) = run_both(&cases, &dir.path);
+    // Firmware-ready C++: nothing from the heap, exceptions or unwinding (in the objects of
+    // the C++ program just run).
+    if let Some(symbols) = common::cpp_runner_symbols(&dir.path) {
         let forbidden: Vec<&String> = symbols
             .iter()
             .filter(|s| {

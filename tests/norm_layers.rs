@@ -6,7 +6,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{run_cpp, run_rust, Case};
+use common::{run_both, Case};
 use keras2src::{interp, Lang, Model};
 
 fn fixture(name: &str) -> PathBuf {
@@ -91,8 +91,7 @@ fn out_of_range_indices_are_clamped_everywhere() {
         },
     ];
     let dir = common::work_dir("clamp");
-    let rust = run_rust(&cases, &dir.path);
-    let cpp = run_cpp(&cases, &dir.path);
+    let (rust, cpp) = run_both(&cases, &dir.path);
     for (c, case_want) in want.iter().enumerate() {
         for (s, w) in case_want.iter().enumerate() {
             for (k, out) in w.iter().enumerate() {
