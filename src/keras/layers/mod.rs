@@ -35,6 +35,7 @@ pub(crate) mod registry;
 mod rescaling;
 mod reshape;
 mod resizing;
+mod reversible_embedding;
 mod spatial;
 mod time_distributed;
 mod upsampling;

@@ -12,7 +12,7 @@ use super::{
     activations, adaptive_pooling, attention, batchnorm, conv, conv_lstm, conv_transpose, dense,
     einsum_dense, embedding, identity, layer_norm, layer_scale, masking, merge, normalization,
     padding, pooling, prelu, preprocessing, recurrent, rescaling, reshape, resizing,
-    time_distributed, upsampling, LayerKind, Options, WeightCount,
+    reversible_embedding, time_distributed, upsampling, LayerKind, Options, WeightCount,
 };
 use crate::keras::config::{self, KerasVersion, LayerEntry};
 
@@ -169,6 +169,12 @@ pub(crate) const REGISTRY: &[LayerRow] = &[
         &["Embedding"],
         |_, o, _| embedding::parse(o),
         one_weight,
+        Own,
+    ),
+    row(
+        &["ReversibleEmbedding"],
+        |_, o, _| reversible_embedding::parse(o),
+        |e| all(1 + usize::from(e.config.get("tie_weights") == Some(&Value::Bool(false)))),
         Own,
     ),
     row(
