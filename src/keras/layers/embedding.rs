@@ -16,16 +16,27 @@ struct Embedding {
 }
 
 pub(super) fn parse(options: &mut Options) -> Option<Box<dyn LayerKind>> {
+    // Keras 2: the sequence length, part of the input shape already.
+    options.ignore(&["input_length"]);
+    // The mask (index != 0) is made where a recurrent layer consumes it.
+    let mask_zero = options.bool("mask_zero", false);
+    let (input_dim, output_dim) = table_options(options)?;
+    Some(Box::new(Embedding {
+        input_dim,
+        output_dim,
+        mask_zero,
+    }))
+}
+
+/// The options every embedding table has (Embedding, ReversibleEmbedding): `input_dim` and
+/// `output_dim`, training-only ones ignored, LoRA, sparse and quantized tables refused.
+pub(super) fn table_options(options: &mut Options) -> Option<(usize, usize)> {
     options.ignore(&[
         "embeddings_initializer",
         "embeddings_regularizer",
         "embeddings_constraint",
-        // Keras 2: the sequence length, part of the input shape already.
-        "input_length",
         "lora_alpha",
     ]);
-    // The mask (index != 0) is made where a recurrent layer consumes it.
-    let mask_zero = options.bool("mask_zero", false);
     options.only("lora_rank", &Value::Null, " (LoRA adapters)");
     options.only("sparse", &false.into(), " (sparse gradients)");
     options.only(
@@ -48,11 +59,7 @@ pub(super) fn parse(options: &mut Options) -> Option<Box<dyn LayerKind>> {
     };
     let input_dim = dim("input_dim");
     let output_dim = dim("output_dim");
-    Some(Box::new(Embedding {
-        input_dim: input_dim?,
-        output_dim: output_dim?,
-        mask_zero,
-    }))
+    Some((input_dim?, output_dim?))
 }
 
 impl LayerKind for Embedding {

@@ -18,23 +18,10 @@ struct ReversibleEmbedding {
 }
 
 pub(super) fn parse(options: &mut Options) -> Option<Box<dyn LayerKind>> {
-    options.ignore(&[
-        "embeddings_initializer",
-        "embeddings_regularizer",
-        "embeddings_constraint",
-        "lora_alpha",
-    ]);
     options.only(
         "mask_zero",
         &false.into(),
         " (a mask on a ReversibleEmbedding)",
-    );
-    options.only("lora_rank", &Value::Null, " (LoRA adapters)");
-    options.only("sparse", &false.into(), " (sparse gradients)");
-    options.only(
-        "quantization_config",
-        &Value::Null,
-        " (quantized embeddings)",
     );
     options.only(
         "reverse_dtype",
@@ -54,24 +41,10 @@ pub(super) fn parse(options: &mut Options) -> Option<Box<dyn LayerKind>> {
             }
         },
     };
-    let mut dim = |key: &str| match options.int(key) {
-        Some(d) if d > 0 => usize::try_from(d).ok(),
-        Some(d) => {
-            options
-                .problems
-                .push(format!("option '{key}'={d} must be positive"));
-            None
-        }
-        None => {
-            options.problems.push(format!("option '{key}' is missing"));
-            None
-        }
-    };
-    let input_dim = dim("input_dim");
-    let output_dim = dim("output_dim");
+    let (input_dim, output_dim) = super::embedding::table_options(options)?;
     Some(Box::new(ReversibleEmbedding {
-        input_dim: input_dim?,
-        output_dim: output_dim?,
+        input_dim,
+        output_dim,
         tied,
         soft_cap,
     }))
@@ -83,7 +56,8 @@ impl ReversibleEmbedding {
         let (vocabulary, dim) = (self.input_dim, self.output_dim);
         let kernel = if self.tied {
             // `x · embeddings^T`: the table transposed into Dense's `[in, out]` layout.
-            let table = &weights[0];
+            let table = weights.first().ok_or("missing weight 'embeddings'")?;
+            super::check_shape("embeddings", table, &[vocabulary, dim])?;
             let mut data = vec![0.0; dim * vocabulary];
             for (v, row) in table.data.chunks_exact(dim).enumerate() {
                 for (d, &w) in row.iter().enumerate() {
@@ -149,8 +123,6 @@ impl LayerKind for ReversibleEmbedding {
         weights: &[Weights],
         kwargs: &Map<String, Value>,
     ) -> Result<Vec<Step>, String> {
-        let table = weights.first().ok_or("missing weight 'embeddings'")?;
-        super::check_shape("embeddings", table, &[self.input_dim, self.output_dim])?;
         let mut reverse = false;
         for (key, value) in kwargs {
             match (key.as_str(), value) {
