@@ -186,15 +186,14 @@ impl Model {
             Lang::Cpp => format!("{}.hpp.weights.bin", name.replace("::", "_")),
         });
         let plan = passes::plan_memory(&graph);
-        let blocking = match lang {
-            Lang::Rust => lower::Blocking::RUST,
-            Lang::Cpp => lower::Blocking::CPP,
+        let tuning = match lang {
+            Lang::Rust => &backend::rust::TUNING,
+            Lang::Cpp => &backend::cpp::TUNING,
         };
-        let program =
-            lower::lower_with(&graph, &plan, blocking).map_err(|problems| Error::Layers {
-                path: self.path.clone(),
-                problems,
-            })?;
+        let program = lower::lower(&graph, &plan, tuning).map_err(|problems| Error::Layers {
+            path: self.path.clone(),
+            problems,
+        })?;
         if let Some(test) = &options.self_test {
             let lens = |ports: &[lower::Port]| ports.iter().map(|p| p.len).collect::<Vec<_>>();
             test.check(&lens(&program.inputs), &lens(&program.outputs))?;

@@ -6,7 +6,7 @@ use crate::passes::plan_memory;
 /// Floats of constant weights the generated code holds: each array once, even when a
 /// shared layer is called at several sites.
 fn flash_floats(graph: &Graph, plan: &crate::passes::MemoryPlan) -> usize {
-    match crate::lower::lower(graph, plan) {
+    match crate::lower::lower(graph, plan, &crate::backend::rust::TUNING) {
         Ok(program) => program.weights.iter().map(|w| w.data.len()).sum(),
         Err(_) => graph.weight_floats(),
     }

@@ -83,7 +83,7 @@ fn weights_file_header_matches_keras_and_inline() {
         let (input, output) = sample(name);
         let values: Vec<String> = input
             .iter()
-            .map(|&v| keras2src::lower::expr::Lang::Cpp.float(v))
+            .map(|&v| keras2src::backend::cpp::float_literal(v))
             .collect();
         writeln!(
             body,
@@ -254,7 +254,7 @@ fn weights_symbol_defined_elsewhere() {
     let (input, output) = sample("seed");
     let values: Vec<String> = input
         .iter()
-        .map(|&v| keras2src::lower::expr::Lang::Cpp.float(v))
+        .map(|&v| keras2src::backend::cpp::float_literal(v))
         .collect();
     std::fs::write(
         dir.path.join("main.cpp"),

@@ -16,8 +16,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::run;
+use keras2src::backend::cpp::hex_float;
 use keras2src::ir::InputDtype;
-use keras2src::lower::expr::hex_float;
 use keras2src::{Lang, Model, Options, ScratchPlacement, WeightsPlacement};
 
 /// The fixtures run on the emulated board: an MLP, a CNN, an LSTM, and the two models of

@@ -10,7 +10,6 @@ use std::fmt::Write as _;
 use std::process::Command;
 
 use keras2src::backend::Api;
-use keras2src::lower::Blocking;
 use keras2src::{Lang, Model, Options, WeightsPlacement};
 use serde_json::{json, Value};
 
@@ -168,7 +167,7 @@ fn special_weights_keep_their_exact_values() {
     // in namespace detail.
     let graph = model.optimized();
     let plan = keras2src::passes::plan_memory(&graph);
-    let program = keras2src::lower::lower_with(&graph, &plan, Blocking::CPP).unwrap();
+    let program = keras2src::lower::lower(&graph, &plan, &keras2src::backend::cpp::TUNING).unwrap();
     let mut cpp_y = Vec::new();
     for hex in [false, true] {
         let header =

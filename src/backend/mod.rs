@@ -2,6 +2,7 @@
 
 pub mod cpp;
 pub mod math;
+pub mod printer;
 pub mod rust;
 
 use crate::lower::loops::Ix;

@@ -14,9 +14,9 @@ mod recurrent;
 mod reduce;
 mod resample;
 
+use crate::ir::expr;
 use crate::ir::MathFn;
 use crate::ir::{numel, Activation, AxisFn, Graph, InputDtype, Op, PoolKind, Rescale};
-use crate::lower::expr;
 
 /// Runs `graph` on one sample; `inputs` in model input order (integer inputs given as
 /// f32 values). Returns the value of every tensor, indexed by tensor id.

@@ -2,8 +2,8 @@
 //! time step after another, as Keras states them (`keras/src/layers/rnn/{lstm,gru,simple_rnn}.py`).
 
 use super::reference_math;
+use crate::ir::expr;
 use crate::ir::{Activation, Cell, ConvLstm, Recurrent};
-use crate::lower::expr;
 
 /// Runs a recurrent layer on its inputs: the sequence, any initial states, then the mask.
 pub(super) fn recurrent(r: &Recurrent, inputs: &[(&[f32], &[usize])]) -> Vec<f32> {

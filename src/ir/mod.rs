@@ -4,6 +4,7 @@
 mod activation;
 mod attention;
 mod conv_lstm;
+pub mod expr;
 mod graph;
 mod math;
 mod norm_shape;

@@ -5,10 +5,10 @@
 //! reassociating sums.
 
 use super::axis::AxisKernel;
-use super::expr::Expr;
 use super::index::{ix, nest, strides};
-use super::loops::{for_, Buf, Cond, Ix, Stmt, Update, Val};
+use super::loops::{for_, Buf, Cond, Index, Ix, Place, Stmt, Val, WriteOp};
 use super::WeightId;
+use crate::ir::expr::Expr;
 use crate::ir::MathFn;
 use crate::ir::{numel, AxisFn};
 
@@ -33,12 +33,16 @@ fn rows(
     let out = Ix::default().plus("p", m * n).plus("i", n).plus("j", 1);
     let a_at = Ix::default().plus("p", m * k).plus("i", k).plus("t", 1);
     let b_at = Ix::default().plus("p", k * n).plus("t", n).plus("j", 1);
-    let mut row = for_("j", n, vec![Stmt::Store(out.clone(), Val::Const(0.0))]);
+    let mut row = for_("j", n, vec![Place::Out(out.clone()).set(Val::Const(0.0))]);
     let mut per_t = let_t(a_at);
     per_t.extend(for_("j", n, body(Val::load(Buf::In(1), b_at), out.clone())));
     row.extend(for_("t", k, per_t));
     if let Some(factor) = finish {
-        row.extend(for_("j", n, vec![Stmt::Update(out, Update::Mul, factor)]));
+        row.extend(for_(
+            "j",
+            n,
+            vec![Place::Out(out).write(WriteOp::Mul, factor)],
+        ));
     }
     for_("p", batch, for_("i", m, row))
 }
@@ -48,8 +52,8 @@ pub fn matmul(a: &[usize], b: &[usize]) -> Vec<Stmt> {
     rows(
         a,
         b,
-        |a_at| vec![Stmt::Let("x".into(), Val::load(Buf::In(0), a_at))],
-        |b, out| vec![Stmt::Update(out, Update::Add, Val::var("x") * b)],
+        |a_at| vec![Stmt::let_("x".into(), Val::load(Buf::In(0), a_at))],
+        |b, out| vec![Place::Out(out).write(WriteOp::Add, Val::var("x") * b)],
         None,
     )
 }
@@ -66,7 +70,7 @@ pub fn additive_score(
     rows(
         a,
         b,
-        |a_at| vec![Stmt::Let("q".into(), Val::load(Buf::In(0), a_at))],
+        |a_at| vec![Stmt::let_("q".into(), Val::load(Buf::In(0), a_at))],
         |b, out| {
             let sum = Val::var("q") + b;
             let x = match pre {
@@ -78,7 +82,10 @@ pub fn additive_score(
                 Some(w) => Val::load(Buf::W(w), Ix::default().plus("t", 1)) * y,
                 None => y,
             };
-            vec![Stmt::Let("x".into(), x), Stmt::Update(out, Update::Add, y)]
+            vec![
+                Stmt::let_("x".into(), x),
+                Place::Out(out).write(WriteOp::Add, y),
+            ]
         },
         post.map(Val::Const),
     )
@@ -107,7 +114,7 @@ pub fn softmax(
     let mut stmts = for_(
         "i",
         numel(shape),
-        vec![Stmt::Store(flat.clone(), scaled(flat))],
+        vec![Place::Out(flat.clone()).set(scaled(flat))],
     );
     if causal || window.is_some() {
         stmts.extend(mask(
@@ -140,10 +147,7 @@ fn mask(
     scaled: impl Fn(Ix) -> Val,
 ) -> Vec<Stmt> {
     let at = Ix::default().plus("p", tq * tv).plus("i", tv).plus("j", 1);
-    let masked = vec![Stmt::Store(
-        at.clone(),
-        scaled(at) + Val::Const(crate::ir::MASKED_SCORE),
-    )];
+    let masked = vec![Place::Out(at.clone()).set(scaled(at) + Val::Const(crate::ir::MASKED_SCORE))];
     let mut per_key = Vec::new();
     let mut per_query = Vec::new();
     if causal {
@@ -156,13 +160,17 @@ fn mask(
         let reach = w.saturating_sub(1);
         per_query.push(Stmt::LetIndex {
             name: "lo".into(),
-            ix: Ix::default().plus("i", 1).offset(-(reach as isize)),
-            max: tv,
+            value: Index::Clamped {
+                ix: Ix::default().plus("i", 1).offset(-(reach as isize)),
+                max: tv,
+            },
         });
         per_query.push(Stmt::LetIndex {
             name: "hi".into(),
-            ix: Ix::default().plus("i", 1).offset(reach as isize),
-            max: tv,
+            value: Index::Clamped {
+                ix: Ix::default().plus("i", 1).offset(reach as isize),
+                max: tv,
+            },
         });
         per_key.push(Stmt::If(
             Cond::IndexLess("j".into(), "lo".into()),
@@ -173,11 +181,13 @@ fn mask(
     per_query.push(Stmt::For {
         var: "j".into(),
         count: tv,
+        rolled: false,
         body: per_key,
     });
     let rows = vec![Stmt::For {
         var: "i".into(),
         count: tq,
+        rolled: false,
         body: per_query,
     }];
     for_("p", batch, rows)
@@ -214,7 +224,7 @@ pub fn dot(
         Val::load(Buf::In(0), ia.clone()),
         Val::load(Buf::In(1), ib.clone()),
     );
-    let mut body = vec![Stmt::LetMut("acc".into(), Val::Const(0.0))];
+    let mut body = vec![Stmt::let_mut("acc".into(), Val::Const(0.0))];
     let term = match normalize {
         None => x * y,
         Some(cap) => {
@@ -222,17 +232,17 @@ pub fn dot(
             for (name, v) in [("a", x.clone()), ("b", y.clone())] {
                 let sq = format!("sq_{name}");
                 let norm = format!("norm_{name}");
-                body.push(Stmt::LetMut(sq.clone(), Val::Const(0.0)));
+                body.push(Stmt::let_mut(sq.clone(), Val::Const(0.0)));
                 body.extend(for_(
                     "t",
                     a[i],
-                    vec![Stmt::Accumulate(sq.clone(), v.clone() * v)],
+                    vec![Place::Var(sq.clone()).accumulate(v.clone() * v)],
                 ));
-                body.push(Stmt::Let(
+                body.push(Stmt::let_(
                     norm.clone(),
                     Val::Apply(Expr::call(MathFn::Sqrt), sq),
                 ));
-                body.push(Stmt::Let(
+                body.push(Stmt::let_(
                     format!("inv_{name}"),
                     Val::min(Val::Const(1.0) / Val::var(&norm), Val::Const(cap)),
                 ));
@@ -240,7 +250,11 @@ pub fn dot(
             (x * Val::var("inv_a")) * (y * Val::var("inv_b"))
         }
     };
-    body.extend(for_("t", a[i], vec![Stmt::Accumulate("acc".into(), term)]));
-    body.push(Stmt::Store(ix("o", &strides(&out_dims)), Val::var("acc")));
+    body.extend(for_(
+        "t",
+        a[i],
+        vec![Place::Var("acc".into()).accumulate(term)],
+    ));
+    body.push(Place::Out(ix("o", &strides(&out_dims))).set(Val::var("acc")));
     nest("o", &out_dims, body)
 }

@@ -1,8 +1,8 @@
 //! Activations along one axis (softmax, log_softmax, sparsemax, glu) as loops, run in place
 //! on a layer's output viewed as `[outer, len, inner]`.
 
-use super::expr::Expr;
-use super::loops::{for_, Buf, Cond, Ix, Stmt, Update, Val};
+use super::loops::{for_, Buf, Cond, Ix, Place, Stmt, Val, WriteOp};
+use crate::ir::expr::Expr;
 use crate::ir::numel;
 use crate::ir::AxisFn;
 use crate::ir::MathFn;
@@ -45,12 +45,12 @@ pub fn in_place(k: &AxisKernel) -> Vec<Stmt> {
     let each = |body: Vec<Stmt>| for_("i", len, body);
     let first = Ix::default().plus("o", len * inner).plus("k", 1);
     let max = [
-        vec![Stmt::LetMut("m".into(), Val::load(Buf::Out, first))],
+        vec![Stmt::let_mut("m".into(), Val::load(Buf::Out, first))],
         each(vec![Stmt::If(
             Cond::Greater(out("i"), Val::var("m")),
-            vec![Stmt::Set("m".into(), out("i"))],
+            vec![Place::Var("m".into()).set(out("i"))],
         )]),
-        vec![Stmt::LetMut("sum".into(), Val::Const(0.0))],
+        vec![Stmt::let_mut("sum".into(), Val::Const(0.0))],
     ]
     .concat();
     let exp = |var: &str| Val::Apply(Expr::call(MathFn::Exp), var.into());
@@ -58,28 +58,29 @@ pub fn in_place(k: &AxisKernel) -> Vec<Stmt> {
         AxisFn::Softmax => [
             max,
             each(vec![
-                Stmt::Let("d".into(), out("i") - Val::var("m")),
-                Stmt::Let("e".into(), exp("d")),
-                Stmt::Store(at("i"), Val::var("e")),
-                Stmt::Accumulate("sum".into(), Val::var("e")),
+                Stmt::let_("d".into(), out("i") - Val::var("m")),
+                Stmt::let_("e".into(), exp("d")),
+                Place::Out(at("i")).set(Val::var("e")),
+                Place::Var("sum".into()).accumulate(Val::var("e")),
             ]),
-            each(vec![Stmt::Update(at("i"), Update::Div, Val::var("sum"))]),
+            each(vec![
+                Place::Out(at("i")).write(WriteOp::Div, Val::var("sum"))
+            ]),
         ]
         .concat(),
         AxisFn::LogSoftmax => [
             max,
             each(vec![
-                Stmt::Let("d".into(), out("i") - Val::var("m")),
-                Stmt::Accumulate("sum".into(), exp("d")),
+                Stmt::let_("d".into(), out("i") - Val::var("m")),
+                Place::Var("sum".into()).accumulate(exp("d")),
             ]),
-            vec![Stmt::Let(
+            vec![Stmt::let_(
                 "lse".into(),
                 Val::Apply(Expr::call(MathFn::Log), "sum".into()),
             )],
-            each(vec![Stmt::Store(
-                at("i"),
-                out("i") - Val::var("m") - Val::var("lse"),
-            )]),
+            each(vec![
+                Place::Out(at("i")).set(out("i") - Val::var("m") - Val::var("lse"))
+            ]),
         ]
         .concat(),
         AxisFn::Sparsemax => sparsemax(len, &at, &out),
@@ -100,18 +101,19 @@ fn sparsemax(len: usize, at: &dyn Fn(&str) -> Ix, out: &dyn Fn(&str) -> Val) -> 
         vec![Stmt::For {
             var: var.into(),
             count: len,
+            rolled: false,
             body,
         }]
     };
     let scan = loop_(
         "j",
         vec![
-            Stmt::Let("zj".into(), out("j")),
+            Stmt::let_("zj".into(), out("j")),
             Stmt::If(
                 Cond::Greater(v("zj"), v("zi")),
                 vec![
-                    Stmt::Accumulate("greater".into(), one()),
-                    Stmt::Accumulate("above".into(), v("zj")),
+                    Place::Var("greater".into()).accumulate(one()),
+                    Place::Var("above".into()).accumulate(v("zj")),
                 ],
             ),
             Stmt::If(
@@ -119,29 +121,29 @@ fn sparsemax(len: usize, at: &dyn Fn(&str) -> Ix, out: &dyn Fn(&str) -> Val) -> 
                     Box::new(Cond::Equal(v("zj"), v("zi"))),
                     Box::new(Cond::IndexLess("j".into(), "i".into())),
                 ),
-                vec![Stmt::Accumulate("ties_before".into(), one())],
+                vec![Place::Var("ties_before".into()).accumulate(one())],
             ),
         ],
     );
     let per_element = [
         vec![
-            Stmt::Let("zi".into(), out("i")),
-            Stmt::LetMut("greater".into(), Val::Const(0.0)),
-            Stmt::LetMut("ties_before".into(), Val::Const(0.0)),
-            Stmt::LetMut("above".into(), Val::Const(0.0)),
+            Stmt::let_("zi".into(), out("i")),
+            Stmt::let_mut("greater".into(), Val::Const(0.0)),
+            Stmt::let_mut("ties_before".into(), Val::Const(0.0)),
+            Stmt::let_mut("above".into(), Val::Const(0.0)),
         ],
         scan,
         vec![
-            Stmt::Let("q".into(), v("greater") + v("ties_before") + one()),
-            Stmt::Let(
+            Stmt::let_("q".into(), v("greater") + v("ties_before") + one()),
+            Stmt::let_(
                 "cumsum".into(),
                 v("above") + (v("ties_before") + one()) * v("zi"),
             ),
             Stmt::If(
                 Cond::Greater(v("zi") - (v("cumsum") - one()) / v("q"), Val::Const(0.0)),
                 vec![
-                    Stmt::Accumulate("support".into(), one()),
-                    Stmt::Accumulate("cumsum_sum".into(), v("cumsum")),
+                    Place::Var("support".into()).accumulate(one()),
+                    Place::Var("cumsum_sum".into()).accumulate(v("cumsum")),
                 ],
             ),
         ],
@@ -149,11 +151,11 @@ fn sparsemax(len: usize, at: &dyn Fn(&str) -> Ix, out: &dyn Fn(&str) -> Val) -> 
     .concat();
     [
         vec![
-            Stmt::LetMut("support".into(), Val::Const(0.0)),
-            Stmt::LetMut("cumsum_sum".into(), Val::Const(0.0)),
+            Stmt::let_mut("support".into(), Val::Const(0.0)),
+            Stmt::let_mut("cumsum_sum".into(), Val::Const(0.0)),
         ],
         loop_("i", per_element),
-        vec![Stmt::Let(
+        vec![Stmt::let_(
             "tau".into(),
             (v("cumsum_sum") - one()) / v("support"),
         )],
@@ -161,8 +163,8 @@ fn sparsemax(len: usize, at: &dyn Fn(&str) -> Ix, out: &dyn Fn(&str) -> Val) -> 
             "i",
             len,
             vec![
-                Stmt::Let("v".into(), out("i") - v("tau")),
-                Stmt::Store(at("i"), Val::max(v("v"), Val::Const(0.0))),
+                Stmt::let_("v".into(), out("i") - v("tau")),
+                Place::Out(at("i")).set(Val::max(v("v"), Val::Const(0.0))),
             ],
         ),
     ]
@@ -183,11 +185,9 @@ pub fn glu(outer: usize, half: usize, inner: usize) -> Vec<Stmt> {
         .plus("h", inner)
         .plus("k", 1);
     let body = vec![
-        Stmt::Let("b".into(), Val::load(Buf::In(0), x(half))),
-        Stmt::Store(
-            y,
-            Val::load(Buf::In(0), x(0)) * Val::Apply(Expr::call(MathFn::Sigmoid), "b".into()),
-        ),
+        Stmt::let_("b".into(), Val::load(Buf::In(0), x(half))),
+        Place::Out(y)
+            .set(Val::load(Buf::In(0), x(0)) * Val::Apply(Expr::call(MathFn::Sigmoid), "b".into())),
     ];
     for_("o", outer, for_("h", half, for_("k", inner, body)))
 }

@@ -2,10 +2,10 @@
 //! loops: every size and stride a constant, the channel loop innermost (channels-last),
 //! blocked for registers.
 
-use super::expr::Expr;
 use super::index::{ix, nest, strides, taps};
-use super::loops::{for_, Acc, Buf, Ix, Stmt, Update, Val};
+use super::loops::{for_, Array, Buf, Ix, Place, Stmt, Val, WriteOp};
 use super::{Epilogue, WeightId};
+use crate::ir::expr::Expr;
 use crate::ir::{numel, Window};
 
 /// Applies `activation` to `count` outputs starting at `base`.
@@ -25,7 +25,7 @@ fn finish_in_place(epilogue: &Epilogue, base: &Ix, count: usize) -> Vec<Stmt> {
     let i = base.clone().plus("a", 1);
     let sum = Val::load(Buf::Out, i.clone());
     let (mut body, value) = epilogue.finish(sum, &Ix::default().plus("a", 1), "x");
-    body.push(Stmt::Store(i, value));
+    body.push(Place::Out(i).set(value));
     for_("a", count, body)
 }
 
@@ -38,34 +38,6 @@ fn finish_in_place(epilogue: &Epilogue, base: &Ix, count: usize) -> Vec<Stmt> {
 pub struct Blocking {
     pub pixels: usize,
     pub filters: usize,
-}
-
-impl Blocking {
-    /// Measured on MobileNetV2 (alpha 0.35, 96x96), sum of per-layer best times, Zen 4
-    /// (shared, noisy: +-10%), in us as rustc -O / rustc -O -C target-cpu=native / g++ -O2
-    /// / g++ -O3 -march=native (before blocking: 1180 / 776 / 1930 / 1562):
-    ///   2 x 16: 806 / 360 / - / -
-    ///   4 x 16: 871 / 317 / 1611 / 918 (another run: 919 / 372)
-    ///   4 x 32: 920 / 575 / 1580 / 690 (depthwise not yet blocked)
-    ///   2 x 32: 937 / 546 / 1400 / 664
-    ///   2 x 64: - / - / 1426 / 668;  4 x 64: - / - / 2229 / 773;  1 x 64: - / - / 1453 / 590
-    /// and on the 3x3 conv 13x13x16 -> 11x11x32 of B2 (rustc -O / native): before 28.5 /
-    /// 15.3, 2 x 16: 34 / 16.1, 4 x 16: 61-92 / 16.3 (spills the 16 SSE registers).
-    /// rustc keeps a block in registers while it fully unrolls it (about 64 products per
-    /// channel); larger blocks fall back to worse loops (depthwise 4 x 32: 3-10x slower).
-    pub const RUST: Blocking = Blocking {
-        pixels: 2,
-        filters: 16,
-    };
-    /// g++ fully unrolls filter loops of up to 16 and then vectorises the channel loop as
-    /// an in-order reduction (see the loop printer); wider loops stay vector loops. Whole
-    /// MobileNetV2, best of 15, g++ -O2 / -O3 -march=native (noisy, +-30%): before
-    /// 1490-1510 / 1280-1840; 2 x 32: 1300-1330 / 1120-1290; 1 x 64: 1520-1530 / 560-1100.
-    /// B2 (-O3 native): before 73-80, 2 x 32: 54-57, 1 x 64: 59-64.
-    pub const CPP: Blocking = Blocking {
-        pixels: 1,
-        filters: 64,
-    };
 }
 
 /// Convolution. Every output sums its bias, then its taps in order and the input channels
@@ -98,12 +70,11 @@ pub fn conv(
     let init = for_(
         "f",
         filters,
-        vec![Stmt::Store(
-            out_base.clone().plus("f", 1),
-            bias.map_or(Val::Const(0.0), |b| {
+        vec![
+            Place::Out(out_base.clone().plus("f", 1)).set(bias.map_or(Val::Const(0.0), |b| {
                 Val::load(Buf::W(b), Ix::default().plus("f", 1))
-            }),
-        )],
+            })),
+        ],
     );
     // Depthwise (one input channel per group): the group loop goes inside the taps, so the
     // innermost loop runs along the channels and vectorises. Each output still sums its
@@ -117,13 +88,12 @@ pub fn conv(
             "c",
             per_group,
             [
-                vec![Stmt::Let("xv".into(), Val::load(Buf::In(0), x))],
+                vec![Stmt::let_("xv".into(), Val::load(Buf::In(0), x))],
                 for_(
                     "f",
                     filters_per_group,
-                    vec![Stmt::Update(
-                        out_base.clone().add_scaled(&col, 1),
-                        Update::Add,
+                    vec![Place::Out(out_base.clone().add_scaled(&col, 1)).write(
+                        WriteOp::Add,
                         Val::var("xv") * Val::load(Buf::W2(kernel, row.clone()), col.clone()),
                     )],
                 ),
@@ -221,24 +191,24 @@ fn conv_blocked(
             let f = Ix::default().plus("f", 1);
             let filter = Ix::default().plus("b", width).offset(first as isize);
             // Pixel p's accumulator: its outputs of this filter block.
-            let acc = |p: usize| Acc {
-                name: format!("acc{p}"),
-                home: (0..last)
+            let home = |p: usize| {
+                (0..last)
                     .fold(Ix::default(), |ix, a| ix.plus(&format!("o{a}"), ost[a]))
                     .add_scaled(start, ost[last])
                     .offset((p * ost[last]) as isize)
-                    .add_scaled(&filter, 1),
+                    .add_scaled(&filter, 1)
             };
+            let acc = |p: usize| Array::accumulator(format!("acc{p}"), home(p));
             let bias = bias.map_or(Val::Const(0.0), |b| {
                 Val::load(Buf::W(b), filter.clone().add_scaled(&f, 1))
             });
             let mut init = Vec::new();
             for p in 0..pixels {
-                init.push(Stmt::Acc(acc(p), width));
+                init.push(Stmt::local(acc(p), width));
                 init.extend(for_(
                     "f",
                     width,
-                    vec![Stmt::AccStore(acc(p), f.clone(), bias.clone())],
+                    vec![Place::Local(acc(p), f.clone()).set(bias.clone())],
                 ));
             }
             // Kernel row of tap t* and channel c, in block b.
@@ -267,9 +237,7 @@ fn conv_blocked(
                 body.extend(for_(
                     "f",
                     width,
-                    vec![Stmt::AccAdd(
-                        acc(p),
-                        f.clone(),
+                    vec![Place::Local(acc(p), f.clone()).accumulate(
                         Val::load(Buf::In(0), at)
                             * Val::load(Buf::W2(kernel, row.clone()), f.clone()),
                     )],
@@ -281,13 +249,11 @@ fn conv_blocked(
                 let at = input
                     .clone()
                     .offset((p * w.strides[last] * xst[last]) as isize);
-                body.push(Stmt::Let(x.clone(), Val::load(Buf::In(0), at)));
+                body.push(Stmt::let_(x.clone(), Val::load(Buf::In(0), at)));
                 body.extend(for_(
                     "f",
                     width,
-                    vec![Stmt::AccAdd(
-                        acc(p),
-                        f.clone(),
+                    vec![Place::Local(acc(p), f.clone()).accumulate(
                         Val::var(&x) * Val::load(Buf::W2(kernel, row.clone()), f.clone()),
                     )],
                 ));
@@ -324,11 +290,11 @@ fn conv_blocked(
             // Results to the output, through the rescale and the activation.
             let mut done = Vec::new();
             for p in 0..pixels {
-                let sum = Val::load(Buf::Acc(acc(p)), f.clone());
-                let out = acc(p).home.add_scaled(&f, 1);
+                let sum = Val::load(Buf::Local(acc(p)), f.clone());
+                let out = home(p).add_scaled(&f, 1);
                 let channel = filter.clone().add_scaled(&f, 1);
                 let (mut store, value) = epilogue.finish(sum, &channel, "x");
-                store.push(Stmt::Store(out, value));
+                store.push(Place::Out(out).set(value));
                 done.extend(for_("f", width, store));
             }
             stmts.extend(for_("b", count, [init, body, done].concat()));
@@ -384,12 +350,13 @@ pub fn conv_transpose(
         for_(
             "f",
             filters,
-            vec![Stmt::Store(
-                Ix::default().plus("p", filters).plus("f", 1),
-                bias.map_or(Val::Const(0.0), |b| {
-                    Val::load(Buf::W(b), Ix::default().plus("f", 1))
-                }),
-            )],
+            vec![
+                Place::Out(Ix::default().plus("p", filters).plus("f", 1)).set(
+                    bias.map_or(Val::Const(0.0), |b| {
+                        Val::load(Buf::W(b), Ix::default().plus("f", 1))
+                    }),
+                ),
+            ],
         ),
     );
     // Output index of input position i* and tap t*.
@@ -409,9 +376,8 @@ pub fn conv_transpose(
         for_(
             "c",
             channels,
-            vec![Stmt::Update(
-                out.plus("f", 1),
-                Update::Add,
+            vec![Place::Out(out.plus("f", 1)).write(
+                WriteOp::Add,
                 Val::load(Buf::In(0), x)
                     * Val::load(
                         Buf::W2(kernel, row.plus("f", 1)),
@@ -470,7 +436,10 @@ pub fn conv_max_pool(
     let (xst, ost, tap_st) = (strides(in_shape), strides(out_shape), strides(&conv.size));
     let f = Ix::default().plus("f", 1);
     let slot = Ix::default().plus("k", filters).plus("f", 1);
-    let (acc, max) = (|| Buf::Local("acc".into()), || Buf::Local("v".into()));
+    let (acc, max) = (
+        || Buf::Local(Array::named("acc".into())),
+        || Buf::Local(Array::named("v".into())),
+    );
     // Input position along axis d: (p * pool stride + q) * conv stride + t * dilation.
     let mut input = Ix::default().plus("c", 1);
     let mut weight_row = Ix::default().plus("c", 1);
@@ -493,7 +462,7 @@ pub fn conv_max_pool(
         for_(
             "f",
             filters,
-            vec![Stmt::LocalStore("acc".into(), slot.clone(), start)],
+            vec![Place::Local(Array::named("acc".into()), slot.clone()).set(start)],
         ),
     );
     let product = Val::var("x") * Val::load(Buf::W2(kernel, weight_row), f.clone());
@@ -501,32 +470,29 @@ pub fn conv_max_pool(
         "k",
         row,
         [
-            vec![Stmt::Let("x".into(), Val::load(Buf::In(0), input))],
+            vec![Stmt::let_("x".into(), Val::load(Buf::In(0), input))],
             for_(
                 "f",
                 filters,
-                vec![Stmt::LocalAdd("acc".into(), slot.clone(), product)],
+                vec![Place::Local(Array::named("acc".into()), slot.clone()).accumulate(product)],
             ),
         ]
         .concat(),
     );
     let taps = nest("t", &conv.size, for_("c", channels, mac));
-    let mut fold = vec![Stmt::Let("a".into(), Val::load(acc(), slot))];
+    let mut fold = vec![Stmt::let_("a".into(), Val::load(acc(), slot))];
     let value = match epilogue.finish(Val::var("a"), &f, "r") {
         (stmts, value @ Val::Var(_)) if stmts.is_empty() => value,
         (stmts, value) => {
             fold.extend(stmts);
-            fold.push(Stmt::Let("y".into(), value));
+            fold.push(Stmt::let_("y".into(), value));
             Val::var("y")
         }
     };
     let running = Val::max(Val::load(max(), f.clone()), value);
-    fold.push(Stmt::LocalStore("v".into(), f.clone(), running));
+    fold.push(Place::Local(Array::named("v".into()), f.clone()).set(running));
     let pool_row = [
-        vec![Stmt::Local {
-            name: "acc".into(),
-            len: row * filters,
-        }],
+        vec![Stmt::local(Array::named("acc".into()), row * filters)],
         init,
         taps,
         for_("k", row, for_("f", filters, fold)),
@@ -534,21 +500,15 @@ pub fn conv_max_pool(
     .concat();
     let out = ix("p", &ost[..rank]).plus("f", 1);
     let body = [
-        vec![Stmt::Local {
-            name: "v".into(),
-            len: filters,
-        }],
+        vec![Stmt::local(Array::named("v".into()), filters)],
         for_(
             "f",
             filters,
-            vec![Stmt::LocalStore(
-                "v".into(),
-                f.clone(),
-                Val::Const(f32::NEG_INFINITY),
-            )],
+            vec![Place::Local(Array::named("v".into()), f.clone())
+                .set(Val::Const(f32::NEG_INFINITY))],
         ),
         nest("q", &pool.size[..last], pool_row),
-        for_("f", filters, vec![Stmt::Store(out, Val::load(max(), f))]),
+        for_("f", filters, vec![Place::Out(out).set(Val::load(max(), f))]),
     ]
     .concat();
     nest("p", &out_shape[..rank], body)

@@ -8,10 +8,10 @@
 //! state are skipped by a guard), filters innermost; only then do the gate updates
 //! overwrite h and c, and write h to the output row when the layer returns sequences.
 
-use super::expr;
 use super::index::strides;
-use super::loops::{for_, Buf, Ix, Stmt, Val};
+use super::loops::{for_, Buf, Index, Ix, Place, Stmt, Val};
 use super::AddWeight;
+use crate::ir::expr;
 use crate::ir::{Activation, ConvLstm};
 
 fn at(var: &str) -> Ix {
@@ -27,7 +27,7 @@ fn work(ix: Ix) -> Val {
 }
 
 fn let_(name: &str, v: Val) -> Stmt {
-    Stmt::Let(name.to_string(), v)
+    Stmt::let_(name.to_string(), v)
 }
 
 /// An activation applied to the value in variable `var`.
@@ -57,28 +57,27 @@ pub fn conv_lstm(c: &ConvLstm, steps: usize, add_weight: &mut AddWeight) -> Vec<
         let mut init = for_(
             "k",
             n,
-            vec![Stmt::WorkStore(at("k"), Val::load(Buf::In(1), at("k")))],
+            vec![Place::Work(at("k")).set(Val::load(Buf::In(1), at("k")))],
         );
         init.extend(for_(
             "k",
             n,
-            vec![Stmt::WorkStore(
-                off(cell, "k"),
-                Val::load(Buf::In(2), at("k")),
-            )],
+            vec![Place::Work(off(cell, "k")).set(Val::load(Buf::In(2), at("k")))],
         ));
         init
     } else {
-        for_("k", 2 * n, vec![Stmt::WorkStore(at("k"), Val::Const(0.0))])
+        for_("k", 2 * n, vec![Place::Work(at("k")).set(Val::Const(0.0))])
     };
 
     let mut body = Vec::new();
     // `s` counts processing steps; `t` is the input step read.
     let t = if c.go_backwards && steps > 1 {
-        body.push(Stmt::LetReversed {
+        body.push(Stmt::LetIndex {
             name: "t".into(),
-            var: "s".into(),
-            last: steps - 1,
+            value: Index::Reversed {
+                var: "s".into(),
+                last: steps - 1,
+            },
         });
         "t"
     } else {
@@ -91,16 +90,15 @@ pub fn conv_lstm(c: &ConvLstm, steps: usize, add_weight: &mut AddWeight) -> Vec<
     let mut per_position = for_(
         "gi",
         g,
-        vec![Stmt::WorkStore(
-            sums.clone().add_scaled(&gate, 1),
-            Val::load(
+        vec![
+            Place::Work(sums.clone().add_scaled(&gate, 1)).set(Val::load(
                 Buf::In(0),
                 Ix::default()
                     .plus(t, positions * g)
                     .add_scaled(&position, g)
                     .add_scaled(&gate, 1),
-            ),
-        )],
+            )),
+        ],
     );
     // Tap q* reads h at o* + q* - before (a zero outside the state: skipped).
     let tap = (0..rank).fold(Ix::default(), |ix, d| ix.plus(&format!("q{d}"), kst[d]));
@@ -120,8 +118,7 @@ pub fn conv_lstm(c: &ConvLstm, steps: usize, add_weight: &mut AddWeight) -> Vec<
             for_(
                 "gi",
                 g,
-                vec![Stmt::WorkAdd(
-                    sums.clone().add_scaled(&gate, 1),
+                vec![Place::Work(sums.clone().add_scaled(&gate, 1)).accumulate(
                     Val::var("hv")
                         * Val::load(
                             Buf::W2(recurrent, Ix::default().add_scaled(&tap, f).plus("ch", 1)),
@@ -167,21 +164,20 @@ pub fn conv_lstm(c: &ConvLstm, steps: usize, add_weight: &mut AddWeight) -> Vec<
             "c",
             Val::var("fg") * work(state(cell)) + Val::var("ig") * Val::var("cg"),
         ),
-        Stmt::WorkStore(state(cell), Val::var("c")),
+        Place::Work(state(cell)).set(Val::var("c")),
         let_("h", Val::var("og") * act(&c.activation, "c")),
-        Stmt::WorkStore(state(h), Val::var("h")),
+        Place::Work(state(h)).set(Val::var("h")),
     ];
     if c.return_sequences {
-        update.push(Stmt::Store(
-            Ix::default().plus("s", n).plus("p", f).plus("k", 1),
-            Val::var("h"),
-        ));
+        update.push(
+            Place::Out(Ix::default().plus("s", n).plus("p", f).plus("k", 1)).set(Val::var("h")),
+        );
     }
     body.extend(for_("p", positions, for_("k", f, update)));
     out.extend(for_("s", steps, body));
 
     if !c.return_sequences {
-        out.extend(for_("k", n, vec![Stmt::Store(at("k"), work(at("k")))]));
+        out.extend(for_("k", n, vec![Place::Out(at("k")).set(work(at("k")))]));
     }
     if c.return_state {
         // h then c, as they lie in the workspace.
@@ -189,7 +185,7 @@ pub fn conv_lstm(c: &ConvLstm, steps: usize, add_weight: &mut AddWeight) -> Vec<
         out.extend(for_(
             "k",
             2 * n,
-            vec![Stmt::Store(off(main, "k"), work(at("k")))],
+            vec![Place::Out(off(main, "k")).set(work(at("k")))],
         ));
     }
     out

@@ -14,7 +14,7 @@
 //! here (Rust never reassociates; C++ agrees bit for bit without FMA contraction).
 
 use super::epilogue::Epilogue;
-use super::loops::{for_, Buf, Ix, Stmt, Val};
+use super::loops::{for_, Array, Buf, Ix, Place, Stmt, Val};
 use super::WeightId;
 
 /// Accumulators per tile, in f32s: `P * tile` stays at or under this (8 AVX2 registers,
@@ -116,11 +116,8 @@ fn tile(
     // one more pass, and g++ then keeps it in memory instead of registers).
     let rows = sources.iter().map(|s| s.count).sum();
     let p = partials(width, rows, sources.first().map_or(1, |s| s.count));
-    let acc = |ix: Ix| Val::load(Buf::Local("acc".into()), ix);
-    let mut body = vec![Stmt::Local {
-        name: "acc".into(),
-        len: p * width,
-    }];
+    let acc = |ix: Ix| Val::load(Buf::Local(Array::named("acc".into())), ix);
+    let mut body = vec![Stmt::local(Array::named("acc".into()), p * width)];
     let rows_per_pass = ROWS_PER_PASS;
     for (k, s) in sources.iter().enumerate() {
         // `blocks` blocks of rows from `first` in one pass: partial sum `q < n` adds rows
@@ -138,12 +135,12 @@ fn tile(
                 };
                 if set {
                     let sum = (1..blocks).fold(term(0), |sum, b| sum + term(b));
-                    Stmt::LocalStore("acc".into(), ix, sum)
+                    Place::Local(Array::named("acc".into()), ix).set(sum)
                 } else if blocks == 1 {
-                    Stmt::LocalAdd("acc".into(), ix, term(0))
+                    Place::Local(Array::named("acc".into()), ix).accumulate(term(0))
                 } else {
                     let sum = (0..blocks).fold(acc(ix.clone()), |sum, b| sum + term(b));
-                    Stmt::LocalStore("acc".into(), ix, sum)
+                    Place::Local(Array::named("acc".into()), ix).set(sum)
                 }
             };
             if width >= 8 && n >= 4 {
@@ -163,7 +160,7 @@ fn tile(
         let mut first = 0;
         if k == 0 && blocks == 0 {
             // No rows at all: the sums are zero.
-            let zero = Stmt::LocalStore("acc".into(), at("q"), Val::Const(0.0));
+            let zero = Place::Local(Array::named("acc".into()), at("q")).set(Val::Const(0.0));
             body.extend(for_("q", p * width, vec![zero]));
         } else if k == 0 {
             let n = blocks.min(rows_per_pass);
@@ -193,11 +190,8 @@ fn tile(
         body.extend(for_(
             "q",
             half * width,
-            vec![Stmt::LocalAdd(
-                "acc".into(),
-                q.clone(),
-                acc(q.offset((half * width) as isize)),
-            )],
+            vec![Place::Local(Array::named("acc".into()), q.clone())
+                .accumulate(acc(q.offset((half * width) as isize)))],
         ));
         half /= 2;
     }
@@ -229,7 +223,7 @@ pub fn dense(
         };
         let dst = Ix::default().plus("r", units).add_scaled(&o, 1);
         let (mut stmts, value) = epilogue.finish(value, &o, "v");
-        stmts.push(Stmt::Store(dst, value));
+        stmts.push(Place::Out(dst).set(value));
         stmts
     };
     let mut body = matvec(units, &[source], &finish);

@@ -1,9 +1,9 @@
 //! Elementwise kernels (activations, affine, PReLU, copies) as loops, so both backends
 //! print them from the same statements.
 
-use super::expr::Expr;
-use super::loops::{for_, Buf, Cond, Ix, Stmt, Val};
+use super::loops::{for_, Buf, Cond, Ix, Place, Stmt, Val};
 use super::WeightId;
+use crate::ir::expr::Expr;
 
 fn at(var: &str) -> Ix {
     Ix::default().plus(var, 1)
@@ -15,8 +15,8 @@ pub fn map(expr: &Expr, len: usize) -> Vec<Stmt> {
         "i",
         len,
         vec![
-            Stmt::Let("x".into(), Val::load(Buf::In(0), at("i"))),
-            Stmt::Store(at("i"), Val::Apply(expr.clone(), "x".into())),
+            Stmt::let_("x".into(), Val::load(Buf::In(0), at("i"))),
+            Place::Out(at("i")).set(Val::Apply(expr.clone(), "x".into())),
         ],
     )
 }
@@ -26,7 +26,7 @@ pub fn copy(len: usize) -> Vec<Stmt> {
     for_(
         "i",
         len,
-        vec![Stmt::Store(at("i"), Val::load(Buf::In(0), at("i")))],
+        vec![Place::Out(at("i")).set(Val::load(Buf::In(0), at("i")))],
     )
 }
 
@@ -50,7 +50,11 @@ pub fn affine(
     for_(
         "n",
         outer,
-        for_("c", channels, for_("k", inner, vec![Stmt::Store(i, value)])),
+        for_(
+            "c",
+            channels,
+            for_("k", inner, vec![Place::Out(i).set(value)]),
+        ),
     )
 }
 
@@ -59,14 +63,11 @@ pub fn affine(
 pub fn prelu(len: usize, alpha: WeightId, period: usize) -> Vec<Stmt> {
     let i = Ix::default().plus("r", period).plus("p", 1);
     let body = vec![
-        Stmt::Let("x".into(), Val::load(Buf::In(0), i.clone())),
-        Stmt::Store(i.clone(), Val::var("x")),
+        Stmt::let_("x".into(), Val::load(Buf::In(0), i.clone())),
+        Place::Out(i.clone()).set(Val::var("x")),
         Stmt::If(
             Cond::Greater(Val::Const(0.0), Val::var("x")),
-            vec![Stmt::Store(
-                i,
-                Val::load(Buf::W(alpha), at("p")) * Val::var("x"),
-            )],
+            vec![Place::Out(i).set(Val::load(Buf::W(alpha), at("p")) * Val::var("x"))],
         ),
     ];
     for_("r", len / period.max(1), for_("p", period, body))

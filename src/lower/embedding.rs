@@ -1,7 +1,7 @@
 //! The Embedding kernel in the shared loop language: one table row per index, the index
 //! clamped into the table as it is read.
 
-use super::loops::{for_, Buf, Ix, Stmt, Val};
+use super::loops::{for_, Buf, Index, Ix, Place, Stmt, Val};
 use super::WeightId;
 
 /// The kernel of `Op::Embedding`: `count` indices, each selecting a row of the 2-D weight
@@ -17,24 +17,25 @@ pub fn embedding(
     for_(
         "i",
         count,
-        vec![Stmt::LetLookup {
+        vec![Stmt::LetIndex {
             name: "row".into(),
-            input: 0,
-            ix: i,
-            max: rows - 1,
-            integer,
+            value: Index::Lookup {
+                input: 0,
+                ix: i,
+                max: rows - 1,
+                integer,
+            },
         }]
         .into_iter()
         .chain(for_(
             "o",
             dim,
-            vec![Stmt::Store(
-                Ix::default().plus("i", dim).plus("o", 1),
-                Val::load(
+            vec![
+                Place::Out(Ix::default().plus("i", dim).plus("o", 1)).set(Val::load(
                     Buf::W2(table, Ix::default().plus("row", 1)),
                     Ix::default().plus("o", 1),
-                ),
-            )],
+                )),
+            ],
         ))
         .collect(),
     )

@@ -2,9 +2,9 @@
 //! the rescale a BatchNormalization after it became (`sum * scale + shift`, per output
 //! channel, in that order, as Keras computes it), then the elementwise activation.
 
-use super::expr::Expr;
 use super::loops::{Buf, Ix, Stmt, Val};
 use super::{AddWeight, WeightId};
+use crate::ir::expr::Expr;
 use crate::ir::Rescale;
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -48,7 +48,7 @@ impl<'a> Epilogue<'a> {
         match (self.activation, value) {
             (Some(expr), Val::Var(name)) => (Vec::new(), Val::Apply(expr.clone(), name)),
             (Some(expr), value) => (
-                vec![Stmt::Let(var.into(), value)],
+                vec![Stmt::let_(var.into(), value)],
                 Val::Apply(expr.clone(), var.into()),
             ),
             (None, value) => (Vec::new(), value),

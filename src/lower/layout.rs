@@ -2,7 +2,7 @@
 //! concatenation, as loops.
 
 use super::index::{ix, nest, strides};
-use super::loops::{for_, Buf, Ix, Stmt, Val};
+use super::loops::{for_, Buf, Ix, Place, Stmt, Val};
 use crate::ir::numel;
 
 /// Constant padding: fill with `value`, then copy the input into place.
@@ -16,16 +16,14 @@ pub fn pad(
     let clear = for_(
         "p",
         numel(out_shape),
-        vec![Stmt::Store(Ix::default().plus("p", 1), Val::Const(value))],
+        vec![Place::Out(Ix::default().plus("p", 1)).set(Val::Const(value))],
     );
     let offset: usize = padding.iter().zip(&ost).map(|((b, _), s)| b * s).sum();
     let copy = nest(
         "i",
         in_shape,
-        vec![Stmt::Store(
-            ix("i", &ost).offset(offset as isize),
-            Val::load(Buf::In(0), ix("i", &strides(in_shape))),
-        )],
+        vec![Place::Out(ix("i", &ost).offset(offset as isize))
+            .set(Val::load(Buf::In(0), ix("i", &strides(in_shape))))],
     );
     [clear, copy].concat()
 }
@@ -35,10 +33,7 @@ pub fn gather(out_shape: &[usize], input: Ix) -> Vec<Stmt> {
     nest(
         "o",
         out_shape,
-        vec![Stmt::Store(
-            ix("o", &strides(out_shape)),
-            Val::load(Buf::In(0), input),
-        )],
+        vec![Place::Out(ix("o", &strides(out_shape))).set(Val::load(Buf::In(0), input))],
     )
 }
 
@@ -77,10 +72,10 @@ pub fn concat(axis: usize, in_shapes: &[&[usize]], out_shape: &[usize]) -> Vec<S
         body.extend(nest(
             &prefix,
             shape,
-            vec![Stmt::Store(
-                ix(&prefix, &ost).offset((offset * ost[axis]) as isize),
-                Val::load(Buf::In(k), ix(&prefix, &strides(shape))),
-            )],
+            vec![
+                Place::Out(ix(&prefix, &ost).offset((offset * ost[axis]) as isize))
+                    .set(Val::load(Buf::In(k), ix(&prefix, &strides(shape)))),
+            ],
         ));
         offset += shape[axis];
     }

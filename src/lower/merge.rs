@@ -2,7 +2,7 @@
 //! `where`, as loops.
 
 use super::index::{ix, nest, strides};
-use super::loops::{Buf, Cond, Ix, Stmt, Val};
+use super::loops::{Buf, Cond, Ix, Place, Stmt, Val};
 use super::WeightId;
 use crate::ir::MergeKind;
 
@@ -52,7 +52,7 @@ pub fn const_merge(
     nest(
         "o",
         out_shape,
-        vec![Stmt::Store(ix("o", &strides(out_shape)), value)],
+        vec![Place::Out(ix("o", &strides(out_shape))).set(value)],
     )
 }
 
@@ -80,10 +80,10 @@ pub fn select(
         "o",
         out_shape,
         vec![
-            Stmt::Store(o.clone(), then),
+            Place::Out(o.clone()).set(then),
             Stmt::If(
                 Cond::Equal(condition, Val::Const(0.0)),
-                vec![Stmt::Store(o, otherwise)],
+                vec![Place::Out(o).set(otherwise)],
             ),
         ],
     )
@@ -101,6 +101,6 @@ pub fn merge(kind: MergeKind, in_shapes: &[&[usize]], out_shape: &[usize]) -> Ve
     nest(
         "o",
         out_shape,
-        vec![Stmt::Store(ix("o", &strides(out_shape)), value)],
+        vec![Place::Out(ix("o", &strides(out_shape))).set(value)],
     )
 }

@@ -9,7 +9,6 @@ mod dense;
 mod elementwise;
 mod embedding;
 mod epilogue;
-pub mod expr;
 mod index;
 mod layout;
 pub mod loops;
@@ -25,7 +24,7 @@ mod resample;
 pub use axis::AxisKernel;
 pub(crate) use epilogue::Epilogue;
 pub use program::{
-    lower, lower_with, Arg, Blocking, Kernel, Layer, Port, Post, Program, WeightArray, WeightId,
+    lower, Arg, Blocking, Layer, Port, Post, Program, Tuning, WeightArray, WeightId,
 };
 
 /// Registers a weight array (name suffix, dims, data) and returns its id.

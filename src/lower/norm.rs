@@ -4,9 +4,9 @@
 //! (sum, squared deviations, output), so LayerNormalization over the last axis is one pass
 //! over rows with the features innermost.
 
-use super::expr::Expr;
-use super::loops::{for_, Buf, Ix, Stmt, Val};
+use super::loops::{for_, Buf, Ix, Place, Stmt, Val};
 use super::WeightId;
+use crate::ir::expr::Expr;
 use crate::ir::MathFn;
 use crate::ir::{NormAxis, NormKind};
 
@@ -19,12 +19,12 @@ fn nest(axes: &[(String, usize)], body: Vec<Stmt>) -> Vec<Stmt> {
 
 /// `sq = sum(x * x)` over the `reduced` axes, reading each element as `x`.
 fn sum_of_squares(reduced: &[(String, usize)], x: Val) -> Vec<Stmt> {
-    let mut body = vec![Stmt::LetMut("sq".into(), Val::Const(0.0))];
+    let mut body = vec![Stmt::let_mut("sq".into(), Val::Const(0.0))];
     body.extend(nest(
         reduced,
         vec![
-            Stmt::Let("x".into(), x),
-            Stmt::Accumulate("sq".into(), Val::var("x") * Val::var("x")),
+            Stmt::let_("x".into(), x),
+            Place::Var("sq".into()).accumulate(Val::var("x") * Val::var("x")),
         ],
     ));
     body
@@ -79,29 +79,32 @@ pub fn normalize(
     let mut body = Vec::new();
     match kind {
         NormKind::Standardize { epsilon } | NormKind::RmsScale { epsilon } => {
-            body.push(Stmt::LetMut("sum".into(), Val::Const(0.0)));
-            body.extend(nest(&reduced, vec![Stmt::Accumulate("sum".into(), x())]));
-            body.push(Stmt::Let(
+            body.push(Stmt::let_mut("sum".into(), Val::Const(0.0)));
+            body.extend(nest(
+                &reduced,
+                vec![Place::Var("sum".into()).accumulate(x())],
+            ));
+            body.push(Stmt::let_(
                 "mean".into(),
                 Val::var("sum") / Val::Const(n as f32),
             ));
-            body.push(Stmt::LetMut("sq".into(), Val::Const(0.0)));
+            body.push(Stmt::let_mut("sq".into(), Val::Const(0.0)));
             body.extend(nest(
                 &reduced,
                 vec![
-                    Stmt::Let("d".into(), x() - Val::var("mean")),
-                    Stmt::Accumulate("sq".into(), Val::var("d") * Val::var("d")),
+                    Stmt::let_("d".into(), x() - Val::var("mean")),
+                    Place::Var("sq".into()).accumulate(Val::var("d") * Val::var("d")),
                 ],
             ));
-            body.push(Stmt::Let(
+            body.push(Stmt::let_(
                 "variance".into(),
                 Val::var("sq") / Val::Const(n as f32),
             ));
-            body.push(Stmt::Let(
+            body.push(Stmt::let_(
                 "r".into(),
                 Val::Apply(rsqrt(epsilon), "variance".into()),
             ));
-            let mut out = vec![Stmt::Let("x".into(), x())];
+            let mut out = vec![Stmt::let_("x".into(), x())];
             let value = if matches!(kind, NormKind::RmsScale { .. }) {
                 let scaled = Val::var("x") * Val::var("r");
                 match gamma {
@@ -111,7 +114,7 @@ pub fn normalize(
             } else {
                 let inv = match gamma {
                     Some(g) => {
-                        out.push(Stmt::Let("inv".into(), Val::var("r") * param(g)));
+                        out.push(Stmt::let_("inv".into(), Val::var("r") * param(g)));
                         "inv"
                     }
                     None => "r",
@@ -123,16 +126,16 @@ pub fn normalize(
                     None => scaled - shift,
                 }
             };
-            out.push(Stmt::Store(x_ix.clone(), value));
+            out.push(Place::Out(x_ix.clone()).set(value));
             body.extend(nest(&reduced, out));
         }
         NormKind::Rms { epsilon } => {
             body.extend(sum_of_squares(&reduced, x()));
-            body.push(Stmt::Let(
+            body.push(Stmt::let_(
                 "mean_sq".into(),
                 Val::var("sq") / Val::Const(n as f32),
             ));
-            body.push(Stmt::Let(
+            body.push(Stmt::let_(
                 "r".into(),
                 Val::Apply(rsqrt(epsilon), "mean_sq".into()),
             ));
@@ -141,21 +144,21 @@ pub fn normalize(
                 Some(g) => scaled * param(g),
                 None => scaled,
             };
-            body.extend(nest(&reduced, vec![Stmt::Store(x_ix.clone(), value)]));
+            body.extend(nest(&reduced, vec![Place::Out(x_ix.clone()).set(value)]));
         }
         NormKind::L2 { epsilon } => {
             body.extend(sum_of_squares(&reduced, x()));
-            body.push(Stmt::Let(
+            body.push(Stmt::let_(
                 "inv0".into(),
                 Val::Apply(rsqrt(0.0), "sq".into()),
             ));
-            body.push(Stmt::Let(
+            body.push(Stmt::let_(
                 "inv".into(),
                 Val::min(Val::var("inv0"), Val::Const(1.0 / epsilon)),
             ));
             body.extend(nest(
                 &reduced,
-                vec![Stmt::Store(x_ix.clone(), x() * Val::var("inv"))],
+                vec![Place::Out(x_ix.clone()).set(x() * Val::var("inv"))],
             ));
         }
     }

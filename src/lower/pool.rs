@@ -1,7 +1,7 @@
 //! Pooling over windows and globally, as loops.
 
 use super::index::{ix, nest, strides, taps};
-use super::loops::{for_, Buf, Ix, Stmt, Update, Val};
+use super::loops::{for_, Buf, Ix, Place, Stmt, Val, WriteOp};
 use crate::ir::{numel, PoolKind, Window};
 
 /// Max or average pooling; the average divides by the number of real (unpadded) taps.
@@ -16,31 +16,33 @@ pub fn pool(kind: PoolKind, window: &Window, in_shape: &[usize], out_shape: &[us
     let init = for_(
         "c",
         channels,
-        vec![Stmt::Store(out_base.clone().plus("c", 1), start)],
+        vec![Place::Out(out_base.clone().plus("c", 1)).set(start)],
     );
     let at = out_base.clone().plus("c", 1);
     let accumulate = taps(window, in_shape, out_shape, |_, input| {
         let x = Val::load(Buf::In(0), input.plus("c", 1));
         let update = match kind {
-            PoolKind::Max => Stmt::Store(at.clone(), Val::max(Val::load(Buf::Out, at.clone()), x)),
-            PoolKind::Average => Stmt::Update(at.clone(), Update::Add, x),
+            PoolKind::Max => {
+                Place::Out(at.clone()).set(Val::max(Val::load(Buf::Out, at.clone()), x))
+            }
+            PoolKind::Average => Place::Out(at.clone()).write(WriteOp::Add, x),
         };
         let mut stmts = for_("c", channels, vec![update]);
         if kind == PoolKind::Average {
-            stmts.insert(0, Stmt::Accumulate("count".into(), Val::Const(1.0)));
+            stmts.insert(0, Place::Var("count".into()).accumulate(Val::Const(1.0)));
         }
         stmts
     });
     let mut body = init;
     if kind == PoolKind::Average {
-        body.push(Stmt::LetMut("count".into(), Val::Const(0.0)));
+        body.push(Stmt::let_mut("count".into(), Val::Const(0.0)));
     }
     body.extend(accumulate);
     if kind == PoolKind::Average {
         body.extend(for_(
             "c",
             channels,
-            vec![Stmt::Update(at, Update::Div, Val::var("count"))],
+            vec![Place::Out(at).write(WriteOp::Div, Val::var("count"))],
         ));
     }
     nest("o", &out_shape[..rank], body)
@@ -55,17 +57,20 @@ pub fn global_pool(kind: PoolKind, in_shape: &[usize]) -> Vec<Stmt> {
     let (start, update) = match kind {
         PoolKind::Max => (
             Val::Const(f32::NEG_INFINITY),
-            Stmt::Store(c.clone(), Val::max(Val::load(Buf::Out, c.clone()), x)),
+            Place::Out(c.clone()).set(Val::max(Val::load(Buf::Out, c.clone()), x)),
         ),
-        PoolKind::Average => (Val::Const(0.0), Stmt::Update(c.clone(), Update::Add, x)),
+        PoolKind::Average => (
+            Val::Const(0.0),
+            Place::Out(c.clone()).write(WriteOp::Add, x),
+        ),
     };
-    let mut body = for_("c", channels, vec![Stmt::Store(c.clone(), start)]);
+    let mut body = for_("c", channels, vec![Place::Out(c.clone()).set(start)]);
     body.extend(for_("p", positions, for_("c", channels, vec![update])));
     if kind == PoolKind::Average {
         body.extend(for_(
             "c",
             channels,
-            vec![Stmt::Update(c, Update::Div, Val::Const(positions as f32))],
+            vec![Place::Out(c).write(WriteOp::Div, Val::Const(positions as f32))],
         ));
     }
     body

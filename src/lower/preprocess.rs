@@ -3,7 +3,7 @@
 //! make the generated code read or write out of bounds. An `i32` input is read as f32
 //! (exact below 2^24); an f32 input is truncated toward zero first, as Keras casts it.
 
-use super::loops::{for_, Buf, Cond, Ix, Stmt, Val};
+use super::loops::{for_, Buf, Cond, Ix, Place, Stmt, Val, WriteOp};
 use super::WeightId;
 use crate::ir::EncodeMode;
 
@@ -14,11 +14,11 @@ fn at(var: &str) -> Ix {
 /// `let v = x[ix]` as an integer-valued f32 (`x` already holds integers when `integer`).
 fn load_integer(ix: Ix, integer: bool) -> Vec<Stmt> {
     if integer {
-        vec![Stmt::Let("v".into(), Val::load(Buf::InInt(0), ix))]
+        vec![Stmt::let_("v".into(), Val::load(Buf::InInt(0), ix))]
     } else {
         vec![
-            Stmt::Let("x".into(), Val::load(Buf::In(0), ix)),
-            Stmt::Let("v".into(), Val::Trunc("x".into())),
+            Stmt::let_("x".into(), Val::load(Buf::In(0), ix)),
+            Stmt::let_("v".into(), Val::Trunc("x".into())),
         ]
     }
 }
@@ -30,21 +30,21 @@ pub fn encode(n: usize, inner: usize, depth: usize, mode: EncodeMode, integer: b
     let mut out = for_(
         "o",
         inner * depth,
-        vec![Stmt::Store(at("o"), Val::Const(0.0))],
+        vec![Place::Out(at("o")).set(Val::Const(0.0))],
     );
     let hit = Ix::default().plus("i", depth).plus("t", 1);
     let set = match mode {
-        EncodeMode::Count => Stmt::Update(hit, super::loops::Update::Add, Val::Const(1.0)),
-        EncodeMode::OneHot | EncodeMode::MultiHot => Stmt::Store(hit, Val::Const(1.0)),
+        EncodeMode::Count => Place::Out(hit).write(WriteOp::Add, Val::Const(1.0)),
+        EncodeMode::OneHot | EncodeMode::MultiHot => Place::Out(hit).set(Val::Const(1.0)),
     };
     let mut body = load_integer(Ix::default().plus("j", inner).plus("i", 1), integer);
-    body.push(Stmt::LetMut("tf".into(), Val::Const(0.0)));
+    body.push(Stmt::let_mut("tf".into(), Val::Const(0.0)));
     body.extend(for_(
         "t",
         depth,
         vec![
             Stmt::If(Cond::Equal(Val::var("v"), Val::var("tf")), vec![set]),
-            Stmt::Accumulate("tf".into(), Val::Const(1.0)),
+            Place::Var("tf".into()).accumulate(Val::Const(1.0)),
         ],
     ));
     out.extend(for_("j", n, for_("i", inner, body)));
@@ -59,7 +59,7 @@ pub fn bucketize(
     integer: bool,
 ) -> Vec<Stmt> {
     let Some(boundaries) = boundaries else {
-        return for_("i", count, vec![Stmt::Store(at("i"), Val::Const(0.0))]);
+        return for_("i", count, vec![Place::Out(at("i")).set(Val::Const(0.0))]);
     };
     let x = if integer {
         Val::load(Buf::InInt(0), at("i"))
@@ -67,8 +67,8 @@ pub fn bucketize(
         Val::load(Buf::In(0), at("i"))
     };
     let body = vec![
-        Stmt::Let("x".into(), x),
-        Stmt::LetMut("c".into(), Val::Const(len as f32)),
+        Stmt::let_("x".into(), x),
+        Stmt::let_mut("c".into(), Val::Const(len as f32)),
     ]
     .into_iter()
     .chain(for_(
@@ -76,10 +76,10 @@ pub fn bucketize(
         len,
         vec![Stmt::If(
             Cond::Greater(Val::load(Buf::W(boundaries), at("k")), Val::var("x")),
-            vec![Stmt::Accumulate("c".into(), Val::Const(-1.0))],
+            vec![Place::Var("c".into()).accumulate(Val::Const(-1.0))],
         )],
     ))
-    .chain([Stmt::Store(at("i"), Val::var("c"))])
+    .chain([Place::Out(at("i")).set(Val::var("c"))])
     .collect();
     for_("i", count, body)
 }
@@ -102,27 +102,27 @@ pub fn lookup(
 ) -> Vec<Stmt> {
     let mut body = load_integer(at("i"), integer);
     match miss {
-        Miss::Default(d) => body.push(Stmt::LetMut("y".into(), Val::Const(d))),
+        Miss::Default(d) => body.push(Stmt::let_mut("y".into(), Val::Const(d))),
         Miss::Buckets(n, start) => {
             // A truncated quotient (off by at most one after rounding), then the remainder
             // brought into 0..n.
-            body.push(Stmt::Let("q0".into(), Val::var("v") / Val::Const(n)));
-            body.push(Stmt::Let("q".into(), Val::Trunc("q0".into())));
-            body.push(Stmt::LetMut(
+            body.push(Stmt::let_("q0".into(), Val::var("v") / Val::Const(n)));
+            body.push(Stmt::let_("q".into(), Val::Trunc("q0".into())));
+            body.push(Stmt::let_mut(
                 "r".into(),
                 Val::var("v") - Val::var("q") * Val::Const(n),
             ));
             for _ in 0..2 {
                 body.push(Stmt::If(
                     Cond::Greater(Val::Const(0.0), Val::var("r")),
-                    vec![Stmt::Accumulate("r".into(), Val::Const(n))],
+                    vec![Place::Var("r".into()).accumulate(Val::Const(n))],
                 ));
             }
             body.push(Stmt::If(
                 Cond::Greater(Val::var("r"), Val::Const(n - 1.0)),
-                vec![Stmt::Accumulate("r".into(), Val::Const(-n))],
+                vec![Place::Var("r".into()).accumulate(Val::Const(-n))],
             ));
-            body.push(Stmt::LetMut("y".into(), Val::var("r") + Val::Const(start)));
+            body.push(Stmt::let_mut("y".into(), Val::var("r") + Val::Const(start)));
         }
     }
     body.extend(for_(
@@ -130,15 +130,15 @@ pub fn lookup(
         len,
         vec![Stmt::If(
             Cond::Equal(Val::var("v"), Val::load(Buf::W(keys), at("k"))),
-            vec![Stmt::Set("y".into(), Val::load(Buf::W(values), at("k")))],
+            vec![Place::Var("y".into()).set(Val::load(Buf::W(values), at("k")))],
         )],
     ));
     if let Some((key, value)) = mask {
         body.push(Stmt::If(
             Cond::Equal(Val::var("v"), Val::Const(key)),
-            vec![Stmt::Set("y".into(), Val::Const(value))],
+            vec![Place::Var("y".into()).set(Val::Const(value))],
         ));
     }
-    body.push(Stmt::Store(at("i"), Val::var("y")));
+    body.push(Place::Out(at("i")).set(Val::var("y")));
     for_("i", count, body)
 }

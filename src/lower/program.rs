@@ -4,12 +4,14 @@
 
 use std::collections::BTreeSet;
 
+use crate::ir::MathFn;
+
 use super::axis::AxisKernel;
 pub use super::conv::Blocking;
 use super::epilogue::Epilogue;
-use super::expr::{self, Expr};
+use super::loops::{walk, Array, Place, Stmt, Uses, Visit, WriteOp};
 use crate::error::LayerProblem;
-use crate::ir::MathFn;
+use crate::ir::expr::{self, Expr};
 use crate::ir::{numel, Activation, AxisFn, Graph, InputDtype, Op};
 use crate::naming::{comment, Namer};
 use crate::passes::{Location, MemoryPlan};
@@ -24,6 +26,8 @@ pub struct Program {
     /// In call order.
     pub layers: Vec<Layer>,
     pub math: BTreeSet<MathFn>,
+    /// Whether a kernel uses an infinite or NaN constant.
+    pub non_finite: bool,
 }
 
 /// A model input or output as the generated API shows it.
@@ -53,7 +57,7 @@ pub struct Layer {
     pub ident: String,
     /// `name (Class)`, safe for a line comment.
     pub comment: String,
-    pub kernel: Kernel,
+    pub body: Vec<Stmt>,
     pub inputs: Vec<Arg>,
     pub output: Arg,
     /// The kernel's private working memory in the scratch arena (`work`), if it needs
@@ -70,40 +74,39 @@ pub struct Arg {
     pub dtype: InputDtype,
 }
 
-/// What a layer function computes. Sizes are per sample, in f32s.
-#[derive(Debug, Clone)]
-pub enum Kernel {
-    /// Loops written in the shared loop language.
-    Loops(Vec<super::loops::Stmt>),
-}
-
 /// What runs in place on a layer's output.
 #[derive(Debug, Clone)]
 pub enum Post {
     None,
     Map(Expr),
     /// An axis activation (softmax, ...) as loops over the output.
-    Loops(Vec<super::loops::Stmt>),
+    Loops(Vec<Stmt>),
 }
 
-/// Lowers `graph` (already optimised) with its memory plan; lists every node whose op the
-/// code generators cannot emit yet.
-pub fn lower(graph: &Graph, plan: &MemoryPlan) -> Result<Program, Vec<LayerProblem>> {
-    lower_with(graph, plan, Blocking::RUST)
+/// What a backend asks of lowering for its compiler: how convolutions are blocked for
+/// registers, and whether short accumulation loops stay rolled. Never what is computed or
+/// in which order, so every tuning gives the same numbers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tuning {
+    pub blocking: Blocking,
+    /// Marks loops of up to 16 iterations that only add into an accumulator
+    /// [`Stmt::For`]`{ rolled }`.
+    pub rolled_accumulations: bool,
 }
 
-/// [`lower`] with convolutions blocked for one target compiler.
-pub fn lower_with(
+/// Lowers `graph` (already optimised) with its memory plan, tuned for one backend; lists
+/// every node whose op the code generators cannot emit yet.
+pub fn lower(
     graph: &Graph,
     plan: &MemoryPlan,
-    blocking: Blocking,
+    tuning: &Tuning,
 ) -> Result<Program, Vec<LayerProblem>> {
     let mut problems = Vec::new();
     let mut by_content: std::collections::HashMap<u64, WeightId> = Default::default();
     let mut namer = Namer::new();
     let mut weights = Vec::new();
     let mut layers = Vec::new();
-    let mut math = BTreeSet::new();
+    let mut uses = Uses::default();
     let port = |name: &str, t: usize, dtype| Port {
         name: name.to_string(),
         shape: graph.shape(t).to_vec(),
@@ -143,8 +146,8 @@ pub fn lower_with(
             by_content.insert(key, weights.len() - 1);
             weights.len() - 1
         };
-        let kernel = match loops(&node.op, node, graph, &mut add_weight, blocking) {
-            Ok(stmts) => Kernel::Loops(stmts),
+        let mut body = match loops(&node.op, node, graph, &mut add_weight, tuning.blocking) {
+            Ok(stmts) => stmts,
             Err(message) => {
                 problems.push(LayerProblem {
                     layer: node.name.clone(),
@@ -154,11 +157,14 @@ pub fn lower_with(
                 continue;
             }
         };
-        kernel_math(&kernel, &mut math);
+        if tuning.rolled_accumulations {
+            walk(&mut body, &mut RollAccumulations);
+        }
+        walk(&mut body, &mut uses);
         layers.push(Layer {
             ident,
             comment: format!("{} ({})", comment(&node.name), comment(&node.class)),
-            kernel,
+            body,
             inputs: node.inputs.iter().map(|&t| arg(t)).collect(),
             output: arg(node.output),
             workspace: plan.workspace[i].map(|offset| Arg {
@@ -186,7 +192,8 @@ pub fn lower_with(
         scratch_len: plan.scratch_len,
         weights,
         layers,
-        math,
+        math: uses.math,
+        non_finite: uses.non_finite,
     })
 }
 
@@ -200,9 +207,32 @@ fn post(activation: &Activation, shape: &[usize]) -> Post {
     }
 }
 
-fn kernel_math(kernel: &Kernel, math: &mut BTreeSet<MathFn>) {
-    match kernel {
-        Kernel::Loops(stmts) => super::loops::math_fns(stmts, math),
+/// GCC fully unrolls loops of up to 16 before vectorising, then turns the unrolled
+/// accumulators into in-order vector reductions over the enclosing channel loop, 4-10x
+/// slower: such a loop stays a loop.
+struct RollAccumulations;
+
+impl Visit for RollAccumulations {
+    fn stmt(&mut self, s: &mut Stmt) {
+        if let Stmt::For {
+            count,
+            rolled,
+            body,
+            ..
+        } = s
+        {
+            let accumulates = |s: &Stmt| {
+                matches!(
+                    s,
+                    Stmt::Write {
+                        to: Place::Local(Array { home: Some(_), .. }, _),
+                        op: WriteOp::Add,
+                        ..
+                    }
+                )
+            };
+            *rolled = *count <= 16 && body.iter().all(accumulates);
+        }
     }
 }
 
@@ -225,7 +255,7 @@ fn loops(
     graph: &Graph,
     add_weight: &mut super::AddWeight,
     blocking: Blocking,
-) -> Result<Vec<super::loops::Stmt>, String> {
+) -> Result<Vec<Stmt>, String> {
     use super::{attention, conv, layout, merge, pool, reduce, resample};
     let in_shapes: Vec<&[usize]> = node.inputs.iter().map(|&t| graph.shape(t)).collect();
     let (x, y) = (in_shapes[0], graph.shape(node.output));

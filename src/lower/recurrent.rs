@@ -7,9 +7,9 @@
 //! directly when the layer returns sequences.
 
 use super::dense::{matvec, Rows};
-use super::expr;
-use super::loops::{for_, Buf, Cond, Ix, Stmt, Val};
+use super::loops::{for_, Buf, Cond, Index, Ix, Place, Stmt, Val};
 use super::{AddWeight, WeightId};
+use crate::ir::expr;
 use crate::ir::{Activation, Cell, Recurrent};
 
 fn at(var: &str) -> Ix {
@@ -41,7 +41,7 @@ fn gru_h() -> Stmt {
 }
 
 fn let_(name: &str, v: Val) -> Stmt {
-    Stmt::Let(name.to_string(), v)
+    Stmt::let_(name.to_string(), v)
 }
 
 fn work(ix: Ix) -> Val {
@@ -56,7 +56,7 @@ fn gates(dst: usize, n: usize, sources: &[Rows], bias: Option<WeightId>) -> Vec<
             Some(b) => Val::load(Buf::W(b), o.clone()) + sum,
             None => sum,
         };
-        vec![Stmt::WorkStore(Ix::constant(dst).add_scaled(&o, 1), value)]
+        vec![Place::Work(Ix::constant(dst).add_scaled(&o, 1)).set(value)]
     };
     matvec(n, sources, &finish)
 }
@@ -87,15 +87,12 @@ pub fn recurrent(
                 for_(
                     "k",
                     u,
-                    vec![Stmt::WorkStore(
-                        off(j * u, "k"),
-                        Val::load(Buf::In(1 + j), at("k")),
-                    )],
+                    vec![Place::Work(off(j * u, "k")).set(Val::load(Buf::In(1 + j), at("k")))],
                 )
             })
             .collect()
     } else {
-        for_("k", states, vec![Stmt::WorkStore(at("k"), Val::Const(0.0))])
+        for_("k", states, vec![Place::Work(at("k")).set(Val::Const(0.0))])
     };
     // With a mask, the last output (what a masked step emits) follows the cell's
     // workspace, starting at zero.
@@ -104,7 +101,7 @@ pub fn recurrent(
         out.extend(for_(
             "k",
             u,
-            vec![Stmt::WorkStore(off(last, "k"), Val::Const(0.0))],
+            vec![Place::Work(off(last, "k")).set(Val::Const(0.0))],
         ));
     }
 
@@ -114,10 +111,12 @@ pub fn recurrent(
         if steps == 1 {
             "s".into()
         } else {
-            body.push(Stmt::LetReversed {
+            body.push(Stmt::LetIndex {
                 name: name.into(),
-                var: "s".into(),
-                last: steps - 1,
+                value: Index::Reversed {
+                    var: "s".into(),
+                    last: steps - 1,
+                },
             });
             name.into()
         }
@@ -148,15 +147,12 @@ pub fn recurrent(
     };
     // Stores the new h (in variable `h`) into the state and the output row.
     let keep_h = |stmts: &mut Vec<Stmt>| {
-        stmts.push(Stmt::WorkStore(at("k"), Val::var("h")));
+        stmts.push(Place::Work(at("k")).set(Val::var("h")));
         if r.masked {
-            stmts.push(Stmt::WorkStore(off(last, "k"), Val::var("h")));
+            stmts.push(Place::Work(off(last, "k")).set(Val::var("h")));
         }
         if r.return_sequences {
-            stmts.push(Stmt::Store(
-                Ix::default().plus(&row, u).plus("k", 1),
-                Val::var("h"),
-            ));
+            stmts.push(Place::Out(Ix::default().plus(&row, u).plus("k", 1)).set(Val::var("h")));
         }
     };
     let ra = &r.recurrent_activation;
@@ -178,7 +174,7 @@ pub fn recurrent(
                     "c",
                     Val::var("fg") * work(off(u, "k")) + Val::var("ig") * Val::var("cg"),
                 ),
-                Stmt::WorkStore(off(u, "k"), Val::var("c")),
+                Place::Work(off(u, "k")).set(Val::var("c")),
                 let_("h", Val::var("og") * act(&r.activation, "c")),
             ];
             keep_h(&mut gate);
@@ -213,9 +209,9 @@ pub fn recurrent(
                         let_("az", work(off(zx, "k")) + work(off(zh, "k"))),
                         let_("ar", work(off(zx + u, "k")) + work(off(zh + u, "k"))),
                         // z waits in the (spent) h part for the second loop.
-                        Stmt::WorkStore(off(zh, "k"), act(ra, "az")),
+                        Place::Work(off(zh, "k")).set(act(ra, "az")),
                         let_("r", act(ra, "ar")),
-                        Stmt::WorkStore(off(rh, "k"), Val::var("r") * work(at("k"))),
+                        Place::Work(off(rh, "k")).set(Val::var("r") * work(at("k"))),
                     ],
                 ));
                 let r_h = Rows {
@@ -253,7 +249,15 @@ pub fn recurrent(
         // the last output (zeros with zero_output_for_mask).
         let split = body
             .iter()
-            .position(|s| !matches!(s, Stmt::LetReversed { .. }))
+            .position(|s| {
+                !matches!(
+                    s,
+                    Stmt::LetIndex {
+                        value: Index::Reversed { .. },
+                        ..
+                    }
+                )
+            })
             .unwrap_or(body.len());
         let step = body.split_off(split);
         body.push(let_("m", Val::load(Buf::In(r.arity() - 1), at(&t))));
@@ -266,17 +270,14 @@ pub fn recurrent(
             skip.extend(for_(
                 "k",
                 u,
-                vec![Stmt::WorkStore(off(last, "k"), Val::Const(0.0))],
+                vec![Place::Work(off(last, "k")).set(Val::Const(0.0))],
             ));
         }
         if r.return_sequences {
             skip.extend(for_(
                 "k",
                 u,
-                vec![Stmt::Store(
-                    Ix::default().plus(&row, u).plus("k", 1),
-                    work(off(last, "k")),
-                )],
+                vec![Place::Out(Ix::default().plus(&row, u).plus("k", 1)).set(work(off(last, "k")))],
             ));
         }
         if !skip.is_empty() {
@@ -292,7 +293,7 @@ pub fn recurrent(
         out.extend(for_(
             "k",
             u,
-            vec![Stmt::Store(at("k"), work(off(from, "k")))],
+            vec![Place::Out(at("k")).set(work(off(from, "k")))],
         ));
     }
     if r.return_state {
@@ -300,7 +301,7 @@ pub fn recurrent(
         out.extend(for_(
             "k",
             states,
-            vec![Stmt::Store(off(main, "k"), work(at("k")))],
+            vec![Place::Out(off(main, "k")).set(work(at("k")))],
         ));
     }
     out
@@ -323,18 +324,20 @@ pub fn sequence_mask(
             "i",
             rows,
             vec![
-                Stmt::LetLookup {
+                Stmt::LetIndex {
                     name: "index".into(),
-                    input: 0,
-                    ix: at("i"),
-                    max: 1,
-                    integer: true,
+                    value: Index::Lookup {
+                        input: 0,
+                        ix: at("i"),
+                        max: 1,
+                        integer: true,
+                    },
                 },
-                Stmt::Store(at("i"), Val::load(Buf::W(table), at("index"))),
+                Place::Out(at("i")).set(Val::load(Buf::W(table), at("index"))),
             ],
         );
     }
-    let mut body = vec![Stmt::LetMut("equal".into(), Val::Const(0.0))];
+    let mut body = vec![Stmt::let_mut("equal".into(), Val::Const(0.0))];
     body.extend(for_(
         "f",
         features,
@@ -343,13 +346,13 @@ pub fn sequence_mask(
                 Val::load(Buf::In(0), Ix::default().plus("i", features).plus("f", 1)),
                 Val::Const(value),
             ),
-            vec![Stmt::Accumulate("equal".into(), Val::Const(1.0))],
+            vec![Place::Var("equal".into()).accumulate(Val::Const(1.0))],
         )],
     ));
-    body.push(Stmt::Store(at("i"), Val::Const(1.0)));
+    body.push(Place::Out(at("i")).set(Val::Const(1.0)));
     body.push(Stmt::If(
         Cond::Equal(Val::var("equal"), Val::Const(features as f32)),
-        vec![Stmt::Store(at("i"), Val::Const(0.0))],
+        vec![Place::Out(at("i")).set(Val::Const(0.0))],
     ));
     for_("i", rows, body)
 }

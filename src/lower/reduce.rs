@@ -1,7 +1,7 @@
 //! Reductions over axes, as loops.
 
 use super::index::{ix, nest, strides};
-use super::loops::{for_, Buf, Ix, Stmt, Update, Val};
+use super::loops::{for_, Buf, Ix, Place, Stmt, Val, WriteOp};
 use crate::ir::{numel, ReduceKind};
 
 /// Sum, mean, max or min over `axes`: the output (reduced axes kept as size 1, the same
@@ -22,25 +22,25 @@ pub fn reduce(kind: ReduceKind, axes: &[usize], in_shape: &[usize]) -> Vec<Stmt>
     let o = ix("i", &kst);
     let x = Val::load(Buf::In(0), ix("i", &strides(in_shape)));
     let (start, fold) = match kind {
-        ReduceKind::Sum | ReduceKind::Mean => (0.0, Stmt::Update(o.clone(), Update::Add, x)),
+        ReduceKind::Sum | ReduceKind::Mean => (0.0, Place::Out(o.clone()).write(WriteOp::Add, x)),
         ReduceKind::Max => (
             f32::NEG_INFINITY,
-            Stmt::Store(o.clone(), Val::max(Val::load(Buf::Out, o), x)),
+            Place::Out(o.clone()).set(Val::max(Val::load(Buf::Out, o), x)),
         ),
         ReduceKind::Min => (
             f32::INFINITY,
-            Stmt::Store(o.clone(), Val::min(Val::load(Buf::Out, o), x)),
+            Place::Out(o.clone()).set(Val::min(Val::load(Buf::Out, o), x)),
         ),
     };
     let p = Ix::default().plus("p", 1);
-    let mut body = for_("p", n, vec![Stmt::Store(p.clone(), Val::Const(start))]);
+    let mut body = for_("p", n, vec![Place::Out(p.clone()).set(Val::Const(start))]);
     body.extend(nest("i", in_shape, vec![fold]));
     if kind == ReduceKind::Mean {
         let count = numel(in_shape) / n.max(1);
         body.extend(for_(
             "p",
             n,
-            vec![Stmt::Update(p, Update::Div, Val::Const(count as f32))],
+            vec![Place::Out(p).write(WriteOp::Div, Val::Const(count as f32))],
         ));
     }
     body

@@ -2,10 +2,10 @@
 //! (resizes by any factor, adaptive pooling) to loops that read per-axis index tables:
 //! weight arrays of whole numbers made here from [`crate::ir::resize_taps`] and
 //! [`crate::ir::adaptive_windows`], read once per output row or column
-//! ([`Stmt::LetTable`]), so the channel loop inside stays a plain strided walk.
+//! ([`Index::Table`]), so the channel loop inside stays a plain strided walk.
 
 use super::index::{ix, nest, strides};
-use super::loops::{for_, Buf, Cond, Ix, Stmt, Update, Val};
+use super::loops::{for_, Buf, Cond, Index, Ix, Place, Stmt, Val, WriteOp};
 use super::WeightId;
 use crate::ir::{adaptive_windows, resize_taps, PoolKind, ResizeMethod};
 
@@ -30,10 +30,9 @@ fn let_table(
 ) -> Stmt {
     let data: Vec<f32> = values.map(|v| v as f32).collect();
     let table = add_weight(weight, vec![data.len()], &data);
-    Stmt::LetTable {
+    Stmt::LetIndex {
         name: var,
-        table,
-        ix,
+        value: Index::Table { table, ix },
     }
 }
 
@@ -74,7 +73,7 @@ pub fn resize(
                 ));
                 let lerp: Vec<f32> = taps.iter().map(|t| t.lerp).collect();
                 let lerp = add_weight(&format!("lerp{d}"), vec![taps.len()], &lerp);
-                stmts.push(Stmt::Let(format!("w{d}"), Val::load(Buf::W(lerp), at)));
+                stmts.push(Stmt::let_(format!("w{d}"), Val::load(Buf::W(lerp), at)));
             }
             stmts
         })
@@ -103,7 +102,7 @@ pub fn resize(
     let mut body = for_(
         "c",
         channels,
-        vec![Stmt::Store(index("o", &ost[..rank]).plus("c", 1), value)],
+        vec![Place::Out(index("o", &ost[..rank]).plus("c", 1)).set(value)],
     );
     for d in (0..rank).rev() {
         body = for_(
@@ -166,12 +165,12 @@ pub fn adaptive_pool(
         .plus("c", 1);
     let x = Val::load(Buf::In(0), input);
     let update = match kind {
-        PoolKind::Max => Stmt::Store(at.clone(), Val::max(Val::load(Buf::Out, at.clone()), x)),
-        PoolKind::Average => Stmt::Update(at.clone(), Update::Add, x),
+        PoolKind::Max => Place::Out(at.clone()).set(Val::max(Val::load(Buf::Out, at.clone()), x)),
+        PoolKind::Average => Place::Out(at.clone()).write(WriteOp::Add, x),
     };
     let mut taps = for_("c", channels, vec![update]);
     if kind == PoolKind::Average {
-        taps.insert(0, Stmt::Accumulate("count".into(), Val::Const(1.0)));
+        taps.insert(0, Place::Var("count".into()).accumulate(Val::Const(1.0)));
     }
     for d in (0..rank).rev() {
         let (longest, ragged) = spans[d];
@@ -184,6 +183,7 @@ pub fn adaptive_pool(
             vec![Stmt::For {
                 var: t,
                 count: longest,
+                rolled: false,
                 body: taps,
             }]
         } else {
@@ -195,16 +195,16 @@ pub fn adaptive_pool(
         PoolKind::Max => Val::Const(f32::NEG_INFINITY),
         PoolKind::Average => Val::Const(0.0),
     };
-    let mut body = for_("c", channels, vec![Stmt::Store(at.clone(), start)]);
+    let mut body = for_("c", channels, vec![Place::Out(at.clone()).set(start)]);
     if kind == PoolKind::Average {
-        body.push(Stmt::LetMut("count".into(), Val::Const(0.0)));
+        body.push(Stmt::let_mut("count".into(), Val::Const(0.0)));
     }
     body.extend(taps);
     if kind == PoolKind::Average {
         body.extend(for_(
             "c",
             channels,
-            vec![Stmt::Update(at, Update::Div, Val::var("count"))],
+            vec![Place::Out(at).write(WriteOp::Div, Val::var("count"))],
         ));
     }
     for d in (0..rank).rev() {
@@ -231,10 +231,8 @@ pub fn upsample_nearest(factors: &[usize], in_shape: &[usize], out_shape: &[usiz
     let copy = for_(
         "c",
         channels,
-        vec![Stmt::Store(
-            out.plus("c", 1),
-            Val::load(Buf::In(0), ix("i", &xst[..rank]).plus("c", 1)),
-        )],
+        vec![Place::Out(out.plus("c", 1))
+            .set(Val::load(Buf::In(0), ix("i", &xst[..rank]).plus("c", 1)))],
     );
     let body = nest("r", factors, copy);
     nest("i", &in_shape[..rank], body)
@@ -297,7 +295,7 @@ fn build_bilinear(
                 .collect();
         }
         let value = values.pop().unwrap_or(Val::Const(0.0));
-        return for_("c", channels, vec![Stmt::Store(out.plus("c", 1), value)]);
+        return for_("c", channels, vec![Place::Out(out.plus("c", 1)).set(value)]);
     }
     let (lerp, left) = axes[d];
     let (f, n) = (factors[d], in_shape[d]);
@@ -312,15 +310,19 @@ fn build_bilinear(
             vec![
                 Stmt::LetIndex {
                     name: format!("lo{d}"),
-                    ix: lo.clone(),
-                    max: n - 1,
+                    value: Index::Clamped {
+                        ix: lo.clone(),
+                        max: n - 1,
+                    },
                 },
                 Stmt::LetIndex {
                     name: format!("hi{d}"),
-                    ix: lo.offset(1),
-                    max: n - 1,
+                    value: Index::Clamped {
+                        ix: lo.offset(1),
+                        max: n - 1,
+                    },
                 },
-                Stmt::Let(
+                Stmt::let_(
                     format!("w{d}"),
                     Val::load(
                         Buf::W(lerp),
@@ -346,6 +348,7 @@ fn build_bilinear(
         per_position.push(Stmt::For {
             var: r.clone(),
             count,
+            rolled: false,
             body,
         });
     }

@@ -81,7 +81,7 @@ pub fn close(got: f32, want: f32) -> bool {
 }
 
 pub fn rust_literal(v: f32) -> String {
-    keras2src::lower::expr::Lang::Rust.float(v)
+    keras2src::backend::rust::float_literal(v)
 }
 
 /// Generates and compiles both languages' code of every case at once (Rust and C++ compile
@@ -323,7 +323,7 @@ pub fn run_cpp(cases: &[Case], dir: &Path) -> Outputs {
                         if int {
                             format!("{}", v as i32)
                         } else {
-                            keras2src::lower::expr::Lang::Cpp.float(v)
+                            keras2src::backend::cpp::float_literal(v)
                         }
                     })
                     .collect();

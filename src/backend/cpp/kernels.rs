@@ -1,21 +1,22 @@
 //! One C++ function per layer, the same loops in the same order as the Rust backend's
 //! (so the two agree bit for bit without FMA contraction).
 
-use crate::lower::expr::Lang;
-use crate::lower::loops::{Ix, Syntax};
-use crate::lower::{Kernel, Layer, WeightArray, WeightId};
+use super::dialect::Cpp;
+use crate::backend::printer::{index, Printer};
+use crate::lower::loops::Ix;
+use crate::lower::{Layer, WeightArray, WeightId};
 
 /// `in_file`: the weights are pointers into the weights file, indexed flat.
 pub fn layer_fn(layer: &Layer, weights: &[WeightArray], in_file: bool) -> String {
-    let read = |id: WeightId, row: Option<&Ix>, index: &Ix| {
+    let read = |id: WeightId, row: Option<&Ix>, at: &Ix| {
         let w = &weights[id];
         match row {
             _ if in_file => {
-                let flat = crate::backend::flat_index(w, row, index);
-                format!("{}[{}]", w.ident, flat.print())
+                let flat = crate::backend::flat_index(w, row, at);
+                format!("{}[{}]", w.ident, index(&flat))
             }
-            Some(r) => format!("{}[{}][{}]", w.ident, r.print(), index.print()),
-            None => format!("{}[{}]", w.ident, index.print()),
+            Some(r) => format!("{}[{}][{}]", w.ident, index(r), index(at)),
+            None => format!("{}[{}]", w.ident, index(at)),
         }
     };
     let names = crate::lower::input_names(layer.inputs.len());
@@ -30,13 +31,12 @@ pub fn layer_fn(layer: &Layer, weights: &[WeightArray], in_file: bool) -> String
             format!("const {ty}* __restrict {name}")
         })
         .collect();
-    let Kernel::Loops(stmts) = &layer.kernel;
-    let syntax = Syntax {
-        lang: Lang::Cpp,
+    let printer = Printer {
+        dialect: &Cpp,
         inputs: &names,
         weight: &read,
     };
-    let body = syntax.text(stmts, 1).trim_end().to_string();
+    let body = printer.text(&layer.body, 1).trim_end().to_string();
     let work = if layer.workspace.is_some() {
         ", float* __restrict work"
     } else {

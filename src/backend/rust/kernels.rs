@@ -4,9 +4,10 @@
 use proc_macro2::TokenStream;
 use quote::ToTokens;
 
-use crate::lower::expr::Lang;
-use crate::lower::loops::{Ix, Syntax};
-use crate::lower::{Kernel, Layer, WeightArray, WeightId};
+use super::dialect::Rust;
+use crate::backend::printer::{index, Printer};
+use crate::lower::loops::Ix;
+use crate::lower::{Layer, WeightArray, WeightId};
 
 /// How the generated code reads a weight.
 #[derive(Clone, Copy)]
@@ -18,16 +19,16 @@ pub struct Access<'a> {
 
 impl Access<'_> {
     /// Element `index` of a 1-D array, or `[row][index]` of a 2-D one.
-    pub fn read(&self, id: WeightId, row: Option<&Ix>, index: &Ix) -> String {
+    pub fn read(&self, id: WeightId, row: Option<&Ix>, at: &Ix) -> String {
         let w = &self.weights[id];
         if self.in_file {
-            let flat = crate::backend::flat_index(w, row, index);
-            format!("weights::{}({})", w.ident, flat.print())
+            let flat = crate::backend::flat_index(w, row, at);
+            format!("weights::{}({})", w.ident, index(&flat))
         } else {
             let name = w.ident.to_ascii_uppercase();
             match row {
-                Some(r) => format!("weights::{name}[{}][{}]", r.print(), index.print()),
-                None => format!("weights::{name}[{}]", index.print()),
+                Some(r) => format!("weights::{name}[{}][{}]", index(r), index(at)),
+                None => format!("weights::{name}[{}]", index(at)),
             }
         }
     }
@@ -48,13 +49,12 @@ pub fn layer_fn(layer: &Layer, access: Access) -> Result<TokenStream, String> {
             format!("{name}: &[{ty}; {}]", arg.len)
         })
         .collect();
-    let Kernel::Loops(stmts) = &layer.kernel;
-    let syntax = Syntax {
-        lang: Lang::Rust,
+    let printer = Printer {
+        dialect: &Rust,
         inputs: &names,
         weight: &w,
     };
-    let body = syntax.text(stmts, 1);
+    let body = printer.text(&layer.body, 1);
     // Index loops read clearer than iterator chains where strides are involved. The layout
     // is prettyplease's, which rustfmt would redo: `rustfmt::skip` keeps `cargo fmt` away.
     let allow = "#[rustfmt::skip]\n\

@@ -5,6 +5,8 @@
 //! `predict*`, names, math, weights) is `#[rustfmt::skip]`, the rest is printed as rustfmt
 //! prints it, so `cargo fmt --check` and `keras2src generate --check` agree.
 
+mod dialect;
+pub use dialect::float as float_literal;
 mod kernels;
 
 use proc_macro2::{Literal, TokenStream};
@@ -13,9 +15,29 @@ use quote::{format_ident, quote};
 use crate::backend::{math, Api};
 use crate::ir::InputDtype;
 use crate::lower::port_ident;
-use crate::lower::{Arg, Program};
+use crate::lower::{Arg, Blocking, Program, Tuning};
 use crate::passes::Location;
 use crate::ScratchPlacement;
+
+/// How lowering tunes loops for rustc. The blocking, measured on MobileNetV2 (alpha 0.35,
+/// 96x96), sum of per-layer best times, Zen 4 (shared, noisy: +-10%), in us as rustc -O / rustc -O -C target-cpu=native / g++ -O2
+/// / g++ -O3 -march=native (before blocking: 1180 / 776 / 1930 / 1562):
+///   2 x 16: 806 / 360 / - / -
+///   4 x 16: 871 / 317 / 1611 / 918 (another run: 919 / 372)
+///   4 x 32: 920 / 575 / 1580 / 690 (depthwise not yet blocked)
+///   2 x 32: 937 / 546 / 1400 / 664
+///   2 x 64: - / - / 1426 / 668;  4 x 64: - / - / 2229 / 773;  1 x 64: - / - / 1453 / 590
+/// and on the 3x3 conv 13x13x16 -> 11x11x32 of B2 (rustc -O / native): before 28.5 /
+/// 15.3, 2 x 16: 34 / 16.1, 4 x 16: 61-92 / 16.3 (spills the 16 SSE registers).
+/// rustc keeps a block in registers while it fully unrolls it (about 64 products per
+/// channel); larger blocks fall back to worse loops (depthwise 4 x 32: 3-10x slower).
+pub const TUNING: Tuning = Tuning {
+    blocking: Blocking {
+        pixels: 2,
+        filters: 16,
+    },
+    rolled_accumulations: false,
+};
 
 /// Prints `program` as a Rust module; `header` lines become the leading comment.
 /// Generated Rust: the module source and, when the weights live in a file, its bytes.
@@ -349,7 +371,7 @@ fn self_test_module(p: &Program, test: &crate::SelfTest, scratch: ScratchPlaceme
     let floats = |values: &[f32]| {
         values
             .iter()
-            .map(|&v| crate::lower::expr::Lang::Rust.float(v))
+            .map(|&v| dialect::float(v))
             .collect::<Vec<_>>()
             .join(", ")
     };
@@ -670,7 +692,7 @@ fn weights_module(p: &Program) -> String {
         let name = w.ident.to_ascii_uppercase();
         let fmt_row = |row: &[f32]| {
             row.iter()
-                .map(|&v| crate::lower::expr::Lang::Rust.float(v))
+                .map(|&v| dialect::float(v))
                 .collect::<Vec<_>>()
                 .join(", ")
         };

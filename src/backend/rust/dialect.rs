@@ -1,0 +1,143 @@
+//! How Rust spells the loop language (see [`crate::backend::printer`]).
+
+use crate::backend::printer::{Dialect, Operand};
+use crate::ir::MathFn;
+
+pub struct Rust;
+
+/// An f32 literal that reads back to exactly `v` (NaN, infinities, -0.0 and subnormals
+/// included).
+pub fn float(v: f32) -> String {
+    if v.is_nan() {
+        "f32::NAN".into()
+    } else if v.is_infinite() {
+        if v > 0.0 {
+            "f32::INFINITY"
+        } else {
+            "f32::NEG_INFINITY"
+        }
+        .into()
+    } else {
+        let s = format!("{v:?}");
+        if s.contains(['.', 'e']) {
+            s
+        } else {
+            format!("{s}.0")
+        }
+    }
+}
+
+impl Dialect for Rust {
+    fn accumulates_in_output(&self) -> bool {
+        false
+    }
+
+    fn float(&self, v: f32) -> String {
+        float(v)
+    }
+
+    /// Names the well-known constants (clippy asks for it).
+    fn constant(&self, v: f32) -> String {
+        use std::f32::consts;
+        let named = [
+            (consts::SQRT_2, "SQRT_2"),
+            (consts::FRAC_1_SQRT_2, "FRAC_1_SQRT_2"),
+            (consts::PI, "PI"),
+            (consts::E, "E"),
+            (consts::LN_2, "LN_2"),
+            (consts::LN_10, "LN_10"),
+            (consts::FRAC_2_SQRT_PI, "FRAC_2_SQRT_PI"),
+        ];
+        match named.iter().find(|(c, _)| *c == v) {
+            Some((_, name)) => format!("core::f32::consts::{name}"),
+            None => float(v),
+        }
+    }
+
+    fn math_call(&self, f: MathFn, arg: &str) -> String {
+        format!("math::{}({arg})", f.rust_name())
+    }
+
+    fn conditional(&self, cond: &str, then: &Operand, otherwise: &Operand) -> String {
+        format!(
+            "(if {cond} {{ {} }} else {{ {} }})",
+            then.whole, otherwise.whole
+        )
+    }
+
+    fn clamp(&self, a: &str, lo: &str, hi: &str) -> String {
+        format!("{a}.clamp({lo}, {hi})")
+    }
+
+    fn int_to_float(&self, element: &str, whole: bool) -> String {
+        if whole {
+            format!("{element} as f32")
+        } else {
+            format!("({element} as f32)")
+        }
+    }
+
+    fn trunc(&self, v: &str) -> String {
+        format!("(if {v} < 8388608.0 && {v} > -8388608.0 {{ {v} as i32 as f32 }} else {{ {v} }})")
+    }
+
+    fn in_range(&self, ix: &str, simple: bool, lo: usize, hi: usize) -> String {
+        if simple {
+            format!("({lo}..{hi}).contains(&{ix})")
+        } else {
+            format!("({lo}..{hi}).contains(&({ix}))")
+        }
+    }
+
+    // Function-call forms: the loop variable's type is not yet known.
+    fn clamp_index(&self, ix: &str, below: usize, max: usize) -> String {
+        if below > 0 {
+            format!("usize::min(usize::saturating_sub({ix}, {below}), {max})")
+        } else {
+            format!("usize::min({ix}, {max})")
+        }
+    }
+
+    fn int_index(&self, element: &str, max: usize) -> String {
+        format!("{element}.clamp(0, {max}) as usize")
+    }
+
+    fn float_index(&self, element: &str, max: usize) -> String {
+        // `as usize` truncates toward zero and saturates (NaN gives 0).
+        format!("usize::min({element} as usize, {max})")
+    }
+
+    fn table_index(&self, entry: &str) -> String {
+        format!("{entry} as usize")
+    }
+
+    fn for_(&self, var: &str, count: usize) -> String {
+        format!("for {var} in 0..{count} {{")
+    }
+
+    fn rolled(&self) -> Option<&'static str> {
+        None
+    }
+
+    fn let_(&self, name: &str, mutable: bool, value: &str) -> String {
+        let m = if mutable { "mut " } else { "" };
+        format!("let {m}{name}: f32 = {value};")
+    }
+
+    fn let_index(&self, name: &str, typed: bool, value: &str) -> String {
+        if typed {
+            format!("let {name}: usize = {value};")
+        } else {
+            format!("let {name} = {value};")
+        }
+    }
+
+    fn local_array(&self, name: &str, len: usize) -> String {
+        // Zeros, though every element is stored before it is read: Rust asks for a value.
+        format!("let mut {name} = [0.0f32; {len}];")
+    }
+
+    fn if_(&self, cond: &str) -> String {
+        format!("if {cond} {{")
+    }
+}
