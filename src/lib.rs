@@ -208,36 +208,33 @@ impl Model {
             }
         };
         let header = self.header(options, in_file, scratch, &notes);
-        let api = backend::Api {
-            scratch,
-            extern_c: options.extern_c,
-            self_test: options.self_test.as_ref(),
+        let weights_file = weights_file.as_deref();
+        let self_test = options.self_test.as_ref();
+        let generated = match lang {
+            Lang::Rust => backend::rust::emit(
+                &program,
+                &backend::rust::Options {
+                    header: &header,
+                    weights_file,
+                    scratch,
+                    self_test,
+                },
+            )?,
+            Lang::Cpp => backend::cpp::emit(
+                &program,
+                &backend::cpp::Options {
+                    header: &header,
+                    namespace: name,
+                    weights_file,
+                    // Decimal literals review well; past the file threshold, parse speed wins.
+                    hex_weights: floats > WEIGHTS_FILE_THRESHOLD,
+                    scratch,
+                    extern_c: options.extern_c,
+                    self_test,
+                },
+            )?,
         };
-        Ok(match lang {
-            Lang::Rust => {
-                let emitted = backend::rust::emit(&program, &header, weights_file.as_deref(), &api)
-                    .map_err(Error::Internal)?;
-                Generated {
-                    source: emitted.source,
-                    weights_file: weights_file.zip(emitted.weights_bin),
-                    notes,
-                }
-            }
-            Lang::Cpp => Generated {
-                // Decimal literals review well; past the file threshold, parse speed wins.
-                source: backend::cpp::emit(
-                    &program,
-                    &header,
-                    name,
-                    weights_file.as_deref(),
-                    floats > WEIGHTS_FILE_THRESHOLD,
-                    &api,
-                ),
-                weights_file: weights_file
-                    .map(|file| (file, backend::weights_file_bytes(&program))),
-                notes,
-            },
-        })
+        Ok(Generated { notes, ..generated })
     }
 
     /// The leading comment: tool, source hash, options and totals; never a path or a time.

@@ -120,6 +120,11 @@ pub struct SelfTest {
 }
 
 impl SelfTest {
+    /// The bound every self-test checks, DESIGN.md's: `|got - keras| <= ABS + REL *
+    /// |keras|`, as literal text each language reads (C++ adds its `f`).
+    pub const ABS: &'static str = "1e-5";
+    pub const REL: &'static str = "1e-4";
+
     /// Reads `{"inputs": [...], "outputs": [...]}`: one entry per model input and output,
     /// each a flat list of numbers, or an object whose `"data"` is one (or a list of
     /// samples, of which the first is taken; the fixtures' `.io.json` files are this).

@@ -9,7 +9,6 @@ mod common;
 use std::fmt::Write as _;
 use std::process::Command;
 
-use keras2src::backend::Api;
 use keras2src::{Lang, Model, Options, WeightsPlacement};
 use serde_json::{json, Value};
 
@@ -170,8 +169,18 @@ fn special_weights_keep_their_exact_values() {
     let program = keras2src::lower::lower(&graph, &plan, &keras2src::backend::cpp::TUNING).unwrap();
     let mut cpp_y = Vec::new();
     for hex in [false, true] {
-        let header =
-            keras2src::backend::cpp::emit(&program, &[], "special", None, hex, &Api::default());
+        let options = keras2src::backend::cpp::Options {
+            header: &[],
+            namespace: "special",
+            weights_file: None,
+            hex_weights: hex,
+            scratch: keras2src::ScratchPlacement::Stack,
+            extern_c: false,
+            self_test: None,
+        };
+        let header = keras2src::backend::cpp::emit(&program, &options)
+            .unwrap()
+            .source;
         assert_eq!(header.contains("0x1.99999ap-4f"), hex, "0.1 as hex");
         std::fs::write(dir.path.join("special.hpp"), &header).unwrap();
         let mut main = String::from(

@@ -7,7 +7,6 @@ pub mod rust;
 
 use crate::lower::loops::Ix;
 use crate::lower::{Program, WeightArray};
-use crate::{ScratchPlacement, SelfTest};
 
 /// The weights file (Rust's `NAME.weights.bin`, C++'s `NAME.hpp.weights.bin`): every
 /// weight array in program order, row-major, as little-endian f32, with nothing between
@@ -39,25 +38,5 @@ pub fn flat_index(w: &WeightArray, row: Option<&Ix>, index: &Ix) -> Ix {
     match row {
         Some(r) => Ix::default().add_scaled(r, cols).add_scaled(index, 1),
         None => index.clone(),
-    }
-}
-
-/// What the generated entry points offer besides the model itself; the same in both
-/// languages.
-#[derive(Debug, Clone, Copy)]
-pub struct Api<'a> {
-    pub scratch: ScratchPlacement,
-    /// C++ only: `extern "C"` entry points named `NAME_predict`, ...
-    pub extern_c: bool,
-    pub self_test: Option<&'a SelfTest>,
-}
-
-impl Default for Api<'_> {
-    fn default() -> Self {
-        Api {
-            scratch: ScratchPlacement::Stack,
-            extern_c: false,
-            self_test: None,
-        }
     }
 }

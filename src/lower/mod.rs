@@ -30,20 +30,12 @@ pub use program::{
 /// Registers a weight array (name suffix, dims, data) and returns its id.
 pub(crate) type AddWeight<'a> = dyn FnMut(&str, Vec<usize>, &[f32]) -> WeightId + 'a;
 
-/// A port's identifier, the rule every backend follows: the bare `prefix` when the model
-/// has one such port (`input`, `kOutputLen`), else the prefix numbered from 0 (`input0`,
-/// `INPUT1_LEN`).
-pub fn port_ident(prefix: &str, single: bool, k: usize) -> String {
+/// A port's identifier, the rule every generated name follows: the bare `prefix` when
+/// there is one such port, else the prefix numbered from 0 (`input0`, `input1`, ...).
+fn port_ident(prefix: &str, single: bool, k: usize) -> String {
     if single {
         prefix.to_string()
     } else {
         format!("{prefix}{k}")
     }
-}
-
-/// The names of a layer function's inputs: `input` for one, else `input0`, `input1`, ...
-pub fn input_names(count: usize) -> Vec<String> {
-    (0..count)
-        .map(|k| port_ident("input", count == 1, k))
-        .collect()
 }

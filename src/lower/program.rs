@@ -10,6 +10,7 @@ use super::axis::AxisKernel;
 pub use super::conv::Blocking;
 use super::epilogue::Epilogue;
 use super::loops::{walk, Array, Place, Stmt, Uses, Visit, WriteOp};
+use super::port_ident;
 use crate::error::LayerProblem;
 use crate::ir::expr::{self, Expr};
 use crate::ir::{numel, Activation, AxisFn, Graph, InputDtype, Op};
@@ -35,6 +36,10 @@ pub struct Program {
 pub struct Port {
     /// The Keras name as in the file (untrusted: print it only through the Namer).
     pub name: String,
+    /// Its identifier in the generated code, lower-case: `input` when the model has one
+    /// input, else `input0`, `input1`, ... (outputs alike). Backends derive their
+    /// constants from it (`INPUT_LEN`, `kInput0Len`).
+    pub ident: String,
     pub shape: Vec<usize>,
     pub len: usize,
     pub dtype: InputDtype,
@@ -59,6 +64,8 @@ pub struct Layer {
     pub comment: String,
     pub body: Vec<Stmt>,
     pub inputs: Vec<Arg>,
+    /// The function's parameter names for `inputs` (`input`, or `input0`, `input1`, ...).
+    pub input_names: Vec<String>,
     pub output: Arg,
     /// The kernel's private working memory in the scratch arena (`work`), if it needs
     /// some (recurrent layers).
@@ -107,8 +114,9 @@ pub fn lower(
     let mut weights = Vec::new();
     let mut layers = Vec::new();
     let mut uses = Uses::default();
-    let port = |name: &str, t: usize, dtype| Port {
+    let port = |name: &str, ident: String, t: usize, dtype| Port {
         name: name.to_string(),
+        ident,
         shape: graph.shape(t).to_vec(),
         len: numel(graph.shape(t)),
         dtype,
@@ -166,6 +174,9 @@ pub fn lower(
             comment: format!("{} ({})", comment(&node.name), comment(&node.class)),
             body,
             inputs: node.inputs.iter().map(|&t| arg(t)).collect(),
+            input_names: (0..node.inputs.len())
+                .map(|k| port_ident("input", node.inputs.len() == 1, k))
+                .collect(),
             output: arg(node.output),
             workspace: plan.workspace[i].map(|offset| Arg {
                 loc: Location::Scratch(offset),
@@ -182,12 +193,20 @@ pub fn lower(
         inputs: graph
             .inputs
             .iter()
-            .map(|i| port(&i.name, i.tensor, i.dtype))
+            .enumerate()
+            .map(|(k, i)| {
+                let ident = port_ident("input", graph.inputs.len() == 1, k);
+                port(&i.name, ident, i.tensor, i.dtype)
+            })
             .collect(),
         outputs: graph
             .outputs
             .iter()
-            .map(|o| port(&o.name, o.tensor, InputDtype::F32))
+            .enumerate()
+            .map(|(k, o)| {
+                let ident = port_ident("output", graph.outputs.len() == 1, k);
+                port(&o.name, ident, o.tensor, InputDtype::F32)
+            })
             .collect(),
         scratch_len: plan.scratch_len,
         weights,

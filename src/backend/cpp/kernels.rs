@@ -19,7 +19,7 @@ pub fn layer_fn(layer: &Layer, weights: &[WeightArray], in_file: bool) -> String
             None => format!("{}[{}]", w.ident, index(at)),
         }
     };
-    let names = crate::lower::input_names(layer.inputs.len());
+    let names = &layer.input_names;
     let params: Vec<String> = names
         .iter()
         .zip(&layer.inputs)
@@ -33,7 +33,7 @@ pub fn layer_fn(layer: &Layer, weights: &[WeightArray], in_file: bool) -> String
         .collect();
     let printer = Printer {
         dialect: &Cpp,
-        inputs: &names,
+        inputs: names,
         weight: &read,
     };
     let body = printer.text(&layer.body, 1).trim_end().to_string();

@@ -1,18 +1,21 @@
 //! C++ backend: one C++17 header, no heap, no exceptions, no STL containers; only
-//! `<cstddef>`, `<cstdint>` and `<cmath>`. The askama template only loops and prints;
-//! everything it prints is decided here or in [`crate::lower`].
+//! `<cstddef>`, `<cstdint>` and `<cmath>`.
+//!
+//! A writer, as naga's backends are, not a template: the kernels are printed by the
+//! shared walker ([`crate::backend::printer`]) and every other part (constants, entry
+//! points, self-test, C API, `.incbin`) is decided from the program, so a template would
+//! hold only the skeleton and pass pre-rendered strings through. Written here, the whole
+//! header reads top to bottom in one file, and nothing can fail at render time.
 
 mod dialect;
 pub use dialect::{float as float_literal, hex_float};
 mod kernels;
 
-use askama::Template;
-
-use crate::backend::{math, Api};
+use crate::backend::math;
 use crate::ir::InputDtype;
-use crate::lower::{Arg, Blocking, Program, Tuning};
+use crate::lower::{Arg, Blocking, Port, Program, Tuning};
 use crate::passes::Location;
-use crate::ScratchPlacement;
+use crate::{Generated, Result, ScratchPlacement, SelfTest};
 
 /// How lowering tunes loops for g++. It fully unrolls filter loops of up to 16 and then
 /// vectorises the channel loop as an in-order reduction (hence `rolled_accumulations`);
@@ -28,65 +31,131 @@ pub const TUNING: Tuning = Tuning {
     rolled_accumulations: true,
 };
 
-#[derive(Template)]
-#[template(path = "cpp/model.hpp", escape = "none")]
-struct Header<'a> {
-    header: &'a [String],
-    guard: String,
-    namespace: &'a str,
-    includes: Vec<&'static str>,
-    /// With a weights file: the symbol that holds it and the `.incbin` that defines it.
-    weights_blob: String,
-    constants: Vec<String>,
-    math: String,
-    weights: Vec<String>,
-    layers: Vec<String>,
-    params: String,
-    calls: Vec<String>,
-    uses_scratch: bool,
-    /// `predict` (unless the caller places the scratch) and `selftest`.
-    entry_points: Vec<String>,
-    /// The `extern "C"` declarations and definitions, outside the C++-only part.
-    c_api: String,
+/// What the header offers besides the model itself.
+#[derive(Debug, Clone, Copy)]
+pub struct Options<'a> {
+    /// The leading comment's lines.
+    pub header: &'a [String],
+    /// The namespace (may be nested, `a::b`).
+    pub namespace: &'a str,
+    /// The weights stay in this file (little-endian f32, as
+    /// [`crate::backend::weights_file_bytes`] lays it out), brought in by the assembler's
+    /// `.incbin`, instead of literals.
+    pub weights_file: Option<&'a str>,
+    /// Inline weights as hex floats, which g++ parses about 25% faster than decimal
+    /// (measured: 1.30 s against 1.74 s per million) but nobody reads in a diff.
+    pub hex_weights: bool,
+    pub scratch: ScratchPlacement,
+    /// `extern "C"` entry points named `NAME_predict`, ...
+    pub extern_c: bool,
+    /// A `selftest()` on this sample (`--emit-test`).
+    pub self_test: Option<&'a SelfTest>,
 }
 
-/// Prints `program` as a C++ header in namespace `namespace` (may be nested `a::b`).
-/// With `weights_file`, the weights stay in that file (little-endian f32, as
-/// [`crate::backend::weights_file_bytes`] lays it out), brought in by the assembler's
-/// `.incbin`; else they are literals, and `hex_weights` prints them as hex floats, which g++
-/// parses about 25% faster than decimal (measured: 1.30 s against 1.74 s per million) but
-/// nobody reads in a diff.
-pub fn emit(
-    program: &Program,
-    header: &[String],
-    namespace: &str,
-    weights_file: Option<&str>,
-    hex_weights: bool,
-    api: &Api,
-) -> String {
+/// Prints `program` as a C++ header (and its weights file).
+pub fn emit(program: &Program, options: &Options) -> Result<Generated> {
+    let namespace = options.namespace;
     let symbol = format!("keras2src_{}_weights", namespace.replace("::", "_"));
-    let weights: Vec<String> = match weights_file {
-        Some(_) => program
-            .weights
-            .iter()
-            .zip(crate::backend::weights_file_offsets(program))
-            .map(|(w, offset)| weight_pointer(w, &symbol, offset))
-            .collect(),
-        None => program
-            .weights
-            .iter()
-            .map(|w| weight_array(w, hex_weights))
-            .collect(),
+    let guard = format!(
+        "KERAS2SRC_{}_HPP",
+        namespace.replace("::", "_").to_ascii_uppercase()
+    );
+    let mut out = String::new();
+    for line in options.header {
+        out.push_str(if line.is_empty() { "//\n" } else { "// " });
+        if !line.is_empty() {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out.push_str(&format!("\n#ifndef {guard}\n#define {guard}\n"));
+    if options.extern_c {
+        out.push_str("\n#ifdef __cplusplus\n");
+    }
+    out.push('\n');
+    for include in includes(program, options) {
+        out.push_str(&format!("#include {include}\n"));
+    }
+    if let Some(file) = options.weights_file {
+        out.push('\n');
+        out.push_str(&incbin(program, namespace, &symbol, file));
+    }
+    out.push_str(&format!("\nnamespace {namespace} {{\n\n"));
+    for line in constants(program) {
+        out.push_str(&line);
+        out.push('\n');
+    }
+    out.push_str("\nnamespace detail {\n");
+    let mut item = |text: &str| {
+        out.push('\n');
+        out.push_str(text);
+        out.push('\n');
     };
-    let weights_blob = weights_file
-        .map(|file| incbin(program, namespace, &symbol, file))
-        .unwrap_or_default();
+    if !program.math.is_empty() {
+        item(&math::cpp_source(&program.math));
+    }
+    for (w, offset) in program
+        .weights
+        .iter()
+        .zip(crate::backend::weights_file_offsets(program))
+    {
+        item(&match options.weights_file {
+            Some(_) => weight_pointer(w, &symbol, offset),
+            None => weight_array(w, options.hex_weights),
+        });
+    }
+    for layer in &program.layers {
+        item(&kernels::layer_fn(
+            layer,
+            &program.weights,
+            options.weights_file.is_some(),
+        ));
+    }
+    out.push_str("\n}  // namespace detail\n\n");
+    out.push_str("// Runs the model with caller-provided working memory (kScratchLen floats).\n");
+    out.push_str(&format!(
+        "inline void predict_with_scratch({}, float* scratch) noexcept {{\n",
+        params(program)
+    ));
+    if program.scratch_len == 0 {
+        out.push_str("    (void)scratch;\n");
+    }
+    for layer in &program.layers {
+        out.push_str(&format!("    {}\n", call(program, layer)));
+    }
+    out.push_str("}\n");
+    for f in entry_points(program, options) {
+        out.push_str(&format!("\n{f}\n"));
+    }
+    out.push_str(&format!("\n}}  // namespace {namespace}\n"));
+    if options.extern_c {
+        out.push_str(&format!(
+            "\n#endif  // __cplusplus\n\n{}\n",
+            c_api(program, options)
+        ));
+    }
+    out.push_str(&format!("\n#endif  // {guard}\n"));
+    Ok(Generated {
+        source: out,
+        weights_file: options.weights_file.map(|file| {
+            (
+                file.to_string(),
+                crate::backend::weights_file_bytes(program),
+            )
+        }),
+        notes: Vec::new(),
+    })
+}
+
+/// The standard headers the model needs: `<cmath>` for the math runtime and for
+/// non-finite constants (`INFINITY`, `NAN`).
+fn includes(program: &Program, options: &Options) -> Vec<&'static str> {
     let mut includes = vec!["<cstddef>"];
     let uses_math = !program.math.is_empty();
     if uses_math || program.inputs.iter().any(|i| i.dtype == InputDtype::I32) {
         includes.push("<cstdint>");
     }
-    let test_values = api
+    let test_values = options
         .self_test
         .iter()
         .flat_map(|t| t.inputs.iter().chain(&t.outputs).flatten());
@@ -100,49 +169,23 @@ pub fn emit(
     if uses_math || non_finite {
         includes.push("<cmath>");
     }
-    let header = Header {
-        header,
-        guard: format!(
-            "KERAS2SRC_{}_HPP",
-            namespace.replace("::", "_").to_ascii_uppercase()
-        ),
-        namespace,
-        includes,
-        weights_blob,
-        constants: constants(program),
-        math: math::cpp_source(&program.math),
-        weights,
-        layers: program
-            .layers
-            .iter()
-            .map(|l| kernels::layer_fn(l, &program.weights, weights_file.is_some()))
-            .collect(),
-        params: params(program),
-        calls: program.layers.iter().map(|l| call(program, l)).collect(),
-        uses_scratch: program.scratch_len > 0,
-        entry_points: entry_points(program, api),
-        c_api: if api.extern_c {
-            c_api(program, namespace, api)
-        } else {
-            String::new()
-        },
-    };
-    // askama drops the template's final newline; C requires one.
-    let mut source = header
-        .render()
-        .unwrap_or_else(|e| format!("#error template failed: {e}"));
-    source.push('\n');
-    source
+    includes
 }
 
-use crate::lower::port_ident as port_name;
+/// A port's name in C++ constants: `Input`, `Output1`.
+fn capitalized(port: &Port) -> String {
+    let mut chars = port.ident.chars();
+    chars
+        .next()
+        .map(|c| c.to_ascii_uppercase().to_string() + chars.as_str())
+        .unwrap_or_default()
+}
 
 fn constants(p: &Program) -> Vec<String> {
     let mut out = Vec::new();
     for (ports, prefix) in [(&p.inputs, "Input"), (&p.outputs, "Output")] {
-        let single = ports.len() == 1;
-        for (k, port) in ports.iter().enumerate() {
-            let base = format!("k{}", port_name(prefix, single, k));
+        for port in ports.iter() {
+            let base = format!("k{}", capitalized(port));
             let dims: Vec<String> = port.shape.iter().map(|d| d.to_string()).collect();
             out.push(format!(
                 "// {prefix} `{}`, shape [{}] (batch excluded).",
@@ -160,7 +203,7 @@ fn constants(p: &Program) -> Vec<String> {
                 }
             ));
         }
-        if !single || p.inputs.len() != 1 || p.outputs.len() != 1 {
+        if p.inputs.len() != 1 || p.outputs.len() != 1 {
             let names: Vec<String> = ports
                 .iter()
                 .map(|port| crate::naming::cpp_string(&port.name))
@@ -187,27 +230,21 @@ fn params(p: &Program) -> String {
 /// `const float* input, ..., float* output, ...`, integer inputs as `int_type`.
 fn port_params(p: &Program, int_type: &str) -> Vec<String> {
     let mut params = Vec::new();
-    for (k, port) in p.inputs.iter().enumerate() {
+    for port in &p.inputs {
         let ty = match port.dtype {
             InputDtype::F32 => "float",
             InputDtype::I32 => int_type,
         };
-        params.push(format!(
-            "const {ty}* {}",
-            port_name("input", p.inputs.len() == 1, k)
-        ));
+        params.push(format!("const {ty}* {}", port.ident));
     }
-    for k in 0..p.outputs.len() {
-        params.push(format!(
-            "float* {}",
-            port_name("output", p.outputs.len() == 1, k)
-        ));
+    for port in &p.outputs {
+        params.push(format!("float* {}", port.ident));
     }
     params
 }
 
 /// `predict` as the scratch placement makes it, and `selftest` with `--emit-test`.
-fn entry_points(p: &Program, api: &Api) -> Vec<String> {
+fn entry_points(p: &Program, api: &Options) -> Vec<String> {
     let (params, args) = (params(p), call_args(p));
     let mut out = Vec::new();
     match api.scratch {
@@ -234,7 +271,7 @@ fn entry_points(p: &Program, api: &Api) -> Vec<String> {
 
 /// `selftest()`: the `--emit-test` sample through the model, compared with Keras's outputs
 /// within the DESIGN bound (NaN must stay NaN).
-fn self_test(p: &Program, test: &crate::SelfTest, scratch: ScratchPlacement) -> String {
+fn self_test(p: &Program, test: &SelfTest, scratch: ScratchPlacement) -> String {
     let floats = |values: &[f32]| {
         values
             .iter()
@@ -242,11 +279,11 @@ fn self_test(p: &Program, test: &crate::SelfTest, scratch: ScratchPlacement) -> 
             .collect::<Vec<_>>()
             .join(", ")
     };
-    let (single_in, single_out) = (p.inputs.len() == 1, p.outputs.len() == 1);
+    let (abs, rel) = (SelfTest::ABS, SelfTest::REL);
     let mut data = Vec::new();
     let mut args = Vec::new();
-    for (k, (port, values)) in p.inputs.iter().zip(&test.inputs).enumerate() {
-        let name = format!("kSelftest{}", port_name("Input", single_in, k));
+    for (port, values) in p.inputs.iter().zip(&test.inputs) {
+        let name = format!("kSelftest{}", capitalized(port));
         let (ty, text) = match port.dtype {
             InputDtype::F32 => ("float", floats(values)),
             InputDtype::I32 => (
@@ -266,14 +303,14 @@ fn self_test(p: &Program, test: &crate::SelfTest, scratch: ScratchPlacement) -> 
     }
     let mut checks = Vec::new();
     let mut outputs = Vec::new();
-    for (k, values) in test.outputs.iter().enumerate() {
-        let port = port_name("Output", single_out, k);
+    for (output, values) in p.outputs.iter().zip(&test.outputs) {
+        let port = capitalized(output);
         data.push(format!(
             "    static constexpr float kKeras{port}[{}] = {{{}}};",
             values.len().max(1),
             floats(values)
         ));
-        let out = port_name("output", single_out, k);
+        let out = output.ident.clone();
         outputs.push(format!("    float {out}[k{port}Len];"));
         args.push(out.clone());
         checks.push(format!("close({out}, kKeras{port}, k{port}Len)"));
@@ -287,7 +324,7 @@ fn self_test(p: &Program, test: &crate::SelfTest, scratch: ScratchPlacement) -> 
     };
     format!(
         "// Runs the model on the sample given to --emit-test: true when every output is\n\
-         // within |got - keras| <= 1e-5 + 1e-4 * |keras| of Keras's.\n\
+         // within |got - keras| <= {abs} + {rel} * |keras| of Keras's.\n\
          inline bool selftest({param}) noexcept {{\n\
          {}\n\
          {}\n    \
@@ -295,7 +332,7 @@ fn self_test(p: &Program, test: &crate::SelfTest, scratch: ScratchPlacement) -> 
          const auto close = [](const float* got, const float* keras, std::size_t n) {{\n        \
          for (std::size_t i = 0; i < n; ++i) {{\n            \
          const float g = got[i], k = keras[i];\n            \
-         const float bound = 1e-5f + 1e-4f * (k < 0 ? -k : k);\n            \
+         const float bound = {abs}f + {rel}f * (k < 0 ? -k : k);\n            \
          const bool ok = k != k ? g != g : (g == k || (g > k ? g - k : k - g) <= bound);\n            \
          if (!ok) return false;\n        \
          }}\n        \
@@ -311,7 +348,8 @@ fn self_test(p: &Program, test: &crate::SelfTest, scratch: ScratchPlacement) -> 
 /// The `extern "C"` block: size macros and `NAME_predict`-style declarations that C and
 /// C++ files see, and their definitions in the one C++ file that defines
 /// `KERAS2SRC_NAME_IMPLEMENTATION`.
-fn c_api(p: &Program, namespace: &str, api: &Api) -> String {
+fn c_api(p: &Program, api: &Options) -> String {
+    let namespace = api.namespace;
     let prefix = namespace.replace("::", "_");
     let upper = prefix.to_ascii_uppercase();
     let implementation = format!("KERAS2SRC_{upper}_IMPLEMENTATION");
@@ -323,9 +361,9 @@ fn c_api(p: &Program, namespace: &str, api: &Api) -> String {
         text.push_str("#include <stdint.h>\n");
     }
     text.push('\n');
-    for (ports, prefix_c) in [(&p.inputs, "INPUT"), (&p.outputs, "OUTPUT")] {
-        for (k, port) in ports.iter().enumerate() {
-            let port_c = port_name(prefix_c, ports.len() == 1, k);
+    for ports in [&p.inputs, &p.outputs] {
+        for port in ports {
+            let port_c = port.ident.to_ascii_uppercase();
             text.push_str(&format!("#define {upper}_{port_c}_LEN {}\n", port.len));
         }
     }
@@ -399,26 +437,27 @@ impl CFunction {
 }
 
 fn call_args(p: &Program) -> String {
-    let ins = (0..p.inputs.len()).map(|k| port_name("input", p.inputs.len() == 1, k));
-    let outs = (0..p.outputs.len()).map(|k| port_name("output", p.outputs.len() == 1, k));
-    ins.chain(outs).collect::<Vec<_>>().join(", ")
+    let ports = p.inputs.iter().chain(&p.outputs);
+    ports
+        .map(|port| port.ident.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
-fn place(arg: &Arg, inputs: usize, outputs: usize) -> String {
+fn place(p: &Program, arg: &Arg) -> String {
     match arg.loc {
-        Location::Input(k) => port_name("input", inputs == 1, k),
-        Location::Output(k) => port_name("output", outputs == 1, k),
+        Location::Input(k) => p.inputs[k].ident.clone(),
+        Location::Output(k) => p.outputs[k].ident.clone(),
         Location::Scratch(0) => "scratch".into(),
         Location::Scratch(off) => format!("scratch + {off}"),
     }
 }
 
 fn call(p: &Program, layer: &crate::lower::Layer) -> String {
-    let (ni, no) = (p.inputs.len(), p.outputs.len());
-    let mut args: Vec<String> = layer.inputs.iter().map(|a| place(a, ni, no)).collect();
-    args.push(place(&layer.output, ni, no));
+    let mut args: Vec<String> = layer.inputs.iter().map(|a| place(p, a)).collect();
+    args.push(place(p, &layer.output));
     if let Some(work) = &layer.workspace {
-        args.push(place(work, ni, no));
+        args.push(place(p, work));
     }
     format!("detail::{}({});", layer.ident, args.join(", "))
 }

@@ -37,7 +37,7 @@ impl Access<'_> {
 pub fn layer_fn(layer: &Layer, access: Access) -> Result<TokenStream, String> {
     let out_len = layer.output.len;
     let w = |id: WeightId, row: Option<&Ix>, index: &Ix| access.read(id, row, index);
-    let names = crate::lower::input_names(layer.inputs.len());
+    let names = &layer.input_names;
     let params: Vec<String> = names
         .iter()
         .zip(&layer.inputs)
@@ -51,7 +51,7 @@ pub fn layer_fn(layer: &Layer, access: Access) -> Result<TokenStream, String> {
         .collect();
     let printer = Printer {
         dialect: &Rust,
-        inputs: &names,
+        inputs: names,
         weight: &w,
     };
     let body = printer.text(&layer.body, 1);

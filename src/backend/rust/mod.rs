@@ -12,12 +12,12 @@ mod kernels;
 use proc_macro2::{Literal, TokenStream};
 use quote::{format_ident, quote};
 
-use crate::backend::{math, Api};
+use crate::backend::math;
 use crate::ir::InputDtype;
-use crate::lower::port_ident;
-use crate::lower::{Arg, Blocking, Program, Tuning};
+use crate::lower::{Arg, Blocking, Port, Program, Tuning};
 use crate::passes::Location;
 use crate::ScratchPlacement;
+use crate::{Error, Generated, Result, SelfTest};
 
 /// How lowering tunes loops for rustc. The blocking, measured on MobileNetV2 (alpha 0.35,
 /// 96x96), sum of per-layer best times, Zen 4 (shared, noisy: +-10%), in us as rustc -O / rustc -O -C target-cpu=native / g++ -O2
@@ -39,22 +39,27 @@ pub const TUNING: Tuning = Tuning {
     rolled_accumulations: false,
 };
 
-/// Prints `program` as a Rust module; `header` lines become the leading comment.
-/// Generated Rust: the module source and, when the weights live in a file, its bytes.
-pub struct Emitted {
-    pub source: String,
-    pub weights_bin: Option<Vec<u8>>,
+/// What the Rust module offers besides the model itself.
+#[derive(Debug, Clone, Copy)]
+pub struct Options<'a> {
+    /// The leading comment's lines.
+    pub header: &'a [String],
+    /// The weights go to this file (read with `include_bytes!`, relative to the module)
+    /// instead of inline literals.
+    pub weights_file: Option<&'a str>,
+    pub scratch: ScratchPlacement,
+    /// A `#[cfg(test)]` module checking this sample (`--emit-test`).
+    pub self_test: Option<&'a SelfTest>,
 }
 
-/// Prints `program` as a Rust module. With `weights_file`, the weights go to that file
-/// (read with `include_bytes!`, relative to the module) instead of inline literals.
-/// An `Err` is a bug in this backend (code that does not parse), never bad user input.
-pub fn emit(
-    program: &Program,
-    header: &[String],
-    weights_file: Option<&str>,
-    options: &Api,
-) -> Result<Emitted, String> {
+/// Prints `program` as a Rust module (and its weights file). An `Err` is a bug in this
+/// backend (code that does not parse), never bad user input.
+pub fn emit(program: &Program, options: &Options) -> Result<Generated> {
+    emit_source(program, options).map_err(Error::Internal)
+}
+
+fn emit_source(program: &Program, options: &Options) -> Result<Generated, String> {
+    let (header, weights_file) = (options.header, options.weights_file);
     let api = api(program, options.scratch)?;
     let access = kernels::Access {
         weights: &program.weights,
@@ -105,10 +110,13 @@ pub fn emit(
     if let Some(test) = options.self_test {
         out.push_str(&self_test_module(program, test, options.scratch));
     }
-    let weights_bin = match weights_file {
+    let weights_file = match weights_file {
         Some(file) => {
             out.push_str(&weights_accessors(program, file));
-            Some(crate::backend::weights_file_bytes(program))
+            Some((
+                file.to_string(),
+                crate::backend::weights_file_bytes(program),
+            ))
         }
         None => {
             out.push_str(&weights_module(program));
@@ -119,9 +127,10 @@ pub fn emit(
     while out.ends_with("\n\n") {
         out.pop();
     }
-    Ok(Emitted {
+    Ok(Generated {
         source: out,
-        weights_bin,
+        weights_file,
+        notes: Vec::new(),
     })
 }
 
@@ -169,10 +178,8 @@ fn float_ty(dtype: InputDtype) -> TokenStream {
 fn api(p: &Program, scratch: ScratchPlacement) -> Result<TokenStream, String> {
     let single_in = p.inputs.len() == 1;
     let single_out = p.outputs.len() == 1;
-    let in_const =
-        |k: usize, what: &str| format_ident!("{}_{}", port_ident("INPUT", single_in, k), what);
-    let out_const =
-        |k: usize, what: &str| format_ident!("{}_{}", port_ident("OUTPUT", single_out, k), what);
+    let in_const = |k: usize, what: &str| format_ident!("{}_{what}", upper(&p.inputs[k]));
+    let out_const = |k: usize, what: &str| format_ident!("{}_{what}", upper(&p.outputs[k]));
     let mut consts = TokenStream::new();
     for (ports, name_of, label) in [
         (
@@ -366,8 +373,7 @@ fn api(p: &Program, scratch: ScratchPlacement) -> Result<TokenStream, String> {
 
 /// `#[cfg(test)] mod selftest`: runs the model on the `--emit-test` sample and compares
 /// with Keras's outputs within the DESIGN bound. Printed by us, one port per line.
-fn self_test_module(p: &Program, test: &crate::SelfTest, scratch: ScratchPlacement) -> String {
-    let port_const = port_ident;
+fn self_test_module(p: &Program, test: &SelfTest, scratch: ScratchPlacement) -> String {
     let floats = |values: &[f32]| {
         values
             .iter()
@@ -375,16 +381,16 @@ fn self_test_module(p: &Program, test: &crate::SelfTest, scratch: ScratchPlaceme
             .collect::<Vec<_>>()
             .join(", ")
     };
-    let mut out = String::from(
+    let (abs, rel) = (SelfTest::ABS, SelfTest::REL);
+    let mut out = format!(
         "/// A self-test on the sample given to `--emit-test`: outputs within\n\
-         /// `|got - keras| <= 1e-5 + 1e-4 * |keras|` of Keras's.\n\
-         #[cfg(test)]\n#[rustfmt::skip]\nmod selftest {\n    \
+         /// `|got - keras| <= {abs} + {rel} * |keras|` of Keras's.\n\
+         #[cfg(test)]\n#[rustfmt::skip]\nmod selftest {{\n    \
          #![allow(clippy::excessive_precision, clippy::approx_constant, clippy::unreadable_literal)]\n    \
          extern crate std;\n\n",
     );
-    let single_in = p.inputs.len() == 1;
-    for (k, (port, values)) in p.inputs.iter().zip(&test.inputs).enumerate() {
-        let name = port_const("INPUT", single_in, k);
+    for (port, values) in p.inputs.iter().zip(&test.inputs) {
+        let name = upper(port);
         let (ty, text) = match port.dtype {
             InputDtype::F32 => ("f32", floats(values)),
             InputDtype::I32 => (
@@ -401,25 +407,21 @@ fn self_test_module(p: &Program, test: &crate::SelfTest, scratch: ScratchPlaceme
         ));
     }
     let single_out = p.outputs.len() == 1;
-    for (k, values) in test.outputs.iter().enumerate() {
-        let name = port_const("OUTPUT", single_out, k);
+    for (port, values) in p.outputs.iter().zip(&test.outputs) {
+        let name = upper(port);
         out.push_str(&format!(
             "    const KERAS_{name}: [f32; super::{name}_LEN] = [{}];\n",
             floats(values)
         ));
     }
-    let ins: Vec<String> = (0..p.inputs.len())
-        .map(|k| format!("&{}", port_const("INPUT", single_in, k)))
-        .collect();
-    let outs: Vec<String> = (0..p.outputs.len())
-        .map(|k| port_const("output", single_out, k))
-        .collect();
+    let ins: Vec<String> = p.inputs.iter().map(|i| format!("&{}", upper(i))).collect();
+    let outs: Vec<String> = p.outputs.iter().map(|o| o.ident.clone()).collect();
     out.push_str("\n    #[test]\n    fn matches_keras() {\n");
     if scratch == ScratchPlacement::Caller {
         for (k, o) in outs.iter().enumerate() {
             out.push_str(&format!(
                 "        let mut {o} = [0.0f32; super::{}_LEN];\n",
-                port_const("OUTPUT", single_out, k)
+                upper(&p.outputs[k])
             ));
         }
         out.push_str(
@@ -451,26 +453,31 @@ fn self_test_module(p: &Program, test: &crate::SelfTest, scratch: ScratchPlaceme
     for (k, o) in outs.iter().enumerate() {
         out.push_str(&format!(
             "        check({k}, &{o}, &KERAS_{});\n",
-            port_const("OUTPUT", single_out, k)
+            upper(&p.outputs[k])
         ));
     }
-    out.push_str(
-        "    }\n\n    \
-         fn check(port: usize, got: &[f32], keras: &[f32]) {\n        \
-         for (i, (&g, &k)) in got.iter().zip(keras).enumerate() {\n            \
-         let close = if k.is_nan() { g.is_nan() } else { g == k || (g - k).abs() <= 1e-5 + 1e-4 * k.abs() };\n            \
-         assert!(close, \"output {port}, value {i}: got {g}, Keras {k}\");\n        \
-         }\n    }\n}\n\n",
-    );
+    out.push_str(&format!(
+        "    }}\n\n    \
+         fn check(port: usize, got: &[f32], keras: &[f32]) {{\n        \
+         for (i, (&g, &k)) in got.iter().zip(keras).enumerate() {{\n            \
+         let close = if k.is_nan() {{ g.is_nan() }} else {{ g == k || (g - k).abs() <= {abs} + {rel} * k.abs() }};\n            \
+         assert!(close, \"output {{port}}, value {{i}}: got {{g}}, Keras {{k}}\");\n        \
+         }}\n    }}\n}}\n\n",
+    ));
     out
 }
 
+/// A port's constants' prefix: `INPUT`, `OUTPUT1`.
+fn upper(port: &Port) -> String {
+    port.ident.to_ascii_uppercase()
+}
+
 fn input_ident(p: &Program, k: usize) -> proc_macro2::Ident {
-    format_ident!("{}", port_ident("input", p.inputs.len() == 1, k))
+    format_ident!("{}", p.inputs[k].ident)
 }
 
 fn output_ident(p: &Program, k: usize) -> proc_macro2::Ident {
-    format_ident!("{}", port_ident("output", p.outputs.len() == 1, k))
+    format_ident!("{}", p.outputs[k].ident)
 }
 
 /// One layer call inside `predict_with_scratch`, splitting the arena so that the output
