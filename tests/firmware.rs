@@ -775,10 +775,7 @@ fn calibrate(dir: &Path, startup: &Path) -> Calibration {
 fn instructions(row: &Row, calibration: &Calibration) -> (u64, u64) {
     let count = |t: &u64| calibration.per_tick * t.saturating_sub(calibration.empty);
     let counts: Vec<u64> = row.ticks.iter().map(count).collect();
-    (
-        *counts.iter().min().unwrap(),
-        *counts.iter().max().unwrap(),
-    )
+    (*counts.iter().min().unwrap(), *counts.iter().max().unwrap())
 }
 
 /// One line per model: instructions per predict call and per MAC at -Os and -O2, and the
@@ -798,7 +795,10 @@ fn icount_table(rows: &[(Row, Row)], calibration: &Calibration) -> String {
     };
     let mut goals = Vec::new();
     for (size, speed) in rows {
-        let (os, o2) = (instructions(size, calibration), instructions(speed, calibration));
+        let (os, o2) = (
+            instructions(size, calibration),
+            instructions(speed, calibration),
+        );
         let per_mac = |n: u64| n as f64 / size.macs as f64;
         let ratio = speed.model.text as f64 / size.model.text as f64;
         writeln!(
@@ -887,7 +887,11 @@ fn cortex_m4_matches_keras_and_reports_flash_and_ram() {
         };
         let (stack, fixed) = (
             build(ScratchPlacement::Stack, WeightsPlacement::Inline, Opt::Size),
-            build(ScratchPlacement::Static, WeightsPlacement::Inline, Opt::Size),
+            build(
+                ScratchPlacement::Static,
+                WeightsPlacement::Inline,
+                Opt::Size,
+            ),
         );
         // The weights from the file are in model.o's .rodata (flash), as inline ones are.
         let file = build(ScratchPlacement::Static, WeightsPlacement::File, Opt::Size);
@@ -907,7 +911,11 @@ fn cortex_m4_matches_keras_and_reports_flash_and_ram() {
             fixed.stack + scratch <= stack.stack,
             "{name}: static scratch on the stack"
         );
-        let speed = build(ScratchPlacement::Stack, WeightsPlacement::Inline, Opt::Speed);
+        let speed = build(
+            ScratchPlacement::Stack,
+            WeightsPlacement::Inline,
+            Opt::Speed,
+        );
         // Every MAC takes at least a multiply instruction.
         for row in [&stack, &speed] {
             assert!(
