@@ -885,16 +885,30 @@ fn cortex_m4_matches_keras_and_reports_flash_and_ram() {
             std::fs::create_dir(&dir).unwrap();
             build_and_run(name, &dir, &startup, scratch, weights, opt)
         };
-        let (stack, fixed) = (
-            build(ScratchPlacement::Stack, WeightsPlacement::Inline, Opt::Size),
-            build(
-                ScratchPlacement::Static,
-                WeightsPlacement::Inline,
-                Opt::Size,
-            ),
-        );
+        // The `-O2` build on another core while the `-Os` ones run.
+        let (speed, (stack, fixed, file)) = std::thread::scope(|threads| {
+            let speed = threads.spawn(|| {
+                build(
+                    ScratchPlacement::Stack,
+                    WeightsPlacement::Inline,
+                    Opt::Speed,
+                )
+            });
+            let size = (
+                build(ScratchPlacement::Stack, WeightsPlacement::Inline, Opt::Size),
+                build(
+                    ScratchPlacement::Static,
+                    WeightsPlacement::Inline,
+                    Opt::Size,
+                ),
+                build(ScratchPlacement::Static, WeightsPlacement::File, Opt::Size),
+            );
+            let speed = speed
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            (speed, size)
+        });
         // The weights from the file are in model.o's .rodata (flash), as inline ones are.
-        let file = build(ScratchPlacement::Static, WeightsPlacement::File, Opt::Size);
         assert!(
             file.model.rodata >= file.inspect_flash as u64 && file.model.bss == fixed.model.bss,
             "{name}: weights file: {:?}, inline: {:?}",
@@ -910,11 +924,6 @@ fn cortex_m4_matches_keras_and_reports_flash_and_ram() {
         assert!(
             fixed.stack + scratch <= stack.stack,
             "{name}: static scratch on the stack"
-        );
-        let speed = build(
-            ScratchPlacement::Stack,
-            WeightsPlacement::Inline,
-            Opt::Speed,
         );
         // Every MAC takes at least a multiply instruction.
         for row in [&stack, &speed] {
