@@ -746,7 +746,14 @@ fn calibrate(dir: &Path, startup: &Path) -> Calibration {
     };
     // Each loop iteration is two instructions (`subs`, `bne`).
     let loops = [(2 * short.0, short.1), (2 * long.0, long.1)];
-    let (instructions, ticks) = (loops[1].0 - loops[0].0, loops[1].1 - loops[0].1);
+    let (instructions, ticks) = (
+        loops[1].0 - loops[0].0,
+        loops[1].1.saturating_sub(loops[0].1),
+    );
+    assert!(
+        ticks > 0,
+        "calibrate.c: SysTick does not count (QEMU without -icount?):\n{text}"
+    );
     let per_tick = (instructions + ticks / 2) / ticks;
     // Each measurement is exact to a tick: the difference of two to two ticks.
     assert!(
@@ -832,13 +839,13 @@ fn icount_table(rows: &[(Row, Row)], calibration: &Calibration) -> String {
     let c = calibration;
     write!(
         t,
-        "\nInstructions per predict call, the most over the samples when they differ (a range \
-         when they do); per MAC divides the most by `inspect`'s MACs. Counted by SysTick under \
-         `qemu-system-arm -icount shift=0` ({} instructions a tick, exact to one tick): \
-         calibrate.c's loops of {} and {} instructions took {} and {} ticks; an empty \
-         measurement {} ticks (subtracted); the longer loop with SysTick wrapping every 4096 \
-         ticks ({} wraps) {} ticks; both runs of calibrate.c, and both runs of bench_cnn at \
-         `-O2`, printed the same counts. Goals (issue 16):\n\n- {}\n",
+        "\nInstructions per predict call over the samples (a range when data-dependent \
+         branches make them differ); per MAC divides the most by `inspect`'s MACs (the \
+         total, after passes). Counted by SysTick under `qemu-system-arm -icount shift=0`, \
+         {} instructions a tick, exact to a tick: calibrate.c's loops of {} and {} \
+         instructions took {} and {} ticks, an empty measurement {} (subtracted), the longer \
+         loop with SysTick wrapping every 4096 ticks ({} wraps) {}; two runs of calibrate.c, \
+         and two of bench_cnn at `-O2`, printed the same counts. Goals (issue 16):\n\n- {}\n",
         c.per_tick,
         c.loops[0].0,
         c.loops[1].0,
