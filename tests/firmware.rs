@@ -839,8 +839,8 @@ fn icount_table(rows: &[(Row, Row)], calibration: &Calibration) -> String {
     let c = calibration;
     write!(
         t,
-        "\nInstructions per predict call over the samples (a range when data-dependent \
-         branches make them differ); per MAC divides the most by `inspect`'s MACs (the \
+        "\nInstructions per predict call over the samples (a range when the code path \
+         depends on the data); per MAC divides the most by `inspect`'s MACs (the \
          total, after passes). Counted by SysTick under `qemu-system-arm -icount shift=0`, \
          {} instructions a tick, exact to a tick: calibrate.c's loops of {} and {} \
          instructions took {} and {} ticks, an empty measurement {} (subtracted), the longer \
