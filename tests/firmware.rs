@@ -5,6 +5,12 @@
 //! Each model also runs with its weights in `NAME.hpp.weights.bin`, linked into flash by
 //! the header's `.incbin`.
 //!
+//! Instructions per predict call (issue 16): QEMU runs with `-icount shift=0`, where the
+//! virtual clock advances 1 ns per instruction, and the harness reads SysTick (on the 25 MHz
+//! core clock) around `PREDICT(s)`. `calibrate.c` measures the instructions per tick (40)
+//! on loops of known length, the overhead of a measurement, and the count across SysTick's
+//! wraps; the models are counted at `-Os` and at `-O2`, both checked against Keras.
+//!
 //! Skipped with a message when the ARM toolchain or QEMU is missing, except under CI (the
 //! `CI` variable set), where `.ci/run` installs them and a missing tool fails the test.
 
@@ -39,8 +45,27 @@ const TARGET: &[&str] = &[
     "-mthumb",
     "-mfloat-abi=hard",
     "-mfpu=fpv4-sp-d16",
-    "-Os",
 ];
+
+/// Optimisation levels: every build at `-Os` (the flash and RAM table), one more at `-O2`
+/// for the instruction count. The harness's startup is always `-Os`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Opt {
+    Size,
+    Speed,
+}
+
+impl Opt {
+    fn flag(self) -> &'static str {
+        match self {
+            Opt::Size => "-Os",
+            Opt::Speed => "-O2",
+        }
+    }
+}
+
+/// QEMU's clock: 2^0 ns of virtual time per instruction, so SysTick's count is exact.
+const ICOUNT: &[&str] = &["-icount", "shift=0"];
 const COMMON: &[&str] = &[
     "-ffunction-sections",
     "-fdata-sections",
@@ -93,6 +118,7 @@ fn tools_installed() -> bool {
         // gcc prints the bare name back when it cannot find the library.
         let nano = Command::new("arm-none-eabi-gcc")
             .args(TARGET)
+            .arg("-Os")
             .arg("-print-file-name=libc_nano.a")
             .output()
             .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
@@ -384,6 +410,7 @@ fn run_qemu(elf: &Path) -> (String, Duration) {
     let start = Instant::now();
     let mut child = Command::new("qemu-system-arm")
         .args(["-M", "mps2-an386", "-display", "none", "-monitor", "none"])
+        .args(ICOUNT)
         .args(["-serial", "none", "-chardev", "stdio,id=semihost"])
         .args([
             "-semihosting-config",
@@ -434,10 +461,17 @@ fn run_qemu(elf: &Path) -> (String, Duration) {
     (out, elapsed)
 }
 
-/// outputs[sample] = every output float, in output order; and the peak stack per sample.
-fn parse_output(text: &str) -> (Vec<Vec<f32>>, Vec<u64>) {
+/// Per sample: every output float, in output order; the peak stack; SysTick's ticks.
+struct Output {
+    outputs: Vec<Vec<f32>>,
+    stacks: Vec<u64>,
+    ticks: Vec<u64>,
+}
+
+fn parse_output(text: &str) -> Output {
     let mut outputs = Vec::new();
     let mut stacks = Vec::new();
+    let mut ticks = Vec::new();
     let words = |rest: &str| -> Vec<u32> {
         rest.split_whitespace()
             .map(|w| u32::from_str_radix(w, 16).unwrap())
@@ -451,14 +485,26 @@ fn parse_output(text: &str) -> (Vec<Vec<f32>>, Vec<u64>) {
             outputs.push(words(rest).into_iter().map(f32::from_bits).collect());
         } else if label.starts_with("stack ") {
             stacks.push(u64::from(words(rest)[0]));
+        } else if label.starts_with("ticks ") {
+            ticks.push(u64::from(words(rest)[0]));
         }
     }
-    (outputs, stacks)
+    Output {
+        outputs,
+        stacks,
+        ticks,
+    }
 }
 
 struct Row {
     name: String,
+    elf: PathBuf,
+    /// The QEMU run's whole output.
+    text: String,
     params: usize,
+    macs: usize,
+    /// SysTick's ticks per predict call, per sample.
+    ticks: Vec<u64>,
     inspect_flash: usize,
     inspect_ram: usize,
     model: Sizes,
@@ -470,14 +516,15 @@ struct Row {
     qemu: Duration,
 }
 
-/// Builds the model with its scratch placed as `scratch`, runs it under QEMU, compares
-/// with Keras and measures it.
+/// Builds the model with its scratch placed as `scratch` at `opt`, runs it under QEMU,
+/// compares with Keras and measures it.
 fn build_and_run(
     name: &str,
     dir: &Path,
     startup: &Path,
     scratch: ScratchPlacement,
     weights: WeightsPlacement,
+    opt: Opt,
 ) -> Row {
     let model = Model::load(
         &repo().join(format!("tests/fixtures/models/{name}.keras")),
@@ -502,6 +549,7 @@ fn build_and_run(
     let start = Instant::now();
     run(Command::new("arm-none-eabi-g++")
         .args(TARGET)
+        .arg(opt.flag())
         .args(CXX)
         .args(COMMON)
         // The assembler's .incbin finds a weights file on the include path.
@@ -513,6 +561,7 @@ fn build_and_run(
         .arg(dir.join("model.o")));
     run(Command::new("arm-none-eabi-gcc")
         .args(TARGET)
+        .arg(opt.flag())
         .args(C)
         .args(COMMON)
         .arg("-I")
@@ -528,6 +577,7 @@ fn build_and_run(
     run(Command::new("arm-none-eabi-gcc")
         .current_dir(dir)
         .args(TARGET)
+        .arg(opt.flag())
         .args(LINK)
         .arg("-T")
         .arg(harness().join("mps2-an386.ld"))
@@ -537,12 +587,17 @@ fn build_and_run(
     let compile = start.elapsed();
 
     let (text, qemu) = run_qemu(&elf);
-    let (got, stacks) = parse_output(&text);
+    let Output {
+        outputs: got,
+        stacks,
+        ticks,
+    } = parse_output(&text);
     let wanted: Vec<Vec<f32>> = (0..io.inputs[0].len())
         .map(|s| io.outputs.iter().flat_map(|o| o[s].clone()).collect())
         .collect();
     assert_eq!(got.len(), wanted.len(), "{name}: samples printed:\n{text}");
     assert_eq!(stacks.len(), wanted.len(), "{name}: stack lines:\n{text}");
+    assert_eq!(ticks.len(), wanted.len(), "{name}: ticks lines:\n{text}");
     for (s, (g, w)) in got.iter().zip(&wanted).enumerate() {
         assert_eq!(g.len(), w.len(), "{name} sample {s}: output length");
         for (i, (&g, &w)) in g.iter().zip(w).enumerate() {
@@ -566,14 +621,18 @@ fn build_and_run(
     let summary = model.summary();
     Row {
         name: name.to_string(),
+        image: image_sizes(&elf),
+        elf,
+        text,
         params: summary.params,
+        macs: summary.macs,
+        ticks,
         inspect_flash: summary.flash_bytes,
         inspect_ram: summary.ram_bytes,
         model: map.model,
         libraries: map.libraries,
         library_symbols: map.library_symbols,
         stack: stacks.into_iter().max().unwrap(),
-        image: image_sizes(&elf),
         compile,
         qemu,
     }
@@ -624,6 +683,183 @@ fn table(rows: &[(Row, Row)]) -> String {
     t
 }
 
+/// What calibrate.c measured, in SysTick ticks, and the instructions a tick derived from it.
+struct Calibration {
+    per_tick: u64,
+    /// A measurement with nothing in it.
+    empty: u64,
+    /// (instructions, ticks) of the two loops.
+    loops: [(u64, u64); 2],
+    /// The longer loop with SysTick reloading every 4096 ticks, and the wraps it saw.
+    wrapped: u64,
+    wraps: u64,
+}
+
+/// Builds and runs calibrate.c twice (the runs must agree to the tick) and checks what it
+/// printed: two loops of known length give the instructions per tick, the shorter loop
+/// alone must match it, an empty measurement must be under a tick or so, and the longer
+/// loop must count the same across 4096-tick wraps of SysTick (each wrap's handler adds
+/// five instructions).
+fn calibrate(dir: &Path, startup: &Path) -> Calibration {
+    std::fs::create_dir(dir).unwrap();
+    run(Command::new("arm-none-eabi-gcc")
+        .current_dir(dir)
+        .args(TARGET)
+        .arg("-Os")
+        .args(C)
+        .args(COMMON)
+        .args(LINK)
+        .arg("-T")
+        .arg(harness().join("mps2-an386.ld"))
+        .arg(harness().join("calibrate.c"))
+        .arg(startup)
+        .args(["-o", "calibrate.elf"]));
+    let elf = dir.join("calibrate.elf");
+    let (text, _) = run_qemu(&elf);
+    let (again, _) = run_qemu(&elf);
+    assert_eq!(text, again, "calibrate.c: two runs differ");
+    // "label N: ticks", N and ticks in hex.
+    let lines: Vec<(String, u64, u64)> = text
+        .lines()
+        .filter_map(|line| {
+            let (head, ticks) = line.split_once(": ")?;
+            let (label, n) = head.split_once(' ')?;
+            Some((
+                label.to_string(),
+                u64::from_str_radix(n, 16).ok()?,
+                u64::from_str_radix(ticks, 16).ok()?,
+            ))
+        })
+        .collect();
+    let get = |label: &str| -> Vec<(u64, u64)> {
+        lines
+            .iter()
+            .filter(|l| l.0 == label)
+            .map(|l| (l.1, l.2))
+            .collect()
+    };
+    let (empty, loops, wrap, wraps) = (get("empty"), get("loop"), get("wrap"), get("wraps"));
+    let ([(_, empty)], [short, long], [(_, wrapped)], [(_, wraps)]) =
+        (&empty[..], &loops[..], &wrap[..], &wraps[..])
+    else {
+        panic!("calibrate.c printed:\n{text}");
+    };
+    // Each loop iteration is two instructions (`subs`, `bne`).
+    let loops = [(2 * short.0, short.1), (2 * long.0, long.1)];
+    let (instructions, ticks) = (
+        loops[1].0 - loops[0].0,
+        loops[1].1.saturating_sub(loops[0].1),
+    );
+    assert!(
+        ticks > 0,
+        "calibrate.c: SysTick does not count (QEMU without -icount?):\n{text}"
+    );
+    let per_tick = (instructions + ticks / 2) / ticks;
+    // Each measurement is exact to a tick: the difference of two to two ticks.
+    assert!(
+        per_tick > 0 && (per_tick * ticks).abs_diff(instructions) <= 2 * per_tick,
+        "calibrate.c: {instructions} instructions in {ticks} ticks:\n{text}"
+    );
+    assert!(*empty <= 1, "calibrate.c: an empty measurement:\n{text}");
+    assert!(
+        (per_tick * loops[0].1).abs_diff(loops[0].0) <= 2 * per_tick,
+        "calibrate.c: the short loop:\n{text}"
+    );
+    assert!(
+        *wraps >= 2 && wrapped.abs_diff(loops[1].1) <= 1 + wraps,
+        "calibrate.c: across wraps:\n{text}"
+    );
+    Calibration {
+        per_tick,
+        empty: *empty,
+        loops,
+        wrapped: *wrapped,
+        wraps: *wraps,
+    }
+}
+
+/// Instructions per predict call over the samples: (fewest, most).
+fn instructions(row: &Row, calibration: &Calibration) -> (u64, u64) {
+    let count = |t: &u64| calibration.per_tick * t.saturating_sub(calibration.empty);
+    let counts: Vec<u64> = row.ticks.iter().map(count).collect();
+    (*counts.iter().min().unwrap(), *counts.iter().max().unwrap())
+}
+
+/// One line per model: instructions per predict call and per MAC at -Os and -O2, and the
+/// model's .text at both; then the goals of issue 16 with pass / fail.
+fn icount_table(rows: &[(Row, Row)], calibration: &Calibration) -> String {
+    let mut t = String::from(
+        "| model | MACs | instructions per predict, `-Os` | per MAC, `-Os` | \
+         instructions per predict, `-O2` | per MAC, `-O2` | model .text `-Os` / `-O2` (ratio) |\n\
+         |---|---:|---:|---:|---:|---:|---:|\n",
+    );
+    let count = |(min, max): (u64, u64)| {
+        if min == max {
+            format!("{max}")
+        } else {
+            format!("{min}–{max}")
+        }
+    };
+    let mut goals = Vec::new();
+    for (size, speed) in rows {
+        let (os, o2) = (
+            instructions(size, calibration),
+            instructions(speed, calibration),
+        );
+        let per_mac = |n: u64| n as f64 / size.macs as f64;
+        let ratio = speed.model.text as f64 / size.model.text as f64;
+        writeln!(
+            t,
+            "| {} | {} | {} | {:.2} | {} | {:.2} | {} / {} ({ratio:.2}) |",
+            size.name,
+            size.macs,
+            count(os),
+            per_mac(os.1),
+            count(o2),
+            per_mac(o2.1),
+            size.model.text,
+            speed.model.text,
+        )
+        .unwrap();
+        if ["seed", "bench_cnn"].contains(&size.name.as_str()) {
+            let pass = if per_mac(o2.1) <= 2.5 { "pass" } else { "FAIL" };
+            goals.push(format!(
+                "{}: ≤ 2.5 instructions per MAC at `-O2`: {:.2}, {pass}",
+                size.name,
+                per_mac(o2.1)
+            ));
+        }
+        if size.name == "seed" {
+            let pass = if ratio <= 2.0 { "pass" } else { "FAIL" };
+            goals.push(format!(
+                "seed: `-O2` .text ≤ 2× the `-Os` one: {ratio:.2}×, {pass}"
+            ));
+        }
+    }
+    let c = calibration;
+    write!(
+        t,
+        "\nInstructions per predict call over the samples (a range when the code path \
+         depends on the data); per MAC divides the most by `inspect`'s MACs (the \
+         total, after passes). Counted by SysTick under `qemu-system-arm -icount shift=0`, \
+         {} instructions a tick, exact to a tick: calibrate.c's loops of {} and {} \
+         instructions took {} and {} ticks, an empty measurement {} (subtracted), the longer \
+         loop with SysTick wrapping every 4096 ticks ({} wraps) {}; two runs of calibrate.c, \
+         and two of bench_cnn at `-O2`, printed the same counts. Goals (issue 16):\n\n- {}\n",
+        c.per_tick,
+        c.loops[0].0,
+        c.loops[1].0,
+        c.loops[0].1,
+        c.loops[1].1,
+        c.empty,
+        c.wraps,
+        c.wrapped,
+        goals.join("\n- ")
+    )
+    .unwrap();
+    t
+}
+
 #[test]
 fn cortex_m4_matches_keras_and_reports_flash_and_ram() {
     if !tools_installed() {
@@ -633,30 +869,53 @@ fn cortex_m4_matches_keras_and_reports_flash_and_ram() {
     let startup = work.path.join("startup.o");
     run(Command::new("arm-none-eabi-gcc")
         .args(TARGET)
+        .arg("-Os")
         .args(C)
         .args(COMMON)
         .arg("-c")
         .arg(harness().join("startup.c"))
         .arg("-o")
         .arg(&startup));
+    let calibration = calibrate(&work.path.join("calibrate"), &startup);
     let mut rows = Vec::new();
+    let mut speeds = Vec::new();
     for name in MODELS {
-        let build = |scratch: ScratchPlacement, weights: WeightsPlacement| {
+        let build = |scratch: ScratchPlacement, weights: WeightsPlacement, opt: Opt| {
             let file = if weights == WeightsPlacement::File {
                 "-file"
             } else {
                 ""
             };
-            let dir = work.path.join(format!("{name}-{}{file}", scratch.as_str()));
+            let dir = work
+                .path
+                .join(format!("{name}-{}{file}{}", scratch.as_str(), opt.flag()));
             std::fs::create_dir(&dir).unwrap();
-            build_and_run(name, &dir, &startup, scratch, weights)
+            build_and_run(name, &dir, &startup, scratch, weights, opt)
         };
-        let (stack, fixed) = (
-            build(ScratchPlacement::Stack, WeightsPlacement::Inline),
-            build(ScratchPlacement::Static, WeightsPlacement::Inline),
-        );
+        // The `-O2` build on another core while the `-Os` ones run.
+        let (speed, (stack, fixed, file)) = std::thread::scope(|threads| {
+            let speed = threads.spawn(|| {
+                build(
+                    ScratchPlacement::Stack,
+                    WeightsPlacement::Inline,
+                    Opt::Speed,
+                )
+            });
+            let size = (
+                build(ScratchPlacement::Stack, WeightsPlacement::Inline, Opt::Size),
+                build(
+                    ScratchPlacement::Static,
+                    WeightsPlacement::Inline,
+                    Opt::Size,
+                ),
+                build(ScratchPlacement::Static, WeightsPlacement::File, Opt::Size),
+            );
+            let speed = speed
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            (speed, size)
+        });
         // The weights from the file are in model.o's .rodata (flash), as inline ones are.
-        let file = build(ScratchPlacement::Static, WeightsPlacement::File);
         assert!(
             file.model.rodata >= file.inspect_flash as u64 && file.model.bss == fixed.model.bss,
             "{name}: weights file: {:?}, inline: {:?}",
@@ -673,22 +932,44 @@ fn cortex_m4_matches_keras_and_reports_flash_and_ram() {
             fixed.stack + scratch <= stack.stack,
             "{name}: static scratch on the stack"
         );
+        // Every MAC takes at least a multiply instruction.
+        for row in [&stack, &speed] {
+            assert!(
+                instructions(row, &calibration).0 >= row.macs as u64,
+                "{name}: {:?} ticks for {} MACs",
+                row.ticks,
+                row.macs
+            );
+        }
+        speeds.push(speed);
         rows.push((stack, fixed));
     }
+    // The count is the same on another run.
+    let cnn = speeds.iter().find(|r| r.name == "bench_cnn").unwrap();
+    assert_eq!(
+        run_qemu(&cnn.elf).0,
+        cnn.text,
+        "bench_cnn at -O2: a second run differs"
+    );
     let table = table(&rows);
-    let times: Vec<String> = rows
+    let counts: Vec<(Row, Row)> = rows.into_iter().map(|(s, _)| s).zip(speeds).collect();
+    let icount = icount_table(&counts, &calibration);
+    let times: Vec<String> = counts
         .iter()
-        .map(|(r, _)| {
+        .map(|(r, o2)| {
             format!(
-                "{}: build {:.2} s, QEMU {:.2} s",
+                "{}: build {:.2} s, QEMU {:.2} s (`-O2`: {:.2} s, {:.2} s)",
                 r.name,
                 r.compile.as_secs_f64(),
-                r.qemu.as_secs_f64()
+                r.qemu.as_secs_f64(),
+                o2.compile.as_secs_f64(),
+                o2.qemu.as_secs_f64()
             )
         })
         .collect();
     let report = format!(
-        "Cortex-M4F (`mps2-an386` under QEMU), `{}`, bytes:\n\n{table}\n{}\n",
+        "Cortex-M4F (`mps2-an386` under QEMU), `{} -Os`, bytes:\n\n{table}\n\
+         Instructions, `--scratch stack`, at `-Os` and `-O2`:\n\n{icount}\n{}\n",
         TARGET.join(" "),
         times.join("; ")
     );

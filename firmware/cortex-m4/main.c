@@ -1,8 +1,10 @@
 /* Runs the model on every sample of samples.h and prints, per sample, each output float
- * as its 32-bit pattern in hex, then the predict call's peak stack use in bytes (hex):
+ * as its 32-bit pattern in hex, then the predict call's peak stack use in bytes and the
+ * SysTick ticks it took (harness.h: 40 instructions a tick under `-icount shift=0`), in hex:
  *
  *   sample 0: 3f800000 bf000000 ...
  *   stack 0: 00000a40
+ *   ticks 0: 00001388
  *
  * samples.h (generated per model) defines SAMPLE_COUNT, OUTPUT_COUNT, outputs[],
  * output_lens[] and PREDICT(s), which calls the model's extern "C" entry. */
@@ -50,10 +52,13 @@ static uint32_t float_bits(float value) {
 }
 
 int main(void) {
+    icount_start(0xFFFFFFu);
     for (uint32_t s = 0; s < SAMPLE_COUNT; ++s) {
         stack_paint();
         const uintptr_t sp = stack_pointer();
+        const uint64_t before = icount_ticks();
         PREDICT(s);
+        const uint64_t after = icount_ticks();
         const uintptr_t lowest = stack_lowest_used();
         if (lowest == (uintptr_t)__stack_bottom) {
             semihost_write("stack overflow\n");
@@ -69,6 +74,8 @@ int main(void) {
         }
         print_label("stack ", s);
         print_word((uint32_t)(sp - lowest), 1);
+        print_label("ticks ", s);
+        print_word((uint32_t)(after - before), 1);
     }
     return 0;
 }

@@ -14,8 +14,9 @@ extern void (*__init_array_start[])(void), (*__init_array_end[])(void);
 int main(void);
 void Reset_Handler(void);
 void Fault_Handler(void);
+void SysTick_Handler(void);
 
-/* Initial SP, then the handlers of the 15 system exceptions (no interrupts are used). */
+/* Initial SP, then the handlers of the 15 system exceptions (no other interrupt is used). */
 __attribute__((section(".vectors"), used)) static const uintptr_t vectors[16] = {
     (uintptr_t)__stack_top,
     (uintptr_t)Reset_Handler,
@@ -24,6 +25,9 @@ __attribute__((section(".vectors"), used)) static const uintptr_t vectors[16] = 
     (uintptr_t)Fault_Handler, /* MemManage */
     (uintptr_t)Fault_Handler, /* BusFault */
     (uintptr_t)Fault_Handler, /* UsageFault */
+    0, 0, 0, 0,               /* reserved */
+    0, 0, 0, 0,               /* SVCall, DebugMonitor, reserved, PendSV */
+    (uintptr_t)SysTick_Handler,
 };
 
 void Reset_Handler(void) {
@@ -85,4 +89,23 @@ uintptr_t stack_lowest_used(void) {
         ++p;
     }
     return (uintptr_t)p;
+}
+
+volatile uint32_t icount_wraps;
+uint32_t icount_reload;
+
+void SysTick_Handler(void) {
+    icount_wraps = icount_wraps + 1u;
+}
+
+void icount_start(uint32_t reload) {
+    SYST_CSR = 0;
+    icount_reload = reload;
+    icount_wraps = 0;
+    SYST_RVR = reload;
+    SYST_CVR = 0; /* any write clears it: the first tick loads the reload value */
+    SYST_CSR = 7; /* ENABLE | TICKINT | CLKSOURCE (core clock) */
+    while (SYST_CVR == 0) {
+        /* until the first tick has loaded the reload value */
+    }
 }
