@@ -201,6 +201,7 @@ fn eval(op: &Op, inputs: &[(&[f32], &[usize])], out_shape: &[usize]) -> Result<V
         } => merge::const_merge(inputs, out_shape, *kind, constant, *constant_first),
         Op::Select { then, otherwise } => merge::select(inputs, out_shape, *then, *otherwise),
         Op::Reduce { kind, axes, .. } => reduce::reduce(inputs, out_shape, *kind, axes),
+        Op::Cumulative { kind, axis } => reduce::cumulative(inputs[0], *kind, *axis),
         Op::Concat { axis } => layout::concat(inputs, out_shape, *axis),
         Op::Dot { axes, normalize } => {
             let (a, b) = two()?;

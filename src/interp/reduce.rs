@@ -1,7 +1,7 @@
 //! Reference semantics of reductions over axes.
 
 use super::index::{flat, indices, strides};
-use crate::ir::{numel, ReduceKind};
+use crate::ir::{numel, CumulativeKind, ReduceKind};
 
 pub fn reduce(
     inputs: &[(&[f32], &[usize])],
@@ -54,6 +54,25 @@ pub fn reduce(
     }
     if kind == ReduceKind::Mean {
         out.iter_mut().for_each(|v| *v /= count as f32);
+    }
+    out
+}
+
+/// The running sum or product along `axis`, each line accumulated in order.
+pub fn cumulative((x, shape): (&[f32], &[usize]), kind: CumulativeKind, axis: usize) -> Vec<f32> {
+    let len = shape[axis];
+    let inner: usize = shape[axis + 1..].iter().product();
+    let mut out = x.to_vec();
+    for line in out.chunks_mut(len * inner) {
+        for i in 1..len {
+            for j in 0..inner {
+                let (before, at) = (line[(i - 1) * inner + j], &mut line[i * inner + j]);
+                *at = match kind {
+                    CumulativeKind::Sum => before + *at,
+                    CumulativeKind::Product => before * *at,
+                };
+            }
+        }
     }
     out
 }

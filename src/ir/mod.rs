@@ -19,7 +19,10 @@ pub use attention::MASKED_SCORE;
 pub use conv_lstm::ConvLstm;
 pub use graph::{Graph, GraphInput, GraphOutput, InputDtype, Node, NodeId, Tensor, TensorId};
 pub use math::MathFn;
-pub use op::{MergeKind, NormAxis, NormKind, Op, PoolKind, ReduceKind, Rescale, Weights, Window};
+pub use op::{
+    CumulativeKind, MergeKind, NormAxis, NormKind, Op, PoolKind, ReduceKind, Rescale, Weights,
+    Window,
+};
 pub use preprocess::{EncodeMode, Lookup, EXACT_INTEGER_LIMIT};
 pub use recurrent::{Cell, Recurrent};
 pub use resample::{adaptive_windows, resize_taps, ResizeMethod, ResizeTap};

@@ -152,6 +152,9 @@ pub enum Op {
         axes: Vec<usize>,
         keepdims: bool,
     },
+    /// The running sum or product along `axis`: element `i` of the axis combines elements
+    /// `0..=i`, in order (`cumsum`, `cumprod`).
+    Cumulative { kind: CumulativeKind, axis: usize },
     /// Concatenation along `axis`.
     Concat { axis: usize },
     /// Contracts axis `axes.0` of the first input with axis `axes.1` of the second; the
@@ -269,6 +272,13 @@ pub enum ReduceKind {
     Min,
 }
 
+/// What [`Op::Cumulative`] accumulates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CumulativeKind {
+    Sum,
+    Product,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MergeKind {
     Add,
@@ -383,6 +393,7 @@ impl Op {
             | Op::ConstMerge { .. }
             | Op::Select { .. }
             | Op::Reduce { .. }
+            | Op::Cumulative { .. }
             | Op::Concat { .. }
             | Op::AttentionSoftmax { .. }
             | Op::SequenceMask { .. }
@@ -422,6 +433,7 @@ impl Op {
             | Op::ConstMerge { .. }
             | Op::Select { .. }
             | Op::Reduce { .. }
+            | Op::Cumulative { .. }
             | Op::Concat { .. }
             | Op::Dot { .. }
             | Op::MatMul
@@ -503,6 +515,7 @@ impl Op {
             | Op::Merge { .. }
             | Op::Select { .. }
             | Op::Reduce { .. }
+            | Op::Cumulative { .. }
             | Op::Concat { .. }
             | Op::Dot { .. }
             | Op::MatMul

@@ -169,6 +169,12 @@ pub fn infer(op: &Op, inputs: &[&[usize]]) -> Result<Vec<usize>, String> {
         Op::ConstMerge { constant, .. } => {
             one(inputs).and_then(|x| broadcast(&[x, &constant.shape[..]]))
         }
+        Op::Cumulative { axis, .. } => one(inputs).and_then(|x| {
+            if *axis >= x.len() {
+                return Err(format!("cannot accumulate along axis {axis} of {x:?}"));
+            }
+            Ok(x.to_vec())
+        }),
         Op::Reduce { axes, keepdims, .. } => one(inputs).and_then(|x| {
             let sorted = axes.windows(2).all(|w| w[0] < w[1]);
             if axes.is_empty() || !sorted || axes.iter().any(|&a| a >= x.len()) {

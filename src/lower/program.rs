@@ -449,6 +449,7 @@ fn loops(
             merge::const_merge(*kind, c, &constant.shape, *constant_first, x, y)
         }
         Op::Reduce { kind, axes, .. } => reduce::reduce(*kind, axes, x),
+        Op::Cumulative { kind, axis } => reduce::cumulative(*kind, *axis, x),
         Op::Select { then, otherwise } => merge::select(*then, *otherwise, &in_shapes, y),
         Op::Transpose { perm } => layout::transpose(perm, x, y),
         Op::Upsample {

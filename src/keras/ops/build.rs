@@ -6,7 +6,7 @@ use serde_json::Value;
 use super::params::{Arg, Params};
 use super::{merge_kind, OpKind};
 use crate::error::escape_for_message as esc;
-use crate::ir::{Activation, AxisFn, MathOp, Op, ReduceKind, ScalarOp, Weights};
+use crate::ir::{Activation, AxisFn, CumulativeKind, MathOp, Op, ReduceKind, ScalarOp, Weights};
 use crate::keras::activation::{self, resolve_axis};
 use crate::keras::config::KerasVersion;
 use crate::keras::layers::{Source, Step};
@@ -30,6 +30,7 @@ pub(super) fn steps(
             Ok(one(Op::Activation(act), x))
         }
         OpKind::Reduce(kind) => reduce(kind, p),
+        OpKind::Cumulative(kind) => cumulative(kind, p),
         OpKind::Reshape => reshape(p),
         OpKind::Transpose => transpose(p),
         OpKind::ExpandDims => {
@@ -294,6 +295,25 @@ fn reduce(kind: ReduceKind, p: &mut Params) -> Result<Vec<Step>, String> {
         },
         x,
     ))
+}
+
+/// `cumsum` / `cumprod` along one axis (tf.keras: `exclusive` and `reverse` off).
+fn cumulative(kind: CumulativeKind, p: &mut Params) -> Result<Vec<Step>, String> {
+    let x = p.tensor("x")?;
+    for flag in ["exclusive", "reverse"] {
+        p.only(flag, &Value::Bool(false))?;
+    }
+    if let Some(dtype) = p.raw("dtype").filter(|d| d != "float32" && !d.is_null()) {
+        return Err(format!(
+            "a running sum or product cast to {} is not supported",
+            esc(&dtype.to_string())
+        ));
+    }
+    let axis = p
+        .int("axis")?
+        .ok_or("a running sum or product over the flattened tensor mixes samples; give an axis")?;
+    let axis = resolve_axis(axis, p.shapes[x].len())?;
+    Ok(one(Op::Cumulative { kind, axis }, x))
 }
 
 fn reshape(p: &mut Params) -> Result<Vec<Step>, String> {

@@ -17,7 +17,7 @@ use serde_json::{Map, Value};
 use super::config::{KerasVersion, LayerEntry};
 use super::layers::{LayerKind, Step};
 use crate::error::escape_for_message as esc;
-use crate::ir::{MergeKind, ReduceKind, ScalarOp};
+use crate::ir::{CumulativeKind, MergeKind, ReduceKind, ScalarOp};
 pub(crate) use params::Params;
 
 /// Whether an entry is an operation node rather than a layer: a Keras 3 entry from an
@@ -82,6 +82,7 @@ pub(crate) enum OpKind {
     /// An elementwise activation or math function of `x`, see [`build::unary`].
     Unary(&'static str),
     Reduce(ReduceKind),
+    Cumulative(CumulativeKind),
     Reshape,
     Transpose,
     ExpandDims,
@@ -174,6 +175,8 @@ fn k3_spec(class: &str) -> Option<Spec> {
         "LogSoftmax" => unary("log_softmax"),
         "Sparsemax" => unary("sparsemax"),
         "Glu" => unary("glu"),
+        "Cumsum" => one(Cumulative(CumulativeKind::Sum)),
+        "Cumprod" => one(Cumulative(CumulativeKind::Product)),
         "Mean" => one(Reduce(ReduceKind::Mean)),
         "Sum" => one(Reduce(ReduceKind::Sum)),
         "Max" | "Amax" => one(Reduce(ReduceKind::Max)),
@@ -214,6 +217,12 @@ fn tf_spec(function: &str) -> Option<(OpKind, &'static [(&'static str, &'static 
     const FEATURES: &[(&str, &str)] = &[("features", "x")];
     const PLAIN_X: &[(&str, &str)] = &[("x", "x")];
     const LOGITS: &[(&str, &str)] = &[("logits", "x"), ("axis", "axis")];
+    const CUMULATIVE: &[(&str, &str)] = &[
+        ("x", "x"),
+        ("axis", "axis"),
+        ("exclusive", "exclusive"),
+        ("reverse", "reverse"),
+    ];
     const REDUCE: &[(&str, &str)] = &[
         ("input_tensor", "x"),
         ("axis", "axis"),
@@ -269,6 +278,8 @@ fn tf_spec(function: &str) -> Option<(OpKind, &'static [(&'static str, &'static 
                 ("clip_value_max", "x_max"),
             ],
         ),
+        "math.cumsum" => (Cumulative(CumulativeKind::Sum), CUMULATIVE),
+        "math.cumprod" => (Cumulative(CumulativeKind::Product), CUMULATIVE),
         "math.reduce_mean" => (Reduce(ReduceKind::Mean), REDUCE),
         "math.reduce_sum" => (Reduce(ReduceKind::Sum), REDUCE),
         "math.reduce_max" => (Reduce(ReduceKind::Max), REDUCE),

@@ -199,3 +199,49 @@ fn hostile_split_sizes_are_refused() {
         .unwrap_err();
     assert!(err.contains("split"), "{err}");
 }
+
+#[test]
+fn cumulative_ops_are_refused_where_they_would_differ() {
+    let op = |class: &str, config: Value| entry(class, Some("keras.src.ops.numpy"), config);
+    // Along axis 1 of the sample (axis 2 with the batch).
+    let sum = op(
+        "Cumsum",
+        json!({"name": "cumsum", "axis": 2, "dtype": null}),
+    );
+    let got = steps(&sum, K3, &[&[5, 4]], vec![tensor(0)]).unwrap();
+    assert!(matches!(
+        got[0].op,
+        Op::Cumulative {
+            kind: crate::ir::CumulativeKind::Sum,
+            axis: 1
+        }
+    ));
+    // axis=None flattens the batch too.
+    let flat = op(
+        "Cumprod",
+        json!({"name": "cumprod", "axis": null, "dtype": null}),
+    );
+    let err = steps(&flat, K3, &[&[5, 4]], vec![tensor(0)]).unwrap_err();
+    assert!(err.contains("axis"), "{err}");
+    let cast = op(
+        "Cumsum",
+        json!({"name": "cumsum", "axis": 1, "dtype": "int32"}),
+    );
+    let err = steps(&cast, K3, &[&[5, 4]], vec![tensor(0)]).unwrap_err();
+    assert!(err.contains("int32"), "{err}");
+    // tf.math.cumsum(x, axis=1, exclusive=True).
+    let tf = entry(
+        "TFOpLambda",
+        Some("tf_keras.src.layers.core.tf_op_layer"),
+        json!({"function": "math.cumsum"}),
+    );
+    let kind = parse(&tf, K2).unwrap();
+    let mut kwargs = Map::new();
+    kwargs.insert("axis".into(), json!(1));
+    kwargs.insert("exclusive".into(), json!(true));
+    let err = kind
+        .operation_steps(&[&[5, 4]], &[tensor(0)], &kwargs)
+        .unwrap()
+        .unwrap_err();
+    assert!(err.contains("exclusive"), "{err}");
+}
