@@ -38,6 +38,12 @@ fn finish_in_place(epilogue: &Epilogue, base: &Ix, count: usize) -> Vec<Stmt> {
 pub struct Blocking {
     pub pixels: usize,
     pub filters: usize,
+    /// Input channels whose products each accumulator adds in one statement (see
+    /// [`channel_passes`]); 1 adds them one statement each.
+    pub channels: usize,
+    /// Rows a Dense (or recurrent gate) accumulator adds in one statement (see
+    /// `dense::matvec`).
+    pub rows: usize,
 }
 
 /// Convolution. Every output sums its bias, then its taps in order and the input channels
@@ -118,6 +124,36 @@ pub fn conv(
     ]
     .concat();
     nest("o", &out_shape[..rank], body)
+}
+
+/// The loop over a convolution's input channels: `pass(first, n, chained)` gives the
+/// statements for channels `first + j`, `j < n`. With `per_pass` above 1 each pass takes
+/// that many channels (the rest in one last pass) and `chained` asks for one statement per
+/// accumulator, `acc = ((acc + x0 * w0) + x1 * w1) + ...`: the products still added one at
+/// a time in channel order, the accumulator read and written once per pass.
+fn channel_passes(
+    channels: usize,
+    per_pass: usize,
+    pass: impl Fn(&Ix, usize, bool) -> Vec<Stmt>,
+) -> Vec<Stmt> {
+    if per_pass <= 1 {
+        return for_("c", channels, pass(&Ix::default().plus("c", 1), 1, false));
+    }
+    let per_pass = per_pass.min(channels.max(1));
+    let (full, rest) = (channels / per_pass, channels % per_pass);
+    let mut stmts = for_(
+        "c",
+        full,
+        pass(&Ix::default().plus("c", per_pass), per_pass, true),
+    );
+    if rest > 0 {
+        stmts.push(Stmt::Block(pass(
+            &Ix::constant(full * per_pass),
+            rest,
+            true,
+        )));
+    }
+    stmts
 }
 
 /// The output positions along one axis whose taps all fall inside the input: `lo..hi`.
@@ -243,26 +279,42 @@ fn conv_blocked(
                     )],
                 ));
             }
-            let (row, input) = (row.plus("c", 1), input.plus("c", 1));
-            for p in (0..pixels).filter(|_| !depthwise) {
-                let x = format!("x{p}");
-                let at = input
-                    .clone()
-                    .offset((p * w.strides[last] * xst[last]) as isize);
-                body.push(Stmt::let_(x.clone(), Val::load(Buf::In(0), at)));
-                body.extend(for_(
-                    "f",
-                    width,
-                    vec![Place::Local(acc(p), f.clone()).accumulate(
-                        Val::var(&x) * Val::load(Buf::W2(kernel, row.clone()), f.clone()),
-                    )],
-                ));
-            }
-            let mut body = if depthwise {
-                body
-            } else {
-                for_("c", channels, body)
+            // Channels `first + j` for `j < n`, each pixel's products added in one statement.
+            let pass = |first: &Ix, n: usize, chained: bool| {
+                let mut stmts = Vec::new();
+                for p in 0..pixels {
+                    let x = |j: usize| {
+                        if chained {
+                            format!("x{p}_{j}")
+                        } else {
+                            format!("x{p}")
+                        }
+                    };
+                    let product = |j: usize| {
+                        let row = row.clone().add_scaled(first, 1).offset(j as isize);
+                        Val::var(&x(j)) * Val::load(Buf::W2(kernel, row), f.clone())
+                    };
+                    for j in 0..n {
+                        let at = input
+                            .clone()
+                            .add_scaled(first, 1)
+                            .offset((j + p * w.strides[last] * xst[last]) as isize);
+                        stmts.push(Stmt::let_(x(j), Val::load(Buf::In(0), at)));
+                    }
+                    let sum = Place::Local(acc(p), f.clone());
+                    let update = if chained {
+                        let start = Val::load(Buf::Local(acc(p)), f.clone());
+                        sum.set((0..n).fold(start, |total, j| total + product(j)))
+                    } else {
+                        sum.accumulate(product(0))
+                    };
+                    stmts.extend(for_("f", width, vec![update]));
+                }
+                stmts
             };
+            if !depthwise {
+                body = channel_passes(channels, blocking.channels, pass);
+            }
             for d in (0..rank).rev() {
                 let (before, _) = w.padding[d];
                 let reach = (out_shape[d] - 1) * w.strides[d] + (w.size[d] - 1) * w.dilation[d];
@@ -428,6 +480,7 @@ pub fn conv_max_pool(
     epilogue: Epilogue,
     in_shape: &[usize],
     out_shape: &[usize],
+    per_pass: usize,
 ) -> Vec<Stmt> {
     let rank = conv.size.len();
     let last = rank - 1;
@@ -441,8 +494,8 @@ pub fn conv_max_pool(
         || Buf::Local(Array::named("v".into())),
     );
     // Input position along axis d: (p * pool stride + q) * conv stride + t * dilation.
-    let mut input = Ix::default().plus("c", 1);
-    let mut weight_row = Ix::default().plus("c", 1);
+    let mut input = Ix::default();
+    let mut weight_row = Ix::default();
     for d in 0..rank {
         let q = if d == last {
             "k".to_string()
@@ -465,21 +518,36 @@ pub fn conv_max_pool(
             vec![Place::Local(Array::named("acc".into()), slot.clone()).set(start)],
         ),
     );
-    let product = Val::var("x") * Val::load(Buf::W2(kernel, weight_row), f.clone());
-    let mac = for_(
-        "k",
-        row,
-        [
-            vec![Stmt::let_("x".into(), Val::load(Buf::In(0), input))],
-            for_(
-                "f",
-                filters,
-                vec![Place::Local(Array::named("acc".into()), slot.clone()).accumulate(product)],
-            ),
-        ]
-        .concat(),
-    );
-    let taps = nest("t", &conv.size, for_("c", channels, mac));
+    // Channels `first + j` for `j < n`, each position's products added in one statement.
+    let pass = |first: &Ix, n: usize, chained: bool| {
+        let x = |j: usize| {
+            if chained {
+                format!("x{j}")
+            } else {
+                "x".to_string()
+            }
+        };
+        let mut stmts = Vec::new();
+        for j in 0..n {
+            let at = first.clone().add_scaled(&input, 1).offset(j as isize);
+            stmts.push(Stmt::let_(x(j), Val::load(Buf::In(0), at)));
+        }
+        let product = |j: usize| {
+            let row = first.clone().add_scaled(&weight_row, 1).offset(j as isize);
+            Val::var(&x(j)) * Val::load(Buf::W2(kernel, row), f.clone())
+        };
+        let sum = Place::Local(Array::named("acc".into()), slot.clone());
+        let update = if chained {
+            sum.set((0..n).fold(Val::load(acc(), slot.clone()), |total, j| {
+                total + product(j)
+            }))
+        } else {
+            sum.accumulate(product(0))
+        };
+        stmts.extend(for_("f", filters, vec![update]));
+        for_("k", row, stmts)
+    };
+    let taps = nest("t", &conv.size, channel_passes(channels, per_pass, pass));
     let mut fold = vec![Stmt::let_("a".into(), Val::load(acc(), slot))];
     let value = match epilogue.finish(Val::var("a"), &f, "r") {
         (stmts, value @ Val::Var(_)) if stmts.is_empty() => value,

@@ -22,18 +22,18 @@ use super::WeightId;
 /// 120 and 113 ns, 128 gave no gain for g++ and a slowdown for rustc.
 pub const ACCUMULATORS: usize = 64;
 
-/// Rows added to each accumulator per statement: each accumulator is read and written once
-/// per this many rows, with the sum still taken row by row (so the result does not depend
-/// on it). It matters where the accumulators end up in memory: g++ keeps them in registers
-/// only when the product is not inside another loop (a recurrent step, a row loop).
-/// Measured (best of runs, ns per call; B1 = 33->64->32->1, B3 = LSTM(32) over 50x8):
-///
-/// | rows | B1 rustc native | B1 rustc | B1 g++ -O3 native | B1 g++ -O2 | B3 rustc native | B3 rustc | B3 g++ -O3 native | B3 g++ -O2 |
-/// |---|---|---|---|---|---|---|---|---|
-/// | 1 | 120 | 313 | 113 | 486 | 12,900 | 46,800 | 17,800 | 107,700 |
-/// | 2 | 123 | 234 | 123 | 289 | 12,900 | 45,500 | 15,700 | 95,900 |
-/// | 4 | 122 | 342 | 116 | 243 | 21,000 | 63,300 | 14,200 | 93,800 |
-pub const ROWS_PER_PASS: usize = 2;
+// Rows added to each accumulator per statement ([`super::Blocking::rows`], a backend's
+// tuning): each accumulator is read and written once per this many rows, with the sum
+// still taken row by row (so the result does not depend on it). It matters where the
+// accumulators end up in memory: g++ keeps them in registers only when the product is not
+// inside another loop (a recurrent step, a row loop). Measured (best of runs, ns per call;
+// B1 = 33->64->32->1, B3 = LSTM(32) over 50x8):
+//
+// | rows | B1 rustc native | B1 rustc | B1 g++ -O3 native | B1 g++ -O2 | B3 rustc native | B3 rustc | B3 g++ -O3 native | B3 g++ -O2 |
+// |---|---|---|---|---|---|---|---|---|
+// | 1 | 120 | 313 | 113 | 486 | 12,900 | 46,800 | 17,800 | 107,700 |
+// | 2 | 123 | 234 | 123 | 289 | 12,900 | 45,500 | 15,700 | 95,900 |
+// | 4 | 122 | 342 | 116 | 243 | 21,000 | 63,300 | 14,200 | 93,800 |
 
 /// The widest tile of outputs computed at once (wider layers loop over tiles).
 pub const TILE: usize = 64;
@@ -79,7 +79,12 @@ fn partials(width: usize, rows: usize, first: usize) -> usize {
 /// Loops computing `sum_s sum_i rows_s.x[i] * rows_s.w[i][rows_s.col + o]` for the
 /// `units` outputs `o`, tile by tile in local array `acc`; `finish(o, sum)` gives the
 /// statements that use each sum (`o` is an index expression).
-pub fn matvec(units: usize, sources: &[Rows], finish: &dyn Fn(Ix, Val) -> Vec<Stmt>) -> Vec<Stmt> {
+pub fn matvec(
+    units: usize,
+    sources: &[Rows],
+    rows_per_pass: usize,
+    finish: &dyn Fn(Ix, Val) -> Vec<Stmt>,
+) -> Vec<Stmt> {
     if units == 0 {
         return Vec::new();
     }
@@ -87,11 +92,23 @@ pub fn matvec(units: usize, sources: &[Rows], finish: &dyn Fn(Ix, Val) -> Vec<St
     let (tiles, rest) = (units / width, units % width);
     let mut out = Vec::new();
     if tiles > 0 {
-        let body = tile(width, Ix::default().plus("ob", width), sources, finish);
+        let body = tile(
+            width,
+            Ix::default().plus("ob", width),
+            sources,
+            rows_per_pass,
+            finish,
+        );
         out.extend(scoped(for_("ob", tiles, body)));
     }
     if rest > 0 {
-        let body = tile(rest, Ix::constant(tiles * width), sources, finish);
+        let body = tile(
+            rest,
+            Ix::constant(tiles * width),
+            sources,
+            rows_per_pass,
+            finish,
+        );
         out.push(Stmt::Block(body));
     }
     out
@@ -110,6 +127,7 @@ fn tile(
     width: usize,
     start: Ix,
     sources: &[Rows],
+    rows_per_pass: usize,
     finish: &dyn Fn(Ix, Val) -> Vec<Stmt>,
 ) -> Vec<Stmt> {
     // The first rows of the first source set the accumulators (a zeroed array would be
@@ -118,7 +136,7 @@ fn tile(
     let p = partials(width, rows, sources.first().map_or(1, |s| s.count));
     let acc = |ix: Ix| Val::load(Buf::Local(Array::named("acc".into())), ix);
     let mut body = vec![Stmt::local(Array::named("acc".into()), p * width)];
-    let rows_per_pass = ROWS_PER_PASS;
+    let rows_per_pass = rows_per_pass.max(1);
     for (k, s) in sources.iter().enumerate() {
         // `blocks` blocks of rows from `first` in one pass: partial sum `q < n` adds rows
         // `first + b * p + q` for `b < blocks`, in that order, in one statement.
@@ -208,6 +226,7 @@ pub fn dense(
     kernel: WeightId,
     bias: Option<WeightId>,
     epilogue: Epilogue,
+    rows_per_pass: usize,
 ) -> Vec<Stmt> {
     let source = Rows {
         buf: Buf::In(0),
@@ -226,7 +245,7 @@ pub fn dense(
         stmts.push(Place::Out(dst).set(value));
         stmts
     };
-    let mut body = matvec(units, &[source], &finish);
+    let mut body = matvec(units, &[source], rows_per_pass, &finish);
     // Alone in the function (or the row loop), a tile needs no scope of its own.
     if let [Stmt::Block(inner)] = body.as_mut_slice() {
         body = std::mem::take(inner);

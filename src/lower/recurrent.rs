@@ -50,7 +50,7 @@ fn work(ix: Ix) -> Val {
 
 /// `work[dst + o] = bias[o] + sum_s x_s · w_s[.][col_s + o]` for `o < n` (zero bias
 /// without one): the packed gate sums, one register-blocked matrix-vector product.
-fn gates(dst: usize, n: usize, sources: &[Rows], bias: Option<WeightId>) -> Vec<Stmt> {
+fn gates(dst: usize, n: usize, sources: &[Rows], bias: Option<WeightId>, rows: usize) -> Vec<Stmt> {
     let finish = |o: Ix, sum: Val| {
         let value = match bias {
             Some(b) => Val::load(Buf::W(b), o.clone()) + sum,
@@ -58,7 +58,7 @@ fn gates(dst: usize, n: usize, sources: &[Rows], bias: Option<WeightId>) -> Vec<
         };
         vec![Place::Work(Ix::constant(dst).add_scaled(&o, 1)).set(value)]
     };
-    matvec(n, sources, &finish)
+    matvec(n, sources, rows, &finish)
 }
 
 /// The loops of one recurrent node over an input `[steps, features]`.
@@ -67,6 +67,7 @@ pub fn recurrent(
     steps: usize,
     features: usize,
     add_weight: &mut AddWeight,
+    rows: usize,
 ) -> Vec<Stmt> {
     let (u, g) = (r.units, r.cell.gates());
     let kernel = add_weight("kernel", vec![features, g * u], &r.kernel.data);
@@ -160,7 +161,7 @@ pub fn recurrent(
         Cell::Lstm => {
             // work: h [0, u), c [u, 2u), z [2u, 6u).
             let z = 2 * u;
-            body.extend(gates(z, 4 * u, &[x_t, h_prev(0)], bias));
+            body.extend(gates(z, 4 * u, &[x_t, h_prev(0)], bias, rows));
             let mut gate = vec![
                 let_("zi", work(off(z, "k"))),
                 let_("zf", work(off(z + u, "k"))),
@@ -183,9 +184,9 @@ pub fn recurrent(
         Cell::Gru { reset_after } => {
             // work: h [0, u), x part [u, 4u), h part [4u, 7u), r * h [7u, 8u).
             let (zx, zh, rh) = (u, 4 * u, 7 * u);
-            body.extend(gates(zx, 3 * u, &[x_t], bias));
+            body.extend(gates(zx, 3 * u, &[x_t], bias, rows));
             if reset_after {
-                body.extend(gates(zh, 3 * u, &[h_prev(0)], recurrent_bias));
+                body.extend(gates(zh, 3 * u, &[h_prev(0)], recurrent_bias, rows));
                 let mut gate = vec![
                     let_("az", work(off(zx, "k")) + work(off(zh, "k"))),
                     let_("ar", work(off(zx + u, "k")) + work(off(zh + u, "k"))),
@@ -201,7 +202,7 @@ pub fn recurrent(
                 keep_h(&mut gate);
                 body.extend(for_("k", u, gate));
             } else {
-                body.extend(gates(zh, 2 * u, &[h_prev(0)], None));
+                body.extend(gates(zh, 2 * u, &[h_prev(0)], None, rows));
                 body.extend(for_(
                     "k",
                     u,
@@ -219,7 +220,7 @@ pub fn recurrent(
                     base: Ix::constant(rh),
                     ..h_prev(2 * u)
                 };
-                body.extend(gates(zh + 2 * u, u, &[r_h], None));
+                body.extend(gates(zh + 2 * u, u, &[r_h], None, rows));
                 let mut gate = vec![
                     let_(
                         "ah",
@@ -235,7 +236,7 @@ pub fn recurrent(
         }
         Cell::Simple => {
             // work: h [0, u), z [u, 2u).
-            body.extend(gates(u, u, &[x_t, h_prev(0)], bias));
+            body.extend(gates(u, u, &[x_t, h_prev(0)], bias, rows));
             let mut gate = vec![
                 let_("z", work(off(u, "k"))),
                 let_("h", act(&r.activation, "z")),

@@ -18,7 +18,7 @@ use crate::passes::Location;
 use crate::{Generated, Result, ScratchPlacement, SelfTest};
 
 /// How lowering tunes loops for g++. It fully unrolls filter loops of up to 16 and then
-/// vectorises the channel loop as an in-order reduction (hence `rolled_accumulations`);
+/// vectorises the channel loop as an in-order reduction (hence `rolled_short_loops`);
 /// wider loops stay vector loops. The blocking, on the whole
 /// MobileNetV2, best of 15, g++ -O2 / -O3 -march=native (noisy, +-30%): before
 /// 1490-1510 / 1280-1840; 2 x 32: 1300-1330 / 1120-1290; 1 x 64: 1520-1530 / 560-1100.
@@ -27,8 +27,10 @@ pub const TUNING: Tuning = Tuning {
     blocking: Blocking {
         pixels: 1,
         filters: 64,
+        channels: 8,
+        rows: 2,
     },
-    rolled_accumulations: true,
+    rolled_short_loops: true,
 };
 
 /// What the header offers besides the model itself.

@@ -35,8 +35,10 @@ pub const TUNING: Tuning = Tuning {
     blocking: Blocking {
         pixels: 2,
         filters: 16,
+        channels: 1,
+        rows: 2,
     },
-    rolled_accumulations: false,
+    rolled_short_loops: false,
 };
 
 /// What the Rust module offers besides the model itself.
