@@ -92,6 +92,7 @@ pub const CPP_HELPER_NAMES: [&str; 2] = ["f32_to_bits", "f32_from_bits"];
 
 const RUST_RUNTIME: &str = include_str!("runtime.rs");
 const CPP_RUNTIME: &str = include_str!("runtime.hpp");
+const C_RUNTIME: &str = include_str!("runtime.h");
 
 /// The lines between `// @fn KEY` and the next `// @end` of `src`, each ending in `\n`.
 fn section(src: &str, key: &str) -> String {
@@ -151,6 +152,20 @@ pub fn cpp_source(needed: &BTreeSet<MathFn>) -> String {
     }
     let helpers = std::iter::once(section(CPP_RUNTIME, "bits"));
     join(helpers.chain(all.into_iter().map(|f| section(CPP_RUNTIME, f.key()))))
+}
+
+/// C source of exactly the needed functions plus their dependencies and the bit-cast
+/// helpers, in [`cpp_source`]'s order: `static inline float PREFIX_NAME(float x)`
+/// definitions (`PREFIX_exp_f32`, `PREFIX_f32_to_bits`, ...), after `#include <stdint.h>`
+/// and `<math.h>`. Empty if nothing is needed.
+pub fn c_source(needed: &BTreeSet<MathFn>, prefix: &str) -> String {
+    let all = closure(needed);
+    if all.is_empty() {
+        return String::new();
+    }
+    let helpers = std::iter::once(section(C_RUNTIME, "bits"));
+    let text = join(helpers.chain(all.into_iter().map(|f| section(C_RUNTIME, f.key()))));
+    text.replace("k2s_", &format!("{prefix}_"))
 }
 
 #[cfg(test)]
@@ -416,6 +431,7 @@ mod tests {
         }
         assert_eq!(rust_source(&BTreeSet::new()), "");
         assert_eq!(cpp_source(&BTreeSet::new()), "");
+        assert_eq!(c_source(&BTreeSet::new(), "m"), "");
         for f in MathFn::ALL {
             let want = closure(&set(&[f]));
             let (rs, cpp) = (rust_source(&set(&[f])), cpp_source(&set(&[f])));
@@ -426,12 +442,22 @@ mod tests {
                 assert_eq!(in_rs, want.contains(&g), "{f:?}: Rust source and {g:?}");
                 assert_eq!(in_cpp, want.contains(&g), "{f:?}: C++ source and {g:?}");
             }
+            let c = c_source(&set(&[f]), "m");
+            for g in MathFn::ALL {
+                let in_c = c.contains(&format!("static inline float m_{}(float x)", g.cpp_name()));
+                assert_eq!(in_c, want.contains(&g), "{f:?}: C source and {g:?}");
+            }
             for name in CPP_HELPER_NAMES {
                 assert!(
                     cpp.contains(&format!(" {name}(")),
                     "{f:?}: C++ helper {name}"
                 );
+                assert!(c.contains(&format!(" m_{name}(")), "{f:?}: C helper {name}");
             }
+            assert!(
+                !c.contains("// @") && !c.contains("k2s_"),
+                "{f:?}: marker or unprefixed name in C output"
+            );
             assert!(
                 !rs.contains("// @") && !cpp.contains("// @"),
                 "{f:?}: marker in output"
@@ -724,6 +750,100 @@ int main(int argc, char** argv) {{
             }
         }
         assert!(report.is_empty(), "{report}");
+    }
+
+    const CFLAGS: [&str; 6] = [
+        "-std=c99",
+        "-Wall",
+        "-Wextra",
+        "-Werror",
+        "-pedantic",
+        "-ffp-contract=off",
+    ];
+
+    /// Every function's C source once with a prefix per closure, as two models would put
+    /// them in one file, plus `prog IN OUT` (as [`cpp_driver`]'s) over the full set.
+    fn c_driver() -> String {
+        let mut s = String::from(
+            "#include <math.h>\n#include <stdint.h>\n#include <stdio.h>\n#include <stddef.h>\n",
+        );
+        s.push_str(&c_source(&set(&MathFn::ALL), "all"));
+        for f in MathFn::ALL {
+            s.push_str(&c_source(&set(&[f]), &format!("only_{}", f.key())));
+        }
+        let runners: Vec<String> = MathFn::ALL
+            .iter()
+            .map(|f| format!("all_{}", f.cpp_name()))
+            .collect();
+        let _ = write!(
+            s,
+            r#"typedef float (*Fn)(float);
+static const Fn kFns[] = {{{}}};
+int main(int argc, char** argv) {{
+    size_t f, i, n = 0;
+    static float in[1 << 22];
+    FILE* fi;
+    FILE* fo;
+    if (argc != 3) return 2;
+    fi = fopen(argv[1], "rb");
+    if (!fi) return 3;
+    n = fread(in, 4, sizeof in / 4, fi);
+    fclose(fi);
+    fo = fopen(argv[2], "wb");
+    if (!fo) return 4;
+    for (f = 0; f < sizeof kFns / sizeof kFns[0]; ++f) {{
+        for (i = 0; i < n; ++i) {{
+            const float y = kFns[f](in[i]);
+            if (fwrite(&y, 4, 1, fo) != 1) return 5;
+        }}
+    }}
+    return fclose(fo) == 0 ? 0 : 6;
+}}
+"#,
+            runners.join(", ")
+        );
+        s
+    }
+
+    #[test]
+    fn c_is_bit_identical_to_rust() {
+        if !have("gcc") {
+            return;
+        }
+        let xs = samples();
+        assert!(xs.len() < 1 << 22, "the C driver reads at most 2^22 floats");
+        let dir = tempfile::tempdir().unwrap();
+        let (input, output) = (dir.path().join("in.bin"), dir.path().join("out.bin"));
+        let bytes: Vec<u8> = xs.iter().flat_map(|x| x.to_le_bytes()).collect();
+        std::fs::write(&input, bytes).unwrap();
+        let src = dir.path().join("driver.c");
+        std::fs::write(&src, c_driver()).unwrap();
+        let exe = dir.path().join("driver");
+        // Strict: the runtime must compile cleanly with the strictest usual warnings.
+        run(Command::new("gcc")
+            .args(CFLAGS)
+            .args(["-Wconversion", "-Wsign-conversion", "-Wshadow"])
+            .args(["-Wdouble-promotion", "-O2", "-o"])
+            .arg(&exe)
+            .arg(&src)
+            .arg("-lm"));
+        run(Command::new(&exe).arg(&input).arg(&output));
+        let bytes = std::fs::read(&output).unwrap();
+        assert_eq!(bytes.len(), 4 * xs.len() * MathFn::ALL.len());
+        let mut got = bytes
+            .chunks_exact(4)
+            .map(|c| u32::from_le_bytes(c.try_into().unwrap()));
+        let mut report = String::new();
+        for f in MathFn::ALL {
+            let bad = xs
+                .iter()
+                .filter(|&&x| got.next().unwrap() != eval(f, x).to_bits())
+                .count();
+            if bad > 0 {
+                let _ = writeln!(report, "{f:?}: {bad} of {} differ", xs.len());
+            }
+        }
+        assert!(report.is_empty(), "C against Rust:\n{report}");
     }
 
     fn mix(mut z: u64) -> u64 {
