@@ -2,14 +2,16 @@
 //!
 //! Generated Rust is `no_std`, so it has no `exp`, `tanh`, `sqrt`, ...: the generated file
 //! contains its own versions of exactly the functions the model needs (plus what those
-//! call). The generated C++ contains the same algorithms, operation for operation, so that
-//! Rust and C++ agree bit for bit when the C++ is built with `-ffp-contract=off`.
+//! call). The generated C++ and C contain the same algorithms, operation for operation, so
+//! that the three agree bit for bit when the C++ and C are built with `-ffp-contract=off`.
 //!
-//! The functions live as real code in `runtime.rs` and `runtime.hpp`, each between a
-//! `// @fn NAME` and a `// @end` line; [`rust_source`] and [`cpp_source`] copy those
-//! sections. `runtime.rs` is also compiled into this crate's tests, which check every
-//! function against an f64 reference and the C++ version (built with g++) against the
-//! Rust one. `scripts/sweep_math.sh` checks all 2^32 inputs.
+//! The functions live as real code in `runtime.rs`, `runtime.hpp` and `runtime.h` (C99,
+//! the C++ file's text without C++: union bit casts, `static inline`, names prefixed per
+//! model since C has no namespaces), each between a `// @fn NAME` and a `// @end` line;
+//! [`rust_source`], [`cpp_source`] and [`c_source`] copy those sections. `runtime.rs` is
+//! also compiled into this crate's tests, which check every function against an f64
+//! reference and the C++ and C versions (built with g++ and gcc) against the Rust one.
+//! `scripts/sweep_math.sh` checks all 2^32 inputs (the C++ version).
 //!
 //! All functions are pure f32 (no f64: Cortex-M4F emulates it), branch-light (selects, no
 //! tables; the loops over arrays vectorise), and follow IEEE for special values: NaN in
