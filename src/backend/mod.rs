@@ -1,5 +1,6 @@
-//! Backends: print a lowered [`crate::lower::Program`] as Rust or C++ source.
+//! Backends: print a lowered [`crate::lower::Program`] as Rust, C++ or C source.
 
+pub mod c;
 pub mod cpp;
 pub mod math;
 pub mod printer;
