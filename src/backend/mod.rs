@@ -2,6 +2,7 @@
 
 pub mod c;
 pub mod cpp;
+pub mod incbin;
 pub mod math;
 pub mod printer;
 pub mod rust;
