@@ -256,7 +256,7 @@ fn generated_code_matches_keras() {
     );
 }
 
-/// Every fixture's generated Rust (with its weights file, if any) and C++, by SHA-256, as
+/// Every fixture's generated Rust (with its weights file, if any), C++ and C, by SHA-256, as
 /// committed in `tests/fixtures/generated.sha256`: a refactoring that must not change the
 /// output proves it here. After an intended change, refresh the list with
 /// `KERAS2SRC_BLESS=1 cargo test --release --test keras_fixtures generated_code_is_as_blessed`
@@ -275,14 +275,15 @@ fn generated_code_is_as_blessed() {
         let (file, config) = &f.files[0];
         let model = Model::load_with_shapes(file, config.as_deref(), &f.input_shapes)
             .unwrap_or_else(|e| panic!("{e}"));
-        for lang in [keras2src::Lang::Rust, keras2src::Lang::Cpp] {
+        use keras2src::Lang;
+        for lang in [Lang::Rust, Lang::Cpp, Lang::C] {
             let generated = model
                 .generate_with(&keras2src::Options::new(lang, &f.name))
                 .unwrap_or_else(|e| panic!("{}: {e}", f.name));
-            let ext = if lang == keras2src::Lang::Rust {
-                "rs"
-            } else {
-                "hpp"
+            let ext = match lang {
+                Lang::Rust => "rs",
+                Lang::Cpp => "hpp",
+                Lang::C => "h",
             };
             lines.push(format!(
                 "{}  {}.{ext}",
