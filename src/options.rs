@@ -40,7 +40,8 @@ pub enum WeightsPlacement {
     /// Literals in the source, one array row per line (reviewable as a diff).
     Inline,
     /// A file beside the source, read at compile time: Rust's `NAME.weights.bin` with
-    /// `include_bytes!`, C++'s `NAME.hpp.weights.bin` with the assembler's `.incbin`.
+    /// `include_bytes!`, C++'s `NAME.hpp.weights.bin` and C's `NAME.h.weights.bin` with the
+    /// assembler's `.incbin`.
     File,
     /// A file above [`WEIGHTS_FILE_THRESHOLD`] floats, else inline.
     Auto,
