@@ -222,8 +222,9 @@ fn cpp_self_tests_and_c_entry_points() {
 }
 
 /// The C backend: every placement and self-test, the declarations included from one C file
-/// and the definitions compiled in another (two models' definitions in one file share no
-/// name), with gcc alone; nothing from the heap, a static scratch of SCRATCH_LEN floats.
+/// (and from C++) and the definitions compiled in another (two models' definitions in one
+/// file share no name), built with gcc alone; nothing from the heap, a static scratch of
+/// SCRATCH_LEN floats.
 #[test]
 fn c_self_tests_and_entry_points() {
     let dir = common::work_dir("entry-c");
@@ -262,7 +263,9 @@ fn c_self_tests_and_entry_points() {
     }
     calls.push_str("    return 0;\n}\n");
     main.push_str(&calls);
-    std::fs::write(dir.path.join("main.c"), main).unwrap();
+    std::fs::write(dir.path.join("main.c"), &main).unwrap();
+    // The same caller in C++: the declarations are `extern "C"` there.
+    std::fs::write(dir.path.join("main.cpp"), &main).unwrap();
     std::fs::write(dir.path.join("models.c"), models).unwrap();
     let strict = [
         "-std=c99",
@@ -280,13 +283,29 @@ fn c_self_tests_and_entry_points() {
     run(Command::new("gcc")
         .args(["main.o", "models.o", "-o", "selftests", "-lm"])
         .current_dir(&dir.path));
-    let report = run(&mut Command::new(dir.path.join("selftests")));
-    for v in &variants {
-        let want = format!("{} {}", v.ident, i32::from(v.passes));
-        assert!(
-            report.lines().any(|l| l == want),
-            "expected `{want}` in:\n{report}"
-        );
+    run(Command::new("g++")
+        .args([
+            "-std=c++17",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            "-pedantic",
+            "-c",
+        ])
+        .args(["main.cpp", "-o", "main_cpp.o"])
+        .current_dir(&dir.path));
+    run(Command::new("g++")
+        .args(["main_cpp.o", "models.o", "-o", "selftests_cpp", "-lm"])
+        .current_dir(&dir.path));
+    for program in ["selftests", "selftests_cpp"] {
+        let report = run(&mut Command::new(dir.path.join(program)));
+        for v in &variants {
+            let want = format!("{} {}", v.ident, i32::from(v.passes));
+            assert!(
+                report.lines().any(|l| l == want),
+                "{program}: expected `{want}` in:\n{report}"
+            );
+        }
     }
     if let Some(undefined) = common::undefined_symbols(&dir.path.join("models.o")) {
         assert!(
