@@ -72,7 +72,7 @@ impl Generator {
         self
     }
 
-    /// The Rust module / C++ namespace name (`--name`; C++ may nest: `a::b`).
+    /// The Rust module / C++ namespace name / C prefix (`--name`; C++ may nest: `a::b`).
     pub fn name(mut self, name: &str) -> Generator {
         self.options.name = name.to_string();
         self
@@ -103,12 +103,13 @@ impl Generator {
         self
     }
 
-    /// The output file's name: `NAME.rs` or `NAME.hpp`, `::` written as `_`.
+    /// The output file's name: `NAME.rs`, `NAME.hpp` or `NAME.h`, `::` written as `_`.
     pub fn file_name(&self) -> String {
         let stem = self.options.name.replace("::", "_");
         match self.options.lang {
             Lang::Rust => format!("{stem}.rs"),
             Lang::Cpp => format!("{stem}.hpp"),
+            Lang::C => format!("{stem}.h"),
         }
     }
 

@@ -1,11 +1,11 @@
-//! keras2src: a trained Keras model in, self-contained Rust or C++ source out.
+//! keras2src: a trained Keras model in, self-contained Rust, C++ or C source out.
 //!
 //! The pipeline, one module per phase:
 //! 1. [`keras`] / [`interchange`] read a model file into the [`ir`] graph (the only code
 //!    that knows Keras), checking shapes and collecting every unsupported layer at once;
 //! 2. [`passes`] fold BatchNorm, fuse activations and plan the working memory;
 //! 3. [`lower`] makes the decisions both backends share (kernels, weight arrays);
-//! 4. [`backend`] prints them as Rust or C++;
+//! 4. [`backend`] prints them as Rust, C++ or C;
 //!
 //! and [`interp`] runs the IR directly, as the reference for tests, `predict` and `--trace`.
 
@@ -40,6 +40,8 @@ use sha2::{Digest, Sha256};
 pub enum Lang {
     Rust,
     Cpp,
+    /// C99: one stb-style header.
+    C,
 }
 
 impl Lang {
@@ -47,6 +49,7 @@ impl Lang {
         match self {
             Lang::Rust => "rust",
             Lang::Cpp => "cpp",
+            Lang::C => "c",
         }
     }
 }
@@ -149,8 +152,8 @@ impl Model {
         Summary::new(&self.graph, &self.optimized())
     }
 
-    /// Generates source for `lang` with every weight inline; `name` is the module name or
-    /// C++ namespace.
+    /// Generates source for `lang` with every weight inline; `name` is the module name, C++
+    /// namespace or C prefix.
     pub fn generate(&self, lang: Lang, name: &str) -> Result<String> {
         let options = Options {
             weights: WeightsPlacement::Inline,
@@ -165,10 +168,19 @@ impl Model {
     pub fn generate_with(&self, options: &Options) -> Result<Generated> {
         let (lang, name) = (options.lang, options.name.as_str());
         validate_name(lang, name)?;
-        if options.extern_c && lang == Lang::Rust {
-            return Err(Error::Usage(
-                "--extern-c is for the C++ output (C firmware calls the C++ build)".into(),
-            ));
+        match (options.extern_c, lang) {
+            (true, Lang::Rust) => {
+                return Err(Error::Usage(
+                    "--extern-c is for the C++ output (C firmware calls the C++ build)".into(),
+                ))
+            }
+            (true, Lang::C) => {
+                return Err(Error::Usage(
+                    "--extern-c is for the C++ output: the C header's functions are C already"
+                        .into(),
+                ))
+            }
+            _ => {}
         }
         let graph = self.optimized();
         let floats = graph.weight_floats();
@@ -184,11 +196,13 @@ impl Model {
         let weights_file = in_file.then(|| match lang {
             Lang::Rust => format!("{name}.weights.bin"),
             Lang::Cpp => format!("{}.hpp.weights.bin", name.replace("::", "_")),
+            Lang::C => format!("{name}.h.weights.bin"),
         });
         let plan = passes::plan_memory(&graph);
         let tuning = match lang {
             Lang::Rust => &backend::rust::TUNING,
-            Lang::Cpp => &backend::cpp::TUNING,
+            // The same compilers as C++.
+            Lang::Cpp | Lang::C => &backend::cpp::TUNING,
         };
         let program = lower::lower(&graph, &plan, tuning).map_err(|problems| Error::Layers {
             path: self.path.clone(),
@@ -230,6 +244,17 @@ impl Model {
                     hex_weights: floats > WEIGHTS_FILE_THRESHOLD,
                     scratch,
                     extern_c: options.extern_c,
+                    self_test,
+                },
+            )?,
+            Lang::C => backend::c::emit(
+                &program,
+                &backend::c::Options {
+                    header: &header,
+                    name,
+                    weights_file,
+                    hex_weights: floats > WEIGHTS_FILE_THRESHOLD,
+                    scratch,
                     self_test,
                 },
             )?,
@@ -386,7 +411,8 @@ pub fn parse_shape(text: &str) -> Result<Vec<usize>> {
         })
 }
 
-/// Names must be identifiers (C++ namespaces may nest with `::`).
+/// Names must be identifiers (C++ namespaces may nest with `::`; a C prefix starts with a
+/// letter, as file-scope names starting with `_` are the implementation's).
 fn validate_name(lang: Lang, name: &str) -> Result<()> {
     let ident_ok = |s: &str| {
         s.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
@@ -395,6 +421,7 @@ fn validate_name(lang: Lang, name: &str) -> Result<()> {
     let ok = match lang {
         Lang::Rust => ident_ok(name),
         Lang::Cpp => name.split("::").all(ident_ok),
+        Lang::C => ident_ok(name) && name.starts_with(|c: char| c.is_ascii_alphabetic()),
     };
     if ok {
         Ok(())

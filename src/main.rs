@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use keras2src::{Error, Model};
 
-/// Turn a trained Keras model into self-contained, dependency-free Rust or C++ source.
+/// Turn a trained Keras model into self-contained, dependency-free Rust, C++ or C source.
 ///
 /// Reads .keras (Keras 3), .h5 (Keras 2 or 3), a .weights.h5 file with its architecture
 /// JSON (--config), or keras2src's own JSON interchange format.
@@ -22,7 +22,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Write Rust or C++ source for a model.
+    /// Write Rust, C++ or C source for a model.
     ///
     /// Example: keras2src generate model.keras -o src/model.rs
     Generate(GenerateArgs),
@@ -45,11 +45,11 @@ struct GenerateArgs {
     #[command(flatten)]
     source: ModelArgs,
     /// Output language. Default: from OUTPUT's extension (.rs Rust; .hpp, .hh, .hxx C++; a
-    /// .h header needs --lang).
+    /// .h header needs --lang: `cpp`, or `c` for a C99 header).
     #[arg(long, value_enum)]
     lang: Option<LangArg>,
-    /// Module (Rust) or namespace (C++, may be nested like a::b) name. Default: the
-    /// output file's stem, else `model`.
+    /// Module (Rust), namespace (C++, may be nested like a::b) or prefix (C) name.
+    /// Default: the output file's stem, else `model`.
     #[arg(long)]
     name: Option<String>,
     /// Output file; stdout when absent. Written atomically (temp file, then rename).
@@ -60,15 +60,17 @@ struct GenerateArgs {
     #[arg(long, requires = "output")]
     check: bool,
     /// `file` puts the weights beside OUTPUT, so large models compile in seconds: Rust
-    /// in NAME.weights.bin (read with include_bytes!), C++ in NAME.hpp.weights.bin
-    /// (read with the assembler's .incbin); `auto` does so above 262,144 floats
+    /// in NAME.weights.bin (read with include_bytes!), C++ in NAME.hpp.weights.bin and C
+    /// in NAME.h.weights.bin (read with the assembler's .incbin); `auto` does so above
+    /// 262,144 floats
     /// (1 MiB). Without -o, weights are always inline.
     #[arg(long, value_enum, default_value = "auto")]
     weights: WeightsArg,
     /// Where `predict` gets its working memory (SCRATCH_LEN floats): `stack` (a local
     /// array), `caller` (no `predict`: pass it to `predict_with_scratch`) or `static`
     /// (one static buffer: no stack, not reentrant). Default: `stack`, unless predict's
-    /// arrays exceed 256 KiB: then `caller` in Rust, `static` in C++ (said on stderr).
+    /// arrays exceed 256 KiB: then `caller` in Rust, `static` in C++ and C (said on
+    /// stderr).
     #[arg(long, value_enum)]
     scratch: Option<ScratchArg>,
     /// C++ only: add `extern "C"` entry points NAME_predict, NAME_predict_with_scratch
@@ -79,7 +81,8 @@ struct GenerateArgs {
     extern_c: bool,
     /// Add a self-test on one Keras input/output pair read from FILE
     /// ({"inputs": [[...], ...], "outputs": [[...], ...]}, one flat list per model input
-    /// and output): Rust a #[cfg(test)] test, C++ a `selftest()` function.
+    /// and output): Rust a #[cfg(test)] test, C++ a `selftest()` function, C
+    /// `NAME_selftest()`.
     #[arg(long, value_name = "FILE")]
     emit_test: Option<PathBuf>,
     /// Print no progress and no summary line (errors and notes still go to stderr).
@@ -163,6 +166,7 @@ enum ScratchArg {
 enum LangArg {
     Rust,
     Cpp,
+    C,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -8,7 +8,7 @@ use crate::{Error, Lang, Result};
 #[derive(Debug, Clone, PartialEq)]
 pub struct Options {
     pub lang: Lang,
-    /// The Rust module / C++ namespace name (C++ may nest: `a::b`).
+    /// The Rust module / C++ namespace name (C++ may nest: `a::b`) / C prefix.
     pub name: String,
     pub weights: WeightsPlacement,
     /// Where `predict` gets its working memory; `None` decides by size
@@ -40,7 +40,8 @@ pub enum WeightsPlacement {
     /// Literals in the source, one array row per line (reviewable as a diff).
     Inline,
     /// A file beside the source, read at compile time: Rust's `NAME.weights.bin` with
-    /// `include_bytes!`, C++'s `NAME.hpp.weights.bin` with the assembler's `.incbin`.
+    /// `include_bytes!`, C++'s `NAME.hpp.weights.bin` and C's `NAME.h.weights.bin` with the
+    /// assembler's `.incbin`.
     File,
     /// A file above [`WEIGHTS_FILE_THRESHOLD`] floats, else inline.
     Auto,
@@ -73,8 +74,8 @@ pub const STACK_SCRATCH_LIMIT: usize = 262_144;
 impl ScratchPlacement {
     /// The placement when the user names none: the stack when `predict`'s arrays
     /// (`stack_bytes`) fit [`STACK_SCRATCH_LIMIT`]; above it, Rust leaves the buffer to the
-    /// caller (`static` would need `unsafe`, and an atomic that thumbv6m lacks) and C++
-    /// uses a static buffer (`predict` stays; not reentrant). Returns the placement and,
+    /// caller (`static` would need `unsafe`, and an atomic that thumbv6m lacks) and C++ and
+    /// C use a static buffer (`predict` stays; not reentrant). Returns the placement and,
     /// when it is not the stack, why, for stderr and the header comment.
     pub fn automatic(lang: Lang, stack_bytes: usize) -> (ScratchPlacement, Option<String>) {
         if stack_bytes <= STACK_SCRATCH_LIMIT {
@@ -85,7 +86,7 @@ impl ScratchPlacement {
                 ScratchPlacement::Caller,
                 "no `predict`: call `predict_with_scratch` with a buffer of SCRATCH_LEN floats",
             ),
-            Lang::Cpp => (
+            Lang::Cpp | Lang::C => (
                 ScratchPlacement::Static,
                 "`predict` uses one static buffer and is not reentrant",
             ),

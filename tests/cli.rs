@@ -609,8 +609,41 @@ fn language_from_the_output_extension() {
         .args(["--lang", "cpp", "-o"])
         .arg(dir.path().join("m.h")));
     assert!(o.status.success(), "{}", stderr(&o));
+    let out = dir.path().join("c.h");
+    let o = run(bin()
+        .arg("generate")
+        .arg(fixture("seed.keras"))
+        .args(["--lang", "c", "-o"])
+        .arg(&out));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let header = std::fs::read_to_string(&out).unwrap();
+    assert!(
+        header.contains("void c_predict(const float* input, float* output);")
+            && header.contains("#define C_INPUT_LEN "),
+        "{header}"
+    );
     for (args, message) in [
         (vec!["-o", "m.h"], "a .h header could be C or C++"),
+        (
+            vec!["--lang", "c", "-o", "m.hpp"],
+            "--lang c writes a C header",
+        ),
+        (
+            vec!["--lang", "c", "-o", "m.c"],
+            "--lang c writes a C header",
+        ),
+        (
+            vec!["--lang", "c", "-o", "m.rs"],
+            "--lang c writes a C header",
+        ),
+        (
+            vec!["--lang", "c", "--name", "_m"],
+            "--name '_m' is not a valid c identifier",
+        ),
+        (
+            vec!["--lang", "c", "--extern-c"],
+            "--extern-c is for the C++ output",
+        ),
         (
             vec!["--lang", "rust", "-o", "m.hpp"],
             "--lang rust writes a Rust module",
@@ -624,7 +657,7 @@ fn language_from_the_output_extension() {
             "--lang cpp writes a C++ header",
         ),
         (vec!["-o", "m.txt"], "cannot tell the language from -o"),
-        (vec![], "give --lang rust or --lang cpp"),
+        (vec![], "give --lang rust, --lang cpp or --lang c"),
     ] {
         let o = run(bin()
             .current_dir(dir.path())

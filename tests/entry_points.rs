@@ -1,6 +1,6 @@
 //! The generation options for firmware and build-time use: where the scratch lives
 //! (stack, caller, static), the `extern "C"` entry points and `--emit-test` self-tests.
-//! Every combination is compiled and run in both languages; a self-test given wrong Keras
+//! Every combination is compiled and run in every language; a self-test given wrong Keras
 //! outputs must fail, so a passing one means something.
 
 mod common;
@@ -219,6 +219,128 @@ fn cpp_self_tests_and_c_entry_points() {
         let size = u64::from_str_radix(line.split_whitespace().nth(1).unwrap(), 16).unwrap();
         assert_eq!(size as usize, 4 * scratch_len.max(1), "{line}");
     }
+}
+
+/// The C backend: every placement and self-test, the declarations included from one C file
+/// (and from C++) and the definitions compiled in another (two models' definitions in one
+/// file share no name), built with gcc alone; nothing from the heap, a static scratch of
+/// SCRATCH_LEN floats.
+#[test]
+fn c_self_tests_and_entry_points() {
+    let dir = common::work_dir("entry-c");
+    let variants = variants(Lang::C);
+    let mut main = String::from("#include <stdio.h>\n");
+    let mut models = String::new();
+    let mut calls = String::from("int main(void) {\n");
+    for v in &variants {
+        let generated = v.model.generate_with(&v.options).unwrap();
+        let header = format!("{}.h", v.ident);
+        std::fs::write(dir.path.join(&header), &generated.source).unwrap();
+        let upper = v.ident.to_ascii_uppercase();
+        writeln!(main, "#include \"{header}\"").unwrap();
+        writeln!(
+            models,
+            "#define KERAS2SRC_{upper}_IMPLEMENTATION\n#include \"{header}\""
+        )
+        .unwrap();
+        let caller = v.options.scratch == Some(ScratchPlacement::Caller);
+        let id = &v.ident;
+        assert_eq!(
+            generated.source.contains(&format!("void {id}_predict(")),
+            !caller,
+            "{id}"
+        );
+        if caller {
+            writeln!(
+                calls,
+                "    {{ static float scratch[{upper}_SCRATCH_LEN + 1];\n      \
+                 printf(\"{id} %d\\n\", {id}_selftest(scratch)); }}"
+            )
+            .unwrap();
+        } else {
+            writeln!(calls, "    printf(\"{id} %d\\n\", {id}_selftest());").unwrap();
+        }
+    }
+    calls.push_str("    return 0;\n}\n");
+    main.push_str(&calls);
+    std::fs::write(dir.path.join("main.c"), &main).unwrap();
+    // The same caller in C++: the declarations are `extern "C"` there.
+    std::fs::write(dir.path.join("main.cpp"), &main).unwrap();
+    std::fs::write(dir.path.join("models.c"), models).unwrap();
+    let strict = [
+        "-std=c99",
+        "-Wall",
+        "-Wextra",
+        "-Werror",
+        "-pedantic",
+        "-O2",
+        "-c",
+    ];
+    run(Command::new("gcc")
+        .args(strict)
+        .args(["main.c", "models.c"])
+        .current_dir(&dir.path));
+    run(Command::new("gcc")
+        .args(["main.o", "models.o", "-o", "selftests", "-lm"])
+        .current_dir(&dir.path));
+    run(Command::new("g++")
+        .args([
+            "-std=c++17",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            "-pedantic",
+            "-c",
+        ])
+        .args(["main.cpp", "-o", "main_cpp.o"])
+        .current_dir(&dir.path));
+    run(Command::new("g++")
+        .args(["main_cpp.o", "models.o", "-o", "selftests_cpp", "-lm"])
+        .current_dir(&dir.path));
+    for program in ["selftests", "selftests_cpp"] {
+        let report = run(&mut Command::new(dir.path.join(program)));
+        for v in &variants {
+            let want = format!("{} {}", v.ident, i32::from(v.passes));
+            assert!(
+                report.lines().any(|l| l == want),
+                "{program}: expected `{want}` in:\n{report}"
+            );
+        }
+    }
+    if let Some(undefined) = common::undefined_symbols(&dir.path.join("models.o")) {
+        assert!(
+            undefined.iter().all(|s| s == "sqrtf"),
+            "the definitions need {undefined:?}"
+        );
+    }
+    // `--scratch static`: the buffer is one local static of SCRATCH_LEN floats, not stack.
+    let symbols = run(Command::new("nm")
+        .args(["-S", "models.o"])
+        .current_dir(&dir.path));
+    let statics: Vec<&str> = symbols
+        .lines()
+        .filter(|l| {
+            l.split_whitespace()
+                .last()
+                .is_some_and(|s| s.starts_with("scratch."))
+        })
+        .collect();
+    let static_variants: Vec<&Variant> = variants
+        .iter()
+        .filter(|v| v.options.scratch == Some(ScratchPlacement::Static))
+        .collect();
+    assert_eq!(statics.len(), static_variants.len(), "{symbols}");
+    let mut sizes: Vec<u64> = statics
+        .iter()
+        .map(|l| u64::from_str_radix(l.split_whitespace().nth(1).unwrap(), 16).unwrap())
+        .collect();
+    let mut wanted: Vec<u64> = static_variants
+        .iter()
+        .map(|v| 4 * (v.model.summary().ram_bytes as u64 / 4).max(1))
+        .collect();
+    sizes.sort_unstable();
+    wanted.sort_unstable();
+    assert_eq!(sizes, wanted, "{symbols}");
 }
 
 /// The `no_std` proof on the host: a `#![no_std]` crate of generated modules (every kind of

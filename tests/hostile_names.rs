@@ -1,8 +1,8 @@
 //! Names are data, never code. Fixture models with every layer, input, output and model
 //! name replaced by one built to break out of a comment, a string or an identifier (or to
-//! collide with a keyword or a C library macro) still generate code that compiles in both
-//! languages (strict warnings; C++ also in GNU mode after headers that define lowercase
-//! macros) and computes exactly what Keras computed.
+//! collide with a keyword or a C library macro) still generate code that compiles in every
+//! language (strict warnings; C++ and C also in GNU mode after headers that define
+//! lowercase macros) and computes exactly what Keras computed.
 
 mod common;
 
@@ -142,7 +142,7 @@ fn hostile_names_stay_data() {
     let mut wanted = Vec::new();
     for (fixture, offset) in fixtures {
         let (case, outputs) = hostile_case(fixture, offset, &dir.path);
-        for lang in [Lang::Rust, Lang::Cpp] {
+        for lang in [Lang::Rust, Lang::Cpp, Lang::C] {
             let source = case.model.generate(lang, fixture).unwrap();
             assert!(source.is_ascii(), "{fixture}: non-ASCII in generated code");
             for line in source.lines() {
@@ -189,28 +189,38 @@ fn hostile_names_stay_data() {
         }
     }
 
-    // C++ in GNU mode (which predefines `linux` and `unix`) after headers and an
-    // Arduino-style SDK that define lowercase macros.
-    let mut tu = String::from(
-        "#include <cmath>\n#include <cstddef>\n#include <cstdint>\n#include <math.h>\n\
-         #include <stdio.h>\n#include <sys/sysmacros.h>\n\
+    // C++ and C in GNU mode (which predefines `linux` and `unix`) after headers and an
+    // Arduino-style SDK that define lowercase macros (C: with the definitions).
+    let macros = "#include <math.h>\n#include <stdio.h>\n#include <sys/sysmacros.h>\n\
          #define max(a, b) ((a) > (b) ? (a) : (b))\n#define min(a, b) ((a) < (b) ? (a) : (b))\n\
-         #define abs(x) ((x) > 0 ? (x) : -(x))\n#define round(x) ((long)((x) + 0.5))\n",
-    );
+         #define abs(x) ((x) > 0 ? (x) : -(x))\n#define round(x) ((long)((x) + 0.5))\n";
+    let mut tu = format!("#include <cmath>\n#include <cstddef>\n#include <cstdint>\n{macros}");
+    let mut c = format!("#include <stddef.h>\n#include <stdint.h>\n{macros}");
     for case in &cases {
         writeln!(tu, "#include \"{}.hpp\"", case.ident).unwrap();
+        writeln!(
+            c,
+            "#define KERAS2SRC_{}_IMPLEMENTATION\n#include \"{}.h\"",
+            case.ident.to_ascii_uppercase(),
+            case.ident
+        )
+        .unwrap();
     }
     std::fs::write(dir.path.join("macros.cpp"), tu).unwrap();
-    common::run(
-        Command::new("g++")
-            .args([
-                "-std=gnu++17",
-                "-Wall",
-                "-Wextra",
-                "-Werror",
-                "-c",
-                "macros.cpp",
-            ])
-            .current_dir(&dir.path),
-    );
+    std::fs::write(dir.path.join("macros.c"), c).unwrap();
+    let strict = ["-Wall", "-Wextra", "-Werror", "-c"];
+    common::run_all(vec![
+        {
+            let mut cmd = Command::new("g++");
+            cmd.arg("-std=gnu++17").args(strict).arg("macros.cpp");
+            cmd.current_dir(&dir.path);
+            cmd
+        },
+        {
+            let mut cmd = Command::new("gcc");
+            cmd.arg("-std=gnu99").args(strict).arg("macros.c");
+            cmd.current_dir(&dir.path);
+            cmd
+        },
+    ]);
 }

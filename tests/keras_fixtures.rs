@@ -1,6 +1,7 @@
 //! Every fixture model that Keras wrote (tests/fixtures/make_fixtures.py), in every format
 //! it was saved in, against the outputs Keras computed: through the interpreter, and
-//! through generated Rust and C++ compiled with rustc and g++.
+//! through generated Rust, C++ and C compiled with rustc, g++ and gcc (and the C checked
+//! with `clang -Weverything` where clang is installed).
 
 mod common;
 
@@ -195,10 +196,19 @@ fn generated_code_matches_keras() {
         fixtures.push(f);
     }
     let dir = common::work_dir("fixtures");
+    // Rust, C++ and C (which must give the C++ bits: see `run_both`).
     let (rust, cpp) = run_both(&cases, &dir.path);
-    // Firmware-ready C++: nothing from the heap, exceptions or unwinding (in the objects of
-    // the C++ program just run).
-    if let Some(symbols) = common::cpp_runner_symbols(&dir.path) {
+    if common::have_clang() {
+        let idents: Vec<&str> = cases.iter().map(|c| c.ident.as_str()).collect();
+        let filtered = std::env::var_os("KERAS2SRC_FIXTURES").is_some();
+        common::clang_checks_c(&dir.path, &idents, !filtered);
+    }
+    // Firmware-ready C++ and C: nothing from the heap, exceptions or unwinding (in the
+    // objects of the programs just run).
+    for lang in [keras2src::Lang::Cpp, keras2src::Lang::C] {
+        let Some(symbols) = common::runner_symbols(&dir.path, lang) else {
+            break;
+        };
         let forbidden: Vec<&String> = symbols
             .iter()
             .filter(|s| {
@@ -210,7 +220,11 @@ fn generated_code_matches_keras() {
                     || s.starts_with("_Unwind_")
             })
             .collect();
-        assert!(forbidden.is_empty(), "generated C++ needs {forbidden:?}");
+        assert!(
+            forbidden.is_empty(),
+            "generated {} needs {forbidden:?}",
+            lang.as_str()
+        );
     }
     let mut failures = Vec::new();
     for (c, fixture) in fixtures.iter().enumerate() {
@@ -242,7 +256,7 @@ fn generated_code_matches_keras() {
     );
 }
 
-/// Every fixture's generated Rust (with its weights file, if any) and C++, by SHA-256, as
+/// Every fixture's generated Rust (with its weights file, if any), C++ and C, by SHA-256, as
 /// committed in `tests/fixtures/generated.sha256`: a refactoring that must not change the
 /// output proves it here. After an intended change, refresh the list with
 /// `KERAS2SRC_BLESS=1 cargo test --release --test keras_fixtures generated_code_is_as_blessed`
@@ -261,14 +275,15 @@ fn generated_code_is_as_blessed() {
         let (file, config) = &f.files[0];
         let model = Model::load_with_shapes(file, config.as_deref(), &f.input_shapes)
             .unwrap_or_else(|e| panic!("{e}"));
-        for lang in [keras2src::Lang::Rust, keras2src::Lang::Cpp] {
+        use keras2src::Lang;
+        for lang in [Lang::Rust, Lang::Cpp, Lang::C] {
             let generated = model
                 .generate_with(&keras2src::Options::new(lang, &f.name))
                 .unwrap_or_else(|e| panic!("{}: {e}", f.name));
-            let ext = if lang == keras2src::Lang::Rust {
-                "rs"
-            } else {
-                "hpp"
+            let ext = match lang {
+                Lang::Rust => "rs",
+                Lang::Cpp => "hpp",
+                Lang::C => "h",
             };
             lines.push(format!(
                 "{}  {}.{ext}",

@@ -30,6 +30,7 @@ fn samples_are_fresh() {
         for (lang, path) in [
             (Lang::Rust, format!("generated-samples/src/{name}.rs")),
             (Lang::Cpp, format!("generated-samples/cpp/{name}.hpp")),
+            (Lang::C, format!("generated-samples/c/{name}.h")),
         ] {
             let source = model.generate(lang, name).unwrap();
             let path = root().join(&path);
@@ -110,6 +111,23 @@ fn sample_headers_build_clean() {
         assert!(
             out.status.success(),
             "{name}.hpp: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // The C one with its definitions.
+        let header = root().join(format!("generated-samples/c/{name}.h"));
+        let out = Command::new("gcc")
+            .args(["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic"])
+            .arg(format!(
+                "-DKERAS2SRC_{}_IMPLEMENTATION",
+                name.to_ascii_uppercase()
+            ))
+            .args(["-fsyntax-only", "-x", "c"])
+            .arg(&header)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{name}.h: {}",
             String::from_utf8_lossy(&out.stderr)
         );
     }

@@ -218,15 +218,19 @@ inline void dense_1(const float* __restrict input, float* __restrict output) noe
 // dense_2 (Dense)
 inline void dense_2(const float* __restrict input, float* __restrict output) noexcept {
     float acc[8];
+    #pragma GCC unroll 1
     for (std::size_t p = 0; p < 8; ++p) {
         acc[p] = (input[p] * dense_2_kernel[p][0]) + (input[p + 8] * dense_2_kernel[p + 8][0]);
     }
+    #pragma GCC unroll 1
     for (std::size_t p = 0; p < 8; ++p) {
         acc[p] = (acc[p] + (input[p + 16] * dense_2_kernel[p + 16][0])) + (input[p + 24] * dense_2_kernel[p + 24][0]);
     }
+    #pragma GCC unroll 1
     for (std::size_t q = 0; q < 4; ++q) {
         acc[q] += acc[q + 4];
     }
+    #pragma GCC unroll 1
     for (std::size_t q = 0; q < 2; ++q) {
         acc[q] += acc[q + 2];
     }

@@ -294,6 +294,7 @@ inline constexpr float head_bias[3] = {
 inline void embed(const std::int32_t* __restrict input, float* __restrict output) noexcept {
     for (std::size_t i = 0; i < 12; ++i) {
         const std::size_t row = static_cast<std::size_t>(input[i] < 0 ? 0 : (input[i] > 49 ? 49 : input[i]));
+        #pragma GCC unroll 1
         for (std::size_t o = 0; o < 8; ++o) {
             output[i * 8 + o] = embed_embeddings[row][o];
         }
@@ -302,6 +303,7 @@ inline void embed(const std::int32_t* __restrict input, float* __restrict output
 
 // bilstm/forward (Bidirectional)
 inline void bilstm_forward(const float* __restrict input, float* __restrict output, float* __restrict work) noexcept {
+    #pragma GCC unroll 1
     for (std::size_t k = 0; k < 16; ++k) {
         work[k] = 0.0f;
     }
@@ -332,6 +334,7 @@ inline void bilstm_forward(const float* __restrict input, float* __restrict outp
                 work[o + 16] = bilstm_forward_bias[o] + acc[o];
             }
         }
+        #pragma GCC unroll 1
         for (std::size_t k = 0; k < 8; ++k) {
             const float zi = work[k + 16];
             const float zf = work[k + 24];
@@ -352,6 +355,7 @@ inline void bilstm_forward(const float* __restrict input, float* __restrict outp
 
 // bilstm/backward (Bidirectional)
 inline void bilstm_backward(const float* __restrict input, float* __restrict output, float* __restrict work) noexcept {
+    #pragma GCC unroll 1
     for (std::size_t k = 0; k < 16; ++k) {
         work[k] = 0.0f;
     }
@@ -384,6 +388,7 @@ inline void bilstm_backward(const float* __restrict input, float* __restrict out
                 work[o + 16] = bilstm_backward_bias[o] + acc[o];
             }
         }
+        #pragma GCC unroll 1
         for (std::size_t k = 0; k < 8; ++k) {
             const float zi = work[k + 16];
             const float zf = work[k + 24];
@@ -405,11 +410,13 @@ inline void bilstm_backward(const float* __restrict input, float* __restrict out
 // bilstm (Bidirectional)
 inline void bilstm(const float* __restrict input0, const float* __restrict input1, float* __restrict output) noexcept {
     for (std::size_t i0_0 = 0; i0_0 < 12; ++i0_0) {
+        #pragma GCC unroll 1
         for (std::size_t i0_1 = 0; i0_1 < 8; ++i0_1) {
             output[i0_0 * 16 + i0_1] = input0[i0_0 * 8 + i0_1];
         }
     }
     for (std::size_t i1_0 = 0; i1_0 < 12; ++i1_0) {
+        #pragma GCC unroll 1
         for (std::size_t i1_1 = 0; i1_1 < 8; ++i1_1) {
             output[i1_0 * 16 + i1_1 + 8] = input1[i1_0 * 8 + i1_1];
         }
@@ -421,21 +428,26 @@ inline void per_step(const float* __restrict input, float* __restrict output) no
     for (std::size_t r = 0; r < 12; ++r) {
         float acc[24];
         for (std::size_t p = 0; p < 4; ++p) {
+            #pragma GCC unroll 1
             for (std::size_t o = 0; o < 6; ++o) {
                 acc[p * 6 + o] = (input[r * 16 + p] * per_step_kernel[p][o]) + (input[r * 16 + p + 4] * per_step_kernel[p + 4][o]);
             }
         }
         for (std::size_t p = 0; p < 4; ++p) {
+            #pragma GCC unroll 1
             for (std::size_t o = 0; o < 6; ++o) {
                 acc[p * 6 + o] = (acc[p * 6 + o] + (input[r * 16 + p + 8] * per_step_kernel[p + 8][o])) + (input[r * 16 + p + 12] * per_step_kernel[p + 12][o]);
             }
         }
+        #pragma GCC unroll 1
         for (std::size_t q = 0; q < 12; ++q) {
             acc[q] += acc[q + 12];
         }
+        #pragma GCC unroll 1
         for (std::size_t q = 0; q < 6; ++q) {
             acc[q] += acc[q + 6];
         }
+        #pragma GCC unroll 1
         for (std::size_t o = 0; o < 6; ++o) {
             const float v = per_step_bias[o] + acc[o];
             output[r * 6 + o] = detail::tanh_f32(v);
@@ -447,17 +459,20 @@ inline void per_step(const float* __restrict input, float* __restrict output) no
 inline void norm(const float* __restrict input, float* __restrict output) noexcept {
     for (std::size_t k0 = 0; k0 < 12; ++k0) {
         float sum = 0.0f;
+        #pragma GCC unroll 1
         for (std::size_t r1 = 0; r1 < 6; ++r1) {
             sum += input[r1 + k0 * 6];
         }
         const float mean = sum / 6.0f;
         float sq = 0.0f;
+        #pragma GCC unroll 1
         for (std::size_t r1 = 0; r1 < 6; ++r1) {
             const float d = input[r1 + k0 * 6] - mean;
             sq += d * d;
         }
         const float variance = sq / 6.0f;
         const float r = 1.0f / detail::sqrt_f32(variance + 0.001f);
+        #pragma GCC unroll 1
         for (std::size_t r1 = 0; r1 < 6; ++r1) {
             const float x = input[r1 + k0 * 6];
             const float inv = r * norm_gamma[r1];
@@ -468,10 +483,12 @@ inline void norm(const float* __restrict input, float* __restrict output) noexce
 
 // pool (GlobalMaxPooling1D)
 inline void pool(const float* __restrict input, float* __restrict output) noexcept {
+    #pragma GCC unroll 1
     for (std::size_t c = 0; c < 6; ++c) {
         output[c] = -INFINITY;
     }
     for (std::size_t p = 0; p < 12; ++p) {
+        #pragma GCC unroll 1
         for (std::size_t c = 0; c < 6; ++c) {
             output[c] = input[p * 6 + c] > output[c] ? input[p * 6 + c] : output[c];
         }
@@ -482,32 +499,38 @@ inline void pool(const float* __restrict input, float* __restrict output) noexce
 inline void head(const float* __restrict input, float* __restrict output) noexcept {
     {
         float acc[3];
+        #pragma GCC unroll 1
         for (std::size_t o = 0; o < 3; ++o) {
             acc[o] = (input[0] * head_kernel[0][o]) + (input[1] * head_kernel[1][o]);
         }
         for (std::size_t j = 0; j < 2; ++j) {
+            #pragma GCC unroll 1
             for (std::size_t o = 0; o < 3; ++o) {
                 acc[o] = (acc[o] + (input[j * 2 + 2] * head_kernel[j * 2 + 2][o])) + (input[j * 2 + 3] * head_kernel[j * 2 + 3][o]);
             }
         }
+        #pragma GCC unroll 1
         for (std::size_t o = 0; o < 3; ++o) {
             output[o] = head_bias[o] + acc[o];
         }
     }
     {
         float m = output[0];
+        #pragma GCC unroll 1
         for (std::size_t i = 0; i < 3; ++i) {
             if (output[i] > m) {
                 m = output[i];
             }
         }
         float sum = 0.0f;
+        #pragma GCC unroll 1
         for (std::size_t i = 0; i < 3; ++i) {
             const float d = output[i] - m;
             const float e = detail::exp_f32(d);
             output[i] = e;
             sum += e;
         }
+        #pragma GCC unroll 1
         for (std::size_t i = 0; i < 3; ++i) {
             output[i] /= sum;
         }

@@ -224,18 +224,22 @@ inline void mha_query(const float* __restrict input, float* __restrict output) n
     for (std::size_t r = 0; r < 6; ++r) {
         float acc[16];
         for (std::size_t p = 0; p < 2; ++p) {
+            #pragma GCC unroll 1
             for (std::size_t o = 0; o < 8; ++o) {
                 acc[p * 8 + o] = (input[r * 8 + p] * mha_query_kernel[p][o]) + (input[r * 8 + p + 2] * mha_query_kernel[p + 2][o]);
             }
         }
         for (std::size_t p = 0; p < 2; ++p) {
+            #pragma GCC unroll 1
             for (std::size_t o = 0; o < 8; ++o) {
                 acc[p * 8 + o] = (acc[p * 8 + o] + (input[r * 8 + p + 4] * mha_query_kernel[p + 4][o])) + (input[r * 8 + p + 6] * mha_query_kernel[p + 6][o]);
             }
         }
+        #pragma GCC unroll 1
         for (std::size_t q = 0; q < 8; ++q) {
             acc[q] += acc[q + 8];
         }
+        #pragma GCC unroll 1
         for (std::size_t o = 0; o < 8; ++o) {
             output[r * 8 + o] = mha_query_bias[o] + acc[o];
         }
@@ -247,18 +251,22 @@ inline void mha_key(const float* __restrict input, float* __restrict output) noe
     for (std::size_t r = 0; r < 6; ++r) {
         float acc[16];
         for (std::size_t p = 0; p < 2; ++p) {
+            #pragma GCC unroll 1
             for (std::size_t o = 0; o < 8; ++o) {
                 acc[p * 8 + o] = (input[r * 8 + p] * mha_key_kernel[p][o]) + (input[r * 8 + p + 2] * mha_key_kernel[p + 2][o]);
             }
         }
         for (std::size_t p = 0; p < 2; ++p) {
+            #pragma GCC unroll 1
             for (std::size_t o = 0; o < 8; ++o) {
                 acc[p * 8 + o] = (acc[p * 8 + o] + (input[r * 8 + p + 4] * mha_key_kernel[p + 4][o])) + (input[r * 8 + p + 6] * mha_key_kernel[p + 6][o]);
             }
         }
+        #pragma GCC unroll 1
         for (std::size_t q = 0; q < 8; ++q) {
             acc[q] += acc[q + 8];
         }
+        #pragma GCC unroll 1
         for (std::size_t o = 0; o < 8; ++o) {
             output[r * 8 + o] = mha_key_bias[o] + acc[o];
         }
@@ -270,18 +278,22 @@ inline void mha_value(const float* __restrict input, float* __restrict output) n
     for (std::size_t r = 0; r < 6; ++r) {
         float acc[16];
         for (std::size_t p = 0; p < 2; ++p) {
+            #pragma GCC unroll 1
             for (std::size_t o = 0; o < 8; ++o) {
                 acc[p * 8 + o] = (input[r * 8 + p] * mha_value_kernel[p][o]) + (input[r * 8 + p + 2] * mha_value_kernel[p + 2][o]);
             }
         }
         for (std::size_t p = 0; p < 2; ++p) {
+            #pragma GCC unroll 1
             for (std::size_t o = 0; o < 8; ++o) {
                 acc[p * 8 + o] = (acc[p * 8 + o] + (input[r * 8 + p + 4] * mha_value_kernel[p + 4][o])) + (input[r * 8 + p + 6] * mha_value_kernel[p + 6][o]);
             }
         }
+        #pragma GCC unroll 1
         for (std::size_t q = 0; q < 8; ++q) {
             acc[q] += acc[q + 8];
         }
+        #pragma GCC unroll 1
         for (std::size_t o = 0; o < 8; ++o) {
             output[r * 8 + o] = mha_value_bias[o] + acc[o];
         }
@@ -292,6 +304,7 @@ inline void mha_value(const float* __restrict input, float* __restrict output) n
 inline void mha_query_by_head(const float* __restrict input, float* __restrict output) noexcept {
     for (std::size_t o0 = 0; o0 < 2; ++o0) {
         for (std::size_t o1 = 0; o1 < 6; ++o1) {
+            #pragma GCC unroll 1
             for (std::size_t o2 = 0; o2 < 4; ++o2) {
                 output[o0 * 24 + o1 * 4 + o2] = input[o0 * 4 + o1 * 8 + o2];
             }
@@ -303,6 +316,7 @@ inline void mha_query_by_head(const float* __restrict input, float* __restrict o
 inline void mha_key_by_head(const float* __restrict input, float* __restrict output) noexcept {
     for (std::size_t o0 = 0; o0 < 2; ++o0) {
         for (std::size_t o1 = 0; o1 < 4; ++o1) {
+            #pragma GCC unroll 1
             for (std::size_t o2 = 0; o2 < 6; ++o2) {
                 output[o0 * 24 + o1 * 6 + o2] = input[o0 * 4 + o1 + o2 * 8];
             }
@@ -314,6 +328,7 @@ inline void mha_key_by_head(const float* __restrict input, float* __restrict out
 inline void mha_value_by_head(const float* __restrict input, float* __restrict output) noexcept {
     for (std::size_t o0 = 0; o0 < 2; ++o0) {
         for (std::size_t o1 = 0; o1 < 6; ++o1) {
+            #pragma GCC unroll 1
             for (std::size_t o2 = 0; o2 < 4; ++o2) {
                 output[o0 * 24 + o1 * 4 + o2] = input[o0 * 4 + o1 * 8 + o2];
             }
@@ -325,11 +340,13 @@ inline void mha_value_by_head(const float* __restrict input, float* __restrict o
 inline void mha_scores(const float* __restrict input0, const float* __restrict input1, float* __restrict output) noexcept {
     for (std::size_t p = 0; p < 2; ++p) {
         for (std::size_t i = 0; i < 6; ++i) {
+            #pragma GCC unroll 1
             for (std::size_t j = 0; j < 6; ++j) {
                 output[p * 36 + i * 6 + j] = 0.0f;
             }
             for (std::size_t t = 0; t < 4; ++t) {
                 const float x = input0[p * 24 + i * 4 + t];
+                #pragma GCC unroll 1
                 for (std::size_t j = 0; j < 6; ++j) {
                     output[p * 36 + i * 6 + j] += x * input1[p * 24 + t * 6 + j];
                 }
@@ -343,20 +360,24 @@ inline void mha_softmax(const float* __restrict input, float* __restrict output)
     for (std::size_t i = 0; i < 72; ++i) {
         output[i] = input[i];
     }
+    #pragma GCC unroll 1
     for (std::size_t o = 0; o < 12; ++o) {
         float m = output[o * 6];
+        #pragma GCC unroll 1
         for (std::size_t i = 0; i < 6; ++i) {
             if (output[o * 6 + i] > m) {
                 m = output[o * 6 + i];
             }
         }
         float sum = 0.0f;
+        #pragma GCC unroll 1
         for (std::size_t i = 0; i < 6; ++i) {
             const float d = output[o * 6 + i] - m;
             const float e = detail::exp_f32(d);
             output[o * 6 + i] = e;
             sum += e;
         }
+        #pragma GCC unroll 1
         for (std::size_t i = 0; i < 6; ++i) {
             output[o * 6 + i] /= sum;
         }
@@ -367,11 +388,13 @@ inline void mha_softmax(const float* __restrict input, float* __restrict output)
 inline void mha_context(const float* __restrict input0, const float* __restrict input1, float* __restrict output) noexcept {
     for (std::size_t p = 0; p < 2; ++p) {
         for (std::size_t i = 0; i < 6; ++i) {
+            #pragma GCC unroll 1
             for (std::size_t j = 0; j < 4; ++j) {
                 output[p * 24 + i * 4 + j] = 0.0f;
             }
             for (std::size_t t = 0; t < 6; ++t) {
                 const float x = input0[p * 36 + i * 6 + t];
+                #pragma GCC unroll 1
                 for (std::size_t j = 0; j < 4; ++j) {
                     output[p * 24 + i * 4 + j] += x * input1[p * 24 + t * 4 + j];
                 }
@@ -384,6 +407,7 @@ inline void mha_context(const float* __restrict input0, const float* __restrict 
 inline void mha_context_by_step(const float* __restrict input, float* __restrict output) noexcept {
     for (std::size_t o0 = 0; o0 < 6; ++o0) {
         for (std::size_t o1 = 0; o1 < 2; ++o1) {
+            #pragma GCC unroll 1
             for (std::size_t o2 = 0; o2 < 4; ++o2) {
                 output[o0 * 8 + o1 * 4 + o2] = input[o0 * 4 + o1 * 24 + o2];
             }
@@ -396,18 +420,22 @@ inline void mha(const float* __restrict input, float* __restrict output) noexcep
     for (std::size_t r = 0; r < 6; ++r) {
         float acc[16];
         for (std::size_t p = 0; p < 2; ++p) {
+            #pragma GCC unroll 1
             for (std::size_t o = 0; o < 8; ++o) {
                 acc[p * 8 + o] = (input[r * 8 + p] * mha_kernel[p][o]) + (input[r * 8 + p + 2] * mha_kernel[p + 2][o]);
             }
         }
         for (std::size_t p = 0; p < 2; ++p) {
+            #pragma GCC unroll 1
             for (std::size_t o = 0; o < 8; ++o) {
                 acc[p * 8 + o] = (acc[p * 8 + o] + (input[r * 8 + p + 4] * mha_kernel[p + 4][o])) + (input[r * 8 + p + 6] * mha_kernel[p + 6][o]);
             }
         }
+        #pragma GCC unroll 1
         for (std::size_t q = 0; q < 8; ++q) {
             acc[q] += acc[q + 8];
         }
+        #pragma GCC unroll 1
         for (std::size_t o = 0; o < 8; ++o) {
             output[r * 8 + o] = mha_bias[o] + acc[o];
         }
@@ -417,6 +445,7 @@ inline void mha(const float* __restrict input, float* __restrict output) noexcep
 // residual_1 (Add)
 inline void residual_1(const float* __restrict input0, const float* __restrict input1, float* __restrict output) noexcept {
     for (std::size_t o0 = 0; o0 < 6; ++o0) {
+        #pragma GCC unroll 1
         for (std::size_t o1 = 0; o1 < 8; ++o1) {
             output[o0 * 8 + o1] = input0[o0 * 8 + o1] + input1[o0 * 8 + o1];
         }
@@ -427,17 +456,20 @@ inline void residual_1(const float* __restrict input0, const float* __restrict i
 inline void norm_1(const float* __restrict input, float* __restrict output) noexcept {
     for (std::size_t k0 = 0; k0 < 6; ++k0) {
         float sum = 0.0f;
+        #pragma GCC unroll 1
         for (std::size_t r1 = 0; r1 < 8; ++r1) {
             sum += input[r1 + k0 * 8];
         }
         const float mean = sum / 8.0f;
         float sq = 0.0f;
+        #pragma GCC unroll 1
         for (std::size_t r1 = 0; r1 < 8; ++r1) {
             const float d = input[r1 + k0 * 8] - mean;
             sq += d * d;
         }
         const float variance = sq / 8.0f;
         const float r = 1.0f / detail::sqrt_f32(variance + 0.001f);
+        #pragma GCC unroll 1
         for (std::size_t r1 = 0; r1 < 8; ++r1) {
             const float x = input[r1 + k0 * 8];
             const float inv = r * norm_1_gamma[r1];
@@ -451,18 +483,22 @@ inline void ffn_1(const float* __restrict input, float* __restrict output) noexc
     for (std::size_t r = 0; r < 6; ++r) {
         float acc[32];
         for (std::size_t p = 0; p < 2; ++p) {
+            #pragma GCC unroll 1
             for (std::size_t o = 0; o < 16; ++o) {
                 acc[p * 16 + o] = (input[r * 8 + p] * ffn_1_kernel[p][o]) + (input[r * 8 + p + 2] * ffn_1_kernel[p + 2][o]);
             }
         }
         for (std::size_t p = 0; p < 2; ++p) {
+            #pragma GCC unroll 1
             for (std::size_t o = 0; o < 16; ++o) {
                 acc[p * 16 + o] = (acc[p * 16 + o] + (input[r * 8 + p + 4] * ffn_1_kernel[p + 4][o])) + (input[r * 8 + p + 6] * ffn_1_kernel[p + 6][o]);
             }
         }
+        #pragma GCC unroll 1
         for (std::size_t q = 0; q < 16; ++q) {
             acc[q] += acc[q + 16];
         }
+        #pragma GCC unroll 1
         for (std::size_t o = 0; o < 16; ++o) {
             const float v = ffn_1_bias[o] + acc[o];
             output[r * 16 + o] = (0.5f * v) * (1.0f + detail::erf_f32(v / 1.4142135f));
@@ -474,36 +510,47 @@ inline void ffn_1(const float* __restrict input, float* __restrict output) noexc
 inline void ffn_2(const float* __restrict input, float* __restrict output) noexcept {
     for (std::size_t r = 0; r < 6; ++r) {
         float acc[32];
+        #pragma GCC unroll 1
         for (std::size_t o = 0; o < 8; ++o) {
             acc[o] = (input[r * 16] * ffn_2_kernel[0][o]) + (input[r * 16 + 4] * ffn_2_kernel[4][o]);
         }
+        #pragma GCC unroll 1
         for (std::size_t o = 0; o < 8; ++o) {
             acc[o + 8] = (input[r * 16 + 1] * ffn_2_kernel[1][o]) + (input[r * 16 + 5] * ffn_2_kernel[5][o]);
         }
+        #pragma GCC unroll 1
         for (std::size_t o = 0; o < 8; ++o) {
             acc[o + 16] = (input[r * 16 + 2] * ffn_2_kernel[2][o]) + (input[r * 16 + 6] * ffn_2_kernel[6][o]);
         }
+        #pragma GCC unroll 1
         for (std::size_t o = 0; o < 8; ++o) {
             acc[o + 24] = (input[r * 16 + 3] * ffn_2_kernel[3][o]) + (input[r * 16 + 7] * ffn_2_kernel[7][o]);
         }
+        #pragma GCC unroll 1
         for (std::size_t o = 0; o < 8; ++o) {
             acc[o] = (acc[o] + (input[r * 16 + 8] * ffn_2_kernel[8][o])) + (input[r * 16 + 12] * ffn_2_kernel[12][o]);
         }
+        #pragma GCC unroll 1
         for (std::size_t o = 0; o < 8; ++o) {
             acc[o + 8] = (acc[o + 8] + (input[r * 16 + 9] * ffn_2_kernel[9][o])) + (input[r * 16 + 13] * ffn_2_kernel[13][o]);
         }
+        #pragma GCC unroll 1
         for (std::size_t o = 0; o < 8; ++o) {
             acc[o + 16] = (acc[o + 16] + (input[r * 16 + 10] * ffn_2_kernel[10][o])) + (input[r * 16 + 14] * ffn_2_kernel[14][o]);
         }
+        #pragma GCC unroll 1
         for (std::size_t o = 0; o < 8; ++o) {
             acc[o + 24] = (acc[o + 24] + (input[r * 16 + 11] * ffn_2_kernel[11][o])) + (input[r * 16 + 15] * ffn_2_kernel[15][o]);
         }
+        #pragma GCC unroll 1
         for (std::size_t q = 0; q < 16; ++q) {
             acc[q] += acc[q + 16];
         }
+        #pragma GCC unroll 1
         for (std::size_t q = 0; q < 8; ++q) {
             acc[q] += acc[q + 8];
         }
+        #pragma GCC unroll 1
         for (std::size_t o = 0; o < 8; ++o) {
             output[r * 8 + o] = ffn_2_bias[o] + acc[o];
         }
@@ -513,6 +560,7 @@ inline void ffn_2(const float* __restrict input, float* __restrict output) noexc
 // residual_2 (Add)
 inline void residual_2(const float* __restrict input0, const float* __restrict input1, float* __restrict output) noexcept {
     for (std::size_t o0 = 0; o0 < 6; ++o0) {
+        #pragma GCC unroll 1
         for (std::size_t o1 = 0; o1 < 8; ++o1) {
             output[o0 * 8 + o1] = input0[o0 * 8 + o1] + input1[o0 * 8 + o1];
         }
@@ -523,17 +571,20 @@ inline void residual_2(const float* __restrict input0, const float* __restrict i
 inline void norm_2(const float* __restrict input, float* __restrict output) noexcept {
     for (std::size_t k0 = 0; k0 < 6; ++k0) {
         float sum = 0.0f;
+        #pragma GCC unroll 1
         for (std::size_t r1 = 0; r1 < 8; ++r1) {
             sum += input[r1 + k0 * 8];
         }
         const float mean = sum / 8.0f;
         float sq = 0.0f;
+        #pragma GCC unroll 1
         for (std::size_t r1 = 0; r1 < 8; ++r1) {
             const float d = input[r1 + k0 * 8] - mean;
             sq += d * d;
         }
         const float variance = sq / 8.0f;
         const float r = 1.0f / detail::sqrt_f32(variance + 0.001f);
+        #pragma GCC unroll 1
         for (std::size_t r1 = 0; r1 < 8; ++r1) {
             const float x = input[r1 + k0 * 8];
             const float inv = r * norm_2_gamma[r1];

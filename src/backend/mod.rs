@@ -1,6 +1,8 @@
-//! Backends: print a lowered [`crate::lower::Program`] as Rust or C++ source.
+//! Backends: print a lowered [`crate::lower::Program`] as Rust, C++ or C source.
 
+pub mod c;
 pub mod cpp;
+pub mod incbin;
 pub mod math;
 pub mod printer;
 pub mod rust;
@@ -8,10 +10,10 @@ pub mod rust;
 use crate::lower::loops::Ix;
 use crate::lower::{Program, WeightArray};
 
-/// The weights file (Rust's `NAME.weights.bin`, C++'s `NAME.hpp.weights.bin`): every
-/// weight array in program order, row-major, as little-endian f32, with nothing between
-/// them. The arrays are packed as each language's lowering reads them, so the two
-/// languages' files differ.
+/// The weights file (Rust's `NAME.weights.bin`, C++'s `NAME.hpp.weights.bin`, C's
+/// `NAME.h.weights.bin`): every weight array in program order, row-major, as little-endian
+/// f32, with nothing between them. The arrays are packed as each language's lowering reads
+/// them, so Rust's file differs from C++'s (C's is C++'s).
 pub fn weights_file_bytes(p: &Program) -> Vec<u8> {
     p.weights
         .iter()

@@ -47,6 +47,7 @@ pub fn run(args: GenerateArgs) -> Result<ExitCode, Error> {
         match lang {
             Lang::Rust => "Rust",
             Lang::Cpp => "C++",
+            Lang::C => "C",
         },
         thousands(model.graph.nodes.len()),
         thousands(model.graph.keras_params())
@@ -94,45 +95,59 @@ fn language(lang: Option<LangArg>, output: Option<&Path>) -> Result<Lang, Error>
         extension.as_deref(),
         Some("h" | "hpp" | "hh" | "hxx" | "c" | "cc" | "cpp" | "cxx")
     );
-    let lang =
-        match (lang, named) {
-            (Some(LangArg::Cpp), Some(LangArg::Rust)) => {
-                return Err(Error::Usage(format!(
-                    "--lang cpp writes a C++ header, but -o {} is a Rust file: use -o NAME.hpp, \
-                 or --lang rust",
-                    shown()
-                )))
-            }
-            (Some(LangArg::Rust), _) if c_family => {
-                return Err(Error::Usage(format!(
-                    "--lang rust writes a Rust module, but -o {} is a C/C++ file: use -o NAME.rs, \
-                 or --lang cpp",
-                    shown()
-                )))
-            }
-            (Some(lang), _) | (None, Some(lang)) => lang,
-            (None, None) if extension.as_deref() == Some("h") => {
-                return Err(Error::Usage(format!(
-                    "-o {}: a .h header could be C or C++ (a C backend is coming), so say which \
-                 with --lang cpp, or name the file .hpp",
-                    shown()
-                )))
-            }
-            (None, None) if output.is_some() => {
-                return Err(Error::Usage(format!(
-                    "cannot tell the language from -o {}: give --lang rust or --lang cpp, or an \
-                 output file ending in .rs or .hpp",
-                    shown()
-                )))
-            }
-            (None, None) => return Err(Error::Usage(
-                "give --lang rust or --lang cpp (or -o FILE ending in .rs or .hpp, which names \
-                 the language)"
+    let usage = |message: String| Err(Error::Usage(message));
+    let lang = match (lang, named) {
+        (Some(lang @ (LangArg::Cpp | LangArg::C)), Some(LangArg::Rust)) => {
+            let (name, what, ext) = match lang {
+                LangArg::C => ("c", "C", "h"),
+                _ => ("cpp", "C++", "hpp"),
+            };
+            return usage(format!(
+                "--lang {name} writes a {what} header, but -o {} is a Rust file: use -o \
+                 NAME.{ext}, or --lang rust",
+                shown()
+            ));
+        }
+        (Some(LangArg::Rust), _) if c_family => {
+            return usage(format!(
+                "--lang rust writes a Rust module, but -o {} is a C/C++ file: use -o NAME.rs, \
+                 or --lang cpp or --lang c",
+                shown()
+            ))
+        }
+        (Some(LangArg::C), _) if extension.as_deref() != Some("h") && c_family => {
+            return usage(format!(
+                "--lang c writes a C header, but -o {} is not one: use -o NAME.h (one C file \
+                 then defines KERAS2SRC_NAME_IMPLEMENTATION and includes it)",
+                shown()
+            ))
+        }
+        (Some(lang), _) | (None, Some(lang)) => lang,
+        (None, None) if extension.as_deref() == Some("h") => {
+            return usage(format!(
+                "-o {}: a .h header could be C or C++, so say which with --lang c or \
+                 --lang cpp (or name a C++ header .hpp)",
+                shown()
+            ))
+        }
+        (None, None) if output.is_some() => {
+            return usage(format!(
+                "cannot tell the language from -o {}: give --lang rust, --lang cpp or \
+                 --lang c, or an output file ending in .rs or .hpp",
+                shown()
+            ))
+        }
+        (None, None) => {
+            return usage(
+                "give --lang rust, --lang cpp or --lang c (or -o FILE ending in .rs or .hpp, \
+                 which names the language)"
                     .into(),
-            )),
-        };
+            )
+        }
+    };
     Ok(match lang {
         LangArg::Rust => Lang::Rust,
         LangArg::Cpp => Lang::Cpp,
+        LangArg::C => Lang::C,
     })
 }

@@ -1,7 +1,7 @@
-//! Compiles generated code with rustc and g++, runs it on given inputs, and reads back the
-//! outputs. To keep compile time low, many models go into few compiler invocations: the
+//! Compiles generated code with rustc, g++ and gcc, runs it on given inputs, and reads back
+//! the outputs. To keep compile time low, many models go into few compiler invocations: the
 //! cases are dealt into a few parts per language (one per core, 2 to 4) compiled at the same
-//! time, with one function per case, and Rust compiles beside C++ ([`run_both`]).
+//! time, with one function per case, and Rust and C compile beside C++ ([`run_both`]).
 #![allow(dead_code)]
 
 use std::fmt::Write as _;
@@ -85,13 +85,41 @@ pub fn rust_literal(v: f32) -> String {
 }
 
 /// Generates and compiles both languages' code of every case at once (Rust and C++ compile
-/// side by side), runs each program, and returns (Rust outputs, C++ outputs).
+/// side by side), runs each program, and returns (Rust outputs, C++ outputs). The C
+/// backend's code runs too, and must give the C++ outputs bit for bit (both are lowered
+/// alike), so every caller's checks of the C++ outputs hold for C.
 pub fn run_both(cases: &[Case], dir: &Path) -> (Outputs, Outputs) {
-    std::thread::scope(|s| {
+    let (rust, cpp, c) = std::thread::scope(|s| {
         let rust = s.spawn(|| run_rust(cases, dir));
+        let c = s.spawn(|| run_c(cases, dir));
         let cpp = run_cpp(cases, dir);
-        (join(rust), cpp)
-    })
+        (join(rust), cpp, join(c))
+    });
+    let differ: Vec<String> = cases
+        .iter()
+        .zip(cpp.iter().zip(&c))
+        .flat_map(|(case, (cpp, c))| {
+            let same = |a: &Vec<Vec<f32>>, b: &Vec<Vec<f32>>| {
+                a.len() == b.len()
+                    && a.iter().zip(b).all(|(a, b)| {
+                        a.len() == b.len()
+                            && a.iter().zip(b).all(|(a, b)| {
+                                a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan())
+                            })
+                    })
+            };
+            let samples = cpp.iter().zip(c).enumerate();
+            samples
+                .filter(|(_, (a, b))| !same(a, b))
+                .map(|(s, _)| format!("{} sample {s}", case.ident))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert!(
+        differ.is_empty(),
+        "C and C++ outputs differ in bits: {differ:?}"
+    );
+    (rust, cpp)
 }
 
 /// A scoped thread's result, its panic passed on (with the thread's own message printed).
@@ -296,6 +324,82 @@ fn clippy(dir: &Path) -> Option<Command> {
 /// Same for C++: every header with strict warnings as errors, in a few translation units
 /// compiled at once and linked into one program.
 pub fn run_cpp(cases: &[Case], dir: &Path) -> Outputs {
+    run_native(cases, dir, Native::Cpp)
+}
+
+/// Same for C: every header as C99 (its definitions in the part that runs it), compiled and
+/// linked with gcc alone.
+pub fn run_c(cases: &[Case], dir: &Path) -> Outputs {
+    run_native(cases, dir, Native::C)
+}
+
+/// The languages a C compiler builds: how the runner spells what differs.
+#[derive(Clone, Copy, PartialEq)]
+enum Native {
+    Cpp,
+    C,
+}
+
+impl Native {
+    fn lang(self) -> Lang {
+        match self {
+            Native::Cpp => Lang::Cpp,
+            Native::C => Lang::C,
+        }
+    }
+
+    /// (header extension, source extension, compiler, flags, file prefix)
+    fn tools(
+        self,
+    ) -> (
+        &'static str,
+        &'static str,
+        &'static str,
+        &'static [&'static str],
+        &'static str,
+    ) {
+        match self {
+            Native::Cpp => ("hpp", "cpp", "g++", CPP_FLAGS, ""),
+            Native::C => ("h", "c", "gcc", C_FLAGS, "c_"),
+        }
+    }
+
+    /// `#include <cstdio>` / `#include <stdio.h>`.
+    fn include(self, header: &str) -> String {
+        match self {
+            Native::Cpp => format!("#include <c{header}>\n"),
+            Native::C => format!("#include <{header}.h>\n"),
+        }
+    }
+
+    /// `std::` where C++ has it.
+    fn std(self) -> &'static str {
+        match self {
+            Native::Cpp => "std::",
+            Native::C => "",
+        }
+    }
+
+    /// A model's entity: `ns::kOutputLen` / `NS_OUTPUT_LEN`, `ns::predict` / `ns_predict`.
+    fn output_len(self, ns: &str, k: Option<usize>) -> String {
+        let k = k.map(|k| k.to_string()).unwrap_or_default();
+        match self {
+            Native::Cpp => format!("{ns}::kOutput{k}Len"),
+            Native::C => format!("{}_OUTPUT{k}_LEN", ns.to_ascii_uppercase()),
+        }
+    }
+
+    fn predict(self, ns: &str) -> String {
+        match self {
+            Native::Cpp => format!("{ns}::predict"),
+            Native::C => format!("{ns}_predict"),
+        }
+    }
+}
+
+fn run_native(cases: &[Case], dir: &Path, native: Native) -> Outputs {
+    let (header_ext, source_ext, compiler, flags, prefix) = native.tools();
+    let std = native.std();
     let mut includes = Vec::new();
     let mut bodies = Vec::new();
     let mut costs = Vec::new();
@@ -304,13 +408,21 @@ pub fn run_cpp(cases: &[Case], dir: &Path) -> Outputs {
             .model
             .generate_with(&keras2src::Options {
                 weights: case.weights,
-                ..keras2src::Options::new(Lang::Cpp, &case.ident)
+                ..keras2src::Options::new(native.lang(), &case.ident)
             })
-            .expect("generate cpp");
-        for (path, bytes) in generated.files(&dir.join(format!("{}.hpp", case.ident))) {
+            .expect("generate C/C++");
+        let header = format!("{}.{header_ext}", case.ident);
+        for (path, bytes) in generated.files(&dir.join(&header)) {
             std::fs::write(path, bytes).unwrap();
         }
-        includes.push(format!("#include \"{}.hpp\"\n", case.ident));
+        includes.push(match native {
+            Native::Cpp => format!("#include \"{header}\"\n"),
+            // Each C part holds the definitions of the models it runs.
+            Native::C => format!(
+                "#define KERAS2SRC_{}_IMPLEMENTATION\n#include \"{header}\"\n",
+                case.ident.to_ascii_uppercase()
+            ),
+        });
         let ns = &case.ident;
         let mut body = String::new();
         for sample in &case.samples {
@@ -327,85 +439,88 @@ pub fn run_cpp(cases: &[Case], dir: &Path) -> Outputs {
                         }
                     })
                     .collect();
-                let ty = if int { "std::int32_t" } else { "float" };
+                let ty = if int { "int32_t" } else { "float" };
                 writeln!(
                     body,
-                    "    static const {ty} in{k}[] = {{{}}};",
+                    "    static const {}{ty} in{k}[] = {{{}}};",
+                    if int { std } else { "" },
                     vals.join(", ")
                 )
                 .unwrap();
             }
             let outs = &case.model.graph.outputs;
             let single = outs.len() == 1;
+            let len = |k: usize| native.output_len(ns, (!single).then_some(k));
             let mut args: Vec<String> = (0..sample.len()).map(|k| format!("in{k}")).collect();
             for k in 0..outs.len() {
-                let len = if single {
-                    "kOutputLen".to_string()
-                } else {
-                    format!("kOutput{k}Len")
-                };
-                writeln!(body, "    static float out{k}[{ns}::{len}];").unwrap();
+                writeln!(body, "    static float out{k}[{}];", len(k)).unwrap();
                 args.push(format!("out{k}"));
             }
-            writeln!(body, "    {ns}::predict({});", args.join(", ")).unwrap();
+            writeln!(body, "    {}({});", native.predict(ns), args.join(", ")).unwrap();
             for k in 0..outs.len() {
-                let len = if single {
-                    "kOutputLen".to_string()
-                } else {
-                    format!("kOutput{k}Len")
-                };
-                writeln!(body, "    emit(out{k}, {ns}::{len});").unwrap();
+                writeln!(body, "    emit(out{k}, {});", len(k)).unwrap();
             }
-            body.push_str("    std::printf(\"\\n\");\n  }\n");
+            writeln!(body, "    {std}printf(\"\\n\");\n  }}").unwrap();
         }
         costs.push(cost(&generated.source, &body));
         bodies.push(body);
     }
     // Each part runs its cases in a function `part_P`; main calls them in order.
-    let emit = "void emit(const float* v, std::size_t n)";
+    let emit = format!("void emit(const float* v, {std}size_t n)");
+    let (void, double) = match native {
+        Native::Cpp => ("", "static_cast<double>(v[i])"),
+        Native::C => ("void", "(double)v[i]"),
+    };
     let groups = deal(&costs, parts(cases.len()));
     let mut main = format!(
-        "#include <cstddef>\n#include <cstdio>\n{emit};\n{emit} {{ for (std::size_t i = 0; i < n; ++i) std::printf(\"%.9g \", static_cast<double>(v[i])); std::printf(\"| \"); }}\n"
+        "{}{}{emit};\n{emit} {{ for ({std}size_t i = 0; i < n; ++i) {std}printf(\"%.9g \", {double}); {std}printf(\"| \"); }}\n",
+        native.include("stddef"),
+        native.include("stdio"),
     );
     let mut compiles = Vec::new();
-    let mut objects = vec![dir.join("main.o")];
+    let mut objects = vec![dir.join(format!("{prefix}main.o"))];
     for (p, group) in groups.iter().enumerate() {
         // The headers right after <cstdio>, as they were in one program: each must bring
         // what it needs. The inputs' NAN and INFINITY come from <cmath>.
-        let mut part = String::from("#include <cstdio>\n");
+        let mut part = native.include("stdio");
         part.extend(group.iter().map(|&c| includes[c].as_str()));
-        write!(part, "#include <cmath>\n#include <cstddef>\n{emit};\n").unwrap();
+        part.push_str(&native.include("math"));
+        part.push_str(&native.include("stddef"));
+        if native == Native::C {
+            part.push_str(&native.include("stdint"));
+        }
+        writeln!(part, "{emit};").unwrap();
         // One function per case, as in Rust (not static: -O1 inlines a static function called
         // once); `part_P` calls them in order.
         for &c in group {
             write!(
                 part,
-                "void case_{c}();\nvoid case_{c}() {{\n{}}}\n",
+                "void case_{c}({void});\nvoid case_{c}({void}) {{\n{}}}\n",
                 bodies[c]
             )
             .unwrap();
         }
-        write!(part, "void part_{p}();\nvoid part_{p}() {{\n").unwrap();
+        write!(part, "void part_{p}({void});\nvoid part_{p}({void}) {{\n").unwrap();
         for &c in group {
             writeln!(part, "  case_{c}();").unwrap();
         }
         part.push_str("}\n");
-        std::fs::write(dir.join(format!("part{p}.cpp")), part).unwrap();
-        writeln!(main, "void part_{p}();").unwrap();
-        objects.push(dir.join(format!("part{p}.o")));
+        std::fs::write(dir.join(format!("{prefix}part{p}.{source_ext}")), part).unwrap();
+        writeln!(main, "void part_{p}({void});").unwrap();
+        objects.push(dir.join(format!("{prefix}part{p}.o")));
     }
-    main.push_str("int main() {\n");
+    writeln!(main, "int main({void}) {{").unwrap();
     for p in 0..groups.len() {
         writeln!(main, "  part_{p}();").unwrap();
     }
     main.push_str("  return 0;\n}\n");
-    std::fs::write(dir.join("main.cpp"), main).unwrap();
+    std::fs::write(dir.join(format!("{prefix}main.{source_ext}")), main).unwrap();
     for (object, source) in objects.iter().zip(
-        std::iter::once("main.cpp".to_string())
-            .chain((0..groups.len()).map(|p| format!("part{p}.cpp"))),
+        std::iter::once(format!("{prefix}main.{source_ext}"))
+            .chain((0..groups.len()).map(|p| format!("{prefix}part{p}.{source_ext}"))),
     ) {
-        let mut cmd = Command::new("g++");
-        cmd.args(CPP_FLAGS)
+        let mut cmd = Command::new(compiler);
+        cmd.args(flags)
             .arg("-c")
             // The assembler's .incbin finds weights files on the include path.
             .arg("-I")
@@ -416,15 +531,15 @@ pub fn run_cpp(cases: &[Case], dir: &Path) -> Outputs {
         compiles.push(cmd);
     }
     run_all(compiles);
-    run(Command::new("g++")
+    let runner = dir.join(format!("{source_ext}_runner"));
+    // C's sqrtf may be a libm call (errno for negative inputs).
+    let libm: &[&str] = if native == Native::C { &["-lm"] } else { &[] };
+    run(Command::new(compiler)
         .args(&objects)
         .arg("-o")
-        .arg(dir.join("cpp_runner")));
-    parse(
-        &run(&mut Command::new(dir.join("cpp_runner"))),
-        cases,
-        &groups,
-    )
+        .arg(&runner)
+        .args(libm));
+    parse(&run(&mut Command::new(&runner)), cases, &groups)
 }
 
 /// The runner's C++ flags: strict warnings as errors, no exceptions, no FMA contraction.
@@ -439,6 +554,100 @@ const CPP_FLAGS: &[&str] = &[
     "-O1",
     "-ffp-contract=off",
 ];
+
+/// The runner's C flags: C99, strict warnings as errors, no FMA contraction.
+const C_FLAGS: &[&str] = &[
+    "-std=c99",
+    "-Wall",
+    "-Wextra",
+    "-Werror",
+    "-pedantic",
+    "-O2",
+    "-ffp-contract=off",
+];
+
+/// What `clang -std=c99 -Weverything` says of generated C that is a style the code uses on
+/// purpose (README, "C"): declarations after statements (C99, as C++ writes them), and
+/// exact float compares (the math functions' special cases, `x == -1.0f` in log1p, and
+/// the index layers' lookups: IntegerLookup, CategoryEncoding, Discretization). Each must
+/// stay needed: [`clang_checks_c`] fails on a flag that silences nothing.
+pub const CLANG_ALLOWED: &[&str] = &["-Wno-declaration-after-statement", "-Wno-float-equal"];
+
+/// Whether clang is installed (a message when not).
+pub fn have_clang() -> bool {
+    let ok = Command::new("clang")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        eprintln!("clang is not installed: generated C not checked with -Weverything");
+    }
+    ok
+}
+
+/// `clang -std=c99 -Weverything` on the definitions of the C headers `idents` in `dir`
+/// (written by [`run_c`]), all in one translation unit: it must warn of nothing but what
+/// [`CLANG_ALLOWED`] silences, and with `all_needed`, of each of those (one run, which
+/// reads the warnings' flags from clang's messages).
+pub fn clang_checks_c(dir: &Path, idents: &[&str], all_needed: bool) {
+    let mut unit = String::new();
+    for ident in idents {
+        writeln!(
+            unit,
+            "#define KERAS2SRC_{}_IMPLEMENTATION\n#include \"{ident}.h\"",
+            ident.to_ascii_uppercase()
+        )
+        .unwrap();
+    }
+    std::fs::write(dir.join("clang.c"), unit).unwrap();
+    let out = Command::new("clang")
+        .args(["-std=c99", "-Weverything", "-fsyntax-only"])
+        .args(["-fno-caret-diagnostics", "-I"])
+        .arg(dir)
+        .arg(dir.join("clang.c"))
+        .output()
+        .unwrap();
+    let messages = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "clang:\n{messages}");
+    // "file:line:col: warning: text [-Wname]" gives the flag `-Wno-name`.
+    let mut flags: Vec<String> = messages
+        .lines()
+        .filter(|l| l.contains(": warning: "))
+        .map(|l| {
+            let name = l
+                .rsplit_once("[-W")
+                .map_or("?", |(_, n)| n.trim_end_matches(']'));
+            format!("-Wno-{name}")
+        })
+        .collect();
+    flags.sort();
+    flags.dedup();
+    let unexpected: Vec<&String> = flags
+        .iter()
+        .filter(|f| !CLANG_ALLOWED.contains(&f.as_str()))
+        .collect();
+    let first = |flag: &str| {
+        let name = &flag["-Wno-".len()..];
+        messages
+            .lines()
+            .find(|l| l.ends_with(&format!("[-W{name}]")))
+            .unwrap_or("")
+            .to_string()
+    };
+    assert!(
+        unexpected.is_empty(),
+        "clang -Weverything warns: {:?}",
+        unexpected.iter().map(|f| first(f)).collect::<Vec<_>>()
+    );
+    if all_needed {
+        for flag in CLANG_ALLOWED {
+            assert!(
+                flags.iter().any(|f| f == flag),
+                "{flag} silences nothing in the generated C: drop it from CLANG_ALLOWED"
+            );
+        }
+    }
+}
 
 /// Runs `cmd`, which must succeed; returns its stdout.
 pub fn run(cmd: &mut Command) -> String {
@@ -504,15 +713,17 @@ pub fn undefined_symbols(object: &Path) -> Option<Vec<String>> {
     })
 }
 
-/// Undefined symbols of the objects of `run_cpp`'s program in `dir` that hold the generated
-/// code (every case's header and its `predict` calls, at `-O1`, which inlines less than
-/// `-O2` and so leaves more calls to see), or `None` where nm is missing.
-pub fn cpp_runner_symbols(dir: &Path) -> Option<Vec<String>> {
+/// Undefined symbols of the objects of `run_cpp`'s (`run_c`'s) program in `dir` that hold
+/// the generated code (every case's header and its `predict` calls, at `-O1` (C: `-O2`),
+/// which inlines less than `-O2` and so leaves more calls to see), or `None` where nm is
+/// missing.
+pub fn runner_symbols(dir: &Path, lang: Lang) -> Option<Vec<String>> {
+    let prefix = if lang == Lang::C { "c_" } else { "" };
     let objects: Vec<_> = (0..)
-        .map(|p| dir.join(format!("part{p}.o")))
+        .map(|p| dir.join(format!("{prefix}part{p}.o")))
         .take_while(|o| o.exists())
         .collect();
-    assert!(!objects.is_empty(), "no C++ objects in {}", dir.display());
+    assert!(!objects.is_empty(), "no objects in {}", dir.display());
     let mut symbols = Vec::new();
     for object in &objects {
         symbols.extend(undefined_symbols(object)?);

@@ -469,57 +469,18 @@ fn call(p: &Program, layer: &crate::lower::Layer) -> String {
 /// copy however many translation units include the header; `.ifndef` for `-flto`, which
 /// assembles them together), its length checked by the assembler.
 fn incbin(p: &Program, namespace: &str, symbol: &str, file: &str) -> String {
+    use crate::backend::incbin;
     let floats: usize = p.weights.iter().map(|w| w.data.len()).sum();
     let bytes = 4 * floats;
     let upper = namespace.replace("::", "_").to_ascii_uppercase();
-    let path = format!("KERAS2SRC_{upper}_WEIGHTS_PATH");
-    let external = format!("KERAS2SRC_{upper}_WEIGHTS_EXTERNAL");
-    let asm_lines = [
-        format!(".ifndef {symbol}"),
-        format!(".pushsection .rodata.{symbol},\\\"aG\\\",%progbits,{symbol},comdat"),
-        format!(".weak {symbol}"),
-        format!(".type {symbol}, %object"),
-        ".balign 64".to_string(),
-        format!("{symbol}:"),
-        format!(".incbin \\\"\" {path} \"\\\""),
-        format!(".if . - {symbol} != {bytes}"),
-        format!(
-            ".error \\\"\" {path} \" does not hold the {bytes} bytes this header expects: \
-             regenerate both together\\\""
-        ),
-        ".endif".to_string(),
-        format!(".size {symbol}, . - {symbol}"),
-        ".popsection".to_string(),
-        ".endif".to_string(),
-    ];
-    let asm: Vec<String> = asm_lines
-        .iter()
-        .map(|line| format!("    \"{line}\\n\""))
-        .collect();
+    let (path, external) = incbin::macros(&upper);
     format!(
-        "// The weights: {bytes} bytes of little-endian f32 in {file}, brought in when this\n\
-         // header is compiled (no loading at run time) by the assembler's .incbin, for GCC and\n\
-         // Clang on ELF targets. The assembler looks for {path}\n\
-         // (default \"{file}\") in its working directory and the -I directories GCC passes on;\n\
-         // with Clang or in a -flto link, define {path} as the file's path.\n\
-         // Other toolchains: define {external} and the symbol\n\
-         // {symbol} yourself (keras2src's README shows how), or generate\n\
-         // with --weights inline.\n\
-         #if defined(__BYTE_ORDER__) && defined(__ORDER_LITTLE_ENDIAN__)\n\
+        "{}#if defined(__BYTE_ORDER__) && defined(__ORDER_LITTLE_ENDIAN__)\n\
          static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, \"{file} holds little-endian floats\");\n\
          #endif\n\
-         extern \"C\" const float {symbol}[{floats}];\n\
-         #ifndef {external}\n\
-         #ifndef {path}\n\
-         #define {path} \"{file}\"\n\
-         #endif\n\
-         #if defined(__GNUC__) && defined(__ELF__)\n\
-         __asm__(\n{}\n);\n\
-         #else\n\
-         #error \"{file}: .incbin needs GCC or Clang on an ELF target; define {external} and the symbol {symbol} (see keras2src's README), or generate with --weights inline\"\n\
-         #endif\n\
-         #endif  // {external}\n",
-        asm.join("\n")
+         extern \"C\" const float {symbol}[{floats}];\n{}\n",
+        incbin::comment(file, bytes, &path, &external, symbol),
+        incbin::definition(file, bytes, &path, &external, symbol),
     )
 }
 

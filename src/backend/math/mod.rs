@@ -2,14 +2,16 @@
 //!
 //! Generated Rust is `no_std`, so it has no `exp`, `tanh`, `sqrt`, ...: the generated file
 //! contains its own versions of exactly the functions the model needs (plus what those
-//! call). The generated C++ contains the same algorithms, operation for operation, so that
-//! Rust and C++ agree bit for bit when the C++ is built with `-ffp-contract=off`.
+//! call). The generated C++ and C contain the same algorithms, operation for operation, so
+//! that the three agree bit for bit when the C++ and C are built with `-ffp-contract=off`.
 //!
-//! The functions live as real code in `runtime.rs` and `runtime.hpp`, each between a
-//! `// @fn NAME` and a `// @end` line; [`rust_source`] and [`cpp_source`] copy those
-//! sections. `runtime.rs` is also compiled into this crate's tests, which check every
-//! function against an f64 reference and the C++ version (built with g++) against the
-//! Rust one. `scripts/sweep_math.sh` checks all 2^32 inputs.
+//! The functions live as real code in `runtime.rs`, `runtime.hpp` and `runtime.h` (C99,
+//! the C++ file's text without C++: union bit casts, `static inline`, names prefixed per
+//! model since C has no namespaces), each between a `// @fn NAME` and a `// @end` line;
+//! [`rust_source`], [`cpp_source`] and [`c_source`] copy those sections. `runtime.rs` is
+//! also compiled into this crate's tests, which check every function against an f64
+//! reference and the C++ and C versions (built with g++ and gcc) against the Rust one.
+//! `scripts/sweep_math.sh` checks all 2^32 inputs (the C++ version).
 //!
 //! All functions are pure f32 (no f64: Cortex-M4F emulates it), branch-light (selects, no
 //! tables; the loops over arrays vectorise), and follow IEEE for special values: NaN in
@@ -92,6 +94,7 @@ pub const CPP_HELPER_NAMES: [&str; 2] = ["f32_to_bits", "f32_from_bits"];
 
 const RUST_RUNTIME: &str = include_str!("runtime.rs");
 const CPP_RUNTIME: &str = include_str!("runtime.hpp");
+const C_RUNTIME: &str = include_str!("runtime.h");
 
 /// The lines between `// @fn KEY` and the next `// @end` of `src`, each ending in `\n`.
 fn section(src: &str, key: &str) -> String {
@@ -151,6 +154,20 @@ pub fn cpp_source(needed: &BTreeSet<MathFn>) -> String {
     }
     let helpers = std::iter::once(section(CPP_RUNTIME, "bits"));
     join(helpers.chain(all.into_iter().map(|f| section(CPP_RUNTIME, f.key()))))
+}
+
+/// C source of exactly the needed functions plus their dependencies and the bit-cast
+/// helpers, in [`cpp_source`]'s order: `static inline float PREFIX_NAME(float x)`
+/// definitions (`PREFIX_exp_f32`, `PREFIX_f32_to_bits`, ...), after `#include <stdint.h>`
+/// and `<math.h>`. Empty if nothing is needed.
+pub fn c_source(needed: &BTreeSet<MathFn>, prefix: &str) -> String {
+    let all = closure(needed);
+    if all.is_empty() {
+        return String::new();
+    }
+    let helpers = std::iter::once(section(C_RUNTIME, "bits"));
+    let text = join(helpers.chain(all.into_iter().map(|f| section(C_RUNTIME, f.key()))));
+    text.replace("k2s_", &format!("{prefix}_"))
 }
 
 #[cfg(test)]
@@ -416,6 +433,7 @@ mod tests {
         }
         assert_eq!(rust_source(&BTreeSet::new()), "");
         assert_eq!(cpp_source(&BTreeSet::new()), "");
+        assert_eq!(c_source(&BTreeSet::new(), "m"), "");
         for f in MathFn::ALL {
             let want = closure(&set(&[f]));
             let (rs, cpp) = (rust_source(&set(&[f])), cpp_source(&set(&[f])));
@@ -426,12 +444,22 @@ mod tests {
                 assert_eq!(in_rs, want.contains(&g), "{f:?}: Rust source and {g:?}");
                 assert_eq!(in_cpp, want.contains(&g), "{f:?}: C++ source and {g:?}");
             }
+            let c = c_source(&set(&[f]), "m");
+            for g in MathFn::ALL {
+                let in_c = c.contains(&format!("static inline float m_{}(float x)", g.cpp_name()));
+                assert_eq!(in_c, want.contains(&g), "{f:?}: C source and {g:?}");
+            }
             for name in CPP_HELPER_NAMES {
                 assert!(
                     cpp.contains(&format!(" {name}(")),
                     "{f:?}: C++ helper {name}"
                 );
+                assert!(c.contains(&format!(" m_{name}(")), "{f:?}: C helper {name}");
             }
+            assert!(
+                !c.contains("// @") && !c.contains("k2s_"),
+                "{f:?}: marker or unprefixed name in C output"
+            );
             assert!(
                 !rs.contains("// @") && !cpp.contains("// @"),
                 "{f:?}: marker in output"
@@ -724,6 +752,118 @@ int main(int argc, char** argv) {{
             }
         }
         assert!(report.is_empty(), "{report}");
+    }
+
+    const CFLAGS: [&str; 6] = [
+        "-std=c99",
+        "-Wall",
+        "-Wextra",
+        "-Werror",
+        "-pedantic",
+        "-ffp-contract=off",
+    ];
+
+    /// Every function's C source once with a prefix per closure, as two models would put
+    /// them in one file, plus `prog IN OUT` (as [`cpp_driver`]'s) over the full set, one
+    /// loop per function (which gcc may vectorise).
+    fn c_driver() -> String {
+        let mut s = String::from(
+            "#include <math.h>\n#include <stdint.h>\n#include <stdio.h>\n#include <stddef.h>\n",
+        );
+        s.push_str(&c_source(&set(&MathFn::ALL), "all"));
+        for f in MathFn::ALL {
+            s.push_str(&c_source(&set(&[f]), &format!("only_{}", f.key())));
+        }
+        for f in MathFn::ALL {
+            let _ = writeln!(
+                s,
+                "static void run_{0}(const float* in, float* out, size_t n) {{\n    \
+                 size_t i;\n    for (i = 0; i < n; ++i) out[i] = all_{0}(in[i]);\n}}",
+                f.cpp_name()
+            );
+        }
+        let runners: Vec<String> = MathFn::ALL
+            .iter()
+            .map(|f| format!("run_{}", f.cpp_name()))
+            .collect();
+        let _ = write!(
+            s,
+            r#"typedef void (*Runner)(const float*, float*, size_t);
+static const Runner kRun[] = {{{}}};
+static float in[1 << 22], out[1 << 22];
+int main(int argc, char** argv) {{
+    size_t f, n;
+    FILE* fi;
+    FILE* fo;
+    if (argc != 3) return 2;
+    fi = fopen(argv[1], "rb");
+    if (!fi) return 3;
+    n = fread(in, 4, sizeof in / 4, fi);
+    fclose(fi);
+    fo = fopen(argv[2], "wb");
+    if (!fo) return 4;
+    for (f = 0; f < sizeof kRun / sizeof kRun[0]; ++f) {{
+        kRun[f](in, out, n);
+        if (fwrite(out, 4, n, fo) != n) return 5;
+    }}
+    return fclose(fo) == 0 ? 0 : 6;
+}}
+"#,
+            runners.join(", ")
+        );
+        s
+    }
+
+    #[test]
+    fn c_is_bit_identical_to_rust() {
+        if !have("gcc") {
+            return;
+        }
+        let xs = samples();
+        assert!(xs.len() < 1 << 22, "the C driver reads at most 2^22 floats");
+        let dir = tempfile::tempdir().unwrap();
+        let (input, output) = (dir.path().join("in.bin"), dir.path().join("out.bin"));
+        let bytes: Vec<u8> = xs.iter().flat_map(|x| x.to_le_bytes()).collect();
+        std::fs::write(&input, bytes).unwrap();
+        let src = dir.path().join("driver.c");
+        std::fs::write(&src, c_driver()).unwrap();
+        let mut report = String::new();
+        // -fno-trapping-math lets gcc vectorise the loops (it does not change results).
+        let vectorised = [
+            "-O3",
+            "-march=native",
+            "-fno-trapping-math",
+            "-fno-math-errno",
+        ];
+        for opt in [&["-O2"][..], &vectorised] {
+            let exe = dir.path().join(format!("driver{}", opt.join("")));
+            // Strict: the runtime must compile cleanly with the strictest usual warnings.
+            run(Command::new("gcc")
+                .args(CFLAGS)
+                .args(["-Wconversion", "-Wsign-conversion", "-Wshadow"])
+                .arg("-Wdouble-promotion")
+                .args(opt)
+                .arg("-o")
+                .arg(&exe)
+                .arg(&src)
+                .arg("-lm"));
+            run(Command::new(&exe).arg(&input).arg(&output));
+            let bytes = std::fs::read(&output).unwrap();
+            assert_eq!(bytes.len(), 4 * xs.len() * MathFn::ALL.len());
+            let mut got = bytes
+                .chunks_exact(4)
+                .map(|c| u32::from_le_bytes(c.try_into().unwrap()));
+            for f in MathFn::ALL {
+                let bad = xs
+                    .iter()
+                    .filter(|&&x| got.next().unwrap() != eval(f, x).to_bits())
+                    .count();
+                if bad > 0 {
+                    let _ = writeln!(report, "{opt:?} {f:?}: {bad} of {} differ", xs.len());
+                }
+            }
+        }
+        assert!(report.is_empty(), "C against Rust:\n{report}");
     }
 
     fn mix(mut z: u64) -> u64 {

@@ -1,0 +1,498 @@
+//! C backend: one C99 header, stb-style, for firmware that is C only (a C compiler that is
+//! certified or mandated, MISRA shops, Zephyr modules). No heap, no VLAs, nothing to link;
+//! only `<stddef.h>`, `<stdint.h>` and `<math.h>` (for `NAN`, `INFINITY` and `sqrtf`).
+//!
+//! The declarations and the `NAME_INPUT_LEN`-style macros are always seen; the definitions
+//! (weights, one `static` function per layer, `NAME_predict`, `NAME_predict_with_scratch`,
+//! `NAME_selftest`) only in the one C file that defines `KERAS2SRC_NAME_IMPLEMENTATION`
+//! (NAME upper-cased) before including it. C has no namespaces: every identifier the
+//! header defines starts with NAME and an underscore (the layer and weight names come
+//! from the Namer, so they stay clear of the entry points and the math runtime).
+//!
+//! The kernels are printed by the backends' shared walker ([`crate::backend::printer`])
+//! with the C dialect, from the program lowered as for C++ (the same compilers, so
+//! [`crate::backend::cpp::TUNING`]): the same loops in the same order as Rust and C++,
+//! and the math runtime is C++'s algorithms in C (`math/runtime.h`), so the three agree
+//! bit for bit without FMA contraction. Like the C++ backend, a writer.
+
+mod dialect;
+pub use dialect::float as float_literal;
+
+use dialect::C;
+
+use crate::backend::math;
+use crate::backend::printer::{index, Printer};
+use crate::ir::InputDtype;
+use crate::lower::loops::Ix;
+use crate::lower::{Arg, Layer, Port, Program, WeightArray, WeightId};
+use crate::passes::Location;
+use crate::{Generated, Result, ScratchPlacement, SelfTest};
+
+/// What the header offers besides the model itself.
+#[derive(Debug, Clone, Copy)]
+pub struct Options<'a> {
+    /// The leading comment's lines.
+    pub header: &'a [String],
+    /// The prefix of every identifier (a C identifier); upper-cased for macros.
+    pub name: &'a str,
+    /// The weights stay in this file (little-endian f32, as
+    /// [`crate::backend::weights_file_bytes`] lays it out), brought in by the assembler's
+    /// `.incbin`, instead of literals.
+    pub weights_file: Option<&'a str>,
+    /// Inline weights as hex floats (as the C++ backend's, for parse speed).
+    pub hex_weights: bool,
+    pub scratch: ScratchPlacement,
+    /// A `NAME_selftest()` on this sample (`--emit-test`).
+    pub self_test: Option<&'a SelfTest>,
+}
+
+/// Prints `program` as a C header (and its weights file).
+pub fn emit(program: &Program, options: &Options) -> Result<Generated> {
+    let name = options.name;
+    let upper = name.to_ascii_uppercase();
+    let mut out = String::new();
+    for line in options.header {
+        out.push_str(if line.is_empty() { "//\n" } else { "// " });
+        if !line.is_empty() {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out.push_str(&declarations(program, options));
+    let implementation = format!("KERAS2SRC_{upper}_IMPLEMENTATION");
+    let implemented = format!("KERAS2SRC_{upper}_IMPLEMENTED");
+    out.push_str(&format!(
+        "\n// The definitions, in the one C file that defines {implementation} before\n\
+         // including this header.\n\
+         #if defined({implementation}) && !defined({implemented})\n\
+         #define {implemented}\n\
+         #ifdef __cplusplus\n\
+         #error \"compile the definitions of {name} as C (--lang cpp writes C++)\"\n\
+         #endif\n\n"
+    ));
+    for include in includes(program, options) {
+        out.push_str(&format!("#include {include}\n"));
+    }
+    let mut item = |text: &str| {
+        out.push('\n');
+        out.push_str(text);
+        out.push('\n');
+    };
+    if let Some(file) = options.weights_file {
+        item(&incbin(program, name, file));
+    }
+    if !program.math.is_empty() {
+        item(math::c_source(&program.math, name).trim_end());
+    }
+    let symbol = weights_symbol(name);
+    for (w, offset) in program
+        .weights
+        .iter()
+        .zip(crate::backend::weights_file_offsets(program))
+    {
+        item(&match options.weights_file {
+            Some(_) => weight_pointer(w, name, &symbol, offset),
+            None => weight_array(w, name, options.hex_weights),
+        });
+    }
+    for layer in &program.layers {
+        item(&layer_fn(
+            layer,
+            &program.weights,
+            name,
+            options.weights_file.is_some(),
+        ));
+    }
+    item(&predict_with_scratch(program, name));
+    for f in entry_points(program, options) {
+        item(&f);
+    }
+    out.push_str(&format!("\n#endif  // {implementation}\n"));
+    Ok(Generated {
+        source: out,
+        weights_file: options.weights_file.map(|file| {
+            (
+                file.to_string(),
+                crate::backend::weights_file_bytes(program),
+            )
+        }),
+        notes: Vec::new(),
+    })
+}
+
+/// The part every includer sees: size macros and prototypes, in an include guard, callable
+/// from C++ too (`extern "C"`).
+fn declarations(p: &Program, options: &Options) -> String {
+    let name = options.name;
+    let upper = name.to_ascii_uppercase();
+    let guard = format!("KERAS2SRC_{upper}_H");
+    let mut text = format!("\n#ifndef {guard}\n#define {guard}\n\n");
+    if p.inputs.iter().any(|i| i.dtype == InputDtype::I32) {
+        text.push_str("#include <stdint.h>\n\n");
+    }
+    for (ports, what) in [(&p.inputs, "Input"), (&p.outputs, "Output")] {
+        for port in ports.iter() {
+            let dims: Vec<String> = port.shape.iter().map(|d| d.to_string()).collect();
+            text.push_str(&format!(
+                "// {what} `{}`, shape [{}] (batch excluded).\n",
+                crate::naming::comment(&port.name),
+                dims.join(", ")
+            ));
+            text.push_str(&format!(
+                "#define {}_LEN {}\n",
+                port_macro(name, port),
+                port.len
+            ));
+        }
+    }
+    text.push_str(&format!(
+        "// Working memory {name}_predict_with_scratch needs, in floats.\n\
+         #define {upper}_SCRATCH_LEN {}\n\n",
+        p.scratch_len
+    ));
+    text.push_str("#ifdef __cplusplus\nextern \"C\" {\n#endif\n\n");
+    for (comment, signature) in prototypes(p, options) {
+        text.push_str(&format!("{comment}\n{signature};\n"));
+    }
+    text.push_str("\n#ifdef __cplusplus\n}  // extern \"C\"\n#endif\n");
+    text.push_str(&format!("\n#endif  // {guard}\n"));
+    text
+}
+
+/// `MODEL_INPUT`, `MODEL_OUTPUT1`: a port's macro prefix.
+fn port_macro(name: &str, port: &Port) -> String {
+    format!("{name}_{}", port.ident).to_ascii_uppercase()
+}
+
+/// `const float* input, ..., float* output, ...`.
+fn port_params(p: &Program) -> Vec<String> {
+    let inputs = p.inputs.iter().map(|port| {
+        let ty = match port.dtype {
+            InputDtype::F32 => "float",
+            InputDtype::I32 => "int32_t",
+        };
+        format!("const {ty}* {}", port.ident)
+    });
+    let outputs = p
+        .outputs
+        .iter()
+        .map(|port| format!("float* {}", port.ident));
+    inputs.chain(outputs).collect()
+}
+
+/// The entry points' (comment, signature), as the options make them.
+fn prototypes(p: &Program, options: &Options) -> Vec<(String, String)> {
+    let name = options.name;
+    let upper = name.to_ascii_uppercase();
+    let params = port_params(p).join(", ");
+    let mut out = Vec::new();
+    match options.scratch {
+        ScratchPlacement::Stack => out.push((
+            "// Runs the model on one sample, with working memory on the stack.".to_string(),
+            format!("void {name}_predict({params})"),
+        )),
+        ScratchPlacement::Static => out.push((
+            "// Runs the model on one sample, with working memory in a static buffer: not\n\
+             // reentrant (calls must not overlap, from an interrupt or another thread)."
+                .to_string(),
+            format!("void {name}_predict({params})"),
+        )),
+        ScratchPlacement::Caller => {}
+    }
+    out.push((
+        format!(
+            "// Runs the model with caller-provided working memory ({upper}_SCRATCH_LEN floats)."
+        ),
+        format!("void {name}_predict_with_scratch({params}, float* scratch)"),
+    ));
+    if options.self_test.is_some() {
+        let param = if options.scratch == ScratchPlacement::Caller {
+            "float* scratch"
+        } else {
+            "void"
+        };
+        out.push((
+            format!(
+                "// Runs the model on the sample given to --emit-test: 1 when every output is\n\
+                 // within |got - keras| <= {} + {} * |keras| of Keras's, else 0.",
+                SelfTest::ABS,
+                SelfTest::REL
+            ),
+            format!("int {name}_selftest({param})"),
+        ));
+    }
+    out
+}
+
+/// The standard headers the definitions need: `<stdint.h>` for the math runtime and
+/// integer inputs, `<math.h>` for the runtime's `sqrtf` and for non-finite constants.
+fn includes(program: &Program, options: &Options) -> Vec<&'static str> {
+    let mut includes = vec!["<stddef.h>"];
+    let uses_math = !program.math.is_empty();
+    if uses_math || program.inputs.iter().any(|i| i.dtype == InputDtype::I32) {
+        includes.push("<stdint.h>");
+    }
+    let test_values = options
+        .self_test
+        .iter()
+        .flat_map(|t| t.inputs.iter().chain(&t.outputs).flatten());
+    let non_finite = program
+        .weights
+        .iter()
+        .flat_map(|w| &w.data)
+        .chain(test_values)
+        .any(|v| !v.is_finite())
+        || program.non_finite;
+    if program.math.contains(&math::MathFn::Sqrt) || non_finite {
+        includes.push("<math.h>");
+    }
+    includes
+}
+
+/// One `static` function per layer.
+fn layer_fn(layer: &Layer, weights: &[WeightArray], name: &str, in_file: bool) -> String {
+    let read = |id: WeightId, row: Option<&Ix>, at: &Ix| {
+        let w = &weights[id];
+        match row {
+            _ if in_file => {
+                let flat = crate::backend::flat_index(w, row, at);
+                format!("{name}_{}[{}]", w.ident, index(&flat))
+            }
+            Some(r) => format!("{name}_{}[{}][{}]", w.ident, index(r), index(at)),
+            None => format!("{name}_{}[{}]", w.ident, index(at)),
+        }
+    };
+    let names = &layer.input_names;
+    let mut params: Vec<String> = names
+        .iter()
+        .zip(&layer.inputs)
+        .map(|(input, arg)| {
+            let ty = match arg.dtype {
+                InputDtype::F32 => "float",
+                InputDtype::I32 => "int32_t",
+            };
+            format!("const {ty}* restrict {input}")
+        })
+        .collect();
+    params.push("float* restrict output".into());
+    if layer.workspace.is_some() {
+        params.push("float* restrict work".into());
+    }
+    let printer = Printer {
+        dialect: &C { prefix: name },
+        inputs: names,
+        weight: &read,
+    };
+    let body = printer.text(&layer.body, 1);
+    format!(
+        "// {}\nstatic void {name}_{}({}) {{\n{}}}",
+        layer.comment,
+        layer.ident,
+        params.join(", "),
+        body
+    )
+}
+
+fn place(p: &Program, arg: &Arg) -> String {
+    match arg.loc {
+        Location::Input(k) => p.inputs[k].ident.clone(),
+        Location::Output(k) => p.outputs[k].ident.clone(),
+        Location::Scratch(0) => "scratch".into(),
+        Location::Scratch(off) => format!("scratch + {off}"),
+    }
+}
+
+fn predict_with_scratch(p: &Program, name: &str) -> String {
+    let mut text = format!(
+        "void {name}_predict_with_scratch({}, float* scratch) {{\n",
+        port_params(p).join(", ")
+    );
+    if p.scratch_len == 0 {
+        text.push_str("    (void)scratch;\n");
+    }
+    for layer in &p.layers {
+        let mut args: Vec<String> = layer.inputs.iter().map(|a| place(p, a)).collect();
+        args.push(place(p, &layer.output));
+        if let Some(work) = &layer.workspace {
+            args.push(place(p, work));
+        }
+        text.push_str(&format!(
+            "    {name}_{}({});\n",
+            layer.ident,
+            args.join(", ")
+        ));
+    }
+    text.push('}');
+    text
+}
+
+fn call_args(p: &Program) -> Vec<String> {
+    let ports = p.inputs.iter().chain(&p.outputs);
+    ports.map(|port| port.ident.clone()).collect()
+}
+
+/// `NAME_predict` as the scratch placement makes it, and `NAME_selftest` with
+/// `--emit-test`.
+fn entry_points(p: &Program, options: &Options) -> Vec<String> {
+    let name = options.name;
+    let upper = name.to_ascii_uppercase();
+    let (params, args) = (port_params(p).join(", "), call_args(p).join(", "));
+    let buffer = format!("float scratch[{upper}_SCRATCH_LEN > 0 ? {upper}_SCRATCH_LEN : 1];");
+    let mut out = Vec::new();
+    let storage = match options.scratch {
+        ScratchPlacement::Stack => Some(""),
+        ScratchPlacement::Static => Some("static "),
+        ScratchPlacement::Caller => None,
+    };
+    if let Some(storage) = storage {
+        out.push(format!(
+            "void {name}_predict({params}) {{\n    \
+             {storage}{buffer}\n    \
+             {name}_predict_with_scratch({args}, scratch);\n}}"
+        ));
+    }
+    if let Some(test) = options.self_test {
+        out.push(self_test(p, name, test, options.scratch));
+    }
+    out
+}
+
+/// `NAME_selftest()`: the `--emit-test` sample through the model, compared with Keras's
+/// outputs within the DESIGN bound (NaN must stay NaN).
+fn self_test(p: &Program, name: &str, test: &SelfTest, scratch: ScratchPlacement) -> String {
+    let floats = |values: &[f32]| {
+        let text: Vec<String> = values.iter().map(|&v| float_literal(v)).collect();
+        text.join(", ")
+    };
+    let (abs, rel) = (SelfTest::ABS, SelfTest::REL);
+    let mut lines = Vec::new();
+    let mut args = Vec::new();
+    for (port, values) in p.inputs.iter().zip(&test.inputs) {
+        let (ty, text) = match port.dtype {
+            InputDtype::F32 => ("float", floats(values)),
+            InputDtype::I32 => {
+                let ints: Vec<String> = values.iter().map(|&v| (v as i32).to_string()).collect();
+                ("int32_t", ints.join(", "))
+            }
+        };
+        let var = format!("sample_{}", port.ident);
+        lines.push(format!(
+            "static const {ty} {var}[{}] = {{{text}}};",
+            values.len().max(1)
+        ));
+        args.push(var);
+    }
+    let mut checks = Vec::new();
+    for (port, values) in p.outputs.iter().zip(&test.outputs) {
+        let keras = format!("keras_{}", port.ident);
+        lines.push(format!(
+            "static const float {keras}[{}] = {{{}}};",
+            values.len().max(1),
+            floats(values)
+        ));
+        let len = format!("{}_LEN", port_macro(name, port));
+        lines.push(format!("float {}[{len}];", port.ident));
+        args.push(port.ident.clone());
+        checks.push((port.ident.clone(), keras, len));
+    }
+    lines.push("size_t i;".into());
+    let (param, call) = match scratch {
+        ScratchPlacement::Caller => (
+            "float* scratch",
+            format!("{name}_predict_with_scratch({}, scratch);", args.join(", ")),
+        ),
+        _ => ("void", format!("{name}_predict({});", args.join(", "))),
+    };
+    lines.push(call);
+    for (got, keras, len) in checks {
+        lines.push(format!(
+            "for (i = 0; i < {len}; ++i) {{\n        \
+             const float g = {got}[i], k = {keras}[i];\n        \
+             const float bound = {abs}f + {rel}f * (k < 0.0f ? -k : k);\n        \
+             if (k != k ? g == g : !(g == k || (g > k ? g - k : k - g) <= bound)) {{\n            \
+             return 0;\n        \
+             }}\n    \
+             }}"
+        ));
+    }
+    lines.push("return 1;".into());
+    format!(
+        "int {name}_selftest({param}) {{\n    {}\n}}",
+        lines.join("\n    ")
+    )
+}
+
+/// The weights file's symbol.
+fn weights_symbol(name: &str) -> String {
+    format!("keras2src_{name}_weights")
+}
+
+/// The declaration of the weights file's symbol and its `.incbin` definition, as the C++
+/// backend's ([`crate::backend::incbin`]), with C's `#if` for C++'s `static_assert`.
+fn incbin(p: &Program, name: &str, file: &str) -> String {
+    use crate::backend::incbin;
+    let symbol = weights_symbol(name);
+    let floats: usize = p.weights.iter().map(|w| w.data.len()).sum();
+    let bytes = 4 * floats;
+    let (path, external) = incbin::macros(&name.to_ascii_uppercase());
+    let little_endian = "defined(__BYTE_ORDER__) && defined(__ORDER_LITTLE_ENDIAN__) && \
+                         __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__";
+    format!(
+        "{}#if {little_endian}\n\
+         #error \"{file} holds little-endian floats\"\n\
+         #endif\n\
+         extern const float {symbol}[{floats}];\n{}",
+        incbin::comment(file, bytes, &path, &external, &symbol),
+        incbin::definition(file, bytes, &path, &external, &symbol),
+    )
+}
+
+/// A weight array read from the weights file: a pointer into its symbol, indexed flat.
+fn weight_pointer(w: &WeightArray, name: &str, symbol: &str, offset: usize) -> String {
+    let dims: Vec<String> = w.dims.iter().map(|d| format!("[{d}]")).collect();
+    let at = if offset == 0 {
+        symbol.to_string()
+    } else {
+        format!("{symbol} + {offset}")
+    };
+    format!(
+        "// {}{}, row-major.\nstatic const float* const {name}_{} = {at};",
+        w.ident,
+        dims.concat(),
+        w.ident
+    )
+}
+
+fn weight_array(w: &WeightArray, name: &str, hex: bool) -> String {
+    let literal = |v: f32| {
+        if hex {
+            crate::backend::cpp::hex_float(v)
+        } else {
+            float_literal(v)
+        }
+    };
+    let fmt_row = |row: &[f32]| {
+        let text: Vec<String> = row.iter().map(|&v| literal(v)).collect();
+        text.join(", ")
+    };
+    match w.dims[..] {
+        [rows, cols] => {
+            let body: Vec<String> = w
+                .data
+                .chunks(cols.max(1))
+                .map(|row| format!("    {{{}}},", fmt_row(row)))
+                .collect();
+            format!(
+                "static const float {name}_{}[{rows}][{cols}] = {{\n{}\n}};",
+                w.ident,
+                body.join("\n")
+            )
+        }
+        _ => format!(
+            "static const float {name}_{}[{}] = {{\n    {}\n}};",
+            w.ident,
+            w.data.len(),
+            fmt_row(&w.data)
+        ),
+    }
+}

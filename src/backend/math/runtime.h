@@ -1,0 +1,265 @@
+// The math functions of the generated C code, as real code: runtime.hpp's, in C99.
+//
+// Each function sits between a "// @fn NAME" line and a "// @end" line; mod.rs copies
+// exactly those lines into the generated header (c_source), with every "k2s_" replaced
+// by the model's name and an underscore (C has no namespaces, and two models may be
+// compiled in one file). The lines outside the markers only let this file compile on
+// its own.
+//
+// These are the algorithms of runtime.rs and runtime.hpp, operation for operation and
+// constant for constant, so that with -ffp-contract=off (no FMA contraction) every
+// result is bit for bit the Rust one. Every literal is a float ('f'); integers are
+// uint32_t or int32_t, so there is no overflow and no implementation-defined shift.
+// Needs <stdint.h>, and <math.h> for sqrt (sqrtf) and NAN/INFINITY.
+#include <math.h>
+#include <stdint.h>
+
+// @fn bits
+// Bit casts through a union: reading the member not last written reinterprets the
+// bytes in C (C99 TC3, 6.5.2.3 footnote 82; C11 footnote 95), needs no <string.h>,
+// and compiles to a register move.
+static inline uint32_t k2s_f32_to_bits(float x) {
+    union {
+        float f;
+        uint32_t u;
+    } v;
+    v.f = x;
+    return v.u;
+}
+static inline float k2s_f32_from_bits(uint32_t b) {
+    union {
+        float f;
+        uint32_t u;
+    } v;
+    v.u = b;
+    return v.f;
+}
+// @end
+
+
+// @fn exp
+// e^x. x = k ln2 + r, |r| <= ln2/2 (Cody-Waite: k * kLn2Hi is exact);
+// e^r = 1 + r + r^2 (1/2 + r P(r)), P minimax; 2^k is applied as two
+// normal factors, so a subnormal result is rounded only once.
+static inline float k2s_exp_f32(float x) {
+    const float kLog2e = 1.442695f;
+    const float kLn2Hi = 0.69314575f;
+    const float kLn2Lo = 1.4286068e-6f;
+    const float kShift = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
+
+    // Past +-104 the result is inf or 0; the clamp keeps k in [-150, 150]
+    // (NaN becomes 104 here and is returned unchanged at the end).
+    float xc = x < 104.0f ? x : 104.0f;
+    xc = xc > -104.0f ? xc : -104.0f;
+    const float kt = xc * kLog2e + kShift;
+    const uint32_t kb = k2s_f32_to_bits(kt);  // 0x4b400000 + k
+    const float k = kt - kShift;
+    const float hi = xc - k * kLn2Hi;  // exact
+    const float lo = k * kLn2Lo;
+    const float r = hi - lo;
+    const float c = (hi - r) - lo;  // r + c = hi - lo
+    const float p = 0.16666667f
+        + r * (0.041666515f + r * (0.008332887f + r * (0.0013931345f + r * 0.00020292008f)));
+    float y = 1.0f + (r + (r * r * (0.5f + r * p) + c));
+    // 2^k = 2^h * 2^(k - h), h = floor(k / 2); kk = k + 256 keeps the integers unsigned.
+    const uint32_t kk = kb - 0x4b3fff00u;
+    const uint32_t h = kk >> 1;
+    y = y * k2s_f32_from_bits((h - 1u) << 23) * k2s_f32_from_bits((kk - h - 1u) << 23);
+    return x != x ? x : y;
+}
+// @end
+
+// @fn expm1
+// e^x - 1. Reduction as in exp_f32, with the rounding error c of r = hi - lo
+// carried along; then e^x - 1 = 2^k (e^r - 1) + (2^k - 1), computed at half
+// scale so that 2^(k-1) stays finite up to k = 128.
+static inline float k2s_expm1_f32(float x) {
+    const float kLog2e = 1.442695f;
+    const float kLn2Hi = 0.69314575f;
+    const float kLn2Lo = 1.4286068e-6f;
+    const float kShift = 12582912.0f;
+    // e^88.8 overflows and e^-27 - 1 rounds to -1: k stays in [-39, 128].
+    float xc = x < 88.8f ? x : 88.8f;
+    xc = xc > -27.0f ? xc : -27.0f;
+    const float kt = xc * kLog2e + kShift;
+    const uint32_t kb = k2s_f32_to_bits(kt);  // 0x4b400000 + k
+    const float k = kt - kShift;
+    const float hi = xc - k * kLn2Hi;  // exact
+    const float lo = k * kLn2Lo;
+    const float r = hi - lo;
+    const float c = (hi - r) - lo;  // r + c = hi - lo
+    const float p = 0.16666667f
+        + r * (0.041666515f + r * (0.008332887f + r * (0.0013931345f + r * 0.00020292008f)));
+    // e^(r + c) - 1 = r + p2, p2 = (e^r - 1 - r) + c e^r
+    const float p2 = r * r * (0.5f + r * p) + c * (1.0f + r);
+    const float e = r + p2;
+    const float tz = k2s_f32_from_bits((kb - 0x4b3fff82u) << 23);  // 2^(k - 1)
+
+    // k <= 24: 2^k - 1 is exact; k >= 25: it is not, the -1 goes in first.
+    const float ya = (tz * e + (tz - 0.5f)) * 2.0f;
+    const float yb = ((tz * e - 0.5f) + tz) * 2.0f;
+    // k = 1: 2 (1/2 + r + p2), where 1/2 + r is exact for r < -1/4, so that
+    // e^r - 1 is not rounded before the cancellation.
+    const float y1 = ((0.5f + r) + p2) * 2.0f;
+    float y = kb > 0x4b400018u ? yb : ya;
+    y = kb == 0x4b400001u ? y1 : y;
+    y = kb == 0x4b400000u ? e : y;
+    // The result has the sign of x; this also makes expm1(-0) = -0.
+    y = k2s_f32_from_bits(k2s_f32_to_bits(y) | (k2s_f32_to_bits(x) & 0x80000000u));
+    return x != x ? x : y;
+}
+// @end
+
+// @fn log
+// Natural logarithm. x = 2^k m, m in [sqrt(2)/2, sqrt(2)), f = m - 1 (exact),
+// s = f / (2 + f): log(1 + f) = f - f^2/2 + s (f^2/2 + z P(z)), z = s^2,
+// P minimax; k ln2 is added last in two parts.
+static inline float k2s_log_f32(float x) {
+    const float kLn2Hi = 0.69314575f;
+    const float kLn2Lo = 1.4286068e-6f;
+    // Positive subnormals are scaled up by 2^25.
+    const int sub = x < 1.1754944e-38f;
+    const float xs = sub ? x * 33554432.0f : x;
+    uint32_t ix = k2s_f32_to_bits(xs);
+    // Only positive normal values take the main path; the rest is fixed at the end.
+    ix = ix - 0x00800000u < 0x7f000000u ? ix : 0x3f800000u;
+    ix = ix + (0x3f800000u - 0x3f3504f3u);
+    const int32_t k = (int32_t)(ix >> 23) - 0x7f - (sub ? 25 : 0);
+    const float f = k2s_f32_from_bits((ix & 0x007fffffu) + 0x3f3504f3u) - 1.0f;
+    const float s = f / (2.0f + f);
+    const float z = s * s;
+    const float w = z * z;
+    const float t1 = w * (0.3999889f + w * 0.20910878f);
+    const float t2 = z * (0.6666667f + w * 0.28659746f);
+    const float hfsq = 0.5f * f * f;
+    const float dk = (float)(k);
+    float y = s * (hfsq + (t2 + t1)) + dk * kLn2Lo - hfsq + f + dk * kLn2Hi;
+    y = x > 0.0f ? y : k2s_f32_from_bits(0x7fc00000u);
+    y = x == 0.0f ? k2s_f32_from_bits(0xff800000u) : y;
+    return (x != x || x == k2s_f32_from_bits(0x7f800000u)) ? x : y;
+}
+// @end
+
+// @fn log1p
+// log(1 + x). u = 1 + x (rounded) = 2^k m as in log_f32, f = m - 1, plus the
+// correction c / u for the rounding of u; f = x exactly when k = 0.
+static inline float k2s_log1p_f32(float x) {
+    const float kLn2Hi = 0.69314575f;
+    const float kLn2Lo = 1.4286068e-6f;
+    // Only x in (-1, inf) takes the main path (NaN too becomes 0 here).
+    float xs = x > -1.0f ? x : 0.0f;
+    xs = xs < k2s_f32_from_bits(0x7f800000u) ? xs : 0.0f;
+    const float u = 1.0f + xs;
+    const uint32_t iu = k2s_f32_to_bits(u) + (0x3f800000u - 0x3f3504f3u);
+    const int32_t k = (int32_t)(iu >> 23) - 0x7f;
+    // c = (1 + x) - u, exactly; log(1 + x) = log(u) + c / u
+    float c = k >= 2 ? 1.0f - (u - xs) : xs - (u - 1.0f);
+    c = k < 25 ? c / u : 0.0f;
+    c = k == 0 ? 0.0f : c;
+    const float m = k2s_f32_from_bits((iu & 0x007fffffu) + 0x3f3504f3u);
+    const float f = k == 0 ? xs : m - 1.0f;
+    const float s = f / (2.0f + f);
+    const float z = s * s;
+    const float w = z * z;
+    const float t1 = w * (0.3999889f + w * 0.20910878f);
+    const float t2 = z * (0.6666667f + w * 0.28659746f);
+    const float hfsq = 0.5f * f * f;
+    const float dk = (float)(k);
+    float y = s * (hfsq + (t2 + t1)) + (dk * kLn2Lo + c) - hfsq + f + dk * kLn2Hi;
+    // The result has the sign of x; this also makes log1p(-0) = -0.
+    y = k2s_f32_from_bits(k2s_f32_to_bits(y) | (k2s_f32_to_bits(x) & 0x80000000u));
+    y = x < -1.0f ? k2s_f32_from_bits(0x7fc00000u) : y;
+    y = x == -1.0f ? k2s_f32_from_bits(0xff800000u) : y;
+    return (x != x || x == k2s_f32_from_bits(0x7f800000u)) ? x : y;
+}
+// @end
+
+// @fn tanh
+// Hyperbolic tangent. a = |x| < log(3)/2: tanh(a) = a + a u S(u), u = a^2,
+// S minimax; above, 1 - 2 / (expm1(2a) + 2); the sign of x is put back.
+static inline float k2s_tanh_f32(float x) {
+    const uint32_t sign = k2s_f32_to_bits(x) & 0x80000000u;
+    const float ax = k2s_f32_from_bits(k2s_f32_to_bits(x) & 0x7fffffffu);
+    // tanh(10) rounds to 1 (NaN becomes 10 here).
+    const float a = ax < 10.0f ? ax : 10.0f;
+    const float u = a * a;
+    const float s = -0.3333333f
+        + u * (0.13333032f + u * (-0.05389407f + u * (0.021220021f + u * -0.0064510927f)));
+    const float y1 = a + a * (u * s);
+    const float y2 = 1.0f - 2.0f / (k2s_expm1_f32(2.0f * a) + 2.0f);
+    float y = a < 0.54930615f ? y1 : y2;
+    y = k2s_f32_from_bits(k2s_f32_to_bits(y) | sign);
+    return x != x ? x : y;
+}
+// @end
+
+// @fn erf
+// Error function. |x| < 1: erf(x) = x + x T(x^2); 1 <= |x| < 4:
+// erf(x) = 1 - e^(-x^2) R(|x| - 2.5), with x^2 split exactly into u + l
+// (Dekker) and e^(-l) ~ 1 - l; T, R minimax; |x| >= 4: +-1.
+static inline float k2s_erf_f32(float x) {
+    const uint32_t sign = k2s_f32_to_bits(x) & 0x80000000u;
+    const float ax = k2s_f32_from_bits(k2s_f32_to_bits(x) & 0x7fffffffu);
+    // erf(4) rounds to 1 (NaN becomes 4 here).
+    const float a = ax < 4.0f ? ax : 4.0f;
+    const float u = a * a;
+    const float t = 0.12837917f
+        + u * (-0.37612626f
+            + u * (0.11283579f
+                + u * (-0.026853347f
+                    + u * (0.005187162f + u * (-0.0007997853f + u * 7.806903e-5f)))));
+    const float y1 = a + a * t;
+    const float ah = k2s_f32_from_bits(k2s_f32_to_bits(a) & 0xfffff000u);
+    const float al = a - ah;
+    const float l = ((ah * ah - u) + 2.0f * ah * al) + al * al;  // a^2 = u + l
+    const float v = a - 2.5f;
+    const float r = 0.2108076f
+        + v * (-0.07434219f
+            + v * (0.024914565f
+                + v * (-0.008132392f
+                    + v * (0.0023024853f
+                        + v * (-0.00066082034f
+                            + v * (0.0005437286f + v * (0.00022527964f + v * 0.00010688531f)))))));
+    const float p = k2s_exp_f32(-u) * r;
+    const float y2 = 1.0f - (p - p * l);
+    float y = a < 1.0f ? y1 : y2;
+    y = k2s_f32_from_bits(k2s_f32_to_bits(y) | sign);
+    return x != x ? x : y;
+}
+// @end
+
+// @fn sqrt
+// Square root. IEEE sqrt is correctly rounded, and so is the Rust version (which
+// has no hardware sqrt without std, and is checked against it for all 2^32
+// inputs), so sqrtf gives the same values; only NaN results are normalised.
+static inline float k2s_sqrt_f32(float x) {
+    const float y = sqrtf(x);
+    return x < 0.0f ? k2s_f32_from_bits(0x7fc00000u) : (x != x ? x : y);
+}
+// @end
+
+// @fn sigmoid
+// Logistic function: with z = e^(-|x|), 1 / (1 + z) for x >= 0 and
+// z / (1 + z) for x < 0, so that neither side overflows or cancels; the
+// rounding error dl of d = 1 + z is divided out: n / (d + dl) ~ q - q dl / d.
+static inline float k2s_sigmoid_f32(float x) {
+    const float z = k2s_exp_f32(k2s_f32_from_bits(k2s_f32_to_bits(x) | 0x80000000u));
+    const float n = x < 0.0f ? z : 1.0f;
+    const float d = 1.0f + z;
+    const float dl = (1.0f - d) + z;  // exact: 1 + z = d + dl
+    const float q = n / d;
+    const float y = q - q * dl / d;
+    return x != x ? x : y;
+}
+// @end
+
+// @fn softplus
+// log(1 + e^x) as max(x, 0) + log1p(e^(-|x|)) (TensorFlow's formula).
+static inline float k2s_softplus_f32(float x) {
+    const float z = k2s_exp_f32(k2s_f32_from_bits(k2s_f32_to_bits(x) | 0x80000000u));
+    const float m = x > 0.0f ? x : 0.0f;
+    const float y = m + k2s_log1p_f32(z);
+    return x != x ? x : y;
+}
+// @end
+
