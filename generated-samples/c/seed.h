@@ -192,11 +192,11 @@ static const float seed_dense_2_bias[1] = {
 static void seed_dense(const float* restrict input, float* restrict output) {
     float acc[64];
     for (size_t o = 0; o < 64; ++o) {
-        acc[o] = (input[0] * seed_dense_kernel[0][o]) + (input[1] * seed_dense_kernel[1][o]);
+        acc[o] = (((((((input[0] * seed_dense_kernel[0][o]) + (input[1] * seed_dense_kernel[1][o])) + (input[2] * seed_dense_kernel[2][o])) + (input[3] * seed_dense_kernel[3][o])) + (input[4] * seed_dense_kernel[4][o])) + (input[5] * seed_dense_kernel[5][o])) + (input[6] * seed_dense_kernel[6][o])) + (input[7] * seed_dense_kernel[7][o]);
     }
-    for (size_t j = 0; j < 15; ++j) {
+    for (size_t j = 0; j < 3; ++j) {
         for (size_t o = 0; o < 64; ++o) {
-            acc[o] = (acc[o] + (input[j * 2 + 2] * seed_dense_kernel[j * 2 + 2][o])) + (input[j * 2 + 3] * seed_dense_kernel[j * 2 + 3][o]);
+            acc[o] = (((((((acc[o] + (input[j * 8 + 8] * seed_dense_kernel[j * 8 + 8][o])) + (input[j * 8 + 9] * seed_dense_kernel[j * 8 + 9][o])) + (input[j * 8 + 10] * seed_dense_kernel[j * 8 + 10][o])) + (input[j * 8 + 11] * seed_dense_kernel[j * 8 + 11][o])) + (input[j * 8 + 12] * seed_dense_kernel[j * 8 + 12][o])) + (input[j * 8 + 13] * seed_dense_kernel[j * 8 + 13][o])) + (input[j * 8 + 14] * seed_dense_kernel[j * 8 + 14][o])) + (input[j * 8 + 15] * seed_dense_kernel[j * 8 + 15][o]);
         }
     }
     for (size_t o = 0; o < 64; ++o) {
@@ -213,13 +213,13 @@ static void seed_dense_1(const float* restrict input, float* restrict output) {
     float acc[64];
     for (size_t p = 0; p < 2; ++p) {
         for (size_t o = 0; o < 32; ++o) {
-            acc[p * 32 + o] = (input[p] * seed_dense_1_kernel[p][o]) + (input[p + 2] * seed_dense_1_kernel[p + 2][o]);
+            acc[p * 32 + o] = (((((((input[p] * seed_dense_1_kernel[p][o]) + (input[p + 2] * seed_dense_1_kernel[p + 2][o])) + (input[p + 4] * seed_dense_1_kernel[p + 4][o])) + (input[p + 6] * seed_dense_1_kernel[p + 6][o])) + (input[p + 8] * seed_dense_1_kernel[p + 8][o])) + (input[p + 10] * seed_dense_1_kernel[p + 10][o])) + (input[p + 12] * seed_dense_1_kernel[p + 12][o])) + (input[p + 14] * seed_dense_1_kernel[p + 14][o]);
         }
     }
-    for (size_t j = 0; j < 15; ++j) {
+    for (size_t j = 0; j < 3; ++j) {
         for (size_t p = 0; p < 2; ++p) {
             for (size_t o = 0; o < 32; ++o) {
-                acc[p * 32 + o] = (acc[p * 32 + o] + (input[j * 4 + p + 4] * seed_dense_1_kernel[j * 4 + p + 4][o])) + (input[j * 4 + p + 6] * seed_dense_1_kernel[j * 4 + p + 6][o]);
+                acc[p * 32 + o] = (((((((acc[p * 32 + o] + (input[j * 16 + p + 16] * seed_dense_1_kernel[j * 16 + p + 16][o])) + (input[j * 16 + p + 18] * seed_dense_1_kernel[j * 16 + p + 18][o])) + (input[j * 16 + p + 20] * seed_dense_1_kernel[j * 16 + p + 20][o])) + (input[j * 16 + p + 22] * seed_dense_1_kernel[j * 16 + p + 22][o])) + (input[j * 16 + p + 24] * seed_dense_1_kernel[j * 16 + p + 24][o])) + (input[j * 16 + p + 26] * seed_dense_1_kernel[j * 16 + p + 26][o])) + (input[j * 16 + p + 28] * seed_dense_1_kernel[j * 16 + p + 28][o])) + (input[j * 16 + p + 30] * seed_dense_1_kernel[j * 16 + p + 30][o]);
             }
         }
     }
@@ -237,11 +237,7 @@ static void seed_dense_2(const float* restrict input, float* restrict output) {
     float acc[8];
     #pragma GCC unroll 1
     for (size_t p = 0; p < 8; ++p) {
-        acc[p] = (input[p] * seed_dense_2_kernel[p][0]) + (input[p + 8] * seed_dense_2_kernel[p + 8][0]);
-    }
-    #pragma GCC unroll 1
-    for (size_t p = 0; p < 8; ++p) {
-        acc[p] = (acc[p] + (input[p + 16] * seed_dense_2_kernel[p + 16][0])) + (input[p + 24] * seed_dense_2_kernel[p + 24][0]);
+        acc[p] = (((input[p] * seed_dense_2_kernel[p][0]) + (input[p + 8] * seed_dense_2_kernel[p + 8][0])) + (input[p + 16] * seed_dense_2_kernel[p + 16][0])) + (input[p + 24] * seed_dense_2_kernel[p + 24][0]);
     }
     #pragma GCC unroll 1
     for (size_t q = 0; q < 4; ++q) {

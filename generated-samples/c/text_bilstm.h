@@ -340,19 +340,12 @@ static void text_bilstm_bilstm_forward(const float* restrict input, float* restr
             float acc[64];
             for (size_t p = 0; p < 2; ++p) {
                 for (size_t o = 0; o < 32; ++o) {
-                    acc[p * 32 + o] = (input[s * 8 + p] * text_bilstm_bilstm_forward_kernel[p][o]) + (input[s * 8 + p + 2] * text_bilstm_bilstm_forward_kernel[p + 2][o]);
+                    acc[p * 32 + o] = (((input[s * 8 + p] * text_bilstm_bilstm_forward_kernel[p][o]) + (input[s * 8 + p + 2] * text_bilstm_bilstm_forward_kernel[p + 2][o])) + (input[s * 8 + p + 4] * text_bilstm_bilstm_forward_kernel[p + 4][o])) + (input[s * 8 + p + 6] * text_bilstm_bilstm_forward_kernel[p + 6][o]);
                 }
             }
             for (size_t p = 0; p < 2; ++p) {
                 for (size_t o = 0; o < 32; ++o) {
-                    acc[p * 32 + o] = (acc[p * 32 + o] + (input[s * 8 + p + 4] * text_bilstm_bilstm_forward_kernel[p + 4][o])) + (input[s * 8 + p + 6] * text_bilstm_bilstm_forward_kernel[p + 6][o]);
-                }
-            }
-            for (size_t j = 0; j < 2; ++j) {
-                for (size_t p = 0; p < 2; ++p) {
-                    for (size_t o = 0; o < 32; ++o) {
-                        acc[p * 32 + o] = (acc[p * 32 + o] + (work[j * 4 + p] * text_bilstm_bilstm_forward_recurrent_kernel[j * 4 + p][o])) + (work[j * 4 + p + 2] * text_bilstm_bilstm_forward_recurrent_kernel[j * 4 + p + 2][o]);
-                    }
+                    acc[p * 32 + o] = (((acc[p * 32 + o] + (work[p] * text_bilstm_bilstm_forward_recurrent_kernel[p][o])) + (work[p + 2] * text_bilstm_bilstm_forward_recurrent_kernel[p + 2][o])) + (work[p + 4] * text_bilstm_bilstm_forward_recurrent_kernel[p + 4][o])) + (work[p + 6] * text_bilstm_bilstm_forward_recurrent_kernel[p + 6][o]);
                 }
             }
             for (size_t q = 0; q < 32; ++q) {
@@ -394,19 +387,12 @@ static void text_bilstm_bilstm_backward(const float* restrict input, float* rest
             float acc[64];
             for (size_t p = 0; p < 2; ++p) {
                 for (size_t o = 0; o < 32; ++o) {
-                    acc[p * 32 + o] = (input[t * 8 + p] * text_bilstm_bilstm_backward_kernel[p][o]) + (input[t * 8 + p + 2] * text_bilstm_bilstm_backward_kernel[p + 2][o]);
+                    acc[p * 32 + o] = (((input[t * 8 + p] * text_bilstm_bilstm_backward_kernel[p][o]) + (input[t * 8 + p + 2] * text_bilstm_bilstm_backward_kernel[p + 2][o])) + (input[t * 8 + p + 4] * text_bilstm_bilstm_backward_kernel[p + 4][o])) + (input[t * 8 + p + 6] * text_bilstm_bilstm_backward_kernel[p + 6][o]);
                 }
             }
             for (size_t p = 0; p < 2; ++p) {
                 for (size_t o = 0; o < 32; ++o) {
-                    acc[p * 32 + o] = (acc[p * 32 + o] + (input[t * 8 + p + 4] * text_bilstm_bilstm_backward_kernel[p + 4][o])) + (input[t * 8 + p + 6] * text_bilstm_bilstm_backward_kernel[p + 6][o]);
-                }
-            }
-            for (size_t j = 0; j < 2; ++j) {
-                for (size_t p = 0; p < 2; ++p) {
-                    for (size_t o = 0; o < 32; ++o) {
-                        acc[p * 32 + o] = (acc[p * 32 + o] + (work[j * 4 + p] * text_bilstm_bilstm_backward_recurrent_kernel[j * 4 + p][o])) + (work[j * 4 + p + 2] * text_bilstm_bilstm_backward_recurrent_kernel[j * 4 + p + 2][o]);
-                    }
+                    acc[p * 32 + o] = (((acc[p * 32 + o] + (work[p] * text_bilstm_bilstm_backward_recurrent_kernel[p][o])) + (work[p + 2] * text_bilstm_bilstm_backward_recurrent_kernel[p + 2][o])) + (work[p + 4] * text_bilstm_bilstm_backward_recurrent_kernel[p + 4][o])) + (work[p + 6] * text_bilstm_bilstm_backward_recurrent_kernel[p + 6][o]);
                 }
             }
             for (size_t q = 0; q < 32; ++q) {
@@ -458,13 +444,7 @@ static void text_bilstm_per_step(const float* restrict input, float* restrict ou
         for (size_t p = 0; p < 4; ++p) {
             #pragma GCC unroll 1
             for (size_t o = 0; o < 6; ++o) {
-                acc[p * 6 + o] = (input[r * 16 + p] * text_bilstm_per_step_kernel[p][o]) + (input[r * 16 + p + 4] * text_bilstm_per_step_kernel[p + 4][o]);
-            }
-        }
-        for (size_t p = 0; p < 4; ++p) {
-            #pragma GCC unroll 1
-            for (size_t o = 0; o < 6; ++o) {
-                acc[p * 6 + o] = (acc[p * 6 + o] + (input[r * 16 + p + 8] * text_bilstm_per_step_kernel[p + 8][o])) + (input[r * 16 + p + 12] * text_bilstm_per_step_kernel[p + 12][o]);
+                acc[p * 6 + o] = (((input[r * 16 + p] * text_bilstm_per_step_kernel[p][o]) + (input[r * 16 + p + 4] * text_bilstm_per_step_kernel[p + 4][o])) + (input[r * 16 + p + 8] * text_bilstm_per_step_kernel[p + 8][o])) + (input[r * 16 + p + 12] * text_bilstm_per_step_kernel[p + 12][o]);
             }
         }
         #pragma GCC unroll 1
@@ -529,13 +509,7 @@ static void text_bilstm_head(const float* restrict input, float* restrict output
         float acc[3];
         #pragma GCC unroll 1
         for (size_t o = 0; o < 3; ++o) {
-            acc[o] = (input[0] * text_bilstm_head_kernel[0][o]) + (input[1] * text_bilstm_head_kernel[1][o]);
-        }
-        for (size_t j = 0; j < 2; ++j) {
-            #pragma GCC unroll 1
-            for (size_t o = 0; o < 3; ++o) {
-                acc[o] = (acc[o] + (input[j * 2 + 2] * text_bilstm_head_kernel[j * 2 + 2][o])) + (input[j * 2 + 3] * text_bilstm_head_kernel[j * 2 + 3][o]);
-            }
+            acc[o] = (((((input[0] * text_bilstm_head_kernel[0][o]) + (input[1] * text_bilstm_head_kernel[1][o])) + (input[2] * text_bilstm_head_kernel[2][o])) + (input[3] * text_bilstm_head_kernel[3][o])) + (input[4] * text_bilstm_head_kernel[4][o])) + (input[5] * text_bilstm_head_kernel[5][o]);
         }
         #pragma GCC unroll 1
         for (size_t o = 0; o < 3; ++o) {

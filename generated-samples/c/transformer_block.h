@@ -252,13 +252,7 @@ static void transformer_block_mha_query(const float* restrict input, float* rest
         for (size_t p = 0; p < 2; ++p) {
             #pragma GCC unroll 1
             for (size_t o = 0; o < 8; ++o) {
-                acc[p * 8 + o] = (input[r * 8 + p] * transformer_block_mha_query_kernel[p][o]) + (input[r * 8 + p + 2] * transformer_block_mha_query_kernel[p + 2][o]);
-            }
-        }
-        for (size_t p = 0; p < 2; ++p) {
-            #pragma GCC unroll 1
-            for (size_t o = 0; o < 8; ++o) {
-                acc[p * 8 + o] = (acc[p * 8 + o] + (input[r * 8 + p + 4] * transformer_block_mha_query_kernel[p + 4][o])) + (input[r * 8 + p + 6] * transformer_block_mha_query_kernel[p + 6][o]);
+                acc[p * 8 + o] = (((input[r * 8 + p] * transformer_block_mha_query_kernel[p][o]) + (input[r * 8 + p + 2] * transformer_block_mha_query_kernel[p + 2][o])) + (input[r * 8 + p + 4] * transformer_block_mha_query_kernel[p + 4][o])) + (input[r * 8 + p + 6] * transformer_block_mha_query_kernel[p + 6][o]);
             }
         }
         #pragma GCC unroll 1
@@ -279,13 +273,7 @@ static void transformer_block_mha_key(const float* restrict input, float* restri
         for (size_t p = 0; p < 2; ++p) {
             #pragma GCC unroll 1
             for (size_t o = 0; o < 8; ++o) {
-                acc[p * 8 + o] = (input[r * 8 + p] * transformer_block_mha_key_kernel[p][o]) + (input[r * 8 + p + 2] * transformer_block_mha_key_kernel[p + 2][o]);
-            }
-        }
-        for (size_t p = 0; p < 2; ++p) {
-            #pragma GCC unroll 1
-            for (size_t o = 0; o < 8; ++o) {
-                acc[p * 8 + o] = (acc[p * 8 + o] + (input[r * 8 + p + 4] * transformer_block_mha_key_kernel[p + 4][o])) + (input[r * 8 + p + 6] * transformer_block_mha_key_kernel[p + 6][o]);
+                acc[p * 8 + o] = (((input[r * 8 + p] * transformer_block_mha_key_kernel[p][o]) + (input[r * 8 + p + 2] * transformer_block_mha_key_kernel[p + 2][o])) + (input[r * 8 + p + 4] * transformer_block_mha_key_kernel[p + 4][o])) + (input[r * 8 + p + 6] * transformer_block_mha_key_kernel[p + 6][o]);
             }
         }
         #pragma GCC unroll 1
@@ -306,13 +294,7 @@ static void transformer_block_mha_value(const float* restrict input, float* rest
         for (size_t p = 0; p < 2; ++p) {
             #pragma GCC unroll 1
             for (size_t o = 0; o < 8; ++o) {
-                acc[p * 8 + o] = (input[r * 8 + p] * transformer_block_mha_value_kernel[p][o]) + (input[r * 8 + p + 2] * transformer_block_mha_value_kernel[p + 2][o]);
-            }
-        }
-        for (size_t p = 0; p < 2; ++p) {
-            #pragma GCC unroll 1
-            for (size_t o = 0; o < 8; ++o) {
-                acc[p * 8 + o] = (acc[p * 8 + o] + (input[r * 8 + p + 4] * transformer_block_mha_value_kernel[p + 4][o])) + (input[r * 8 + p + 6] * transformer_block_mha_value_kernel[p + 6][o]);
+                acc[p * 8 + o] = (((input[r * 8 + p] * transformer_block_mha_value_kernel[p][o]) + (input[r * 8 + p + 2] * transformer_block_mha_value_kernel[p + 2][o])) + (input[r * 8 + p + 4] * transformer_block_mha_value_kernel[p + 4][o])) + (input[r * 8 + p + 6] * transformer_block_mha_value_kernel[p + 6][o]);
             }
         }
         #pragma GCC unroll 1
@@ -448,13 +430,7 @@ static void transformer_block_mha(const float* restrict input, float* restrict o
         for (size_t p = 0; p < 2; ++p) {
             #pragma GCC unroll 1
             for (size_t o = 0; o < 8; ++o) {
-                acc[p * 8 + o] = (input[r * 8 + p] * transformer_block_mha_kernel[p][o]) + (input[r * 8 + p + 2] * transformer_block_mha_kernel[p + 2][o]);
-            }
-        }
-        for (size_t p = 0; p < 2; ++p) {
-            #pragma GCC unroll 1
-            for (size_t o = 0; o < 8; ++o) {
-                acc[p * 8 + o] = (acc[p * 8 + o] + (input[r * 8 + p + 4] * transformer_block_mha_kernel[p + 4][o])) + (input[r * 8 + p + 6] * transformer_block_mha_kernel[p + 6][o]);
+                acc[p * 8 + o] = (((input[r * 8 + p] * transformer_block_mha_kernel[p][o]) + (input[r * 8 + p + 2] * transformer_block_mha_kernel[p + 2][o])) + (input[r * 8 + p + 4] * transformer_block_mha_kernel[p + 4][o])) + (input[r * 8 + p + 6] * transformer_block_mha_kernel[p + 6][o]);
             }
         }
         #pragma GCC unroll 1
@@ -511,13 +487,7 @@ static void transformer_block_ffn_1(const float* restrict input, float* restrict
         for (size_t p = 0; p < 2; ++p) {
             #pragma GCC unroll 1
             for (size_t o = 0; o < 16; ++o) {
-                acc[p * 16 + o] = (input[r * 8 + p] * transformer_block_ffn_1_kernel[p][o]) + (input[r * 8 + p + 2] * transformer_block_ffn_1_kernel[p + 2][o]);
-            }
-        }
-        for (size_t p = 0; p < 2; ++p) {
-            #pragma GCC unroll 1
-            for (size_t o = 0; o < 16; ++o) {
-                acc[p * 16 + o] = (acc[p * 16 + o] + (input[r * 8 + p + 4] * transformer_block_ffn_1_kernel[p + 4][o])) + (input[r * 8 + p + 6] * transformer_block_ffn_1_kernel[p + 6][o]);
+                acc[p * 16 + o] = (((input[r * 8 + p] * transformer_block_ffn_1_kernel[p][o]) + (input[r * 8 + p + 2] * transformer_block_ffn_1_kernel[p + 2][o])) + (input[r * 8 + p + 4] * transformer_block_ffn_1_kernel[p + 4][o])) + (input[r * 8 + p + 6] * transformer_block_ffn_1_kernel[p + 6][o]);
             }
         }
         #pragma GCC unroll 1
@@ -538,35 +508,19 @@ static void transformer_block_ffn_2(const float* restrict input, float* restrict
         float acc[32];
         #pragma GCC unroll 1
         for (size_t o = 0; o < 8; ++o) {
-            acc[o] = (input[r * 16] * transformer_block_ffn_2_kernel[0][o]) + (input[r * 16 + 4] * transformer_block_ffn_2_kernel[4][o]);
+            acc[o] = (((input[r * 16] * transformer_block_ffn_2_kernel[0][o]) + (input[r * 16 + 4] * transformer_block_ffn_2_kernel[4][o])) + (input[r * 16 + 8] * transformer_block_ffn_2_kernel[8][o])) + (input[r * 16 + 12] * transformer_block_ffn_2_kernel[12][o]);
         }
         #pragma GCC unroll 1
         for (size_t o = 0; o < 8; ++o) {
-            acc[o + 8] = (input[r * 16 + 1] * transformer_block_ffn_2_kernel[1][o]) + (input[r * 16 + 5] * transformer_block_ffn_2_kernel[5][o]);
+            acc[o + 8] = (((input[r * 16 + 1] * transformer_block_ffn_2_kernel[1][o]) + (input[r * 16 + 5] * transformer_block_ffn_2_kernel[5][o])) + (input[r * 16 + 9] * transformer_block_ffn_2_kernel[9][o])) + (input[r * 16 + 13] * transformer_block_ffn_2_kernel[13][o]);
         }
         #pragma GCC unroll 1
         for (size_t o = 0; o < 8; ++o) {
-            acc[o + 16] = (input[r * 16 + 2] * transformer_block_ffn_2_kernel[2][o]) + (input[r * 16 + 6] * transformer_block_ffn_2_kernel[6][o]);
+            acc[o + 16] = (((input[r * 16 + 2] * transformer_block_ffn_2_kernel[2][o]) + (input[r * 16 + 6] * transformer_block_ffn_2_kernel[6][o])) + (input[r * 16 + 10] * transformer_block_ffn_2_kernel[10][o])) + (input[r * 16 + 14] * transformer_block_ffn_2_kernel[14][o]);
         }
         #pragma GCC unroll 1
         for (size_t o = 0; o < 8; ++o) {
-            acc[o + 24] = (input[r * 16 + 3] * transformer_block_ffn_2_kernel[3][o]) + (input[r * 16 + 7] * transformer_block_ffn_2_kernel[7][o]);
-        }
-        #pragma GCC unroll 1
-        for (size_t o = 0; o < 8; ++o) {
-            acc[o] = (acc[o] + (input[r * 16 + 8] * transformer_block_ffn_2_kernel[8][o])) + (input[r * 16 + 12] * transformer_block_ffn_2_kernel[12][o]);
-        }
-        #pragma GCC unroll 1
-        for (size_t o = 0; o < 8; ++o) {
-            acc[o + 8] = (acc[o + 8] + (input[r * 16 + 9] * transformer_block_ffn_2_kernel[9][o])) + (input[r * 16 + 13] * transformer_block_ffn_2_kernel[13][o]);
-        }
-        #pragma GCC unroll 1
-        for (size_t o = 0; o < 8; ++o) {
-            acc[o + 16] = (acc[o + 16] + (input[r * 16 + 10] * transformer_block_ffn_2_kernel[10][o])) + (input[r * 16 + 14] * transformer_block_ffn_2_kernel[14][o]);
-        }
-        #pragma GCC unroll 1
-        for (size_t o = 0; o < 8; ++o) {
-            acc[o + 24] = (acc[o + 24] + (input[r * 16 + 11] * transformer_block_ffn_2_kernel[11][o])) + (input[r * 16 + 15] * transformer_block_ffn_2_kernel[15][o]);
+            acc[o + 24] = (((input[r * 16 + 3] * transformer_block_ffn_2_kernel[3][o]) + (input[r * 16 + 7] * transformer_block_ffn_2_kernel[7][o])) + (input[r * 16 + 11] * transformer_block_ffn_2_kernel[11][o])) + (input[r * 16 + 15] * transformer_block_ffn_2_kernel[15][o]);
         }
         #pragma GCC unroll 1
         for (size_t q = 0; q < 16; ++q) {

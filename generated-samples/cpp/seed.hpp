@@ -175,11 +175,11 @@ inline constexpr float dense_2_bias[1] = {
 inline void dense(const float* __restrict input, float* __restrict output) noexcept {
     float acc[64];
     for (std::size_t o = 0; o < 64; ++o) {
-        acc[o] = (input[0] * dense_kernel[0][o]) + (input[1] * dense_kernel[1][o]);
+        acc[o] = (((((((input[0] * dense_kernel[0][o]) + (input[1] * dense_kernel[1][o])) + (input[2] * dense_kernel[2][o])) + (input[3] * dense_kernel[3][o])) + (input[4] * dense_kernel[4][o])) + (input[5] * dense_kernel[5][o])) + (input[6] * dense_kernel[6][o])) + (input[7] * dense_kernel[7][o]);
     }
-    for (std::size_t j = 0; j < 15; ++j) {
+    for (std::size_t j = 0; j < 3; ++j) {
         for (std::size_t o = 0; o < 64; ++o) {
-            acc[o] = (acc[o] + (input[j * 2 + 2] * dense_kernel[j * 2 + 2][o])) + (input[j * 2 + 3] * dense_kernel[j * 2 + 3][o]);
+            acc[o] = (((((((acc[o] + (input[j * 8 + 8] * dense_kernel[j * 8 + 8][o])) + (input[j * 8 + 9] * dense_kernel[j * 8 + 9][o])) + (input[j * 8 + 10] * dense_kernel[j * 8 + 10][o])) + (input[j * 8 + 11] * dense_kernel[j * 8 + 11][o])) + (input[j * 8 + 12] * dense_kernel[j * 8 + 12][o])) + (input[j * 8 + 13] * dense_kernel[j * 8 + 13][o])) + (input[j * 8 + 14] * dense_kernel[j * 8 + 14][o])) + (input[j * 8 + 15] * dense_kernel[j * 8 + 15][o]);
         }
     }
     for (std::size_t o = 0; o < 64; ++o) {
@@ -196,13 +196,13 @@ inline void dense_1(const float* __restrict input, float* __restrict output) noe
     float acc[64];
     for (std::size_t p = 0; p < 2; ++p) {
         for (std::size_t o = 0; o < 32; ++o) {
-            acc[p * 32 + o] = (input[p] * dense_1_kernel[p][o]) + (input[p + 2] * dense_1_kernel[p + 2][o]);
+            acc[p * 32 + o] = (((((((input[p] * dense_1_kernel[p][o]) + (input[p + 2] * dense_1_kernel[p + 2][o])) + (input[p + 4] * dense_1_kernel[p + 4][o])) + (input[p + 6] * dense_1_kernel[p + 6][o])) + (input[p + 8] * dense_1_kernel[p + 8][o])) + (input[p + 10] * dense_1_kernel[p + 10][o])) + (input[p + 12] * dense_1_kernel[p + 12][o])) + (input[p + 14] * dense_1_kernel[p + 14][o]);
         }
     }
-    for (std::size_t j = 0; j < 15; ++j) {
+    for (std::size_t j = 0; j < 3; ++j) {
         for (std::size_t p = 0; p < 2; ++p) {
             for (std::size_t o = 0; o < 32; ++o) {
-                acc[p * 32 + o] = (acc[p * 32 + o] + (input[j * 4 + p + 4] * dense_1_kernel[j * 4 + p + 4][o])) + (input[j * 4 + p + 6] * dense_1_kernel[j * 4 + p + 6][o]);
+                acc[p * 32 + o] = (((((((acc[p * 32 + o] + (input[j * 16 + p + 16] * dense_1_kernel[j * 16 + p + 16][o])) + (input[j * 16 + p + 18] * dense_1_kernel[j * 16 + p + 18][o])) + (input[j * 16 + p + 20] * dense_1_kernel[j * 16 + p + 20][o])) + (input[j * 16 + p + 22] * dense_1_kernel[j * 16 + p + 22][o])) + (input[j * 16 + p + 24] * dense_1_kernel[j * 16 + p + 24][o])) + (input[j * 16 + p + 26] * dense_1_kernel[j * 16 + p + 26][o])) + (input[j * 16 + p + 28] * dense_1_kernel[j * 16 + p + 28][o])) + (input[j * 16 + p + 30] * dense_1_kernel[j * 16 + p + 30][o]);
             }
         }
     }
@@ -220,11 +220,7 @@ inline void dense_2(const float* __restrict input, float* __restrict output) noe
     float acc[8];
     #pragma GCC unroll 1
     for (std::size_t p = 0; p < 8; ++p) {
-        acc[p] = (input[p] * dense_2_kernel[p][0]) + (input[p + 8] * dense_2_kernel[p + 8][0]);
-    }
-    #pragma GCC unroll 1
-    for (std::size_t p = 0; p < 8; ++p) {
-        acc[p] = (acc[p] + (input[p + 16] * dense_2_kernel[p + 16][0])) + (input[p + 24] * dense_2_kernel[p + 24][0]);
+        acc[p] = (((input[p] * dense_2_kernel[p][0]) + (input[p + 8] * dense_2_kernel[p + 8][0])) + (input[p + 16] * dense_2_kernel[p + 16][0])) + (input[p + 24] * dense_2_kernel[p + 24][0]);
     }
     #pragma GCC unroll 1
     for (std::size_t q = 0; q < 4; ++q) {

@@ -312,19 +312,12 @@ inline void bilstm_forward(const float* __restrict input, float* __restrict outp
             float acc[64];
             for (std::size_t p = 0; p < 2; ++p) {
                 for (std::size_t o = 0; o < 32; ++o) {
-                    acc[p * 32 + o] = (input[s * 8 + p] * bilstm_forward_kernel[p][o]) + (input[s * 8 + p + 2] * bilstm_forward_kernel[p + 2][o]);
+                    acc[p * 32 + o] = (((input[s * 8 + p] * bilstm_forward_kernel[p][o]) + (input[s * 8 + p + 2] * bilstm_forward_kernel[p + 2][o])) + (input[s * 8 + p + 4] * bilstm_forward_kernel[p + 4][o])) + (input[s * 8 + p + 6] * bilstm_forward_kernel[p + 6][o]);
                 }
             }
             for (std::size_t p = 0; p < 2; ++p) {
                 for (std::size_t o = 0; o < 32; ++o) {
-                    acc[p * 32 + o] = (acc[p * 32 + o] + (input[s * 8 + p + 4] * bilstm_forward_kernel[p + 4][o])) + (input[s * 8 + p + 6] * bilstm_forward_kernel[p + 6][o]);
-                }
-            }
-            for (std::size_t j = 0; j < 2; ++j) {
-                for (std::size_t p = 0; p < 2; ++p) {
-                    for (std::size_t o = 0; o < 32; ++o) {
-                        acc[p * 32 + o] = (acc[p * 32 + o] + (work[j * 4 + p] * bilstm_forward_recurrent_kernel[j * 4 + p][o])) + (work[j * 4 + p + 2] * bilstm_forward_recurrent_kernel[j * 4 + p + 2][o]);
-                    }
+                    acc[p * 32 + o] = (((acc[p * 32 + o] + (work[p] * bilstm_forward_recurrent_kernel[p][o])) + (work[p + 2] * bilstm_forward_recurrent_kernel[p + 2][o])) + (work[p + 4] * bilstm_forward_recurrent_kernel[p + 4][o])) + (work[p + 6] * bilstm_forward_recurrent_kernel[p + 6][o]);
                 }
             }
             for (std::size_t q = 0; q < 32; ++q) {
@@ -366,19 +359,12 @@ inline void bilstm_backward(const float* __restrict input, float* __restrict out
             float acc[64];
             for (std::size_t p = 0; p < 2; ++p) {
                 for (std::size_t o = 0; o < 32; ++o) {
-                    acc[p * 32 + o] = (input[t * 8 + p] * bilstm_backward_kernel[p][o]) + (input[t * 8 + p + 2] * bilstm_backward_kernel[p + 2][o]);
+                    acc[p * 32 + o] = (((input[t * 8 + p] * bilstm_backward_kernel[p][o]) + (input[t * 8 + p + 2] * bilstm_backward_kernel[p + 2][o])) + (input[t * 8 + p + 4] * bilstm_backward_kernel[p + 4][o])) + (input[t * 8 + p + 6] * bilstm_backward_kernel[p + 6][o]);
                 }
             }
             for (std::size_t p = 0; p < 2; ++p) {
                 for (std::size_t o = 0; o < 32; ++o) {
-                    acc[p * 32 + o] = (acc[p * 32 + o] + (input[t * 8 + p + 4] * bilstm_backward_kernel[p + 4][o])) + (input[t * 8 + p + 6] * bilstm_backward_kernel[p + 6][o]);
-                }
-            }
-            for (std::size_t j = 0; j < 2; ++j) {
-                for (std::size_t p = 0; p < 2; ++p) {
-                    for (std::size_t o = 0; o < 32; ++o) {
-                        acc[p * 32 + o] = (acc[p * 32 + o] + (work[j * 4 + p] * bilstm_backward_recurrent_kernel[j * 4 + p][o])) + (work[j * 4 + p + 2] * bilstm_backward_recurrent_kernel[j * 4 + p + 2][o]);
-                    }
+                    acc[p * 32 + o] = (((acc[p * 32 + o] + (work[p] * bilstm_backward_recurrent_kernel[p][o])) + (work[p + 2] * bilstm_backward_recurrent_kernel[p + 2][o])) + (work[p + 4] * bilstm_backward_recurrent_kernel[p + 4][o])) + (work[p + 6] * bilstm_backward_recurrent_kernel[p + 6][o]);
                 }
             }
             for (std::size_t q = 0; q < 32; ++q) {
@@ -430,13 +416,7 @@ inline void per_step(const float* __restrict input, float* __restrict output) no
         for (std::size_t p = 0; p < 4; ++p) {
             #pragma GCC unroll 1
             for (std::size_t o = 0; o < 6; ++o) {
-                acc[p * 6 + o] = (input[r * 16 + p] * per_step_kernel[p][o]) + (input[r * 16 + p + 4] * per_step_kernel[p + 4][o]);
-            }
-        }
-        for (std::size_t p = 0; p < 4; ++p) {
-            #pragma GCC unroll 1
-            for (std::size_t o = 0; o < 6; ++o) {
-                acc[p * 6 + o] = (acc[p * 6 + o] + (input[r * 16 + p + 8] * per_step_kernel[p + 8][o])) + (input[r * 16 + p + 12] * per_step_kernel[p + 12][o]);
+                acc[p * 6 + o] = (((input[r * 16 + p] * per_step_kernel[p][o]) + (input[r * 16 + p + 4] * per_step_kernel[p + 4][o])) + (input[r * 16 + p + 8] * per_step_kernel[p + 8][o])) + (input[r * 16 + p + 12] * per_step_kernel[p + 12][o]);
             }
         }
         #pragma GCC unroll 1
@@ -501,13 +481,7 @@ inline void head(const float* __restrict input, float* __restrict output) noexce
         float acc[3];
         #pragma GCC unroll 1
         for (std::size_t o = 0; o < 3; ++o) {
-            acc[o] = (input[0] * head_kernel[0][o]) + (input[1] * head_kernel[1][o]);
-        }
-        for (std::size_t j = 0; j < 2; ++j) {
-            #pragma GCC unroll 1
-            for (std::size_t o = 0; o < 3; ++o) {
-                acc[o] = (acc[o] + (input[j * 2 + 2] * head_kernel[j * 2 + 2][o])) + (input[j * 2 + 3] * head_kernel[j * 2 + 3][o]);
-            }
+            acc[o] = (((((input[0] * head_kernel[0][o]) + (input[1] * head_kernel[1][o])) + (input[2] * head_kernel[2][o])) + (input[3] * head_kernel[3][o])) + (input[4] * head_kernel[4][o])) + (input[5] * head_kernel[5][o]);
         }
         #pragma GCC unroll 1
         for (std::size_t o = 0; o < 3; ++o) {

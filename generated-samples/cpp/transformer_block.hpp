@@ -226,13 +226,7 @@ inline void mha_query(const float* __restrict input, float* __restrict output) n
         for (std::size_t p = 0; p < 2; ++p) {
             #pragma GCC unroll 1
             for (std::size_t o = 0; o < 8; ++o) {
-                acc[p * 8 + o] = (input[r * 8 + p] * mha_query_kernel[p][o]) + (input[r * 8 + p + 2] * mha_query_kernel[p + 2][o]);
-            }
-        }
-        for (std::size_t p = 0; p < 2; ++p) {
-            #pragma GCC unroll 1
-            for (std::size_t o = 0; o < 8; ++o) {
-                acc[p * 8 + o] = (acc[p * 8 + o] + (input[r * 8 + p + 4] * mha_query_kernel[p + 4][o])) + (input[r * 8 + p + 6] * mha_query_kernel[p + 6][o]);
+                acc[p * 8 + o] = (((input[r * 8 + p] * mha_query_kernel[p][o]) + (input[r * 8 + p + 2] * mha_query_kernel[p + 2][o])) + (input[r * 8 + p + 4] * mha_query_kernel[p + 4][o])) + (input[r * 8 + p + 6] * mha_query_kernel[p + 6][o]);
             }
         }
         #pragma GCC unroll 1
@@ -253,13 +247,7 @@ inline void mha_key(const float* __restrict input, float* __restrict output) noe
         for (std::size_t p = 0; p < 2; ++p) {
             #pragma GCC unroll 1
             for (std::size_t o = 0; o < 8; ++o) {
-                acc[p * 8 + o] = (input[r * 8 + p] * mha_key_kernel[p][o]) + (input[r * 8 + p + 2] * mha_key_kernel[p + 2][o]);
-            }
-        }
-        for (std::size_t p = 0; p < 2; ++p) {
-            #pragma GCC unroll 1
-            for (std::size_t o = 0; o < 8; ++o) {
-                acc[p * 8 + o] = (acc[p * 8 + o] + (input[r * 8 + p + 4] * mha_key_kernel[p + 4][o])) + (input[r * 8 + p + 6] * mha_key_kernel[p + 6][o]);
+                acc[p * 8 + o] = (((input[r * 8 + p] * mha_key_kernel[p][o]) + (input[r * 8 + p + 2] * mha_key_kernel[p + 2][o])) + (input[r * 8 + p + 4] * mha_key_kernel[p + 4][o])) + (input[r * 8 + p + 6] * mha_key_kernel[p + 6][o]);
             }
         }
         #pragma GCC unroll 1
@@ -280,13 +268,7 @@ inline void mha_value(const float* __restrict input, float* __restrict output) n
         for (std::size_t p = 0; p < 2; ++p) {
             #pragma GCC unroll 1
             for (std::size_t o = 0; o < 8; ++o) {
-                acc[p * 8 + o] = (input[r * 8 + p] * mha_value_kernel[p][o]) + (input[r * 8 + p + 2] * mha_value_kernel[p + 2][o]);
-            }
-        }
-        for (std::size_t p = 0; p < 2; ++p) {
-            #pragma GCC unroll 1
-            for (std::size_t o = 0; o < 8; ++o) {
-                acc[p * 8 + o] = (acc[p * 8 + o] + (input[r * 8 + p + 4] * mha_value_kernel[p + 4][o])) + (input[r * 8 + p + 6] * mha_value_kernel[p + 6][o]);
+                acc[p * 8 + o] = (((input[r * 8 + p] * mha_value_kernel[p][o]) + (input[r * 8 + p + 2] * mha_value_kernel[p + 2][o])) + (input[r * 8 + p + 4] * mha_value_kernel[p + 4][o])) + (input[r * 8 + p + 6] * mha_value_kernel[p + 6][o]);
             }
         }
         #pragma GCC unroll 1
@@ -422,13 +404,7 @@ inline void mha(const float* __restrict input, float* __restrict output) noexcep
         for (std::size_t p = 0; p < 2; ++p) {
             #pragma GCC unroll 1
             for (std::size_t o = 0; o < 8; ++o) {
-                acc[p * 8 + o] = (input[r * 8 + p] * mha_kernel[p][o]) + (input[r * 8 + p + 2] * mha_kernel[p + 2][o]);
-            }
-        }
-        for (std::size_t p = 0; p < 2; ++p) {
-            #pragma GCC unroll 1
-            for (std::size_t o = 0; o < 8; ++o) {
-                acc[p * 8 + o] = (acc[p * 8 + o] + (input[r * 8 + p + 4] * mha_kernel[p + 4][o])) + (input[r * 8 + p + 6] * mha_kernel[p + 6][o]);
+                acc[p * 8 + o] = (((input[r * 8 + p] * mha_kernel[p][o]) + (input[r * 8 + p + 2] * mha_kernel[p + 2][o])) + (input[r * 8 + p + 4] * mha_kernel[p + 4][o])) + (input[r * 8 + p + 6] * mha_kernel[p + 6][o]);
             }
         }
         #pragma GCC unroll 1
@@ -485,13 +461,7 @@ inline void ffn_1(const float* __restrict input, float* __restrict output) noexc
         for (std::size_t p = 0; p < 2; ++p) {
             #pragma GCC unroll 1
             for (std::size_t o = 0; o < 16; ++o) {
-                acc[p * 16 + o] = (input[r * 8 + p] * ffn_1_kernel[p][o]) + (input[r * 8 + p + 2] * ffn_1_kernel[p + 2][o]);
-            }
-        }
-        for (std::size_t p = 0; p < 2; ++p) {
-            #pragma GCC unroll 1
-            for (std::size_t o = 0; o < 16; ++o) {
-                acc[p * 16 + o] = (acc[p * 16 + o] + (input[r * 8 + p + 4] * ffn_1_kernel[p + 4][o])) + (input[r * 8 + p + 6] * ffn_1_kernel[p + 6][o]);
+                acc[p * 16 + o] = (((input[r * 8 + p] * ffn_1_kernel[p][o]) + (input[r * 8 + p + 2] * ffn_1_kernel[p + 2][o])) + (input[r * 8 + p + 4] * ffn_1_kernel[p + 4][o])) + (input[r * 8 + p + 6] * ffn_1_kernel[p + 6][o]);
             }
         }
         #pragma GCC unroll 1
@@ -512,35 +482,19 @@ inline void ffn_2(const float* __restrict input, float* __restrict output) noexc
         float acc[32];
         #pragma GCC unroll 1
         for (std::size_t o = 0; o < 8; ++o) {
-            acc[o] = (input[r * 16] * ffn_2_kernel[0][o]) + (input[r * 16 + 4] * ffn_2_kernel[4][o]);
+            acc[o] = (((input[r * 16] * ffn_2_kernel[0][o]) + (input[r * 16 + 4] * ffn_2_kernel[4][o])) + (input[r * 16 + 8] * ffn_2_kernel[8][o])) + (input[r * 16 + 12] * ffn_2_kernel[12][o]);
         }
         #pragma GCC unroll 1
         for (std::size_t o = 0; o < 8; ++o) {
-            acc[o + 8] = (input[r * 16 + 1] * ffn_2_kernel[1][o]) + (input[r * 16 + 5] * ffn_2_kernel[5][o]);
+            acc[o + 8] = (((input[r * 16 + 1] * ffn_2_kernel[1][o]) + (input[r * 16 + 5] * ffn_2_kernel[5][o])) + (input[r * 16 + 9] * ffn_2_kernel[9][o])) + (input[r * 16 + 13] * ffn_2_kernel[13][o]);
         }
         #pragma GCC unroll 1
         for (std::size_t o = 0; o < 8; ++o) {
-            acc[o + 16] = (input[r * 16 + 2] * ffn_2_kernel[2][o]) + (input[r * 16 + 6] * ffn_2_kernel[6][o]);
+            acc[o + 16] = (((input[r * 16 + 2] * ffn_2_kernel[2][o]) + (input[r * 16 + 6] * ffn_2_kernel[6][o])) + (input[r * 16 + 10] * ffn_2_kernel[10][o])) + (input[r * 16 + 14] * ffn_2_kernel[14][o]);
         }
         #pragma GCC unroll 1
         for (std::size_t o = 0; o < 8; ++o) {
-            acc[o + 24] = (input[r * 16 + 3] * ffn_2_kernel[3][o]) + (input[r * 16 + 7] * ffn_2_kernel[7][o]);
-        }
-        #pragma GCC unroll 1
-        for (std::size_t o = 0; o < 8; ++o) {
-            acc[o] = (acc[o] + (input[r * 16 + 8] * ffn_2_kernel[8][o])) + (input[r * 16 + 12] * ffn_2_kernel[12][o]);
-        }
-        #pragma GCC unroll 1
-        for (std::size_t o = 0; o < 8; ++o) {
-            acc[o + 8] = (acc[o + 8] + (input[r * 16 + 9] * ffn_2_kernel[9][o])) + (input[r * 16 + 13] * ffn_2_kernel[13][o]);
-        }
-        #pragma GCC unroll 1
-        for (std::size_t o = 0; o < 8; ++o) {
-            acc[o + 16] = (acc[o + 16] + (input[r * 16 + 10] * ffn_2_kernel[10][o])) + (input[r * 16 + 14] * ffn_2_kernel[14][o]);
-        }
-        #pragma GCC unroll 1
-        for (std::size_t o = 0; o < 8; ++o) {
-            acc[o + 24] = (acc[o + 24] + (input[r * 16 + 11] * ffn_2_kernel[11][o])) + (input[r * 16 + 15] * ffn_2_kernel[15][o]);
+            acc[o + 24] = (((input[r * 16 + 3] * ffn_2_kernel[3][o]) + (input[r * 16 + 7] * ffn_2_kernel[7][o])) + (input[r * 16 + 11] * ffn_2_kernel[11][o])) + (input[r * 16 + 15] * ffn_2_kernel[15][o]);
         }
         #pragma GCC unroll 1
         for (std::size_t q = 0; q < 16; ++q) {

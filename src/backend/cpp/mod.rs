@@ -28,7 +28,7 @@ pub const TUNING: Tuning = Tuning {
         pixels: 1,
         filters: 64,
         channels: 8,
-        rows: 2,
+        rows: 8,
     },
     rolled_short_loops: true,
 };
