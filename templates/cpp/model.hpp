@@ -6,7 +6,20 @@
 #ifdef __cplusplus
 {% endif %}
 {% for inc in includes %}#include {{ inc }}
-{% endfor %}{% if !weights_blob.is_empty() %}
+{% endfor %}
+// Each layer stays a function of its own: inlined into predict_with_scratch (each is called
+// once), they make one huge function that compilers optimise in superlinear time. Define
+// KERAS2SRC_NOINLINE as empty to let the compiler decide.
+#ifndef KERAS2SRC_NOINLINE
+#if defined(__GNUC__) || defined(__clang__)
+#define KERAS2SRC_NOINLINE __attribute__((noinline))
+#elif defined(_MSC_VER)
+#define KERAS2SRC_NOINLINE __declspec(noinline)
+#else
+#define KERAS2SRC_NOINLINE
+#endif
+#endif
+{% if !weights_blob.is_empty() %}
 {{ weights_blob }}{% endif %}
 namespace {{ namespace }} {
 

@@ -43,7 +43,7 @@ pub fn layer_fn(layer: &Layer, weights: &[WeightArray], in_file: bool) -> String
         ""
     };
     format!(
-        "// {}\ninline void {}({}, float* __restrict output{work}) noexcept {{\n{body}\n}}",
+        "// {}\nKERAS2SRC_NOINLINE inline void {}({}, float* __restrict output{work}) noexcept {{\n{body}\n}}",
         layer.comment,
         layer.ident,
         params.join(", ")
