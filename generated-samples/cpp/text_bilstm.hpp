@@ -10,6 +10,19 @@
 #include <cstdint>
 #include <cmath>
 
+// Each layer stays a function of its own: inlined into predict_with_scratch (each is called
+// once), they make one huge function that compilers optimise in superlinear time. Define
+// KERAS2SRC_NOINLINE as empty to let the compiler decide.
+#ifndef KERAS2SRC_NOINLINE
+#if defined(__GNUC__) || defined(__clang__)
+#define KERAS2SRC_NOINLINE __attribute__((noinline))
+#elif defined(_MSC_VER)
+#define KERAS2SRC_NOINLINE __declspec(noinline)
+#else
+#define KERAS2SRC_NOINLINE
+#endif
+#endif
+
 namespace text_bilstm {
 
 // Input `tokens`, shape [12] (batch excluded).
@@ -291,7 +304,7 @@ inline constexpr float head_bias[3] = {
 };
 
 // embed (Embedding)
-inline void embed(const std::int32_t* __restrict input, float* __restrict output) noexcept {
+KERAS2SRC_NOINLINE inline void embed(const std::int32_t* __restrict input, float* __restrict output) noexcept {
     for (std::size_t i = 0; i < 12; ++i) {
         const std::size_t row = static_cast<std::size_t>(input[i] < 0 ? 0 : (input[i] > 49 ? 49 : input[i]));
         for (std::size_t o = 0; o < 8; ++o) {
@@ -301,7 +314,7 @@ inline void embed(const std::int32_t* __restrict input, float* __restrict output
 }
 
 // bilstm/forward (Bidirectional)
-inline void bilstm_forward(const float* __restrict input, float* __restrict output, float* __restrict work) noexcept {
+KERAS2SRC_NOINLINE inline void bilstm_forward(const float* __restrict input, float* __restrict output, float* __restrict work) noexcept {
     for (std::size_t k = 0; k < 16; ++k) {
         work[k] = 0.0f;
     }
@@ -351,7 +364,7 @@ inline void bilstm_forward(const float* __restrict input, float* __restrict outp
 }
 
 // bilstm/backward (Bidirectional)
-inline void bilstm_backward(const float* __restrict input, float* __restrict output, float* __restrict work) noexcept {
+KERAS2SRC_NOINLINE inline void bilstm_backward(const float* __restrict input, float* __restrict output, float* __restrict work) noexcept {
     for (std::size_t k = 0; k < 16; ++k) {
         work[k] = 0.0f;
     }
@@ -403,7 +416,7 @@ inline void bilstm_backward(const float* __restrict input, float* __restrict out
 }
 
 // bilstm (Bidirectional)
-inline void bilstm(const float* __restrict input0, const float* __restrict input1, float* __restrict output) noexcept {
+KERAS2SRC_NOINLINE inline void bilstm(const float* __restrict input0, const float* __restrict input1, float* __restrict output) noexcept {
     for (std::size_t i0_0 = 0; i0_0 < 12; ++i0_0) {
         for (std::size_t i0_1 = 0; i0_1 < 8; ++i0_1) {
             output[i0_0 * 16 + i0_1] = input0[i0_0 * 8 + i0_1];
@@ -417,7 +430,7 @@ inline void bilstm(const float* __restrict input0, const float* __restrict input
 }
 
 // per_step (TimeDistributed)
-inline void per_step(const float* __restrict input, float* __restrict output) noexcept {
+KERAS2SRC_NOINLINE inline void per_step(const float* __restrict input, float* __restrict output) noexcept {
     for (std::size_t r = 0; r < 12; ++r) {
         float acc[24];
         for (std::size_t p = 0; p < 4; ++p) {
@@ -444,7 +457,7 @@ inline void per_step(const float* __restrict input, float* __restrict output) no
 }
 
 // norm (LayerNormalization)
-inline void norm(const float* __restrict input, float* __restrict output) noexcept {
+KERAS2SRC_NOINLINE inline void norm(const float* __restrict input, float* __restrict output) noexcept {
     for (std::size_t k0 = 0; k0 < 12; ++k0) {
         float sum = 0.0f;
         for (std::size_t r1 = 0; r1 < 6; ++r1) {
@@ -467,7 +480,7 @@ inline void norm(const float* __restrict input, float* __restrict output) noexce
 }
 
 // pool (GlobalMaxPooling1D)
-inline void pool(const float* __restrict input, float* __restrict output) noexcept {
+KERAS2SRC_NOINLINE inline void pool(const float* __restrict input, float* __restrict output) noexcept {
     for (std::size_t c = 0; c < 6; ++c) {
         output[c] = -INFINITY;
     }
@@ -479,7 +492,7 @@ inline void pool(const float* __restrict input, float* __restrict output) noexce
 }
 
 // head (Dense)
-inline void head(const float* __restrict input, float* __restrict output) noexcept {
+KERAS2SRC_NOINLINE inline void head(const float* __restrict input, float* __restrict output) noexcept {
     {
         float acc[3];
         for (std::size_t o = 0; o < 3; ++o) {

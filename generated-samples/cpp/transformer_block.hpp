@@ -10,6 +10,19 @@
 #include <cstdint>
 #include <cmath>
 
+// Each layer stays a function of its own: inlined into predict_with_scratch (each is called
+// once), they make one huge function that compilers optimise in superlinear time. Define
+// KERAS2SRC_NOINLINE as empty to let the compiler decide.
+#ifndef KERAS2SRC_NOINLINE
+#if defined(__GNUC__) || defined(__clang__)
+#define KERAS2SRC_NOINLINE __attribute__((noinline))
+#elif defined(_MSC_VER)
+#define KERAS2SRC_NOINLINE __declspec(noinline)
+#else
+#define KERAS2SRC_NOINLINE
+#endif
+#endif
+
 namespace transformer_block {
 
 // Input `x`, shape [6, 8] (batch excluded).
@@ -220,7 +233,7 @@ inline constexpr float norm_2_beta[8] = {
 };
 
 // mha/query (MultiHeadAttention)
-inline void mha_query(const float* __restrict input, float* __restrict output) noexcept {
+KERAS2SRC_NOINLINE inline void mha_query(const float* __restrict input, float* __restrict output) noexcept {
     for (std::size_t r = 0; r < 6; ++r) {
         float acc[16];
         for (std::size_t p = 0; p < 2; ++p) {
@@ -243,7 +256,7 @@ inline void mha_query(const float* __restrict input, float* __restrict output) n
 }
 
 // mha/key (MultiHeadAttention)
-inline void mha_key(const float* __restrict input, float* __restrict output) noexcept {
+KERAS2SRC_NOINLINE inline void mha_key(const float* __restrict input, float* __restrict output) noexcept {
     for (std::size_t r = 0; r < 6; ++r) {
         float acc[16];
         for (std::size_t p = 0; p < 2; ++p) {
@@ -266,7 +279,7 @@ inline void mha_key(const float* __restrict input, float* __restrict output) noe
 }
 
 // mha/value (MultiHeadAttention)
-inline void mha_value(const float* __restrict input, float* __restrict output) noexcept {
+KERAS2SRC_NOINLINE inline void mha_value(const float* __restrict input, float* __restrict output) noexcept {
     for (std::size_t r = 0; r < 6; ++r) {
         float acc[16];
         for (std::size_t p = 0; p < 2; ++p) {
@@ -289,7 +302,7 @@ inline void mha_value(const float* __restrict input, float* __restrict output) n
 }
 
 // mha/query_by_head (MultiHeadAttention)
-inline void mha_query_by_head(const float* __restrict input, float* __restrict output) noexcept {
+KERAS2SRC_NOINLINE inline void mha_query_by_head(const float* __restrict input, float* __restrict output) noexcept {
     for (std::size_t o0 = 0; o0 < 2; ++o0) {
         for (std::size_t o1 = 0; o1 < 6; ++o1) {
             for (std::size_t o2 = 0; o2 < 4; ++o2) {
@@ -300,7 +313,7 @@ inline void mha_query_by_head(const float* __restrict input, float* __restrict o
 }
 
 // mha/key_by_head (MultiHeadAttention)
-inline void mha_key_by_head(const float* __restrict input, float* __restrict output) noexcept {
+KERAS2SRC_NOINLINE inline void mha_key_by_head(const float* __restrict input, float* __restrict output) noexcept {
     for (std::size_t o0 = 0; o0 < 2; ++o0) {
         for (std::size_t o1 = 0; o1 < 4; ++o1) {
             for (std::size_t o2 = 0; o2 < 6; ++o2) {
@@ -311,7 +324,7 @@ inline void mha_key_by_head(const float* __restrict input, float* __restrict out
 }
 
 // mha/value_by_head (MultiHeadAttention)
-inline void mha_value_by_head(const float* __restrict input, float* __restrict output) noexcept {
+KERAS2SRC_NOINLINE inline void mha_value_by_head(const float* __restrict input, float* __restrict output) noexcept {
     for (std::size_t o0 = 0; o0 < 2; ++o0) {
         for (std::size_t o1 = 0; o1 < 6; ++o1) {
             for (std::size_t o2 = 0; o2 < 4; ++o2) {
@@ -322,7 +335,7 @@ inline void mha_value_by_head(const float* __restrict input, float* __restrict o
 }
 
 // mha/scores (MultiHeadAttention)
-inline void mha_scores(const float* __restrict input0, const float* __restrict input1, float* __restrict output) noexcept {
+KERAS2SRC_NOINLINE inline void mha_scores(const float* __restrict input0, const float* __restrict input1, float* __restrict output) noexcept {
     for (std::size_t p = 0; p < 2; ++p) {
         for (std::size_t i = 0; i < 6; ++i) {
             for (std::size_t j = 0; j < 6; ++j) {
@@ -339,7 +352,7 @@ inline void mha_scores(const float* __restrict input0, const float* __restrict i
 }
 
 // mha/softmax (MultiHeadAttention)
-inline void mha_softmax(const float* __restrict input, float* __restrict output) noexcept {
+KERAS2SRC_NOINLINE inline void mha_softmax(const float* __restrict input, float* __restrict output) noexcept {
     for (std::size_t i = 0; i < 72; ++i) {
         output[i] = input[i];
     }
@@ -364,7 +377,7 @@ inline void mha_softmax(const float* __restrict input, float* __restrict output)
 }
 
 // mha/context (MultiHeadAttention)
-inline void mha_context(const float* __restrict input0, const float* __restrict input1, float* __restrict output) noexcept {
+KERAS2SRC_NOINLINE inline void mha_context(const float* __restrict input0, const float* __restrict input1, float* __restrict output) noexcept {
     for (std::size_t p = 0; p < 2; ++p) {
         for (std::size_t i = 0; i < 6; ++i) {
             for (std::size_t j = 0; j < 4; ++j) {
@@ -381,7 +394,7 @@ inline void mha_context(const float* __restrict input0, const float* __restrict 
 }
 
 // mha/context_by_step (MultiHeadAttention)
-inline void mha_context_by_step(const float* __restrict input, float* __restrict output) noexcept {
+KERAS2SRC_NOINLINE inline void mha_context_by_step(const float* __restrict input, float* __restrict output) noexcept {
     for (std::size_t o0 = 0; o0 < 6; ++o0) {
         for (std::size_t o1 = 0; o1 < 2; ++o1) {
             for (std::size_t o2 = 0; o2 < 4; ++o2) {
@@ -392,7 +405,7 @@ inline void mha_context_by_step(const float* __restrict input, float* __restrict
 }
 
 // mha (MultiHeadAttention)
-inline void mha(const float* __restrict input, float* __restrict output) noexcept {
+KERAS2SRC_NOINLINE inline void mha(const float* __restrict input, float* __restrict output) noexcept {
     for (std::size_t r = 0; r < 6; ++r) {
         float acc[16];
         for (std::size_t p = 0; p < 2; ++p) {
@@ -415,7 +428,7 @@ inline void mha(const float* __restrict input, float* __restrict output) noexcep
 }
 
 // residual_1 (Add)
-inline void residual_1(const float* __restrict input0, const float* __restrict input1, float* __restrict output) noexcept {
+KERAS2SRC_NOINLINE inline void residual_1(const float* __restrict input0, const float* __restrict input1, float* __restrict output) noexcept {
     for (std::size_t o0 = 0; o0 < 6; ++o0) {
         for (std::size_t o1 = 0; o1 < 8; ++o1) {
             output[o0 * 8 + o1] = input0[o0 * 8 + o1] + input1[o0 * 8 + o1];
@@ -424,7 +437,7 @@ inline void residual_1(const float* __restrict input0, const float* __restrict i
 }
 
 // norm_1 (LayerNormalization)
-inline void norm_1(const float* __restrict input, float* __restrict output) noexcept {
+KERAS2SRC_NOINLINE inline void norm_1(const float* __restrict input, float* __restrict output) noexcept {
     for (std::size_t k0 = 0; k0 < 6; ++k0) {
         float sum = 0.0f;
         for (std::size_t r1 = 0; r1 < 8; ++r1) {
@@ -447,7 +460,7 @@ inline void norm_1(const float* __restrict input, float* __restrict output) noex
 }
 
 // ffn_1 (Dense)
-inline void ffn_1(const float* __restrict input, float* __restrict output) noexcept {
+KERAS2SRC_NOINLINE inline void ffn_1(const float* __restrict input, float* __restrict output) noexcept {
     for (std::size_t r = 0; r < 6; ++r) {
         float acc[32];
         for (std::size_t p = 0; p < 2; ++p) {
@@ -471,7 +484,7 @@ inline void ffn_1(const float* __restrict input, float* __restrict output) noexc
 }
 
 // ffn_2 (Dense)
-inline void ffn_2(const float* __restrict input, float* __restrict output) noexcept {
+KERAS2SRC_NOINLINE inline void ffn_2(const float* __restrict input, float* __restrict output) noexcept {
     for (std::size_t r = 0; r < 6; ++r) {
         float acc[32];
         for (std::size_t o = 0; o < 8; ++o) {
@@ -511,7 +524,7 @@ inline void ffn_2(const float* __restrict input, float* __restrict output) noexc
 }
 
 // residual_2 (Add)
-inline void residual_2(const float* __restrict input0, const float* __restrict input1, float* __restrict output) noexcept {
+KERAS2SRC_NOINLINE inline void residual_2(const float* __restrict input0, const float* __restrict input1, float* __restrict output) noexcept {
     for (std::size_t o0 = 0; o0 < 6; ++o0) {
         for (std::size_t o1 = 0; o1 < 8; ++o1) {
             output[o0 * 8 + o1] = input0[o0 * 8 + o1] + input1[o0 * 8 + o1];
@@ -520,7 +533,7 @@ inline void residual_2(const float* __restrict input0, const float* __restrict i
 }
 
 // norm_2 (LayerNormalization)
-inline void norm_2(const float* __restrict input, float* __restrict output) noexcept {
+KERAS2SRC_NOINLINE inline void norm_2(const float* __restrict input, float* __restrict output) noexcept {
     for (std::size_t k0 = 0; k0 < 6; ++k0) {
         float sum = 0.0f;
         for (std::size_t r1 = 0; r1 < 8; ++r1) {
