@@ -6,7 +6,7 @@
 #ifdef __cplusplus
 {% endif %}
 {% for inc in includes %}#include {{ inc }}
-{% endfor %}
+{% endfor %}{% if noinline %}
 // Each layer stays a function of its own: inlined into predict_with_scratch (each is called
 // once), they make one huge function that compilers optimise in superlinear time. Define
 // KERAS2SRC_NOINLINE as empty to let the compiler decide.
@@ -19,7 +19,7 @@
 #define KERAS2SRC_NOINLINE
 #endif
 #endif
-{% if !weights_blob.is_empty() %}
+{% endif %}{% if !weights_blob.is_empty() %}
 {{ weights_blob }}{% endif %}
 namespace {{ namespace }} {
 

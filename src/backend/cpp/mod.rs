@@ -20,6 +20,8 @@ struct Header<'a> {
     guard: String,
     namespace: &'a str,
     includes: Vec<&'static str>,
+    /// Layer functions kept out of line: the header defines `KERAS2SRC_NOINLINE`.
+    noinline: bool,
     /// With a weights file: the symbol that holds it and the `.incbin` that defines it.
     weights_blob: String,
     constants: Vec<String>,
@@ -88,8 +90,10 @@ pub fn emit(
     if uses_math || non_finite {
         includes.push("<cmath>");
     }
+    let noinline = crate::backend::noinline_layers(program);
     let header = Header {
         header,
+        noinline,
         guard: format!(
             "KERAS2SRC_{}_HPP",
             namespace.replace("::", "_").to_ascii_uppercase()
@@ -103,7 +107,7 @@ pub fn emit(
         layers: program
             .layers
             .iter()
-            .map(|l| kernels::layer_fn(l, &program.weights, weights_file.is_some()))
+            .map(|l| kernels::layer_fn(l, &program.weights, weights_file.is_some(), noinline))
             .collect(),
         params: params(program),
         calls: program.layers.iter().map(|l| call(program, l)).collect(),

@@ -41,7 +41,7 @@ pub fn emit(
     let layers = program
         .layers
         .iter()
-        .map(|l| kernels::layer_fn(l, access))
+        .map(|l| kernels::layer_fn(l, access, crate::backend::noinline_layers(program)))
         .collect::<Result<Vec<_>, _>>()?;
     let helpers = view_helpers(program);
     let file: syn::File = syn::parse2(quote! { #api #(#layers)* #helpers })
