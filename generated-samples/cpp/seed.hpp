@@ -8,19 +8,6 @@
 
 #include <cstddef>
 
-// Each layer stays a function of its own: inlined into predict_with_scratch (each is called
-// once), they make one huge function that compilers optimise in superlinear time. Define
-// KERAS2SRC_NOINLINE as empty to let the compiler decide.
-#ifndef KERAS2SRC_NOINLINE
-#if defined(__GNUC__) || defined(__clang__)
-#define KERAS2SRC_NOINLINE __attribute__((noinline))
-#elif defined(_MSC_VER)
-#define KERAS2SRC_NOINLINE __declspec(noinline)
-#else
-#define KERAS2SRC_NOINLINE
-#endif
-#endif
-
 namespace seed {
 
 // Input `input_layer`, shape [33] (batch excluded).
@@ -185,7 +172,7 @@ inline constexpr float dense_2_bias[1] = {
 };
 
 // dense (Dense)
-KERAS2SRC_NOINLINE inline void dense(const float* __restrict input, float* __restrict output) noexcept {
+inline void dense(const float* __restrict input, float* __restrict output) noexcept {
     float acc[64];
     for (std::size_t o = 0; o < 64; ++o) {
         acc[o] = (input[0] * dense_kernel[0][o]) + (input[1] * dense_kernel[1][o]);
@@ -205,7 +192,7 @@ KERAS2SRC_NOINLINE inline void dense(const float* __restrict input, float* __res
 }
 
 // dense_1 (Dense)
-KERAS2SRC_NOINLINE inline void dense_1(const float* __restrict input, float* __restrict output) noexcept {
+inline void dense_1(const float* __restrict input, float* __restrict output) noexcept {
     float acc[64];
     for (std::size_t p = 0; p < 2; ++p) {
         for (std::size_t o = 0; o < 32; ++o) {
@@ -229,7 +216,7 @@ KERAS2SRC_NOINLINE inline void dense_1(const float* __restrict input, float* __r
 }
 
 // dense_2 (Dense)
-KERAS2SRC_NOINLINE inline void dense_2(const float* __restrict input, float* __restrict output) noexcept {
+inline void dense_2(const float* __restrict input, float* __restrict output) noexcept {
     float acc[8];
     for (std::size_t p = 0; p < 8; ++p) {
         acc[p] = (input[p] * dense_2_kernel[p][0]) + (input[p + 8] * dense_2_kernel[p + 8][0]);

@@ -10,19 +10,6 @@
 #include <cstdint>
 #include <cmath>
 
-// Each layer stays a function of its own: inlined into predict_with_scratch (each is called
-// once), they make one huge function that compilers optimise in superlinear time. Define
-// KERAS2SRC_NOINLINE as empty to let the compiler decide.
-#ifndef KERAS2SRC_NOINLINE
-#if defined(__GNUC__) || defined(__clang__)
-#define KERAS2SRC_NOINLINE __attribute__((noinline))
-#elif defined(_MSC_VER)
-#define KERAS2SRC_NOINLINE __declspec(noinline)
-#else
-#define KERAS2SRC_NOINLINE
-#endif
-#endif
-
 namespace text_bilstm {
 
 // Input `tokens`, shape [12] (batch excluded).
@@ -304,7 +291,7 @@ inline constexpr float head_bias[3] = {
 };
 
 // embed (Embedding)
-KERAS2SRC_NOINLINE inline void embed(const std::int32_t* __restrict input, float* __restrict output) noexcept {
+inline void embed(const std::int32_t* __restrict input, float* __restrict output) noexcept {
     for (std::size_t i = 0; i < 12; ++i) {
         const std::size_t row = static_cast<std::size_t>(input[i] < 0 ? 0 : (input[i] > 49 ? 49 : input[i]));
         for (std::size_t o = 0; o < 8; ++o) {
@@ -314,7 +301,7 @@ KERAS2SRC_NOINLINE inline void embed(const std::int32_t* __restrict input, float
 }
 
 // bilstm/forward (Bidirectional)
-KERAS2SRC_NOINLINE inline void bilstm_forward(const float* __restrict input, float* __restrict output, float* __restrict work) noexcept {
+inline void bilstm_forward(const float* __restrict input, float* __restrict output, float* __restrict work) noexcept {
     for (std::size_t k = 0; k < 16; ++k) {
         work[k] = 0.0f;
     }
@@ -364,7 +351,7 @@ KERAS2SRC_NOINLINE inline void bilstm_forward(const float* __restrict input, flo
 }
 
 // bilstm/backward (Bidirectional)
-KERAS2SRC_NOINLINE inline void bilstm_backward(const float* __restrict input, float* __restrict output, float* __restrict work) noexcept {
+inline void bilstm_backward(const float* __restrict input, float* __restrict output, float* __restrict work) noexcept {
     for (std::size_t k = 0; k < 16; ++k) {
         work[k] = 0.0f;
     }
@@ -416,7 +403,7 @@ KERAS2SRC_NOINLINE inline void bilstm_backward(const float* __restrict input, fl
 }
 
 // bilstm (Bidirectional)
-KERAS2SRC_NOINLINE inline void bilstm(const float* __restrict input0, const float* __restrict input1, float* __restrict output) noexcept {
+inline void bilstm(const float* __restrict input0, const float* __restrict input1, float* __restrict output) noexcept {
     for (std::size_t i0_0 = 0; i0_0 < 12; ++i0_0) {
         for (std::size_t i0_1 = 0; i0_1 < 8; ++i0_1) {
             output[i0_0 * 16 + i0_1] = input0[i0_0 * 8 + i0_1];
@@ -430,7 +417,7 @@ KERAS2SRC_NOINLINE inline void bilstm(const float* __restrict input0, const floa
 }
 
 // per_step (TimeDistributed)
-KERAS2SRC_NOINLINE inline void per_step(const float* __restrict input, float* __restrict output) noexcept {
+inline void per_step(const float* __restrict input, float* __restrict output) noexcept {
     for (std::size_t r = 0; r < 12; ++r) {
         float acc[24];
         for (std::size_t p = 0; p < 4; ++p) {
@@ -457,7 +444,7 @@ KERAS2SRC_NOINLINE inline void per_step(const float* __restrict input, float* __
 }
 
 // norm (LayerNormalization)
-KERAS2SRC_NOINLINE inline void norm(const float* __restrict input, float* __restrict output) noexcept {
+inline void norm(const float* __restrict input, float* __restrict output) noexcept {
     for (std::size_t k0 = 0; k0 < 12; ++k0) {
         float sum = 0.0f;
         for (std::size_t r1 = 0; r1 < 6; ++r1) {
@@ -480,7 +467,7 @@ KERAS2SRC_NOINLINE inline void norm(const float* __restrict input, float* __rest
 }
 
 // pool (GlobalMaxPooling1D)
-KERAS2SRC_NOINLINE inline void pool(const float* __restrict input, float* __restrict output) noexcept {
+inline void pool(const float* __restrict input, float* __restrict output) noexcept {
     for (std::size_t c = 0; c < 6; ++c) {
         output[c] = -INFINITY;
     }
@@ -492,7 +479,7 @@ KERAS2SRC_NOINLINE inline void pool(const float* __restrict input, float* __rest
 }
 
 // head (Dense)
-KERAS2SRC_NOINLINE inline void head(const float* __restrict input, float* __restrict output) noexcept {
+inline void head(const float* __restrict input, float* __restrict output) noexcept {
     {
         float acc[3];
         for (std::size_t o = 0; o < 3; ++o) {

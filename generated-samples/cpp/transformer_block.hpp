@@ -10,19 +10,6 @@
 #include <cstdint>
 #include <cmath>
 
-// Each layer stays a function of its own: inlined into predict_with_scratch (each is called
-// once), they make one huge function that compilers optimise in superlinear time. Define
-// KERAS2SRC_NOINLINE as empty to let the compiler decide.
-#ifndef KERAS2SRC_NOINLINE
-#if defined(__GNUC__) || defined(__clang__)
-#define KERAS2SRC_NOINLINE __attribute__((noinline))
-#elif defined(_MSC_VER)
-#define KERAS2SRC_NOINLINE __declspec(noinline)
-#else
-#define KERAS2SRC_NOINLINE
-#endif
-#endif
-
 namespace transformer_block {
 
 // Input `x`, shape [6, 8] (batch excluded).
@@ -233,7 +220,7 @@ inline constexpr float norm_2_beta[8] = {
 };
 
 // mha/query (MultiHeadAttention)
-KERAS2SRC_NOINLINE inline void mha_query(const float* __restrict input, float* __restrict output) noexcept {
+inline void mha_query(const float* __restrict input, float* __restrict output) noexcept {
     for (std::size_t r = 0; r < 6; ++r) {
         float acc[16];
         for (std::size_t p = 0; p < 2; ++p) {
@@ -256,7 +243,7 @@ KERAS2SRC_NOINLINE inline void mha_query(const float* __restrict input, float* _
 }
 
 // mha/key (MultiHeadAttention)
-KERAS2SRC_NOINLINE inline void mha_key(const float* __restrict input, float* __restrict output) noexcept {
+inline void mha_key(const float* __restrict input, float* __restrict output) noexcept {
     for (std::size_t r = 0; r < 6; ++r) {
         float acc[16];
         for (std::size_t p = 0; p < 2; ++p) {
@@ -279,7 +266,7 @@ KERAS2SRC_NOINLINE inline void mha_key(const float* __restrict input, float* __r
 }
 
 // mha/value (MultiHeadAttention)
-KERAS2SRC_NOINLINE inline void mha_value(const float* __restrict input, float* __restrict output) noexcept {
+inline void mha_value(const float* __restrict input, float* __restrict output) noexcept {
     for (std::size_t r = 0; r < 6; ++r) {
         float acc[16];
         for (std::size_t p = 0; p < 2; ++p) {
@@ -302,7 +289,7 @@ KERAS2SRC_NOINLINE inline void mha_value(const float* __restrict input, float* _
 }
 
 // mha/query_by_head (MultiHeadAttention)
-KERAS2SRC_NOINLINE inline void mha_query_by_head(const float* __restrict input, float* __restrict output) noexcept {
+inline void mha_query_by_head(const float* __restrict input, float* __restrict output) noexcept {
     for (std::size_t o0 = 0; o0 < 2; ++o0) {
         for (std::size_t o1 = 0; o1 < 6; ++o1) {
             for (std::size_t o2 = 0; o2 < 4; ++o2) {
@@ -313,7 +300,7 @@ KERAS2SRC_NOINLINE inline void mha_query_by_head(const float* __restrict input, 
 }
 
 // mha/key_by_head (MultiHeadAttention)
-KERAS2SRC_NOINLINE inline void mha_key_by_head(const float* __restrict input, float* __restrict output) noexcept {
+inline void mha_key_by_head(const float* __restrict input, float* __restrict output) noexcept {
     for (std::size_t o0 = 0; o0 < 2; ++o0) {
         for (std::size_t o1 = 0; o1 < 4; ++o1) {
             for (std::size_t o2 = 0; o2 < 6; ++o2) {
@@ -324,7 +311,7 @@ KERAS2SRC_NOINLINE inline void mha_key_by_head(const float* __restrict input, fl
 }
 
 // mha/value_by_head (MultiHeadAttention)
-KERAS2SRC_NOINLINE inline void mha_value_by_head(const float* __restrict input, float* __restrict output) noexcept {
+inline void mha_value_by_head(const float* __restrict input, float* __restrict output) noexcept {
     for (std::size_t o0 = 0; o0 < 2; ++o0) {
         for (std::size_t o1 = 0; o1 < 6; ++o1) {
             for (std::size_t o2 = 0; o2 < 4; ++o2) {
@@ -335,7 +322,7 @@ KERAS2SRC_NOINLINE inline void mha_value_by_head(const float* __restrict input, 
 }
 
 // mha/scores (MultiHeadAttention)
-KERAS2SRC_NOINLINE inline void mha_scores(const float* __restrict input0, const float* __restrict input1, float* __restrict output) noexcept {
+inline void mha_scores(const float* __restrict input0, const float* __restrict input1, float* __restrict output) noexcept {
     for (std::size_t p = 0; p < 2; ++p) {
         for (std::size_t i = 0; i < 6; ++i) {
             for (std::size_t j = 0; j < 6; ++j) {
@@ -352,7 +339,7 @@ KERAS2SRC_NOINLINE inline void mha_scores(const float* __restrict input0, const 
 }
 
 // mha/softmax (MultiHeadAttention)
-KERAS2SRC_NOINLINE inline void mha_softmax(const float* __restrict input, float* __restrict output) noexcept {
+inline void mha_softmax(const float* __restrict input, float* __restrict output) noexcept {
     for (std::size_t i = 0; i < 72; ++i) {
         output[i] = input[i];
     }
@@ -377,7 +364,7 @@ KERAS2SRC_NOINLINE inline void mha_softmax(const float* __restrict input, float*
 }
 
 // mha/context (MultiHeadAttention)
-KERAS2SRC_NOINLINE inline void mha_context(const float* __restrict input0, const float* __restrict input1, float* __restrict output) noexcept {
+inline void mha_context(const float* __restrict input0, const float* __restrict input1, float* __restrict output) noexcept {
     for (std::size_t p = 0; p < 2; ++p) {
         for (std::size_t i = 0; i < 6; ++i) {
             for (std::size_t j = 0; j < 4; ++j) {
@@ -394,7 +381,7 @@ KERAS2SRC_NOINLINE inline void mha_context(const float* __restrict input0, const
 }
 
 // mha/context_by_step (MultiHeadAttention)
-KERAS2SRC_NOINLINE inline void mha_context_by_step(const float* __restrict input, float* __restrict output) noexcept {
+inline void mha_context_by_step(const float* __restrict input, float* __restrict output) noexcept {
     for (std::size_t o0 = 0; o0 < 6; ++o0) {
         for (std::size_t o1 = 0; o1 < 2; ++o1) {
             for (std::size_t o2 = 0; o2 < 4; ++o2) {
@@ -405,7 +392,7 @@ KERAS2SRC_NOINLINE inline void mha_context_by_step(const float* __restrict input
 }
 
 // mha (MultiHeadAttention)
-KERAS2SRC_NOINLINE inline void mha(const float* __restrict input, float* __restrict output) noexcept {
+inline void mha(const float* __restrict input, float* __restrict output) noexcept {
     for (std::size_t r = 0; r < 6; ++r) {
         float acc[16];
         for (std::size_t p = 0; p < 2; ++p) {
@@ -428,7 +415,7 @@ KERAS2SRC_NOINLINE inline void mha(const float* __restrict input, float* __restr
 }
 
 // residual_1 (Add)
-KERAS2SRC_NOINLINE inline void residual_1(const float* __restrict input0, const float* __restrict input1, float* __restrict output) noexcept {
+inline void residual_1(const float* __restrict input0, const float* __restrict input1, float* __restrict output) noexcept {
     for (std::size_t o0 = 0; o0 < 6; ++o0) {
         for (std::size_t o1 = 0; o1 < 8; ++o1) {
             output[o0 * 8 + o1] = input0[o0 * 8 + o1] + input1[o0 * 8 + o1];
@@ -437,7 +424,7 @@ KERAS2SRC_NOINLINE inline void residual_1(const float* __restrict input0, const 
 }
 
 // norm_1 (LayerNormalization)
-KERAS2SRC_NOINLINE inline void norm_1(const float* __restrict input, float* __restrict output) noexcept {
+inline void norm_1(const float* __restrict input, float* __restrict output) noexcept {
     for (std::size_t k0 = 0; k0 < 6; ++k0) {
         float sum = 0.0f;
         for (std::size_t r1 = 0; r1 < 8; ++r1) {
@@ -460,7 +447,7 @@ KERAS2SRC_NOINLINE inline void norm_1(const float* __restrict input, float* __re
 }
 
 // ffn_1 (Dense)
-KERAS2SRC_NOINLINE inline void ffn_1(const float* __restrict input, float* __restrict output) noexcept {
+inline void ffn_1(const float* __restrict input, float* __restrict output) noexcept {
     for (std::size_t r = 0; r < 6; ++r) {
         float acc[32];
         for (std::size_t p = 0; p < 2; ++p) {
@@ -484,7 +471,7 @@ KERAS2SRC_NOINLINE inline void ffn_1(const float* __restrict input, float* __res
 }
 
 // ffn_2 (Dense)
-KERAS2SRC_NOINLINE inline void ffn_2(const float* __restrict input, float* __restrict output) noexcept {
+inline void ffn_2(const float* __restrict input, float* __restrict output) noexcept {
     for (std::size_t r = 0; r < 6; ++r) {
         float acc[32];
         for (std::size_t o = 0; o < 8; ++o) {
@@ -524,7 +511,7 @@ KERAS2SRC_NOINLINE inline void ffn_2(const float* __restrict input, float* __res
 }
 
 // residual_2 (Add)
-KERAS2SRC_NOINLINE inline void residual_2(const float* __restrict input0, const float* __restrict input1, float* __restrict output) noexcept {
+inline void residual_2(const float* __restrict input0, const float* __restrict input1, float* __restrict output) noexcept {
     for (std::size_t o0 = 0; o0 < 6; ++o0) {
         for (std::size_t o1 = 0; o1 < 8; ++o1) {
             output[o0 * 8 + o1] = input0[o0 * 8 + o1] + input1[o0 * 8 + o1];
@@ -533,7 +520,7 @@ KERAS2SRC_NOINLINE inline void residual_2(const float* __restrict input0, const 
 }
 
 // norm_2 (LayerNormalization)
-KERAS2SRC_NOINLINE inline void norm_2(const float* __restrict input, float* __restrict output) noexcept {
+inline void norm_2(const float* __restrict input, float* __restrict output) noexcept {
     for (std::size_t k0 = 0; k0 < 6; ++k0) {
         float sum = 0.0f;
         for (std::size_t r1 = 0; r1 < 8; ++r1) {

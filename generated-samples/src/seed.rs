@@ -52,7 +52,6 @@ pub fn predict_with_scratch(
 
 /// dense (Dense)
 #[rustfmt::skip]
-#[inline(never)]
 #[allow(clippy::needless_range_loop, clippy::manual_memcpy, clippy::too_many_arguments)]
 fn dense(input: &[f32; 33], output: &mut [f32; 64]) {
     let mut acc = [0.0f32; 64];
@@ -77,7 +76,6 @@ fn dense(input: &[f32; 33], output: &mut [f32; 64]) {
 
 /// dense_1 (Dense)
 #[rustfmt::skip]
-#[inline(never)]
 #[allow(clippy::needless_range_loop, clippy::manual_memcpy, clippy::too_many_arguments)]
 fn dense_1(input: &[f32; 64], output: &mut [f32; 32]) {
     let mut acc = [0.0f32; 64];
@@ -107,7 +105,6 @@ fn dense_1(input: &[f32; 64], output: &mut [f32; 32]) {
 
 /// dense_2 (Dense)
 #[rustfmt::skip]
-#[inline(never)]
 #[allow(clippy::needless_range_loop, clippy::manual_memcpy, clippy::too_many_arguments)]
 fn dense_2(input: &[f32; 32], output: &mut [f32; 1]) {
     let mut acc = [0.0f32; 8];

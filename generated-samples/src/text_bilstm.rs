@@ -83,7 +83,6 @@ pub fn predict_with_scratch(
 
 /// embed (Embedding)
 #[rustfmt::skip]
-#[inline(never)]
 #[allow(clippy::needless_range_loop, clippy::manual_memcpy, clippy::too_many_arguments)]
 fn embed(input: &[i32; 12], output: &mut [f32; 96]) {
     for i in 0..12 {
@@ -96,7 +95,6 @@ fn embed(input: &[i32; 12], output: &mut [f32; 96]) {
 
 /// bilstm/forward (Bidirectional)
 #[rustfmt::skip]
-#[inline(never)]
 #[allow(clippy::needless_range_loop, clippy::manual_memcpy, clippy::too_many_arguments)]
 fn bilstm_forward(input: &[f32; 96], output: &mut [f32; 96], work: &mut [f32; 48]) {
     for k in 0..16 {
@@ -161,7 +159,6 @@ fn bilstm_forward(input: &[f32; 96], output: &mut [f32; 96], work: &mut [f32; 48
 
 /// bilstm/backward (Bidirectional)
 #[rustfmt::skip]
-#[inline(never)]
 #[allow(clippy::needless_range_loop, clippy::manual_memcpy, clippy::too_many_arguments)]
 fn bilstm_backward(input: &[f32; 96], output: &mut [f32; 96], work: &mut [f32; 48]) {
     for k in 0..16 {
@@ -228,7 +225,6 @@ fn bilstm_backward(input: &[f32; 96], output: &mut [f32; 96], work: &mut [f32; 4
 
 /// bilstm (Bidirectional)
 #[rustfmt::skip]
-#[inline(never)]
 #[allow(clippy::needless_range_loop, clippy::manual_memcpy, clippy::too_many_arguments)]
 fn bilstm(input0: &[f32; 96], input1: &[f32; 96], output: &mut [f32; 192]) {
     for i0_0 in 0..12 {
@@ -245,7 +241,6 @@ fn bilstm(input0: &[f32; 96], input1: &[f32; 96], output: &mut [f32; 192]) {
 
 /// per_step (TimeDistributed)
 #[rustfmt::skip]
-#[inline(never)]
 #[allow(clippy::needless_range_loop, clippy::manual_memcpy, clippy::too_many_arguments)]
 fn per_step(input: &[f32; 192], output: &mut [f32; 72]) {
     for r in 0..12 {
@@ -278,7 +273,6 @@ fn per_step(input: &[f32; 192], output: &mut [f32; 72]) {
 
 /// norm (LayerNormalization)
 #[rustfmt::skip]
-#[inline(never)]
 #[allow(clippy::needless_range_loop, clippy::manual_memcpy, clippy::too_many_arguments)]
 fn norm(input: &[f32; 72], output: &mut [f32; 72]) {
     for k0 in 0..12 {
@@ -304,7 +298,6 @@ fn norm(input: &[f32; 72], output: &mut [f32; 72]) {
 
 /// pool (GlobalMaxPooling1D)
 #[rustfmt::skip]
-#[inline(never)]
 #[allow(clippy::needless_range_loop, clippy::manual_memcpy, clippy::too_many_arguments)]
 fn pool(input: &[f32; 72], output: &mut [f32; 6]) {
     for c in 0..6 {
@@ -323,7 +316,6 @@ fn pool(input: &[f32; 72], output: &mut [f32; 6]) {
 
 /// head (Dense)
 #[rustfmt::skip]
-#[inline(never)]
 #[allow(clippy::needless_range_loop, clippy::manual_memcpy, clippy::too_many_arguments)]
 fn head(input: &[f32; 6], output: &mut [f32; 3]) {
     {

@@ -114,7 +114,6 @@ pub fn predict_with_scratch(
 
 /// mha/query (MultiHeadAttention)
 #[rustfmt::skip]
-#[inline(never)]
 #[allow(clippy::needless_range_loop, clippy::manual_memcpy, clippy::too_many_arguments)]
 fn mha_query(input: &[f32; 48], output: &mut [f32; 48]) {
     for r in 0..6 {
@@ -143,7 +142,6 @@ fn mha_query(input: &[f32; 48], output: &mut [f32; 48]) {
 
 /// mha/key (MultiHeadAttention)
 #[rustfmt::skip]
-#[inline(never)]
 #[allow(clippy::needless_range_loop, clippy::manual_memcpy, clippy::too_many_arguments)]
 fn mha_key(input: &[f32; 48], output: &mut [f32; 48]) {
     for r in 0..6 {
@@ -172,7 +170,6 @@ fn mha_key(input: &[f32; 48], output: &mut [f32; 48]) {
 
 /// mha/value (MultiHeadAttention)
 #[rustfmt::skip]
-#[inline(never)]
 #[allow(clippy::needless_range_loop, clippy::manual_memcpy, clippy::too_many_arguments)]
 fn mha_value(input: &[f32; 48], output: &mut [f32; 48]) {
     for r in 0..6 {
@@ -201,7 +198,6 @@ fn mha_value(input: &[f32; 48], output: &mut [f32; 48]) {
 
 /// mha/query_by_head (MultiHeadAttention)
 #[rustfmt::skip]
-#[inline(never)]
 #[allow(clippy::needless_range_loop, clippy::manual_memcpy, clippy::too_many_arguments)]
 fn mha_query_by_head(input: &[f32; 48], output: &mut [f32; 48]) {
     for o0 in 0..2 {
@@ -215,7 +211,6 @@ fn mha_query_by_head(input: &[f32; 48], output: &mut [f32; 48]) {
 
 /// mha/key_by_head (MultiHeadAttention)
 #[rustfmt::skip]
-#[inline(never)]
 #[allow(clippy::needless_range_loop, clippy::manual_memcpy, clippy::too_many_arguments)]
 fn mha_key_by_head(input: &[f32; 48], output: &mut [f32; 48]) {
     for o0 in 0..2 {
@@ -229,7 +224,6 @@ fn mha_key_by_head(input: &[f32; 48], output: &mut [f32; 48]) {
 
 /// mha/value_by_head (MultiHeadAttention)
 #[rustfmt::skip]
-#[inline(never)]
 #[allow(clippy::needless_range_loop, clippy::manual_memcpy, clippy::too_many_arguments)]
 fn mha_value_by_head(input: &[f32; 48], output: &mut [f32; 48]) {
     for o0 in 0..2 {
@@ -243,7 +237,6 @@ fn mha_value_by_head(input: &[f32; 48], output: &mut [f32; 48]) {
 
 /// mha/scores (MultiHeadAttention)
 #[rustfmt::skip]
-#[inline(never)]
 #[allow(clippy::needless_range_loop, clippy::manual_memcpy, clippy::too_many_arguments)]
 fn mha_scores(input0: &[f32; 48], input1: &[f32; 48], output: &mut [f32; 72]) {
     for p in 0..2 {
@@ -263,7 +256,6 @@ fn mha_scores(input0: &[f32; 48], input1: &[f32; 48], output: &mut [f32; 72]) {
 
 /// mha/softmax (MultiHeadAttention)
 #[rustfmt::skip]
-#[inline(never)]
 #[allow(clippy::needless_range_loop, clippy::manual_memcpy, clippy::too_many_arguments)]
 fn mha_softmax(input: &[f32; 72], output: &mut [f32; 72]) {
     for i in 0..72 {
@@ -291,7 +283,6 @@ fn mha_softmax(input: &[f32; 72], output: &mut [f32; 72]) {
 
 /// mha/context (MultiHeadAttention)
 #[rustfmt::skip]
-#[inline(never)]
 #[allow(clippy::needless_range_loop, clippy::manual_memcpy, clippy::too_many_arguments)]
 fn mha_context(input0: &[f32; 72], input1: &[f32; 48], output: &mut [f32; 48]) {
     for p in 0..2 {
@@ -311,7 +302,6 @@ fn mha_context(input0: &[f32; 72], input1: &[f32; 48], output: &mut [f32; 48]) {
 
 /// mha/context_by_step (MultiHeadAttention)
 #[rustfmt::skip]
-#[inline(never)]
 #[allow(clippy::needless_range_loop, clippy::manual_memcpy, clippy::too_many_arguments)]
 fn mha_context_by_step(input: &[f32; 48], output: &mut [f32; 48]) {
     for o0 in 0..6 {
@@ -325,7 +315,6 @@ fn mha_context_by_step(input: &[f32; 48], output: &mut [f32; 48]) {
 
 /// mha (MultiHeadAttention)
 #[rustfmt::skip]
-#[inline(never)]
 #[allow(clippy::needless_range_loop, clippy::manual_memcpy, clippy::too_many_arguments)]
 fn mha(input: &[f32; 48], output: &mut [f32; 48]) {
     for r in 0..6 {
@@ -354,7 +343,6 @@ fn mha(input: &[f32; 48], output: &mut [f32; 48]) {
 
 /// residual_1 (Add)
 #[rustfmt::skip]
-#[inline(never)]
 #[allow(clippy::needless_range_loop, clippy::manual_memcpy, clippy::too_many_arguments)]
 fn residual_1(input0: &[f32; 48], input1: &[f32; 48], output: &mut [f32; 48]) {
     for o0 in 0..6 {
@@ -366,7 +354,6 @@ fn residual_1(input0: &[f32; 48], input1: &[f32; 48], output: &mut [f32; 48]) {
 
 /// norm_1 (LayerNormalization)
 #[rustfmt::skip]
-#[inline(never)]
 #[allow(clippy::needless_range_loop, clippy::manual_memcpy, clippy::too_many_arguments)]
 fn norm_1(input: &[f32; 48], output: &mut [f32; 48]) {
     for k0 in 0..6 {
@@ -392,7 +379,6 @@ fn norm_1(input: &[f32; 48], output: &mut [f32; 48]) {
 
 /// ffn_1 (Dense)
 #[rustfmt::skip]
-#[inline(never)]
 #[allow(clippy::needless_range_loop, clippy::manual_memcpy, clippy::too_many_arguments)]
 fn ffn_1(input: &[f32; 48], output: &mut [f32; 96]) {
     for r in 0..6 {
@@ -423,7 +409,6 @@ fn ffn_1(input: &[f32; 48], output: &mut [f32; 96]) {
 
 /// ffn_2 (Dense)
 #[rustfmt::skip]
-#[inline(never)]
 #[allow(clippy::needless_range_loop, clippy::manual_memcpy, clippy::too_many_arguments)]
 fn ffn_2(input: &[f32; 96], output: &mut [f32; 48]) {
     for r in 0..6 {
@@ -476,7 +461,6 @@ fn ffn_2(input: &[f32; 96], output: &mut [f32; 48]) {
 
 /// residual_2 (Add)
 #[rustfmt::skip]
-#[inline(never)]
 #[allow(clippy::needless_range_loop, clippy::manual_memcpy, clippy::too_many_arguments)]
 fn residual_2(input0: &[f32; 48], input1: &[f32; 48], output: &mut [f32; 48]) {
     for o0 in 0..6 {
@@ -488,7 +472,6 @@ fn residual_2(input0: &[f32; 48], input1: &[f32; 48], output: &mut [f32; 48]) {
 
 /// norm_2 (LayerNormalization)
 #[rustfmt::skip]
-#[inline(never)]
 #[allow(clippy::needless_range_loop, clippy::manual_memcpy, clippy::too_many_arguments)]
 fn norm_2(input: &[f32; 48], output: &mut [f32; 48]) {
     for k0 in 0..6 {
