@@ -15,6 +15,9 @@
 #   PYTHON: the fixture venv's python, which builds missing models into target/applications
 #   (the cache scripts/applications.sh uses). Outputs land in target/compile_times/.
 #   KERAS2SRC_CT_LANGS="rust cpp" (default both) limits the languages.
+#   KERAS2SRC_CT_INLINE=1 compiles the code as it was before issue 19: every layer function
+#   inlinable (the `#[inline(never)]` lines removed, `-DKERAS2SRC_NOINLINE=` for g++), to
+#   measure the difference on the same generated code.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -x /usr/bin/time ] || { echo "needs GNU time: apt-get install time" >&2; exit 1; }
@@ -26,6 +29,8 @@ mkdir -p "$models" "$out"
 cargo build --release -q
 tool="$PWD/target/release/keras2src"
 langs="${KERAS2SRC_CT_LANGS:-rust cpp}"
+cxxdef=()
+[ "${KERAS2SRC_CT_INLINE:-0}" = 1 ] && cxxdef=(-DKERAS2SRC_NOINLINE=)
 
 names=("$@")
 if [ ${#names[@]} -eq 0 ]; then
@@ -64,6 +69,7 @@ for n in "${names[@]}"; do
         echo "| $stem | generation failed: $(head -c 200 "$dir/gen.err" | tr '\n|' '  ') | | | | | |"
         continue
     fi
+    [ "${KERAS2SRC_CT_INLINE:-0}" = 1 ] && sed -i '/^#\[inline(never)\]$/d' "$dir/model.rs"
     # "// 930 layers, 4280286 parameters, ..." in the header.
     layers=$(awk 'NR <= 8 && / layers, / {for (i = 1; i <= NF; i++) if ($(i + 1) ~ /^layers,/) {print $i; exit}}' "$dir/model.rs")
     params=$(awk 'NR <= 8 && / parameters, / {for (i = 1; i <= NF; i++) if ($(i + 1) ~ /^parameters,/) {print $i; exit}}' "$dir/model.rs")
@@ -111,8 +117,8 @@ CPP
             -o "$dir/rust_main")
     fi
     if [[ " $langs " == *" cpp "* ]]; then
-        cl=$(timed "$dir/gxx_lib.log" g++ -std=c++17 -O2 -I "$dir" -c "$dir/lib.cpp" -o "$dir/lib.o")
-        cb=$(timed "$dir/gxx_bin.log" g++ -std=c++17 -O2 -I "$dir" "$dir/main.cpp" "$dir/lib.cpp" \
+        cl=$(timed "$dir/gxx_lib.log" g++ -std=c++17 -O2 "${cxxdef[@]}" -I "$dir" -c "$dir/lib.cpp" -o "$dir/lib.o")
+        cb=$(timed "$dir/gxx_bin.log" g++ -std=c++17 -O2 "${cxxdef[@]}" -I "$dir" "$dir/main.cpp" "$dir/lib.cpp" \
             -o "$dir/cpp_main")
     fi
     echo "| $n | $layers | $params | $rl | $rb | $cl | $cb |"
