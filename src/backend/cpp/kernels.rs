@@ -6,8 +6,9 @@ use crate::backend::printer::{index, Printer};
 use crate::lower::loops::Ix;
 use crate::lower::{Layer, WeightArray, WeightId};
 
-/// `in_file`: the weights are pointers into the weights file, indexed flat.
-pub fn layer_fn(layer: &Layer, weights: &[WeightArray], in_file: bool) -> String {
+/// `in_file`: the weights are pointers into the weights file, indexed flat. `noinline`:
+/// `KERAS2SRC_NOINLINE` (see [`crate::backend::INLINE_LAYERS_MAX`]).
+pub fn layer_fn(layer: &Layer, weights: &[WeightArray], in_file: bool, noinline: bool) -> String {
     let read = |id: WeightId, row: Option<&Ix>, at: &Ix| {
         let w = &weights[id];
         match row {
@@ -43,8 +44,9 @@ pub fn layer_fn(layer: &Layer, weights: &[WeightArray], in_file: bool) -> String
         ""
     };
     format!(
-        "// {}\ninline void {}({}, float* __restrict output{work}) noexcept {{\n{body}\n}}",
+        "// {}\n{}inline void {}({}, float* __restrict output{work}) noexcept {{\n{body}\n}}",
         layer.comment,
+        if noinline { "KERAS2SRC_NOINLINE " } else { "" },
         layer.ident,
         params.join(", ")
     )

@@ -78,6 +78,10 @@ pub fn emit(program: &Program, options: &Options) -> Result<Generated> {
     for include in includes(program, options) {
         out.push_str(&format!("#include {include}\n"));
     }
+    let noinline = crate::backend::noinline_layers(program);
+    if noinline {
+        out.push_str(NOINLINE);
+    }
     if let Some(file) = options.weights_file {
         out.push('\n');
         out.push_str(&incbin(program, namespace, &symbol, file));
@@ -111,6 +115,7 @@ pub fn emit(program: &Program, options: &Options) -> Result<Generated> {
             layer,
             &program.weights,
             options.weights_file.is_some(),
+            noinline,
         ));
     }
     out.push_str("\n}  // namespace detail\n\n");
@@ -148,6 +153,22 @@ pub fn emit(program: &Program, options: &Options) -> Result<Generated> {
         notes: Vec::new(),
     })
 }
+
+/// Defines `KERAS2SRC_NOINLINE` (see [`crate::backend::INLINE_LAYERS_MAX`]).
+const NOINLINE: &str = "
+// Each layer stays a function of its own: inlined into predict_with_scratch (each is called
+// once), they make one huge function that compilers optimise in superlinear time. Define
+// KERAS2SRC_NOINLINE as empty to let the compiler decide.
+#ifndef KERAS2SRC_NOINLINE
+#if defined(__GNUC__) || defined(__clang__)
+#define KERAS2SRC_NOINLINE __attribute__((noinline))
+#elif defined(_MSC_VER)
+#define KERAS2SRC_NOINLINE __declspec(noinline)
+#else
+#define KERAS2SRC_NOINLINE
+#endif
+#endif
+";
 
 /// The standard headers the model needs: `<cmath>` for the math runtime and for
 /// non-finite constants (`INFINITY`, `NAN`).

@@ -34,7 +34,8 @@ impl Access<'_> {
     }
 }
 
-pub fn layer_fn(layer: &Layer, access: Access) -> Result<TokenStream, String> {
+/// `noinline`: `#[inline(never)]` (see [`crate::backend::INLINE_LAYERS_MAX`]).
+pub fn layer_fn(layer: &Layer, access: Access, noinline: bool) -> Result<TokenStream, String> {
     let out_len = layer.output.len;
     let w = |id: WeightId, row: Option<&Ix>, index: &Ix| access.read(id, row, index);
     let names = &layer.input_names;
@@ -57,8 +58,9 @@ pub fn layer_fn(layer: &Layer, access: Access) -> Result<TokenStream, String> {
     let body = printer.text(&layer.body, 1);
     // Index loops read clearer than iterator chains where strides are involved. The layout
     // is prettyplease's, which rustfmt would redo: `rustfmt::skip` keeps `cargo fmt` away.
-    let allow = "#[rustfmt::skip]\n\
-                 #[allow(clippy::needless_range_loop, clippy::manual_memcpy, clippy::too_many_arguments)]\n";
+    let inline = if noinline { "#[inline(never)]\n" } else { "" };
+    let allow = format!("#[rustfmt::skip]\n{inline}\
+                 #[allow(clippy::needless_range_loop, clippy::manual_memcpy, clippy::too_many_arguments)]\n");
     let work = layer
         .workspace
         .map(|w| format!(", work: &mut [f32; {}]", w.len))

@@ -70,7 +70,7 @@ fn emit_source(program: &Program, options: &Options) -> Result<Generated, String
     let layers = program
         .layers
         .iter()
-        .map(|l| kernels::layer_fn(l, access))
+        .map(|l| kernels::layer_fn(l, access, crate::backend::noinline_layers(program)))
         .collect::<Result<Vec<_>, _>>()?;
     let helpers = view_helpers(program);
     let file: syn::File = syn::parse2(quote! { #api #(#layers)* #helpers })
@@ -137,12 +137,16 @@ fn emit_source(program: &Program, options: &Options) -> Result<Generated, String
 }
 
 /// The weights module for weights in a file: the bytes, whose length the compiler checks
-/// against the type, and one accessor per array.
+/// against the type, and one accessor per array. The bytes are a `static`, not a `const`:
+/// an rlib's metadata carries a `const`'s value into every inlinable function that reads
+/// it, so VGG16's 134.6 MB of weights made a 782 MB rlib and took `rustc -C opt-level=3`
+/// 29.9 s (a `static`: 404 MB, 18.4 s; issue 19). The loads fold the same: the static is
+/// immutable.
 fn weights_accessors(p: &Program, file: &str) -> String {
     let total: usize = p.weights.iter().map(|w| w.data.len() * 4).sum();
     let mut out = format!(
         "/// Model weights, little-endian f32 in `{file}` beside this file.\n#[rustfmt::skip]\nmod weights {{\n    \
-         const BYTES: &[u8; {total}] = include_bytes!({file:?});\n\n    \
+         static BYTES: &[u8; {total}] = include_bytes!({file:?});\n\n    \
          #[inline(always)]\n    fn read(at: usize) -> f32 {{\n        \
          match BYTES.get(at..at + 4) {{\n            \
          Some(&[a, b, c, d]) => f32::from_le_bytes([a, b, c, d]),\n            \
