@@ -518,8 +518,9 @@ pub fn conv_max_pool(
             vec![Place::Local(Array::named("acc".into()), slot.clone()).set(start)],
         ),
     );
-    // Channels `first + j` for `j < n`, each position's products added in one statement.
-    let pass = |first: &Ix, n: usize, chained: bool| {
+    // The products of `terms` (input index, kernel row), each position's added in one
+    // statement when `chained`.
+    let pass = |terms: &[(Ix, Ix)], chained: bool| {
         let x = |j: usize| {
             if chained {
                 format!("x{j}")
@@ -528,26 +529,73 @@ pub fn conv_max_pool(
             }
         };
         let mut stmts = Vec::new();
-        for j in 0..n {
-            let at = first.clone().add_scaled(&input, 1).offset(j as isize);
-            stmts.push(Stmt::let_(x(j), Val::load(Buf::In(0), at)));
+        for (j, (at, _)) in terms.iter().enumerate() {
+            stmts.push(Stmt::let_(x(j), Val::load(Buf::In(0), at.clone())));
         }
         let product = |j: usize| {
-            let row = first.clone().add_scaled(&weight_row, 1).offset(j as isize);
+            let row = terms[j].1.clone();
             Val::var(&x(j)) * Val::load(Buf::W2(kernel, row), f.clone())
         };
         let sum = Place::Local(Array::named("acc".into()), slot.clone());
         let update = if chained {
-            sum.set((0..n).fold(Val::load(acc(), slot.clone()), |total, j| {
-                total + product(j)
-            }))
+            let start = Val::load(acc(), slot.clone());
+            sum.set((0..terms.len()).fold(start, |total, j| total + product(j)))
         } else {
             sum.accumulate(product(0))
         };
         stmts.extend(for_("f", filters, vec![update]));
         for_("k", row, stmts)
     };
-    let taps = nest("t", &conv.size, channel_passes(channels, per_pass, pass));
+    // Channels `first + j` for `j < n`.
+    let channels_from = |first: &Ix, n: usize| -> Vec<(Ix, Ix)> {
+        (0..n)
+            .map(|j| {
+                let at = first.clone().add_scaled(&input, 1).offset(j as isize);
+                let row = first.clone().add_scaled(&weight_row, 1).offset(j as isize);
+                (at, row)
+            })
+            .collect()
+    };
+    // Few channels (an image's first convolution): the products of every channel and of
+    // the trailing tap axes from `outer` on, in the order the loops would take, in one
+    // statement (at most twice `per_pass` products).
+    let outer = (0..rank)
+        .find(|&d| channels * conv.size[d..].iter().product::<usize>() <= 2 * per_pass)
+        .filter(|_| per_pass > 1 && channels < per_pass);
+    let taps = if let Some(outer) = outer {
+        let mut terms = vec![(input.clone(), weight_row.clone())];
+        for d in outer..rank {
+            let t = format!("t{d}");
+            terms = terms
+                .into_iter()
+                .flat_map(|(at, row)| {
+                    let t = t.clone();
+                    (0..conv.size[d])
+                        .map(move |v| (at.clone().substitute(&t, v), row.clone().substitute(&t, v)))
+                })
+                .collect();
+        }
+        let terms: Vec<(Ix, Ix)> = terms
+            .into_iter()
+            .flat_map(|(at, row)| {
+                (0..channels).map(move |c| {
+                    (
+                        at.clone().offset(c as isize),
+                        row.clone().offset(c as isize),
+                    )
+                })
+            })
+            .collect();
+        nest("t", &conv.size[..outer], pass(&terms, true))
+    } else {
+        let per_channel =
+            |first: &Ix, n: usize, chained: bool| pass(&channels_from(first, n), chained);
+        nest(
+            "t",
+            &conv.size,
+            channel_passes(channels, per_pass, per_channel),
+        )
+    };
     let mut fold = vec![Stmt::let_("a".into(), Val::load(acc(), slot))];
     let value = match epilogue.finish(Val::var("a"), &f, "r") {
         (stmts, value @ Val::Var(_)) if stmts.is_empty() => value,

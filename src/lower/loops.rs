@@ -36,6 +36,19 @@ impl Ix {
         self
     }
 
+    /// `self` with `var` fixed at `value`.
+    pub fn substitute(mut self, var: &str, value: usize) -> Ix {
+        let stride: usize = self
+            .terms
+            .iter()
+            .filter(|(v, _)| v == var)
+            .map(|(_, s)| s)
+            .sum();
+        self.terms.retain(|(v, _)| v != var);
+        self.constant += (stride * value) as isize;
+        self
+    }
+
     /// `self + other * scale`.
     pub fn add_scaled(mut self, other: &Ix, scale: usize) -> Ix {
         for (v, s) in &other.terms {
