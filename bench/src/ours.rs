@@ -133,6 +133,8 @@ pub fn build(generation: &Generation, config: Config, input: &Path) -> Result<Bu
     let (compile_s, object, runner) = match config.lang {
         Lang::Rust => build_rust(&src, &out, config.flags)?,
         Lang::Cpp => build_cpp(&src, &out, config.flags)?,
+        // The C header is the C++ kernels compiled as C: timed through the C++ rows.
+        Lang::C => return Err("the benchmark times Rust and C++ builds only".into()),
     };
     let bytes = std::fs::read(&object).map_err(|e| format!("{}: {e}", object.display()))?;
     let sizes = crate::elf::sizes(&bytes).map_err(|e| format!("{}: {e}", object.display()))?;
