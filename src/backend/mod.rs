@@ -57,3 +57,52 @@ pub fn flat_index(w: &WeightArray, row: Option<&Ix>, index: &Ix) -> Ix {
         None => index.clone(),
     }
 }
+
+/// Whether the source needs the non-finite constants (`INFINITY`, `NAN`): in a weight, in
+/// a kernel, or in the self-test's sample. C and C++ take them from their math header.
+pub fn uses_non_finite(p: &Program, self_test: Option<&crate::SelfTest>) -> bool {
+    let test_values = self_test
+        .iter()
+        .flat_map(|t| t.inputs.iter().chain(&t.outputs).flatten());
+    p.non_finite
+        || p.weights
+            .iter()
+            .flat_map(|w| &w.data)
+            .chain(test_values)
+            .any(|v| !v.is_finite())
+}
+
+/// A C or C++ array's dimensions and initializer, `[rows][cols] = {\n    {...},\n}` (one
+/// printed row per weight row), each value printed by `literal`.
+pub fn array_initializer(w: &WeightArray, literal: impl Fn(f32) -> String) -> String {
+    let row = |values: &[f32]| {
+        values
+            .iter()
+            .map(|&v| literal(v))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match w.dims[..] {
+        [rows, cols] => {
+            let body: Vec<String> = w
+                .data
+                .chunks(cols.max(1))
+                .map(|values| format!("    {{{}}},", row(values)))
+                .collect();
+            format!("[{rows}][{cols}] = {{\n{}\n}};", body.join("\n"))
+        }
+        _ => format!("[{}] = {{\n    {}\n}};", w.data.len(), row(&w.data)),
+    }
+}
+
+/// A C or C++ layer call's pointer argument for `arg`: the model port, or the scratch
+/// arena at its offset.
+pub fn c_pointer(p: &Program, arg: &crate::lower::Arg) -> String {
+    use crate::passes::Location;
+    match arg.loc {
+        Location::Input(k) => p.inputs[k].ident.clone(),
+        Location::Output(k) => p.outputs[k].ident.clone(),
+        Location::Scratch(0) => "scratch".into(),
+        Location::Scratch(off) => format!("scratch + {off}"),
+    }
+}

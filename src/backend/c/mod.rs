@@ -24,8 +24,7 @@ use crate::backend::math;
 use crate::backend::printer::{index, Printer};
 use crate::ir::InputDtype;
 use crate::lower::loops::Ix;
-use crate::lower::{Arg, Layer, Port, Program, WeightArray, WeightId};
-use crate::passes::Location;
+use crate::lower::{Layer, Port, Program, WeightArray, WeightId};
 use crate::{Generated, Result, ScratchPlacement, SelfTest};
 
 /// What the header offers besides the model itself.
@@ -232,17 +231,7 @@ fn includes(program: &Program, options: &Options) -> Vec<&'static str> {
     if uses_math || program.inputs.iter().any(|i| i.dtype == InputDtype::I32) {
         includes.push("<stdint.h>");
     }
-    let test_values = options
-        .self_test
-        .iter()
-        .flat_map(|t| t.inputs.iter().chain(&t.outputs).flatten());
-    let non_finite = program
-        .weights
-        .iter()
-        .flat_map(|w| &w.data)
-        .chain(test_values)
-        .any(|v| !v.is_finite())
-        || program.non_finite;
+    let non_finite = crate::backend::uses_non_finite(program, options.self_test);
     if program.math.contains(&math::MathFn::Sqrt) || non_finite {
         includes.push("<math.h>");
     }
@@ -293,15 +282,6 @@ fn layer_fn(layer: &Layer, weights: &[WeightArray], name: &str, in_file: bool) -
     )
 }
 
-fn place(p: &Program, arg: &Arg) -> String {
-    match arg.loc {
-        Location::Input(k) => p.inputs[k].ident.clone(),
-        Location::Output(k) => p.outputs[k].ident.clone(),
-        Location::Scratch(0) => "scratch".into(),
-        Location::Scratch(off) => format!("scratch + {off}"),
-    }
-}
-
 fn predict_with_scratch(p: &Program, name: &str) -> String {
     let mut text = format!(
         "void {name}_predict_with_scratch({}, float* scratch) {{\n",
@@ -311,10 +291,14 @@ fn predict_with_scratch(p: &Program, name: &str) -> String {
         text.push_str("    (void)scratch;\n");
     }
     for layer in &p.layers {
-        let mut args: Vec<String> = layer.inputs.iter().map(|a| place(p, a)).collect();
-        args.push(place(p, &layer.output));
+        let mut args: Vec<String> = layer
+            .inputs
+            .iter()
+            .map(|a| crate::backend::c_pointer(p, a))
+            .collect();
+        args.push(crate::backend::c_pointer(p, &layer.output));
         if let Some(work) = &layer.workspace {
-            args.push(place(p, work));
+            args.push(crate::backend::c_pointer(p, work));
         }
         text.push_str(&format!(
             "    {name}_{}({});\n",
@@ -464,35 +448,11 @@ fn weight_pointer(w: &WeightArray, name: &str, symbol: &str, offset: usize) -> S
 }
 
 fn weight_array(w: &WeightArray, name: &str, hex: bool) -> String {
-    let literal = |v: f32| {
-        if hex {
-            crate::backend::cpp::hex_float(v)
-        } else {
-            float_literal(v)
-        }
+    let literal = if hex {
+        crate::backend::cpp::hex_float
+    } else {
+        float_literal
     };
-    let fmt_row = |row: &[f32]| {
-        let text: Vec<String> = row.iter().map(|&v| literal(v)).collect();
-        text.join(", ")
-    };
-    match w.dims[..] {
-        [rows, cols] => {
-            let body: Vec<String> = w
-                .data
-                .chunks(cols.max(1))
-                .map(|row| format!("    {{{}}},", fmt_row(row)))
-                .collect();
-            format!(
-                "static const float {name}_{}[{rows}][{cols}] = {{\n{}\n}};",
-                w.ident,
-                body.join("\n")
-            )
-        }
-        _ => format!(
-            "static const float {name}_{}[{}] = {{\n    {}\n}};",
-            w.ident,
-            w.data.len(),
-            fmt_row(&w.data)
-        ),
-    }
+    let init = crate::backend::array_initializer(w, literal);
+    format!("static const float {name}_{}{init}", w.ident)
 }

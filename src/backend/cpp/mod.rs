@@ -11,10 +11,9 @@ mod dialect;
 pub use dialect::{float as float_literal, hex_float};
 mod kernels;
 
-use crate::backend::math;
+use crate::backend::{c_pointer, math};
 use crate::ir::InputDtype;
-use crate::lower::{Arg, Blocking, Port, Program, Tuning};
-use crate::passes::Location;
+use crate::lower::{Blocking, Port, Program, Tuning};
 use crate::{Generated, Result, ScratchPlacement, SelfTest};
 
 /// How lowering tunes loops for g++. It fully unrolls filter loops of up to 16 and then
@@ -178,18 +177,7 @@ fn includes(program: &Program, options: &Options) -> Vec<&'static str> {
     if uses_math || program.inputs.iter().any(|i| i.dtype == InputDtype::I32) {
         includes.push("<cstdint>");
     }
-    let test_values = options
-        .self_test
-        .iter()
-        .flat_map(|t| t.inputs.iter().chain(&t.outputs).flatten());
-    let non_finite = program
-        .weights
-        .iter()
-        .flat_map(|w| &w.data)
-        .chain(test_values)
-        .any(|v| !v.is_finite())
-        || program.non_finite;
-    if uses_math || non_finite {
+    if uses_math || crate::backend::uses_non_finite(program, options.self_test) {
         includes.push("<cmath>");
     }
     includes
@@ -467,20 +455,11 @@ fn call_args(p: &Program) -> String {
         .join(", ")
 }
 
-fn place(p: &Program, arg: &Arg) -> String {
-    match arg.loc {
-        Location::Input(k) => p.inputs[k].ident.clone(),
-        Location::Output(k) => p.outputs[k].ident.clone(),
-        Location::Scratch(0) => "scratch".into(),
-        Location::Scratch(off) => format!("scratch + {off}"),
-    }
-}
-
 fn call(p: &Program, layer: &crate::lower::Layer) -> String {
-    let mut args: Vec<String> = layer.inputs.iter().map(|a| place(p, a)).collect();
-    args.push(place(p, &layer.output));
+    let mut args: Vec<String> = layer.inputs.iter().map(|a| c_pointer(p, a)).collect();
+    args.push(c_pointer(p, &layer.output));
     if let Some(work) = &layer.workspace {
-        args.push(place(p, work));
+        args.push(c_pointer(p, work));
     }
     format!("detail::{}({});", layer.ident, args.join(", "))
 }
@@ -522,37 +501,11 @@ fn weight_pointer(w: &crate::lower::WeightArray, symbol: &str, offset: usize) ->
 }
 
 fn weight_array(w: &crate::lower::WeightArray, hex: bool) -> String {
-    let literal = |v: f32| {
-        if hex {
-            dialect::hex_float(v)
-        } else {
-            dialect::float(v)
-        }
+    let literal = if hex {
+        dialect::hex_float
+    } else {
+        dialect::float
     };
-    let fmt_row = |row: &[f32]| {
-        row.iter()
-            .map(|&v| literal(v))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    match w.dims[..] {
-        [rows, cols] => {
-            let body: Vec<String> = w
-                .data
-                .chunks(cols.max(1))
-                .map(|row| format!("    {{{}}},", fmt_row(row)))
-                .collect();
-            format!(
-                "inline constexpr float {}[{rows}][{cols}] = {{\n{}\n}};",
-                w.ident,
-                body.join("\n")
-            )
-        }
-        _ => format!(
-            "inline constexpr float {}[{}] = {{\n    {}\n}};",
-            w.ident,
-            w.data.len(),
-            fmt_row(&w.data)
-        ),
-    }
+    let init = crate::backend::array_initializer(w, literal);
+    format!("inline constexpr float {}{init}", w.ident)
 }
