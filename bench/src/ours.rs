@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use keras2src::{Lang, Model, Options};
+use keras2src::{Lang, Model, Options, ScratchPlacement};
 
 use crate::elf::Sizes;
 use crate::engine::Worker;
@@ -95,13 +95,19 @@ pub fn generate(fixture: &Fixture, dir: &Path) -> Result<Generation, String> {
     .map_err(|e| e.to_string())?;
     let load_s = t.elapsed().as_secs_f64();
     let t = Instant::now();
+    // `predict` with its working memory on the stack, as small models get by default (a
+    // large model would otherwise get `predict_with_scratch` only, or a static buffer).
+    let options = |lang| Options {
+        scratch: Some(ScratchPlacement::Stack),
+        ..Options::new(lang, "model")
+    };
     let rust = model
-        .generate_with(&Options::new(Lang::Rust, "model"))
+        .generate_with(&options(Lang::Rust))
         .map_err(|e| e.to_string())?;
     let rust_s = t.elapsed().as_secs_f64();
     let t = Instant::now();
     let cpp = model
-        .generate_with(&Options::new(Lang::Cpp, "model"))
+        .generate_with(&options(Lang::Cpp))
         .map_err(|e| e.to_string())?;
     let cpp_s = t.elapsed().as_secs_f64();
     // As the CLI writes `-o model.rs`: the weights file beside the source.
@@ -110,6 +116,9 @@ pub fn generate(fixture: &Fixture, dir: &Path) -> Result<Generation, String> {
         write(&src.join(file), bytes)?;
     }
     write(&src.join("model.hpp"), cpp.source.as_bytes())?;
+    if let Some((file, bytes)) = &cpp.weights_file {
+        write(&src.join(file), bytes)?;
+    }
     let summary = model.summary();
     Ok(Generation {
         rust_s,
@@ -290,9 +299,12 @@ fn build_cpp(src: &Path, out: &Path, flags: &[&str]) -> Result<(f64, PathBuf, Pa
     write(&src.join("runner.cpp"), CPP_RUNNER.as_bytes())?;
     let object = out.join("model.o");
     let t = Instant::now();
+    // `-I src`: the assembler's `.incbin` finds a weights file there.
     run(Command::new("g++")
         .arg("-std=c++17")
         .args(flags)
+        .arg("-I")
+        .arg(src)
         .arg("-c")
         .arg("-o")
         .arg(&object)
