@@ -10,19 +10,12 @@ pub mod rust;
 use crate::lower::loops::Ix;
 use crate::lower::{Program, WeightArray};
 
-/// Above this many layer functions, each is kept out of line (`#[inline(never)]` in Rust,
-/// `KERAS2SRC_NOINLINE` in C++). Each layer is called once, so compilers inline them all into
-/// `predict_with_scratch`, one huge function optimised in superlinear time: NASNetMobile's
-/// 662 layer functions took `rustc -C opt-level=3` 408 s inlined and 92 s out of line
-/// (issue 19, BENCHMARKS.md). Small graphs keep inlining: it costs them little compile time,
-/// and g++ -O3 optimises some inlined kernels better (bench_cnn, 4 layer functions, at
-/// `-O3 -march=native`: 42 µs inlined, 65 µs out of line, the accumulators spilled to the
-/// stack). The bench models have at most 68 layer functions.
-pub const INLINE_LAYERS_MAX: usize = 100;
+pub use crate::lower::INLINE_LAYERS_MAX;
 
-/// Whether `p`'s layer functions are kept out of line (see [`INLINE_LAYERS_MAX`]).
+/// Whether `p`'s layer functions are kept out of line and take their weights as
+/// parameters (see [`INLINE_LAYERS_MAX`]).
 pub fn noinline_layers(p: &Program) -> bool {
-    p.layers.len() > INLINE_LAYERS_MAX
+    p.out_of_line()
 }
 
 /// The weights file (Rust's `NAME.weights.bin`, C++'s `NAME.hpp.weights.bin`, C's

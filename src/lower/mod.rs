@@ -20,12 +20,14 @@ mod program;
 mod recurrent;
 mod reduce;
 mod resample;
+mod share;
 
 pub use axis::AxisKernel;
 pub(crate) use epilogue::Epilogue;
 pub use program::{
     lower, Arg, Blocking, Layer, Port, Post, Program, Tuning, WeightArray, WeightId,
 };
+pub use share::INLINE_LAYERS_MAX;
 
 /// Registers a weight array (name suffix, dims, data) and returns its id.
 pub(crate) type AddWeight<'a> = dyn FnMut(&str, Vec<usize>, &[f32]) -> WeightId + 'a;

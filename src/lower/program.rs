@@ -11,6 +11,7 @@ pub use super::conv::Blocking;
 use super::epilogue::Epilogue;
 use super::loops::{walk, Stmt, Uses, Visit};
 use super::port_ident;
+use super::share::{share, INLINE_LAYERS_MAX};
 use crate::error::LayerProblem;
 use crate::ir::expr::{self, Expr};
 use crate::ir::{numel, Activation, AxisFn, Graph, InputDtype, Op};
@@ -56,7 +57,7 @@ pub struct WeightArray {
 
 pub type WeightId = usize;
 
-/// One generated layer function and its call.
+/// One layer: its call and, unless it calls an earlier layer's, its function.
 #[derive(Debug, Clone)]
 pub struct Layer {
     pub ident: String,
@@ -70,6 +71,22 @@ pub struct Layer {
     /// The kernel's private working memory in the scratch arena (`work`), if it needs
     /// some (recurrent layers).
     pub workspace: Option<Arg>,
+    /// The layer whose function the call runs: its own index, or (above
+    /// [`INLINE_LAYERS_MAX`] layers) an earlier layer's whose function is the same up to
+    /// the weight arrays passed.
+    pub kernel: usize,
+    /// Above [`INLINE_LAYERS_MAX`] layers, the weight arrays the call passes: `body` reads
+    /// the function's weight parameter `k` as weight id `k`. Empty otherwise, where `body`
+    /// reads the program's arrays by id.
+    pub weights: Vec<WeightId>,
+}
+
+impl Program {
+    /// Whether the layer functions are kept out of line and take their weights as
+    /// parameters (more than [`INLINE_LAYERS_MAX`] layers, see [`Layer::weights`]).
+    pub fn out_of_line(&self) -> bool {
+        self.layers.len() > INLINE_LAYERS_MAX
+    }
 }
 
 /// Where a kernel argument lives and how long it is.
@@ -182,12 +199,15 @@ pub fn lower(
                 len: node.op.workspace_len(),
                 dtype: InputDtype::F32,
             }),
+            kernel: layers.len(),
+            weights: Vec::new(),
         });
     }
 
     if !problems.is_empty() {
         return Err(problems);
     }
+    share(&mut layers, &weights);
     Ok(Program {
         inputs: graph
             .inputs

@@ -94,13 +94,16 @@ pub fn emit(program: &Program, options: &Options) -> Result<Generated> {
             None => weight_array(w, name, options.hex_weights),
         });
     }
-    for layer in &program.layers {
-        item(&layer_fn(
-            layer,
-            &program.weights,
-            name,
-            options.weights_file.is_some(),
-        ));
+    for (i, layer) in program.layers.iter().enumerate() {
+        if layer.kernel == i {
+            item(&layer_fn(
+                layer,
+                &program.weights,
+                name,
+                options.weights_file.is_some(),
+                program.out_of_line(),
+            ));
+        }
     }
     item(&predict_with_scratch(program, name));
     for f in entry_points(program, options) {
@@ -238,17 +241,28 @@ fn includes(program: &Program, options: &Options) -> Vec<&'static str> {
     includes
 }
 
-/// One `static` function per layer.
-fn layer_fn(layer: &Layer, weights: &[WeightArray], name: &str, in_file: bool) -> String {
+/// One `static` function per layer; `out_of_line`: the weights as parameters (see
+/// [`crate::backend::INLINE_LAYERS_MAX`]).
+fn layer_fn(
+    layer: &Layer,
+    weights: &[WeightArray],
+    name: &str,
+    in_file: bool,
+    out_of_line: bool,
+) -> String {
     let read = |id: WeightId, row: Option<&Ix>, at: &Ix| {
-        let w = &weights[id];
+        let (w, array) = if out_of_line {
+            (&weights[layer.weights[id]], format!("weight{id}"))
+        } else {
+            (&weights[id], format!("{name}_{}", weights[id].ident))
+        };
         match row {
             _ if in_file => {
                 let flat = crate::backend::flat_index(w, row, at);
-                format!("{name}_{}[{}]", w.ident, index(&flat))
+                format!("{array}[{}]", index(&flat))
             }
-            Some(r) => format!("{name}_{}[{}][{}]", w.ident, index(r), index(at)),
-            None => format!("{name}_{}[{}]", w.ident, index(at)),
+            Some(r) => format!("{array}[{}][{}]", index(r), index(at)),
+            None => format!("{array}[{}]", index(at)),
         }
     };
     let names = &layer.input_names;
@@ -267,6 +281,9 @@ fn layer_fn(layer: &Layer, weights: &[WeightArray], name: &str, in_file: bool) -
     if layer.workspace.is_some() {
         params.push("float* restrict work".into());
     }
+    params.extend(layer.weights.iter().enumerate().map(|(k, &id)| {
+        crate::backend::cpp::kernels::weight_param(&weights[id], k, in_file, "restrict")
+    }));
     let printer = Printer {
         dialect: &C { prefix: name },
         inputs: names,
@@ -300,9 +317,15 @@ fn predict_with_scratch(p: &Program, name: &str) -> String {
         if let Some(work) = &layer.workspace {
             args.push(crate::backend::c_pointer(p, work));
         }
+        args.extend(
+            layer
+                .weights
+                .iter()
+                .map(|&id| format!("{name}_{}", p.weights[id].ident)),
+        );
         text.push_str(&format!(
             "    {name}_{}({});\n",
-            layer.ident,
+            p.layers[layer.kernel].ident,
             args.join(", ")
         ));
     }

@@ -6,18 +6,28 @@ use crate::backend::printer::{index, Printer};
 use crate::lower::loops::Ix;
 use crate::lower::{Layer, WeightArray, WeightId};
 
-/// `in_file`: the weights are pointers into the weights file, indexed flat. `noinline`:
-/// `KERAS2SRC_NOINLINE` (see [`crate::backend::INLINE_LAYERS_MAX`]).
-pub fn layer_fn(layer: &Layer, weights: &[WeightArray], in_file: bool, noinline: bool) -> String {
+/// `in_file`: the weights are pointers into the weights file, indexed flat. `out_of_line`:
+/// `KERAS2SRC_NOINLINE`, the weights as parameters (see
+/// [`crate::backend::INLINE_LAYERS_MAX`]).
+pub fn layer_fn(
+    layer: &Layer,
+    weights: &[WeightArray],
+    in_file: bool,
+    out_of_line: bool,
+) -> String {
     let read = |id: WeightId, row: Option<&Ix>, at: &Ix| {
-        let w = &weights[id];
+        let (w, name) = if out_of_line {
+            (&weights[layer.weights[id]], format!("weight{id}"))
+        } else {
+            (&weights[id], weights[id].ident.clone())
+        };
         match row {
             _ if in_file => {
                 let flat = crate::backend::flat_index(w, row, at);
-                format!("{}[{}]", w.ident, index(&flat))
+                format!("{name}[{}]", index(&flat))
             }
-            Some(r) => format!("{}[{}][{}]", w.ident, index(r), index(at)),
-            None => format!("{}[{}]", w.ident, index(at)),
+            Some(r) => format!("{name}[{}][{}]", index(r), index(at)),
+            None => format!("{name}[{}]", index(at)),
         }
     };
     let names = &layer.input_names;
@@ -43,11 +53,24 @@ pub fn layer_fn(layer: &Layer, weights: &[WeightArray], in_file: bool, noinline:
     } else {
         ""
     };
+    let weights: String = (layer.weights.iter().enumerate())
+        .map(|(k, &id)| format!(", {}", weight_param(&weights[id], k, in_file, "__restrict")))
+        .collect();
     format!(
-        "// {}\n{}inline void {}({}, float* __restrict output{work}) noexcept {{\n{body}\n}}",
+        "// {}\n{}inline void {}({}, float* __restrict output{work}{weights}) noexcept {{\n{body}\n}}",
         layer.comment,
-        if noinline { "KERAS2SRC_NOINLINE " } else { "" },
+        if out_of_line { "KERAS2SRC_NOINLINE " } else { "" },
         layer.ident,
         params.join(", ")
     )
+}
+
+/// Weight parameter `k` of `w`'s dims, C++ or C (`restrict` is the language's keyword):
+/// a pointer to the first row of a 2-D array, else to the first value (arrays in a weights
+/// file are read flat).
+pub(crate) fn weight_param(w: &WeightArray, k: usize, in_file: bool, restrict: &str) -> String {
+    match w.dims[..] {
+        [_, cols] if !in_file => format!("const float (*{restrict} weight{k})[{cols}]"),
+        _ => format!("const float* {restrict} weight{k}"),
+    }
 }

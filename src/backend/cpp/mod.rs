@@ -9,7 +9,7 @@
 
 mod dialect;
 pub use dialect::{float as float_literal, hex_float};
-mod kernels;
+pub(crate) mod kernels;
 
 use crate::backend::{c_pointer, math};
 use crate::ir::InputDtype;
@@ -109,13 +109,15 @@ pub fn emit(program: &Program, options: &Options) -> Result<Generated> {
             None => weight_array(w, options.hex_weights),
         });
     }
-    for layer in &program.layers {
-        item(&kernels::layer_fn(
-            layer,
-            &program.weights,
-            options.weights_file.is_some(),
-            noinline,
-        ));
+    for (i, layer) in program.layers.iter().enumerate() {
+        if layer.kernel == i {
+            item(&kernels::layer_fn(
+                layer,
+                &program.weights,
+                options.weights_file.is_some(),
+                noinline,
+            ));
+        }
     }
     out.push_str("\n}  // namespace detail\n\n");
     out.push_str("// Runs the model with caller-provided working memory (kScratchLen floats).\n");
@@ -461,7 +463,17 @@ fn call(p: &Program, layer: &crate::lower::Layer) -> String {
     if let Some(work) = &layer.workspace {
         args.push(c_pointer(p, work));
     }
-    format!("detail::{}({});", layer.ident, args.join(", "))
+    args.extend(
+        layer
+            .weights
+            .iter()
+            .map(|&id| format!("detail::{}", p.weights[id].ident)),
+    );
+    format!(
+        "detail::{}({});",
+        p.layers[layer.kernel].ident,
+        args.join(", ")
+    )
 }
 
 /// The declaration of the weights file's symbol and, for GCC and Clang on ELF targets, the

@@ -32,12 +32,42 @@ impl Access<'_> {
             }
         }
     }
+
+    /// Element `index` (or `[row][index]`) of weight parameter `k`, of `w`'s dims.
+    pub fn read_param(&self, k: usize, w: &WeightArray, row: Option<&Ix>, at: &Ix) -> String {
+        if self.in_file {
+            let flat = crate::backend::flat_index(w, row, at);
+            format!("weights::at(weight{k}, {})", index(&flat))
+        } else {
+            match row {
+                Some(r) => format!("weight{k}[{}][{}]", index(r), index(at)),
+                None => format!("weight{k}[{}]", index(at)),
+            }
+        }
+    }
+
+    /// The type of a weight parameter of `w`'s dims: a reference to the array, or in a
+    /// weights file to its bytes (a fixed length, so that reads in range need no check).
+    pub fn param_type(&self, w: &WeightArray) -> String {
+        match w.dims[..] {
+            _ if self.in_file => format!("&[u8; {}]", 4 * w.data.len()),
+            [rows, cols] => format!("&[[f32; {cols}]; {rows}]"),
+            _ => format!("&[f32; {}]", w.data.len()),
+        }
+    }
 }
 
-/// `noinline`: `#[inline(never)]` (see [`crate::backend::INLINE_LAYERS_MAX`]).
-pub fn layer_fn(layer: &Layer, access: Access, noinline: bool) -> Result<TokenStream, String> {
+/// `out_of_line`: `#[inline(never)]`, the weights as parameters (see
+/// [`crate::backend::INLINE_LAYERS_MAX`]).
+pub fn layer_fn(layer: &Layer, access: Access, out_of_line: bool) -> Result<TokenStream, String> {
     let out_len = layer.output.len;
-    let w = |id: WeightId, row: Option<&Ix>, index: &Ix| access.read(id, row, index);
+    let w = |id: WeightId, row: Option<&Ix>, index: &Ix| {
+        if out_of_line {
+            access.read_param(id, &access.weights[layer.weights[id]], row, index)
+        } else {
+            access.read(id, row, index)
+        }
+    };
     let names = &layer.input_names;
     let params: Vec<String> = names
         .iter()
@@ -58,15 +88,25 @@ pub fn layer_fn(layer: &Layer, access: Access, noinline: bool) -> Result<TokenSt
     let body = printer.text(&layer.body, 1);
     // Index loops read clearer than iterator chains where strides are involved. The layout
     // is prettyplease's, which rustfmt would redo: `rustfmt::skip` keeps `cargo fmt` away.
-    let inline = if noinline { "#[inline(never)]\n" } else { "" };
+    let inline = if out_of_line {
+        "#[inline(never)]\n"
+    } else {
+        ""
+    };
     let allow = format!("#[rustfmt::skip]\n{inline}\
                  #[allow(clippy::needless_range_loop, clippy::manual_memcpy, clippy::too_many_arguments)]\n");
     let work = layer
         .workspace
         .map(|w| format!(", work: &mut [f32; {}]", w.len))
         .unwrap_or_default();
+    let weights: String = layer
+        .weights
+        .iter()
+        .enumerate()
+        .map(|(k, &id)| format!(", weight{k}: {}", access.param_type(&access.weights[id])))
+        .collect();
     let text = format!(
-        "/// {comment}\n{allow}fn {name}({params}, output: &mut [f32; {out_len}]{work}) {{\n{body}\n}}",
+        "/// {comment}\n{allow}fn {name}({params}, output: &mut [f32; {out_len}]{work}{weights}) {{\n{body}\n}}",
         comment = layer.comment,
         name = layer.ident,
         params = params.join(", "),

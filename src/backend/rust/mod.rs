@@ -62,7 +62,7 @@ pub fn emit(program: &Program, options: &Options) -> Result<Generated> {
 
 fn emit_source(program: &Program, options: &Options) -> Result<Generated, String> {
     let (header, weights_file) = (options.header, options.weights_file);
-    let api = api(program, options.scratch)?;
+    let api = api(program, options.scratch, weights_file.is_some())?;
     let access = kernels::Access {
         weights: &program.weights,
         in_file: weights_file.is_some(),
@@ -70,7 +70,9 @@ fn emit_source(program: &Program, options: &Options) -> Result<Generated, String
     let layers = program
         .layers
         .iter()
-        .map(|l| kernels::layer_fn(l, access, crate::backend::noinline_layers(program)))
+        .enumerate()
+        .filter(|(i, l)| l.kernel == *i)
+        .map(|(_, l)| kernels::layer_fn(l, access, program.out_of_line()))
         .collect::<Result<Vec<_>, _>>()?;
     let helpers = view_helpers(program);
     let file: syn::File = syn::parse2(quote! { #api #(#layers)* #helpers })
@@ -142,16 +144,36 @@ fn emit_source(program: &Program, options: &Options) -> Result<Generated, String
 /// it, so VGG16's 134.6 MB of weights made a 782 MB rlib and took `rustc -C opt-level=3`
 /// 29.9 s (a `static`: 404 MB, 18.4 s; issue 19). The loads fold the same: the static is
 /// immutable.
+///
+/// Above [`crate::backend::INLINE_LAYERS_MAX`] layers the calls pass each array's bytes
+/// (`array`, a fixed-length reference into the bytes: the offset is a constant, so the
+/// range check folds) and the layer functions read them with `at`.
 fn weights_accessors(p: &Program, file: &str) -> String {
     let total: usize = p.weights.iter().map(|w| w.data.len() * 4).sum();
-    let mut out = format!(
+    let head = format!(
         "/// Model weights, little-endian f32 in `{file}` beside this file.\n#[rustfmt::skip]\nmod weights {{\n    \
-         static BYTES: &[u8; {total}] = include_bytes!({file:?});\n\n    \
-         #[inline(always)]\n    fn read(at: usize) -> f32 {{\n        \
-         match BYTES.get(at..at + 4) {{\n            \
-         Some(&[a, b, c, d]) => f32::from_le_bytes([a, b, c, d]),\n            \
-         _ => unreachable!(),\n        }}\n    }}\n"
+         static BYTES: &[u8; {total}] = include_bytes!({file:?});\n"
     );
+    if p.out_of_line() {
+        return head
+            + "\n    /// The `N` bytes from `at`.\n    \
+               #[inline(always)]\n    pub(super) fn array<const N: usize>(at: usize) -> &'static [u8; N] {\n        \
+               match BYTES.get(at..at + N) {\n            \
+               Some(bytes) => match bytes.try_into() {\n                \
+               Ok(array) => array,\n                \
+               Err(_) => unreachable!(),\n            },\n            \
+               None => unreachable!(),\n        }\n    }\n\n    \
+               /// Value `i` of an array's bytes.\n    \
+               #[inline(always)]\n    pub(super) fn at<const N: usize>(bytes: &[u8; N], i: usize) -> f32 {\n        \
+               match bytes.get(4 * i..4 * i + 4) {\n            \
+               Some(&[a, b, c, d]) => f32::from_le_bytes([a, b, c, d]),\n            \
+               _ => unreachable!(),\n        }\n    }\n}\n";
+    }
+    let mut out = head
+        + "\n    #[inline(always)]\n    fn read(at: usize) -> f32 {\n        \
+           match BYTES.get(at..at + 4) {\n            \
+           Some(&[a, b, c, d]) => f32::from_le_bytes([a, b, c, d]),\n            \
+           _ => unreachable!(),\n        }\n    }\n";
     let mut offset = 0;
     for w in &p.weights {
         let at = if offset == 0 {
@@ -181,7 +203,7 @@ fn float_ty(dtype: InputDtype) -> TokenStream {
 }
 
 /// Constants, `predict` (unless the caller places the scratch) and `predict_with_scratch`.
-fn api(p: &Program, scratch: ScratchPlacement) -> Result<TokenStream, String> {
+fn api(p: &Program, scratch: ScratchPlacement, in_file: bool) -> Result<TokenStream, String> {
     let single_in = p.inputs.len() == 1;
     let single_out = p.outputs.len() == 1;
     let in_const = |k: usize, what: &str| format_ident!("{}_{what}", upper(&p.inputs[k]));
@@ -281,7 +303,7 @@ fn api(p: &Program, scratch: ScratchPlacement) -> Result<TokenStream, String> {
         quote!(let mut #id = [0.0f32; #len];)
     });
     let out_refs = out_args.iter().map(|id| quote!(&mut #id));
-    let calls = p.layers.iter().map(|layer| call(p, layer));
+    let calls = p.layers.iter().map(|layer| call(p, layer, in_file));
     let uses_scratch = p.scratch_len > 0;
     let silence = (!uses_scratch).then(|| quote!(let _ = scratch;));
     // Lints the contractual signatures trip only for models with many inputs and outputs.
@@ -488,10 +510,11 @@ fn output_ident(p: &Program, k: usize) -> proc_macro2::Ident {
 
 /// One layer call inside `predict_with_scratch`, splitting the arena so that the output
 /// borrow is disjoint from the input borrows.
-fn call(p: &Program, layer: &crate::lower::Layer) -> TokenStream {
-    let f = format_ident!("{}", layer.ident);
+fn call(p: &Program, layer: &crate::lower::Layer, in_file: bool) -> TokenStream {
+    let f = format_ident!("{}", p.layers[layer.kernel].ident);
+    let weights = weight_args(p, layer, in_file);
     if let Some(work) = layer.workspace {
-        return call_with_work(p, layer, work);
+        return call_with_work(p, layer, work, weights);
     }
     match layer.output.loc {
         Location::Scratch(off) => {
@@ -500,7 +523,7 @@ fn call(p: &Program, layer: &crate::lower::Layer) -> TokenStream {
             let in_scratch = |a: &Arg| matches!(a.loc, Location::Scratch(_));
             if !layer.inputs.iter().any(in_scratch) {
                 let args = layer.inputs.iter().map(|a| read_arg(p, a, None));
-                return quote!(#f(#(#args,)* view_mut(&mut scratch[#off_l..#end_l])););
+                return quote!(#f(#(#args,)* view_mut(&mut scratch[#off_l..#end_l]) #(, #weights)*););
             }
             let below = |a: &Arg| matches!(a.loc, Location::Scratch(o) if o < off);
             let above = |a: &Arg| matches!(a.loc, Location::Scratch(o) if o >= end);
@@ -522,14 +545,14 @@ fn call(p: &Program, layer: &crate::lower::Layer) -> TokenStream {
                 {
                     let (#lo, rest) = scratch.split_at_mut(#off_l);
                     let (out, #hi) = rest.split_at_mut(#len_l);
-                    #f(#(#args,)* view_mut(out));
+                    #f(#(#args,)* view_mut(out) #(, #weights)*);
                 }
             }
         }
         Location::Output(k) => {
             let args = layer.inputs.iter().map(|a| read_arg(p, a, None));
             let out = output_ident(p, k);
-            quote!(#f(#(#args,)* #out);)
+            quote!(#f(#(#args,)* #out #(, #weights)*);)
         }
         Location::Input(_) => quote!(),
     }
@@ -538,8 +561,13 @@ fn call(p: &Program, layer: &crate::lower::Layer) -> TokenStream {
 /// A call of a layer that also takes working memory from the arena: the arena is split
 /// into the mutable regions (output if in scratch, workspace) and the gaps between them,
 /// from which the inputs are read.
-fn call_with_work(p: &Program, layer: &crate::lower::Layer, work: Arg) -> TokenStream {
-    let f = format_ident!("{}", layer.ident);
+fn call_with_work(
+    p: &Program,
+    layer: &crate::lower::Layer,
+    work: Arg,
+    weights: Vec<TokenStream>,
+) -> TokenStream {
+    let f = format_ident!("{}", p.layers[layer.kernel].ident);
     let region = |a: &Arg| match a.loc {
         Location::Scratch(off) => Some((off, a.len)),
         _ => None,
@@ -625,9 +653,29 @@ fn call_with_work(p: &Program, layer: &crate::lower::Layer, work: Arg) -> TokenS
         {
             let rest = &mut scratch[..];
             #(#stmts)*
-            #f(#(#args,)* #out, view_mut(work));
+            #f(#(#args,)* #out, view_mut(work) #(, #weights)*);
         }
     }
+}
+
+/// The weight arrays a call passes (see [`crate::lower::Layer::weights`]): a reference to
+/// the static, or the array's bytes in the weights file.
+fn weight_args(p: &Program, layer: &crate::lower::Layer, in_file: bool) -> Vec<TokenStream> {
+    let offsets = in_file.then(|| crate::backend::weights_file_offsets(p));
+    layer
+        .weights
+        .iter()
+        .map(|&id| match &offsets {
+            Some(offsets) => {
+                let at = lit(4 * offsets[id]);
+                quote!(weights::array(#at))
+            }
+            None => {
+                let name = format_ident!("{}", p.weights[id].ident.to_ascii_uppercase());
+                quote!(&weights::#name)
+            }
+        })
+        .collect()
 }
 
 /// An expression for a read-only input argument; `split` is the output's scratch range
