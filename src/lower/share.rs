@@ -11,7 +11,7 @@ use super::{Layer, WeightArray, WeightId};
 
 /// Above this many layer functions, each is kept out of line (`#[inline(never)]` in Rust,
 /// `KERAS2SRC_NOINLINE` in C++ and C) and reads its weights through parameters, so that
-/// layers equal up to their weights share one function ([`share`]). Each layer is called
+/// layers equal up to their weights share one function ([`Layer::kernel`]). Each layer is called
 /// once, so compilers inline them all into `predict_with_scratch`, one huge function
 /// optimised in superlinear time: NASNetMobile's 662 layer functions took `rustc -C
 /// opt-level=3` 408 s inlined and 92 s out of line (issue 19, BENCHMARKS.md). Small graphs
@@ -86,5 +86,90 @@ impl Visit for Params {
         if let Val::Load(Buf::W(id) | Buf::W2(id, _), _) = v {
             self.param(id);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ir::InputDtype;
+    use crate::lower::loops::{Ix, Place};
+    use crate::lower::Arg;
+    use crate::passes::Location;
+
+    fn arg(len: usize) -> Arg {
+        Arg {
+            loc: Location::Scratch(0),
+            len,
+            dtype: InputDtype::F32,
+        }
+    }
+
+    /// `output[i] = input[i] * w[i] + b[i]` for four elements, reading `w` and `b`.
+    fn layer(w: WeightId, b: WeightId, len: usize) -> Layer {
+        let i = Ix::default().plus("i", 1);
+        let value = Val::load(Buf::In(0), i.clone()) * Val::load(Buf::W(w), i.clone())
+            + Val::load(Buf::W(b), i.clone());
+        Layer {
+            ident: format!("l{w}"),
+            comment: String::new(),
+            body: vec![Stmt::For {
+                var: "i".into(),
+                count: len,
+                rolled: false,
+                body: vec![Place::Out(i).set(value)],
+            }],
+            inputs: vec![arg(len)],
+            input_names: vec!["input".into()],
+            output: arg(len),
+            workspace: None,
+            kernel: 0,
+            weights: Vec::new(),
+        }
+    }
+
+    fn array(dims: Vec<usize>) -> WeightArray {
+        let n = dims.iter().product();
+        WeightArray {
+            ident: String::new(),
+            dims,
+            data: vec![0.0; n],
+        }
+    }
+
+    #[test]
+    fn layers_equal_up_to_their_weights_share_a_function() {
+        // Arrays 0..4 of 4 values, array 4 of 8 (another dims: another function).
+        let weights: Vec<WeightArray> = (0..4)
+            .map(|_| array(vec![4]))
+            .chain([array(vec![8])])
+            .collect();
+        let pattern = [(0, 1, 4), (2, 3, 4), (1, 1, 4), (4, 1, 4), (0, 1, 8)];
+        let mut layers: Vec<Layer> = (0..=INLINE_LAYERS_MAX)
+            .map(|k| {
+                let (w, b, len) = pattern[k % pattern.len()];
+                layer(w, b, len)
+            })
+            .collect();
+        // At most INLINE_LAYERS_MAX layers: left as lowered (reading the arrays by id).
+        let mut small = layers[..INLINE_LAYERS_MAX].to_vec();
+        share(&mut small, &weights);
+        assert_eq!(
+            format!("{small:?}"),
+            format!("{:?}", &layers[..INLINE_LAYERS_MAX])
+        );
+        share(&mut layers, &weights);
+        let kernels: Vec<usize> = layers[..5].iter().map(|l| l.kernel).collect();
+        // Layer 1 reads other arrays of the same dims: layer 0's function. Layer 2 reads
+        // one array twice (one parameter), layer 3 an array of other dims, layer 4 other
+        // lengths: functions of their own.
+        assert_eq!(kernels, [0, 0, 2, 3, 4]);
+        assert_eq!(layers[1].weights, [2, 3]);
+        assert_eq!(layers[2].weights, [1]);
+        assert!(layers[5..].iter().all(|l| l.kernel < 5));
+        // The body reads the parameters.
+        let mut reads = Params::default();
+        walk(&mut layers[1].body, &mut reads);
+        assert_eq!(reads.ids, [0, 1]);
     }
 }
