@@ -39,7 +39,7 @@ pub struct Blocking {
     pub pixels: usize,
     pub filters: usize,
     /// Input channels whose products each accumulator adds in one statement (see
-    /// [`channel_passes`]); 1 adds them one statement each.
+    /// `channel_passes`); 1 adds them one statement each.
     pub channels: usize,
     /// Rows a Dense (or recurrent gate) accumulator adds in one statement (see
     /// `dense::matvec`).
