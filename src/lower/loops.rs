@@ -57,33 +57,6 @@ impl Ix {
         self.constant += other.constant * scale as isize;
         self
     }
-
-    pub fn print(&self) -> String {
-        let mut parts: Vec<String> = self
-            .terms
-            .iter()
-            .map(|(v, s)| {
-                if *s == 1 {
-                    v.clone()
-                } else {
-                    format!("{v} * {s}")
-                }
-            })
-            .collect();
-        let text = if parts.is_empty() {
-            return self.constant.max(0).to_string();
-        } else {
-            if self.constant > 0 {
-                parts.push(self.constant.to_string());
-            }
-            parts.join(" + ")
-        };
-        if self.constant < 0 {
-            format!("{text} - {}", -self.constant)
-        } else {
-            text
-        }
-    }
 }
 
 /// Where a value is read from.
