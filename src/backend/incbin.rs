@@ -28,10 +28,16 @@ pub fn comment(file: &str, bytes: usize, path: &str, external: &str, symbol: &st
 /// The definition of `symbol` (unless `external` is defined): the file-scope `__asm__` that
 /// `.incbin`s the file for GCC and Clang on ELF targets (aligned, read-only, in a COMDAT
 /// group: one copy however many translation units include the header; `.ifndef` for
-/// `-flto`, which assembles them together; its length checked by the assembler), else an
+/// `-flto`, which assembles them together; its length checked by GCC's assembler), else an
 /// `#error`.
 pub fn definition(file: &str, bytes: usize, path: &str, external: &str, symbol: &str) -> String {
-    let asm_lines = [
+    let asm = |lines: &[String]| -> Vec<String> {
+        lines
+            .iter()
+            .map(|line| format!("    \"{line}\\n\""))
+            .collect()
+    };
+    let mut text = asm(&[
         format!(".ifndef {symbol}"),
         format!(".pushsection .rodata.{symbol},\\\"aG\\\",%progbits,{symbol},comdat"),
         format!(".weak {symbol}"),
@@ -39,20 +45,24 @@ pub fn definition(file: &str, bytes: usize, path: &str, external: &str, symbol: 
         ".balign 64".to_string(),
         format!("{symbol}:"),
         format!(".incbin \\\"\" {path} \"\\\""),
+    ]);
+    // Clang's integrated assembler cannot evaluate `. - symbol` in `.if` ("expected
+    // absolute expression"): the length is checked by GCC's assembler only.
+    text.push("#if !defined(__clang__)".into());
+    text.extend(asm(&[
         format!(".if . - {symbol} != {bytes}"),
         format!(
             ".error \\\"\" {path} \" does not hold the {bytes} bytes this header expects: \
              regenerate both together\\\""
         ),
         ".endif".to_string(),
+    ]));
+    text.push("#endif".into());
+    text.extend(asm(&[
         format!(".size {symbol}, . - {symbol}"),
         ".popsection".to_string(),
         ".endif".to_string(),
-    ];
-    let asm: Vec<String> = asm_lines
-        .iter()
-        .map(|line| format!("    \"{line}\\n\""))
-        .collect();
+    ]));
     format!(
         "#ifndef {external}\n\
          #ifndef {path}\n\
@@ -64,6 +74,6 @@ pub fn definition(file: &str, bytes: usize, path: &str, external: &str, symbol: 
          #error \"{file}: .incbin needs GCC or Clang on an ELF target; define {external} and the symbol {symbol} (see keras2src's README), or generate with --weights inline\"\n\
          #endif\n\
          #endif  // {external}",
-        asm.join("\n")
+        text.join("\n")
     )
 }

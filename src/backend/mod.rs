@@ -18,6 +18,22 @@ pub fn noinline_layers(p: &Program) -> bool {
     p.out_of_line()
 }
 
+/// Defines `KERAS2SRC_NOINLINE` for C and C++ (see [`INLINE_LAYERS_MAX`]).
+pub const NOINLINE: &str = "
+// Each layer stays a function of its own: inlined into predict_with_scratch (each is called
+// once), they make one huge function that compilers optimise in superlinear time. Define
+// KERAS2SRC_NOINLINE as empty to let the compiler decide.
+#ifndef KERAS2SRC_NOINLINE
+#if defined(__GNUC__) || defined(__clang__)
+#define KERAS2SRC_NOINLINE __attribute__((noinline))
+#elif defined(_MSC_VER)
+#define KERAS2SRC_NOINLINE __declspec(noinline)
+#else
+#define KERAS2SRC_NOINLINE
+#endif
+#endif
+";
+
 /// The weights file (Rust's `NAME.weights.bin`, C++'s `NAME.hpp.weights.bin`, C's
 /// `NAME.h.weights.bin`): every weight array in program order, row-major, as little-endian
 /// f32, with nothing between them. The arrays are packed as each language's lowering reads

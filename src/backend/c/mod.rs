@@ -72,6 +72,9 @@ pub fn emit(program: &Program, options: &Options) -> Result<Generated> {
     for include in includes(program, options) {
         out.push_str(&format!("#include {include}\n"));
     }
+    if program.out_of_line() {
+        out.push_str(crate::backend::NOINLINE);
+    }
     let mut item = |text: &str| {
         out.push('\n');
         out.push_str(text);
@@ -291,8 +294,13 @@ fn layer_fn(
     };
     let body = printer.text(&layer.body, 1);
     format!(
-        "// {}\nstatic void {name}_{}({}) {{\n{}}}",
+        "// {}\nstatic {}void {name}_{}({}) {{\n{}}}",
         layer.comment,
+        if out_of_line {
+            "KERAS2SRC_NOINLINE "
+        } else {
+            ""
+        },
         layer.ident,
         params.join(", "),
         body

@@ -79,7 +79,7 @@ pub fn emit(program: &Program, options: &Options) -> Result<Generated> {
     }
     let noinline = crate::backend::noinline_layers(program);
     if noinline {
-        out.push_str(NOINLINE);
+        out.push_str(crate::backend::NOINLINE);
     }
     if let Some(file) = options.weights_file {
         out.push('\n');
@@ -154,22 +154,6 @@ pub fn emit(program: &Program, options: &Options) -> Result<Generated> {
         notes: Vec::new(),
     })
 }
-
-/// Defines `KERAS2SRC_NOINLINE` (see [`crate::backend::INLINE_LAYERS_MAX`]).
-const NOINLINE: &str = "
-// Each layer stays a function of its own: inlined into predict_with_scratch (each is called
-// once), they make one huge function that compilers optimise in superlinear time. Define
-// KERAS2SRC_NOINLINE as empty to let the compiler decide.
-#ifndef KERAS2SRC_NOINLINE
-#if defined(__GNUC__) || defined(__clang__)
-#define KERAS2SRC_NOINLINE __attribute__((noinline))
-#elif defined(_MSC_VER)
-#define KERAS2SRC_NOINLINE __declspec(noinline)
-#else
-#define KERAS2SRC_NOINLINE
-#endif
-#endif
-";
 
 /// The standard headers the model needs: `<cmath>` for the math runtime and for
 /// non-finite constants (`INFINITY`, `NAN`).
