@@ -251,22 +251,7 @@ fn weights_symbol_defined_elsewhere() {
          #include \"seed.weights.inc\"\n};\n",
     )
     .unwrap();
-    let (input, output) = sample("seed");
-    let values: Vec<String> = input
-        .iter()
-        .map(|&v| keras2src::backend::cpp::float_literal(v))
-        .collect();
-    std::fs::write(
-        dir.path.join("main.cpp"),
-        format!(
-            "#include <cstdio>\n#include \"seed.hpp\"\n#include \"seed_inline.hpp\"\n\
-             static const float in[] = {{{}}};\nint main() {{\n  \
-             float a[1], b[1];\n  seed::predict(in, a);\n  seed_inline::predict(in, b);\n  \
-             std::printf(\"%.9g %.9g\\n\", static_cast<double>(a[0]), static_cast<double>(b[0]));\n}}\n",
-            values.join(", ")
-        ),
-    )
-    .unwrap();
+    write_seed_main(&dir.path);
     // The weights file is not where the assembler would look: only the C file has it.
     std::fs::remove_file(dir.path.join("seed.hpp.weights.bin")).unwrap();
     run(Command::new("gcc")
@@ -277,13 +262,59 @@ fn weights_symbol_defined_elsewhere() {
         .args(["-DKERAS2SRC_SEED_WEIGHTS_EXTERNAL", "main.cpp", "weights.o"])
         .args(["-o", "program"])
         .current_dir(&dir.path));
-    let text = run(&mut Command::new(dir.path.join("program")));
+    check_seed_program(&dir.path.join("program"));
+}
+
+/// `main.cpp`: seed's sample through `seed` (weights in a file) and `seed_inline`.
+fn write_seed_main(dir: &Path) {
+    let (input, _) = sample("seed");
+    let values: Vec<String> = input
+        .iter()
+        .map(|&v| keras2src::backend::cpp::float_literal(v))
+        .collect();
+    std::fs::write(
+        dir.join("main.cpp"),
+        format!(
+            "#include <cstdio>\n#include \"seed.hpp\"\n#include \"seed_inline.hpp\"\n\
+             static const float in[] = {{{}}};\nint main() {{\n  \
+             float a[1], b[1];\n  seed::predict(in, a);\n  seed_inline::predict(in, b);\n  \
+             std::printf(\"%.9g %.9g\\n\", static_cast<double>(a[0]), static_cast<double>(b[0]));\n}}\n",
+            values.join(", ")
+        ),
+    )
+    .unwrap();
+}
+
+/// The program of [`write_seed_main`] gives the same bits from both headers, close to Keras.
+fn check_seed_program(program: &Path) {
+    let (_, output) = sample("seed");
+    let text = run(&mut Command::new(program));
     let got: Vec<f32> = text
         .split_whitespace()
         .map(|v| v.parse().unwrap())
         .collect();
     assert_eq!(got[0].to_bits(), got[1].to_bits(), "{text}");
     assert!(close(got[0], output[0]), "{text} vs Keras {}", output[0]);
+}
+
+/// Clang's integrated assembler `.incbin`s the weights file too (it cannot evaluate the
+/// length check, which the header leaves to GNU as); run where clang is installed.
+#[test]
+fn weights_file_header_compiles_with_clang() {
+    if !common::have_clang() {
+        return;
+    }
+    let dir = common::work_dir("cpp-weights-clang");
+    let model = Model::load(&fixture("seed.keras"), None).unwrap();
+    generate(&model, "seed", WeightsPlacement::File, &dir.path);
+    generate(&model, "seed_inline", WeightsPlacement::Inline, &dir.path);
+    write_seed_main(&dir.path);
+    // From the header's directory: the assembler looks in its working directory.
+    run(Command::new("clang++")
+        .args(["-std=c++17", "-O2", "-Wall", "-Wextra", "-Werror"])
+        .args(["main.cpp", "-o", "program"])
+        .current_dir(&dir.path));
+    check_seed_program(&dir.path.join("program"));
 }
 
 /// The same model and options give the same bytes, source and weights file, in both
