@@ -12,12 +12,6 @@ use crate::lower::{Program, WeightArray};
 
 pub use crate::lower::INLINE_LAYERS_MAX;
 
-/// Whether `p`'s layer functions are kept out of line and take their weights as
-/// parameters (see [`INLINE_LAYERS_MAX`]).
-pub fn noinline_layers(p: &Program) -> bool {
-    p.out_of_line()
-}
-
 /// Defines `KERAS2SRC_NOINLINE` for C and C++ (see [`INLINE_LAYERS_MAX`]).
 pub const NOINLINE: &str = "
 // Each layer stays a function of its own: inlined into predict_with_scratch (each is called

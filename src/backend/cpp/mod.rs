@@ -77,7 +77,7 @@ pub fn emit(program: &Program, options: &Options) -> Result<Generated> {
     for include in includes(program, options) {
         out.push_str(&format!("#include {include}\n"));
     }
-    let noinline = crate::backend::noinline_layers(program);
+    let noinline = program.out_of_line();
     if noinline {
         out.push_str(crate::backend::NOINLINE);
     }
