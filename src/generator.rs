@@ -97,6 +97,12 @@ impl Generator {
         self
     }
 
+    /// The streaming API, `State` and `step` (`--stream`; stateful models get it anyway).
+    pub fn stream(mut self, stream: bool) -> Generator {
+        self.options.stream = stream;
+        self
+    }
+
     /// A self-test on the Keras input/output pair in `path` (`--emit-test`).
     pub fn emit_test(mut self, path: impl AsRef<Path>) -> Generator {
         self.self_test = Some(path.as_ref().to_path_buf());

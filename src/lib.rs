@@ -93,6 +93,8 @@ pub struct Model {
     pub sha256: Vec<String>,
     /// The model file, for error messages only (never written into generated code).
     pub path: PathBuf,
+    /// The architecture JSON given with a bare weights file, read again for streaming.
+    pub config: Option<PathBuf>,
     /// Shapes given for the model's inputs (`--input-shape`), part of the options.
     pub input_shapes: Vec<Vec<usize>>,
 }
@@ -126,6 +128,7 @@ impl Model {
             graph,
             sha256,
             path: path.to_path_buf(),
+            config: config.map(Path::to_path_buf),
             input_shapes: input_shapes.to_vec(),
         })
     }
@@ -145,6 +148,55 @@ impl Model {
     /// The graph after the inference passes.
     pub fn optimized(&self) -> ir::Graph {
         passes::optimize(self.graph.clone())
+    }
+
+    /// Whether a recurrent layer is stateful: generation adds the streaming API.
+    pub fn is_stateful(&self) -> bool {
+        self.graph
+            .nodes
+            .iter()
+            .any(|n| matches!(&n.op, ir::Op::Recurrent(r) if r.stateful))
+    }
+
+    /// The model's step function (see [`passes::stream`]): the files are read again with
+    /// one time step (and two, for the checks), and must not have changed since the load.
+    pub fn step(&self) -> Result<passes::stream::Step> {
+        let recurrent = |n: &ir::Node| matches!(n.op, ir::Op::Recurrent(_));
+        if !self.graph.nodes.iter().any(recurrent) {
+            return Err(Error::Format {
+                path: self.path.clone(),
+                message: "cannot stream: the model has no recurrent layer (LSTM, GRU, \
+                          SimpleRNN, RNN), so there is no state to carry"
+                    .into(),
+            });
+        }
+        let bytes = read(&self.path)?;
+        let config_bytes = self.config.as_deref().map(read).transpose()?;
+        let mut sha256 = vec![hex_sha256(&bytes)];
+        sha256.extend(config_bytes.as_deref().map(hex_sha256));
+        if sha256 != self.sha256 {
+            return Err(Error::Format {
+                path: self.path.clone(),
+                message: "changed while keras2src was reading it".into(),
+            });
+        }
+        let config = self.config.as_deref().zip(config_bytes.as_deref());
+        let load = |steps| {
+            keras::load_bytes_with_steps(&self.path, &bytes, config, &self.input_shapes, steps)
+                .map_err(|e| Error::Format {
+                    path: self.path.clone(),
+                    message: format!(
+                        "cannot stream: a stream reads every input as a sequence, time first, \
+                         and read so with {steps} time step(s) the model fails: {}",
+                        e.to_string().replace('\n', " ")
+                    ),
+                })
+        };
+        let (two, one) = (load(passes::stream::CHECK_STEPS)?, load(1)?);
+        passes::stream::step_graph(&two, &one).map_err(|problems| Error::Layers {
+            path: self.path.clone(),
+            problems,
+        })
     }
 
     /// Layer table and totals, as `inspect` prints them.
@@ -204,16 +256,31 @@ impl Model {
             // The same compilers as C++.
             Lang::Cpp | Lang::C => &backend::cpp::TUNING,
         };
-        let program = lower::lower(&graph, &plan, tuning).map_err(|problems| Error::Layers {
-            path: self.path.clone(),
-            problems,
-        })?;
+        let step = if options.stream || self.is_stateful() {
+            let step = self.step()?;
+            let graph = passes::optimize(step.graph);
+            let plan = passes::plan_memory(&graph);
+            Some((graph, plan, step.slots))
+        } else {
+            None
+        };
+        let step_graph =
+            step.as_ref()
+                .map(|(graph, plan, slots)| lower::StepGraph { graph, plan, slots });
+        let program =
+            lower::lower_with_step(&graph, &plan, step_graph, tuning).map_err(|problems| {
+                Error::Layers {
+                    path: self.path.clone(),
+                    problems,
+                }
+            })?;
+        let predict = &program.predict;
         if let Some(test) = &options.self_test {
             let lens = |ports: &[lower::Port]| ports.iter().map(|p| p.len).collect::<Vec<_>>();
-            test.check(&lens(&program.inputs), &lens(&program.outputs))?;
+            test.check(&lens(&predict.inputs), &lens(&predict.outputs))?;
         }
         let stack_bytes =
-            4 * (program.scratch_len + program.outputs.iter().map(|o| o.len).sum::<usize>());
+            4 * (predict.scratch_len + predict.outputs.iter().map(|o| o.len).sum::<usize>());
         let (scratch, notes) = match options.scratch {
             Some(placement) => (placement, Vec::new()),
             None => {
@@ -221,7 +288,7 @@ impl Model {
                 (placement, note.into_iter().collect())
             }
         };
-        let header = self.header(options, in_file, scratch, &notes);
+        let header = self.header(options, in_file, scratch, &notes, program.step.as_ref());
         let weights_file = weights_file.as_deref();
         let self_test = options.self_test.as_ref();
         let generated = match lang {
@@ -269,6 +336,7 @@ impl Model {
         weights_in_file: bool,
         scratch: ScratchPlacement,
         decisions: &[String],
+        step: Option<&lower::Stream>,
     ) -> Vec<String> {
         let s = self.summary();
         let mut lines = vec![
@@ -278,7 +346,7 @@ impl Model {
             ),
             format!("source sha256: {}", self.sha256.join(" + ")),
             format!(
-                "options: --lang {} --name {}{}{}{}{}{}",
+                "options: --lang {} --name {}{}{}{}{}{}{}",
                 options.lang.as_str(),
                 options.name,
                 if weights_in_file { " --weights file" } else { "" },
@@ -291,6 +359,7 @@ impl Model {
                     other => format!(" --scratch {}", other.as_str()),
                 },
                 if options.extern_c { " --extern-c" } else { "" },
+                if options.stream { " --stream" } else { "" },
                 // The sample is in the code; its file's path is not.
                 if options.self_test.is_some() {
                     " --emit-test"
@@ -307,6 +376,14 @@ impl Model {
                 s.ram_bytes
             ),
         ];
+        if let Some(step) = step {
+            lines.push(format!(
+                "streaming: state {} floats ({} bytes), step scratch {} floats",
+                step.state_len(),
+                4 * step.state_len(),
+                step.entry.scratch_len
+            ));
+        }
         lines.extend(
             self.graph
                 .notes

@@ -79,6 +79,11 @@ struct GenerateArgs {
     /// header to compile them.
     #[arg(long)]
     extern_c: bool,
+    /// Add the streaming API to a recurrent model: a `State` and `step`, which consumes one
+    /// time step and carries the recurrent state to the next call (`predict` stays). A
+    /// model with stateful=True layers gets it without the flag.
+    #[arg(long)]
+    stream: bool,
     /// Add a self-test on one Keras input/output pair read from FILE
     /// ({"inputs": [[...], ...], "outputs": [[...], ...]}, one flat list per model input
     /// and output): Rust a #[cfg(test)] test, C++ a `selftest()` function, C

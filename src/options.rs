@@ -18,6 +18,9 @@ pub struct Options {
     pub extern_c: bool,
     /// A self-test on one Keras input/output pair (`--emit-test FILE`).
     pub self_test: Option<SelfTest>,
+    /// Adds the streaming API (`State`, `step`) to a recurrent model (`--stream`); a model
+    /// with stateful layers gets it without asking.
+    pub stream: bool,
 }
 
 impl Options {
@@ -30,6 +33,7 @@ impl Options {
             scratch: None,
             extern_c: false,
             self_test: None,
+            stream: false,
         }
     }
 }

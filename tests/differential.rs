@@ -1380,6 +1380,7 @@ fn check_batch(batch: &[Prepared], dir: &Path, tally: &mut Tally) {
                 graph: p.case.model.graph.clone(),
                 sha256: p.case.model.sha256.clone(),
                 path: p.case.model.path.clone(),
+                config: None,
                 input_shapes: Vec::new(),
             },
             samples: p.case.samples.clone(),

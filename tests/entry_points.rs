@@ -458,6 +458,7 @@ fn large_model() -> Model {
         graph: g,
         sha256: vec!["0".into()],
         path: "large".into(),
+        config: None,
         input_shapes: Vec::new(),
     }
 }

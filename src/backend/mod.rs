@@ -100,7 +100,7 @@ pub fn array_initializer(w: &WeightArray, literal: impl Fn(f32) -> String) -> St
 
 /// A C or C++ layer call's pointer argument for `arg`: the model port, or the scratch
 /// arena at its offset.
-pub fn c_pointer(p: &Program, arg: &crate::lower::Arg) -> String {
+pub fn c_pointer(p: &crate::lower::Entry, arg: &crate::lower::Arg) -> String {
     use crate::passes::Location;
     match arg.loc {
         Location::Input(k) => p.inputs[k].ident.clone(),

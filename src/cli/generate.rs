@@ -39,6 +39,7 @@ pub fn run(args: GenerateArgs) -> Result<ExitCode, Error> {
             ScratchArg::Static => ScratchPlacement::Static,
         }),
         extern_c: args.extern_c,
+        stream: args.stream,
         self_test: args.emit_test.as_deref().map(SelfTest::read).transpose()?,
         ..Options::new(lang, &name)
     };

@@ -82,6 +82,10 @@ pub struct Recurrent {
     /// With `masked`: a masked step outputs zeros instead (`zero_output_for_mask`; a
     /// Bidirectional forces it to `return_sequences`).
     pub zero_output_for_mask: bool,
+    /// Keras carries this layer's state from call to call (`stateful=True`). The op itself
+    /// starts from zero (as after `reset_states()`); the streaming API carries the state
+    /// (see [`crate::passes::stream`]).
+    pub stateful: bool,
 }
 
 impl Recurrent {

@@ -81,6 +81,61 @@ pub fn load_bytes_with_shapes(
     build(model_name, source)
 }
 
+/// [`load_bytes_with_shapes`] with the sequence length (every input's first dimension
+/// after the batch) set to `steps`, whatever the file declares: the model as streaming
+/// sees it (see [`crate::passes::stream`]).
+pub fn load_bytes_with_steps(
+    model_name: &Path,
+    bytes: &[u8],
+    config: Option<(&Path, &[u8])>,
+    input_shapes: &[Vec<usize>],
+    steps: usize,
+) -> Result<Graph> {
+    let mut source = take_apart(model_name, bytes, config)?;
+    fix_input_shapes(&mut source.model, input_shapes)
+        .and_then(|()| set_steps(&mut source.model, steps))
+        .map_err(|message| Error::Format {
+            path: model_name.to_path_buf(),
+            message,
+        })?;
+    build(model_name, source)
+}
+
+/// Writes `steps` as every model input's first dimension after the batch.
+fn set_steps(model: &mut ModelConfig, steps: usize) -> std::result::Result<(), String> {
+    for input in &model.inputs {
+        let Some(layer) = model
+            .layers
+            .iter_mut()
+            .find(|l| l.name == input.layer && l.is_input())
+        else {
+            continue; // reported when the graph is built
+        };
+        let key = ["batch_shape", "batch_input_shape"]
+            .into_iter()
+            .find(|k| layer.config.get(*k).is_some_and(|v| !v.is_null()))
+            .unwrap_or("batch_shape");
+        let mut dims = layer
+            .config
+            .get(key)
+            .and_then(serde_json::Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        if dims.len() < 2 {
+            return Err(format!(
+                "input '{}' has no time axis to stream (its shape has no dimension after the \
+                 batch)",
+                crate::error::escape_for_message(&input.layer)
+            ));
+        }
+        dims[1] = serde_json::Value::from(steps);
+        layer
+            .config
+            .insert(key.to_string(), serde_json::Value::Array(dims));
+    }
+    Ok(())
+}
+
 /// The shapes the model file declares for its inputs, in input order and without the batch
 /// dimension: `None` for a dimension the model leaves open (a sequence length), which
 /// `--input-shape` sizes; `None` for the whole shape where the file declares none.

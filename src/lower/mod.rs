@@ -25,7 +25,8 @@ mod share;
 pub use axis::AxisKernel;
 pub(crate) use epilogue::Epilogue;
 pub use program::{
-    lower, Arg, Blocking, Layer, Port, Post, Program, Tuning, WeightArray, WeightId,
+    lower, lower_with_step, Arg, Blocking, Entry, Layer, Port, Post, Program, StepGraph, Stream,
+    Tuning, WeightArray, WeightId,
 };
 pub use share::INLINE_LAYERS_MAX;
 

@@ -16,20 +16,55 @@ use crate::error::LayerProblem;
 use crate::ir::expr::{self, Expr};
 use crate::ir::{numel, Activation, AxisFn, Graph, InputDtype, Op};
 use crate::naming::{comment, Namer};
+use crate::passes::stream::StateSlot;
 use crate::passes::{Location, MemoryPlan};
 
-/// Everything a backend prints.
+/// Everything a backend prints: the entry points and the weights they share.
 #[derive(Debug, Clone)]
 pub struct Program {
-    pub inputs: Vec<Port>,
-    pub outputs: Vec<Port>,
-    pub scratch_len: usize,
+    /// `predict`: the model on one whole sample.
+    pub predict: Entry,
+    /// `step`, for a model that streams: one time step, the state carried by the caller.
+    pub step: Option<Stream>,
     pub weights: Vec<WeightArray>,
-    /// In call order.
-    pub layers: Vec<Layer>,
     pub math: BTreeSet<MathFn>,
     /// Whether a kernel uses an infinite or NaN constant.
     pub non_finite: bool,
+}
+
+/// One entry point: its ports and the layers it calls, in order.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub inputs: Vec<Port>,
+    pub outputs: Vec<Port>,
+    pub scratch_len: usize,
+    /// In call order.
+    pub layers: Vec<Layer>,
+}
+
+/// The step function of a streaming model (see [`crate::passes::stream`]): its last input
+/// is the state before the step, its last output the state after it.
+#[derive(Debug, Clone)]
+pub struct Stream {
+    pub entry: Entry,
+    pub slots: Vec<StateSlot>,
+}
+
+impl Stream {
+    /// Floats in the state.
+    pub fn state_len(&self) -> usize {
+        self.slots.iter().map(|s| s.units * s.states).sum()
+    }
+
+    /// The step's model inputs (without the state).
+    pub fn inputs(&self) -> &[Port] {
+        &self.entry.inputs[..self.entry.inputs.len() - 1]
+    }
+
+    /// The step's model outputs (without the state).
+    pub fn outputs(&self) -> &[Port] {
+        &self.entry.outputs[..self.entry.outputs.len() - 1]
+    }
 }
 
 /// A model input or output as the generated API shows it.
@@ -82,10 +117,11 @@ pub struct Layer {
 }
 
 impl Program {
-    /// Whether the layer functions are kept out of line and take their weights as
-    /// parameters (more than [`INLINE_LAYERS_MAX`] layers, see [`Layer::weights`]).
+    /// Whether the layer functions (of every entry) are kept out of line and take their
+    /// weights as parameters (`predict` has more than [`INLINE_LAYERS_MAX`] layers, see
+    /// [`Layer::weights`]).
     pub fn out_of_line(&self) -> bool {
-        self.layers.len() > INLINE_LAYERS_MAX
+        self.predict.layers.len() > INLINE_LAYERS_MAX
     }
 }
 
@@ -124,115 +160,172 @@ pub fn lower(
     plan: &MemoryPlan,
     tuning: &Tuning,
 ) -> Result<Program, Vec<LayerProblem>> {
-    let mut problems = Vec::new();
-    let mut by_content: std::collections::HashMap<u64, WeightId> = Default::default();
-    let mut namer = Namer::new();
-    let mut weights = Vec::new();
-    let mut layers = Vec::new();
-    let mut uses = Uses::default();
-    let port = |name: &str, ident: String, t: usize, dtype| Port {
-        name: name.to_string(),
-        ident,
-        shape: graph.shape(t).to_vec(),
-        len: numel(graph.shape(t)),
-        dtype,
-    };
-    let arg = |t: usize| Arg {
-        loc: plan.locations[t],
-        len: numel(graph.shape(t)),
-        dtype: input_dtype(graph, t),
-    };
+    lower_with_step(graph, plan, None, tuning)
+}
 
-    for (i, node) in graph.nodes.iter().enumerate() {
-        if plan.is_view[i] {
-            continue;
+/// A streaming model's step graph (optimised), its memory plan and its state slots.
+pub struct StepGraph<'a> {
+    pub graph: &'a Graph,
+    pub plan: &'a MemoryPlan,
+    pub slots: &'a [StateSlot],
+}
+
+/// [`lower`], with a step function beside `predict` when `step` is given: its layers are
+/// named apart (`step_...`), and both entries share every weight array they both use.
+pub fn lower_with_step(
+    graph: &Graph,
+    plan: &MemoryPlan,
+    step: Option<StepGraph>,
+    tuning: &Tuning,
+) -> Result<Program, Vec<LayerProblem>> {
+    let mut lowering = Lowering {
+        tuning,
+        by_content: Default::default(),
+        namer: Namer::new(),
+        weights: Vec::new(),
+        uses: Uses::default(),
+        problems: Vec::new(),
+    };
+    let mut predict = lowering.entry(graph, plan, "");
+    let mut step = step.map(|s| Stream {
+        entry: lowering.entry(s.graph, s.plan, "step_"),
+        slots: s.slots.to_vec(),
+    });
+    if !lowering.problems.is_empty() {
+        return Err(lowering.problems);
+    }
+    if predict.layers.len() > INLINE_LAYERS_MAX {
+        share(&mut predict.layers, &lowering.weights);
+        if let Some(step) = &mut step {
+            share(&mut step.entry.layers, &lowering.weights);
         }
-        let ident = namer.ident(&node.name);
-        let mut add_weight = |suffix: &str, dims: Vec<usize>, data: &[f32]| {
-            // A layer called at several sites shares one copy of its weights.
-            let same = |w: &WeightArray| {
-                w.dims == dims
-                    && w.data.len() == data.len()
-                    && w.data
-                        .iter()
-                        .zip(data)
-                        .all(|(a, b)| a.to_bits() == b.to_bits())
-            };
-            let key = content_key(&dims, data);
-            if let Some(&id) = by_content.get(&key).filter(|&&id| same(&weights[id])) {
-                return id;
-            }
-            weights.push(WeightArray {
-                ident: namer.ident(&format!("{ident}_{suffix}")),
-                dims,
-                data: data.to_vec(),
-            });
-            by_content.insert(key, weights.len() - 1);
-            weights.len() - 1
+    }
+    Ok(Program {
+        predict,
+        step,
+        weights: lowering.weights,
+        math: lowering.uses.math,
+        non_finite: lowering.uses.non_finite,
+    })
+}
+
+/// What the entries of one program share: weight arrays (found again by content), names.
+struct Lowering<'a> {
+    tuning: &'a Tuning,
+    by_content: std::collections::HashMap<u64, WeightId>,
+    namer: Namer,
+    weights: Vec<WeightArray>,
+    uses: Uses,
+    problems: Vec<LayerProblem>,
+}
+
+impl Lowering<'_> {
+    /// One entry point's layers and ports; its layer functions' names start with `prefix`.
+    fn entry(&mut self, graph: &Graph, plan: &MemoryPlan, prefix: &str) -> Entry {
+        let mut layers = Vec::new();
+        let port = |name: &str, ident: String, t: usize, dtype| Port {
+            name: name.to_string(),
+            ident,
+            shape: graph.shape(t).to_vec(),
+            len: numel(graph.shape(t)),
+            dtype,
         };
-        let mut body = match loops(&node.op, node, graph, &mut add_weight, tuning.blocking) {
-            Ok(stmts) => stmts,
-            Err(message) => {
-                problems.push(LayerProblem {
-                    layer: node.name.clone(),
-                    class: node.class.clone(),
-                    message,
-                });
+        let arg = |t: usize| Arg {
+            loc: plan.locations[t],
+            len: numel(graph.shape(t)),
+            dtype: input_dtype(graph, t),
+        };
+        let Lowering {
+            tuning,
+            by_content,
+            namer,
+            weights,
+            uses,
+            problems,
+        } = self;
+        for (i, node) in graph.nodes.iter().enumerate() {
+            if plan.is_view[i] {
                 continue;
             }
-        };
-        if tuning.rolled_short_loops {
-            walk(&mut body, &mut RollShortLoops);
+            let ident = namer.ident(&format!("{prefix}{}", node.name));
+            let mut add_weight = |suffix: &str, dims: Vec<usize>, data: &[f32]| {
+                // A layer called at several sites shares one copy of its weights.
+                let same = |w: &WeightArray| {
+                    w.dims == dims
+                        && w.data.len() == data.len()
+                        && w.data
+                            .iter()
+                            .zip(data)
+                            .all(|(a, b)| a.to_bits() == b.to_bits())
+                };
+                let key = content_key(&dims, data);
+                if let Some(&id) = by_content.get(&key).filter(|&&id| same(&weights[id])) {
+                    return id;
+                }
+                weights.push(WeightArray {
+                    ident: namer.ident(&format!("{ident}_{suffix}")),
+                    dims,
+                    data: data.to_vec(),
+                });
+                by_content.insert(key, weights.len() - 1);
+                weights.len() - 1
+            };
+            let mut body = match loops(&node.op, node, graph, &mut add_weight, tuning.blocking) {
+                Ok(stmts) => stmts,
+                Err(message) => {
+                    problems.push(LayerProblem {
+                        layer: node.name.clone(),
+                        class: node.class.clone(),
+                        message,
+                    });
+                    continue;
+                }
+            };
+            if tuning.rolled_short_loops {
+                walk(&mut body, &mut RollShortLoops);
+            }
+            walk(&mut body, uses);
+            layers.push(Layer {
+                ident,
+                comment: format!("{} ({})", comment(&node.name), comment(&node.class)),
+                body,
+                inputs: node.inputs.iter().map(|&t| arg(t)).collect(),
+                input_names: (0..node.inputs.len())
+                    .map(|k| port_ident("input", node.inputs.len() == 1, k))
+                    .collect(),
+                output: arg(node.output),
+                workspace: plan.workspace[i].map(|offset| Arg {
+                    loc: Location::Scratch(offset),
+                    len: node.op.workspace_len(),
+                    dtype: InputDtype::F32,
+                }),
+                kernel: layers.len(),
+                weights: Vec::new(),
+            });
         }
-        walk(&mut body, &mut uses);
-        layers.push(Layer {
-            ident,
-            comment: format!("{} ({})", comment(&node.name), comment(&node.class)),
-            body,
-            inputs: node.inputs.iter().map(|&t| arg(t)).collect(),
-            input_names: (0..node.inputs.len())
-                .map(|k| port_ident("input", node.inputs.len() == 1, k))
+        Entry {
+            inputs: graph
+                .inputs
+                .iter()
+                .enumerate()
+                .map(|(k, i)| {
+                    let ident = port_ident("input", graph.inputs.len() == 1, k);
+                    port(&i.name, ident, i.tensor, i.dtype)
+                })
                 .collect(),
-            output: arg(node.output),
-            workspace: plan.workspace[i].map(|offset| Arg {
-                loc: Location::Scratch(offset),
-                len: node.op.workspace_len(),
-                dtype: InputDtype::F32,
-            }),
-            kernel: layers.len(),
-            weights: Vec::new(),
-        });
+            outputs: graph
+                .outputs
+                .iter()
+                .enumerate()
+                .map(|(k, o)| {
+                    let ident = port_ident("output", graph.outputs.len() == 1, k);
+                    port(&o.name, ident, o.tensor, InputDtype::F32)
+                })
+                .collect(),
+            scratch_len: plan.scratch_len,
+            layers,
+        }
     }
-
-    if !problems.is_empty() {
-        return Err(problems);
-    }
-    share(&mut layers, &weights);
-    Ok(Program {
-        inputs: graph
-            .inputs
-            .iter()
-            .enumerate()
-            .map(|(k, i)| {
-                let ident = port_ident("input", graph.inputs.len() == 1, k);
-                port(&i.name, ident, i.tensor, i.dtype)
-            })
-            .collect(),
-        outputs: graph
-            .outputs
-            .iter()
-            .enumerate()
-            .map(|(k, o)| {
-                let ident = port_ident("output", graph.outputs.len() == 1, k);
-                port(&o.name, ident, o.tensor, InputDtype::F32)
-            })
-            .collect(),
-        scratch_len: plan.scratch_len,
-        weights,
-        layers,
-        math: uses.math,
-        non_finite: uses.non_finite,
-    })
 }
 
 fn post(activation: &Activation, shape: &[usize]) -> Post {

@@ -24,11 +24,9 @@ pub const INLINE_LAYERS_MAX: usize = 100;
 /// Above [`INLINE_LAYERS_MAX`] layers: every layer body reads weight parameter `k` (as
 /// weight id `k`), `layer.weights[k]` being the array its call passes, and layers with
 /// equal bodies, weight dims and argument lengths and types call the first one's function
-/// ([`Layer::kernel`]). Smaller programs are left as they are.
+/// ([`Layer::kernel`]). Run on every entry of a program whose `predict` has more than
+/// [`INLINE_LAYERS_MAX`] layers (see [`super::Program::out_of_line`]).
 pub(super) fn share(layers: &mut [Layer], weights: &[WeightArray]) {
-    if layers.len() <= INLINE_LAYERS_MAX {
-        return;
-    }
     // The first layer of each signature and body, by their printed form (exact: every
     // field is printed, f32 constants to the shortest text that reads back).
     let mut first: HashMap<String, usize> = HashMap::new();
@@ -151,13 +149,6 @@ mod tests {
                 layer(w, b, len)
             })
             .collect();
-        // At most INLINE_LAYERS_MAX layers: left as lowered (reading the arrays by id).
-        let mut small = layers[..INLINE_LAYERS_MAX].to_vec();
-        share(&mut small, &weights);
-        assert_eq!(
-            format!("{small:?}"),
-            format!("{:?}", &layers[..INLINE_LAYERS_MAX])
-        );
         share(&mut layers, &weights);
         let kernels: Vec<usize> = layers[..5].iter().map(|l| l.kernel).collect();
         // Layer 1 reads other arrays of the same dims: layer 0's function. Layer 2 reads

@@ -6,6 +6,7 @@ mod fuse_pool;
 mod memory;
 mod output_copies;
 mod split_activation;
+pub mod stream;
 
 pub use memory::{plan_memory, Location, MemoryPlan};
 

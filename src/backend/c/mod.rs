@@ -24,7 +24,7 @@ use crate::backend::math;
 use crate::backend::printer::{index, Printer};
 use crate::ir::InputDtype;
 use crate::lower::loops::Ix;
-use crate::lower::{Layer, Port, Program, WeightArray, WeightId};
+use crate::lower::{Entry, Layer, Port, Program, Stream, WeightArray, WeightId};
 use crate::{Generated, Result, ScratchPlacement, SelfTest};
 
 /// What the header offers besides the model itself.
@@ -97,18 +97,35 @@ pub fn emit(program: &Program, options: &Options) -> Result<Generated> {
             None => weight_array(w, name, options.hex_weights),
         });
     }
-    for (i, layer) in program.layers.iter().enumerate() {
-        if layer.kernel == i {
-            item(&layer_fn(
-                layer,
-                &program.weights,
-                name,
-                options.weights_file.is_some(),
-                program.out_of_line(),
-            ));
+    let entries = std::iter::once(&program.predict).chain(program.step.iter().map(|s| &s.entry));
+    for e in entries {
+        for (i, layer) in e.layers.iter().enumerate() {
+            if layer.kernel == i {
+                item(&layer_fn(
+                    layer,
+                    &program.weights,
+                    name,
+                    options.weights_file.is_some(),
+                    program.out_of_line(),
+                ));
+            }
         }
     }
-    item(&predict_with_scratch(program, name));
+    item(&entry_fn(
+        program,
+        &program.predict,
+        name,
+        "void {name}_predict_with_scratch",
+    ));
+    if let Some(step) = &program.step {
+        item(&entry_fn(
+            program,
+            &step.entry,
+            name,
+            "// The step's layers: the model's inputs and the state before, to its outputs and \
+             the\n// state after.\nstatic void {name}_step_layers",
+        ));
+    }
     for f in entry_points(program, options) {
         item(&f);
     }
@@ -132,10 +149,10 @@ fn declarations(p: &Program, options: &Options) -> String {
     let upper = name.to_ascii_uppercase();
     let guard = format!("KERAS2SRC_{upper}_H");
     let mut text = format!("\n#ifndef {guard}\n#define {guard}\n\n");
-    if p.inputs.iter().any(|i| i.dtype == InputDtype::I32) {
+    if p.predict.inputs.iter().any(|i| i.dtype == InputDtype::I32) {
         text.push_str("#include <stdint.h>\n\n");
     }
-    for (ports, what) in [(&p.inputs, "Input"), (&p.outputs, "Output")] {
+    for (ports, what) in [(&p.predict.inputs, "Input"), (&p.predict.outputs, "Output")] {
         for port in ports.iter() {
             let dims: Vec<String> = port.shape.iter().map(|d| d.to_string()).collect();
             text.push_str(&format!(
@@ -153,8 +170,11 @@ fn declarations(p: &Program, options: &Options) -> String {
     text.push_str(&format!(
         "// Working memory {name}_predict_with_scratch needs, in floats.\n\
          #define {upper}_SCRATCH_LEN {}\n\n",
-        p.scratch_len
+        p.predict.scratch_len
     ));
+    if let Some(step) = &p.step {
+        text.push_str(&stream_declarations(p, step, name));
+    }
     text.push_str("#ifdef __cplusplus\nextern \"C\" {\n#endif\n\n");
     for (comment, signature) in prototypes(p, options) {
         text.push_str(&format!("{comment}\n{signature};\n"));
@@ -164,13 +184,66 @@ fn declarations(p: &Program, options: &Options) -> String {
     text
 }
 
+/// A streaming model's macros (the state's length, one time step's ports, the step's
+/// working memory) and its `NAME_State` type.
+fn stream_declarations(p: &Program, s: &Stream, name: &str) -> String {
+    let upper = name.to_ascii_uppercase();
+    let mut text = format!(
+        "// Streaming: one time step per call, the recurrent state in a {name}_State.\n\
+         #define {upper}_STATE_LEN {}\n",
+        s.state_len()
+    );
+    let ports = [
+        (&p.predict.inputs, s.inputs(), "input"),
+        (&p.predict.outputs, s.outputs(), "output"),
+    ];
+    for (public, step, label) in ports {
+        for (public, port) in public.iter().zip(step) {
+            let dims: Vec<String> = port.shape.iter().map(|d| d.to_string()).collect();
+            text.push_str(&format!(
+                "// One time step of {label} `{}`: shape [{}].\n#define {upper}_STEP_{}_LEN {}\n",
+                crate::naming::comment(&port.name),
+                dims.join(", "),
+                public.ident.to_ascii_uppercase(),
+                port.len
+            ));
+        }
+    }
+    let slots: Vec<String> = s
+        .slots
+        .iter()
+        .map(|slot| {
+            let parts = if slot.states == 2 { "h, c" } else { "h" };
+            format!(
+                "\n//   `{}`: {parts} of {} floats each, from {}",
+                crate::naming::comment(&slot.layer),
+                slot.units,
+                slot.offset
+            )
+        })
+        .collect();
+    text.push_str(&format!(
+        "// Working memory {name}_step_with_scratch needs, in floats.\n\
+         #define {upper}_STEP_SCRATCH_LEN {}\n\n\
+         // The recurrent state a stream carries from one step to the next (no globals: each\n\
+         // stream has its own). {name}_reset starts a stream, as Keras's reset_states() does\n\
+         // (so does zero-initialising it). The values:{}\n\
+         typedef struct {name}_State {{\n    \
+         float values[{upper}_STATE_LEN];\n\
+         }} {name}_State;\n\n",
+        s.entry.scratch_len,
+        slots.concat()
+    ));
+    text
+}
+
 /// `MODEL_INPUT`, `MODEL_OUTPUT1`: a port's macro prefix.
 fn port_macro(name: &str, port: &Port) -> String {
     format!("{name}_{}", port.ident).to_ascii_uppercase()
 }
 
 /// `const float* input, ..., float* output, ...`.
-fn port_params(p: &Program) -> Vec<String> {
+fn port_params(p: &Entry) -> Vec<String> {
     let inputs = p.inputs.iter().map(|port| {
         let ty = match port.dtype {
             InputDtype::F32 => "float",
@@ -189,7 +262,7 @@ fn port_params(p: &Program) -> Vec<String> {
 fn prototypes(p: &Program, options: &Options) -> Vec<(String, String)> {
     let name = options.name;
     let upper = name.to_ascii_uppercase();
-    let params = port_params(p).join(", ");
+    let params = port_params(&p.predict).join(", ");
     let mut out = Vec::new();
     match options.scratch {
         ScratchPlacement::Stack => out.push((
@@ -210,6 +283,27 @@ fn prototypes(p: &Program, options: &Options) -> Vec<(String, String)> {
         ),
         format!("void {name}_predict_with_scratch({params}, float* scratch)"),
     ));
+    if p.step.is_some() {
+        out.push((
+            "// Starts a stream again: every state zero.".to_string(),
+            format!("void {name}_reset({name}_State* state)"),
+        ));
+        if options.scratch != ScratchPlacement::Caller {
+            out.push((
+                "// Runs one time step, with its working memory on the stack (one step's), and\n\
+                 // updates the state."
+                    .to_string(),
+                format!("void {name}_step({name}_State* state, {params})"),
+            ));
+        }
+        out.push((
+            format!(
+                "// Runs one time step with caller-provided working memory \
+                 ({upper}_STEP_SCRATCH_LEN floats),\n// and updates the state."
+            ),
+            format!("void {name}_step_with_scratch({name}_State* state, {params}, float* scratch)"),
+        ));
+    }
     if options.self_test.is_some() {
         let param = if options.scratch == ScratchPlacement::Caller {
             "float* scratch"
@@ -234,7 +328,13 @@ fn prototypes(p: &Program, options: &Options) -> Vec<(String, String)> {
 fn includes(program: &Program, options: &Options) -> Vec<&'static str> {
     let mut includes = vec!["<stddef.h>"];
     let uses_math = !program.math.is_empty();
-    if uses_math || program.inputs.iter().any(|i| i.dtype == InputDtype::I32) {
+    if uses_math
+        || program
+            .predict
+            .inputs
+            .iter()
+            .any(|i| i.dtype == InputDtype::I32)
+    {
         includes.push("<stdint.h>");
     }
     let non_finite = crate::backend::uses_non_finite(program, options.self_test);
@@ -307,23 +407,26 @@ fn layer_fn(
     )
 }
 
-fn predict_with_scratch(p: &Program, name: &str) -> String {
+/// The function that calls an entry's layers in order; `head` is what comes before its
+/// parameters, with `{name}` for the model's name.
+fn entry_fn(p: &Program, e: &Entry, name: &str, head: &str) -> String {
     let mut text = format!(
-        "void {name}_predict_with_scratch({}, float* scratch) {{\n",
-        port_params(p).join(", ")
+        "{}({}, float* scratch) {{\n",
+        head.replace("{name}", name),
+        port_params(e).join(", ")
     );
-    if p.scratch_len == 0 {
+    if e.scratch_len == 0 {
         text.push_str("    (void)scratch;\n");
     }
-    for layer in &p.layers {
+    for layer in &e.layers {
         let mut args: Vec<String> = layer
             .inputs
             .iter()
-            .map(|a| crate::backend::c_pointer(p, a))
+            .map(|a| crate::backend::c_pointer(e, a))
             .collect();
-        args.push(crate::backend::c_pointer(p, &layer.output));
+        args.push(crate::backend::c_pointer(e, &layer.output));
         if let Some(work) = &layer.workspace {
-            args.push(crate::backend::c_pointer(p, work));
+            args.push(crate::backend::c_pointer(e, work));
         }
         args.extend(
             layer
@@ -333,7 +436,7 @@ fn predict_with_scratch(p: &Program, name: &str) -> String {
         );
         text.push_str(&format!(
             "    {name}_{}({});\n",
-            p.layers[layer.kernel].ident,
+            e.layers[layer.kernel].ident,
             args.join(", ")
         ));
     }
@@ -342,7 +445,7 @@ fn predict_with_scratch(p: &Program, name: &str) -> String {
 }
 
 fn call_args(p: &Program) -> Vec<String> {
-    let ports = p.inputs.iter().chain(&p.outputs);
+    let ports = p.predict.inputs.iter().chain(&p.predict.outputs);
     ports.map(|port| port.ident.clone()).collect()
 }
 
@@ -351,7 +454,7 @@ fn call_args(p: &Program) -> Vec<String> {
 fn entry_points(p: &Program, options: &Options) -> Vec<String> {
     let name = options.name;
     let upper = name.to_ascii_uppercase();
-    let (params, args) = (port_params(p).join(", "), call_args(p).join(", "));
+    let (params, args) = (port_params(&p.predict).join(", "), call_args(p).join(", "));
     let buffer = format!("float scratch[{upper}_SCRATCH_LEN > 0 ? {upper}_SCRATCH_LEN : 1];");
     let mut out = Vec::new();
     let storage = match options.scratch {
@@ -365,6 +468,35 @@ fn entry_points(p: &Program, options: &Options) -> Vec<String> {
              {storage}{buffer}\n    \
              {name}_predict_with_scratch({args}, scratch);\n}}"
         ));
+    }
+    if p.step.is_some() {
+        let ins = p.predict.inputs.iter().map(|port| port.ident.as_str());
+        let outs = p.predict.outputs.iter().map(|port| port.ident.as_str());
+        let layer_args: Vec<&str> = ins
+            .chain(["before"])
+            .chain(outs)
+            .chain(["state->values", "scratch"])
+            .collect();
+        out.push(format!(
+            "void {name}_reset({name}_State* state) {{\n    \
+             size_t i;\n    \
+             for (i = 0; i < {upper}_STATE_LEN; ++i) state->values[i] = 0.0f;\n}}"
+        ));
+        out.push(format!(
+            "void {name}_step_with_scratch({name}_State* state, {params}, float* scratch) {{\n    \
+             float before[{upper}_STATE_LEN];\n    \
+             size_t i;\n    \
+             for (i = 0; i < {upper}_STATE_LEN; ++i) before[i] = state->values[i];\n    \
+             {name}_step_layers({});\n}}",
+            layer_args.join(", ")
+        ));
+        if options.scratch != ScratchPlacement::Caller {
+            out.push(format!(
+                "void {name}_step({name}_State* state, {params}) {{\n    \
+                 float scratch[{upper}_STEP_SCRATCH_LEN > 0 ? {upper}_STEP_SCRATCH_LEN : 1];\n    \
+                 {name}_step_with_scratch(state, {args}, scratch);\n}}"
+            ));
+        }
     }
     if let Some(test) = options.self_test {
         out.push(self_test(p, name, test, options.scratch));
@@ -382,7 +514,7 @@ fn self_test(p: &Program, name: &str, test: &SelfTest, scratch: ScratchPlacement
     let (abs, rel) = (SelfTest::ABS, SelfTest::REL);
     let mut lines = Vec::new();
     let mut args = Vec::new();
-    for (port, values) in p.inputs.iter().zip(&test.inputs) {
+    for (port, values) in p.predict.inputs.iter().zip(&test.inputs) {
         let (ty, text) = match port.dtype {
             InputDtype::F32 => ("float", floats(values)),
             InputDtype::I32 => {
@@ -398,7 +530,7 @@ fn self_test(p: &Program, name: &str, test: &SelfTest, scratch: ScratchPlacement
         args.push(var);
     }
     let mut checks = Vec::new();
-    for (port, values) in p.outputs.iter().zip(&test.outputs) {
+    for (port, values) in p.predict.outputs.iter().zip(&test.outputs) {
         let keras = format!("keras_{}", port.ident);
         lines.push(format!(
             "static const float {keras}[{}] = {{{}}};",

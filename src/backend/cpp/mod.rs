@@ -13,7 +13,7 @@ pub(crate) mod kernels;
 
 use crate::backend::{c_pointer, math};
 use crate::ir::InputDtype;
-use crate::lower::{Blocking, Port, Program, Tuning};
+use crate::lower::{Blocking, Entry, Port, Program, Stream, Tuning};
 use crate::{Generated, Result, ScratchPlacement, SelfTest};
 
 /// How lowering tunes loops for g++. It fully unrolls filter loops of up to 16 and then
@@ -90,6 +90,12 @@ pub fn emit(program: &Program, options: &Options) -> Result<Generated> {
         out.push_str(&line);
         out.push('\n');
     }
+    if let Some(step) = &program.step {
+        for line in stream_constants(program, step) {
+            out.push_str(&line);
+            out.push('\n');
+        }
+    }
     out.push_str("\nnamespace detail {\n");
     let mut item = |text: &str| {
         out.push('\n');
@@ -109,29 +115,35 @@ pub fn emit(program: &Program, options: &Options) -> Result<Generated> {
             None => weight_array(w, options.hex_weights),
         });
     }
-    for (i, layer) in program.layers.iter().enumerate() {
-        if layer.kernel == i {
-            item(&kernels::layer_fn(
-                layer,
-                &program.weights,
-                options.weights_file.is_some(),
-                noinline,
-            ));
+    let entries = std::iter::once(&program.predict).chain(program.step.iter().map(|s| &s.entry));
+    for e in entries {
+        for (i, layer) in e.layers.iter().enumerate() {
+            if layer.kernel == i {
+                item(&kernels::layer_fn(
+                    layer,
+                    &program.weights,
+                    options.weights_file.is_some(),
+                    noinline,
+                ));
+            }
         }
     }
+    if let Some(step) = &program.step {
+        item(&entry_fn(
+            program,
+            &step.entry,
+            "// The step's layers: the model's inputs and the state before, to its outputs and the\n\
+             // state after.\n",
+            "step_layers",
+        ));
+    }
     out.push_str("\n}  // namespace detail\n\n");
-    out.push_str("// Runs the model with caller-provided working memory (kScratchLen floats).\n");
-    out.push_str(&format!(
-        "inline void predict_with_scratch({}, float* scratch) noexcept {{\n",
-        params(program)
+    out.push_str(&entry_fn(
+        program,
+        &program.predict,
+        "// Runs the model with caller-provided working memory (kScratchLen floats).\n",
+        "predict_with_scratch",
     ));
-    if program.scratch_len == 0 {
-        out.push_str("    (void)scratch;\n");
-    }
-    for layer in &program.layers {
-        out.push_str(&format!("    {}\n", call(program, layer)));
-    }
-    out.push_str("}\n");
     for f in entry_points(program, options) {
         out.push_str(&format!("\n{f}\n"));
     }
@@ -160,7 +172,13 @@ pub fn emit(program: &Program, options: &Options) -> Result<Generated> {
 fn includes(program: &Program, options: &Options) -> Vec<&'static str> {
     let mut includes = vec!["<cstddef>"];
     let uses_math = !program.math.is_empty();
-    if uses_math || program.inputs.iter().any(|i| i.dtype == InputDtype::I32) {
+    if uses_math
+        || program
+            .predict
+            .inputs
+            .iter()
+            .any(|i| i.dtype == InputDtype::I32)
+    {
         includes.push("<cstdint>");
     }
     if uses_math || crate::backend::uses_non_finite(program, options.self_test) {
@@ -180,7 +198,7 @@ fn capitalized(port: &Port) -> String {
 
 fn constants(p: &Program) -> Vec<String> {
     let mut out = Vec::new();
-    for (ports, prefix) in [(&p.inputs, "Input"), (&p.outputs, "Output")] {
+    for (ports, prefix) in [(&p.predict.inputs, "Input"), (&p.predict.outputs, "Output")] {
         for port in ports.iter() {
             let base = format!("k{}", capitalized(port));
             let dims: Vec<String> = port.shape.iter().map(|d| d.to_string()).collect();
@@ -200,7 +218,7 @@ fn constants(p: &Program) -> Vec<String> {
                 }
             ));
         }
-        if p.inputs.len() != 1 || p.outputs.len() != 1 {
+        if p.predict.inputs.len() != 1 || p.predict.outputs.len() != 1 {
             let names: Vec<String> = ports
                 .iter()
                 .map(|port| crate::naming::cpp_string(&port.name))
@@ -215,17 +233,17 @@ fn constants(p: &Program) -> Vec<String> {
     out.push("// Working memory predict_with_scratch needs, in floats.".into());
     out.push(format!(
         "constexpr std::size_t kScratchLen = {};",
-        p.scratch_len
+        p.predict.scratch_len
     ));
     out
 }
 
 fn params(p: &Program) -> String {
-    port_params(p, "std::int32_t").join(", ")
+    port_params(&p.predict, "std::int32_t").join(", ")
 }
 
 /// `const float* input, ..., float* output, ...`, integer inputs as `int_type`.
-fn port_params(p: &Program, int_type: &str) -> Vec<String> {
+fn port_params(p: &Entry, int_type: &str) -> Vec<String> {
     let mut params = Vec::new();
     for port in &p.inputs {
         let ty = match port.dtype {
@@ -238,6 +256,102 @@ fn port_params(p: &Program, int_type: &str) -> Vec<String> {
         params.push(format!("float* {}", port.ident));
     }
     params
+}
+
+/// A streaming model's constants: the state's length, one time step's ports, the step's
+/// working memory.
+fn stream_constants(p: &Program, s: &Stream) -> Vec<String> {
+    let mut out = vec![
+        String::new(),
+        "// Streaming: one time step per call, the recurrent state in a State.".into(),
+        format!("constexpr std::size_t kStateLen = {};", s.state_len()),
+    ];
+    let ports = [
+        (&p.predict.inputs, s.inputs(), "input"),
+        (&p.predict.outputs, s.outputs(), "output"),
+    ];
+    for (public, step, label) in ports {
+        for (name, port) in public.iter().zip(step) {
+            let dims: Vec<String> = port.shape.iter().map(|d| d.to_string()).collect();
+            out.push(format!(
+                "// One time step of {label} `{}`: shape [{}].",
+                crate::naming::comment(&port.name),
+                dims.join(", ")
+            ));
+            out.push(format!(
+                "constexpr std::size_t kStep{}Len = {};",
+                capitalized(name),
+                port.len
+            ));
+        }
+    }
+    out.push("// Working memory step_with_scratch needs, in floats.".into());
+    out.push(format!(
+        "constexpr std::size_t kStepScratchLen = {};",
+        s.entry.scratch_len
+    ));
+    out
+}
+
+/// `State` and `step_with_scratch`, and `step` unless the caller places the scratch.
+fn stream_entry_points(p: &Program, s: &Stream, scratch: ScratchPlacement) -> Vec<String> {
+    let slots: Vec<String> = s
+        .slots
+        .iter()
+        .map(|slot| {
+            let parts = if slot.states == 2 { "h, c" } else { "h" };
+            format!(
+                "\n//   `{}`: {parts} of {} floats each, from {}",
+                crate::naming::comment(&slot.layer),
+                slot.units,
+                slot.offset
+            )
+        })
+        .collect();
+    let params = port_params(&p.predict, "std::int32_t").join(", ");
+    let args = call_args(p);
+    let ins = p.predict.inputs.iter().map(|port| port.ident.as_str());
+    let outs = p.predict.outputs.iter().map(|port| port.ident.as_str());
+    let layer_args: Vec<&str> = ins
+        .chain(["before"])
+        .chain(outs)
+        .chain(["state.values", "scratch"])
+        .collect();
+    let mut out = vec![
+        format!(
+            "// The recurrent state a stream carries from one step to the next (no globals: each\n\
+             // stream has its own). `State state{{}};` starts a stream, as after Keras's\n\
+             // reset_states(); so does reset(). The values:{}\n\
+             struct State {{\n    \
+             float values[kStateLen];\n\n    \
+             void reset() noexcept {{\n        \
+             for (std::size_t i = 0; i < kStateLen; ++i) values[i] = 0.0f;\n    \
+             }}\n\
+             }};",
+            slots.concat()
+        ),
+        format!(
+            "// Runs one time step with caller-provided working memory (kStepScratchLen floats),\n\
+             // and updates the state.\n\
+             inline void step_with_scratch(State& state, {params}, float* scratch) noexcept {{\n    \
+             float before[kStateLen];\n    \
+             for (std::size_t i = 0; i < kStateLen; ++i) before[i] = state.values[i];\n    \
+             detail::step_layers({});\n\
+             }}",
+            layer_args.join(", ")
+        ),
+    ];
+    if scratch != ScratchPlacement::Caller {
+        out.push(format!(
+            "// Runs one time step, with its working memory on the stack (one step's), and updates\n\
+             // the state.\n\
+             inline void step(State& state, {params}) noexcept {{\n    \
+             float scratch[kStepScratchLen > 0 ? kStepScratchLen : 1];\n    \
+             step_with_scratch(state, {args}, scratch);\n\
+             }}"
+        ));
+    }
+    out
 }
 
 /// `predict` as the scratch placement makes it, and `selftest` with `--emit-test`.
@@ -260,6 +374,9 @@ fn entry_points(p: &Program, api: &Options) -> Vec<String> {
              predict_with_scratch({args}, scratch);\n}}"
         )),
     }
+    if let Some(step) = &p.step {
+        out.extend(stream_entry_points(p, step, api.scratch));
+    }
     if let Some(test) = api.self_test {
         out.push(self_test(p, test, api.scratch));
     }
@@ -279,7 +396,7 @@ fn self_test(p: &Program, test: &SelfTest, scratch: ScratchPlacement) -> String 
     let (abs, rel) = (SelfTest::ABS, SelfTest::REL);
     let mut data = Vec::new();
     let mut args = Vec::new();
-    for (port, values) in p.inputs.iter().zip(&test.inputs) {
+    for (port, values) in p.predict.inputs.iter().zip(&test.inputs) {
         let name = format!("kSelftest{}", capitalized(port));
         let (ty, text) = match port.dtype {
             InputDtype::F32 => ("float", floats(values)),
@@ -300,7 +417,7 @@ fn self_test(p: &Program, test: &SelfTest, scratch: ScratchPlacement) -> String 
     }
     let mut checks = Vec::new();
     let mut outputs = Vec::new();
-    for (output, values) in p.outputs.iter().zip(&test.outputs) {
+    for (output, values) in p.predict.outputs.iter().zip(&test.outputs) {
         let port = capitalized(output);
         data.push(format!(
             "    static constexpr float kKeras{port}[{}] = {{{}}};",
@@ -354,11 +471,11 @@ fn c_api(p: &Program, api: &Options) -> String {
         "// C entry points (--extern-c), for C and C++ callers. Exactly one C++ file defines\n\
          // {implementation} before including this header, which compiles them there.\n"
     );
-    if p.inputs.iter().any(|i| i.dtype == InputDtype::I32) {
+    if p.predict.inputs.iter().any(|i| i.dtype == InputDtype::I32) {
         text.push_str("#include <stdint.h>\n");
     }
     text.push('\n');
-    for ports in [&p.inputs, &p.outputs] {
+    for ports in [&p.predict.inputs, &p.predict.outputs] {
         for port in ports {
             let port_c = port.ident.to_ascii_uppercase();
             text.push_str(&format!("#define {upper}_{port_c}_LEN {}\n", port.len));
@@ -366,10 +483,10 @@ fn c_api(p: &Program, api: &Options) -> String {
     }
     text.push_str(&format!(
         "#define {upper}_SCRATCH_LEN {}\n\n",
-        p.scratch_len
+        p.predict.scratch_len
     ));
     // C parameter declarations; the C++ call passes each one's name on.
-    let mut params = port_params(p, "int32_t");
+    let mut params = port_params(&p.predict, "int32_t");
     let scratch = "float* scratch".to_string();
     let caller = api.scratch == ScratchPlacement::Caller;
     let mut functions: Vec<CFunction> = Vec::new();
@@ -434,18 +551,34 @@ impl CFunction {
 }
 
 fn call_args(p: &Program) -> String {
-    let ports = p.inputs.iter().chain(&p.outputs);
+    let ports = p.predict.inputs.iter().chain(&p.predict.outputs);
     ports
         .map(|port| port.ident.as_str())
         .collect::<Vec<_>>()
         .join(", ")
 }
 
-fn call(p: &Program, layer: &crate::lower::Layer) -> String {
-    let mut args: Vec<String> = layer.inputs.iter().map(|a| c_pointer(p, a)).collect();
-    args.push(c_pointer(p, &layer.output));
+/// The function that calls an entry's layers in order: `NAME(ports..., scratch)`.
+fn entry_fn(p: &Program, e: &Entry, comment: &str, name: &str) -> String {
+    let mut out = format!(
+        "{comment}inline void {name}({}, float* scratch) noexcept {{\n",
+        port_params(e, "std::int32_t").join(", ")
+    );
+    if e.scratch_len == 0 {
+        out.push_str("    (void)scratch;\n");
+    }
+    for layer in &e.layers {
+        out.push_str(&format!("    {}\n", call(p, e, layer)));
+    }
+    out.push_str("}\n");
+    out
+}
+
+fn call(p: &Program, e: &Entry, layer: &crate::lower::Layer) -> String {
+    let mut args: Vec<String> = layer.inputs.iter().map(|a| c_pointer(e, a)).collect();
+    args.push(c_pointer(e, &layer.output));
     if let Some(work) = &layer.workspace {
-        args.push(c_pointer(p, work));
+        args.push(c_pointer(e, work));
     }
     args.extend(
         layer
@@ -455,7 +588,7 @@ fn call(p: &Program, layer: &crate::lower::Layer) -> String {
     );
     format!(
         "detail::{}({});",
-        p.layers[layer.kernel].ident,
+        e.layers[layer.kernel].ident,
         args.join(", ")
     )
 }

@@ -14,7 +14,7 @@ use quote::{format_ident, quote};
 
 use crate::backend::math;
 use crate::ir::InputDtype;
-use crate::lower::{Arg, Blocking, Port, Program, Tuning};
+use crate::lower::{Arg, Blocking, Entry, Port, Program, Stream, Tuning};
 use crate::passes::Location;
 use crate::ScratchPlacement;
 use crate::{Error, Generated, Result, SelfTest};
@@ -67,15 +67,19 @@ fn emit_source(program: &Program, options: &Options) -> Result<Generated, String
         weights: &program.weights,
         in_file: weights_file.is_some(),
     };
-    let layers = program
-        .layers
-        .iter()
-        .enumerate()
-        .filter(|(i, l)| l.kernel == *i)
-        .map(|(_, l)| kernels::layer_fn(l, access, program.out_of_line()))
+    let stream = match &program.step {
+        Some(step) => stream_api(program, step, options.scratch, weights_file.is_some()),
+        None => TokenStream::new(),
+    };
+    let entries = std::iter::once(&program.predict).chain(program.step.iter().map(|s| &s.entry));
+    let layers = entries
+        .flat_map(|e| {
+            let own = e.layers.iter().enumerate().filter(|(i, l)| l.kernel == *i);
+            own.map(|(_, l)| kernels::layer_fn(l, access, program.out_of_line()))
+        })
         .collect::<Result<Vec<_>, _>>()?;
     let helpers = view_helpers(program);
-    let file: syn::File = syn::parse2(quote! { #api #(#layers)* #helpers })
+    let file: syn::File = syn::parse2(quote! { #api #stream #(#layers)* #helpers })
         .map_err(|e| format!("the Rust backend built invalid syntax: {e}"))?;
     let mut out = String::new();
     for line in header {
@@ -204,18 +208,19 @@ fn float_ty(dtype: InputDtype) -> TokenStream {
 
 /// Constants, `predict` (unless the caller places the scratch) and `predict_with_scratch`.
 fn api(p: &Program, scratch: ScratchPlacement, in_file: bool) -> Result<TokenStream, String> {
-    let single_in = p.inputs.len() == 1;
-    let single_out = p.outputs.len() == 1;
-    let in_const = |k: usize, what: &str| format_ident!("{}_{what}", upper(&p.inputs[k]));
-    let out_const = |k: usize, what: &str| format_ident!("{}_{what}", upper(&p.outputs[k]));
+    let e = &p.predict;
+    let single_in = e.inputs.len() == 1;
+    let single_out = e.outputs.len() == 1;
+    let in_const = |k: usize, what: &str| format_ident!("{}_{what}", upper(&e.inputs[k]));
+    let out_const = |k: usize, what: &str| format_ident!("{}_{what}", upper(&e.outputs[k]));
     let mut consts = TokenStream::new();
     for (ports, name_of, label) in [
         (
-            &p.inputs,
+            &e.inputs,
             &in_const as &dyn Fn(usize, &str) -> proc_macro2::Ident,
             "input",
         ),
-        (&p.outputs, &out_const, "output"),
+        (&e.outputs, &out_const, "output"),
     ] {
         for (k, port) in ports.iter().enumerate() {
             let shape_c = name_of(k, "SHAPE");
@@ -242,17 +247,17 @@ fn api(p: &Program, scratch: ScratchPlacement, in_file: bool) -> Result<TokenStr
                 .parse()
                 .map_err(|e| format!("an escaped name is not a literal: {e}"))
         };
-        let in_names = p
+        let in_names = e
             .inputs
             .iter()
             .map(|i| literal(&i.name))
             .collect::<Result<Vec<_>, _>>()?;
-        let out_names = p
+        let out_names = e
             .outputs
             .iter()
             .map(|o| literal(&o.name))
             .collect::<Result<Vec<_>, _>>()?;
-        let (ni, no) = (lit(p.inputs.len()), lit(p.outputs.len()));
+        let (ni, no) = (lit(e.inputs.len()), lit(e.outputs.len()));
         consts.extend(quote! {
             /// The Keras names of the inputs, in argument order.
             #[rustfmt::skip]
@@ -264,25 +269,25 @@ fn api(p: &Program, scratch: ScratchPlacement, in_file: bool) -> Result<TokenStr
             pub const OUTPUT_NAMES: [&str; #no] = [#(#out_names),*];
         });
     }
-    let scratch_len = lit(p.scratch_len);
+    let scratch_len = lit(e.scratch_len);
     consts.extend(quote! {
         /// Working memory `predict_with_scratch` needs, in f32s.
         #[allow(dead_code)]
         pub const SCRATCH_LEN: usize = #scratch_len;
     });
 
-    let in_args: Vec<_> = (0..p.inputs.len()).map(|k| input_ident(p, k)).collect();
-    let out_args: Vec<_> = (0..p.outputs.len()).map(|k| output_ident(p, k)).collect();
-    let in_params = p.inputs.iter().enumerate().map(|(k, port)| {
+    let in_args: Vec<_> = (0..e.inputs.len()).map(|k| input_ident(e, k)).collect();
+    let out_args: Vec<_> = (0..e.outputs.len()).map(|k| output_ident(e, k)).collect();
+    let in_params = e.inputs.iter().enumerate().map(|(k, port)| {
         let (id, len, ty) = (&in_args[k], in_const(k, "LEN"), float_ty(port.dtype));
         quote!(#id: &[#ty; #len])
     });
     let in_params: Vec<_> = in_params.collect();
-    let out_params = (0..p.outputs.len()).map(|k| {
+    let out_params = (0..e.outputs.len()).map(|k| {
         let (id, len) = (&out_args[k], out_const(k, "LEN"));
         quote!(#id: &mut [f32; #len])
     });
-    let out_types: Vec<_> = (0..p.outputs.len())
+    let out_types: Vec<_> = (0..e.outputs.len())
         .map(|k| {
             let len = out_const(k, "LEN");
             quote!([f32; #len])
@@ -298,17 +303,17 @@ fn api(p: &Program, scratch: ScratchPlacement, in_file: bool) -> Result<TokenStr
     } else {
         quote!((#(#out_args),*))
     };
-    let out_decls = (0..p.outputs.len()).map(|k| {
+    let out_decls = (0..e.outputs.len()).map(|k| {
         let (id, len) = (&out_args[k], out_const(k, "LEN"));
         quote!(let mut #id = [0.0f32; #len];)
     });
     let out_refs = out_args.iter().map(|id| quote!(&mut #id));
-    let calls = p.layers.iter().map(|layer| call(p, layer, in_file));
-    let uses_scratch = p.scratch_len > 0;
+    let calls = e.layers.iter().map(|layer| call(p, e, layer, in_file));
+    let uses_scratch = e.scratch_len > 0;
     let silence = (!uses_scratch).then(|| quote!(let _ = scratch;));
     // Lints the contractual signatures trip only for models with many inputs and outputs.
-    let many_args = p.inputs.len() + p.outputs.len() + 1 > 7;
-    let predict_allow = match (many_args, p.outputs.len() > 3) {
+    let many_args = e.inputs.len() + e.outputs.len() + 1 > 7;
+    let predict_allow = match (many_args, e.outputs.len() > 3) {
         (false, false) => quote!(#[allow(dead_code)]),
         (true, false) => quote!(#[allow(dead_code, clippy::too_many_arguments)]),
         (false, true) => quote!(#[allow(dead_code, clippy::type_complexity)]),
@@ -399,6 +404,186 @@ fn api(p: &Program, scratch: ScratchPlacement, in_file: bool) -> Result<TokenStr
     })
 }
 
+/// A streaming model's `State`, `step` (unless the caller places the scratch) and
+/// `step_with_scratch`, and the private function that runs the step's layers.
+fn stream_api(p: &Program, s: &Stream, scratch: ScratchPlacement, in_file: bool) -> TokenStream {
+    let e = &s.entry;
+    // The public names follow predict's: `input`, `output0`, ...
+    let step_const = |port: &Port, what: &str| format_ident!("STEP_{}_{what}", upper(port));
+    let ins: Vec<_> = p
+        .predict
+        .inputs
+        .iter()
+        .map(|port| format_ident!("{}", port.ident))
+        .collect();
+    let outs: Vec<_> = p
+        .predict
+        .outputs
+        .iter()
+        .map(|port| format_ident!("{}", port.ident))
+        .collect();
+    let mut consts = TokenStream::new();
+    for (label, public, ports) in [
+        ("input", &p.predict.inputs, s.inputs()),
+        ("output", &p.predict.outputs, s.outputs()),
+    ] {
+        for (name, port) in public.iter().zip(ports) {
+            let (shape_c, len_c) = (step_const(name, "SHAPE"), step_const(name, "LEN"));
+            let rank = lit(port.shape.len());
+            let dims = port.shape.iter().map(|&d| lit(d));
+            let len = lit(port.len);
+            let keras = crate::naming::comment(&port.name);
+            let doc_shape = format!(" Shape of one time step of {label} `{keras}`.");
+            let doc_len = format!(" Number of values in one time step of {label} `{keras}`.");
+            consts.extend(quote! {
+                #[doc = #doc_shape]
+                #[allow(dead_code)]
+                pub const #shape_c: [usize; #rank] = [#(#dims),*];
+                #[doc = #doc_len]
+                #[allow(dead_code)]
+                pub const #len_c: usize = #len;
+            });
+        }
+    }
+    let (state_len, scratch_len) = (lit(s.state_len()), lit(e.scratch_len));
+    let slots: Vec<String> = s
+        .slots
+        .iter()
+        .map(|slot| {
+            let parts = if slot.states == 2 { "h, c" } else { "h" };
+            format!(
+                " `{}`: {parts} of {} values each, from {};",
+                crate::naming::comment(&slot.layer),
+                slot.units,
+                slot.offset
+            )
+        })
+        .collect();
+    let in_params: Vec<_> = p
+        .predict
+        .inputs
+        .iter()
+        .zip(&ins)
+        .map(|(port, id)| {
+            let (len, ty) = (step_const(port, "LEN"), float_ty(port.dtype));
+            quote!(#id: &[#ty; #len])
+        })
+        .collect();
+    let out_lens: Vec<_> = p
+        .predict
+        .outputs
+        .iter()
+        .map(|port| step_const(port, "LEN"))
+        .collect();
+    let out_params = outs
+        .iter()
+        .zip(&out_lens)
+        .map(|(id, len)| quote!(#id: &mut [f32; #len]));
+    let out_params: Vec<_> = out_params.collect();
+    let single_out = outs.len() == 1;
+    let ret = if single_out {
+        quote!(#([f32; #out_lens])*)
+    } else {
+        quote!((#([f32; #out_lens]),*))
+    };
+    let ret_val = if single_out {
+        quote!(#(#outs)*)
+    } else {
+        quote!((#(#outs),*))
+    };
+    let step = (scratch != ScratchPlacement::Caller).then(|| {
+        let doc = " Runs one time step, with its working memory on the stack (one step's: \
+                   `STEP_SCRATCH_LEN` floats), and updates the state.";
+        quote! {
+            #[doc = #doc]
+            #[rustfmt::skip]
+            #[allow(dead_code, clippy::too_many_arguments, clippy::type_complexity)]
+            pub fn step(state: &mut State, #(#in_params),*) -> #ret {
+                #(let mut #outs = [0.0f32; #out_lens];)*
+                let mut scratch = [0.0f32; STEP_SCRATCH_LEN];
+                step_with_scratch(state, #(#ins,)* #(&mut #outs,)* &mut scratch);
+                #ret_val
+            }
+        }
+    });
+    // The layers read the state before the step and write the state after it.
+    let (e_ins, e_outs): (Vec<_>, Vec<_>) = (
+        (0..e.inputs.len()).map(|k| input_ident(e, k)).collect(),
+        (0..e.outputs.len()).map(|k| output_ident(e, k)).collect(),
+    );
+    let e_in_params = e.inputs.iter().zip(&e_ins).map(|(port, id)| {
+        let (len, ty) = (lit(port.len), float_ty(port.dtype));
+        quote!(#id: &[#ty; #len])
+    });
+    let e_out_params = e.outputs.iter().zip(&e_outs).map(|(port, id)| {
+        let len = lit(port.len);
+        quote!(#id: &mut [f32; #len])
+    });
+    let calls = e.layers.iter().map(|layer| call(p, e, layer, in_file));
+    let silence = (e.scratch_len == 0).then(|| quote!(let _ = scratch;));
+    let state_doc = format!(
+        " The recurrent state a stream carries from one `step` to the next (no globals: each \
+         stream has its own):{}",
+        slots.concat()
+    );
+    quote! {
+        /// Floats in a stream's `State`.
+        #[allow(dead_code)]
+        pub const STATE_LEN: usize = #state_len;
+        #consts
+        /// Working memory `step_with_scratch` needs, in f32s.
+        #[allow(dead_code)]
+        pub const STEP_SCRATCH_LEN: usize = #scratch_len;
+        #[doc = #state_doc]
+        #[derive(Clone, Debug, PartialEq)]
+        #[allow(dead_code)]
+        pub struct State {
+            pub values: [f32; STATE_LEN],
+        }
+        #[allow(dead_code)]
+        impl State {
+            /// A stream at its start: every state zero, as after Keras's `reset_states()`.
+            pub const fn new() -> State {
+                State { values: [0.0; STATE_LEN] }
+            }
+            /// Starts the stream again.
+            pub fn reset(&mut self) {
+                self.values = [0.0; STATE_LEN];
+            }
+        }
+        impl Default for State {
+            fn default() -> State {
+                State::new()
+            }
+        }
+        #step
+        /// Runs one time step with caller-provided working memory, and updates the state.
+        #[rustfmt::skip]
+        #[allow(dead_code, clippy::too_many_arguments)]
+        pub fn step_with_scratch(
+            state: &mut State,
+            #(#in_params,)*
+            #(#out_params,)*
+            scratch: &mut [f32; STEP_SCRATCH_LEN],
+        ) {
+            let before = state.values;
+            step_layers(#(#ins,)* &before, #(#outs,)* &mut state.values, scratch);
+        }
+        /// The step's layers: the model's inputs and the state before, to its outputs and
+        /// the state after.
+        #[rustfmt::skip]
+        #[allow(clippy::too_many_arguments)]
+        fn step_layers(
+            #(#e_in_params,)*
+            #(#e_out_params,)*
+            scratch: &mut [f32; STEP_SCRATCH_LEN],
+        ) {
+            #silence
+            #(#calls)*
+        }
+    }
+}
+
 /// `#[cfg(test)] mod selftest`: runs the model on the `--emit-test` sample and compares
 /// with Keras's outputs within the DESIGN bound. Printed by us, one port per line.
 fn self_test_module(p: &Program, test: &SelfTest, scratch: ScratchPlacement) -> String {
@@ -417,7 +602,7 @@ fn self_test_module(p: &Program, test: &SelfTest, scratch: ScratchPlacement) -> 
          #![allow(clippy::excessive_precision, clippy::approx_constant, clippy::unreadable_literal)]\n    \
          extern crate std;\n\n",
     );
-    for (port, values) in p.inputs.iter().zip(&test.inputs) {
+    for (port, values) in p.predict.inputs.iter().zip(&test.inputs) {
         let name = upper(port);
         let (ty, text) = match port.dtype {
             InputDtype::F32 => ("f32", floats(values)),
@@ -434,22 +619,27 @@ fn self_test_module(p: &Program, test: &SelfTest, scratch: ScratchPlacement) -> 
             "    const {name}: [{ty}; super::{name}_LEN] = [{text}];\n"
         ));
     }
-    let single_out = p.outputs.len() == 1;
-    for (port, values) in p.outputs.iter().zip(&test.outputs) {
+    let single_out = p.predict.outputs.len() == 1;
+    for (port, values) in p.predict.outputs.iter().zip(&test.outputs) {
         let name = upper(port);
         out.push_str(&format!(
             "    const KERAS_{name}: [f32; super::{name}_LEN] = [{}];\n",
             floats(values)
         ));
     }
-    let ins: Vec<String> = p.inputs.iter().map(|i| format!("&{}", upper(i))).collect();
-    let outs: Vec<String> = p.outputs.iter().map(|o| o.ident.clone()).collect();
+    let ins: Vec<String> = p
+        .predict
+        .inputs
+        .iter()
+        .map(|i| format!("&{}", upper(i)))
+        .collect();
+    let outs: Vec<String> = p.predict.outputs.iter().map(|o| o.ident.clone()).collect();
     out.push_str("\n    #[test]\n    fn matches_keras() {\n");
     if scratch == ScratchPlacement::Caller {
         for (k, o) in outs.iter().enumerate() {
             out.push_str(&format!(
                 "        let mut {o} = [0.0f32; super::{}_LEN];\n",
-                upper(&p.outputs[k])
+                upper(&p.predict.outputs[k])
             ));
         }
         out.push_str(
@@ -481,7 +671,7 @@ fn self_test_module(p: &Program, test: &SelfTest, scratch: ScratchPlacement) -> 
     for (k, o) in outs.iter().enumerate() {
         out.push_str(&format!(
             "        check({k}, &{o}, &KERAS_{});\n",
-            upper(&p.outputs[k])
+            upper(&p.predict.outputs[k])
         ));
     }
     out.push_str(&format!(
@@ -500,21 +690,21 @@ fn upper(port: &Port) -> String {
     port.ident.to_ascii_uppercase()
 }
 
-fn input_ident(p: &Program, k: usize) -> proc_macro2::Ident {
-    format_ident!("{}", p.inputs[k].ident)
+fn input_ident(e: &Entry, k: usize) -> proc_macro2::Ident {
+    format_ident!("{}", e.inputs[k].ident)
 }
 
-fn output_ident(p: &Program, k: usize) -> proc_macro2::Ident {
-    format_ident!("{}", p.outputs[k].ident)
+fn output_ident(e: &Entry, k: usize) -> proc_macro2::Ident {
+    format_ident!("{}", e.outputs[k].ident)
 }
 
 /// One layer call inside `predict_with_scratch`, splitting the arena so that the output
 /// borrow is disjoint from the input borrows.
-fn call(p: &Program, layer: &crate::lower::Layer, in_file: bool) -> TokenStream {
-    let f = format_ident!("{}", p.layers[layer.kernel].ident);
+fn call(p: &Program, e: &Entry, layer: &crate::lower::Layer, in_file: bool) -> TokenStream {
+    let f = format_ident!("{}", e.layers[layer.kernel].ident);
     let weights = weight_args(p, layer, in_file);
     if let Some(work) = layer.workspace {
-        return call_with_work(p, layer, work, weights);
+        return call_with_work(e, layer, work, weights);
     }
     match layer.output.loc {
         Location::Scratch(off) => {
@@ -522,7 +712,7 @@ fn call(p: &Program, layer: &crate::lower::Layer, in_file: bool) -> TokenStream 
             let (off_l, end_l, len_l) = (lit(off), lit(end), lit(layer.output.len));
             let in_scratch = |a: &Arg| matches!(a.loc, Location::Scratch(_));
             if !layer.inputs.iter().any(in_scratch) {
-                let args = layer.inputs.iter().map(|a| read_arg(p, a, None));
+                let args = layer.inputs.iter().map(|a| read_arg(e, a, None));
                 return quote!(#f(#(#args,)* view_mut(&mut scratch[#off_l..#end_l]) #(, #weights)*););
             }
             let below = |a: &Arg| matches!(a.loc, Location::Scratch(o) if o < off);
@@ -540,7 +730,7 @@ fn call(p: &Program, layer: &crate::lower::Layer, in_file: bool) -> TokenStream 
             let args = layer
                 .inputs
                 .iter()
-                .map(|a| read_arg(p, a, Some((off, end))));
+                .map(|a| read_arg(e, a, Some((off, end))));
             quote! {
                 {
                     let (#lo, rest) = scratch.split_at_mut(#off_l);
@@ -550,8 +740,8 @@ fn call(p: &Program, layer: &crate::lower::Layer, in_file: bool) -> TokenStream 
             }
         }
         Location::Output(k) => {
-            let args = layer.inputs.iter().map(|a| read_arg(p, a, None));
-            let out = output_ident(p, k);
+            let args = layer.inputs.iter().map(|a| read_arg(e, a, None));
+            let out = output_ident(e, k);
             quote!(#f(#(#args,)* #out #(, #weights)*);)
         }
         Location::Input(_) => quote!(),
@@ -562,12 +752,12 @@ fn call(p: &Program, layer: &crate::lower::Layer, in_file: bool) -> TokenStream 
 /// into the mutable regions (output if in scratch, workspace) and the gaps between them,
 /// from which the inputs are read.
 fn call_with_work(
-    p: &Program,
+    e: &Entry,
     layer: &crate::lower::Layer,
     work: Arg,
     weights: Vec<TokenStream>,
 ) -> TokenStream {
-    let f = format_ident!("{}", p.layers[layer.kernel].ident);
+    let f = format_ident!("{}", e.layers[layer.kernel].ident);
     let region = |a: &Arg| match a.loc {
         Location::Scratch(off) => Some((off, a.len)),
         _ => None,
@@ -640,11 +830,11 @@ fn call_with_work(
             let (a0, a1) = (lit(off - gaps[k].0), lit(off - gaps[k].0 + a.len));
             quote!(view(&#gap[#a0..#a1]))
         }
-        _ => read_arg(p, a, None),
+        _ => read_arg(e, a, None),
     });
     let out = match layer.output.loc {
         Location::Output(k) => {
-            let id = output_ident(p, k);
+            let id = output_ident(e, k);
             quote!(#id)
         }
         _ => quote!(view_mut(out)),
@@ -680,14 +870,14 @@ fn weight_args(p: &Program, layer: &crate::lower::Layer, in_file: bool) -> Vec<T
 
 /// An expression for a read-only input argument; `split` is the output's scratch range
 /// when the arena has been split around it.
-fn read_arg(p: &Program, arg: &Arg, split: Option<(usize, usize)>) -> TokenStream {
+fn read_arg(e: &Entry, arg: &Arg, split: Option<(usize, usize)>) -> TokenStream {
     match (arg.loc, split) {
         (Location::Input(k), _) => {
-            let id = input_ident(p, k);
+            let id = input_ident(e, k);
             quote!(#id)
         }
         (Location::Output(k), _) => {
-            let id = output_ident(p, k);
+            let id = output_ident(e, k);
             quote!(&*#id)
         }
         (Location::Scratch(off), None) => {
@@ -709,11 +899,14 @@ fn read_arg(p: &Program, arg: &Arg, split: Option<(usize, usize)>) -> TokenStrea
 /// `view` / `view_mut`, each only if a call uses it (an unused one would be a warning).
 fn view_helpers(p: &Program) -> TokenStream {
     let in_scratch = |a: &Arg| matches!(a.loc, Location::Scratch(_));
-    let reads = p.layers.iter().any(|l| l.inputs.iter().any(in_scratch));
-    let writes = p
-        .layers
-        .iter()
-        .any(|l| in_scratch(&l.output) || l.workspace.is_some());
+    let layers = || {
+        p.predict
+            .layers
+            .iter()
+            .chain(p.step.iter().flat_map(|s| &s.entry.layers))
+    };
+    let reads = layers().any(|l| l.inputs.iter().any(in_scratch));
+    let writes = layers().any(|l| in_scratch(&l.output) || l.workspace.is_some());
     let view = reads.then(|| {
         quote! {
             /// A fixed-size view of an arena slice (lengths are constants: the check folds away).

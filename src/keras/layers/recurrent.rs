@@ -35,6 +35,8 @@ struct Rnn {
     return_state: bool,
     /// Masked steps output zeros (else the previous output).
     zero_output_for_mask: bool,
+    /// Keras carries the state between calls (`stateful=True`): see [`Recurrent::stateful`].
+    stateful: bool,
 }
 
 /// Recurrent layer classes this file converts (`RNN` wrapping one of the cells).
@@ -60,13 +62,7 @@ pub(super) fn parse(
 fn parse_rnn(class: &str, options: &mut Options, version: KerasVersion) -> Option<Rnn> {
     options.ignore(&["unroll", "use_cudnn"]);
     let zero_output_for_mask = options.bool("zero_output_for_mask", false);
-    if options.bool("stateful", false) {
-        options.problems.push(
-            "option 'stateful'=true is not supported (the generated code starts every call \
-             from a zero state)"
-                .into(),
-        );
-    }
+    let stateful = options.bool("stateful", false);
     if options.bool("time_major", false) {
         options
             .problems
@@ -86,6 +82,7 @@ fn parse_rnn(class: &str, options: &mut Options, version: KerasVersion) -> Optio
         return_sequences,
         return_state,
         zero_output_for_mask,
+        stateful,
     })
 }
 
@@ -342,6 +339,7 @@ impl CellConfig {
             initial_state: run.initial_state,
             masked: run.masked,
             zero_output_for_mask: run.zero_output_for_mask,
+            stateful: run.stateful,
         })))
     }
 
@@ -381,6 +379,7 @@ struct Run {
     initial_state: bool,
     masked: bool,
     zero_output_for_mask: bool,
+    stateful: bool,
 }
 
 /// One direction of a call: where its inputs come from and how its nodes are named.
@@ -512,6 +511,7 @@ impl Rnn {
                 initial_state: d.initial_state,
                 masked: d.masked,
                 zero_output_for_mask: is_last && d.zero_output_for_mask,
+                stateful: self.stateful,
             };
             let op = cell
                 .op(&shape, own, run)
@@ -723,6 +723,14 @@ pub(super) fn parse_bidirectional(
         }),
     };
     let (forward, backward) = (forward?, backward?);
+    if forward.stateful || backward.stateful {
+        // Its backward direction reads each call's sequence from the end: no step at a time.
+        options.problems.push(
+            "a stateful Bidirectional is not supported (streaming needs forward-only layers)"
+                .into(),
+        );
+        return None;
+    }
     if forward.return_sequences != backward.return_sequences
         || forward.return_state != backward.return_state
     {
@@ -976,19 +984,15 @@ mod tests {
     }
 
     #[test]
-    fn stateful_and_time_major_are_rejected_by_name() {
-        let err = problems("LSTM", r#"{"units": 4, "stateful": true}"#);
-        assert!(err[0].contains("'stateful'"), "{err:?}");
+    fn time_major_and_a_stateful_bidirectional_are_rejected_by_name() {
+        assert!(parse_layer(&entry("LSTM", r#"{"units": 4, "stateful": true}"#), K3).is_ok());
         let err = problems("GRU", r#"{"units": 4, "time_major": true}"#);
         assert!(err[0].contains("'time_major'"), "{err:?}");
         let err = problems(
             "Bidirectional",
             r#"{"merge_mode": "concat", "layer": {"class_name": "SimpleRNN", "config": {"units": 3, "stateful": true}}}"#,
         );
-        assert!(
-            err[0].contains("layer (SimpleRNN)") && err[0].contains("'stateful'"),
-            "{err:?}"
-        );
+        assert!(err[0].contains("stateful Bidirectional"), "{err:?}");
     }
 
     #[test]
