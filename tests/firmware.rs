@@ -28,14 +28,16 @@ use keras2src::backend::cpp::hex_float;
 use keras2src::ir::InputDtype;
 use keras2src::{Lang, Model, Options, ScratchPlacement, WeightsPlacement};
 
-/// The fixtures run on the emulated board: an MLP, a CNN, an LSTM, and the two models of
-/// generated-samples/ (text_bilstm reads int32 tokens).
+/// The fixtures run on the emulated board: an MLP, a CNN, an LSTM, the two models of
+/// generated-samples/ (text_bilstm reads int32 tokens), and a stateful LSTM + GRU fed one
+/// time step at a time through `step`, its state carried from call to call.
 const MODELS: &[&str] = &[
     "seed",
     "bench_cnn",
     "bench_lstm",
     "text_bilstm",
     "transformer_block",
+    "stream_lstm_gru",
 ];
 
 /// At most this many samples of a fixture go into the firmware.
@@ -165,9 +167,43 @@ fn cross_cpp_headers() -> bool {
 struct Io {
     inputs: Vec<Vec<Vec<f64>>>,
     outputs: Vec<Vec<Vec<f32>>>,
+    /// A stateful model's calls: whether the state is reset before each sample.
+    resets: Option<Vec<bool>>,
 }
 
 fn read_io(name: &str) -> Io {
+    let stream = repo().join(format!("tests/fixtures/models/{name}.stream.json"));
+    if stream.exists() {
+        // One sample per call, in order: the state carries from call to call.
+        let doc: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(stream).unwrap()).unwrap();
+        let calls = &doc["calls"].as_array().unwrap()[..MAX_SAMPLES];
+        let floats = |v: &serde_json::Value| -> Vec<f64> {
+            v.as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap())
+                .collect()
+        };
+        return Io {
+            inputs: vec![calls.iter().map(|c| floats(&c["inputs"])).collect()],
+            outputs: vec![calls
+                .iter()
+                .map(|c| {
+                    floats(&c["outputs"][0])
+                        .into_iter()
+                        .map(|v| v as f32)
+                        .collect()
+                })
+                .collect()],
+            resets: Some(
+                calls
+                    .iter()
+                    .map(|c| c["reset"].as_bool().unwrap())
+                    .collect(),
+            ),
+        };
+    }
     let path = repo().join(format!("tests/fixtures/models/{name}.io.json"));
     let io: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
@@ -203,6 +239,7 @@ fn read_io(name: &str) -> Io {
                     .collect()
             })
             .collect(),
+        resets: None,
     }
 }
 
@@ -257,6 +294,35 @@ fn samples_h(name: &str, model: &Model, io: &Io, lang: Lang) -> String {
         args.push(format!("output{k}"));
     }
     let outputs: Vec<String> = (0..lens.len()).map(|k| format!("output{k}")).collect();
+    if let Some(resets) = &io.resets {
+        // A stream: each sample is one call of T steps through `step`, writing each step's
+        // output in turn; the state lives in .bss and is reset where Keras reset it.
+        let upper = name.to_ascii_uppercase();
+        let steps = graph.shape(graph.inputs[0].tensor)[0];
+        let flags: Vec<&str> = resets.iter().map(|&r| if r { "1" } else { "0" }).collect();
+        write!(
+            h,
+            "\nstatic const uint8_t resets[{count}] = {{{}}};\n\
+             static {name}_State state;\n\n\
+             static void stream_call(uint32_t s) {{\n    \
+             uint32_t t;\n    \
+             if (resets[s]) {name}_reset(&state);\n    \
+             for (t = 0; t < {steps}u; ++t) {{\n        \
+             {name}_step(&state, input0[s] + t * {upper}_STEP_INPUT_LEN,\n                 \
+             output0 + ({} > {upper}_STEP_OUTPUT_LEN ? t * {upper}_STEP_OUTPUT_LEN : 0u));\n    \
+             }}\n}}\n\n\
+             #define SAMPLE_COUNT {count}u\n\
+             #define OUTPUT_COUNT 1u\n\
+             static float *const outputs[OUTPUT_COUNT] = {{output0}};\n\
+             static const uint32_t output_lens[OUTPUT_COUNT] = {{{}}};\n\n\
+             #define PREDICT(s) stream_call(s)\n",
+            flags.join(", "),
+            lens[0],
+            lens[0]
+        )
+        .unwrap();
+        return h;
+    }
     write!(
         h,
         "\n#define SAMPLE_COUNT {count}u\n\
@@ -959,9 +1025,13 @@ fn cortex_m4_matches_keras_and_reports_flash_and_ram() {
             fixed.model
         );
         // `--scratch static` moves the working memory from the stack to .bss, in both
-        // languages.
+        // languages (predict's: a stream's step keeps its one step's scratch on the stack).
         let [c_stack, c_fixed] = c;
-        for (stack, fixed) in [(&stack, &fixed), (&c_stack, &c_fixed)] {
+        let predicts = read_io(name).resets.is_none();
+        for (stack, fixed) in [(&stack, &fixed), (&c_stack, &c_fixed)]
+            .into_iter()
+            .filter(|_| predicts)
+        {
             let scratch = stack.inspect_ram as u64;
             assert!(
                 stack.model.bss < scratch && fixed.model.bss >= scratch,

@@ -50,8 +50,44 @@ fn table(model: &Model) -> String {
         "\nparameters: {}\nMACs: {}\nflash (weights): {} bytes\nRAM (working memory): {} bytes (without reuse: {} bytes)\n",
         s.params, s.macs, s.flash_bytes, s.ram_bytes, s.unplanned_bytes
     ));
+    out.push_str(&stream_line(model));
     for note in &model.graph.notes {
         out.push_str(&format!("note: {note}\n"));
     }
     out
+}
+
+/// For a recurrent model that can stream: the `State` and the step's working memory.
+fn stream_line(model: &Model) -> String {
+    let recurrent = |n: &keras2src::ir::Node| matches!(n.op, keras2src::ir::Op::Recurrent(_));
+    if !model.graph.nodes.iter().any(recurrent) {
+        return String::new();
+    }
+    let Ok(step) = model.step() else {
+        return "stream: no (`generate --stream` says why)\n".into();
+    };
+    let plan = keras2src::passes::plan_memory(&keras2src::passes::optimize(step.graph.clone()));
+    let slots: Vec<String> = step
+        .slots
+        .iter()
+        .map(|slot| {
+            let parts = if slot.states == 2 { "h, c" } else { "h" };
+            format!(
+                "{} {parts} [{}]",
+                escape_for_message(&slot.layer),
+                slot.units
+            )
+        })
+        .collect();
+    format!(
+        "stream{}: State {} bytes ({}), step working memory {} bytes\n",
+        if model.is_stateful() {
+            " (stateful)"
+        } else {
+            " (with --stream)"
+        },
+        4 * step.state_len(),
+        slots.join("; "),
+        4 * plan.scratch_len
+    )
 }

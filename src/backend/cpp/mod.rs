@@ -136,6 +136,7 @@ pub fn emit(program: &Program, options: &Options) -> Result<Generated> {
              // state after.\n",
             "step_layers",
         ));
+        item(&step_values(program));
     }
     out.push_str("\n}  // namespace detail\n\n");
     out.push_str(&entry_fn(
@@ -293,6 +294,27 @@ fn stream_constants(p: &Program, s: &Stream) -> Vec<String> {
     out
 }
 
+/// `detail::step_values`: one step on the state's values, which `step_with_scratch` and
+/// the C entry points call.
+fn step_values(p: &Program) -> String {
+    let params = port_params(&p.predict, "std::int32_t").join(", ");
+    let ins = p.predict.inputs.iter().map(|port| port.ident.as_str());
+    let outs = p.predict.outputs.iter().map(|port| port.ident.as_str());
+    let layer_args: Vec<&str> = ins
+        .chain(["before"])
+        .chain(outs)
+        .chain(["state", "scratch"])
+        .collect();
+    format!(
+        "inline void step_values(float* state, {params}, float* scratch) noexcept {{\n    \
+         float before[kStateLen];\n    \
+         for (std::size_t i = 0; i < kStateLen; ++i) before[i] = state[i];\n    \
+         step_layers({});\n\
+         }}",
+        layer_args.join(", ")
+    )
+}
+
 /// `State` and `step_with_scratch`, and `step` unless the caller places the scratch.
 fn stream_entry_points(p: &Program, s: &Stream, scratch: ScratchPlacement) -> Vec<String> {
     let slots: Vec<String> = s
@@ -310,13 +332,6 @@ fn stream_entry_points(p: &Program, s: &Stream, scratch: ScratchPlacement) -> Ve
         .collect();
     let params = port_params(&p.predict, "std::int32_t").join(", ");
     let args = call_args(p);
-    let ins = p.predict.inputs.iter().map(|port| port.ident.as_str());
-    let outs = p.predict.outputs.iter().map(|port| port.ident.as_str());
-    let layer_args: Vec<&str> = ins
-        .chain(["before"])
-        .chain(outs)
-        .chain(["state.values", "scratch"])
-        .collect();
     let mut out = vec![
         format!(
             "// The recurrent state a stream carries from one step to the next (no globals: each\n\
@@ -334,11 +349,8 @@ fn stream_entry_points(p: &Program, s: &Stream, scratch: ScratchPlacement) -> Ve
             "// Runs one time step with caller-provided working memory (kStepScratchLen floats),\n\
              // and updates the state.\n\
              inline void step_with_scratch(State& state, {params}, float* scratch) noexcept {{\n    \
-             float before[kStateLen];\n    \
-             for (std::size_t i = 0; i < kStateLen; ++i) before[i] = state.values[i];\n    \
-             detail::step_layers({});\n\
-             }}",
-            layer_args.join(", ")
+             detail::step_values(state.values, {args}, scratch);\n\
+             }}"
         ),
     ];
     if scratch != ScratchPlacement::Caller {
@@ -499,9 +511,52 @@ fn c_api(p: &Program, api: &Options) -> String {
         let params = if caller { vec![scratch] } else { Vec::new() };
         functions.push(CFunction::new("int", "selftest", params));
     }
+    // The streaming entry points: (signature, body).
+    let mut stream: Vec<(String, String)> = Vec::new();
+    if let Some(step) = &p.step {
+        text.push_str(&format!("#define {upper}_STATE_LEN {}\n", step.state_len()));
+        for (public, port) in p.predict.inputs.iter().zip(step.inputs()) {
+            let port_c = public.ident.to_ascii_uppercase();
+            text.push_str(&format!("#define {upper}_STEP_{port_c}_LEN {}\n", port.len));
+        }
+        for (public, port) in p.predict.outputs.iter().zip(step.outputs()) {
+            let port_c = public.ident.to_ascii_uppercase();
+            text.push_str(&format!("#define {upper}_STEP_{port_c}_LEN {}\n", port.len));
+        }
+        text.push_str(&format!(
+            "#define {upper}_STEP_SCRATCH_LEN {}\n\n\
+             // A stream's recurrent state ({namespace}::State's values); zero starts a stream.\n\
+             typedef struct {prefix}_State {{\n    float values[{upper}_STATE_LEN];\n}} {prefix}_State;\n\n",
+            step.entry.scratch_len
+        ));
+        let ports = port_params(&p.predict, "int32_t").join(", ");
+        let args = call_args(p);
+        stream.push((
+            format!("void {prefix}_reset({prefix}_State* state)"),
+            format!("for (int i = 0; i < {upper}_STATE_LEN; ++i) state->values[i] = 0.0f;"),
+        ));
+        if !caller {
+            stream.push((
+                format!("void {prefix}_step({prefix}_State* state, {ports})"),
+                format!(
+                    "float scratch[{namespace}::kStepScratchLen > 0 ? {namespace}::kStepScratchLen : 1];\n    \
+                     {namespace}::detail::step_values(state->values, {args}, scratch);"
+                ),
+            ));
+        }
+        stream.push((
+            format!(
+                "void {prefix}_step_with_scratch({prefix}_State* state, {ports}, float* scratch)"
+            ),
+            format!("{namespace}::detail::step_values(state->values, {args}, scratch);"),
+        ));
+    }
     text.push_str("#ifdef __cplusplus\nextern \"C\" {\n#endif\n");
     for f in &functions {
         text.push_str(&format!("{};\n", f.signature(&prefix)));
+    }
+    for (signature, _) in &stream {
+        text.push_str(&format!("{signature};\n"));
     }
     text.push_str("#ifdef __cplusplus\n}  // extern \"C\"\n#endif\n\n");
     text.push_str(&format!(
@@ -522,6 +577,9 @@ fn c_api(p: &Program, api: &Options) -> String {
             "extern \"C\" {} {{\n    {body}\n}}\n",
             f.signature(&prefix)
         ));
+    }
+    for (signature, body) in &stream {
+        text.push_str(&format!("extern \"C\" {signature} {{\n    {body}\n}}\n"));
     }
     text.push_str(&format!("#endif  // {implementation}"));
     text
