@@ -35,6 +35,16 @@ fn generated_rust_is_a_rustfmt_fixed_point() {
         // A CNN with residual connections and BatchNorm folded into the convolutions.
         ("resnet_small.keras", inline("resnet")),
         ("bench_lstm.keras", inline("lstm")),
+        // A stateful model: the streaming API (State, step).
+        ("stream_lstm_gru.keras", inline("stream")),
+        (
+            "lstm_seq.keras",
+            Options {
+                stream: true,
+                scratch: Some(ScratchPlacement::Caller),
+                ..inline("lstm_stream")
+            },
+        ),
         // Integer input, Embedding, Bidirectional LSTM, several outputs' worth of names.
         ("text_bilstm.keras", inline("text")),
         ("two_io.keras", inline("two_io")),

@@ -14,6 +14,7 @@ use quote::{format_ident, quote};
 
 use crate::backend::math;
 use crate::ir::InputDtype;
+use crate::lower::loops::Unroll;
 use crate::lower::{Arg, Blocking, Entry, Port, Program, Stream, Tuning};
 use crate::passes::Location;
 use crate::ScratchPlacement;
@@ -37,8 +38,11 @@ pub const TUNING: Tuning = Tuning {
         filters: 16,
         channels: 1,
         rows: 2,
+        tile: crate::lower::TILE,
+        accumulators: crate::lower::ACCUMULATORS,
+        in_place: false,
     },
-    rolled_short_loops: false,
+    short_loops: Unroll::Compiler,
 };
 
 /// What the Rust module offers besides the model itself.
@@ -540,6 +544,7 @@ fn stream_api(p: &Program, s: &Stream, scratch: ScratchPlacement, in_file: bool)
         pub struct State {
             pub values: [f32; STATE_LEN],
         }
+        #[rustfmt::skip]
         #[allow(dead_code)]
         impl State {
             /// A stream at its start: every state zero, as after Keras's `reset_states()`.
