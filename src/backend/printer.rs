@@ -5,7 +5,7 @@
 
 use crate::ir::expr::Expr;
 use crate::ir::MathFn;
-use crate::lower::loops::{Array, Buf, Cond, Index, Ix, Place, Stmt, Val, WriteOp};
+use crate::lower::loops::{Array, Buf, Cond, Index, Ix, Place, Stmt, Unroll, Val, WriteOp};
 use crate::lower::WeightId;
 
 /// A value printed two ways: as an operand (parenthesised where it is compound) and whole,
@@ -50,8 +50,9 @@ pub trait Dialect {
     fn table_index(&self, entry: &str) -> String;
     /// The opening line of `for var in 0..count`.
     fn for_(&self, var: &str, count: usize) -> String;
-    /// The line before a loop the compiler must not unroll, if the language has one.
-    fn rolled(&self) -> Option<&'static str>;
+    /// The line before a loop asking the compiler to unroll it as `unroll` says (a loop of
+    /// `count` iterations), if the language has a way to ask.
+    fn unroll(&self, unroll: Unroll, count: usize) -> Option<String>;
     /// A new f32 variable.
     fn let_(&self, name: &str, mutable: bool, value: &str) -> String;
     /// A new index variable; `typed` when `value` is a literal whose type must be given.
@@ -133,11 +134,11 @@ impl Printer<'_> {
                 Stmt::For {
                     var,
                     count,
-                    rolled,
+                    unroll,
                     body,
                 } => {
-                    if let Some(hint) = d.rolled().filter(|_| *rolled) {
-                        line(out, hint);
+                    if let Some(hint) = d.unroll(*unroll, *count) {
+                        line(out, &hint);
                     }
                     scope(out, &d.for_(var, *count), body);
                 }

@@ -6,7 +6,7 @@
 
 use super::axis::AxisKernel;
 use super::index::{ix, nest, strides};
-use super::loops::{for_, Buf, Cond, Index, Ix, Place, Stmt, Val, WriteOp};
+use super::loops::{for_, Buf, Cond, Index, Ix, Place, Stmt, Unroll, Val, WriteOp};
 use super::WeightId;
 use crate::ir::expr::Expr;
 use crate::ir::MathFn;
@@ -181,13 +181,13 @@ fn mask(
     per_query.push(Stmt::For {
         var: "j".into(),
         count: tv,
-        rolled: false,
+        unroll: Unroll::Compiler,
         body: per_key,
     });
     let rows = vec![Stmt::For {
         var: "i".into(),
         count: tq,
-        rolled: false,
+        unroll: Unroll::Compiler,
         body: per_query,
     }];
     for_("p", batch, rows)

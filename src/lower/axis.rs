@@ -1,7 +1,7 @@
 //! Activations along one axis (softmax, log_softmax, sparsemax, glu) as loops, run in place
 //! on a layer's output viewed as `[outer, len, inner]`.
 
-use super::loops::{for_, Buf, Cond, Ix, Place, Stmt, Val, WriteOp};
+use super::loops::{for_, Buf, Cond, Ix, Place, Stmt, Unroll, Val, WriteOp};
 use crate::ir::expr::Expr;
 use crate::ir::numel;
 use crate::ir::AxisFn;
@@ -101,7 +101,7 @@ fn sparsemax(len: usize, at: &dyn Fn(&str) -> Ix, out: &dyn Fn(&str) -> Val) -> 
         vec![Stmt::For {
             var: var.into(),
             count: len,
-            rolled: false,
+            unroll: Unroll::Compiler,
             body,
         }]
     };

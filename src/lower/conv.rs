@@ -44,6 +44,13 @@ pub struct Blocking {
     /// Rows a Dense (or recurrent gate) accumulator adds in one statement (see
     /// `dense::matvec`).
     pub rows: usize,
+    /// The widest tile of outputs a matrix-vector product computes at once, and the most
+    /// accumulators (tile times partial sums) it keeps (see `dense::matvec`).
+    pub tile: usize,
+    pub accumulators: usize,
+    /// A convolution accumulates in place in the output (where the C and C++ dialects keep
+    /// such sums: [`super::loops::Array::home`]) rather than in a local array.
+    pub in_place: bool,
 }
 
 /// Convolution. Every output sums its bias, then its taps in order and the input channels
@@ -234,7 +241,14 @@ fn conv_blocked(
                     .offset((p * ost[last]) as isize)
                     .add_scaled(&filter, 1)
             };
-            let acc = |p: usize| Array::accumulator(format!("acc{p}"), home(p));
+            let acc = |p: usize| {
+                let name = format!("acc{p}");
+                if blocking.in_place {
+                    Array::accumulator(name, home(p))
+                } else {
+                    Array::named(name)
+                }
+            };
             let bias = bias.map_or(Val::Const(0.0), |b| {
                 Val::load(Buf::W(b), filter.clone().add_scaled(&f, 1))
             });

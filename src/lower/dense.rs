@@ -15,11 +15,12 @@
 
 use super::epilogue::Epilogue;
 use super::loops::{for_, Array, Buf, Ix, Place, Stmt, Val};
-use super::WeightId;
+use super::{Blocking, WeightId};
 
-/// Accumulators per tile, in f32s: `P * tile` stays at or under this (8 AVX2 registers,
-/// 16 SSE ones). On B1, 32 gave 478 ns (rustc native) and 243 ns (g++ -O3 native), 64 gave
-/// 120 and 113 ns, 128 gave no gain for g++ and a slowdown for rustc.
+/// Accumulators per tile, in f32s, on x86 ([`Blocking::accumulators`]): `P * tile` stays at
+/// or under this (8 AVX2 registers, 16 SSE ones). On B1, 32 gave 478 ns (rustc native) and
+/// 243 ns (g++ -O3 native), 64 gave 120 and 113 ns, 128 gave no gain for g++ and a
+/// slowdown for rustc.
 pub const ACCUMULATORS: usize = 64;
 
 // Rows added to each accumulator per statement ([`super::Blocking::rows`], a backend's
@@ -35,7 +36,8 @@ pub const ACCUMULATORS: usize = 64;
 // | 2 | 123 | 234 | 123 | 289 | 12,900 | 45,500 | 15,700 | 95,900 |
 // | 4 | 122 | 342 | 116 | 243 | 21,000 | 63,300 | 14,200 | 93,800 |
 
-/// The widest tile of outputs computed at once (wider layers loop over tiles).
+/// The widest tile of outputs computed at once on x86 (wider layers loop over tiles;
+/// [`Blocking::tile`]).
 pub const TILE: usize = 64;
 
 /// `count` rows of a matrix-vector product: the vector is read from `buf` at `base + i`,
@@ -70,8 +72,8 @@ const MIN_ROWS_PER_PARTIAL: usize = 4;
 /// Partial sums per output for a tile `width` wide over `rows` rows whose first source
 /// has `first` rows: a power of two, `partials * width <= ACCUMULATORS`, at most `first`
 /// (those rows set the accumulators) and at most `rows / MIN_ROWS_PER_PARTIAL`.
-fn partials(width: usize, rows: usize, first: usize) -> usize {
-    pow2_floor(ACCUMULATORS / width.max(1))
+fn partials(width: usize, rows: usize, first: usize, accumulators: usize) -> usize {
+    pow2_floor(accumulators / width.max(1))
         .min(pow2_floor(first))
         .min(pow2_floor(rows / MIN_ROWS_PER_PARTIAL))
 }
@@ -82,13 +84,13 @@ fn partials(width: usize, rows: usize, first: usize) -> usize {
 pub fn matvec(
     units: usize,
     sources: &[Rows],
-    rows_per_pass: usize,
+    blocking: Blocking,
     finish: &dyn Fn(Ix, Val) -> Vec<Stmt>,
 ) -> Vec<Stmt> {
     if units == 0 {
         return Vec::new();
     }
-    let width = units.min(TILE);
+    let width = units.min(blocking.tile.max(1));
     let (tiles, rest) = (units / width, units % width);
     let mut out = Vec::new();
     if tiles > 0 {
@@ -96,19 +98,13 @@ pub fn matvec(
             width,
             Ix::default().plus("ob", width),
             sources,
-            rows_per_pass,
+            blocking,
             finish,
         );
         out.extend(scoped(for_("ob", tiles, body)));
     }
     if rest > 0 {
-        let body = tile(
-            rest,
-            Ix::constant(tiles * width),
-            sources,
-            rows_per_pass,
-            finish,
-        );
+        let body = tile(rest, Ix::constant(tiles * width), sources, blocking, finish);
         out.push(Stmt::Block(body));
     }
     out
@@ -127,16 +123,17 @@ fn tile(
     width: usize,
     start: Ix,
     sources: &[Rows],
-    rows_per_pass: usize,
+    blocking: Blocking,
     finish: &dyn Fn(Ix, Val) -> Vec<Stmt>,
 ) -> Vec<Stmt> {
     // The first rows of the first source set the accumulators (a zeroed array would be
     // one more pass, and g++ then keeps it in memory instead of registers).
     let rows = sources.iter().map(|s| s.count).sum();
-    let p = partials(width, rows, sources.first().map_or(1, |s| s.count));
+    let first = sources.first().map_or(1, |s| s.count);
+    let p = partials(width, rows, first, blocking.accumulators);
     let acc = |ix: Ix| Val::load(Buf::Local(Array::named("acc".into())), ix);
     let mut body = vec![Stmt::local(Array::named("acc".into()), p * width)];
-    let rows_per_pass = rows_per_pass.max(1);
+    let rows_per_pass = blocking.rows.max(1);
     for (k, s) in sources.iter().enumerate() {
         // `blocks` blocks of rows from `first` in one pass: partial sum `q < n` adds rows
         // `first + b * p + q` for `b < blocks`, in that order, in one statement.
@@ -226,7 +223,7 @@ pub fn dense(
     kernel: WeightId,
     bias: Option<WeightId>,
     epilogue: Epilogue,
-    rows_per_pass: usize,
+    blocking: Blocking,
 ) -> Vec<Stmt> {
     let source = Rows {
         buf: Buf::In(0),
@@ -245,7 +242,7 @@ pub fn dense(
         stmts.push(Place::Out(dst).set(value));
         stmts
     };
-    let mut body = matvec(units, &[source], rows_per_pass, &finish);
+    let mut body = matvec(units, &[source], blocking, &finish);
     // Alone in the function (or the row loop), a tile needs no scope of its own.
     if let [Stmt::Block(inner)] = body.as_mut_slice() {
         body = std::mem::take(inner);

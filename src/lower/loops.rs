@@ -161,15 +161,26 @@ binary_op!(Sub, sub, Sub);
 binary_op!(Mul, mul, Mul);
 binary_op!(Div, div, Div);
 
+/// What the compiler is asked to do with a loop. Rust has no way to ask: rustc decides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unroll {
+    /// Its own heuristics.
+    Compiler,
+    /// Keep it a loop.
+    Never,
+    /// Unroll it fully (its accumulators then stay in registers).
+    Fully,
+}
+
 /// A statement of a kernel body.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Stmt {
-    /// `for var in 0..count`; `rolled` asks the compiler not to unroll it (a tuning input
-    /// of lowering, for compilers that unroll it badly).
+    /// `for var in 0..count`; `unroll` is what the compiler is asked to do with it (a
+    /// tuning input of lowering, for compilers that unroll it badly or not at all).
     For {
         var: String,
         count: usize,
-        rolled: bool,
+        unroll: Unroll,
         body: Vec<Stmt>,
     },
     /// A new f32 variable.
@@ -306,7 +317,7 @@ pub fn for_(var: &str, count: usize, mut body: Vec<Stmt>) -> Vec<Stmt> {
         vec![Stmt::For {
             var: var.to_string(),
             count,
-            rolled: false,
+            unroll: Unroll::Compiler,
             body,
         }]
     }

@@ -23,6 +23,7 @@ mod resample;
 mod share;
 
 pub use axis::AxisKernel;
+pub use dense::{ACCUMULATORS, TILE};
 pub(crate) use epilogue::Epilogue;
 pub use program::{
     lower, lower_with_step, Arg, Blocking, Entry, Layer, Port, Post, Program, StepGraph, Stream,

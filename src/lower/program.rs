@@ -9,7 +9,7 @@ use crate::ir::MathFn;
 use super::axis::AxisKernel;
 pub use super::conv::Blocking;
 use super::epilogue::Epilogue;
-use super::loops::{walk, Stmt, Uses, Visit};
+use super::loops::{walk, Stmt, Unroll, Uses, Visit};
 use super::port_ident;
 use super::share::{share, INLINE_LAYERS_MAX};
 use crate::error::LayerProblem;
@@ -143,14 +143,14 @@ pub enum Post {
     Loops(Vec<Stmt>),
 }
 
-/// What a backend asks of lowering for its compiler: how convolutions are blocked for
-/// registers, and whether short accumulation loops stay rolled. Never what is computed or
-/// in which order, so every tuning gives the same numbers.
+/// What a backend asks of lowering for its compiler and core: how loops are blocked for
+/// registers, and what becomes of short accumulation loops. Never what is computed or in
+/// which order, so every tuning gives the same numbers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Tuning {
     pub blocking: Blocking,
-    /// Marks innermost loops of up to 16 iterations [`Stmt::For`]`{ rolled }`.
-    pub rolled_short_loops: bool,
+    /// What innermost loops of up to 16 iterations ask of the compiler.
+    pub short_loops: Unroll,
 }
 
 /// Lowers `graph` (already optimised) with its memory plan, tuned for one backend; lists
@@ -281,8 +281,8 @@ impl Lowering<'_> {
                     continue;
                 }
             };
-            if tuning.rolled_short_loops {
-                walk(&mut body, &mut RollShortLoops);
+            if tuning.short_loops != Unroll::Compiler {
+                walk(&mut body, &mut ShortLoops(tuning.short_loops));
             }
             walk(&mut body, uses);
             layers.push(Layer {
@@ -338,24 +338,28 @@ fn post(activation: &Activation, shape: &[usize]) -> Post {
     }
 }
 
-/// GCC fully unrolls innermost loops of up to 16 iterations before vectorising, then
-/// turns the unrolled statements into in-order vector reductions over the enclosing loop
-/// (a channel loop, a tap loop), 4-15x slower: such a loop stays a loop. Measured on
-/// bench_cnn's first convolution (16 filters, g++ -O3 -march=native): 30.6 us unrolled,
-/// 7.6 us with only the accumulating loop kept, 2.1 us with every 16-filter loop kept.
-struct RollShortLoops;
+/// Marks innermost loops of up to 16 iterations. On x86, GCC fully unrolls them before
+/// vectorising, then turns the unrolled statements into in-order vector reductions over
+/// the enclosing loop (a channel loop, a tap loop), 4-15x slower: such a loop stays a loop
+/// ([`Unroll::Never`]). Measured on bench_cnn's first convolution (16 filters, g++ -O3
+/// -march=native): 30.6 us unrolled, 7.6 us with only the accumulating loop kept, 2.1 us
+/// with every 16-filter loop kept. On a core without SIMD, unrolled loops keep their
+/// accumulators in registers ([`Unroll::Fully`]; GCC does not at -O2 unasked).
+struct ShortLoops(Unroll);
 
-impl Visit for RollShortLoops {
+impl Visit for ShortLoops {
     fn stmt(&mut self, s: &mut Stmt) {
         if let Stmt::For {
             count,
-            rolled,
+            unroll,
             body,
             ..
         } = s
         {
             let innermost = !body.iter().any(|s| matches!(s, Stmt::For { .. }));
-            *rolled = *count <= 16 && innermost;
+            if *count <= 16 && innermost {
+                *unroll = self.0;
+            }
         }
     }
 }
@@ -410,8 +414,7 @@ fn loops(
                 Post::None | Post::Loops(_) => None,
             };
             let epilogue = Epilogue::new(rescale.as_ref(), expr, add_weight);
-            let dense =
-                super::dense::dense(rows, inputs, units, kernel, bias, epilogue, blocking.rows);
+            let dense = super::dense::dense(rows, inputs, units, kernel, bias, epilogue, blocking);
             match post {
                 Post::None | Post::Map(_) => dense,
                 Post::Loops(stmts) => [dense, stmts].concat(),
@@ -571,7 +574,7 @@ fn loops(
         Op::Repeat { times } => layout::repeat(*times, x[0]),
         Op::Merge { kind } => merge::merge(*kind, &in_shapes, y),
         Op::Concat { axis } => layout::concat(*axis, &in_shapes, y),
-        Op::Recurrent(r) => super::recurrent::recurrent(r, x[0], x[1], add_weight, blocking.rows),
+        Op::Recurrent(r) => super::recurrent::recurrent(r, x[0], x[1], add_weight, blocking),
         Op::ConvLstm(c) => super::conv_lstm::conv_lstm(c, x[0], add_weight),
         Op::SequenceMask { value, .. } => {
             let rows = numel(y);

@@ -8,7 +8,7 @@
 
 use super::dense::{matvec, Rows};
 use super::loops::{for_, Buf, Cond, Index, Ix, Place, Stmt, Val};
-use super::{AddWeight, WeightId};
+use super::{AddWeight, Blocking, WeightId};
 use crate::ir::expr;
 use crate::ir::{Activation, Cell, Recurrent};
 
@@ -50,7 +50,13 @@ fn work(ix: Ix) -> Val {
 
 /// `work[dst + o] = bias[o] + sum_s x_s · w_s[.][col_s + o]` for `o < n` (zero bias
 /// without one): the packed gate sums, one register-blocked matrix-vector product.
-fn gates(dst: usize, n: usize, sources: &[Rows], bias: Option<WeightId>, rows: usize) -> Vec<Stmt> {
+fn gates(
+    dst: usize,
+    n: usize,
+    sources: &[Rows],
+    bias: Option<WeightId>,
+    rows: Blocking,
+) -> Vec<Stmt> {
     let finish = |o: Ix, sum: Val| {
         let value = match bias {
             Some(b) => Val::load(Buf::W(b), o.clone()) + sum,
@@ -67,7 +73,7 @@ pub fn recurrent(
     steps: usize,
     features: usize,
     add_weight: &mut AddWeight,
-    rows: usize,
+    rows: Blocking,
 ) -> Vec<Stmt> {
     let (u, g) = (r.units, r.cell.gates());
     let kernel = add_weight("kernel", vec![features, g * u], &r.kernel.data);

@@ -5,7 +5,7 @@
 //! ([`Index::Table`]), so the channel loop inside stays a plain strided walk.
 
 use super::index::{ix, nest, strides};
-use super::loops::{for_, Buf, Cond, Index, Ix, Place, Stmt, Val, WriteOp};
+use super::loops::{for_, Buf, Cond, Index, Ix, Place, Stmt, Unroll, Val, WriteOp};
 use super::WeightId;
 use crate::ir::{adaptive_windows, resize_taps, PoolKind, ResizeMethod};
 
@@ -183,7 +183,7 @@ pub fn adaptive_pool(
             vec![Stmt::For {
                 var: t,
                 count: longest,
-                rolled: false,
+                unroll: Unroll::Compiler,
                 body: taps,
             }]
         } else {
@@ -348,7 +348,7 @@ fn build_bilinear(
         per_position.push(Stmt::For {
             var: r.clone(),
             count,
-            rolled: false,
+            unroll: Unroll::Compiler,
             body,
         });
     }

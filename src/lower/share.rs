@@ -114,7 +114,7 @@ mod tests {
             body: vec![Stmt::For {
                 var: "i".into(),
                 count: len,
-                rolled: false,
+                unroll: Unroll::Compiler,
                 body: vec![Place::Out(i).set(value)],
             }],
             inputs: vec![arg(len)],

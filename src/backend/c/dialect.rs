@@ -3,6 +3,7 @@
 
 use crate::backend::printer::{Dialect, Operand};
 use crate::ir::MathFn;
+use crate::lower::loops::Unroll;
 
 /// C99, for the model whose identifiers start with `prefix` and an underscore.
 pub struct C<'a> {
@@ -79,8 +80,12 @@ impl Dialect for C<'_> {
         format!("for (size_t {var} = 0; {var} < {count}; ++{var}) {{")
     }
 
-    fn rolled(&self) -> Option<&'static str> {
-        Some("#pragma GCC unroll 1")
+    fn unroll(&self, unroll: Unroll, count: usize) -> Option<String> {
+        match unroll {
+            Unroll::Compiler => None,
+            Unroll::Never => Some("#pragma GCC unroll 1".into()),
+            Unroll::Fully => Some(format!("#pragma GCC unroll {count}")),
+        }
     }
 
     fn let_(&self, name: &str, mutable: bool, value: &str) -> String {

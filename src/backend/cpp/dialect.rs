@@ -2,6 +2,7 @@
 
 use crate::backend::printer::{Dialect, Operand};
 use crate::ir::MathFn;
+use crate::lower::loops::Unroll;
 
 pub struct Cpp;
 
@@ -115,8 +116,12 @@ impl Dialect for Cpp {
         format!("for (std::size_t {var} = 0; {var} < {count}; ++{var}) {{")
     }
 
-    fn rolled(&self) -> Option<&'static str> {
-        Some("#pragma GCC unroll 1")
+    fn unroll(&self, unroll: Unroll, count: usize) -> Option<String> {
+        match unroll {
+            Unroll::Compiler => None,
+            Unroll::Never => Some("#pragma GCC unroll 1".into()),
+            Unroll::Fully => Some(format!("#pragma GCC unroll {count}")),
+        }
     }
 
     fn let_(&self, name: &str, mutable: bool, value: &str) -> String {

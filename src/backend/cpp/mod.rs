@@ -13,6 +13,7 @@ pub(crate) mod kernels;
 
 use crate::backend::{c_pointer, math};
 use crate::ir::InputDtype;
+use crate::lower::loops::Unroll;
 use crate::lower::{Blocking, Entry, Port, Program, Stream, Tuning};
 use crate::{Generated, Result, ScratchPlacement, SelfTest};
 
@@ -28,8 +29,11 @@ pub const TUNING: Tuning = Tuning {
         filters: 64,
         channels: 8,
         rows: 8,
+        tile: crate::lower::TILE,
+        accumulators: crate::lower::ACCUMULATORS,
+        in_place: true,
     },
-    rolled_short_loops: true,
+    short_loops: Unroll::Never,
 };
 
 /// What the header offers besides the model itself.

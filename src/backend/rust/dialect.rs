@@ -2,6 +2,7 @@
 
 use crate::backend::printer::{Dialect, Operand};
 use crate::ir::MathFn;
+use crate::lower::loops::Unroll;
 
 pub struct Rust;
 
@@ -115,7 +116,7 @@ impl Dialect for Rust {
         format!("for {var} in 0..{count} {{")
     }
 
-    fn rolled(&self) -> Option<&'static str> {
+    fn unroll(&self, _: Unroll, _: usize) -> Option<String> {
         None
     }
 
