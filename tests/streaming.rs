@@ -396,6 +396,11 @@ fn step_by_step_equals_keras_in_every_language() {
         bits(&outputs[2]),
         "C and C++ differ in bits"
     );
+    // The streaming C is as clean under clang -Weverything as the rest.
+    if common::have_clang() {
+        let idents: Vec<&str> = cases.iter().map(|c| c.ident.as_str()).collect();
+        common::clang_checks_c(&dir.path, &idents, false);
+    }
 }
 
 /// The step graph through the reference interpreter, state carried by hand.
