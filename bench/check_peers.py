@@ -11,6 +11,10 @@ little-endian float32, starts `peers.py ENGINE bench/models/MODEL.{onnx,tflite} 
 value. With --time N it also asks `time N` (three times, after a warm-up) for the first sample
 and prints the per-call time. Exit status 1 if any check fails; an engine whose package is
 missing (peers.py exit 3) is reported and skipped.
+
+The large bench models (efficientnet_b0, resnet50) have all their files, .io.json included, in
+the gitignored bench/large/ (`bench/export_peers.py --large` makes them); they are checked when
+named, or with --large.
 """
 
 import argparse
@@ -27,6 +31,8 @@ FIXTURES = ROOT / "tests" / "fixtures" / "models"
 MODELS = ROOT / "bench" / "models"
 PEERS = ROOT / "bench" / "peers.py"
 BENCH_MODELS = ["functional_mlp", "bench_cnn", "bench_lstm", "mobilenet_v2", "transformer_block"]
+LARGE = ROOT / "bench" / "large"
+LARGE_MODELS = ["efficientnet_b0", "resnet50"]
 # Extra exports of a bench model (bench/models/STEM.{onnx,tflite}, see export_peers.py).
 VARIANTS = {"bench_lstm": ["bench_lstm.fused"]}
 EXT = {"ort": "onnx", "litert": "tflite"}
@@ -73,18 +79,22 @@ def main():
     ap.add_argument("--engines", default="ort,litert")
     ap.add_argument("--time", type=int, default=0, metavar="N", help="also time N calls (first sample)")
     ap.add_argument("--python", default=sys.executable, help="the interpreter that runs peers.py")
+    ap.add_argument("--large", action="store_true", help="also the large models in bench/large/")
     args = ap.parse_args()
+    if args.large:
+        args.models = list(dict.fromkeys((args.models or []) + LARGE_MODELS))
 
     failed, skipped = False, set()
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.models:
-            io = json.loads((FIXTURES / f"{name}.io.json").read_text(encoding="utf-8"))
+            large = name in LARGE_MODELS
+            io = json.loads(((LARGE if large else FIXTURES) / f"{name}.io.json").read_text(encoding="utf-8"))
             (inp,), (outp,) = io["inputs"], io["outputs"]
             for stem, engine in [(s, e) for s in [name] + VARIANTS.get(name, [])
                                  for e in args.engines.split(",")]:
                 if engine in skipped:
                     continue
-                model = MODELS / f"{stem}.{EXT[engine]}"
+                model = (LARGE if large else MODELS) / f"{stem}.{EXT[engine]}"
                 worst, worst_ratio, ready, times = 0.0, 0.0, "", []
                 try:
                     for k, (x, want) in enumerate(zip(inp["data"], outp["data"])):

@@ -35,6 +35,18 @@ equivalent transposes: its choices depend on Python object ids) still varies bet
 bench_lstm.onnx did in one of five runs (an Identity node inside the Loop body kept or not); every
 variant passes bench/check_peers.py. `--check-reproducible` exports everything twice into temporary
 directories and compares.
+
+Large bench models (issue 16): efficientnet_b0 and resnet50 are keras.applications models
+(EfficientNetB0, ResNet50; 224x224x3, weights=None, classes=10) of 4.1 M and 23.6 M parameters:
+16 MB and 94 MB per file format, too much for git. For them this script first builds the Keras
+model itself, the way tests/fixtures/make_fixtures.py builds mobilenet_v2 (its functions:
+seeded random weights, BatchNorm statistics calibrated on 8 random images, outputs checked
+non-degenerate, the .keras zip normalised), and writes everything into the gitignored
+bench/large/:
+    bench/large/NAME.keras  NAME.io.json  NAME.onnx  NAME.tflite
+They are not exported by default (they take a few minutes); name them, or `--large`:
+
+    /path/to/venv/bin/python bench/export_peers.py --large   # efficientnet_b0 and resnet50
 """
 
 import os
@@ -47,6 +59,7 @@ os.environ["TF_DETERMINISTIC_OPS"] = "1"
 os.environ.pop("TF_USE_LEGACY_KERAS", None)
 
 import filecmp  # noqa: E402
+import importlib.util  # noqa: E402
 import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 import warnings  # noqa: E402
@@ -56,6 +69,9 @@ ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures" / "models"
 OUT = ROOT / "bench" / "models"
 BENCH_MODELS = ["functional_mlp", "bench_cnn", "bench_lstm", "mobilenet_v2", "transformer_block"]
+# Built here rather than in make_fixtures.py, into the gitignored LARGE (see the docstring).
+LARGE = ROOT / "bench" / "large"
+LARGE_MODELS = ["efficientnet_b0", "resnet50"]
 FUSED = ["bench_lstm"]  # also exported as NAME.fused.{onnx,tflite} from a tf_keras twin
 # Config keys a Keras 3 layer shares with its tf_keras namesake (enough for the bench models).
 TWIN_KEYS = {"LSTM": ["units", "activation", "recurrent_activation", "use_bias", "return_sequences",
@@ -98,7 +114,10 @@ def export_one(name, out_dir):
     tf.config.experimental.enable_op_determinism()
     register_erfc()
 
-    model = keras.models.load_model(FIXTURES / f"{name}.keras", compile=False)
+    if name in LARGE_MODELS:
+        build_large(name, out_dir)
+    source = out_dir if name in LARGE_MODELS else FIXTURES
+    model = keras.models.load_model(source / f"{name}.keras", compile=False)
     if len(model.inputs) != 1 or len(model.outputs) != 1:
         sys.exit(f"{name}: bench models have one input and one output")
     shape = (1,) + tuple(int(d) for d in model.inputs[0].shape[1:])
@@ -121,15 +140,78 @@ def export_one(name, out_dir):
               want_onnx_op="LSTM", want_tflite_op="UNIDIRECTIONAL_SEQUENCE_LSTM")
 
 
+def make_fixtures():
+    """tests/fixtures/make_fixtures.py as a module (it checks the pinned versions on import)."""
+    spec = importlib.util.spec_from_file_location("make_fixtures", ROOT / "tests" / "fixtures" / "make_fixtures.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def build_large(name, out_dir):
+    """Writes out_dir/NAME.keras and NAME.io.json for a large bench model: make_fixtures.py's
+    make_k3 steps for mobilenet_v2 (seed from the name, random weights, BatchNorm statistics
+    calibrated, non-degenerate outputs, normalised zip, reload must give the same outputs), but
+    only the .keras file and 2 samples. classes=10 (not 1000) with the head's kernel scaled by
+    2, so that the softmax is far from uniform and differs between samples."""
+    import keras
+    import numpy as np
+
+    mf = make_fixtures()
+    keras.backend.clear_session()
+    seed = mf.fixture_seed(name)
+    keras.utils.set_random_seed(seed)
+    rng = np.random.RandomState(seed)
+    shape = (224, 224, 3)
+    if name == "efficientnet_b0":
+        model = keras.applications.EfficientNetB0(weights=None, input_shape=shape, classes=10)
+        low, high = 0.0, 255.0  # its own Rescaling(1/255) and Normalization come first: pixels in
+    elif name == "resnet50":
+        model = keras.applications.ResNet50(weights=None, input_shape=shape, classes=10)
+        low, high = -1.0, 1.0
+    else:
+        sys.exit(f"export_peers.py: no recipe for large model {name}")
+    # randomize_weights leaves Normalization alone: EfficientNetB0's keeps mean 0, variance 1.
+    mf.randomize_weights(model, rng, {"predictions": 2.0})
+    xs = [rng.uniform(low, high, (2,) + shape).astype(np.float32)]
+    mf.calibrate_batchnorm(model, rng.uniform(low, high, (8,) + shape).astype(np.float32), rng)
+    ys = mf.run(model, xs)
+    mf.check_nondegenerate(name, ys)
+    mf._check_softmax_varies(name, ys)
+    path = out_dir / f"{name}.keras"
+    model.save(str(path))
+    mf.normalize_keras_zip(path)
+    mf.write_io(out_dir / f"{name}.io.json", model, xs, ys)
+    mf.assert_same(name, ".keras", ys, mf.run(keras.models.load_model(path, compile=False), xs))
+    print(f"{name}: {model.count_params()} parameters, {path.stat().st_size} B keras, outputs "
+          f"{np.round(ys[0], 3).tolist()}", flush=True)
+
+
 def canonical_names(path):
     """Rename every node and every tensor but the model's input and output, in the order a walk
     of the graph meets them (n0, n1, ... and t0, t1, ...), and sort initializers and value_info
     by the new names. tf2onnx names some tensors after Python object ids (its einsum rewriter)
     and numbers nodes from a counter whose order depends on set iteration, so without this two
-    exports differ in names only."""
+    exports differ in names only. Graph inputs that no node reads are dropped."""
     import onnx
 
     m = onnx.load(str(path))
+    # Drop graph inputs that no node reads: tf2onnx folds EfficientNetB0's Normalization (its
+    # mean and variance, tensors Keras captured) into constants but leaves their placeholders
+    # behind as two more inputs of shape [1, 1, 1, 3].
+    used = set()
+
+    def reads(g):
+        for n in g.node:
+            used.update(n.input)
+            for a in n.attribute:
+                for sub in list(a.graphs) + ([a.g] if a.HasField("g") else []):
+                    reads(sub)
+
+    reads(m.graph)
+    inputs = [v for v in m.graph.input if v.name in used]
+    del m.graph.input[:]
+    m.graph.input.extend(inputs)
     keep = {v.name for v in m.graph.input} | {v.name for v in m.graph.output}
     names, counter = {}, [0]
 
@@ -237,11 +319,18 @@ def export_all(names, out_dir):
                        env={**os.environ, "PYTHONHASHSEED": "0"})
 
 
+def out_dir(name):
+    """Where a model's peer files go: bench/models, or bench/large for the large models."""
+    return LARGE if name in LARGE_MODELS else OUT
+
+
 def main():
     args = sys.argv[1:]
     if args[:1] == ["--one"]:
         export_one(args[1], Path(args[2]))
         return
+    if args[:1] == ["--large"]:
+        args = LARGE_MODELS + args[1:]
     if args[:1] == ["--check-reproducible"]:
         names = args[1:] or BENCH_MODELS
         with tempfile.TemporaryDirectory() as a, tempfile.TemporaryDirectory() as b:
@@ -249,16 +338,18 @@ def main():
             export_all(names, Path(b))
             stems = names + [f"{n}.fused" for n in names if n in FUSED]
             files = [f"{n}.{e}" for n in stems for e in ("onnx", "tflite")]
+            files += [f"{n}.{e}" for n in names if n in LARGE_MODELS for e in ("keras", "io.json")]
             same, diff, err = filecmp.cmpfiles(a, b, files, shallow=False)
-            committed = [f for f in files if (OUT / f).exists()
-                         and filecmp.cmp(Path(a) / f, OUT / f, shallow=False)]
+            committed = [f for f in files if (out_dir(f.split(".")[0]) / f).exists()
+                         and filecmp.cmp(Path(a) / f, out_dir(f.split(".")[0]) / f, shallow=False)]
         print(f"identical between two runs: {len(same)}/{len(files)} {diff + err or ''}")
-        print(f"identical to bench/models: {len(committed)}/{len(files)}")
+        print(f"identical to bench/models or bench/large: {len(committed)}/{len(files)}")
         sys.exit(0 if not diff and not err else 1)
-    unknown = [n for n in args if n not in BENCH_MODELS]
+    unknown = [n for n in args if n not in BENCH_MODELS + LARGE_MODELS]
     if unknown:
-        sys.exit(f"export_peers.py: unknown bench models {unknown}; known: {BENCH_MODELS}")
-    export_all(args or BENCH_MODELS, OUT)
+        sys.exit(f"export_peers.py: unknown bench models {unknown}; known: {BENCH_MODELS + LARGE_MODELS}")
+    for name in args or BENCH_MODELS:
+        export_all([name], out_dir(name))
 
 
 if __name__ == "__main__":

@@ -5,21 +5,33 @@ use std::path::PathBuf;
 use serde_json::Value;
 
 /// (key, fixture) of every bench model, in report order.
-pub const MODELS: [(&str, &str); 5] = [
+pub const MODELS: [(&str, &str); 7] = [
     ("b1", "functional_mlp"),
     ("b2", "bench_cnn"),
     ("b3", "bench_lstm"),
     ("mobilenet", "mobilenet_v2"),
     ("transformer", "transformer_block"),
+    ("efficientnet", "efficientnet_b0"),
+    ("resnet50", "resnet50"),
 ];
+
+/// Bench models too large for git: their `.keras`, `.io.json` and peer files are made by
+/// `bench/export_peers.py --large` into the gitignored `bench/large/`, and the model is
+/// skipped, saying so, where they are missing.
+pub const LARGE: [&str; 2] = ["efficientnet_b0", "resnet50"];
+
+/// The command that makes the large models' files.
+pub const MAKE_LARGE: &str = "python bench/export_peers.py --large";
 
 /// One bench model, ready to run.
 #[derive(Debug, Clone)]
 pub struct Fixture {
     pub key: String,
     pub name: String,
-    /// `tests/fixtures/models/<name>.keras`
+    /// `tests/fixtures/models/<name>.keras` (`bench/large/` for [`LARGE`] models)
     pub keras: PathBuf,
+    /// Where its peer files are: `bench/models/` (`bench/large/` for [`LARGE`] models).
+    pub peer_dir: PathBuf,
     /// The input's shape without the batch dimension.
     pub input_shape: Vec<usize>,
     /// The first sample's input, flat.
@@ -31,12 +43,29 @@ pub struct Fixture {
 impl Fixture {
     /// Reads `<name>.io.json`; `Err` says why the model cannot be benchmarked.
     pub fn load(key: &str, name: &str) -> Result<Fixture, String> {
-        let dir = crate::repo_root().join("tests/fixtures/models");
+        let large = LARGE.contains(&name);
+        let root = crate::repo_root();
+        let (dir, peer_dir) = if large {
+            (root.join("bench/large"), root.join("bench/large"))
+        } else {
+            (
+                root.join("tests/fixtures/models"),
+                root.join("bench/models"),
+            )
+        };
         let keras = dir.join(format!("{name}.keras"));
         let io_path = dir.join(format!("{name}.io.json"));
         if !keras.exists() || !io_path.exists() {
+            let how = if large {
+                format!(
+                    "; run `{MAKE_LARGE}` (in the fixture venv plus \
+                     bench/requirements-export.txt, see bench/README.md) to create it"
+                )
+            } else {
+                String::new()
+            };
             return Err(format!(
-                "{} or its .io.json is missing",
+                "{} or its .io.json is missing{how}",
                 crate::shown(&keras)
             ));
         }
@@ -65,6 +94,7 @@ impl Fixture {
             key: key.into(),
             name: name.into(),
             keras,
+            peer_dir,
             input_shape,
             input: first(&inputs[0])?,
             expected: first(&outputs[0])?,
@@ -73,9 +103,9 @@ impl Fixture {
 
     /// The peer models beside the harness: `bench/models/<name>.<ext>` (listed even when
     /// missing, to say so), and `<name>.fused.<ext>` when present (a recurrent layer as
-    /// the format's own fused op: that engine's best case).
+    /// the format's own fused op: that engine's best case). `bench/large/` for [`LARGE`].
     pub fn peer_models(&self, ext: &str) -> Vec<PeerModel> {
-        let dir = crate::repo_root().join("bench/models");
+        let dir = &self.peer_dir;
         let plain = PeerModel {
             variant: "",
             path: dir.join(format!("{}.{ext}", self.name)),

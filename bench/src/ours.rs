@@ -56,6 +56,9 @@ pub const CONFIGS: [Config; 4] = [
 /// The engine every ratio is taken against.
 pub const REFERENCE: &str = "rust-native";
 
+/// The most working memory `predict` gets on the stack (bytes); above it, a static buffer.
+pub const STACK_SCRATCH_MAX: usize = 4 << 20;
+
 /// What generating the model costs and what it holds.
 #[derive(Debug, Clone)]
 pub struct Generation {
@@ -71,6 +74,9 @@ pub struct Generation {
     pub activation_floats: usize,
     /// Rust weights in a `.weights.bin` file (the library's `auto` choice).
     pub weights_in_file: bool,
+    /// Where `predict` keeps its working memory: the stack, or a static buffer above
+    /// [`STACK_SCRATCH_MAX`].
+    pub scratch: ScratchPlacement,
     dir: PathBuf,
 }
 
@@ -94,11 +100,19 @@ pub fn generate(fixture: &Fixture, dir: &Path) -> Result<Generation, String> {
     )
     .map_err(|e| e.to_string())?;
     let load_s = t.elapsed().as_secs_f64();
+    let summary = model.summary();
     let t = Instant::now();
     // `predict` with its working memory on the stack, as small models get by default (a
-    // large model would otherwise get `predict_with_scratch` only, or a static buffer).
+    // large model would otherwise get `predict_with_scratch` only, or a static buffer),
+    // unless it would not fit the runners' 8 MiB main-thread stack with room to spare:
+    // then one static buffer, in both languages (ResNet50 at 224×224 needs 9.6 MB).
+    let scratch = if summary.ram_bytes <= STACK_SCRATCH_MAX {
+        ScratchPlacement::Stack
+    } else {
+        ScratchPlacement::Static
+    };
     let options = |lang| Options {
-        scratch: Some(ScratchPlacement::Stack),
+        scratch: Some(scratch),
         ..Options::new(lang, "model")
     };
     let rust = model
@@ -119,7 +133,6 @@ pub fn generate(fixture: &Fixture, dir: &Path) -> Result<Generation, String> {
     if let Some((file, bytes)) = &cpp.weights_file {
         write(&src.join(file), bytes)?;
     }
-    let summary = model.summary();
     Ok(Generation {
         rust_s,
         cpp_s,
@@ -130,6 +143,7 @@ pub fn generate(fixture: &Fixture, dir: &Path) -> Result<Generation, String> {
         scratch_floats: summary.ram_bytes / 4,
         activation_floats: summary.unplanned_bytes / 4,
         weights_in_file: rust.weights_file.is_some(),
+        scratch,
         dir: dir.to_path_buf(),
     })
 }
