@@ -97,6 +97,12 @@ impl Generator {
         self
     }
 
+    /// The core the loops are tuned for (`--tune`).
+    pub fn tune(mut self, tune: crate::Tune) -> Generator {
+        self.options.tune = tune;
+        self
+    }
+
     /// The streaming API, `State` and `step` (`--stream`; stateful models get it anyway).
     pub fn stream(mut self, stream: bool) -> Generator {
         self.options.stream = stream;

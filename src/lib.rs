@@ -28,7 +28,7 @@ use std::path::{Path, PathBuf};
 pub use error::{Error, Result};
 pub use generator::Generator;
 pub use options::{
-    Options, ScratchPlacement, SelfTest, WeightsPlacement, STACK_SCRATCH_LIMIT,
+    Options, ScratchPlacement, SelfTest, Tune, WeightsPlacement, STACK_SCRATCH_LIMIT,
     WEIGHTS_FILE_THRESHOLD,
 };
 pub use summary::{LayerRow, Summary};
@@ -251,10 +251,18 @@ impl Model {
             Lang::C => format!("{name}.h.weights.bin"),
         });
         let plan = passes::plan_memory(&graph);
-        let tuning = match lang {
-            Lang::Rust => &backend::rust::TUNING,
+        let tuning = match (lang, options.tune) {
+            (Lang::Rust, Tune::Host) => &backend::rust::TUNING,
             // The same compilers as C++.
-            Lang::Cpp | Lang::C => &backend::cpp::TUNING,
+            (Lang::Cpp | Lang::C, Tune::Host) => &backend::cpp::TUNING,
+            (Lang::Cpp | Lang::C, Tune::Mcu) => &backend::cpp::MCU_TUNING,
+            (Lang::Rust, Tune::Mcu) => {
+                return Err(Error::Usage(
+                    "--tune mcu is for C and C++ (measured with arm-none-eabi-gcc); no \
+                     Cortex-M Rust target is measured here"
+                        .into(),
+                ))
+            }
         };
         let step = if options.stream || self.is_stateful() {
             let step = self.step()?;
@@ -346,7 +354,7 @@ impl Model {
             ),
             format!("source sha256: {}", self.sha256.join(" + ")),
             format!(
-                "options: --lang {} --name {}{}{}{}{}{}{}",
+                "options: --lang {} --name {}{}{}{}{}{}{}{}",
                 options.lang.as_str(),
                 options.name,
                 if weights_in_file { " --weights file" } else { "" },
@@ -360,6 +368,10 @@ impl Model {
                 },
                 if options.extern_c { " --extern-c" } else { "" },
                 if options.stream { " --stream" } else { "" },
+                match options.tune {
+                    Tune::Host => "",
+                    Tune::Mcu => " --tune mcu",
+                },
                 // The sample is in the code; its file's path is not.
                 if options.self_test.is_some() {
                     " --emit-test"

@@ -84,6 +84,11 @@ struct GenerateArgs {
     /// model with stateful=True layers gets it without the flag.
     #[arg(long)]
     stream: bool,
+    /// The core the loops are tuned for: `host` (default: x86-64 or AArch64 with SIMD) or
+    /// `mcu` (C and C++ for a core without SIMD, such as Cortex-M4F: the same numbers,
+    /// fewer instructions there).
+    #[arg(long, value_enum, default_value = "host")]
+    tune: TuneArg,
     /// Add a self-test on one Keras input/output pair read from FILE
     /// ({"inputs": [[...], ...], "outputs": [[...], ...]}, one flat list per model input
     /// and output): Rust a #[cfg(test)] test, C++ a `selftest()` function, C
@@ -158,6 +163,12 @@ enum WeightsArg {
     Inline,
     File,
     Auto,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum TuneArg {
+    Host,
+    Mcu,
 }
 
 #[derive(Clone, Copy, ValueEnum)]

@@ -21,6 +21,26 @@ pub struct Options {
     /// Adds the streaming API (`State`, `step`) to a recurrent model (`--stream`); a model
     /// with stateful layers gets it without asking.
     pub stream: bool,
+    /// The core the loops are tuned for (`--tune`).
+    pub tune: Tune,
+}
+
+/// The core generated loops are tuned for; the numbers are the same for every one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tune {
+    /// A desktop or server CPU with SIMD (x86-64, AArch64).
+    Host,
+    /// A microcontroller core without SIMD (Cortex-M4F, M7): C and C++ only.
+    Mcu,
+}
+
+impl Tune {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tune::Host => "host",
+            Tune::Mcu => "mcu",
+        }
+    }
 }
 
 impl Options {
@@ -34,6 +54,7 @@ impl Options {
             extern_c: false,
             self_test: None,
             stream: false,
+            tune: Tune::Host,
         }
     }
 }

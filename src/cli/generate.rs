@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use keras2src::{Error, Lang, Options, ScratchPlacement, SelfTest, WeightsPlacement};
 
 use super::progress::{thousands, Progress};
-use crate::{GenerateArgs, LangArg, ScratchArg, WeightsArg};
+use crate::{GenerateArgs, LangArg, ScratchArg, TuneArg, WeightsArg};
 
 pub fn run(args: GenerateArgs) -> Result<ExitCode, Error> {
     let lang = language(args.lang, args.output.as_deref())?;
@@ -40,6 +40,10 @@ pub fn run(args: GenerateArgs) -> Result<ExitCode, Error> {
         }),
         extern_c: args.extern_c,
         stream: args.stream,
+        tune: match args.tune {
+            TuneArg::Host => keras2src::Tune::Host,
+            TuneArg::Mcu => keras2src::Tune::Mcu,
+        },
         self_test: args.emit_test.as_deref().map(SelfTest::read).transpose()?,
         ..Options::new(lang, &name)
     };

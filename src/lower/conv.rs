@@ -44,10 +44,12 @@ pub struct Blocking {
     /// Rows a Dense (or recurrent gate) accumulator adds in one statement (see
     /// `dense::matvec`).
     pub rows: usize,
-    /// The widest tile of outputs a matrix-vector product computes at once, and the most
-    /// accumulators (tile times partial sums) it keeps (see `dense::matvec`).
+    /// The most outputs of a matrix-vector product computed at once (see `dense::matvec`:
+    /// its tiles of [`super::TILE`] outputs are computed in pieces of this many).
     pub tile: usize,
-    pub accumulators: usize,
+    /// Dense kernels are packed tile by tile (`[tiles * inputs][tile]`) where the tile
+    /// divides the units.
+    pub pack: bool,
     /// A convolution accumulates in place in the output (where the C and C++ dialects keep
     /// such sums: [`super::loops::Array::home`]) rather than in a local array.
     pub in_place: bool,
@@ -484,12 +486,16 @@ pub fn conv_transpose(
 /// it ([`crate::ir::Op::ConvMaxPool`]). Per pooled position, row by row of the pooling
 /// window, the convolution positions of the row (`k`) are summed in local accumulators
 /// exactly as [`conv`] sums them (bias, then taps, then channels), activated, and folded
-/// into the running maximum in the pooling's order; only the maximum is stored.
+/// into the running maximum in the pooling's order; only the maximum is stored. The
+/// filters go `block` at a time (all at once when `block` is the filter count), the kernel
+/// packed `[filters / block * rows][block]`, so that a block's accumulators fit a core's
+/// registers and its weights are read in order.
 #[allow(clippy::too_many_arguments)]
 pub fn conv_max_pool(
     conv: &Window,
     pool: &Window,
     kernel: WeightId,
+    block: usize,
     bias: Option<WeightId>,
     epilogue: Epilogue,
     in_shape: &[usize],
@@ -501,8 +507,16 @@ pub fn conv_max_pool(
     let (channels, filters) = (in_shape[rank], out_shape[rank]);
     let row = pool.size[last];
     let (xst, ost, tap_st) = (strides(in_shape), strides(out_shape), strides(&conv.size));
+    let blocks = filters / block;
+    let rows = channels * conv.size.iter().product::<usize>();
     let f = Ix::default().plus("f", 1);
-    let slot = Ix::default().plus("k", filters).plus("f", 1);
+    // The filter of `f` in block `b`.
+    let filter = if blocks > 1 {
+        Ix::default().plus("b", block).plus("f", 1)
+    } else {
+        f.clone()
+    };
+    let slot = Ix::default().plus("k", block).plus("f", 1);
     let (acc, max) = (
         || Buf::Local(Array::named("acc".into())),
         || Buf::Local(Array::named("v".into())),
@@ -522,13 +536,16 @@ pub fn conv_max_pool(
             .plus(&format!("t{d}"), conv.dilation[d] * xst[d]);
         weight_row = weight_row.plus(&format!("t{d}"), tap_st[d] * channels);
     }
-    let start = bias.map_or(Val::Const(0.0), |b| Val::load(Buf::W(b), f.clone()));
+    if blocks > 1 {
+        weight_row = weight_row.plus("b", rows);
+    }
+    let start = bias.map_or(Val::Const(0.0), |b| Val::load(Buf::W(b), filter.clone()));
     let init = for_(
         "k",
         row,
         for_(
             "f",
-            filters,
+            block,
             vec![Place::Local(Array::named("acc".into()), slot.clone()).set(start)],
         ),
     );
@@ -557,7 +574,7 @@ pub fn conv_max_pool(
         } else {
             sum.accumulate(product(0))
         };
-        stmts.extend(for_("f", filters, vec![update]));
+        stmts.extend(for_("f", block, vec![update]));
         for_("k", row, stmts)
     };
     // Channels `first + j` for `j < n`.
@@ -611,7 +628,7 @@ pub fn conv_max_pool(
         )
     };
     let mut fold = vec![Stmt::let_("a".into(), Val::load(acc(), slot))];
-    let value = match epilogue.finish(Val::var("a"), &f, "r") {
+    let value = match epilogue.finish(Val::var("a"), &filter, "r") {
         (stmts, value @ Val::Var(_)) if stmts.is_empty() => value,
         (stmts, value) => {
             fold.extend(stmts);
@@ -619,15 +636,20 @@ pub fn conv_max_pool(
             Val::var("y")
         }
     };
-    let running = Val::max(Val::load(max(), f.clone()), value);
-    fold.push(Place::Local(Array::named("v".into()), f.clone()).set(running));
-    let pool_row = [
-        vec![Stmt::local(Array::named("acc".into()), row * filters)],
+    let running = Val::max(Val::load(max(), filter.clone()), value);
+    fold.push(Place::Local(Array::named("v".into()), filter.clone()).set(running));
+    let block_row = [
+        vec![Stmt::local(Array::named("acc".into()), row * block)],
         init,
         taps,
-        for_("k", row, for_("f", filters, fold)),
+        for_("k", row, for_("f", block, fold)),
     ]
     .concat();
+    let pool_row = if blocks > 1 {
+        for_("b", blocks, block_row)
+    } else {
+        block_row
+    };
     let out = ix("p", &ost[..rank]).plus("f", 1);
     let body = [
         vec![Stmt::local(Array::named("v".into()), filters)],

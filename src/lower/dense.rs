@@ -17,10 +17,10 @@ use super::epilogue::Epilogue;
 use super::loops::{for_, Array, Buf, Ix, Place, Stmt, Val};
 use super::{Blocking, WeightId};
 
-/// Accumulators per tile, in f32s, on x86 ([`Blocking::accumulators`]): `P * tile` stays at
-/// or under this (8 AVX2 registers, 16 SSE ones). On B1, 32 gave 478 ns (rustc native) and
-/// 243 ns (g++ -O3 native), 64 gave 120 and 113 ns, 128 gave no gain for g++ and a
-/// slowdown for rustc.
+/// Accumulators per tile, in f32s: `P * tile` stays at or under this (8 AVX2 registers, 16
+/// SSE ones). On B1, 32 gave 478 ns (rustc native) and 243 ns (g++ -O3 native), 64 gave 120
+/// and 113 ns, 128 gave no gain for g++ and a slowdown for rustc. `P` decides the order of
+/// the additions, so it is the same for every tuning: computed from this and [`TILE`].
 pub const ACCUMULATORS: usize = 64;
 
 // Rows added to each accumulator per statement ([`super::Blocking::rows`], a backend's
@@ -36,8 +36,9 @@ pub const ACCUMULATORS: usize = 64;
 // | 2 | 123 | 234 | 123 | 289 | 12,900 | 45,500 | 15,700 | 95,900 |
 // | 4 | 122 | 342 | 116 | 243 | 21,000 | 63,300 | 14,200 | 93,800 |
 
-/// The widest tile of outputs computed at once on x86 (wider layers loop over tiles;
-/// [`Blocking::tile`]).
+/// The widest tile of outputs whose partial sums are decided together (wider layers loop
+/// over tiles). A tuning may compute a tile in narrower pieces ([`Blocking::tile`]), each
+/// with the tile's partial sums.
 pub const TILE: usize = 64;
 
 /// `count` rows of a matrix-vector product: the vector is read from `buf` at `base + i`,
@@ -49,6 +50,9 @@ pub struct Rows {
     pub count: usize,
     pub weight: WeightId,
     pub col: usize,
+    /// The weights are packed tile by tile: tile `k`'s row `i` is row `k * count + i`, its
+    /// columns `0..tile`.
+    pub packed: bool,
 }
 
 fn at(var: &str) -> Ix {
@@ -72,8 +76,8 @@ const MIN_ROWS_PER_PARTIAL: usize = 4;
 /// Partial sums per output for a tile `width` wide over `rows` rows whose first source
 /// has `first` rows: a power of two, `partials * width <= ACCUMULATORS`, at most `first`
 /// (those rows set the accumulators) and at most `rows / MIN_ROWS_PER_PARTIAL`.
-fn partials(width: usize, rows: usize, first: usize, accumulators: usize) -> usize {
-    pow2_floor(accumulators / width.max(1))
+fn partials(width: usize, rows: usize, first: usize) -> usize {
+    pow2_floor(ACCUMULATORS / width.max(1))
         .min(pow2_floor(first))
         .min(pow2_floor(rows / MIN_ROWS_PER_PARTIAL))
 }
@@ -90,24 +94,61 @@ pub fn matvec(
     if units == 0 {
         return Vec::new();
     }
-    let width = units.min(blocking.tile.max(1));
+    let width = units.min(TILE);
     let (tiles, rest) = (units / width, units % width);
+    let rows = sources.iter().map(|s| s.count).sum();
+    let first = sources.first().map_or(1, |s| s.count);
+    // A tile's pieces of `blocking.tile` outputs; `base` counts the pieces before it (the
+    // index of a packed weight block: see `Rows`).
+    let pieces = |width: usize, start: Ix, base: Ix| -> Vec<Stmt> {
+        let p = partials(width, rows, first);
+        let piece = blocking.tile.clamp(1, width);
+        let (n, r) = (width / piece, width % piece);
+        let index = |extra: Ix| base.clone().add_scaled(&extra, 1);
+        let mut body = Vec::new();
+        if n == 1 && r == 0 {
+            return tile(
+                width,
+                start,
+                index(Ix::default()),
+                sources,
+                p,
+                blocking,
+                finish,
+            );
+        }
+        if n > 0 {
+            let at = start.clone().plus("os", piece);
+            let inner = tile(piece, at, index(at_var("os")), sources, p, blocking, finish);
+            body.extend(scoped(for_("os", n, inner)));
+        }
+        if r > 0 {
+            let at = start.offset((n * piece) as isize);
+            let inner = tile(r, at, index(Ix::constant(n)), sources, p, blocking, finish);
+            body.push(Stmt::Block(inner));
+        }
+        body
+    };
     let mut out = Vec::new();
     if tiles > 0 {
-        let body = tile(
+        let per_tile = width / blocking.tile.clamp(1, width);
+        let body = pieces(
             width,
             Ix::default().plus("ob", width),
-            sources,
-            blocking,
-            finish,
+            Ix::default().plus("ob", per_tile),
         );
         out.extend(scoped(for_("ob", tiles, body)));
     }
     if rest > 0 {
-        let body = tile(rest, Ix::constant(tiles * width), sources, blocking, finish);
+        let before = tiles * (width / blocking.tile.clamp(1, width));
+        let body = pieces(rest, Ix::constant(tiles * width), Ix::constant(before));
         out.push(Stmt::Block(body));
     }
     out
+}
+
+fn at_var(var: &str) -> Ix {
+    Ix::default().plus(var, 1)
 }
 
 /// A loop that ran once leaves its body in the caller's scope: give it its own.
@@ -119,18 +160,18 @@ fn scoped(stmts: Vec<Stmt>) -> Vec<Stmt> {
 }
 
 /// One tile: outputs `start + o` for `o < width`.
+#[allow(clippy::too_many_arguments)]
 fn tile(
     width: usize,
     start: Ix,
+    index: Ix,
     sources: &[Rows],
+    p: usize,
     blocking: Blocking,
     finish: &dyn Fn(Ix, Val) -> Vec<Stmt>,
 ) -> Vec<Stmt> {
     // The first rows of the first source set the accumulators (a zeroed array would be
     // one more pass, and g++ then keeps it in memory instead of registers).
-    let rows = sources.iter().map(|s| s.count).sum();
-    let first = sources.first().map_or(1, |s| s.count);
-    let p = partials(width, rows, first, blocking.accumulators);
     let acc = |ix: Ix| Val::load(Buf::Local(Array::named("acc".into())), ix);
     let mut body = vec![Stmt::local(Array::named("acc".into()), p * width)];
     let rows_per_pass = blocking.rows.max(1);
@@ -145,6 +186,10 @@ fn tile(
                 let term = |b: usize| {
                     let row = first.clone().offset((b * p) as isize).add_scaled(&q, 1);
                     let x = Val::load(s.buf.clone(), s.base.clone().add_scaled(&row, 1));
+                    if s.packed {
+                        let w_row = row.add_scaled(&index, s.count);
+                        return x * Val::load(Buf::W2(s.weight, w_row), at("o"));
+                    }
                     let col = start.clone().offset(s.col as isize).plus("o", 1);
                     x * Val::load(Buf::W2(s.weight, row), col)
                 };
@@ -221,6 +266,7 @@ pub fn dense(
     inputs: usize,
     units: usize,
     kernel: WeightId,
+    packed: bool,
     bias: Option<WeightId>,
     epilogue: Epilogue,
     blocking: Blocking,
@@ -231,6 +277,7 @@ pub fn dense(
         count: inputs,
         weight: kernel,
         col: 0,
+        packed,
     };
     let finish = |o: Ix, sum: Val| {
         let value = match bias {

@@ -9,7 +9,7 @@ use crate::ir::MathFn;
 use super::axis::AxisKernel;
 pub use super::conv::Blocking;
 use super::epilogue::Epilogue;
-use super::loops::{walk, Stmt, Unroll, Uses, Visit};
+use super::loops::{walk, Buf, Place, Stmt, Unroll, Uses, Val, Visit};
 use super::port_ident;
 use super::share::{share, INLINE_LAYERS_MAX};
 use crate::error::LayerProblem;
@@ -284,6 +284,9 @@ impl Lowering<'_> {
             if tuning.short_loops != Unroll::Compiler {
                 walk(&mut body, &mut ShortLoops(tuning.short_loops));
             }
+            if tuning.short_loops == Unroll::Fully {
+                unroll_small_nests(&mut body);
+            }
             walk(&mut body, uses);
             layers.push(Layer {
                 ident,
@@ -347,6 +350,61 @@ fn post(activation: &Activation, shape: &[usize]) -> Post {
 /// accumulators in registers ([`Unroll::Fully`]; GCC does not at -O2 unasked).
 struct ShortLoops(Unroll);
 
+/// The most iterations a nest of loops around accumulators is unrolled to.
+const UNROLLED_NEST_MAX: usize = 32;
+
+/// Marks loops whose body is a nest already fully unrolled, up to [`UNROLLED_NEST_MAX`]
+/// iterations in all (the partial sums around an accumulator tile): their accumulators'
+/// indices are then constants. Returns the iterations the statements unroll to, or `None`
+/// where something stays a loop.
+fn unroll_small_nests(stmts: &mut [Stmt]) -> Option<usize> {
+    let mut total = Some(1usize);
+    for s in stmts.iter_mut() {
+        let own = match s {
+            Stmt::For {
+                count,
+                unroll,
+                body,
+                ..
+            } => {
+                let inner = unroll_small_nests(body);
+                match (*unroll, inner) {
+                    (Unroll::Fully, _) => Some(*count),
+                    (_, Some(n)) if n > 1 && n * *count <= UNROLLED_NEST_MAX => {
+                        *unroll = Unroll::Fully;
+                        Some(n * *count)
+                    }
+                    _ => None,
+                }
+            }
+            Stmt::Block(body) | Stmt::If(_, body) => unroll_small_nests(body).map(|_| 1),
+            Stmt::IfInRange { body, .. } => unroll_small_nests(body).map(|_| 1),
+            _ => Some(1),
+        };
+        total = total.zip(own).map(|(a, b)| a.max(b));
+    }
+    total
+}
+
+/// Whether statements read or write a local array (accumulators).
+struct Local(bool);
+
+impl Visit for Local {
+    fn stmt(&mut self, s: &mut Stmt) {
+        self.0 |= matches!(
+            s,
+            Stmt::Write {
+                to: Place::Local(..),
+                ..
+            }
+        );
+    }
+
+    fn val(&mut self, v: &mut Val) {
+        self.0 |= matches!(v, Val::Load(Buf::Local(_), _));
+    }
+}
+
 impl Visit for ShortLoops {
     fn stmt(&mut self, s: &mut Stmt) {
         if let Stmt::For {
@@ -357,7 +415,13 @@ impl Visit for ShortLoops {
         } = s
         {
             let innermost = !body.iter().any(|s| matches!(s, Stmt::For { .. }));
-            if *count <= 16 && innermost {
+            // Unrolled, only the loops over accumulators pay for their code.
+            let keeps = self.0 != Unroll::Fully || {
+                let mut local = Local(false);
+                walk(body, &mut local);
+                local.0
+            };
+            if *count <= 16 && innermost && keeps {
                 *unroll = self.0;
             }
         }
@@ -404,7 +468,21 @@ fn loops(
         } => {
             let (inputs, units) = (kernel.shape[0], kernel.shape[1]);
             let rows = numel(x) / inputs.max(1);
-            let kernel = add_weight("kernel", vec![inputs, units], &kernel.data);
+            // Packed tile by tile, `[tiles * inputs][tile]`: a tile's weights are read in
+            // order (a core without SIMD loads them with one pointer).
+            let tile = blocking.tile.max(1);
+            let packed = blocking.pack && units > tile && units % tile == 0;
+            let kernel = if packed {
+                let mut data = Vec::with_capacity(kernel.data.len());
+                for t in 0..units / tile {
+                    for row in kernel.data.chunks(units) {
+                        data.extend_from_slice(&row[t * tile..(t + 1) * tile]);
+                    }
+                }
+                add_weight("kernel", vec![units / tile * inputs, tile], &data)
+            } else {
+                add_weight("kernel", vec![inputs, units], &kernel.data)
+            };
             let bias = bias
                 .as_ref()
                 .map(|b| add_weight("bias", vec![units], &b.data));
@@ -414,7 +492,9 @@ fn loops(
                 Post::None | Post::Loops(_) => None,
             };
             let epilogue = Epilogue::new(rescale.as_ref(), expr, add_weight);
-            let dense = super::dense::dense(rows, inputs, units, kernel, bias, epilogue, blocking);
+            let dense = super::dense::dense(
+                rows, inputs, units, kernel, packed, bias, epilogue, blocking,
+            );
             match post {
                 Post::None | Post::Map(_) => dense,
                 Post::Loops(stmts) => [dense, stmts].concat(),
@@ -533,17 +613,26 @@ fn loops(
                 return Err("a fused pooling without its convolution".into());
             };
             let filters = kernel.shape[kernel.shape.len() - 1];
-            let k = add_weight(
-                "kernel",
-                vec![kernel.len() / filters, filters],
-                &kernel.data,
-            );
+            let rows = kernel.len() / filters;
+            // Packed by filter block, `[blocks * rows][block]` (see `conv_max_pool`).
+            let block = if blocking.pack && filters % blocking.filters.max(1) == 0 {
+                blocking.filters.max(1)
+            } else {
+                filters
+            };
+            let mut data = Vec::with_capacity(kernel.len());
+            for b in 0..filters / block {
+                for row in kernel.data.chunks(filters) {
+                    data.extend_from_slice(&row[b * block..(b + 1) * block]);
+                }
+            }
+            let k = add_weight("kernel", vec![filters / block * rows, block], &data);
             let b = bias
                 .as_ref()
                 .map(|b| add_weight("bias", vec![filters], &b.data));
             let act = elementwise(activation)?;
             let epilogue = Epilogue::new(rescale.as_ref(), act.as_ref(), add_weight);
-            conv::conv_max_pool(window, pool, k, b, epilogue, x, y, blocking.channels)
+            conv::conv_max_pool(window, pool, k, block, b, epilogue, x, y, blocking.channels)
         }
         Op::Pool { kind, window } => pool::pool(*kind, window, x, y),
         Op::GlobalPool { kind } => pool::global_pool(*kind, x),

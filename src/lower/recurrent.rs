@@ -144,6 +144,7 @@ pub fn recurrent(
         count: features,
         weight: kernel,
         col: 0,
+        packed: false,
     };
     let h_prev = |col: usize| Rows {
         buf: Buf::Work,
@@ -151,6 +152,7 @@ pub fn recurrent(
         count: u,
         weight: recurrent,
         col,
+        packed: false,
     };
     // Stores the new h (in variable `h`) into the state and the output row.
     let keep_h = |stmts: &mut Vec<Stmt>| {

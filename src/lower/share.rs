@@ -91,7 +91,7 @@ impl Visit for Params {
 mod tests {
     use super::*;
     use crate::ir::InputDtype;
-    use crate::lower::loops::{Ix, Place};
+    use crate::lower::loops::{Ix, Place, Unroll};
     use crate::lower::Arg;
     use crate::passes::Location;
 

@@ -39,7 +39,7 @@ pub const TUNING: Tuning = Tuning {
         channels: 1,
         rows: 2,
         tile: crate::lower::TILE,
-        accumulators: crate::lower::ACCUMULATORS,
+        pack: false,
         in_place: false,
     },
     short_loops: Unroll::Compiler,
