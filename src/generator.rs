@@ -97,6 +97,13 @@ impl Generator {
         self
     }
 
+    /// How kernels are stored (`--weights-dtype`: f32, f16, or int8 per output channel; see
+    /// [`crate::ir::quant`]).
+    pub fn weights_dtype(mut self, dtype: crate::WeightsDtype) -> Generator {
+        self.options.weights_dtype = dtype;
+        self
+    }
+
     /// A self-test on the Keras input/output pair in `path` (`--emit-test`).
     pub fn emit_test(mut self, path: impl AsRef<Path>) -> Generator {
         self.self_test = Some(path.as_ref().to_path_buf());

@@ -66,6 +66,12 @@ struct GenerateArgs {
     /// (1 MiB). Without -o, weights are always inline.
     #[arg(long, value_enum, default_value = "auto")]
     weights: WeightsArg,
+    /// How Dense, convolution and recurrent kernels are stored: `f32` (as Keras has
+    /// them), `f16` (half the flash) or `int8` (symmetric per output channel, a quarter);
+    /// computed in f32 either way. With --emit-test, the header reports the error against
+    /// Keras's outputs and the self-test checks the interpreter with the same weights.
+    #[arg(long, value_enum, default_value = "f32")]
+    weights_dtype: WeightsDtypeArg,
     /// Where `predict` gets its working memory (SCRATCH_LEN floats): `stack` (a local
     /// array), `caller` (no `predict`: pass it to `predict_with_scratch`) or `static`
     /// (one static buffer: no stack, not reentrant). Default: `stack`, unless predict's
@@ -153,6 +159,13 @@ enum WeightsArg {
     Inline,
     File,
     Auto,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum WeightsDtypeArg {
+    F32,
+    F16,
+    Int8,
 }
 
 #[derive(Clone, Copy, ValueEnum)]

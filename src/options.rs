@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::ir::WeightsDtype;
 use crate::{Error, Lang, Result};
 
 /// Every generation option; [`Options::new`] gives the defaults.
@@ -18,6 +19,8 @@ pub struct Options {
     pub extern_c: bool,
     /// A self-test on one Keras input/output pair (`--emit-test FILE`).
     pub self_test: Option<SelfTest>,
+    /// How kernels are stored (`--weights-dtype`; see [`crate::ir::quant`]).
+    pub weights_dtype: WeightsDtype,
 }
 
 impl Options {
@@ -30,6 +33,7 @@ impl Options {
             scratch: None,
             extern_c: false,
             self_test: None,
+            weights_dtype: WeightsDtype::F32,
         }
     }
 }

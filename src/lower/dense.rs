@@ -15,7 +15,7 @@
 
 use super::epilogue::Epilogue;
 use super::loops::{for_, Array, Buf, Ix, Place, Stmt, Val};
-use super::WeightId;
+use super::{Kernel, WeightId};
 
 /// Accumulators per tile, in f32s: `P * tile` stays at or under this (8 AVX2 registers,
 /// 16 SSE ones). On B1, 32 gave 478 ns (rustc native) and 243 ns (g++ -O3 native), 64 gave
@@ -39,13 +39,14 @@ pub const ACCUMULATORS: usize = 64;
 pub const TILE: usize = 64;
 
 /// `count` rows of a matrix-vector product: the vector is read from `buf` at `base + i`,
-/// row `i` of the weights is `weight[i][col..]`.
+/// row `i` of the weights is `weight[i][col..]` (column `c` of the weights is output channel
+/// `c`).
 #[derive(Debug, Clone)]
-pub struct Rows {
+pub(crate) struct Rows {
     pub buf: Buf,
     pub base: Ix,
     pub count: usize,
-    pub weight: WeightId,
+    pub weight: Kernel,
     pub col: usize,
 }
 
@@ -79,7 +80,7 @@ fn partials(width: usize, rows: usize, first: usize) -> usize {
 /// Loops computing `sum_s sum_i rows_s.x[i] * rows_s.w[i][rows_s.col + o]` for the
 /// `units` outputs `o`, tile by tile in local array `acc`; `finish(o, sum)` gives the
 /// statements that use each sum (`o` is an index expression).
-pub fn matvec(
+pub(crate) fn matvec(
     units: usize,
     sources: &[Rows],
     rows_per_pass: usize,
@@ -149,7 +150,7 @@ fn tile(
                     let row = first.clone().offset((b * p) as isize).add_scaled(&q, 1);
                     let x = Val::load(s.buf.clone(), s.base.clone().add_scaled(&row, 1));
                     let col = start.clone().offset(s.col as isize).plus("o", 1);
-                    x * Val::load(Buf::W2(s.weight, row), col)
+                    x * s.weight.load(row, col.clone(), col)
                 };
                 if set {
                     let sum = (1..blocks).fold(term(0), |sum, b| sum + term(b));
@@ -219,11 +220,11 @@ fn tile(
 
 /// A Dense layer: `rows` independent rows of `y = epilogue(x · W + b)` from input 0 into
 /// the output.
-pub fn dense(
+pub(crate) fn dense(
     rows: usize,
     inputs: usize,
     units: usize,
-    kernel: WeightId,
+    kernel: Kernel,
     bias: Option<WeightId>,
     epilogue: Epilogue,
     rows_per_pass: usize,

@@ -10,11 +10,12 @@ use super::axis::AxisKernel;
 pub use super::conv::Blocking;
 use super::epilogue::Epilogue;
 use super::loops::{walk, Stmt, Uses, Visit};
-use super::port_ident;
 use super::share::{share, INLINE_LAYERS_MAX};
+use super::{port_ident, Kernels};
 use crate::error::LayerProblem;
 use crate::ir::expr::{self, Expr};
-use crate::ir::{numel, Activation, AxisFn, Graph, InputDtype, Op};
+use crate::ir::quant::ChannelAxis;
+use crate::ir::{numel, Activation, AxisFn, Graph, InputDtype, Op, WeightsDtype};
 use crate::naming::{comment, Namer};
 use crate::passes::{Location, MemoryPlan};
 
@@ -52,7 +53,11 @@ pub struct WeightArray {
     /// snake_case; the Rust backend upper-cases it for a `static`.
     pub ident: String,
     pub dims: Vec<usize>,
+    /// The stored numbers, each exactly an f32: the weights (`F32`), f16 values (`F16`,
+    /// stored as their bits), or integers in `[-127, 127]` (`Int8`, stored as `i8`; the
+    /// loops multiply each by its channel's scale, see [`crate::ir::quant`]).
     pub data: Vec<f32>,
+    pub dtype: WeightsDtype,
 }
 
 pub type WeightId = usize;
@@ -124,10 +129,20 @@ pub fn lower(
     plan: &MemoryPlan,
     tuning: &Tuning,
 ) -> Result<Program, Vec<LayerProblem>> {
+    lower_with(graph, plan, tuning, WeightsDtype::F32)
+}
+
+/// [`lower`], with the kernels stored as `dtype` (see [`crate::ir::quant`]); lists every
+/// layer whose kernel the dtype cannot hold.
+pub fn lower_with(
+    graph: &Graph,
+    plan: &MemoryPlan,
+    tuning: &Tuning,
+    dtype: WeightsDtype,
+) -> Result<Program, Vec<LayerProblem>> {
     let mut problems = Vec::new();
-    let mut by_content: std::collections::HashMap<u64, WeightId> = Default::default();
-    let mut namer = Namer::new();
-    let mut weights = Vec::new();
+    let by_content: std::collections::HashMap<u64, WeightId> = Default::default();
+    let table = std::cell::RefCell::new((Namer::new(), Vec::<WeightArray>::new(), by_content));
     let mut layers = Vec::new();
     let mut uses = Uses::default();
     let port = |name: &str, ident: String, t: usize, dtype| Port {
@@ -147,18 +162,20 @@ pub fn lower(
         if plan.is_view[i] {
             continue;
         }
-        let ident = namer.ident(&node.name);
-        let mut add_weight = |suffix: &str, dims: Vec<usize>, data: &[f32]| {
+        let ident = table.borrow_mut().0.ident(&node.name);
+        let add_stored = |suffix: &str, dims: Vec<usize>, data: &[f32], dtype: WeightsDtype| {
+            let (namer, weights, by_content) = &mut *table.borrow_mut();
             // A layer called at several sites shares one copy of its weights.
             let same = |w: &WeightArray| {
                 w.dims == dims
+                    && w.dtype == dtype
                     && w.data.len() == data.len()
                     && w.data
                         .iter()
                         .zip(data)
                         .all(|(a, b)| a.to_bits() == b.to_bits())
             };
-            let key = content_key(&dims, data);
+            let key = content_key(&dims, data, dtype);
             if let Some(&id) = by_content.get(&key).filter(|&&id| same(&weights[id])) {
                 return id;
             }
@@ -166,11 +183,27 @@ pub fn lower(
                 ident: namer.ident(&format!("{ident}_{suffix}")),
                 dims,
                 data: data.to_vec(),
+                dtype,
             });
             by_content.insert(key, weights.len() - 1);
             weights.len() - 1
         };
-        let mut body = match loops(&node.op, node, graph, &mut add_weight, tuning.blocking) {
+        let mut add_weight = |suffix: &str, dims: Vec<usize>, data: &[f32]| {
+            add_stored(suffix, dims, data, WeightsDtype::F32)
+        };
+        let mut kernels = Kernels {
+            dtype,
+            add: &add_stored,
+        };
+        let lowered = loops(
+            &node.op,
+            node,
+            graph,
+            &mut add_weight,
+            &mut kernels,
+            tuning.blocking,
+        );
+        let mut body = match lowered {
             Ok(stmts) => stmts,
             Err(message) => {
                 problems.push(LayerProblem {
@@ -207,6 +240,7 @@ pub fn lower(
     if !problems.is_empty() {
         return Err(problems);
     }
+    let (_, weights, _) = table.into_inner();
     share(&mut layers, &weights);
     Ok(Program {
         inputs: graph
@@ -269,10 +303,11 @@ impl Visit for RollShortLoops {
 
 /// A hash of a weight array's shape and exact bits, to find repeated arrays (lookups only:
 /// nothing is iterated from the map, so output order stays deterministic).
-fn content_key(dims: &[usize], data: &[f32]) -> u64 {
+fn content_key(dims: &[usize], data: &[f32], dtype: WeightsDtype) -> u64 {
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();
     dims.hash(&mut h);
+    dtype.hash(&mut h);
     for v in data {
         v.to_bits().hash(&mut h);
     }
@@ -285,6 +320,7 @@ fn loops(
     node: &crate::ir::Node,
     graph: &Graph,
     add_weight: &mut super::AddWeight,
+    kernels: &mut Kernels,
     blocking: Blocking,
 ) -> Result<Vec<Stmt>, String> {
     use super::{attention, conv, layout, merge, pool, reduce, resample};
@@ -307,7 +343,8 @@ fn loops(
         } => {
             let (inputs, units) = (kernel.shape[0], kernel.shape[1]);
             let rows = numel(x) / inputs.max(1);
-            let kernel = add_weight("kernel", vec![inputs, units], &kernel.data);
+            let axis = ChannelAxis::last(&kernel.shape);
+            let kernel = kernels.kernel(kernel, axis, "kernel", vec![inputs, units])?;
             let bias = bias
                 .as_ref()
                 .map(|b| add_weight("bias", vec![units], &b.data));
@@ -375,6 +412,8 @@ fn loops(
             activation,
         } => {
             let filters = kernel.shape[kernel.shape.len() - 1];
+            let (stored, scale) =
+                kernels.store(kernel, ChannelAxis::last(&kernel.shape), "kernel")?;
             let b = bias
                 .as_ref()
                 .map(|b| add_weight("bias", vec![filters], &b.data));
@@ -383,12 +422,12 @@ fn loops(
             conv::conv(
                 window,
                 *groups,
-                &kernel.data,
+                (&stored, scale),
                 b,
                 epilogue,
                 x,
                 y,
-                add_weight,
+                kernels,
                 blocking,
             )
         }
@@ -402,11 +441,12 @@ fn loops(
             ..
         } => {
             let channels = kernel.shape[kernel.shape.len() - 1];
-            let k = add_weight(
+            let k = kernels.kernel(
+                kernel,
+                ChannelAxis::second_last(&kernel.shape),
                 "kernel",
                 vec![kernel.len() / channels, channels],
-                &kernel.data,
-            );
+            )?;
             let filters = kernel.shape[kernel.shape.len() - 2];
             let b = bias
                 .as_ref()
@@ -437,11 +477,12 @@ fn loops(
                 return Err("a fused pooling without its convolution".into());
             };
             let filters = kernel.shape[kernel.shape.len() - 1];
-            let k = add_weight(
+            let k = kernels.kernel(
+                kernel,
+                ChannelAxis::last(&kernel.shape),
                 "kernel",
                 vec![kernel.len() / filters, filters],
-                &kernel.data,
-            );
+            )?;
             let b = bias
                 .as_ref()
                 .map(|b| add_weight("bias", vec![filters], &b.data));
@@ -478,7 +519,23 @@ fn loops(
         Op::Repeat { times } => layout::repeat(*times, x[0]),
         Op::Merge { kind } => merge::merge(*kind, &in_shapes, y),
         Op::Concat { axis } => layout::concat(*axis, &in_shapes, y),
-        Op::Recurrent(r) => super::recurrent::recurrent(r, x[0], x[1], add_weight, blocking.rows),
+        Op::Recurrent(r) => {
+            let (u, g) = (r.units, r.cell.gates());
+            let kernel = kernels.kernel(
+                &r.kernel,
+                ChannelAxis::last(&r.kernel.shape),
+                "kernel",
+                vec![x[1], g * u],
+            )?;
+            let recurrent = kernels.kernel(
+                &r.recurrent,
+                ChannelAxis::last(&r.recurrent.shape),
+                "recurrent_kernel",
+                vec![u, g * u],
+            )?;
+            let kernels = [kernel, recurrent];
+            super::recurrent::recurrent(r, x[0], x[1], kernels, add_weight, blocking.rows)
+        }
         Op::ConvLstm(c) => super::conv_lstm::conv_lstm(c, x[0], add_weight),
         Op::SequenceMask { value, .. } => {
             let rows = numel(y);

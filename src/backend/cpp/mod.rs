@@ -12,7 +12,7 @@ pub use dialect::{float as float_literal, hex_float};
 pub(crate) mod kernels;
 
 use crate::backend::{c_pointer, math};
-use crate::ir::InputDtype;
+use crate::ir::{InputDtype, WeightsDtype};
 use crate::lower::{Blocking, Port, Program, Tuning};
 use crate::{Generated, Result, ScratchPlacement, SelfTest};
 
@@ -99,6 +99,13 @@ pub fn emit(program: &Program, options: &Options) -> Result<Generated> {
     if !program.math.is_empty() {
         item(&math::cpp_source(&program.math));
     }
+    if crate::backend::stores(program, WeightsDtype::F16) {
+        item(&crate::backend::c_half(
+            "inline float half(std::uint16_t bits) noexcept",
+            "std::memcpy",
+            "std::uint32_t",
+        ));
+    }
     for (w, offset) in program
         .weights
         .iter()
@@ -160,11 +167,15 @@ pub fn emit(program: &Program, options: &Options) -> Result<Generated> {
 fn includes(program: &Program, options: &Options) -> Vec<&'static str> {
     let mut includes = vec!["<cstddef>"];
     let uses_math = !program.math.is_empty();
-    if uses_math || program.inputs.iter().any(|i| i.dtype == InputDtype::I32) {
+    let compressed = program.weights.iter().any(|w| w.dtype != WeightsDtype::F32);
+    if uses_math || compressed || program.inputs.iter().any(|i| i.dtype == InputDtype::I32) {
         includes.push("<cstdint>");
     }
     if uses_math || crate::backend::uses_non_finite(program, options.self_test) {
         includes.push("<cmath>");
+    }
+    if crate::backend::stores(program, WeightsDtype::F16) {
+        includes.push("<cstring>");
     }
     includes
 }
@@ -466,8 +477,8 @@ fn call(p: &Program, layer: &crate::lower::Layer) -> String {
 /// assembles them together), its length checked by the assembler.
 fn incbin(p: &Program, namespace: &str, symbol: &str, file: &str) -> String {
     use crate::backend::incbin;
-    let floats: usize = p.weights.iter().map(|w| w.data.len()).sum();
-    let bytes = 4 * floats;
+    let bytes = crate::backend::weights_file_len(p);
+    let floats = bytes / 4;
     let upper = namespace.replace("::", "_").to_ascii_uppercase();
     let (path, external) = incbin::macros(&upper);
     format!(
@@ -481,18 +492,36 @@ fn incbin(p: &Program, namespace: &str, symbol: &str, file: &str) -> String {
 }
 
 /// A weight array read from the weights file: a pointer into its symbol, indexed flat.
+/// `offset` is in bytes. A compressed array is read through a character pointer (which
+/// may read the bytes of the file's float array).
 fn weight_pointer(w: &crate::lower::WeightArray, symbol: &str, offset: usize) -> String {
     let dims: Vec<String> = w.dims.iter().map(|d| format!("[{d}]")).collect();
-    let at = if offset == 0 {
-        format!("::{symbol}")
-    } else {
-        format!("::{symbol} + {offset}")
+    let what = match w.dtype {
+        WeightsDtype::F32 => "",
+        WeightsDtype::F16 => " f16 bits (little-endian)",
+        WeightsDtype::Int8 => " int8",
+    };
+    let declaration = match w.dtype {
+        WeightsDtype::F32 => {
+            let at = if offset == 0 {
+                format!("::{symbol}")
+            } else {
+                format!("::{symbol} + {}", offset / 4)
+            };
+            format!("inline constexpr const float* {} = {at};", w.ident)
+        }
+        WeightsDtype::F16 | WeightsDtype::Int8 => {
+            let ty = kernels::storage().file_type(w.dtype);
+            format!(
+                "inline const {ty}* const {} = reinterpret_cast<const {ty}*>(::{symbol}) + {offset};",
+                w.ident
+            )
+        }
     };
     format!(
-        "// {}{}, row-major.\ninline constexpr const float* {} = {at};",
+        "// {}{}{what}, row-major.\n{declaration}",
         w.ident,
         dims.concat(),
-        w.ident
     )
 }
 
@@ -503,5 +532,6 @@ fn weight_array(w: &crate::lower::WeightArray, hex: bool) -> String {
         dialect::float
     };
     let init = crate::backend::array_initializer(w, literal);
-    format!("inline constexpr float {}{init}", w.ident)
+    let ty = kernels::storage().element_type(w.dtype);
+    format!("inline constexpr {ty} {}{init}", w.ident)
 }
