@@ -153,6 +153,20 @@ impl Model {
         Summary::new(&self.graph, &self.optimized())
     }
 
+    /// Bytes of constant weights the generated code holds with kernels stored as `dtype`
+    /// (each array once; int8 scales and the arrays that stay f32 included).
+    pub fn flash_bytes(&self, dtype: WeightsDtype) -> Result<usize> {
+        let graph = self.optimized();
+        let plan = passes::plan_memory(&graph);
+        let program = lower::lower_with(&graph, &plan, &backend::rust::TUNING, dtype).map_err(
+            |problems| Error::Layers {
+                path: self.path.clone(),
+                problems,
+            },
+        )?;
+        Ok(program.weights.iter().map(backend::stored_bytes).sum())
+    }
+
     /// The graph after the inference passes with every kernel replaced by the values the
     /// generated code computes with when kernels are stored as `dtype` (see
     /// [`ir::quant`]): what the interpreter runs to model that code.
@@ -299,11 +313,9 @@ impl Model {
         let dtype = options.weights_dtype;
         let flash_bytes = match dtype {
             WeightsDtype::F32 => s.flash_bytes,
-            WeightsDtype::F16 | WeightsDtype::Int8 => program
-                .weights
-                .iter()
-                .map(|w| w.data.len() * w.dtype.bytes())
-                .sum(),
+            WeightsDtype::F16 | WeightsDtype::Int8 => {
+                program.weights.iter().map(backend::stored_bytes).sum()
+            }
         };
         let mut lines = vec![
             format!(
