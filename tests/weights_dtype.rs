@@ -32,8 +32,11 @@ fn models_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/models")
 }
 
-/// The model and its Keras samples: inputs and outputs, `[sample][port]`.
-fn fixture(name: &str) -> (Model, Vec<Vec<Vec<f32>>>, Vec<Vec<Vec<f32>>>) {
+/// Values per sample, per port.
+type Samples = Vec<Vec<Vec<f32>>>;
+
+/// The model and its Keras samples: inputs and outputs.
+fn fixture(name: &str) -> (Model, Samples, Samples) {
     let dir = models_dir();
     let model = Model::load(&dir.join(format!("{name}.keras")), None).unwrap();
     let io: Value = serde_json::from_str(
@@ -53,7 +56,7 @@ fn max_diff(a: &[Vec<f32>], b: &[Vec<f32>]) -> f32 {
 }
 
 /// Runs the interpreter on `graph`: outputs per sample.
-fn interpret(graph: &keras2src::ir::Graph, samples: &[Vec<Vec<f32>>]) -> Vec<Vec<Vec<f32>>> {
+fn interpret(graph: &keras2src::ir::Graph, samples: &[Vec<Vec<f32>>]) -> Samples {
     samples
         .iter()
         .map(|s| interp::outputs(graph, &interp::run(graph, s).unwrap()))
@@ -188,7 +191,7 @@ fn compressed_kernels_pass_as_parameters_above_the_inline_limit() {
     let dir = common::work_dir("weights-dtype-chain");
     let path = dir.path.join("chain.interchange.json");
     std::fs::write(&path, serde_json::to_string(&chain(120)).unwrap()).unwrap();
-    let samples: Vec<Vec<Vec<f32>>> = (0..2)
+    let samples: Samples = (0..2)
         .map(|s| vec![(0..8).map(|i| ((i + s * 3) as f32 * 0.37).sin()).collect()])
         .collect();
     for dtype in [WeightsDtype::F16, WeightsDtype::Int8] {

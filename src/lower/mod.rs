@@ -36,11 +36,14 @@ pub use share::INLINE_LAYERS_MAX;
 /// Registers a weight array (name suffix, dims, data) and returns its id.
 pub(crate) type AddWeight<'a> = dyn FnMut(&str, Vec<usize>, &[f32]) -> WeightId + 'a;
 
+/// Registers an array of stored values of a dtype (name suffix, dims, data) and returns its
+/// id.
+pub(crate) type AddStored<'a> = dyn Fn(&str, Vec<usize>, &[f32], WeightsDtype) -> WeightId + 'a;
+
 /// Registers kernels in the form `--weights-dtype` asks for ([`crate::ir::quant`]).
 pub(crate) struct Kernels<'a> {
     pub dtype: WeightsDtype,
-    /// Registers an array of stored values of a dtype (name suffix, dims, data).
-    pub add: &'a dyn Fn(&str, Vec<usize>, &[f32], WeightsDtype) -> WeightId,
+    pub add: &'a AddStored<'a>,
 }
 
 /// A kernel array as the loops read it: its stored values and, for int8, the scale of
