@@ -312,3 +312,47 @@ fn kernels_a_dtype_cannot_hold_are_refused_by_layer() {
     // int8 holds it (its channel's scale grows).
     model.generate_with(&options(WeightsDtype::Int8)).unwrap();
 }
+
+#[test]
+fn the_command_line_takes_the_option_and_inspect_shows_flash_by_dtype() {
+    let bin = env!("CARGO_BIN_EXE_keras2src");
+    let model = models_dir().join("seed.keras");
+    let out = std::process::Command::new(bin)
+        .arg("inspect")
+        .arg(&model)
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("flash (weights): 17156 bytes\n")
+            && text.contains("flash with --weights-dtype: f16 8772 bytes, int8 4968 bytes\n"),
+        "{text}"
+    );
+    let dir = common::work_dir("weights-dtype-cli");
+    let output = dir.path.join("seed.hpp");
+    let out = std::process::Command::new(bin)
+        .arg("generate")
+        .arg(&model)
+        .args(["--weights-dtype", "int8", "--emit-test"])
+        .arg(models_dir().join("seed.io.json"))
+        .arg("-o")
+        .arg(&output)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.contains("kernels stored as int8: on the --emit-test sample"),
+        "{stderr}"
+    );
+    let source = std::fs::read_to_string(&output).unwrap();
+    assert!(source.contains("--weights-dtype int8 --emit-test"));
+    assert!(source.contains("flash 4968 bytes (weights)"));
+    let bad = std::process::Command::new(bin)
+        .arg("generate")
+        .arg(&model)
+        .args(["--lang", "rust", "--weights-dtype", "int4"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+}
