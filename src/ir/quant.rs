@@ -13,9 +13,11 @@
 //! - `f16`: each weight rounded to the nearest IEEE binary16 value, ties to even, stored as
 //!   its 16 bits; the generated code widens it to f32 (exact).
 //! - `int8`: symmetric, per output channel (TFLite's rule for weights): `scale[c] =
-//!   max_i |w[i, c]| / 127` (1 for a channel of zeros), `q = round(w / scale[c])`, ties
-//!   away from zero, clamped to `[-127, 127]`; the generated code computes with
-//!   `f32(q) * scale[c]`, rounded to f32, the same product the interpreter uses. The
+//!   max_i |w[i, c]| / 127` (1 for a channel of zeros, or where that underflows to 0),
+//!   `q = round(w / scale[c])`, ties away from zero, clamped to `[-127, 127]` (TFLite
+//!   multiplies by `127 / max` instead of dividing, which can land a tie on the other
+//!   side); the generated code computes with `f32(q) * scale[c]`, rounded to f32, the same
+//!   product the interpreter uses. The
 //!   output channel is the kernel's last axis (Dense, conv, depthwise: one scale per
 //!   output channel; recurrent kernels: one per gate unit), and the next-to-last axis of
 //!   a transposed convolution (Keras stores those `[*k, filters, in]`).
@@ -150,9 +152,11 @@ pub fn store(w: &Weights, axis: ChannelAxis, dtype: WeightsDtype) -> Result<Stor
                 let c = axis.of(i);
                 max[c] = max[c].max(v.abs());
             }
+            // A channel of zeros (or of values so small that `max / 127` underflows to
+            // zero) gets scale 1, so every q is 0.
             let scales: Vec<f32> = max
                 .iter()
-                .map(|&m| if m > 0.0 { m / 127.0 } else { 1.0 })
+                .map(|&m| if m / 127.0 > 0.0 { m / 127.0 } else { 1.0 })
                 .collect();
             let q = w
                 .data
@@ -357,6 +361,10 @@ mod tests {
         assert!(store(&w, axis, WeightsDtype::Int8).is_err());
         assert!(store(&w, axis, WeightsDtype::F16).is_err());
         assert!(store(&w, axis, WeightsDtype::F32).is_ok());
+        // A channel whose scale would underflow quantizes to zeros.
+        let tiny = Weights::new(vec![2, 1], vec![1e-44, 0.0]).unwrap();
+        let s = store(&tiny, ChannelAxis::last(&tiny.shape), WeightsDtype::Int8).unwrap();
+        assert_eq!((s.scales.unwrap(), s.values), (vec![1.0], vec![0.0, 0.0]));
         let big = Weights::new(vec![1, 1], vec![70000.0]).unwrap();
         assert!(store(&big, ChannelAxis::last(&big.shape), WeightsDtype::F16).is_err());
         assert!(store(&big, ChannelAxis::last(&big.shape), WeightsDtype::Int8).is_ok());
