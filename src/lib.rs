@@ -29,7 +29,7 @@ pub use error::{Error, Result};
 pub use generator::Generator;
 pub use ir::WeightsDtype;
 pub use options::{
-    Options, ScratchPlacement, SelfTest, WeightsPlacement, STACK_SCRATCH_LIMIT,
+    IoSample, Options, ScratchPlacement, SelfTest, WeightsPlacement, STACK_SCRATCH_LIMIT,
     WEIGHTS_FILE_THRESHOLD,
 };
 pub use summary::{LayerRow, Summary};
@@ -393,25 +393,43 @@ impl Model {
                 path: self.path.clone(),
                 problems,
             })?;
-        let run = |g: &ir::Graph| {
-            interp::run(g, &test.inputs)
+        let run = |g: &ir::Graph, inputs: &[Vec<f32>]| {
+            interp::run(g, inputs)
                 .map(|values| interp::outputs(g, &values))
                 .map_err(|message| Error::Format {
                     path: test.path.clone(),
                     message,
                 })
         };
-        let (float, quantized) = (run(graph)?, run(&compressed)?);
-        let error = measure_error(&quantized, &float, &test.outputs);
+        // Every sample of the file shaped as the first (which `check` has matched with
+        // the model's ports).
+        let lens = |ports: &[Vec<f32>]| ports.iter().map(Vec::len).collect::<Vec<_>>();
+        let first = (test.inputs.clone(), test.outputs.clone());
+        let samples: Vec<&options::IoSample> = std::iter::once(&first)
+            .chain(test.samples.iter().skip(1))
+            .filter(|(i, o)| lens(i) == lens(&test.inputs) && lens(o) == lens(&test.outputs))
+            .collect();
+        let mut error = ErrorReport::default();
+        let mut expected = Vec::new();
+        for (inputs, keras) in &samples {
+            let (float, quantized) = (run(graph, inputs)?, run(&compressed, inputs)?);
+            error = error.max(measure_error(&quantized, &float, keras));
+            expected.push(quantized);
+        }
         let line = format!(
-            "kernels stored as {name}: on the --emit-test sample, max |error| {:.3e} against \
-             Keras's outputs ({:.3e} against the f32 interpreter; the f32 interpreter is \
-             {:.3e} from Keras; outputs up to {:.3e} in magnitude); the self-test checks the \
-             {name} interpreter's outputs",
-            error.vs_keras, error.vs_float, error.float_vs_keras, error.magnitude
+            "kernels stored as {name}: on the {} --emit-test sample{}, max |error| {:.3e} \
+             against Keras's outputs ({:.3e} against the f32 interpreter; the f32 \
+             interpreter is {:.3e} from Keras; outputs up to {:.3e} in magnitude); the \
+             self-test checks the {name} interpreter's outputs",
+            samples.len(),
+            if samples.len() == 1 { "" } else { "s" },
+            error.vs_keras,
+            error.vs_float,
+            error.float_vs_keras,
+            error.magnitude
         );
         let expected = SelfTest {
-            outputs: quantized,
+            outputs: expected.swap_remove(0),
             ..test.clone()
         };
         Ok((line, Some(expected)))
@@ -419,8 +437,8 @@ impl Model {
 }
 
 /// Largest absolute differences between outputs (NaN-aware: both NaN counts as 0).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct ErrorReport {
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub(crate) struct ErrorReport {
     /// The compressed model against Keras.
     pub vs_keras: f32,
     /// The compressed model against the f32 model (same interpreter).
@@ -431,8 +449,21 @@ pub struct ErrorReport {
     pub magnitude: f32,
 }
 
+impl ErrorReport {
+    /// The larger of each figure (NaN wins).
+    pub fn max(self, other: ErrorReport) -> ErrorReport {
+        let max = |a: f32, b: f32| if b.is_nan() || b > a { b } else { a };
+        ErrorReport {
+            vs_keras: max(self.vs_keras, other.vs_keras),
+            vs_float: max(self.vs_float, other.vs_float),
+            float_vs_keras: max(self.float_vs_keras, other.float_vs_keras),
+            magnitude: max(self.magnitude, other.magnitude),
+        }
+    }
+}
+
 /// Measures `quantized` (outputs per port) against `float` and `keras`.
-pub fn measure_error(
+pub(crate) fn measure_error(
     quantized: &[Vec<f32>],
     float: &[Vec<f32>],
     keras: &[Vec<f32>],

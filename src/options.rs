@@ -113,6 +113,9 @@ impl ScratchPlacement {
     }
 }
 
+/// One sample's values per model input and Keras's per output.
+pub type IoSample = (Vec<Vec<f32>>, Vec<Vec<f32>>);
+
 /// One sample and Keras's outputs for it, compiled into a self-test.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SelfTest {
@@ -122,6 +125,9 @@ pub struct SelfTest {
     pub outputs: Vec<Vec<f32>>,
     /// The file, for error messages.
     pub path: PathBuf,
+    /// Every sample the file holds, `(inputs, outputs)` per port, the first being
+    /// `inputs` and `outputs`: `--weights-dtype` measures its error on all of them.
+    pub samples: Vec<IoSample>,
 }
 
 impl SelfTest {
@@ -139,7 +145,8 @@ impl SelfTest {
             message,
         };
         let doc = crate::read_json(path)?;
-        let ports = |key: &str| -> Result<Vec<Vec<f32>>> {
+        // Per port, its samples.
+        let ports = |key: &str| -> Result<Vec<Vec<Vec<f32>>>> {
             let list = doc.get(key).and_then(|v| v.as_array()).ok_or_else(|| {
                 bad(format!(
                     "expected an object with \"{key}\": a list with one entry per model {}",
@@ -149,7 +156,7 @@ impl SelfTest {
             list.iter()
                 .enumerate()
                 .map(|(k, entry)| {
-                    flat_sample(entry).ok_or_else(|| {
+                    flat_samples(entry).ok_or_else(|| {
                         bad(format!(
                             "{key}[{k}] must be a flat list of numbers, or an object whose \
                              \"data\" is one or a list of them"
@@ -158,10 +165,31 @@ impl SelfTest {
                 })
                 .collect()
         };
+        let (inputs, outputs) = (ports("inputs")?, ports("outputs")?);
+        // The samples every port has (a flat list is one sample).
+        let count = inputs
+            .iter()
+            .chain(&outputs)
+            .map(Vec::len)
+            .min()
+            .unwrap_or(0);
+        let sample = |ports: &[Vec<Vec<f32>>], s: usize| -> Vec<Vec<f32>> {
+            ports.iter().map(|p| p[s].clone()).collect()
+        };
+        let samples: Vec<_> = (0..count)
+            .map(|s| (sample(&inputs, s), sample(&outputs, s)))
+            .collect();
+        let first = |ports: &[Vec<Vec<f32>>]| -> Vec<Vec<f32>> {
+            ports
+                .iter()
+                .map(|p| p.first().cloned().unwrap_or_default())
+                .collect()
+        };
         Ok(SelfTest {
-            inputs: ports("inputs")?,
-            outputs: ports("outputs")?,
+            inputs: first(&inputs),
+            outputs: first(&outputs),
             path: path.to_path_buf(),
+            samples,
         })
     }
 
@@ -186,8 +214,8 @@ impl SelfTest {
     }
 }
 
-/// A flat list of numbers, or `{"data": flat}` or `{"data": [flat, ...]}` (first sample).
-fn flat_sample(entry: &serde_json::Value) -> Option<Vec<f32>> {
+/// A flat list of numbers, or `{"data": flat}` or `{"data": [flat, ...]}`: the samples.
+fn flat_samples(entry: &serde_json::Value) -> Option<Vec<Vec<f32>>> {
     let numbers = |v: &serde_json::Value| -> Option<Vec<f32>> {
         v.as_array()?
             .iter()
@@ -198,8 +226,15 @@ fn flat_sample(entry: &serde_json::Value) -> Option<Vec<f32>> {
         serde_json::Value::Object(o) => o.get("data")?,
         other => other,
     };
-    match data.as_array()?.first() {
-        Some(first) if first.is_array() => numbers(first),
-        _ => numbers(data),
+    let list = data.as_array()?;
+    match list.first() {
+        // Samples: the first must be numbers; the others count up to the first that is not
+        // (a NaN written by Python as null).
+        Some(first) if first.is_array() => Some(
+            std::iter::once(numbers(first)?)
+                .chain(list[1..].iter().map_while(numbers))
+                .collect(),
+        ),
+        _ => Some(vec![numbers(data)?]),
     }
 }

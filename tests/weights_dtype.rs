@@ -278,7 +278,8 @@ fn the_header_reports_the_accuracy_and_the_option() {
                 .collect::<Vec<_>>()
                 .join("\n");
             assert!(head.contains(&format!("--weights-dtype {name}")), "{head}");
-            let measured = format!("kernels stored as {name}: on the --emit-test sample");
+            // seed.io.json holds 4 samples.
+            let measured = format!("kernels stored as {name}: on the 4 --emit-test samples");
             let unmeasured = format!("kernels stored as {name}: accuracy not measured");
             let want = if self_test.is_some() {
                 &measured
@@ -342,7 +343,7 @@ fn the_command_line_takes_the_option_and_inspect_shows_flash_by_dtype() {
     assert!(out.status.success());
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert!(
-        stderr.contains("kernels stored as int8: on the --emit-test sample"),
+        stderr.contains("kernels stored as int8: on the 4 --emit-test samples"),
         "{stderr}"
     );
     let source = std::fs::read_to_string(&output).unwrap();
