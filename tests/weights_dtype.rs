@@ -15,7 +15,8 @@ use keras2src::{interp, Model, WeightsDtype, WeightsPlacement};
 use serde_json::{json, Value};
 
 /// Fixtures covering every compressed kernel: Dense, recurrent (LSTM, GRU), convolution
-/// (blocked, grouped, depthwise, fused with max pooling, transposed), EinsumDense.
+/// (blocked, grouped, depthwise, fused with max pooling, transposed), EinsumDense, and a
+/// layer shared between call sites.
 const MODELS: &[&str] = &[
     "seed",
     "bench_cnn",
@@ -26,6 +27,8 @@ const MODELS: &[&str] = &[
     "conv_pool_fused",
     "gru_reset_before",
     "einsum_dense_dense",
+    // One Conv2D called at two sites: its compressed kernel and scales stored once.
+    "shared_conv",
 ];
 
 fn models_dir() -> PathBuf {
