@@ -123,6 +123,10 @@ struct PredictArgs {
         requires = "trace"
     )]
     layers: Vec<String>,
+    /// Run with the Dense, convolution and recurrent kernels compressed as `generate
+    /// --weights-dtype` stores them (the values that generated code computes with).
+    #[arg(long, value_enum, default_value = "f32")]
+    weights_dtype: WeightsDtypeArg,
 }
 
 /// The model to read, as every command takes it.
@@ -166,6 +170,16 @@ enum WeightsDtypeArg {
     F32,
     F16,
     Int8,
+}
+
+impl WeightsDtypeArg {
+    fn dtype(self) -> keras2src::WeightsDtype {
+        match self {
+            WeightsDtypeArg::F32 => keras2src::WeightsDtype::F32,
+            WeightsDtypeArg::F16 => keras2src::WeightsDtype::F16,
+            WeightsDtypeArg::Int8 => keras2src::WeightsDtype::Int8,
+        }
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]

@@ -352,6 +352,32 @@ fn the_command_line_takes_the_option_and_inspect_shows_flash_by_dtype() {
     let source = std::fs::read_to_string(&output).unwrap();
     assert!(source.contains("--weights-dtype int8 --emit-test"));
     assert!(source.contains("flash 4968 bytes (weights)"));
+    // `predict --weights-dtype` runs the interpreter with the same compressed kernels.
+    let (model_, inputs, _) = fixture("seed");
+    let input = dir.path.join("input.json");
+    std::fs::write(&input, json!({"inputs": inputs[0]}).to_string()).unwrap();
+    let out = std::process::Command::new(bin)
+        .arg("predict")
+        .arg(&model)
+        .arg("--input")
+        .arg(&input)
+        .args(["--weights-dtype", "int8"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let printed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let want = interpret(
+        &model_.dequantized(WeightsDtype::Int8).unwrap(),
+        &inputs[..1],
+    );
+    let got: Vec<f32> = printed["outputs"][0]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap() as f32)
+        .collect();
+    assert_eq!(got.len(), want[0][0].len());
+    assert!(got.iter().zip(&want[0][0]).all(|(g, w)| close(*g, *w)));
     let bad = std::process::Command::new(bin)
         .arg("generate")
         .arg(&model)

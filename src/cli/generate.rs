@@ -4,10 +4,10 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use keras2src::{Error, Lang, Options, ScratchPlacement, SelfTest, WeightsDtype, WeightsPlacement};
+use keras2src::{Error, Lang, Options, ScratchPlacement, SelfTest, WeightsPlacement};
 
 use super::progress::{thousands, Progress};
-use crate::{GenerateArgs, LangArg, ScratchArg, WeightsArg, WeightsDtypeArg};
+use crate::{GenerateArgs, LangArg, ScratchArg, WeightsArg};
 
 pub fn run(args: GenerateArgs) -> Result<ExitCode, Error> {
     let lang = language(args.lang, args.output.as_deref())?;
@@ -40,11 +40,7 @@ pub fn run(args: GenerateArgs) -> Result<ExitCode, Error> {
         }),
         extern_c: args.extern_c,
         self_test: args.emit_test.as_deref().map(SelfTest::read).transpose()?,
-        weights_dtype: match args.weights_dtype {
-            WeightsDtypeArg::F32 => WeightsDtype::F32,
-            WeightsDtypeArg::F16 => WeightsDtype::F16,
-            WeightsDtypeArg::Int8 => WeightsDtype::Int8,
-        },
+        weights_dtype: args.weights_dtype.dtype(),
         ..Options::new(lang, &name)
     };
     let size = format!(
