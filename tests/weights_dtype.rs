@@ -14,9 +14,9 @@ use common::{close, io_samples, run_both_stored, Case};
 use keras2src::{interp, Model, WeightsDtype, WeightsPlacement};
 use serde_json::{json, Value};
 
-/// Fixtures covering every compressed kernel: Dense, recurrent (LSTM, GRU), convolution
-/// (blocked, grouped, depthwise, fused with max pooling, transposed), EinsumDense, and a
-/// layer shared between call sites.
+/// Fixtures covering every compressed kernel: Dense, recurrent (LSTM, GRU, SimpleRNN),
+/// convolution (blocked, grouped, depthwise, separable, fused with max pooling, transposed
+/// 1D and 2D), EinsumDense, attention, a layer shared between call sites.
 const MODELS: &[&str] = &[
     "seed",
     "bench_cnn",
@@ -29,6 +29,11 @@ const MODELS: &[&str] = &[
     "einsum_dense_dense",
     // One Conv2D called at two sites: its compressed kernel and scales stored once.
     "shared_conv",
+    "separable_conv2d",
+    "conv1d_transpose",
+    "simple_rnn",
+    "mha_self",
+    "transformer_block",
 ];
 
 fn models_dir() -> PathBuf {
