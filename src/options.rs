@@ -128,6 +128,9 @@ pub struct SelfTest {
     /// Every sample the file holds, `(inputs, outputs)` per port, the first being
     /// `inputs` and `outputs`: `--weights-dtype` measures its error on all of them.
     pub samples: Vec<IoSample>,
+    /// The absolute term of the bound when not [`SelfTest::ABS`]: with compressed kernels,
+    /// twice the error measured against Keras, rounded up (literal text, like `9e-3`).
+    pub abs: Option<String>,
 }
 
 impl SelfTest {
@@ -135,6 +138,11 @@ impl SelfTest {
     /// |keras|`, as literal text each language reads (C++ adds its `f`).
     pub const ABS: &'static str = "1e-5";
     pub const REL: &'static str = "1e-4";
+
+    /// The absolute term of this self-test's bound.
+    pub fn abs(&self) -> &str {
+        self.abs.as_deref().unwrap_or(Self::ABS)
+    }
 
     /// Reads `{"inputs": [...], "outputs": [...]}`: one entry per model input and output,
     /// each a flat list of numbers, or an object whose `"data"` is one (or a list of
@@ -190,6 +198,7 @@ impl SelfTest {
             outputs: first(&outputs),
             path: path.to_path_buf(),
             samples,
+            abs: None,
         })
     }
 

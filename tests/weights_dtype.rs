@@ -282,12 +282,12 @@ fn the_header_reports_the_accuracy_and_the_option() {
             let head: String = generated
                 .source
                 .lines()
-                .take(6)
+                .take(7)
                 .collect::<Vec<_>>()
                 .join("\n");
             assert!(head.contains(&format!("--weights-dtype {name}")), "{head}");
             // seed.io.json holds 4 samples.
-            let measured = format!("kernels stored as {name}: on the 4 --emit-test samples");
+            let measured = format!("kernels stored as {name}: max |error| ");
             let unmeasured = format!("kernels stored as {name}: accuracy not measured");
             let want = if self_test.is_some() {
                 &measured
@@ -295,6 +295,13 @@ fn the_header_reports_the_accuracy_and_the_option() {
                 &unmeasured
             };
             assert!(head.contains(want.as_str()), "{head}");
+            if self_test.is_some() {
+                assert!(head.contains("on the 4 --emit-test samples"), "{head}");
+                assert!(
+                    head.contains("the self-test allows |got - keras| <= "),
+                    "{head}"
+                );
+            }
             assert!(generated.notes.iter().any(|n| n.contains(want.as_str())));
         }
     }
@@ -351,7 +358,8 @@ fn the_command_line_takes_the_option_and_inspect_shows_flash_by_dtype() {
     assert!(out.status.success());
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert!(
-        stderr.contains("kernels stored as int8: on the 4 --emit-test samples"),
+        stderr.contains("kernels stored as int8: max |error| ")
+            && stderr.contains("the self-test allows"),
         "{stderr}"
     );
     let source = std::fs::read_to_string(&output).unwrap();
@@ -390,4 +398,74 @@ fn the_command_line_takes_the_option_and_inspect_shows_flash_by_dtype() {
         .output()
         .unwrap();
     assert!(!bad.status.success());
+}
+
+#[test]
+fn the_self_test_passes_with_compressed_kernels() {
+    let dir = common::work_dir("weights-dtype-selftest");
+    let test = keras2src::SelfTest::read(&models_dir().join("bench_lstm.io.json")).unwrap();
+    let model = Model::load(&models_dir().join("bench_lstm.keras"), None).unwrap();
+    for dtype in [WeightsDtype::F16, WeightsDtype::Int8] {
+        let generate = |lang, name: &str| {
+            model
+                .generate_with(&keras2src::Options {
+                    weights_dtype: dtype,
+                    self_test: Some(test.clone()),
+                    ..keras2src::Options::new(lang, name)
+                })
+                .unwrap()
+        };
+        // C: `NAME_selftest()` returns 1.
+        let name = format!("lstm_{}", dtype.as_str());
+        let header = dir.path.join(format!("{name}.h"));
+        generate(keras2src::Lang::C, &name).write(&header).unwrap();
+        let main = dir.path.join(format!("{name}.c"));
+        std::fs::write(
+            &main,
+            format!(
+                "#define KERAS2SRC_{}_IMPLEMENTATION\n#include \"{name}.h\"\n\
+                 int main(void) {{ return {name}_selftest() ? 0 : 1; }}\n",
+                name.to_ascii_uppercase()
+            ),
+        )
+        .unwrap();
+        let exe = dir.path.join(&name);
+        common::run(
+            std::process::Command::new("gcc")
+                .args([
+                    "-std=c99",
+                    "-O2",
+                    "-Wall",
+                    "-Wextra",
+                    "-Werror",
+                    "-pedantic",
+                ])
+                .arg(&main)
+                .arg("-o")
+                .arg(&exe)
+                .arg("-lm"),
+        );
+        common::run(&mut std::process::Command::new(&exe));
+        // Rust: the `#[cfg(test)]` module passes under `rustc --test`.
+        let module = dir.path.join(format!("{name}.rs"));
+        generate(keras2src::Lang::Rust, &name)
+            .write(&module)
+            .unwrap();
+        let lib = dir.path.join(format!("{name}_lib.rs"));
+        std::fs::write(
+            &lib,
+            format!("#![no_std]\n#![deny(warnings)]\nextern crate std;\nmod m {{ include!(\"{name}.rs\"); }}\n"),
+        )
+        .unwrap();
+        let tests = dir.path.join(format!("{name}_tests"));
+        common::run(
+            std::process::Command::new("rustc")
+                .args(["--edition", "2021", "--test", "-O"])
+                .arg(&lib)
+                .arg("-o")
+                .arg(&tests),
+        );
+        let out = common::run(&mut std::process::Command::new(&tests));
+        assert!(out.contains("1 passed"), "{out}");
+    }
 }

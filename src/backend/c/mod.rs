@@ -218,7 +218,7 @@ fn prototypes(p: &Program, options: &Options) -> Vec<(String, String)> {
         ),
         format!("void {name}_predict_with_scratch({params}, float* scratch)"),
     ));
-    if options.self_test.is_some() {
+    if let Some(test) = options.self_test {
         let param = if options.scratch == ScratchPlacement::Caller {
             "float* scratch"
         } else {
@@ -228,7 +228,7 @@ fn prototypes(p: &Program, options: &Options) -> Vec<(String, String)> {
             format!(
                 "// Runs the model on the sample given to --emit-test: 1 when every output is\n\
                  // within |got - keras| <= {} + {} * |keras| of Keras's, else 0.",
-                SelfTest::ABS,
+                test.abs(),
                 SelfTest::REL
             ),
             format!("int {name}_selftest({param})"),
@@ -385,7 +385,7 @@ fn self_test(p: &Program, name: &str, test: &SelfTest, scratch: ScratchPlacement
         let text: Vec<String> = values.iter().map(|&v| float_literal(v)).collect();
         text.join(", ")
     };
-    let (abs, rel) = (SelfTest::ABS, SelfTest::REL);
+    let (abs, rel) = (test.abs(), SelfTest::REL);
     let mut lines = Vec::new();
     let mut args = Vec::new();
     for (port, values) in p.inputs.iter().zip(&test.inputs) {

@@ -287,7 +287,7 @@ fn self_test(p: &Program, test: &SelfTest, scratch: ScratchPlacement) -> String 
             .collect::<Vec<_>>()
             .join(", ")
     };
-    let (abs, rel) = (SelfTest::ABS, SelfTest::REL);
+    let (abs, rel) = (test.abs(), SelfTest::REL);
     let mut data = Vec::new();
     let mut args = Vec::new();
     for (port, values) in p.inputs.iter().zip(&test.inputs) {

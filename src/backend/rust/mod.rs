@@ -493,7 +493,7 @@ fn self_test_module(p: &Program, test: &SelfTest, scratch: ScratchPlacement) -> 
             .collect::<Vec<_>>()
             .join(", ")
     };
-    let (abs, rel) = (SelfTest::ABS, SelfTest::REL);
+    let (abs, rel) = (test.abs(), SelfTest::REL);
     let mut out = format!(
         "/// A self-test on the sample given to `--emit-test`: outputs within\n\
          /// `|got - keras| <= {abs} + {rel} * |keras|` of Keras's.\n\
