@@ -10,21 +10,16 @@ pub fn macros(upper: &str) -> (String, String) {
     )
 }
 
-/// The comment above the `.incbin`: what the file holds, where the assembler looks for it,
-/// and the way out on other toolchains.
+/// The comment above the `.incbin`: what the file holds (`what`: [`crate::backend::file_holds`]),
+/// where the assembler looks for it, and the way out on other toolchains.
 pub fn comment(
     file: &str,
     bytes: usize,
     path: &str,
     external: &str,
     symbol: &str,
-    compressed: bool,
+    what: &str,
 ) -> String {
-    let what = if compressed {
-        "little-endian f32, f16 bits and int8"
-    } else {
-        "little-endian f32"
-    };
     format!(
         "// The weights: {bytes} bytes of {what} in {file}, brought in when this\n\
          // header is compiled (no loading at run time) by the assembler's .incbin, for GCC and\n\

@@ -118,6 +118,28 @@ pub fn weights_file_len(p: &Program) -> usize {
         .sum()
 }
 
+/// What the weights file holds, for its comment: `little-endian f32`, or with compressed
+/// kernels `little-endian f32 and int8` (f16 as `f16 bits`).
+pub fn file_holds(p: &Program) -> String {
+    let kinds: Vec<&str> = WeightsDtype::ALL
+        .iter()
+        .filter(|&&d| stores(p, d))
+        .map(|d| match d {
+            WeightsDtype::F32 => "f32",
+            WeightsDtype::F16 => "f16 bits",
+            WeightsDtype::Int8 => "int8",
+        })
+        .collect();
+    match kinds[..] {
+        [] => "little-endian f32".into(),
+        [one] => format!("little-endian {one}"),
+        [.., last] => format!(
+            "little-endian {} and {last}",
+            kinds[..kinds.len() - 1].join(", ")
+        ),
+    }
+}
+
 /// Whether some array is stored as `dtype`.
 pub fn stores(p: &Program, dtype: WeightsDtype) -> bool {
     p.weights.iter().any(|w| w.dtype == dtype)

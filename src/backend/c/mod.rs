@@ -455,7 +455,6 @@ fn incbin(p: &Program, name: &str, file: &str) -> String {
     let symbol = weights_symbol(name);
     let bytes = crate::backend::weights_file_len(p);
     let floats = bytes / 4;
-    let compressed = p.weights.iter().any(|w| w.dtype != WeightsDtype::F32);
     let (path, external) = incbin::macros(&name.to_ascii_uppercase());
     let little_endian = "defined(__BYTE_ORDER__) && defined(__ORDER_LITTLE_ENDIAN__) && \
                          __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__";
@@ -464,7 +463,14 @@ fn incbin(p: &Program, name: &str, file: &str) -> String {
          #error \"{file} holds little-endian floats\"\n\
          #endif\n\
          extern const float {symbol}[{floats}];\n{}",
-        incbin::comment(file, bytes, &path, &external, &symbol, compressed),
+        incbin::comment(
+            file,
+            bytes,
+            &path,
+            &external,
+            &symbol,
+            &crate::backend::file_holds(p)
+        ),
         incbin::definition(file, bytes, &path, &external, &symbol),
     )
 }

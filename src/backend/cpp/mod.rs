@@ -479,7 +479,6 @@ fn incbin(p: &Program, namespace: &str, symbol: &str, file: &str) -> String {
     use crate::backend::incbin;
     let bytes = crate::backend::weights_file_len(p);
     let floats = bytes / 4;
-    let compressed = p.weights.iter().any(|w| w.dtype != WeightsDtype::F32);
     let upper = namespace.replace("::", "_").to_ascii_uppercase();
     let (path, external) = incbin::macros(&upper);
     format!(
@@ -487,7 +486,7 @@ fn incbin(p: &Program, namespace: &str, symbol: &str, file: &str) -> String {
          static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, \"{file} holds little-endian floats\");\n\
          #endif\n\
          extern \"C\" const float {symbol}[{floats}];\n{}\n",
-        incbin::comment(file, bytes, &path, &external, symbol, compressed),
+        incbin::comment(file, bytes, &path, &external, symbol, &crate::backend::file_holds(p)),
         incbin::definition(file, bytes, &path, &external, symbol),
     )
 }
