@@ -97,6 +97,13 @@ impl Generator {
         self
     }
 
+    /// How kernels are stored (`--weights-dtype`: f32, f16, or int8 per output channel; see
+    /// [`crate::ir::quant`]).
+    pub fn weights_dtype(mut self, dtype: crate::WeightsDtype) -> Generator {
+        self.options.weights_dtype = dtype;
+        self
+    }
+
     /// The core the loops are tuned for (`--tune`).
     pub fn tune(mut self, tune: crate::Tune) -> Generator {
         self.options.tune = tune;

@@ -66,6 +66,12 @@ struct GenerateArgs {
     /// (1 MiB). Without -o, weights are always inline.
     #[arg(long, value_enum, default_value = "auto")]
     weights: WeightsArg,
+    /// How Dense, convolution and recurrent kernels are stored: `f32` (as Keras has
+    /// them), `f16` (half the flash) or `int8` (symmetric per output channel, a quarter);
+    /// computed in f32 either way. With --emit-test, the header reports the error against
+    /// Keras's outputs and the self-test checks the interpreter with the same weights.
+    #[arg(long, value_enum, default_value = "f32")]
+    weights_dtype: WeightsDtypeArg,
     /// Where `predict` gets its working memory (SCRATCH_LEN floats): `stack` (a local
     /// array), `caller` (no `predict`: pass it to `predict_with_scratch`) or `static`
     /// (one static buffer: no stack, not reentrant). Default: `stack`, unless predict's
@@ -127,6 +133,10 @@ struct PredictArgs {
         requires = "trace"
     )]
     layers: Vec<String>,
+    /// Run with the Dense, convolution and recurrent kernels compressed as `generate
+    /// --weights-dtype` stores them (the values that generated code computes with).
+    #[arg(long, value_enum, default_value = "f32")]
+    weights_dtype: WeightsDtypeArg,
 }
 
 /// The model to read, as every command takes it.
@@ -169,6 +179,23 @@ enum WeightsArg {
 enum TuneArg {
     Host,
     Mcu,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum WeightsDtypeArg {
+    F32,
+    F16,
+    Int8,
+}
+
+impl WeightsDtypeArg {
+    fn dtype(self) -> keras2src::WeightsDtype {
+        match self {
+            WeightsDtypeArg::F32 => keras2src::WeightsDtype::F32,
+            WeightsDtypeArg::F16 => keras2src::WeightsDtype::F16,
+            WeightsDtypeArg::Int8 => keras2src::WeightsDtype::Int8,
+        }
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]

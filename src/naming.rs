@@ -38,7 +38,7 @@ const RESERVED: &[&str] = &[
     "sq", "bit", "cli", "sei",
     // Names the generated code defines.
     "predict", "predict_with_scratch", "view", "view_mut", "math", "weights", "detail",
-    "selftest",
+    "selftest", "half",
     "input", "output", "scratch", "x", "y", "acc",
 ];
 

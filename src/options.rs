@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::ir::WeightsDtype;
 use crate::{Error, Lang, Result};
 
 /// Every generation option; [`Options::new`] gives the defaults.
@@ -23,6 +24,8 @@ pub struct Options {
     pub stream: bool,
     /// The core the loops are tuned for (`--tune`).
     pub tune: Tune,
+    /// How kernels are stored (`--weights-dtype`; see [`crate::ir::quant`]).
+    pub weights_dtype: WeightsDtype,
 }
 
 /// The core generated loops are tuned for; the numbers are the same for every one.
@@ -55,6 +58,7 @@ impl Options {
             self_test: None,
             stream: false,
             tune: Tune::Host,
+            weights_dtype: WeightsDtype::F32,
         }
     }
 }
@@ -134,6 +138,9 @@ impl ScratchPlacement {
     }
 }
 
+/// One sample's values per model input and Keras's per output.
+pub type IoSample = (Vec<Vec<f32>>, Vec<Vec<f32>>);
+
 /// One sample and Keras's outputs for it, compiled into a self-test.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SelfTest {
@@ -143,6 +150,12 @@ pub struct SelfTest {
     pub outputs: Vec<Vec<f32>>,
     /// The file, for error messages.
     pub path: PathBuf,
+    /// Every sample the file holds, `(inputs, outputs)` per port, the first being
+    /// `inputs` and `outputs`: `--weights-dtype` measures its error on all of them.
+    pub samples: Vec<IoSample>,
+    /// The absolute term of the bound when not [`SelfTest::ABS`]: with compressed kernels,
+    /// twice the error measured against Keras, rounded up (literal text, like `9e-3`).
+    pub abs: Option<String>,
 }
 
 impl SelfTest {
@@ -150,6 +163,11 @@ impl SelfTest {
     /// |keras|`, as literal text each language reads (C++ adds its `f`).
     pub const ABS: &'static str = "1e-5";
     pub const REL: &'static str = "1e-4";
+
+    /// The absolute term of this self-test's bound.
+    pub fn abs(&self) -> &str {
+        self.abs.as_deref().unwrap_or(Self::ABS)
+    }
 
     /// Reads `{"inputs": [...], "outputs": [...]}`: one entry per model input and output,
     /// each a flat list of numbers, or an object whose `"data"` is one (or a list of
@@ -160,7 +178,8 @@ impl SelfTest {
             message,
         };
         let doc = crate::read_json(path)?;
-        let ports = |key: &str| -> Result<Vec<Vec<f32>>> {
+        // Per port, its samples.
+        let ports = |key: &str| -> Result<Vec<Vec<Vec<f32>>>> {
             let list = doc.get(key).and_then(|v| v.as_array()).ok_or_else(|| {
                 bad(format!(
                     "expected an object with \"{key}\": a list with one entry per model {}",
@@ -170,7 +189,7 @@ impl SelfTest {
             list.iter()
                 .enumerate()
                 .map(|(k, entry)| {
-                    flat_sample(entry).ok_or_else(|| {
+                    flat_samples(entry).ok_or_else(|| {
                         bad(format!(
                             "{key}[{k}] must be a flat list of numbers, or an object whose \
                              \"data\" is one or a list of them"
@@ -179,10 +198,32 @@ impl SelfTest {
                 })
                 .collect()
         };
+        let (inputs, outputs) = (ports("inputs")?, ports("outputs")?);
+        // The samples every port has (a flat list is one sample).
+        let count = inputs
+            .iter()
+            .chain(&outputs)
+            .map(Vec::len)
+            .min()
+            .unwrap_or(0);
+        let sample = |ports: &[Vec<Vec<f32>>], s: usize| -> Vec<Vec<f32>> {
+            ports.iter().map(|p| p[s].clone()).collect()
+        };
+        let samples: Vec<_> = (0..count)
+            .map(|s| (sample(&inputs, s), sample(&outputs, s)))
+            .collect();
+        let first = |ports: &[Vec<Vec<f32>>]| -> Vec<Vec<f32>> {
+            ports
+                .iter()
+                .map(|p| p.first().cloned().unwrap_or_default())
+                .collect()
+        };
         Ok(SelfTest {
-            inputs: ports("inputs")?,
-            outputs: ports("outputs")?,
+            inputs: first(&inputs),
+            outputs: first(&outputs),
             path: path.to_path_buf(),
+            samples,
+            abs: None,
         })
     }
 
@@ -207,8 +248,8 @@ impl SelfTest {
     }
 }
 
-/// A flat list of numbers, or `{"data": flat}` or `{"data": [flat, ...]}` (first sample).
-fn flat_sample(entry: &serde_json::Value) -> Option<Vec<f32>> {
+/// A flat list of numbers, or `{"data": flat}` or `{"data": [flat, ...]}`: the samples.
+fn flat_samples(entry: &serde_json::Value) -> Option<Vec<Vec<f32>>> {
     let numbers = |v: &serde_json::Value| -> Option<Vec<f32>> {
         v.as_array()?
             .iter()
@@ -219,8 +260,15 @@ fn flat_sample(entry: &serde_json::Value) -> Option<Vec<f32>> {
         serde_json::Value::Object(o) => o.get("data")?,
         other => other,
     };
-    match data.as_array()?.first() {
-        Some(first) if first.is_array() => numbers(first),
-        _ => numbers(data),
+    let list = data.as_array()?;
+    match list.first() {
+        // Samples: the first must be numbers; the others count up to the first that is not
+        // (a NaN written by Python as null).
+        Some(first) if first.is_array() => Some(
+            std::iter::once(numbers(first)?)
+                .chain(list[1..].iter().map_while(numbers))
+                .collect(),
+        ),
+        _ => Some(vec![numbers(data)?]),
     }
 }

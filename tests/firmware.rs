@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use common::run;
 use keras2src::backend::cpp::hex_float;
 use keras2src::ir::InputDtype;
-use keras2src::{Lang, Model, Options, ScratchPlacement, Tune, WeightsPlacement};
+use keras2src::{Lang, Model, Options, ScratchPlacement, Tune, WeightsDtype, WeightsPlacement};
 
 /// The fixtures run on the emulated board: an MLP, a CNN, an LSTM, the two models of
 /// generated-samples/ (text_bilstm reads int32 tokens), and a stateful LSTM + GRU fed one
@@ -617,7 +617,9 @@ struct Row {
 
 /// Builds the model's `lang` output (C++ with its `extern "C"` entry points, or C, built
 /// with arm-none-eabi-gcc alone) with its scratch placed as `scratch` at `opt`, runs it
-/// under QEMU, compares with Keras and measures it.
+/// under QEMU, compares with Keras (with compressed kernels, `dtype`: with the interpreter
+/// running the same kernels) and measures it.
+#[allow(clippy::too_many_arguments)]
 fn build_and_run(
     name: &str,
     dir: &Path,
@@ -626,6 +628,7 @@ fn build_and_run(
     scratch: ScratchPlacement,
     weights: WeightsPlacement,
     opt: Opt,
+    dtype: WeightsDtype,
 ) -> Row {
     let model = Model::load(
         &repo().join(format!("tests/fixtures/models/{name}.keras")),
@@ -638,6 +641,7 @@ fn build_and_run(
         weights,
         extern_c: lang == Lang::Cpp,
         tune: opt.tune(),
+        weights_dtype: dtype,
         ..Options::new(lang, name)
     };
     let generated = model.generate_with(&options).unwrap();
@@ -699,8 +703,24 @@ fn build_and_run(
         stacks,
         ticks,
     } = parse_output(&text);
+    // Keras's outputs; with compressed kernels, the interpreter's with the same kernels.
+    let compressed = (dtype != WeightsDtype::F32).then(|| model.dequantized(dtype).unwrap());
     let wanted: Vec<Vec<f32>> = (0..io.inputs[0].len())
-        .map(|s| io.outputs.iter().flat_map(|o| o[s].clone()).collect())
+        .map(|s| match &compressed {
+            None => io.outputs.iter().flat_map(|o| o[s].clone()).collect(),
+            Some(graph) => {
+                let inputs: Vec<Vec<f32>> = io
+                    .inputs
+                    .iter()
+                    .map(|port| port[s].iter().map(|&v| v as f32).collect())
+                    .collect();
+                let values = keras2src::interp::run(graph, &inputs).unwrap();
+                keras2src::interp::outputs(graph, &values)
+                    .into_iter()
+                    .flatten()
+                    .collect()
+            }
+        })
         .collect();
     assert_eq!(got.len(), wanted.len(), "{name}: samples printed:\n{text}");
     assert_eq!(stacks.len(), wanted.len(), "{name}: stack lines:\n{text}");
@@ -726,10 +746,14 @@ fn build_and_run(
         &undefined_symbols(&dir.join("model.o")),
     );
     let summary = model.summary();
+    let stored = match dtype {
+        WeightsDtype::F32 => String::new(),
+        other => format!(" {}", other.as_str()),
+    };
     Row {
         name: match lang {
-            Lang::C => format!("{name} (C)"),
-            _ => name.to_string(),
+            Lang::C => format!("{name} (C){stored}"),
+            _ => format!("{name}{stored}"),
         },
         image: image_sizes(&elf),
         elf,
@@ -737,7 +761,7 @@ fn build_and_run(
         params: summary.params,
         macs: summary.macs,
         ticks,
-        inspect_flash: summary.flash_bytes,
+        inspect_flash: model.flash_bytes(dtype).unwrap(),
         inspect_ram: summary.ram_bytes,
         model: map.model,
         libraries: map.libraries,
@@ -1021,7 +1045,16 @@ fn cortex_m4_matches_keras_and_reports_flash_and_ram() {
                     opt.label()
                 ));
                 std::fs::create_dir(&dir).unwrap();
-                build_and_run(name, &dir, &startup, lang, scratch, weights, opt)
+                build_and_run(
+                    name,
+                    &dir,
+                    &startup,
+                    lang,
+                    scratch,
+                    weights,
+                    opt,
+                    WeightsDtype::F32,
+                )
             };
         let build = |scratch, weights, opt| build_lang(Lang::Cpp, scratch, weights, opt);
         // The `-O2` builds and the C ones on another core while the C++ `-Os` ones run.
@@ -1123,4 +1156,62 @@ fn cortex_m4_matches_keras_and_reports_flash_and_ram() {
     let out = repo().join("target/firmware");
     std::fs::create_dir_all(&out).unwrap();
     std::fs::write(out.join("report.md"), &report).unwrap();
+}
+
+/// `--weights-dtype` on the board: seed and bench_lstm as C with f32, f16 and int8 kernels
+/// (inline, `-Os`), each checked against the interpreter with the same kernels, and the
+/// model's flash (`.text + .rodata` of model.o after the link) printed and shrinking, with
+/// the time per call (SysTick ticks; widening each weight where it is loaded costs time:
+/// f16 about 4x, int8 about 1.7x here).
+#[test]
+fn cortex_m4_runs_compressed_kernels() {
+    if !tools_installed() {
+        return;
+    }
+    let work = common::work_dir("firmware-dtype");
+    let startup = work.path.join("startup.o");
+    run(Command::new("arm-none-eabi-gcc")
+        .args(TARGET)
+        .arg("-Os")
+        .args(C)
+        .args(COMMON)
+        .arg("-c")
+        .arg(harness().join("startup.c"))
+        .arg("-o")
+        .arg(&startup));
+    let mut report = String::from(
+        "| model (C, -Os) | inspect flash (weights) | model .text + .rodata | SysTick ticks per predict (most) |\n|---|---|---|---|\n",
+    );
+    for name in ["seed", "bench_lstm"] {
+        let mut flash = Vec::new();
+        for dtype in WeightsDtype::ALL {
+            let dir = work.path.join(format!("{name}-{}", dtype.as_str()));
+            std::fs::create_dir(&dir).unwrap();
+            let row = build_and_run(
+                name,
+                &dir,
+                &startup,
+                Lang::C,
+                ScratchPlacement::Stack,
+                WeightsPlacement::Inline,
+                Opt::Size,
+                dtype,
+            );
+            let bytes = row.model.text + row.model.rodata;
+            writeln!(
+                report,
+                "| {} | {} | {bytes} | {} |",
+                row.name,
+                row.inspect_flash,
+                row.ticks.iter().max().unwrap()
+            )
+            .unwrap();
+            flash.push(bytes);
+        }
+        assert!(
+            flash[1] < flash[0] && flash[2] < flash[1],
+            "{name}: .text + .rodata by dtype {flash:?}"
+        );
+    }
+    eprintln!("{report}");
 }

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use keras2src::{Lang, Model, Options, ScratchPlacement, SelfTest, WeightsPlacement};
+use keras2src::{Lang, Model, Options, ScratchPlacement, SelfTest, WeightsDtype, WeightsPlacement};
 
 fn fixture(name: &str) -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -69,6 +69,22 @@ fn generated_rust_is_a_rustfmt_fixed_point() {
                 scratch: Some(ScratchPlacement::Caller),
                 self_test: Some(SelfTest::read(&fixture("seed.io.json")).unwrap()),
                 ..inline("seed_test")
+            },
+        ),
+        // Compressed kernels (`--weights-dtype`), inline and in a file.
+        (
+            "bench_cnn.keras",
+            Options {
+                weights_dtype: WeightsDtype::F16,
+                ..inline("cnn_f16")
+            },
+        ),
+        (
+            "bench_lstm.keras",
+            Options {
+                weights: WeightsPlacement::File,
+                weights_dtype: WeightsDtype::Int8,
+                ..Options::new(Lang::Rust, "lstm_int8")
             },
         ),
     ];

@@ -10,11 +10,18 @@ pub fn macros(upper: &str) -> (String, String) {
     )
 }
 
-/// The comment above the `.incbin`: what the file holds, where the assembler looks for it,
-/// and the way out on other toolchains.
-pub fn comment(file: &str, bytes: usize, path: &str, external: &str, symbol: &str) -> String {
+/// The comment above the `.incbin`: what the file holds (`what`: [`crate::backend::file_holds`]),
+/// where the assembler looks for it, and the way out on other toolchains.
+pub fn comment(
+    file: &str,
+    bytes: usize,
+    path: &str,
+    external: &str,
+    symbol: &str,
+    what: &str,
+) -> String {
     format!(
-        "// The weights: {bytes} bytes of little-endian f32 in {file}, brought in when this\n\
+        "// The weights: {bytes} bytes of {what} in {file}, brought in when this\n\
          // header is compiled (no loading at run time) by the assembler's .incbin, for GCC and\n\
          // Clang on ELF targets. The assembler looks for {path}\n\
          // (default \"{file}\") in its working directory and the -I directories GCC passes on;\n\

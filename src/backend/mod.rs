@@ -7,8 +7,53 @@ pub mod math;
 pub mod printer;
 pub mod rust;
 
+use crate::ir::quant::f32_to_f16;
+use crate::ir::WeightsDtype;
 use crate::lower::loops::Ix;
 use crate::lower::{Program, WeightArray};
+
+/// A compressed weight as the integer literal of its storage type: f16 bits in hex
+/// (`0x3c00`), int8 in decimal; f32 values print as the language prints floats.
+pub fn stored_literal(dtype: WeightsDtype, v: f32) -> String {
+    match dtype {
+        WeightsDtype::F16 => format!("0x{:04x}", f32_to_f16(v)),
+        WeightsDtype::Int8 => format!("{}", v as i32),
+        WeightsDtype::F32 => format!("{v:?}"),
+    }
+}
+
+/// C's and C++'s `half` (f16 bits to float, exact; see [`crate::ir::quant::f16_to_f32`]):
+/// `signature` is the language's first line, `memcpy` and `u32` its spellings of them.
+/// Branch-free (both forms computed, one selected by a mask, which g++ does not turn back
+/// into a branch as it does `?:`), so that loops over weights vectorise: with a branch,
+/// g++ -O3 ran bench_cnn 30 times slower than with f32 weights.
+pub fn c_half(signature: &str, memcpy: &str, u32: &str) -> String {
+    [
+        "// The float value of f16 bits (exact; the kernels hold no infinity or NaN).",
+        "// On ARM with -mfp16-format=ieee, the FPU's conversion (VCVTB on a Cortex-M4F).",
+        &format!("{signature} {{"),
+        "#if defined(__ARM_FP16_FORMAT_IEEE)",
+        "    __fp16 h;",
+        &format!("    {memcpy}(&h, &bits, sizeof h);"),
+        "    return (float)h;",
+        "#else",
+        "    uint32_t rest = (uint32_t)(bits & 0x7fffu);",
+        "    float subnormal = (float)rest * 5.9604644775390625e-8f;",
+        "    uint32_t subnormal_bits;",
+        &format!("    {memcpy}(&subnormal_bits, &subnormal, sizeof subnormal_bits);"),
+        "    uint32_t is_subnormal = 0u - (uint32_t)(rest < 0x0400u);",
+        "    uint32_t u = (subnormal_bits & is_subnormal)",
+        "        | (((rest << 13) + 0x38000000u) & ~is_subnormal)",
+        "        | ((uint32_t)(bits & 0x8000u) << 16);",
+        "    float f;",
+        &format!("    {memcpy}(&f, &u, sizeof f);"),
+        "    return f;",
+        "#endif",
+        "}",
+    ]
+    .join("\n")
+    .replace("uint32_t", u32)
+}
 
 pub use crate::lower::INLINE_LAYERS_MAX;
 
@@ -29,26 +74,75 @@ pub const NOINLINE: &str = "
 ";
 
 /// The weights file (Rust's `NAME.weights.bin`, C++'s `NAME.hpp.weights.bin`, C's
-/// `NAME.h.weights.bin`): every weight array in program order, row-major, as little-endian
-/// f32, with nothing between them. The arrays are packed as each language's lowering reads
-/// them, so Rust's file differs from C++'s (C's is C++'s).
+/// `NAME.h.weights.bin`): every weight array in program order, row-major, little-endian in
+/// its stored type (f32; f16 bits as u16; int8 as i8), each starting at a multiple of 4
+/// bytes (zeros pad a compressed array to it). The arrays are packed as each language's
+/// lowering reads them, so Rust's file differs from C++'s (C's is C++'s).
 pub fn weights_file_bytes(p: &Program) -> Vec<u8> {
-    p.weights
-        .iter()
-        .flat_map(|w| w.data.iter().flat_map(|v| v.to_le_bytes()))
-        .collect()
+    let mut bytes = Vec::new();
+    for w in &p.weights {
+        for &v in &w.data {
+            match w.dtype {
+                WeightsDtype::F32 => bytes.extend(v.to_le_bytes()),
+                WeightsDtype::F16 => bytes.extend(f32_to_f16(v).to_le_bytes()),
+                WeightsDtype::Int8 => bytes.extend((v as i8).to_le_bytes()),
+            }
+        }
+        bytes.resize(bytes.len().next_multiple_of(4), 0);
+    }
+    bytes
 }
 
-/// Where each weight array starts in the weights file, in floats.
+/// The bytes array `w` takes in the weights file (without the padding after it).
+pub fn stored_bytes(w: &WeightArray) -> usize {
+    w.data.len() * w.dtype.bytes()
+}
+
+/// Where each weight array starts in the weights file, in bytes (a multiple of 4).
 pub fn weights_file_offsets(p: &Program) -> Vec<usize> {
     p.weights
         .iter()
         .scan(0, |at, w| {
             let start = *at;
-            *at += w.data.len();
+            *at += stored_bytes(w).next_multiple_of(4);
             Some(start)
         })
         .collect()
+}
+
+/// The weights file's length in bytes.
+pub fn weights_file_len(p: &Program) -> usize {
+    p.weights
+        .iter()
+        .map(|w| stored_bytes(w).next_multiple_of(4))
+        .sum()
+}
+
+/// What the weights file holds, for its comment: `little-endian f32`, or with compressed
+/// kernels `little-endian f32 and int8` (f16 as `f16 bits`).
+pub fn file_holds(p: &Program) -> String {
+    let kinds: Vec<&str> = WeightsDtype::ALL
+        .iter()
+        .filter(|&&d| stores(p, d))
+        .map(|d| match d {
+            WeightsDtype::F32 => "f32",
+            WeightsDtype::F16 => "f16 bits",
+            WeightsDtype::Int8 => "int8",
+        })
+        .collect();
+    match kinds[..] {
+        [] => "little-endian f32".into(),
+        [one] => format!("little-endian {one}"),
+        [.., last] => format!(
+            "little-endian {} and {last}",
+            kinds[..kinds.len() - 1].join(", ")
+        ),
+    }
+}
+
+/// Whether some array is stored as `dtype`.
+pub fn stores(p: &Program, dtype: WeightsDtype) -> bool {
+    p.weights.iter().any(|w| w.dtype == dtype)
 }
 
 /// The flat index of element `[row][index]` (or `[index]`) of an array read from the
@@ -77,7 +171,14 @@ pub fn uses_non_finite(p: &Program, self_test: Option<&crate::SelfTest>) -> bool
 
 /// A C or C++ array's dimensions and initializer, `[rows][cols] = {\n    {...},\n}` (one
 /// printed row per weight row), each value printed by `literal`.
+/// A compressed array's values print as their stored integers: f16 bits in hex, int8 in
+/// decimal.
 pub fn array_initializer(w: &WeightArray, literal: impl Fn(f32) -> String) -> String {
+    let literal = |v: f32| match w.dtype {
+        WeightsDtype::F32 => literal(v),
+        WeightsDtype::F16 => stored_literal(w.dtype, v),
+        WeightsDtype::Int8 => stored_literal(w.dtype, v),
+    };
     let row = |values: &[f32]| {
         values
             .iter()
@@ -107,5 +208,70 @@ pub fn c_pointer(p: &crate::lower::Entry, arg: &crate::lower::Arg) -> String {
         Location::Output(k) => p.outputs[k].ident.clone(),
         Location::Scratch(0) => "scratch".into(),
         Location::Scratch(off) => format!("scratch + {off}"),
+    }
+}
+
+/// How C or C++ spells what compressed weights need.
+pub struct CStorage {
+    /// The element types of int8 and f16 arrays (`int8_t`, `std::uint16_t`, ...).
+    pub int8: &'static str,
+    pub uint16: &'static str,
+    /// `cast(type, x)`: `x` converted to `type`.
+    pub cast: fn(&str, &str) -> String,
+    /// The f16 conversion function's name.
+    pub half: String,
+}
+
+impl CStorage {
+    /// The element type of `w`'s array.
+    pub fn element_type(&self, dtype: WeightsDtype) -> &'static str {
+        match dtype {
+            WeightsDtype::F32 => "float",
+            WeightsDtype::F16 => self.uint16,
+            WeightsDtype::Int8 => self.int8,
+        }
+    }
+
+    /// The pointer type of `w` in a weights file (bytes for compressed arrays: the file's
+    /// symbol is an array of floats, and only character types may read another's bytes).
+    pub fn file_type(&self, dtype: WeightsDtype) -> &'static str {
+        match dtype {
+            WeightsDtype::F32 => "float",
+            WeightsDtype::F16 => "unsigned char",
+            WeightsDtype::Int8 => "signed char",
+        }
+    }
+
+    /// Element `[row][at]` (or `[at]`) of array `name` holding `w`, as a float (an int8
+    /// value before its scale); `in_file`: read flat from the weights file's bytes.
+    pub fn read(
+        &self,
+        w: &WeightArray,
+        name: &str,
+        row: Option<&Ix>,
+        at: &Ix,
+        in_file: bool,
+    ) -> String {
+        use crate::backend::printer::index;
+        let element = match row {
+            _ if in_file => {
+                let flat = flat_index(w, row, at);
+                if w.dtype == WeightsDtype::F16 {
+                    // Little-endian bits from two bytes.
+                    let lo = Ix::default().add_scaled(&flat, 2);
+                    let hi = lo.clone().offset(1);
+                    let bits = format!("{name}[{}] | ({name}[{}] << 8)", index(&lo), index(&hi));
+                    return format!("{}({})", self.half, (self.cast)(self.uint16, &bits));
+                }
+                format!("{name}[{}]", index(&flat))
+            }
+            Some(r) => format!("{name}[{}][{}]", index(r), index(at)),
+            None => format!("{name}[{}]", index(at)),
+        };
+        match w.dtype {
+            WeightsDtype::F32 => element,
+            WeightsDtype::F16 => format!("{}({element})", self.half),
+            WeightsDtype::Int8 => (self.cast)("float", &element),
+        }
     }
 }

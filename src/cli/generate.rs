@@ -45,6 +45,7 @@ pub fn run(args: GenerateArgs) -> Result<ExitCode, Error> {
             TuneArg::Mcu => keras2src::Tune::Mcu,
         },
         self_test: args.emit_test.as_deref().map(SelfTest::read).transpose()?,
+        weights_dtype: args.weights_dtype.dtype(),
         ..Options::new(lang, &name)
     };
     let size = format!(

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use keras2src::error::escape_for_message;
-use keras2src::{Error, Model};
+use keras2src::{Error, Model, WeightsDtype};
 
 use crate::ModelArgs;
 
@@ -49,6 +49,19 @@ fn table(model: &Model) -> String {
     out.push_str(&format!(
         "\nparameters: {}\nMACs: {}\nflash (weights): {} bytes\nRAM (working memory): {} bytes (without reuse: {} bytes)\n",
         s.params, s.macs, s.flash_bytes, s.ram_bytes, s.unplanned_bytes
+    ));
+    // What --weights-dtype would make of the flash (a model whose kernels a dtype cannot
+    // hold says why).
+    let compressed: Vec<String> = [WeightsDtype::F16, WeightsDtype::Int8]
+        .iter()
+        .map(|&dtype| match model.flash_bytes(dtype) {
+            Ok(bytes) => format!("{} {bytes} bytes", dtype.as_str()),
+            Err(e) => format!("{} not possible ({e})", dtype.as_str()),
+        })
+        .collect();
+    out.push_str(&format!(
+        "flash with --weights-dtype: {}\n",
+        compressed.join(", ")
     ));
     out.push_str(&stream_line(model));
     for note in &model.graph.notes {

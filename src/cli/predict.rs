@@ -57,7 +57,21 @@ pub fn run(args: &PredictArgs) -> Result<ExitCode, Error> {
         let inputs = read_inputs(&args.input, &shapes).map_err(bad)?;
         (model, inputs)
     };
-    let graph = &model.graph;
+    // Compressed kernels: the passes leave kernels as they are, so the model as loaded
+    // takes them as the generated code stores them.
+    let dtype = args.weights_dtype.dtype();
+    let compressed = match dtype {
+        keras2src::WeightsDtype::F32 => None,
+        keras2src::WeightsDtype::F16 | keras2src::WeightsDtype::Int8 => Some(
+            keras2src::ir::quant::dequantized(&model.graph, dtype).map_err(|problems| {
+                Error::Layers {
+                    path: source.model.clone(),
+                    problems,
+                }
+            })?,
+        ),
+    };
+    let graph = compressed.as_ref().unwrap_or(&model.graph);
     let values: Vec<Vec<f32>> = inputs.into_iter().map(|i| i.values).collect();
     let values = interp::run(graph, &values).map_err(bad)?;
     let mut text = format!("{{\"outputs\": {}", json!(interp::outputs(graph, &values)));

@@ -10,6 +10,7 @@ mod math;
 mod norm_shape;
 mod op;
 mod preprocess;
+pub mod quant;
 mod recurrent;
 mod resample;
 mod shape;
@@ -24,6 +25,7 @@ pub use op::{
     Window,
 };
 pub use preprocess::{EncodeMode, Lookup, EXACT_INTEGER_LIMIT};
+pub use quant::WeightsDtype;
 pub use recurrent::{Cell, Recurrent};
 pub use resample::{adaptive_windows, resize_taps, ResizeMethod, ResizeTap};
 

@@ -4,8 +4,9 @@
 
 use super::index::{ix, nest, strides, taps};
 use super::loops::{for_, Array, Buf, Ix, Place, Stmt, Val, WriteOp};
-use super::{Epilogue, WeightId};
+use super::{Epilogue, Kernel, Kernels, WeightId};
 use crate::ir::expr::Expr;
+use crate::ir::quant::Stored;
 use crate::ir::{numel, Window};
 
 /// Applies `activation` to `count` outputs starting at `base`.
@@ -59,15 +60,15 @@ pub struct Blocking {
 /// of each tap in order. Grouped (non-depthwise) convolutions run per output position with
 /// the filter loop innermost; the others go through [`conv_blocked`].
 #[allow(clippy::too_many_arguments)]
-pub fn conv(
+pub(crate) fn conv(
     window: &Window,
     groups: usize,
-    kernel: &[f32],
+    kernel: (&Stored, Option<WeightId>),
     bias: Option<WeightId>,
     epilogue: Epilogue,
     in_shape: &[usize],
     out_shape: &[usize],
-    add_weight: &mut super::AddWeight,
+    kernels: &Kernels,
     blocking: Blocking,
 ) -> Vec<Stmt> {
     let rank = window.size.len();
@@ -75,10 +76,18 @@ pub fn conv(
     if groups == 1 || (groups == channels && filters == channels) {
         let depthwise = groups > 1;
         return conv_blocked(
-            window, depthwise, kernel, bias, epilogue, in_shape, out_shape, add_weight, blocking,
+            window, depthwise, kernel, bias, epilogue, in_shape, out_shape, kernels, blocking,
         );
     }
-    let kernel = add_weight("kernel", vec![kernel.len() / filters, filters], kernel);
+    let (stored, scale) = kernel;
+    let data = &stored.values;
+    let kernel = kernels.add(
+        "kernel",
+        vec![data.len() / filters, filters],
+        data,
+        stored,
+        scale,
+    );
     let (per_group, filters_per_group) = (channels / groups, filters / groups);
     let ost = strides(out_shape);
     let out_base = ix("o", &ost[..rank]);
@@ -109,7 +118,7 @@ pub fn conv(
                     filters_per_group,
                     vec![Place::Out(out_base.clone().add_scaled(&col, 1)).write(
                         WriteOp::Add,
-                        Val::var("xv") * Val::load(Buf::W2(kernel, row.clone()), col.clone()),
+                        Val::var("xv") * kernel.load(row.clone(), col.clone(), col.clone()),
                     )],
                 ),
             ]
@@ -190,14 +199,15 @@ fn interior(w: &Window, d: usize, in_len: usize, out_len: usize) -> (usize, usiz
 fn conv_blocked(
     w: &Window,
     depthwise: bool,
-    kernel: &[f32],
+    (stored, scale): (&Stored, Option<WeightId>),
     bias: Option<WeightId>,
     epilogue: Epilogue,
     in_shape: &[usize],
     out_shape: &[usize],
-    add_weight: &mut super::AddWeight,
+    kernels: &Kernels,
     blocking: Blocking,
 ) -> Vec<Stmt> {
+    let kernel = &stored.values[..];
     let rank = w.size.len();
     let last = rank - 1;
     let (channels, filters) = (in_shape[rank], out_shape[rank]);
@@ -220,12 +230,12 @@ fn conv_blocked(
     let mut blocks = Vec::new();
     if full > 0 {
         let data = pack(0, fb, full);
-        let id = add_weight("kernel", vec![full * rows, fb], &data);
+        let id = kernels.add("kernel", vec![full * rows, fb], &data, stored, scale);
         blocks.push((id, fb, full, 0));
     }
     if rest > 0 {
         let data = pack(full * fb, rest, 1);
-        let id = add_weight("kernel_rest", vec![rows, rest], &data);
+        let id = kernels.add("kernel_rest", vec![rows, rest], &data, stored, scale);
         blocks.push((id, rest, 1, full * fb));
     }
     // Output position along the last axis of pixel `p` of a block starting at `start`.
@@ -251,6 +261,8 @@ fn conv_blocked(
                     Array::named(name)
                 }
             };
+            // The output channel of filter `f` of the block.
+            let channel = || filter.clone().add_scaled(&f, 1);
             let bias = bias.map_or(Val::Const(0.0), |b| {
                 Val::load(Buf::W(b), filter.clone().add_scaled(&f, 1))
             });
@@ -290,8 +302,7 @@ fn conv_blocked(
                     "f",
                     width,
                     vec![Place::Local(acc(p), f.clone()).accumulate(
-                        Val::load(Buf::In(0), at)
-                            * Val::load(Buf::W2(kernel, row.clone()), f.clone()),
+                        Val::load(Buf::In(0), at) * kernel.load(row.clone(), f.clone(), channel()),
                     )],
                 ));
             }
@@ -308,7 +319,7 @@ fn conv_blocked(
                     };
                     let product = |j: usize| {
                         let row = row.clone().add_scaled(first, 1).offset(j as isize);
-                        Val::var(&x(j)) * Val::load(Buf::W2(kernel, row), f.clone())
+                        Val::var(&x(j)) * kernel.load(row, f.clone(), channel())
                     };
                     for j in 0..n {
                         let at = input
@@ -397,11 +408,11 @@ fn conv_blocked(
 
 /// Transposed convolution: every input position scatters into the outputs its taps reach.
 #[allow(clippy::too_many_arguments)]
-pub fn conv_transpose(
+pub(crate) fn conv_transpose(
     strides_: &[usize],
     dilation: &[usize],
     crop: &[usize],
-    kernel: WeightId,
+    kernel: Kernel,
     kernel_shape: &[usize],
     bias: Option<WeightId>,
     activation: Option<&Expr>,
@@ -447,9 +458,10 @@ pub fn conv_transpose(
             vec![Place::Out(out.plus("f", 1)).write(
                 WriteOp::Add,
                 Val::load(Buf::In(0), x)
-                    * Val::load(
-                        Buf::W2(kernel, row.plus("f", 1)),
+                    * kernel.load(
+                        row.plus("f", 1),
                         Ix::default().plus("c", 1),
+                        Ix::default().plus("f", 1),
                     ),
             )],
         ),
@@ -491,10 +503,10 @@ pub fn conv_transpose(
 /// packed `[filters / block * rows][block]`, so that a block's accumulators fit a core's
 /// registers and its weights are read in order.
 #[allow(clippy::too_many_arguments)]
-pub fn conv_max_pool(
+pub(crate) fn conv_max_pool(
     conv: &Window,
     pool: &Window,
-    kernel: WeightId,
+    kernel: Kernel,
     block: usize,
     bias: Option<WeightId>,
     epilogue: Epilogue,
@@ -565,7 +577,7 @@ pub fn conv_max_pool(
         }
         let product = |j: usize| {
             let row = terms[j].1.clone();
-            Val::var(&x(j)) * Val::load(Buf::W2(kernel, row), f.clone())
+            Val::var(&x(j)) * kernel.load(row, f.clone(), filter.clone())
         };
         let sum = Place::Local(Array::named("acc".into()), slot.clone());
         let update = if chained {

@@ -15,7 +15,7 @@
 
 use super::epilogue::Epilogue;
 use super::loops::{for_, Array, Buf, Ix, Place, Stmt, Val};
-use super::{Blocking, WeightId};
+use super::{Blocking, Kernel, WeightId};
 
 /// Accumulators per tile, in f32s: `P * tile` stays at or under this (8 AVX2 registers, 16
 /// SSE ones). On B1, 32 gave 478 ns (rustc native) and 243 ns (g++ -O3 native), 64 gave 120
@@ -42,13 +42,14 @@ pub const ACCUMULATORS: usize = 64;
 pub const TILE: usize = 64;
 
 /// `count` rows of a matrix-vector product: the vector is read from `buf` at `base + i`,
-/// row `i` of the weights is `weight[i][col..]`.
+/// row `i` of the weights is `weight[i][col..]` (column `c` of the weights is output channel
+/// `c`).
 #[derive(Debug, Clone)]
-pub struct Rows {
+pub(crate) struct Rows {
     pub buf: Buf,
     pub base: Ix,
     pub count: usize,
-    pub weight: WeightId,
+    pub weight: Kernel,
     pub col: usize,
     /// The weights are packed tile by tile: tile `k`'s row `i` is row `k * count + i`, its
     /// columns `0..tile`.
@@ -85,7 +86,7 @@ fn partials(width: usize, rows: usize, first: usize) -> usize {
 /// Loops computing `sum_s sum_i rows_s.x[i] * rows_s.w[i][rows_s.col + o]` for the
 /// `units` outputs `o`, tile by tile in local array `acc`; `finish(o, sum)` gives the
 /// statements that use each sum (`o` is an index expression).
-pub fn matvec(
+pub(crate) fn matvec(
     units: usize,
     sources: &[Rows],
     blocking: Blocking,
@@ -186,12 +187,12 @@ fn tile(
                 let term = |b: usize| {
                     let row = first.clone().offset((b * p) as isize).add_scaled(&q, 1);
                     let x = Val::load(s.buf.clone(), s.base.clone().add_scaled(&row, 1));
+                    let col = start.clone().offset(s.col as isize).plus("o", 1);
                     if s.packed {
                         let w_row = row.add_scaled(&index, s.count);
-                        return x * Val::load(Buf::W2(s.weight, w_row), at("o"));
+                        return x * s.weight.load(w_row, at("o"), col);
                     }
-                    let col = start.clone().offset(s.col as isize).plus("o", 1);
-                    x * Val::load(Buf::W2(s.weight, row), col)
+                    x * s.weight.load(row, col.clone(), col)
                 };
                 if set {
                     let sum = (1..blocks).fold(term(0), |sum, b| sum + term(b));
@@ -261,11 +262,12 @@ fn tile(
 
 /// A Dense layer: `rows` independent rows of `y = epilogue(x · W + b)` from input 0 into
 /// the output.
-pub fn dense(
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn dense(
     rows: usize,
     inputs: usize,
     units: usize,
-    kernel: WeightId,
+    kernel: Kernel,
     packed: bool,
     bias: Option<WeightId>,
     epilogue: Epilogue,

@@ -10,11 +10,12 @@ use super::axis::AxisKernel;
 pub use super::conv::Blocking;
 use super::epilogue::Epilogue;
 use super::loops::{walk, Buf, Place, Stmt, Unroll, Uses, Val, Visit};
-use super::port_ident;
 use super::share::{share, INLINE_LAYERS_MAX};
+use super::{port_ident, Kernels};
 use crate::error::LayerProblem;
 use crate::ir::expr::{self, Expr};
-use crate::ir::{numel, Activation, AxisFn, Graph, InputDtype, Op};
+use crate::ir::quant::ChannelAxis;
+use crate::ir::{numel, Activation, AxisFn, Graph, InputDtype, Op, WeightsDtype};
 use crate::naming::{comment, Namer};
 use crate::passes::stream::StateSlot;
 use crate::passes::{Location, MemoryPlan};
@@ -87,7 +88,11 @@ pub struct WeightArray {
     /// snake_case; the Rust backend upper-cases it for a `static`.
     pub ident: String,
     pub dims: Vec<usize>,
+    /// The stored numbers, each exactly an f32: the weights (`F32`), f16 values (`F16`,
+    /// stored as their bits), or integers in `[-127, 127]` (`Int8`, stored as `i8`; the
+    /// loops multiply each by its channel's scale, see [`crate::ir::quant`]).
     pub data: Vec<f32>,
+    pub dtype: WeightsDtype,
 }
 
 pub type WeightId = usize;
@@ -160,7 +165,18 @@ pub fn lower(
     plan: &MemoryPlan,
     tuning: &Tuning,
 ) -> Result<Program, Vec<LayerProblem>> {
-    lower_with_step(graph, plan, None, tuning)
+    lower_with(graph, plan, tuning, WeightsDtype::F32)
+}
+
+/// [`lower`], with the kernels stored as `dtype` (see [`crate::ir::quant`]); lists every
+/// layer whose kernel the dtype cannot hold.
+pub fn lower_with(
+    graph: &Graph,
+    plan: &MemoryPlan,
+    tuning: &Tuning,
+    dtype: WeightsDtype,
+) -> Result<Program, Vec<LayerProblem>> {
+    lower_with_step(graph, plan, None, tuning, dtype)
 }
 
 /// A streaming model's step graph (optimised), its memory plan and its state slots.
@@ -170,19 +186,19 @@ pub struct StepGraph<'a> {
     pub slots: &'a [StateSlot],
 }
 
-/// [`lower`], with a step function beside `predict` when `step` is given: its layers are
-/// named apart (`step_...`), and both entries share every weight array they both use.
+/// [`lower_with`], with a step function beside `predict` when `step` is given: its layers
+/// are named apart (`step_...`), and both entries share every weight array they both use.
 pub fn lower_with_step(
     graph: &Graph,
     plan: &MemoryPlan,
     step: Option<StepGraph>,
     tuning: &Tuning,
+    dtype: WeightsDtype,
 ) -> Result<Program, Vec<LayerProblem>> {
     let mut lowering = Lowering {
         tuning,
-        by_content: Default::default(),
-        namer: Namer::new(),
-        weights: Vec::new(),
+        dtype,
+        table: Default::default(),
         uses: Uses::default(),
         problems: Vec::new(),
     };
@@ -194,27 +210,34 @@ pub fn lower_with_step(
     if !lowering.problems.is_empty() {
         return Err(lowering.problems);
     }
+    let (_, weights, _) = lowering.table.into_inner();
     if predict.layers.len() > INLINE_LAYERS_MAX {
-        share(&mut predict.layers, &lowering.weights);
+        share(&mut predict.layers, &weights);
         if let Some(step) = &mut step {
-            share(&mut step.entry.layers, &lowering.weights);
+            share(&mut step.entry.layers, &weights);
         }
     }
     Ok(Program {
         predict,
         step,
-        weights: lowering.weights,
+        weights,
         math: lowering.uses.math,
         non_finite: lowering.uses.non_finite,
     })
 }
 
+/// The weight arrays of a program: names, arrays, and each array's id by content.
+type Table = (
+    Namer,
+    Vec<WeightArray>,
+    std::collections::HashMap<u64, WeightId>,
+);
+
 /// What the entries of one program share: weight arrays (found again by content), names.
 struct Lowering<'a> {
     tuning: &'a Tuning,
-    by_content: std::collections::HashMap<u64, WeightId>,
-    namer: Namer,
-    weights: Vec<WeightArray>,
+    dtype: WeightsDtype,
+    table: std::cell::RefCell<Table>,
     uses: Uses,
     problems: Vec<LayerProblem>,
 }
@@ -235,30 +258,28 @@ impl Lowering<'_> {
             len: numel(graph.shape(t)),
             dtype: input_dtype(graph, t),
         };
-        let Lowering {
-            tuning,
-            by_content,
-            namer,
-            weights,
-            uses,
-            problems,
-        } = self;
+        let (tuning, table) = (self.tuning, &self.table);
         for (i, node) in graph.nodes.iter().enumerate() {
             if plan.is_view[i] {
                 continue;
             }
-            let ident = namer.ident(&format!("{prefix}{}", node.name));
-            let mut add_weight = |suffix: &str, dims: Vec<usize>, data: &[f32]| {
+            let ident = table
+                .borrow_mut()
+                .0
+                .ident(&format!("{prefix}{}", node.name));
+            let add_stored = |suffix: &str, dims: Vec<usize>, data: &[f32], dtype: WeightsDtype| {
+                let (namer, weights, by_content) = &mut *table.borrow_mut();
                 // A layer called at several sites shares one copy of its weights.
                 let same = |w: &WeightArray| {
                     w.dims == dims
+                        && w.dtype == dtype
                         && w.data.len() == data.len()
                         && w.data
                             .iter()
                             .zip(data)
                             .all(|(a, b)| a.to_bits() == b.to_bits())
                 };
-                let key = content_key(&dims, data);
+                let key = content_key(&dims, data, dtype);
                 if let Some(&id) = by_content.get(&key).filter(|&&id| same(&weights[id])) {
                     return id;
                 }
@@ -266,14 +287,30 @@ impl Lowering<'_> {
                     ident: namer.ident(&format!("{ident}_{suffix}")),
                     dims,
                     data: data.to_vec(),
+                    dtype,
                 });
                 by_content.insert(key, weights.len() - 1);
                 weights.len() - 1
             };
-            let mut body = match loops(&node.op, node, graph, &mut add_weight, tuning.blocking) {
+            let mut add_weight = |suffix: &str, dims: Vec<usize>, data: &[f32]| {
+                add_stored(suffix, dims, data, WeightsDtype::F32)
+            };
+            let mut kernels = Kernels {
+                dtype: self.dtype,
+                add: &add_stored,
+            };
+            let lowered = loops(
+                &node.op,
+                node,
+                graph,
+                &mut add_weight,
+                &mut kernels,
+                tuning.blocking,
+            );
+            let mut body = match lowered {
                 Ok(stmts) => stmts,
                 Err(message) => {
-                    problems.push(LayerProblem {
+                    self.problems.push(LayerProblem {
                         layer: node.name.clone(),
                         class: node.class.clone(),
                         message,
@@ -287,7 +324,7 @@ impl Lowering<'_> {
             if tuning.short_loops == Unroll::Fully {
                 unroll_small_nests(&mut body);
             }
-            walk(&mut body, uses);
+            walk(&mut body, &mut self.uses);
             layers.push(Layer {
                 ident,
                 comment: format!("{} ({})", comment(&node.name), comment(&node.class)),
@@ -430,10 +467,11 @@ impl Visit for ShortLoops {
 
 /// A hash of a weight array's shape and exact bits, to find repeated arrays (lookups only:
 /// nothing is iterated from the map, so output order stays deterministic).
-fn content_key(dims: &[usize], data: &[f32]) -> u64 {
+fn content_key(dims: &[usize], data: &[f32], dtype: WeightsDtype) -> u64 {
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();
     dims.hash(&mut h);
+    dtype.hash(&mut h);
     for v in data {
         v.to_bits().hash(&mut h);
     }
@@ -446,6 +484,7 @@ fn loops(
     node: &crate::ir::Node,
     graph: &Graph,
     add_weight: &mut super::AddWeight,
+    kernels: &mut Kernels,
     blocking: Blocking,
 ) -> Result<Vec<Stmt>, String> {
     use super::{attention, conv, layout, merge, pool, reduce, resample};
@@ -472,16 +511,25 @@ fn loops(
             // order (a core without SIMD loads them with one pointer).
             let tile = blocking.tile.max(1);
             let packed = blocking.pack && units > tile && units % tile == 0;
+            let (stored, scale) =
+                kernels.store(kernel, ChannelAxis::last(&kernel.shape), "kernel")?;
             let kernel = if packed {
-                let mut data = Vec::with_capacity(kernel.data.len());
+                let mut data = Vec::with_capacity(stored.values.len());
                 for t in 0..units / tile {
-                    for row in kernel.data.chunks(units) {
+                    for row in stored.values.chunks(units) {
                         data.extend_from_slice(&row[t * tile..(t + 1) * tile]);
                     }
                 }
-                add_weight("kernel", vec![units / tile * inputs, tile], &data)
+                let dims = vec![units / tile * inputs, tile];
+                kernels.add("kernel", dims, &data, &stored, scale)
             } else {
-                add_weight("kernel", vec![inputs, units], &kernel.data)
+                kernels.add(
+                    "kernel",
+                    vec![inputs, units],
+                    &stored.values,
+                    &stored,
+                    scale,
+                )
             };
             let bias = bias
                 .as_ref()
@@ -551,6 +599,8 @@ fn loops(
             activation,
         } => {
             let filters = kernel.shape[kernel.shape.len() - 1];
+            let (stored, scale) =
+                kernels.store(kernel, ChannelAxis::last(&kernel.shape), "kernel")?;
             let b = bias
                 .as_ref()
                 .map(|b| add_weight("bias", vec![filters], &b.data));
@@ -559,12 +609,12 @@ fn loops(
             conv::conv(
                 window,
                 *groups,
-                &kernel.data,
+                (&stored, scale),
                 b,
                 epilogue,
                 x,
                 y,
-                add_weight,
+                kernels,
                 blocking,
             )
         }
@@ -578,11 +628,12 @@ fn loops(
             ..
         } => {
             let channels = kernel.shape[kernel.shape.len() - 1];
-            let k = add_weight(
+            let k = kernels.kernel(
+                kernel,
+                ChannelAxis::second_last(&kernel.shape),
                 "kernel",
                 vec![kernel.len() / channels, channels],
-                &kernel.data,
-            );
+            )?;
             let filters = kernel.shape[kernel.shape.len() - 2];
             let b = bias
                 .as_ref()
@@ -620,13 +671,16 @@ fn loops(
             } else {
                 filters
             };
+            let (stored, scale) =
+                kernels.store(kernel, ChannelAxis::last(&kernel.shape), "kernel")?;
             let mut data = Vec::with_capacity(kernel.len());
             for b in 0..filters / block {
-                for row in kernel.data.chunks(filters) {
+                for row in stored.values.chunks(filters) {
                     data.extend_from_slice(&row[b * block..(b + 1) * block]);
                 }
             }
-            let k = add_weight("kernel", vec![filters / block * rows, block], &data);
+            let dims = vec![filters / block * rows, block];
+            let k = kernels.add("kernel", dims, &data, &stored, scale);
             let b = bias
                 .as_ref()
                 .map(|b| add_weight("bias", vec![filters], &b.data));
@@ -663,7 +717,23 @@ fn loops(
         Op::Repeat { times } => layout::repeat(*times, x[0]),
         Op::Merge { kind } => merge::merge(*kind, &in_shapes, y),
         Op::Concat { axis } => layout::concat(*axis, &in_shapes, y),
-        Op::Recurrent(r) => super::recurrent::recurrent(r, x[0], x[1], add_weight, blocking),
+        Op::Recurrent(r) => {
+            let (u, g) = (r.units, r.cell.gates());
+            let kernel = kernels.kernel(
+                &r.kernel,
+                ChannelAxis::last(&r.kernel.shape),
+                "kernel",
+                vec![x[1], g * u],
+            )?;
+            let recurrent = kernels.kernel(
+                &r.recurrent,
+                ChannelAxis::last(&r.recurrent.shape),
+                "recurrent_kernel",
+                vec![u, g * u],
+            )?;
+            let kernels = [kernel, recurrent];
+            super::recurrent::recurrent(r, x[0], x[1], kernels, add_weight, blocking)
+        }
         Op::ConvLstm(c) => super::conv_lstm::conv_lstm(c, x[0], add_weight),
         Op::SequenceMask { value, .. } => {
             let rows = numel(y);

@@ -8,7 +8,7 @@
 
 use super::dense::{matvec, Rows};
 use super::loops::{for_, Buf, Cond, Index, Ix, Place, Stmt, Val};
-use super::{AddWeight, Blocking, WeightId};
+use super::{AddWeight, Blocking, Kernel, WeightId};
 use crate::ir::expr;
 use crate::ir::{Activation, Cell, Recurrent};
 
@@ -68,16 +68,16 @@ fn gates(
 }
 
 /// The loops of one recurrent node over an input `[steps, features]`.
-pub fn recurrent(
+/// `kernel` and `recurrent` are the kernels, registered by the caller.
+pub(crate) fn recurrent(
     r: &Recurrent,
     steps: usize,
     features: usize,
+    [kernel, recurrent]: [Kernel; 2],
     add_weight: &mut AddWeight,
     rows: Blocking,
 ) -> Vec<Stmt> {
     let (u, g) = (r.units, r.cell.gates());
-    let kernel = add_weight("kernel", vec![features, g * u], &r.kernel.data);
-    let recurrent = add_weight("recurrent_kernel", vec![u, g * u], &r.recurrent.data);
     let (bias, recurrent_bias) = match (&r.bias, r.cell) {
         (Some(b), Cell::Gru { reset_after: true }) => (
             Some(add_weight("input_bias", vec![g * u], &b.data[..g * u])),

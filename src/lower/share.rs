@@ -132,6 +132,7 @@ mod tests {
             ident: String::new(),
             dims,
             data: vec![0.0; n],
+            dtype: crate::ir::WeightsDtype::F32,
         }
     }
 

@@ -89,10 +89,19 @@ pub fn rust_literal(v: f32) -> String {
 /// backend's code runs too, and must give the C++ outputs bit for bit (both are lowered
 /// alike), so every caller's checks of the C++ outputs hold for C.
 pub fn run_both(cases: &[Case], dir: &Path) -> (Outputs, Outputs) {
+    run_both_stored(cases, dir, keras2src::WeightsDtype::F32)
+}
+
+/// [`run_both`] with every case's kernels stored as `dtype` (`--weights-dtype`).
+pub fn run_both_stored(
+    cases: &[Case],
+    dir: &Path,
+    dtype: keras2src::WeightsDtype,
+) -> (Outputs, Outputs) {
     let (rust, cpp, c) = std::thread::scope(|s| {
-        let rust = s.spawn(|| run_rust(cases, dir));
-        let c = s.spawn(|| run_c(cases, dir));
-        let cpp = run_cpp(cases, dir);
+        let rust = s.spawn(|| run_rust_stored(cases, dir, dtype));
+        let c = s.spawn(|| run_native(cases, dir, Native::C, dtype));
+        let cpp = run_native(cases, dir, Native::Cpp, dtype);
         (join(rust), cpp, join(c))
     });
     let differ: Vec<String> = cases
@@ -179,6 +188,10 @@ fn cost(source: &str, calls: &str) -> usize {
 /// `include!`) and runs the Rust code of every case. The runner is split into a few
 /// programs compiled at once; the library checks (clippy, both editions) run beside them.
 pub fn run_rust(cases: &[Case], dir: &Path) -> Outputs {
+    run_rust_stored(cases, dir, keras2src::WeightsDtype::F32)
+}
+
+fn run_rust_stored(cases: &[Case], dir: &Path, dtype: keras2src::WeightsDtype) -> Outputs {
     let mut lib = String::from("#![no_std]\n#![deny(warnings)]\n");
     let mut mods = Vec::new();
     let mut bodies = Vec::new();
@@ -190,6 +203,7 @@ pub fn run_rust(cases: &[Case], dir: &Path) -> Outputs {
                 weights: case.weights,
                 // The harness calls `predict` (its main thread has the stack for it).
                 scratch: Some(keras2src::ScratchPlacement::Stack),
+                weights_dtype: dtype,
                 ..keras2src::Options::new(Lang::Rust, &case.ident)
             })
             .expect("generate rust");
@@ -324,13 +338,13 @@ fn clippy(dir: &Path) -> Option<Command> {
 /// Same for C++: every header with strict warnings as errors, in a few translation units
 /// compiled at once and linked into one program.
 pub fn run_cpp(cases: &[Case], dir: &Path) -> Outputs {
-    run_native(cases, dir, Native::Cpp)
+    run_native(cases, dir, Native::Cpp, keras2src::WeightsDtype::F32)
 }
 
 /// Same for C: every header as C99 (its definitions in the part that runs it), compiled and
 /// linked with gcc alone.
 pub fn run_c(cases: &[Case], dir: &Path) -> Outputs {
-    run_native(cases, dir, Native::C)
+    run_native(cases, dir, Native::C, keras2src::WeightsDtype::F32)
 }
 
 /// The languages a C compiler builds: how the runner spells what differs.
@@ -397,7 +411,12 @@ impl Native {
     }
 }
 
-fn run_native(cases: &[Case], dir: &Path, native: Native) -> Outputs {
+fn run_native(
+    cases: &[Case],
+    dir: &Path,
+    native: Native,
+    dtype: keras2src::WeightsDtype,
+) -> Outputs {
     let (header_ext, source_ext, compiler, flags, prefix) = native.tools();
     let std = native.std();
     let mut includes = Vec::new();
@@ -408,6 +427,7 @@ fn run_native(cases: &[Case], dir: &Path, native: Native) -> Outputs {
             .model
             .generate_with(&keras2src::Options {
                 weights: case.weights,
+                weights_dtype: dtype,
                 ..keras2src::Options::new(native.lang(), &case.ident)
             })
             .expect("generate C/C++");

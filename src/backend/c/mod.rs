@@ -21,8 +21,9 @@ pub use dialect::float as float_literal;
 use dialect::C;
 
 use crate::backend::math;
-use crate::backend::printer::{index, Printer};
-use crate::ir::InputDtype;
+use crate::backend::printer::Printer;
+use crate::backend::CStorage;
+use crate::ir::{InputDtype, WeightsDtype};
 use crate::lower::loops::Ix;
 use crate::lower::{Entry, Layer, Port, Program, Stream, WeightArray, WeightId};
 use crate::{Generated, Result, ScratchPlacement, SelfTest};
@@ -85,6 +86,13 @@ pub fn emit(program: &Program, options: &Options) -> Result<Generated> {
     }
     if !program.math.is_empty() {
         item(math::c_source(&program.math, name).trim_end());
+    }
+    if crate::backend::stores(program, WeightsDtype::F16) {
+        item(&crate::backend::c_half(
+            &format!("static float {name}_half(uint16_t bits)"),
+            "memcpy",
+            "uint32_t",
+        ));
     }
     let symbol = weights_symbol(name);
     for (w, offset) in program
@@ -304,7 +312,7 @@ fn prototypes(p: &Program, options: &Options) -> Vec<(String, String)> {
             format!("void {name}_step_with_scratch({name}_State* state, {params}, float* scratch)"),
         ));
     }
-    if options.self_test.is_some() {
+    if let Some(test) = options.self_test {
         let param = if options.scratch == ScratchPlacement::Caller {
             "float* scratch"
         } else {
@@ -314,7 +322,7 @@ fn prototypes(p: &Program, options: &Options) -> Vec<(String, String)> {
             format!(
                 "// Runs the model on the sample given to --emit-test: 1 when every output is\n\
                  // within |got - keras| <= {} + {} * |keras| of Keras's, else 0.",
-                SelfTest::ABS,
+                test.abs(),
                 SelfTest::REL
             ),
             format!("int {name}_selftest({param})"),
@@ -328,7 +336,9 @@ fn prototypes(p: &Program, options: &Options) -> Vec<(String, String)> {
 fn includes(program: &Program, options: &Options) -> Vec<&'static str> {
     let mut includes = vec!["<stddef.h>"];
     let uses_math = !program.math.is_empty();
+    let compressed = program.weights.iter().any(|w| w.dtype != WeightsDtype::F32);
     if uses_math
+        || compressed
         || program
             .predict
             .inputs
@@ -340,6 +350,9 @@ fn includes(program: &Program, options: &Options) -> Vec<&'static str> {
     let non_finite = crate::backend::uses_non_finite(program, options.self_test);
     if program.math.contains(&math::MathFn::Sqrt) || non_finite {
         includes.push("<math.h>");
+    }
+    if crate::backend::stores(program, WeightsDtype::F16) {
+        includes.push("<string.h>");
     }
     includes
 }
@@ -353,20 +366,14 @@ fn layer_fn(
     in_file: bool,
     out_of_line: bool,
 ) -> String {
+    let storage = storage(name);
     let read = |id: WeightId, row: Option<&Ix>, at: &Ix| {
         let (w, array) = if out_of_line {
             (&weights[layer.weights[id]], format!("weight{id}"))
         } else {
             (&weights[id], format!("{name}_{}", weights[id].ident))
         };
-        match row {
-            _ if in_file => {
-                let flat = crate::backend::flat_index(w, row, at);
-                format!("{array}[{}]", index(&flat))
-            }
-            Some(r) => format!("{array}[{}][{}]", index(r), index(at)),
-            None => format!("{array}[{}]", index(at)),
-        }
+        storage.read(w, &array, row, at, in_file)
     };
     let names = &layer.input_names;
     let mut params: Vec<String> = names
@@ -385,7 +392,7 @@ fn layer_fn(
         params.push("float* restrict work".into());
     }
     params.extend(layer.weights.iter().enumerate().map(|(k, &id)| {
-        crate::backend::cpp::kernels::weight_param(&weights[id], k, in_file, "restrict")
+        crate::backend::cpp::kernels::weight_param(&weights[id], k, in_file, "restrict", &storage)
     }));
     let printer = Printer {
         dialect: &C { prefix: name },
@@ -511,7 +518,7 @@ fn self_test(p: &Program, name: &str, test: &SelfTest, scratch: ScratchPlacement
         let text: Vec<String> = values.iter().map(|&v| float_literal(v)).collect();
         text.join(", ")
     };
-    let (abs, rel) = (SelfTest::ABS, SelfTest::REL);
+    let (abs, rel) = (test.abs(), SelfTest::REL);
     let mut lines = Vec::new();
     let mut args = Vec::new();
     for (port, values) in p.predict.inputs.iter().zip(&test.inputs) {
@@ -579,8 +586,8 @@ fn weights_symbol(name: &str) -> String {
 fn incbin(p: &Program, name: &str, file: &str) -> String {
     use crate::backend::incbin;
     let symbol = weights_symbol(name);
-    let floats: usize = p.weights.iter().map(|w| w.data.len()).sum();
-    let bytes = 4 * floats;
+    let bytes = crate::backend::weights_file_len(p);
+    let floats = bytes / 4;
     let (path, external) = incbin::macros(&name.to_ascii_uppercase());
     let little_endian = "defined(__BYTE_ORDER__) && defined(__ORDER_LITTLE_ENDIAN__) && \
                          __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__";
@@ -589,25 +596,59 @@ fn incbin(p: &Program, name: &str, file: &str) -> String {
          #error \"{file} holds little-endian floats\"\n\
          #endif\n\
          extern const float {symbol}[{floats}];\n{}",
-        incbin::comment(file, bytes, &path, &external, &symbol),
+        incbin::comment(
+            file,
+            bytes,
+            &path,
+            &external,
+            &symbol,
+            &crate::backend::file_holds(p)
+        ),
         incbin::definition(file, bytes, &path, &external, &symbol),
     )
 }
 
 /// A weight array read from the weights file: a pointer into its symbol, indexed flat.
+/// `offset` is in bytes. A compressed array is read through a character pointer (which
+/// may read the bytes of the file's float array).
 fn weight_pointer(w: &WeightArray, name: &str, symbol: &str, offset: usize) -> String {
     let dims: Vec<String> = w.dims.iter().map(|d| format!("[{d}]")).collect();
-    let at = if offset == 0 {
-        symbol.to_string()
-    } else {
-        format!("{symbol} + {offset}")
+    let (what, ty, at) = match w.dtype {
+        WeightsDtype::F32 => (
+            "",
+            "float",
+            if offset == 0 {
+                symbol.to_string()
+            } else {
+                format!("{symbol} + {}", offset / 4)
+            },
+        ),
+        WeightsDtype::F16 | WeightsDtype::Int8 => {
+            let ty = storage(name).file_type(w.dtype);
+            let what = if w.dtype == WeightsDtype::F16 {
+                " f16 bits (little-endian)"
+            } else {
+                " int8"
+            };
+            (what, ty, format!("(const {ty}*){symbol} + {offset}"))
+        }
     };
     format!(
-        "// {}{}, row-major.\nstatic const float* const {name}_{} = {at};",
+        "// {}{}{what}, row-major.\nstatic const {ty}* const {name}_{} = {at};",
         w.ident,
         dims.concat(),
         w.ident
     )
+}
+
+/// How C spells compressed weights.
+fn storage(name: &str) -> CStorage {
+    CStorage {
+        int8: "int8_t",
+        uint16: "uint16_t",
+        cast: |ty, x| format!("({ty})({x})"),
+        half: format!("{name}_half"),
+    }
 }
 
 fn weight_array(w: &WeightArray, name: &str, hex: bool) -> String {
@@ -617,5 +658,6 @@ fn weight_array(w: &WeightArray, name: &str, hex: bool) -> String {
         float_literal
     };
     let init = crate::backend::array_initializer(w, literal);
-    format!("static const float {name}_{}{init}", w.ident)
+    let ty = storage(name).element_type(w.dtype);
+    format!("static const {ty} {name}_{}{init}", w.ident)
 }

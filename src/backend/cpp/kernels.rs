@@ -2,7 +2,8 @@
 //! (so the two agree bit for bit without FMA contraction).
 
 use super::dialect::Cpp;
-use crate::backend::printer::{index, Printer};
+use crate::backend::printer::Printer;
+use crate::backend::CStorage;
 use crate::lower::loops::Ix;
 use crate::lower::{Layer, WeightArray, WeightId};
 
@@ -15,20 +16,14 @@ pub fn layer_fn(
     in_file: bool,
     out_of_line: bool,
 ) -> String {
+    let storage = storage();
     let read = |id: WeightId, row: Option<&Ix>, at: &Ix| {
         let (w, name) = if out_of_line {
             (&weights[layer.weights[id]], format!("weight{id}"))
         } else {
             (&weights[id], weights[id].ident.clone())
         };
-        match row {
-            _ if in_file => {
-                let flat = crate::backend::flat_index(w, row, at);
-                format!("{name}[{}]", index(&flat))
-            }
-            Some(r) => format!("{name}[{}][{}]", index(r), index(at)),
-            None => format!("{name}[{}]", index(at)),
-        }
+        storage.read(w, &name, row, at, in_file)
     };
     let names = &layer.input_names;
     let params: Vec<String> = names
@@ -54,7 +49,10 @@ pub fn layer_fn(
         ""
     };
     let weights: String = (layer.weights.iter().enumerate())
-        .map(|(k, &id)| format!(", {}", weight_param(&weights[id], k, in_file, "__restrict")))
+        .map(|(k, &id)| {
+            let param = weight_param(&weights[id], k, in_file, "__restrict", &storage);
+            format!(", {param}")
+        })
         .collect();
     format!(
         "// {}\n{}inline void {}({}, float* __restrict output{work}{weights}) noexcept {{\n{body}\n}}",
@@ -68,9 +66,30 @@ pub fn layer_fn(
 /// Weight parameter `k` of `w`'s dims, C++ or C (`restrict` is the language's keyword):
 /// a pointer to the first row of a 2-D array, else to the first value (arrays in a weights
 /// file are read flat).
-pub(crate) fn weight_param(w: &WeightArray, k: usize, in_file: bool, restrict: &str) -> String {
+pub(crate) fn weight_param(
+    w: &WeightArray,
+    k: usize,
+    in_file: bool,
+    restrict: &str,
+    storage: &CStorage,
+) -> String {
+    let ty = if in_file {
+        storage.file_type(w.dtype)
+    } else {
+        storage.element_type(w.dtype)
+    };
     match w.dims[..] {
-        [_, cols] if !in_file => format!("const float (*{restrict} weight{k})[{cols}]"),
-        _ => format!("const float* {restrict} weight{k}"),
+        [_, cols] if !in_file => format!("const {ty} (*{restrict} weight{k})[{cols}]"),
+        _ => format!("const {ty}* {restrict} weight{k}"),
+    }
+}
+
+/// How C++ spells compressed weights.
+pub(crate) fn storage() -> CStorage {
+    CStorage {
+        int8: "std::int8_t",
+        uint16: "std::uint16_t",
+        cast: |ty, x| format!("static_cast<{ty}>({x})"),
+        half: "half".into(),
     }
 }

@@ -12,13 +12,13 @@ pub use dialect::{float as float_literal, hex_float};
 pub(crate) mod kernels;
 
 use crate::backend::{c_pointer, math};
-use crate::ir::InputDtype;
+use crate::ir::{InputDtype, WeightsDtype};
 use crate::lower::loops::Unroll;
 use crate::lower::{Blocking, Entry, Port, Program, Stream, Tuning};
 use crate::{Generated, Result, ScratchPlacement, SelfTest};
 
 /// How lowering tunes loops for g++. It fully unrolls filter loops of up to 16 and then
-/// vectorises the channel loop as an in-order reduction (hence `rolled_short_loops`);
+/// vectorises the channel loop as an in-order reduction (hence `Unroll::Never`);
 /// wider loops stay vector loops. The blocking, on the whole
 /// MobileNetV2, best of 15, g++ -O2 / -O3 -march=native (noisy, +-30%): before
 /// 1490-1510 / 1280-1840; 2 x 32: 1300-1330 / 1120-1290; 1 x 64: 1520-1530 / 560-1100.
@@ -132,6 +132,13 @@ pub fn emit(program: &Program, options: &Options) -> Result<Generated> {
     if !program.math.is_empty() {
         item(&math::cpp_source(&program.math));
     }
+    if crate::backend::stores(program, WeightsDtype::F16) {
+        item(&crate::backend::c_half(
+            "inline float half(std::uint16_t bits) noexcept",
+            "std::memcpy",
+            "std::uint32_t",
+        ));
+    }
     for (w, offset) in program
         .weights
         .iter()
@@ -200,7 +207,9 @@ pub fn emit(program: &Program, options: &Options) -> Result<Generated> {
 fn includes(program: &Program, options: &Options) -> Vec<&'static str> {
     let mut includes = vec!["<cstddef>"];
     let uses_math = !program.math.is_empty();
+    let compressed = program.weights.iter().any(|w| w.dtype != WeightsDtype::F32);
     if uses_math
+        || compressed
         || program
             .predict
             .inputs
@@ -211,6 +220,9 @@ fn includes(program: &Program, options: &Options) -> Vec<&'static str> {
     }
     if uses_math || crate::backend::uses_non_finite(program, options.self_test) {
         includes.push("<cmath>");
+    }
+    if crate::backend::stores(program, WeightsDtype::F16) {
+        includes.push("<cstring>");
     }
     includes
 }
@@ -432,7 +444,7 @@ fn self_test(p: &Program, test: &SelfTest, scratch: ScratchPlacement) -> String 
             .collect::<Vec<_>>()
             .join(", ")
     };
-    let (abs, rel) = (SelfTest::ABS, SelfTest::REL);
+    let (abs, rel) = (test.abs(), SelfTest::REL);
     let mut data = Vec::new();
     let mut args = Vec::new();
     for (port, values) in p.predict.inputs.iter().zip(&test.inputs) {
@@ -684,8 +696,8 @@ fn call(p: &Program, e: &Entry, layer: &crate::lower::Layer) -> String {
 /// assembles them together), its length checked by the assembler.
 fn incbin(p: &Program, namespace: &str, symbol: &str, file: &str) -> String {
     use crate::backend::incbin;
-    let floats: usize = p.weights.iter().map(|w| w.data.len()).sum();
-    let bytes = 4 * floats;
+    let bytes = crate::backend::weights_file_len(p);
+    let floats = bytes / 4;
     let upper = namespace.replace("::", "_").to_ascii_uppercase();
     let (path, external) = incbin::macros(&upper);
     format!(
@@ -693,24 +705,42 @@ fn incbin(p: &Program, namespace: &str, symbol: &str, file: &str) -> String {
          static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, \"{file} holds little-endian floats\");\n\
          #endif\n\
          extern \"C\" const float {symbol}[{floats}];\n{}\n",
-        incbin::comment(file, bytes, &path, &external, symbol),
+        incbin::comment(file, bytes, &path, &external, symbol, &crate::backend::file_holds(p)),
         incbin::definition(file, bytes, &path, &external, symbol),
     )
 }
 
 /// A weight array read from the weights file: a pointer into its symbol, indexed flat.
+/// `offset` is in bytes. A compressed array is read through a character pointer (which
+/// may read the bytes of the file's float array).
 fn weight_pointer(w: &crate::lower::WeightArray, symbol: &str, offset: usize) -> String {
     let dims: Vec<String> = w.dims.iter().map(|d| format!("[{d}]")).collect();
-    let at = if offset == 0 {
-        format!("::{symbol}")
-    } else {
-        format!("::{symbol} + {offset}")
+    let what = match w.dtype {
+        WeightsDtype::F32 => "",
+        WeightsDtype::F16 => " f16 bits (little-endian)",
+        WeightsDtype::Int8 => " int8",
+    };
+    let declaration = match w.dtype {
+        WeightsDtype::F32 => {
+            let at = if offset == 0 {
+                format!("::{symbol}")
+            } else {
+                format!("::{symbol} + {}", offset / 4)
+            };
+            format!("inline constexpr const float* {} = {at};", w.ident)
+        }
+        WeightsDtype::F16 | WeightsDtype::Int8 => {
+            let ty = kernels::storage().file_type(w.dtype);
+            format!(
+                "inline const {ty}* const {} = reinterpret_cast<const {ty}*>(::{symbol}) + {offset};",
+                w.ident
+            )
+        }
     };
     format!(
-        "// {}{}, row-major.\ninline constexpr const float* {} = {at};",
+        "// {}{}{what}, row-major.\n{declaration}",
         w.ident,
         dims.concat(),
-        w.ident
     )
 }
 
@@ -721,5 +751,6 @@ fn weight_array(w: &crate::lower::WeightArray, hex: bool) -> String {
         dialect::float
     };
     let init = crate::backend::array_initializer(w, literal);
-    format!("inline constexpr float {}{init}", w.ident)
+    let ty = kernels::storage().element_type(w.dtype);
+    format!("inline constexpr {ty} {}{init}", w.ident)
 }

@@ -6,6 +6,7 @@ use quote::ToTokens;
 
 use super::dialect::Rust;
 use crate::backend::printer::{index, Printer};
+use crate::ir::WeightsDtype;
 use crate::lower::loops::Ix;
 use crate::lower::{Layer, WeightArray, WeightId};
 
@@ -18,7 +19,8 @@ pub struct Access<'a> {
 }
 
 impl Access<'_> {
-    /// Element `index` of a 1-D array, or `[row][index]` of a 2-D one.
+    /// Element `index` of a 1-D array, or `[row][index]` of a 2-D one, as an f32 (the
+    /// weights file's accessors widen compressed values themselves).
     pub fn read(&self, id: WeightId, row: Option<&Ix>, at: &Ix) -> String {
         let w = &self.weights[id];
         if self.in_file {
@@ -26,10 +28,13 @@ impl Access<'_> {
             format!("weights::{}({})", w.ident, index(&flat))
         } else {
             let name = w.ident.to_ascii_uppercase();
-            match row {
-                Some(r) => format!("weights::{name}[{}][{}]", index(r), index(at)),
-                None => format!("weights::{name}[{}]", index(at)),
-            }
+            widen(
+                w.dtype,
+                match row {
+                    Some(r) => format!("weights::{name}[{}][{}]", index(r), index(at)),
+                    None => format!("weights::{name}[{}]", index(at)),
+                },
+            )
         }
     }
 
@@ -37,23 +42,50 @@ impl Access<'_> {
     pub fn read_param(&self, k: usize, w: &WeightArray, row: Option<&Ix>, at: &Ix) -> String {
         if self.in_file {
             let flat = crate::backend::flat_index(w, row, at);
-            format!("weights::at(weight{k}, {})", index(&flat))
+            let at = match w.dtype {
+                WeightsDtype::F32 => "at",
+                WeightsDtype::F16 => "at_f16",
+                WeightsDtype::Int8 => "at_i8",
+            };
+            format!("weights::{at}(weight{k}, {})", index(&flat))
         } else {
-            match row {
-                Some(r) => format!("weight{k}[{}][{}]", index(r), index(at)),
-                None => format!("weight{k}[{}]", index(at)),
-            }
+            widen(
+                w.dtype,
+                match row {
+                    Some(r) => format!("weight{k}[{}][{}]", index(r), index(at)),
+                    None => format!("weight{k}[{}]", index(at)),
+                },
+            )
         }
     }
 
     /// The type of a weight parameter of `w`'s dims: a reference to the array, or in a
     /// weights file to its bytes (a fixed length, so that reads in range need no check).
     pub fn param_type(&self, w: &WeightArray) -> String {
+        let ty = element_type(w.dtype);
         match w.dims[..] {
-            _ if self.in_file => format!("&[u8; {}]", 4 * w.data.len()),
-            [rows, cols] => format!("&[[f32; {cols}]; {rows}]"),
-            _ => format!("&[f32; {}]", w.data.len()),
+            _ if self.in_file => format!("&[u8; {}]", crate::backend::stored_bytes(w)),
+            [rows, cols] => format!("&[[{ty}; {cols}]; {rows}]"),
+            _ => format!("&[{ty}; {}]", w.data.len()),
         }
+    }
+}
+
+/// The Rust type a weight is stored as.
+pub fn element_type(dtype: WeightsDtype) -> &'static str {
+    match dtype {
+        WeightsDtype::F32 => "f32",
+        WeightsDtype::F16 => "u16",
+        WeightsDtype::Int8 => "i8",
+    }
+}
+
+/// A stored element as the f32 it stands for (an int8 value before its scale).
+fn widen(dtype: WeightsDtype, element: String) -> String {
+    match dtype {
+        WeightsDtype::F32 => element,
+        WeightsDtype::F16 => format!("weights::half({element})"),
+        WeightsDtype::Int8 => format!("f32::from({element})"),
     }
 }
 

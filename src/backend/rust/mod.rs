@@ -13,7 +13,7 @@ use proc_macro2::{Literal, TokenStream};
 use quote::{format_ident, quote};
 
 use crate::backend::math;
-use crate::ir::InputDtype;
+use crate::ir::{InputDtype, WeightsDtype};
 use crate::lower::loops::Unroll;
 use crate::lower::{Arg, Blocking, Entry, Port, Program, Stream, Tuning};
 use crate::passes::Location;
@@ -157,12 +157,42 @@ fn emit_source(program: &Program, options: &Options) -> Result<Generated, String
 /// (`array`, a fixed-length reference into the bytes: the offset is a constant, so the
 /// range check folds) and the layer functions read them with `at`.
 fn weights_accessors(p: &Program, file: &str) -> String {
-    let total: usize = p.weights.iter().map(|w| w.data.len() * 4).sum();
-    let head = format!(
-        "/// Model weights, little-endian f32 in `{file}` beside this file.\n#[rustfmt::skip]\nmod weights {{\n    \
+    let total = crate::backend::weights_file_len(p);
+    let (f16, i8) = (
+        crate::backend::stores(p, WeightsDtype::F16),
+        crate::backend::stores(p, WeightsDtype::Int8),
+    );
+    let what = if f16 || i8 {
+        "little-endian f32 (compressed kernels: f16 bits, int8)"
+    } else {
+        "little-endian f32"
+    };
+    let mut head = format!(
+        "/// Model weights, {what} in `{file}` beside this file.\n#[rustfmt::skip]\nmod weights {{\n    \
          static BYTES: &[u8; {total}] = include_bytes!({file:?});\n"
     );
+    if f16 {
+        head.push_str(&indent(&half_fn()));
+    }
     if p.out_of_line() {
+        if f16 {
+            head.push_str(
+                "\n    /// Value `i` of an f16 array's bytes.\n    \
+                 #[inline(always)]\n    pub(super) fn at_f16<const N: usize>(bytes: &[u8; N], i: usize) -> f32 {\n        \
+                 match bytes.get(2 * i..2 * i + 2) {\n            \
+                 Some(&[a, b]) => half(u16::from_le_bytes([a, b])),\n            \
+                 _ => unreachable!(),\n        }\n    }\n",
+            );
+        }
+        if i8 {
+            head.push_str(
+                "\n    /// Value `i` of an int8 array's bytes.\n    \
+                 #[inline(always)]\n    pub(super) fn at_i8<const N: usize>(bytes: &[u8; N], i: usize) -> f32 {\n        \
+                 match bytes.get(i) {\n            \
+                 Some(&a) => f32::from(i8::from_le_bytes([a])),\n            \
+                 None => unreachable!(),\n        }\n    }\n",
+            );
+        }
         return head
             + "\n    /// The `N` bytes from `at`.\n    \
                #[inline(always)]\n    pub(super) fn array<const N: usize>(at: usize) -> &'static [u8; N] {\n        \
@@ -177,26 +207,80 @@ fn weights_accessors(p: &Program, file: &str) -> String {
                Some(&[a, b, c, d]) => f32::from_le_bytes([a, b, c, d]),\n            \
                _ => unreachable!(),\n        }\n    }\n}\n";
     }
-    let mut out = head
-        + "\n    #[inline(always)]\n    fn read(at: usize) -> f32 {\n        \
-           match BYTES.get(at..at + 4) {\n            \
-           Some(&[a, b, c, d]) => f32::from_le_bytes([a, b, c, d]),\n            \
-           _ => unreachable!(),\n        }\n    }\n";
-    let mut offset = 0;
-    for w in &p.weights {
+    let mut out = head;
+    if crate::backend::stores(p, WeightsDtype::F32) {
+        out.push_str(
+            "\n    #[inline(always)]\n    fn read(at: usize) -> f32 {\n        \
+             match BYTES.get(at..at + 4) {\n            \
+             Some(&[a, b, c, d]) => f32::from_le_bytes([a, b, c, d]),\n            \
+             _ => unreachable!(),\n        }\n    }\n",
+        );
+    }
+    if f16 {
+        out.push_str(
+            "\n    #[inline(always)]\n    fn read_f16(at: usize) -> f32 {\n        \
+             match BYTES.get(at..at + 2) {\n            \
+             Some(&[a, b]) => half(u16::from_le_bytes([a, b])),\n            \
+             _ => unreachable!(),\n        }\n    }\n",
+        );
+    }
+    if i8 {
+        out.push_str(
+            "\n    #[inline(always)]\n    fn read_i8(at: usize) -> f32 {\n        \
+             match BYTES.get(at) {\n            \
+             Some(&a) => f32::from(i8::from_le_bytes([a])),\n            \
+             None => unreachable!(),\n        }\n    }\n",
+        );
+    }
+    for (w, offset) in p
+        .weights
+        .iter()
+        .zip(crate::backend::weights_file_offsets(p))
+    {
+        let (read, size) = match w.dtype {
+            WeightsDtype::F32 => ("read", "4 * i"),
+            WeightsDtype::F16 => ("read_f16", "2 * i"),
+            WeightsDtype::Int8 => ("read_i8", "i"),
+        };
         let at = if offset == 0 {
-            "4 * i".to_string()
+            size.to_string()
         } else {
-            format!("{offset} + 4 * i")
+            format!("{offset} + {size}")
         };
         out.push_str(&format!(
-            "\n    #[inline(always)]\n    pub(super) fn {}(i: usize) -> f32 {{\n        read({at})\n    }}\n",
+            "\n    #[inline(always)]\n    pub(super) fn {}(i: usize) -> f32 {{\n        {read}({at})\n    }}\n",
             w.ident
         ));
-        offset += w.data.len() * 4;
     }
     out.push_str("}\n");
     out
+}
+
+/// `half`: f16 bits to f32, exact (see [`crate::ir::quant::f16_to_f32`]), for a module.
+fn half_fn() -> String {
+    "\n/// The f32 value of f16 bits (exact; the kernels hold no infinity or NaN).\n\
+     #[inline(always)]\n\
+     pub(super) fn half(bits: u16) -> f32 {\n    \
+     let rest = u32::from(bits & 0x7fff);\n    \
+     // Both forms computed, one selected by a mask: no branch in the loops over weights.\n    \
+     let subnormal = (rest as f32 * (1.0 / 16_777_216.0)).to_bits();\n    \
+     let is_subnormal = 0u32.wrapping_sub(u32::from(rest < 0x0400));\n    \
+     let magnitude = (subnormal & is_subnormal) | (((rest << 13) + 0x3800_0000) & !is_subnormal);\n    \
+     f32::from_bits(magnitude | (u32::from(bits & 0x8000) << 16))\n}\n"
+        .to_string()
+}
+
+/// `text` indented one level (blank lines stay empty).
+fn indent(text: &str) -> String {
+    text.lines()
+        .map(|l| {
+            if l.is_empty() {
+                "\n".to_string()
+            } else {
+                format!("    {l}\n")
+            }
+        })
+        .collect()
 }
 
 pub(crate) fn lit(n: usize) -> Literal {
@@ -599,7 +683,7 @@ fn self_test_module(p: &Program, test: &SelfTest, scratch: ScratchPlacement) -> 
             .collect::<Vec<_>>()
             .join(", ")
     };
-    let (abs, rel) = (SelfTest::ABS, SelfTest::REL);
+    let (abs, rel) = (test.abs(), SelfTest::REL);
     let mut out = format!(
         "/// A self-test on the sample given to `--emit-test`: outputs within\n\
          /// `|got - keras| <= {abs} + {rel} * |keras|` of Keras's.\n\
@@ -862,7 +946,7 @@ fn weight_args(p: &Program, layer: &crate::lower::Layer, in_file: bool) -> Vec<T
         .iter()
         .map(|&id| match &offsets {
             Some(offsets) => {
-                let at = lit(4 * offsets[id]);
+                let at = lit(offsets[id]);
                 quote!(weights::array(#at))
             }
             None => {
@@ -947,18 +1031,28 @@ fn weights_module(p: &Program) -> String {
     let mut out = String::from(
         "/// Model weights.\n#[rustfmt::skip]\nmod weights {\n    #![allow(clippy::excessive_precision, clippy::approx_constant, clippy::unreadable_literal)]\n",
     );
+    if crate::backend::stores(p, WeightsDtype::F16) {
+        out.push_str(&indent(&half_fn()));
+        out.push('\n');
+    }
     for w in &p.weights {
         let name = w.ident.to_ascii_uppercase();
+        let ty = kernels::element_type(w.dtype);
         let fmt_row = |row: &[f32]| {
             row.iter()
-                .map(|&v| dialect::float(v))
+                .map(|&v| match w.dtype {
+                    WeightsDtype::F32 => dialect::float(v),
+                    WeightsDtype::F16 | WeightsDtype::Int8 => {
+                        crate::backend::stored_literal(w.dtype, v)
+                    }
+                })
                 .collect::<Vec<_>>()
                 .join(", ")
         };
         match w.dims[..] {
             [rows, cols] => {
                 out.push_str(&format!(
-                    "    pub(super) static {name}: [[f32; {cols}]; {rows}] = [\n"
+                    "    pub(super) static {name}: [[{ty}; {cols}]; {rows}] = [\n"
                 ));
                 for row in w.data.chunks(cols.max(1)) {
                     out.push_str(&format!("        [{}],\n", fmt_row(row)));
@@ -967,7 +1061,7 @@ fn weights_module(p: &Program) -> String {
             }
             _ => {
                 out.push_str(&format!(
-                    "    pub(super) static {name}: [f32; {}] = [\n        {},\n    ];\n",
+                    "    pub(super) static {name}: [{ty}; {}] = [\n        {},\n    ];\n",
                     w.data.len(),
                     fmt_row(&w.data)
                 ));
