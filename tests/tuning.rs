@@ -1,7 +1,7 @@
 //! `--tune mcu` changes which values sit in registers, never what is computed: the C of a
 //! range of fixtures (dense, convolutions of every kind, the fused convolution + pooling,
 //! recurrent, attention, normalisation) built with both tunings gives the same bits, and
-//! Keras's numbers. The instruction counts it is for are measured on the emulated
+//! Keras's numbers; with int8 kernels, the same bits. The instruction counts it is for are measured on the emulated
 //! Cortex-M4 by tests/firmware.rs.
 
 mod common;
@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::Command;
 
 use common::{close, io_samples, run, run_all, work_dir};
-use keras2src::{Lang, Model, Options, Tune, WeightsPlacement};
+use keras2src::{Lang, Model, Options, Tune, WeightsDtype, WeightsPlacement};
 
 const FIXTURES: &[&str] = &[
     "seed",
@@ -27,7 +27,6 @@ const FIXTURES: &[&str] = &[
     "separable_conv2d",
     "conv2d_transpose",
     "resnet_small",
-    "mobilenet_v2",
     "time_distributed_cnn",
     "bench_lstm",
     "gru_acts",
@@ -67,17 +66,15 @@ fn fixture(name: &str) -> Fixture {
 
 /// A C program running every fixture's samples through its header generated with `tune`,
 /// printing one line of outputs per sample.
-fn program(fixtures: &[Fixture], dir: &Path, tune: Tune) -> Command {
-    let label = match tune {
-        Tune::Host => "host",
-        Tune::Mcu => "mcu",
-    };
+fn program(fixtures: &[Fixture], dir: &Path, tune: Tune, dtype: WeightsDtype) -> Command {
+    let label = format!("{}_{}", tune.as_str(), dtype.as_str());
     let mut src = String::from("#include <stdio.h>\n");
     let mut main = String::new();
     for f in fixtures {
         let name = format!("{}_{label}", f.name);
         let options = Options {
             tune,
+            weights_dtype: dtype,
             weights: WeightsPlacement::Inline,
             scratch: Some(keras2src::ScratchPlacement::Static),
             ..Options::new(Lang::C, &name)
@@ -145,13 +142,25 @@ fn program(fixtures: &[Fixture], dir: &Path, tune: Tune) -> Command {
 fn mcu_tuning_gives_the_same_bits_as_the_default() {
     let fixtures: Vec<Fixture> = FIXTURES.iter().map(|n| fixture(n)).collect();
     let dir = work_dir("tuning");
+    // int8 kernels too (their scales are read per output channel, through the packing).
+    let int8: Vec<Fixture> = ["seed", "dense_3d", "bench_cnn", "conv2d_same", "bench_lstm"]
+        .iter()
+        .map(|n| fixture(n))
+        .collect();
     run_all(vec![
-        program(&fixtures, &dir.path, Tune::Host),
-        program(&fixtures, &dir.path, Tune::Mcu),
+        program(&fixtures, &dir.path, Tune::Host, WeightsDtype::F32),
+        program(&fixtures, &dir.path, Tune::Mcu, WeightsDtype::F32),
+        program(&int8, &dir.path, Tune::Host, WeightsDtype::Int8),
+        program(&int8, &dir.path, Tune::Mcu, WeightsDtype::Int8),
     ]);
-    let [host, mcu] =
-        ["tune_host", "tune_mcu"].map(|exe| run(&mut Command::new(dir.path.join(exe))));
+    let outputs = ["host_f32", "mcu_f32", "host_int8", "mcu_int8"]
+        .map(|label| run(&mut Command::new(dir.path.join(format!("tune_{label}")))));
+    let [host, mcu, host_int8, mcu_int8] = outputs;
     assert_eq!(host, mcu, "--tune mcu changed the outputs");
+    assert_eq!(
+        host_int8, mcu_int8,
+        "--tune mcu changed the outputs of int8 kernels"
+    );
     let mut lines = mcu.lines();
     for f in &fixtures {
         for (s, want) in f.outputs.iter().enumerate() {
