@@ -80,18 +80,7 @@ fn stream_line(model: &Model) -> String {
         return "stream: no (`generate --stream` says why)\n".into();
     };
     let plan = keras2src::passes::plan_memory(&keras2src::passes::optimize(step.graph.clone()));
-    let slots: Vec<String> = step
-        .slots
-        .iter()
-        .map(|slot| {
-            let parts = if slot.states == 2 { "h, c" } else { "h" };
-            format!(
-                "{} {parts} [{}]",
-                escape_for_message(&slot.layer),
-                slot.units
-            )
-        })
-        .collect();
+    let slots: Vec<String> = step.slots.iter().map(|slot| slot.describe()).collect();
     format!(
         "stream{}: State {} bytes ({}), step working memory {} bytes\n",
         if model.is_stateful() {

@@ -101,20 +101,26 @@ pub fn load_bytes_with_steps(
     build(model_name, source)
 }
 
+/// The input layer named `name` and the config key of its shape (`batch_shape`, or Keras
+/// 2's `batch_input_shape`).
+fn input_layer<'a>(
+    layers: &'a mut [config::LayerEntry],
+    name: &str,
+) -> Option<(&'a mut config::LayerEntry, &'static str)> {
+    let layer = layers.iter_mut().find(|l| l.name == name && l.is_input())?;
+    let key = ["batch_shape", "batch_input_shape"]
+        .into_iter()
+        .find(|k| layer.config.get(*k).is_some_and(|v| !v.is_null()))
+        .unwrap_or("batch_shape");
+    Some((layer, key))
+}
+
 /// Writes `steps` as every model input's first dimension after the batch.
 fn set_steps(model: &mut ModelConfig, steps: usize) -> std::result::Result<(), String> {
     for input in &model.inputs {
-        let Some(layer) = model
-            .layers
-            .iter_mut()
-            .find(|l| l.name == input.layer && l.is_input())
-        else {
+        let Some((layer, key)) = input_layer(&mut model.layers, &input.layer) else {
             continue; // reported when the graph is built
         };
-        let key = ["batch_shape", "batch_input_shape"]
-            .into_iter()
-            .find(|k| layer.config.get(*k).is_some_and(|v| !v.is_null()))
-            .unwrap_or("batch_shape");
         let mut dims = layer
             .config
             .get(key)
@@ -211,17 +217,9 @@ fn fix_input_shapes(
     }
     for (input, shape) in model.inputs.iter().zip(shapes) {
         let name = crate::error::escape_for_message(&input.layer);
-        let Some(layer) = model
-            .layers
-            .iter_mut()
-            .find(|l| l.name == input.layer && l.is_input())
-        else {
+        let Some((layer, key)) = input_layer(&mut model.layers, &input.layer) else {
             continue; // reported when the graph is built
         };
-        let key = ["batch_shape", "batch_input_shape"]
-            .into_iter()
-            .find(|k| layer.config.get(*k).is_some_and(|v| !v.is_null()))
-            .unwrap_or("batch_shape");
         let declared: Vec<serde_json::Value> = layer
             .config
             .get(key)

@@ -45,6 +45,19 @@ pub struct StateSlot {
     pub states: usize,
 }
 
+impl StateSlot {
+    /// `` `lstm`: h, c of 8 floats each, from 0 ``, for comments (the name made safe).
+    pub fn describe(&self) -> String {
+        let parts = if self.states == 2 { "h, c" } else { "h" };
+        format!(
+            "`{}`: {parts} of {} floats each, from {}",
+            crate::naming::comment(&self.layer),
+            self.units,
+            self.offset
+        )
+    }
+}
+
 impl Step {
     /// Floats in the state.
     pub fn state_len(&self) -> usize {

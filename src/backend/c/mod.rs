@@ -220,15 +220,7 @@ fn stream_declarations(p: &Program, s: &Stream, name: &str) -> String {
     let slots: Vec<String> = s
         .slots
         .iter()
-        .map(|slot| {
-            let parts = if slot.states == 2 { "h, c" } else { "h" };
-            format!(
-                "\n//   `{}`: {parts} of {} floats each, from {}",
-                crate::naming::comment(&slot.layer),
-                slot.units,
-                slot.offset
-            )
-        })
+        .map(|slot| format!("\n//   {}", slot.describe()))
         .collect();
     text.push_str(&format!(
         "// Working memory {name}_step_with_scratch needs, in floats.\n\

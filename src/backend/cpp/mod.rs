@@ -359,15 +359,7 @@ fn stream_entry_points(p: &Program, s: &Stream, scratch: ScratchPlacement) -> Ve
     let slots: Vec<String> = s
         .slots
         .iter()
-        .map(|slot| {
-            let parts = if slot.states == 2 { "h, c" } else { "h" };
-            format!(
-                "\n//   `{}`: {parts} of {} floats each, from {}",
-                crate::naming::comment(&slot.layer),
-                slot.units,
-                slot.offset
-            )
-        })
+        .map(|slot| format!("\n//   {}", slot.describe()))
         .collect();
     let params = port_params(&p.predict, "std::int32_t").join(", ");
     let args = call_args(p);

@@ -537,15 +537,7 @@ fn stream_api(p: &Program, s: &Stream, scratch: ScratchPlacement, in_file: bool)
     let slots: Vec<String> = s
         .slots
         .iter()
-        .map(|slot| {
-            let parts = if slot.states == 2 { "h, c" } else { "h" };
-            format!(
-                " `{}`: {parts} of {} values each, from {};",
-                crate::naming::comment(&slot.layer),
-                slot.units,
-                slot.offset
-            )
-        })
+        .map(|slot| format!(" {};", slot.describe()))
         .collect();
     let in_params: Vec<_> = p
         .predict
