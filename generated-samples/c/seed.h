@@ -38,6 +38,18 @@ void seed_predict_with_scratch(const float* input, float* output, float* scratch
 
 #include <stddef.h>
 
+// Working memory on a 64-byte boundary on cores with wide vectors, so that vector loads
+// never straddle a cache line: on x86 with AVX-512, MobileNetV2's C++ took 415 or 565 us
+// by where the stack happened to put it. Microcontrollers keep their 8-byte stack
+// alignment (realigning would cost stack and instructions for nothing).
+#ifndef KERAS2SRC_ALIGNED
+#if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__) || defined(__aarch64__))
+#define KERAS2SRC_ALIGNED __attribute__((aligned(64)))
+#else
+#define KERAS2SRC_ALIGNED
+#endif
+#endif
+
 static const float seed_dense_kernel[33][64] = {
     {-0.24353316f, -0.17622112f, -0.104323514f, 0.22250637f, 0.05472083f, 0.14376366f, 0.24848166f, 0.044112373f, 0.25946596f, -0.10987931f, -0.20092094f, 0.08117423f, 0.14083341f, -0.038829997f, -0.17283413f, -0.16510859f, 0.22118774f, -0.13592643f, -0.011566877f, 0.09558295f, -0.20259473f, 0.012521759f, 0.052416332f, -0.0032965424f, -0.07220591f, 0.24179901f, -0.017345555f, 0.10395272f, 0.02591276f, -0.07720947f, -0.07694893f, 0.23142454f, -0.16574714f, -0.009878848f, 0.2142125f, -0.21523727f, -0.11691055f, -0.19487484f, 0.13218898f, -0.2143572f, -0.16153248f, 0.19685596f, -0.09614644f, -0.022877371f, 0.036232904f, 0.016009243f, -0.18583138f, -0.12767199f, 0.0041339593f, 0.06706155f, -0.0820465f, 0.015910793f, 0.18151703f, -0.22945596f, -0.21720281f, 0.1981601f, -0.2488325f, -0.030288793f, 0.019278692f, 0.15179244f, 0.027686702f, -0.0054540695f, -0.030140046f, -0.098693624f},
     {-0.06663485f, 0.23036797f, 0.18621743f, 0.13977464f, -0.0584751f, 0.23556603f, 0.22313333f, 0.06664908f, 0.18993016f, -0.094498046f, -0.102699995f, -0.26493183f, -0.24323623f, 0.051004075f, -0.08453276f, 0.0029512774f, -0.049583126f, 0.11486397f, 0.14008316f, 0.19003242f, -0.111310184f, 0.11103542f, 0.23677193f, 0.11637789f, 0.18027589f, 0.21309605f, -0.0262306f, 0.15226135f, -0.093979724f, 0.14277206f, -0.21690898f, 0.21702182f, 0.034061708f, 0.11526359f, -0.107745774f, -0.22497983f, -0.15948112f, -0.20107687f, -0.03953054f, 0.0053889886f, 0.012147488f, -0.18184254f, -0.029318586f, -0.17474888f, -0.10474732f, 0.1597514f, 0.04366414f, -0.20396912f, -0.02936442f, 0.17399798f, 0.1165609f, 0.1640796f, -0.16355093f, 0.06398872f, -0.20372722f, -0.0059553133f, 0.1082967f, -0.15328498f, 0.16409393f, 0.038904466f, -0.0037775605f, -0.11283961f, 0.14063907f, -0.023683313f},
@@ -258,7 +270,7 @@ void seed_predict_with_scratch(const float* input, float* output, float* scratch
 }
 
 void seed_predict(const float* input, float* output) {
-    float scratch[SEED_SCRATCH_LEN > 0 ? SEED_SCRATCH_LEN : 1];
+    float scratch[SEED_SCRATCH_LEN > 0 ? SEED_SCRATCH_LEN : 1] KERAS2SRC_ALIGNED;
     seed_predict_with_scratch(input, output, scratch);
 }
 

@@ -42,6 +42,18 @@ void text_bilstm_predict_with_scratch(const int32_t* input, float* output, float
 #include <stdint.h>
 #include <math.h>
 
+// Working memory on a 64-byte boundary on cores with wide vectors, so that vector loads
+// never straddle a cache line: on x86 with AVX-512, MobileNetV2's C++ took 415 or 565 us
+// by where the stack happened to put it. Microcontrollers keep their 8-byte stack
+// alignment (realigning would cost stack and instructions for nothing).
+#ifndef KERAS2SRC_ALIGNED
+#if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__) || defined(__aarch64__))
+#define KERAS2SRC_ALIGNED __attribute__((aligned(64)))
+#else
+#define KERAS2SRC_ALIGNED
+#endif
+#endif
+
 // Bit casts through a union: reading the member not last written reinterprets the
 // bytes in C (C99 TC3, 6.5.2.3 footnote 82; C11 footnote 95), needs no <string.h>,
 // and compiles to a register move.
@@ -551,7 +563,7 @@ void text_bilstm_predict_with_scratch(const int32_t* input, float* output, float
 }
 
 void text_bilstm_predict(const int32_t* input, float* output) {
-    float scratch[TEXT_BILSTM_SCRATCH_LEN > 0 ? TEXT_BILSTM_SCRATCH_LEN : 1];
+    float scratch[TEXT_BILSTM_SCRATCH_LEN > 0 ? TEXT_BILSTM_SCRATCH_LEN : 1] KERAS2SRC_ALIGNED;
     text_bilstm_predict_with_scratch(input, output, scratch);
 }
 

@@ -10,6 +10,18 @@
 #include <cstdint>
 #include <cmath>
 
+// Working memory on a 64-byte boundary on cores with wide vectors, so that vector loads
+// never straddle a cache line: on x86 with AVX-512, MobileNetV2's C++ took 415 or 565 us
+// by where the stack happened to put it. Microcontrollers keep their 8-byte stack
+// alignment (realigning would cost stack and instructions for nothing).
+#ifndef KERAS2SRC_ALIGNED
+#if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__) || defined(__aarch64__))
+#define KERAS2SRC_ALIGNED __attribute__((aligned(64)))
+#else
+#define KERAS2SRC_ALIGNED
+#endif
+#endif
+
 namespace text_bilstm {
 
 // Input `tokens`, shape [12] (batch excluded).
@@ -527,7 +539,7 @@ inline void predict_with_scratch(const std::int32_t* input, float* output, float
 
 // Runs the model on one sample, with working memory on the stack.
 inline void predict(const std::int32_t* input, float* output) noexcept {
-    float scratch[kScratchLen > 0 ? kScratchLen : 1];
+    float scratch[kScratchLen > 0 ? kScratchLen : 1] KERAS2SRC_ALIGNED;
     predict_with_scratch(input, output, scratch);
 }
 

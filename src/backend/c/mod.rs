@@ -76,6 +76,10 @@ pub fn emit(program: &Program, options: &Options) -> Result<Generated> {
     if program.out_of_line() {
         out.push_str(crate::backend::NOINLINE);
     }
+    if options.scratch != ScratchPlacement::Caller {
+        // `NAME_predict` and `NAME_step` declare their working memory.
+        out.push_str(crate::backend::ALIGNED);
+    }
     let mut item = |text: &str| {
         out.push('\n');
         out.push_str(text);
@@ -454,7 +458,9 @@ fn entry_points(p: &Program, options: &Options) -> Vec<String> {
     let name = options.name;
     let upper = name.to_ascii_uppercase();
     let (params, args) = (port_params(&p.predict).join(", "), call_args(p).join(", "));
-    let buffer = format!("float scratch[{upper}_SCRATCH_LEN > 0 ? {upper}_SCRATCH_LEN : 1];");
+    let buffer = format!(
+        "float scratch[{upper}_SCRATCH_LEN > 0 ? {upper}_SCRATCH_LEN : 1] KERAS2SRC_ALIGNED;"
+    );
     let mut out = Vec::new();
     let storage = match options.scratch {
         ScratchPlacement::Stack => Some(""),
@@ -492,7 +498,7 @@ fn entry_points(p: &Program, options: &Options) -> Vec<String> {
         if options.scratch != ScratchPlacement::Caller {
             out.push(format!(
                 "void {name}_step({name}_State* state, {params}) {{\n    \
-                 float scratch[{upper}_STEP_SCRATCH_LEN > 0 ? {upper}_STEP_SCRATCH_LEN : 1];\n    \
+                 float scratch[{upper}_STEP_SCRATCH_LEN > 0 ? {upper}_STEP_SCRATCH_LEN : 1] KERAS2SRC_ALIGNED;\n    \
                  {name}_step_with_scratch(state, {args}, scratch);\n}}"
             ));
         }

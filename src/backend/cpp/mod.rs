@@ -108,6 +108,10 @@ pub fn emit(program: &Program, options: &Options) -> Result<Generated> {
     if noinline {
         out.push_str(crate::backend::NOINLINE);
     }
+    if options.scratch != ScratchPlacement::Caller {
+        // `predict` and `step` declare their working memory.
+        out.push_str(crate::backend::ALIGNED);
+    }
     if let Some(file) = options.weights_file {
         out.push('\n');
         out.push_str(&incbin(program, namespace, &symbol, file));
@@ -389,7 +393,7 @@ fn stream_entry_points(p: &Program, s: &Stream, scratch: ScratchPlacement) -> Ve
             "// Runs one time step, with its working memory on the stack (one step's), and updates\n\
              // the state.\n\
              inline void step(State& state, {params}) noexcept {{\n    \
-             float scratch[kStepScratchLen > 0 ? kStepScratchLen : 1];\n    \
+             float scratch[kStepScratchLen > 0 ? kStepScratchLen : 1] KERAS2SRC_ALIGNED;\n    \
              step_with_scratch(state, {args}, scratch);\n\
              }}"
         ));
@@ -405,7 +409,7 @@ fn entry_points(p: &Program, api: &Options) -> Vec<String> {
         ScratchPlacement::Stack => out.push(format!(
             "// Runs the model on one sample, with working memory on the stack.\n\
              inline void predict({params}) noexcept {{\n    \
-             float scratch[kScratchLen > 0 ? kScratchLen : 1];\n    \
+             float scratch[kScratchLen > 0 ? kScratchLen : 1] KERAS2SRC_ALIGNED;\n    \
              predict_with_scratch({args}, scratch);\n}}"
         )),
         ScratchPlacement::Caller => {}
@@ -413,7 +417,7 @@ fn entry_points(p: &Program, api: &Options) -> Vec<String> {
             "// Runs the model on one sample, with working memory in a static buffer: not\n\
              // reentrant (calls must not overlap, from an interrupt or another thread).\n\
              inline void predict({params}) noexcept {{\n    \
-             static float scratch[kScratchLen > 0 ? kScratchLen : 1];\n    \
+             static float scratch[kScratchLen > 0 ? kScratchLen : 1] KERAS2SRC_ALIGNED;\n    \
              predict_with_scratch({args}, scratch);\n}}"
         )),
     }
@@ -570,7 +574,7 @@ fn c_api(p: &Program, api: &Options) -> String {
             stream.push((
                 format!("void {prefix}_step({prefix}_State* state, {ports})"),
                 format!(
-                    "float scratch[{namespace}::kStepScratchLen > 0 ? {namespace}::kStepScratchLen : 1];\n    \
+                    "float scratch[{namespace}::kStepScratchLen > 0 ? {namespace}::kStepScratchLen : 1] KERAS2SRC_ALIGNED;\n    \
                      {namespace}::detail::step_values(state->values, {args}, scratch);"
                 ),
             ));
