@@ -151,6 +151,13 @@ impl Model {
         passes::optimize(self.graph.clone())
     }
 
+    /// Whether the model has a recurrent layer (LSTM, GRU, SimpleRNN, RNN): one that could
+    /// stream.
+    pub fn is_recurrent(&self) -> bool {
+        let recurrent = |n: &ir::Node| matches!(n.op, ir::Op::Recurrent(_));
+        self.graph.nodes.iter().any(recurrent)
+    }
+
     /// Whether a recurrent layer is stateful: generation adds the streaming API.
     pub fn is_stateful(&self) -> bool {
         self.graph
@@ -162,8 +169,7 @@ impl Model {
     /// The model's step function (see [`passes::stream`]): the files are read again with
     /// one time step (and two, for the checks), and must not have changed since the load.
     pub fn step(&self) -> Result<passes::stream::Step> {
-        let recurrent = |n: &ir::Node| matches!(n.op, ir::Op::Recurrent(_));
-        if !self.graph.nodes.iter().any(recurrent) {
+        if !self.is_recurrent() {
             return Err(Error::Format {
                 path: self.path.clone(),
                 message: "cannot stream: the model has no recurrent layer (LSTM, GRU, \

@@ -72,8 +72,7 @@ fn table(model: &Model) -> String {
 
 /// For a recurrent model that can stream: the `State` and the step's working memory.
 fn stream_line(model: &Model) -> String {
-    let recurrent = |n: &keras2src::ir::Node| matches!(n.op, keras2src::ir::Op::Recurrent(_));
-    if !model.graph.nodes.iter().any(recurrent) {
+    if !model.is_recurrent() {
         return String::new();
     }
     let Ok(step) = model.step() else {

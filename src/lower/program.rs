@@ -54,7 +54,7 @@ pub struct Stream {
 impl Stream {
     /// Floats in the state.
     pub fn state_len(&self) -> usize {
-        self.slots.iter().map(|s| s.units * s.states).sum()
+        crate::passes::stream::state_len(&self.slots)
     }
 
     /// The step's model inputs (without the state).

@@ -61,8 +61,13 @@ impl StateSlot {
 impl Step {
     /// Floats in the state.
     pub fn state_len(&self) -> usize {
-        self.slots.iter().map(|s| s.units * s.states).sum()
+        state_len(&self.slots)
     }
+}
+
+/// Floats in a state made of `slots`.
+pub fn state_len(slots: &[StateSlot]) -> usize {
+    slots.iter().map(|s| s.units * s.states).sum()
 }
 
 /// The step graph of the model read with two time steps (`two`, for the checks) and with
@@ -316,8 +321,7 @@ fn build(one: &Graph, is_sequence: &[bool]) -> Result<Step, String> {
         });
     }
     let slots = slots(one);
-    let state_len: usize = slots.iter().map(|s| s.units * s.states).sum();
-    let state = g.add_input("state", vec![state_len], InputDtype::F32)?;
+    let state = g.add_input("state", vec![state_len(&slots)], InputDtype::F32)?;
     let mut new_states = Vec::new();
     let mut slot = slots.iter();
     for node in &one.nodes {

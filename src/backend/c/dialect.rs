@@ -81,11 +81,7 @@ impl Dialect for C<'_> {
     }
 
     fn unroll(&self, unroll: Unroll, count: usize) -> Option<String> {
-        match unroll {
-            Unroll::Compiler => None,
-            Unroll::Never => Some("#pragma GCC unroll 1".into()),
-            Unroll::Fully => Some(format!("#pragma GCC unroll {count}")),
-        }
+        crate::backend::cpp::unroll_pragma(unroll, count)
     }
 
     fn let_(&self, name: &str, mutable: bool, value: &str) -> String {

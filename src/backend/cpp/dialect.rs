@@ -51,6 +51,15 @@ pub fn hex_float(v: f32) -> String {
     }
 }
 
+/// GCC's (and Clang's) loop pragma for `unroll` over `count` iterations: C's too.
+pub fn unroll_pragma(unroll: Unroll, count: usize) -> Option<String> {
+    match unroll {
+        Unroll::Compiler => None,
+        Unroll::Never => Some("#pragma GCC unroll 1".into()),
+        Unroll::Fully => Some(format!("#pragma GCC unroll {count}")),
+    }
+}
+
 impl Dialect for Cpp {
     /// GCC keeps sums accumulated in place in the output in registers more reliably than
     /// a local array.
@@ -117,11 +126,7 @@ impl Dialect for Cpp {
     }
 
     fn unroll(&self, unroll: Unroll, count: usize) -> Option<String> {
-        match unroll {
-            Unroll::Compiler => None,
-            Unroll::Never => Some("#pragma GCC unroll 1".into()),
-            Unroll::Fully => Some(format!("#pragma GCC unroll {count}")),
-        }
+        unroll_pragma(unroll, count)
     }
 
     fn let_(&self, name: &str, mutable: bool, value: &str) -> String {

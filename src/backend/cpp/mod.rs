@@ -8,7 +8,7 @@
 //! header reads top to bottom in one file, and nothing can fail at render time.
 
 mod dialect;
-pub use dialect::{float as float_literal, hex_float};
+pub use dialect::{float as float_literal, hex_float, unroll_pragma};
 pub(crate) mod kernels;
 
 use crate::backend::{c_pointer, math};

@@ -302,31 +302,11 @@ fn api(p: &Program, scratch: ScratchPlacement, in_file: bool) -> Result<TokenStr
     let in_const = |k: usize, what: &str| format_ident!("{}_{what}", upper(&e.inputs[k]));
     let out_const = |k: usize, what: &str| format_ident!("{}_{what}", upper(&e.outputs[k]));
     let mut consts = TokenStream::new();
-    for (ports, name_of, label) in [
-        (
-            &e.inputs,
-            &in_const as &dyn Fn(usize, &str) -> proc_macro2::Ident,
-            "input",
-        ),
-        (&e.outputs, &out_const, "output"),
-    ] {
-        for (k, port) in ports.iter().enumerate() {
-            let shape_c = name_of(k, "SHAPE");
-            let len_c = name_of(k, "LEN");
-            let rank = lit(port.shape.len());
-            let dims = port.shape.iter().map(|&d| lit(d));
-            let len = lit(port.len);
-            let name = crate::naming::comment(&port.name);
-            let doc_shape = format!(" Shape of {label} `{name}` (batch dimension excluded).");
-            let doc_len = format!(" Number of values in {label} `{name}`.");
-            consts.extend(quote! {
-                #[doc = #doc_shape]
-                #[allow(dead_code)]
-                pub const #shape_c: [usize; #rank] = [#(#dims),*];
-                #[doc = #doc_len]
-                #[allow(dead_code)]
-                pub const #len_c: usize = #len;
-            });
+    for (ports, label) in [(&e.inputs, "input"), (&e.outputs, "output")] {
+        for port in ports.iter() {
+            let what = format!("{label} `{}`", crate::naming::comment(&port.name));
+            let shape_of = format!("{what} (batch dimension excluded)");
+            consts.extend(shape_consts(&upper(port), port, &shape_of, &what));
         }
     }
     if !single_in || !single_out {
@@ -516,21 +496,16 @@ fn stream_api(p: &Program, s: &Stream, scratch: ScratchPlacement, in_file: bool)
         ("output", &p.predict.outputs, s.outputs()),
     ] {
         for (name, port) in public.iter().zip(ports) {
-            let (shape_c, len_c) = (step_const(name, "SHAPE"), step_const(name, "LEN"));
-            let rank = lit(port.shape.len());
-            let dims = port.shape.iter().map(|&d| lit(d));
-            let len = lit(port.len);
-            let keras = crate::naming::comment(&port.name);
-            let doc_shape = format!(" Shape of one time step of {label} `{keras}`.");
-            let doc_len = format!(" Number of values in one time step of {label} `{keras}`.");
-            consts.extend(quote! {
-                #[doc = #doc_shape]
-                #[allow(dead_code)]
-                pub const #shape_c: [usize; #rank] = [#(#dims),*];
-                #[doc = #doc_len]
-                #[allow(dead_code)]
-                pub const #len_c: usize = #len;
-            });
+            let what = format!(
+                "one time step of {label} `{}`",
+                crate::naming::comment(&port.name)
+            );
+            consts.extend(shape_consts(
+                &format!("STEP_{}", upper(name)),
+                port,
+                &what,
+                &what,
+            ));
         }
     }
     let (state_len, scratch_len) = (lit(s.state_len()), lit(e.scratch_len));
@@ -764,6 +739,28 @@ fn self_test_module(p: &Program, test: &SelfTest, scratch: ScratchPlacement) -> 
          }}\n    }}\n}}\n\n",
     ));
     out
+}
+
+/// `PREFIX_SHAPE` and `PREFIX_LEN` of `port`, their docs naming it as `shape_of` and
+/// `values_in`.
+fn shape_consts(prefix: &str, port: &Port, shape_of: &str, values_in: &str) -> TokenStream {
+    let (shape_c, len_c) = (
+        format_ident!("{prefix}_SHAPE"),
+        format_ident!("{prefix}_LEN"),
+    );
+    let rank = lit(port.shape.len());
+    let dims = port.shape.iter().map(|&d| lit(d));
+    let len = lit(port.len);
+    let doc_shape = format!(" Shape of {shape_of}.");
+    let doc_len = format!(" Number of values in {values_in}.");
+    quote! {
+        #[doc = #doc_shape]
+        #[allow(dead_code)]
+        pub const #shape_c: [usize; #rank] = [#(#dims),*];
+        #[doc = #doc_len]
+        #[allow(dead_code)]
+        pub const #len_c: usize = #len;
+    }
 }
 
 /// A port's constants' prefix: `INPUT`, `OUTPUT1`.
