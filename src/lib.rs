@@ -21,6 +21,7 @@ pub mod lower;
 pub mod naming;
 mod options;
 pub mod passes;
+pub mod samples;
 mod summary;
 
 use std::path::{Path, PathBuf};
@@ -29,8 +30,8 @@ pub use error::{Error, Result};
 pub use generator::Generator;
 pub use ir::WeightsDtype;
 pub use options::{
-    IoSample, Options, ScratchPlacement, SelfTest, Tune, WeightsPlacement, STACK_SCRATCH_LIMIT,
-    WEIGHTS_FILE_THRESHOLD,
+    IoSample, Options, Quantization, ScratchPlacement, SelfTest, Tune, WeightsPlacement,
+    STACK_SCRATCH_LIMIT, WEIGHTS_FILE_THRESHOLD,
 };
 pub use summary::{LayerRow, Summary};
 
@@ -158,6 +159,13 @@ impl Model {
         self.graph.nodes.iter().any(recurrent)
     }
 
+    /// The shape of every model input (without the batch axis), in order.
+    pub fn input_port_shapes(&self) -> Vec<Vec<usize>> {
+        (self.graph.inputs.iter())
+            .map(|i| self.graph.shape(i.tensor).to_vec())
+            .collect()
+    }
+
     /// Whether a recurrent layer is stateful: generation adds the streaming API.
     pub fn is_stateful(&self) -> bool {
         self.graph
@@ -235,6 +243,89 @@ impl Model {
         })
     }
 
+    /// The model quantized to int8 as `q` says (see [`passes::quantize`]), with its accuracy
+    /// on the calibration and check samples.
+    pub fn quantized(&self, q: &Quantization) -> Result<Quantized> {
+        let float = passes::quantize::prepare(self.graph.clone());
+        let bad = |message: String| Error::Format {
+            path: self.path.clone(),
+            message: format!("calibration: {message}"),
+        };
+        let ranges = passes::quantize::calibrate(&float, &q.calibration).map_err(bad)?;
+        let graph = passes::quantize::quantize(&float, &ranges, q.int8_io).map_err(|problems| {
+            Error::Layers {
+                path: self.path.clone(),
+                problems,
+            }
+        })?;
+        // The accuracy is measured with float ports either way.
+        let measured = if q.int8_io {
+            passes::quantize::quantize(&float, &ranges, false).map_err(|problems| {
+                Error::Layers {
+                    path: self.path.clone(),
+                    problems,
+                }
+            })?
+        } else {
+            graph.clone()
+        };
+        let accuracy = |samples: &[Vec<Vec<f32>>]| -> Result<Option<QuantAccuracy>> {
+            if samples.is_empty() {
+                return Ok(None);
+            }
+            let mut a = QuantAccuracy {
+                samples: samples.len(),
+                ..QuantAccuracy::default()
+            };
+            let mut agree = 0;
+            for sample in samples {
+                let run = |g: &ir::Graph| {
+                    interp::run(g, sample)
+                        .map(|v| interp::outputs(g, &v))
+                        .map_err(bad)
+                };
+                let (f, i) = (run(&float)?, run(&measured)?);
+                let error = measure_error(&i, &f, &f);
+                a.max_abs_error = a.max_abs_error.max(error.vs_float);
+                a.magnitude = a.magnitude.max(error.magnitude);
+                let last = f.last().map(Vec::len).unwrap_or(0);
+                let classes = graph
+                    .outputs
+                    .last()
+                    .map_or(0, |o| graph.shape(o.tensor).last().copied().unwrap_or(0));
+                if classes >= 2 && last == classes {
+                    let argmax = |v: &[f32]| {
+                        (0..v.len()).fold(0, |best, k| if v[k] > v[best] { k } else { best })
+                    };
+                    agree += usize::from(argmax(&f[f.len() - 1]) == argmax(&i[i.len() - 1]));
+                    a.top1 = Some(agree as f32 / samples.len() as f32);
+                }
+            }
+            Ok(Some(a))
+        };
+        Ok(Quantized {
+            calibration: accuracy(&q.calibration)?.expect("calibration has samples"),
+            check: accuracy(&q.check)?,
+            graph,
+        })
+    }
+
+    /// [`Model::quantized`] for generation: refuses what a quantized model cannot have.
+    fn quantized_for(&self, q: &Quantization, options: &Options) -> Result<Quantized> {
+        let refuse = |what: &str| {
+            Err(Error::Usage(format!(
+                "--quantize int8 {what} (see the README's Quantization section)"
+            )))
+        };
+        if options.weights_dtype != WeightsDtype::F32 {
+            return refuse("stores its own int8 kernels: drop --weights-dtype");
+        }
+        if options.stream || self.is_stateful() {
+            return refuse("has no streaming form yet: drop --stream (and stateful layers)");
+        }
+        self.quantized(q)
+    }
+
     /// Generates source for `lang` with every weight inline; `name` is the module name, C++
     /// namespace or C prefix.
     pub fn generate(&self, lang: Lang, name: &str) -> Result<String> {
@@ -265,7 +356,14 @@ impl Model {
             }
             _ => {}
         }
-        let graph = self.optimized();
+        let quantized = match &options.quantize {
+            Some(q) => Some(self.quantized_for(q, options)?),
+            None => None,
+        };
+        let graph = match &quantized {
+            Some(q) => q.graph.clone(),
+            None => self.optimized(),
+        };
         let floats = graph.weight_floats();
         let in_file = floats > 0
             && match options.weights {
@@ -296,7 +394,7 @@ impl Model {
             }
         };
         let dtype = options.weights_dtype;
-        let step = if options.stream || self.is_stateful() {
+        let step = if quantized.is_none() && (options.stream || self.is_stateful()) {
             let step = self.step()?;
             let graph = passes::optimize(step.graph);
             let plan = passes::plan_memory(&graph);
@@ -320,7 +418,7 @@ impl Model {
         }
         // Compressed kernels: the accuracy on the samples, and a self-test bound to match.
         let (accuracy, quantized_test) = match dtype {
-            WeightsDtype::F32 => (Vec::new(), None),
+            WeightsDtype::F32 | WeightsDtype::Q8 | WeightsDtype::I32 => (Vec::new(), None),
             WeightsDtype::F16 | WeightsDtype::Int8 => {
                 self.accuracy(&graph, dtype, options.self_test.as_ref())?
             }
@@ -335,7 +433,16 @@ impl Model {
                 (placement, note.into_iter().collect())
             }
         };
-        let notes: Vec<String> = accuracy.into_iter().chain(notes).collect();
+        let int8_notes = quantized.iter().flat_map(|q| {
+            std::iter::once(q.calibration.describe("calibration"))
+                .chain(q.check.as_ref().map(|c| c.describe("check")))
+                .map(|line| format!("int8: {line}"))
+        });
+        let notes: Vec<String> = accuracy
+            .into_iter()
+            .chain(int8_notes)
+            .chain(notes)
+            .collect();
         let header = self.header(options, in_file, scratch, &notes, &program);
         let weights_file = weights_file.as_deref();
         let self_test = self_test_options;
@@ -389,10 +496,8 @@ impl Model {
         let s = self.summary();
         let dtype = options.weights_dtype;
         let flash_bytes = match dtype {
-            WeightsDtype::F32 => s.flash_bytes,
-            WeightsDtype::F16 | WeightsDtype::Int8 => {
-                program.weights.iter().map(backend::stored_bytes).sum()
-            }
+            WeightsDtype::F32 if options.quantize.is_none() => s.flash_bytes,
+            _ => program.weights.iter().map(backend::stored_bytes).sum(),
         };
         let mut lines = vec![
             format!(
@@ -401,7 +506,7 @@ impl Model {
             ),
             format!("source sha256: {}", self.sha256.join(" + ")),
             format!(
-                "options: --lang {} --name {}{}{}{}{}{}{}{}{}",
+                "options: --lang {} --name {}{}{}{}{}{}{}{}{}{}",
                 options.lang.as_str(),
                 options.name,
                 if weights_in_file { " --weights file" } else { "" },
@@ -422,6 +527,11 @@ impl Model {
                 match dtype {
                     WeightsDtype::F32 => String::new(),
                     other => format!(" --weights-dtype {}", other.as_str()),
+                },
+                match &options.quantize {
+                    None => "",
+                    Some(q) if q.int8_io => " --quantize int8 --int8-io",
+                    Some(_) => " --quantize int8",
                 },
                 // The sample is in the code; its file's path is not.
                 if options.self_test.is_some() {
@@ -529,6 +639,46 @@ impl Model {
             ..test.clone()
         };
         Ok((lines, Some(expected)))
+    }
+}
+
+/// A quantized model (see [`Model::quantized`]).
+#[derive(Debug, Clone)]
+pub struct Quantized {
+    pub graph: ir::Graph,
+    /// The int8 model against the f32 model on the calibration samples...
+    pub calibration: QuantAccuracy,
+    /// ... and on the check samples, if given.
+    pub check: Option<QuantAccuracy>,
+}
+
+/// How far a quantized model's outputs are from the f32 model's (both in the interpreter).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct QuantAccuracy {
+    pub samples: usize,
+    pub max_abs_error: f32,
+    /// The largest |f32 output|, for scale.
+    pub magnitude: f32,
+    /// For a classifier (the last output has a class axis), how often the int8 model's top
+    /// class is the f32 model's.
+    pub top1: Option<f32>,
+}
+
+impl QuantAccuracy {
+    /// One line: `max |error| 1.2e-2 (outputs up to 9.9e-1), top-1 agreement 100% on 64
+    /// calibration samples`.
+    pub fn describe(&self, what: &str) -> String {
+        format!(
+            "max |error| {:.1e} against the f32 model (outputs up to {:.1e}){} on {} {what} \
+             sample{}",
+            self.max_abs_error,
+            self.magnitude,
+            self.top1
+                .map(|t| format!(", top-1 agreement {:.1}%", 100.0 * t))
+                .unwrap_or_default(),
+            self.samples,
+            if self.samples == 1 { "" } else { "s" }
+        )
     }
 }
 

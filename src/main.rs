@@ -101,6 +101,8 @@ struct GenerateArgs {
     /// `NAME_selftest()`.
     #[arg(long, value_name = "FILE")]
     emit_test: Option<PathBuf>,
+    #[command(flatten)]
+    quantize: QuantizeArgs,
     /// Print no progress and no summary line (errors and notes still go to stderr).
     #[arg(short, long)]
     quiet: bool,
@@ -137,6 +139,56 @@ struct PredictArgs {
     /// --weights-dtype` stores them (the values that generated code computes with).
     #[arg(long, value_enum, default_value = "f32")]
     weights_dtype: WeightsDtypeArg,
+    #[command(flatten)]
+    quantize: QuantizeArgs,
+}
+
+/// Full int8, as `generate` and `predict` take it.
+#[derive(Args)]
+struct QuantizeArgs {
+    /// Quantize the whole model to int8 after training, as TensorFlow Lite does:
+    /// per-channel int8 weights, per-tensor int8 activations calibrated on --calibrate's
+    /// samples, integer-only kernels; layers without an int8 kernel (softmax, recurrent
+    /// layers, ...) stay float. Prints the accuracy against the f32 model.
+    #[arg(long, value_enum, requires = "calibrate")]
+    quantize: Option<QuantizeArg>,
+    /// Calibration samples: {"samples": [S, ...]}, each S an input document as `predict`
+    /// reads it. Use samples like the real inputs; 100 or so is plenty (see the README).
+    #[arg(long, value_name = "FILE", requires = "quantize")]
+    calibrate: Option<PathBuf>,
+    /// More samples (same format) to report the accuracy on, apart from calibration.
+    #[arg(long, value_name = "FILE", requires = "quantize")]
+    check_samples: Option<PathBuf>,
+    /// `generate` only: int8 inputs and outputs (their scale and zero point exported as
+    /// constants) instead of float ones.
+    #[arg(long, requires = "quantize")]
+    int8_io: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum QuantizeArg {
+    Int8,
+}
+
+impl QuantizeArgs {
+    /// The quantization the flags ask for, its samples read for a model with inputs of
+    /// `shapes`.
+    fn read(&self, shapes: &[Vec<usize>]) -> Result<Option<keras2src::Quantization>, Error> {
+        let (Some(QuantizeArg::Int8), Some(calibrate)) = (self.quantize, &self.calibrate) else {
+            return Ok(None);
+        };
+        let read = |p: &std::path::Path| keras2src::samples::read_samples(p, shapes);
+        Ok(Some(keras2src::Quantization {
+            calibration: read(calibrate)?,
+            check: self
+                .check_samples
+                .as_deref()
+                .map(read)
+                .transpose()?
+                .unwrap_or_default(),
+            int8_io: self.int8_io,
+        }))
+    }
 }
 
 /// The model to read, as every command takes it.

@@ -39,13 +39,14 @@ const RESERVED: &[&str] = &[
     // Names the generated code defines.
     "predict", "predict_with_scratch", "view", "view_mut", "math", "weights", "detail",
     "selftest", "half",
-    "input", "output", "scratch", "x", "y", "acc",
+    "input", "output", "scratch", "scratch_i8", "x", "y", "acc",
 ];
 
 /// Whether the math runtime defines `name` (C++ puts it beside the layer functions).
 fn is_math_name(name: &str) -> bool {
-    use crate::backend::math::{MathFn, CPP_HELPER_NAMES};
+    use crate::backend::math::{MathFn, CPP_HELPER_NAMES, INT8_NAMES};
     CPP_HELPER_NAMES.contains(&name)
+        || INT8_NAMES.contains(&name)
         || MathFn::ALL
             .iter()
             .any(|f| f.cpp_name() == name || f.rust_name() == name)

@@ -26,6 +26,20 @@ pub struct Options {
     pub tune: Tune,
     /// How kernels are stored (`--weights-dtype`; see [`crate::ir::quant`]).
     pub weights_dtype: WeightsDtype,
+    /// Full int8 (`--quantize int8`; see [`crate::passes::quantize`]).
+    pub quantize: Option<Quantization>,
+}
+
+/// What post-training int8 quantization needs: samples to calibrate on, and whether the
+/// ports are int8.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Quantization {
+    /// Per sample, the values of each model input (`--calibrate`).
+    pub calibration: Vec<Vec<Vec<f32>>>,
+    /// More samples the accuracy is reported on (`--check-samples`), not calibrated on.
+    pub check: Vec<Vec<Vec<f32>>>,
+    /// int8 inputs and outputs (`--int8-io`), their parameters exported as constants.
+    pub int8_io: bool,
 }
 
 /// The core generated loops are tuned for; the numbers are the same for every one.
@@ -59,6 +73,7 @@ impl Options {
             stream: false,
             tune: Tune::Host,
             weights_dtype: WeightsDtype::F32,
+            quantize: None,
         }
     }
 }

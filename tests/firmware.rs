@@ -295,6 +295,7 @@ fn samples_h(name: &str, model: &Model, io: &Io, lang: Lang) -> String {
         let (ty, literal): (&str, fn(f64) -> String) = match input.dtype {
             InputDtype::F32 => ("float", |v| hex_float(v as f32)),
             InputDtype::I32 => ("int32_t", |v| format!("{}", v as i32)),
+            InputDtype::I8 => ("int8_t", |v| format!("{}", v as i32)),
         };
         args.push(format!("input{k}[s]"));
         let len = samples[0].len();

@@ -150,7 +150,7 @@ fn compressed_kernels_compute_what_the_interpreter_computes_in_every_language() 
             let bound = match dtype {
                 WeightsDtype::F16 => 2e-3,
                 WeightsDtype::Int8 => 3e-2,
-                WeightsDtype::F32 => 0.0,
+                WeightsDtype::F32 | WeightsDtype::Q8 | WeightsDtype::I32 => 0.0,
             } * (1.0 + magnitude);
             assert!(vs_float > 0.0, "{ident}: no difference from the f32 model");
             assert!(

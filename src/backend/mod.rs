@@ -8,7 +8,7 @@ pub mod printer;
 pub mod rust;
 
 use crate::ir::quant::f32_to_f16;
-use crate::ir::WeightsDtype;
+use crate::ir::{InputDtype, WeightsDtype};
 use crate::lower::loops::Ix;
 use crate::lower::{Program, WeightArray};
 
@@ -17,7 +17,8 @@ use crate::lower::{Program, WeightArray};
 pub fn stored_literal(dtype: WeightsDtype, v: f32) -> String {
     match dtype {
         WeightsDtype::F16 => format!("0x{:04x}", f32_to_f16(v)),
-        WeightsDtype::Int8 => format!("{}", v as i32),
+        WeightsDtype::Int8 | WeightsDtype::Q8 => format!("{}", v as i32),
+        WeightsDtype::I32 => format!("{}", v.to_bits() as i32),
         WeightsDtype::F32 => format!("{v:?}"),
     }
 }
@@ -56,6 +57,39 @@ pub fn c_half(signature: &str, memcpy: &str, u32: &str) -> String {
 }
 
 pub use crate::lower::INLINE_LAYERS_MAX;
+
+/// An element type in C.
+pub fn c_type(dtype: InputDtype) -> &'static str {
+    match dtype {
+        InputDtype::F32 => "float",
+        InputDtype::I32 => "int32_t",
+        InputDtype::I8 => "int8_t",
+    }
+}
+
+/// An element type in C++.
+pub fn cpp_type(dtype: InputDtype) -> &'static str {
+    match dtype {
+        InputDtype::F32 => "float",
+        InputDtype::I32 => "std::int32_t",
+        InputDtype::I8 => "std::int8_t",
+    }
+}
+
+/// An element type in Rust.
+pub fn rust_type(dtype: InputDtype) -> &'static str {
+    match dtype {
+        InputDtype::F32 => "f32",
+        InputDtype::I32 => "i32",
+        InputDtype::I8 => "i8",
+    }
+}
+
+/// Whole numbers held as f32, as a comma-separated list.
+pub fn integers(values: &[f32]) -> String {
+    let ints: Vec<String> = values.iter().map(|&v| (v as i32).to_string()).collect();
+    ints.join(", ")
+}
 
 /// Defines `KERAS2SRC_NOINLINE` for C and C++ (see [`INLINE_LAYERS_MAX`]).
 pub const NOINLINE: &str = "
@@ -101,7 +135,8 @@ pub fn weights_file_bytes(p: &Program) -> Vec<u8> {
             match w.dtype {
                 WeightsDtype::F32 => bytes.extend(v.to_le_bytes()),
                 WeightsDtype::F16 => bytes.extend(f32_to_f16(v).to_le_bytes()),
-                WeightsDtype::Int8 => bytes.extend((v as i8).to_le_bytes()),
+                WeightsDtype::Int8 | WeightsDtype::Q8 => bytes.extend((v as i8).to_le_bytes()),
+                WeightsDtype::I32 => bytes.extend((v.to_bits() as i32).to_le_bytes()),
             }
         }
         bytes.resize(bytes.len().next_multiple_of(4), 0);
@@ -143,7 +178,8 @@ pub fn file_holds(p: &Program) -> String {
         .map(|d| match d {
             WeightsDtype::F32 => "f32",
             WeightsDtype::F16 => "f16 bits",
-            WeightsDtype::Int8 => "int8",
+            WeightsDtype::Int8 | WeightsDtype::Q8 => "int8",
+            WeightsDtype::I32 => "int32",
         })
         .collect();
     match kinds[..] {
@@ -192,8 +228,9 @@ pub fn uses_non_finite(p: &Program, self_test: Option<&crate::SelfTest>) -> bool
 pub fn array_initializer(w: &WeightArray, literal: impl Fn(f32) -> String) -> String {
     let literal = |v: f32| match w.dtype {
         WeightsDtype::F32 => literal(v),
-        WeightsDtype::F16 => stored_literal(w.dtype, v),
-        WeightsDtype::Int8 => stored_literal(w.dtype, v),
+        WeightsDtype::F16 | WeightsDtype::Int8 | WeightsDtype::Q8 | WeightsDtype::I32 => {
+            stored_literal(w.dtype, v)
+        }
     };
     let row = |values: &[f32]| {
         values
@@ -224,6 +261,18 @@ pub fn c_pointer(p: &crate::lower::Entry, arg: &crate::lower::Arg) -> String {
         Location::Output(k) => p.outputs[k].ident.clone(),
         Location::Scratch(0) => "scratch".into(),
         Location::Scratch(off) => format!("scratch + {off}"),
+        Location::ScratchI8(0) => "scratch_i8".into(),
+        Location::ScratchI8(off) => format!("scratch_i8 + {off}"),
+    }
+}
+
+/// What a weights-file array's comment says of its bytes.
+pub fn file_comment(dtype: WeightsDtype) -> &'static str {
+    match dtype {
+        WeightsDtype::F32 => "",
+        WeightsDtype::F16 => " f16 bits (little-endian)",
+        WeightsDtype::Int8 | WeightsDtype::Q8 => " int8",
+        WeightsDtype::I32 => " int32 (little-endian)",
     }
 }
 
@@ -232,6 +281,10 @@ pub struct CStorage {
     /// The element types of int8 and f16 arrays (`int8_t`, `std::uint16_t`, ...).
     pub int8: &'static str,
     pub uint16: &'static str,
+    /// The integer types of a quantized model's `i32` arrays and of the bytes composing
+    /// them in a weights file.
+    pub int32: &'static str,
+    pub uint32: &'static str,
     /// `cast(type, x)`: `x` converted to `type`.
     pub cast: fn(&str, &str) -> String,
     /// The f16 conversion function's name.
@@ -244,7 +297,8 @@ impl CStorage {
         match dtype {
             WeightsDtype::F32 => "float",
             WeightsDtype::F16 => self.uint16,
-            WeightsDtype::Int8 => self.int8,
+            WeightsDtype::Int8 | WeightsDtype::Q8 => self.int8,
+            WeightsDtype::I32 => self.int32,
         }
     }
 
@@ -253,8 +307,8 @@ impl CStorage {
     pub fn file_type(&self, dtype: WeightsDtype) -> &'static str {
         match dtype {
             WeightsDtype::F32 => "float",
-            WeightsDtype::F16 => "unsigned char",
-            WeightsDtype::Int8 => "signed char",
+            WeightsDtype::F16 | WeightsDtype::I32 => "unsigned char",
+            WeightsDtype::Int8 | WeightsDtype::Q8 => "signed char",
         }
     }
 
@@ -279,6 +333,29 @@ impl CStorage {
                     let bits = format!("{name}[{}] | ({name}[{}] << 8)", index(&lo), index(&hi));
                     return format!("{}({})", self.half, (self.cast)(self.uint16, &bits));
                 }
+                if w.dtype == WeightsDtype::I32 {
+                    // Little-endian from four bytes.
+                    let at = Ix::default().add_scaled(&flat, 4);
+                    let byte = |k: isize, shift: u32| {
+                        let b = (self.cast)(
+                            self.uint32,
+                            &format!("{name}[{}]", index(&at.clone().offset(k))),
+                        );
+                        if shift == 0 {
+                            b
+                        } else {
+                            format!("({b} << {shift})")
+                        }
+                    };
+                    let bits = format!(
+                        "{} | {} | {} | {}",
+                        byte(0, 0),
+                        byte(1, 8),
+                        byte(2, 16),
+                        byte(3, 24)
+                    );
+                    return (self.cast)(self.int32, &bits);
+                }
                 format!("{name}[{}]", index(&flat))
             }
             Some(r) => format!("{name}[{}][{}]", index(r), index(at)),
@@ -288,6 +365,8 @@ impl CStorage {
             WeightsDtype::F32 => element,
             WeightsDtype::F16 => format!("{}({element})", self.half),
             WeightsDtype::Int8 => (self.cast)("float", &element),
+            // Read as integers by integer kernels.
+            WeightsDtype::Q8 | WeightsDtype::I32 => element,
         }
     }
 }

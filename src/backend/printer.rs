@@ -5,7 +5,7 @@
 
 use crate::ir::expr::Expr;
 use crate::ir::MathFn;
-use crate::lower::loops::{Array, Buf, Cond, Index, Ix, Place, Stmt, Unroll, Val, WriteOp};
+use crate::lower::loops::{Array, Buf, Cond, IVal, Index, Ix, Place, Stmt, Unroll, Val, WriteOp};
 use crate::lower::WeightId;
 
 /// A value printed two ways: as an operand (parenthesised where it is compound) and whole,
@@ -61,6 +61,25 @@ pub trait Dialect {
     fn local_array(&self, name: &str, len: usize) -> String;
     /// The opening line of `if cond`.
     fn if_(&self, cond: &str) -> String;
+
+    /// An int8 element widened to `i32`.
+    fn widen(&self, element: &str) -> String;
+    /// An `i32` value (within int8's range) as an int8 element's new value.
+    fn narrow(&self, value: &str) -> String;
+    /// A new `i32` variable.
+    fn let_int(&self, name: &str, mutable: bool, value: &str) -> String;
+    /// A call of an int8 runtime function (`requantize_i32`, `quantize_i8`).
+    fn int8_call(&self, name: &str, args: &str) -> String;
+    /// `v` (a variable) clamped to `[lo, hi]`.
+    fn int_clamp(&self, v: &str, lo: i32, hi: i32) -> String;
+    /// An `i32` literal.
+    fn int(&self, v: i32) -> String {
+        if v == i32::MIN {
+            "(-2147483647 - 1)".into()
+        } else {
+            v.to_string()
+        }
+    }
 }
 
 /// Prints one kernel's statements.
@@ -148,6 +167,24 @@ impl Printer<'_> {
                     mutable,
                 } => line(out, &d.let_(name, *mutable, &self.whole(value))),
                 Stmt::LetIndex { name, value } => line(out, &self.let_index(name, value)),
+                Stmt::ILet {
+                    name,
+                    value,
+                    mutable,
+                } => line(out, &d.let_int(name, *mutable, &self.iwhole(value))),
+                Stmt::IWrite { to, op, value } => {
+                    let op = match op {
+                        WriteOp::Set => "=",
+                        WriteOp::Add => "+=",
+                        WriteOp::Mul => "*=",
+                        WriteOp::Div => "/=",
+                    };
+                    let value = match to {
+                        Place::Out(_) => d.narrow(&self.ival(value)),
+                        _ => self.iwhole(value),
+                    };
+                    line(out, &format!("{} {op} {value};", self.place(to)));
+                }
                 Stmt::Write { to, op, value } => {
                     if !self.in_place_copy(to, *op, value) {
                         let op = match op {
@@ -318,6 +355,59 @@ impl Printer<'_> {
             }
             Val::Apply(expr, var) => format!("({})", self.formula(expr, var)),
             Val::Trunc(var) => d.trunc(var),
+            Val::Int(i) => d.int_to_float(&self.ival(i), false),
+        }
+    }
+
+    /// An integer value as a whole right-hand side.
+    fn iwhole(&self, v: &IVal) -> String {
+        match v {
+            IVal::Add(..) | IVal::Sub(..) | IVal::Mul(..) => unwrap(self.ival(v)),
+            _ => self.ival(v),
+        }
+    }
+
+    /// An integer value as an operand.
+    fn ival(&self, v: &IVal) -> String {
+        let d = self.dialect;
+        match v {
+            IVal::Load(buf, ix) => d.widen(&self.val(&Val::Load(buf.clone(), ix.clone()))),
+            IVal::LoadI32(buf, ix) => self.val(&Val::Load(buf.clone(), ix.clone())),
+            IVal::Var(name) => name.clone(),
+            IVal::Const(c) => d.int(*c),
+            IVal::Add(a, b) => format!("({} + {})", self.ival(a), self.ival(b)),
+            IVal::Sub(a, b) => format!("({} - {})", self.ival(a), self.ival(b)),
+            IVal::Mul(a, b) => format!("({} * {})", self.ival(a), self.ival(b)),
+            IVal::Clamp(a, lo, hi) => d.int_clamp(&self.ival(a), *lo, *hi),
+            IVal::Max(a, b) => {
+                let operand = |v: &IVal| Operand {
+                    nested: self.ival(v),
+                    whole: self.iwhole(v),
+                };
+                let (a, b) = (operand(a), operand(b));
+                d.conditional(&format!("{} > {}", b.nested, a.nested), &b, &a)
+            }
+            IVal::Requant(parts) => {
+                let args: Vec<String> = parts.iter().map(|p| self.iwhole(p)).collect();
+                d.int8_call("requantize_i32", &args.join(", "))
+            }
+            IVal::Quantize(x, scale, zero) => {
+                let args = format!("{}, {}, {}", self.whole(x), d.float(*scale), d.int(*zero));
+                d.int8_call("quantize_i8", &args)
+            }
+            IVal::RoundedDiv(sum, count) => {
+                let half = format!("{count} / 2");
+                let then = Operand {
+                    nested: format!("({sum} + {half})"),
+                    whole: format!("{sum} + {half}"),
+                };
+                let otherwise = Operand {
+                    nested: format!("({sum} - {half})"),
+                    whole: format!("{sum} - {half}"),
+                };
+                let numerator = d.conditional(&format!("{sum} > 0"), &then, &otherwise);
+                format!("({numerator} / {count})")
+            }
         }
     }
 

@@ -46,6 +46,7 @@ pub fn run(args: GenerateArgs) -> Result<ExitCode, Error> {
         },
         self_test: args.emit_test.as_deref().map(SelfTest::read).transpose()?,
         weights_dtype: args.weights_dtype.dtype(),
+        quantize: args.quantize.read(&model.input_port_shapes())?,
         ..Options::new(lang, &name)
     };
     let size = format!(

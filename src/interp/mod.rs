@@ -5,6 +5,7 @@ mod attention;
 mod conv;
 mod embedding;
 mod index;
+mod int8;
 mod layout;
 mod merge;
 mod norm;
@@ -41,6 +42,10 @@ pub fn run(graph: &Graph, inputs: &[Vec<f32>]) -> Result<Vec<Vec<f32>>, String> 
         values[input.tensor] = match input.dtype {
             InputDtype::F32 => data.clone(),
             InputDtype::I32 => data.iter().map(|v| v.trunc()).collect(),
+            InputDtype::I8 => data
+                .iter()
+                .map(|v| v.trunc().clamp(-128.0, 127.0))
+                .collect(),
         };
     }
     for node in &graph.nodes {
@@ -185,6 +190,7 @@ fn eval(op: &Op, inputs: &[(&[f32], &[usize])], out_shape: &[usize]) -> Result<V
         Op::Pool { kind, window } => pool::pool(inputs, out_shape, *kind, window),
         Op::GlobalPool { kind } => pool::global_pool(inputs, out_shape, *kind),
         Op::Pad { padding, value } => layout::pad(inputs, out_shape, padding, *value),
+        Op::Int8(q) => int8::eval(q, inputs, out_shape),
         Op::Slice { begin, step, .. } => layout::slice(inputs, out_shape, begin, step),
         Op::Transpose { perm } => layout::transpose(inputs, out_shape, perm),
         Op::Upsample { factors, bilinear } => {

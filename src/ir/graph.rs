@@ -29,6 +29,8 @@ pub struct Node {
 pub enum InputDtype {
     F32,
     I32,
+    /// A quantized model's int8 input or output (`--int8-io`), or an int8 buffer.
+    I8,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -120,6 +122,26 @@ impl Graph {
 
     pub fn shape(&self, tensor: TensorId) -> &[usize] {
         &self.tensors[tensor].shape
+    }
+
+    /// The element type of `tensor` in the generated code: a model input's, int8 for what
+    /// a quantized op writes (see [`super::int8`]) and a reshape of int8, f32 otherwise.
+    pub fn dtype(&self, tensor: TensorId) -> InputDtype {
+        if let Some(input) = self.inputs.iter().find(|i| i.tensor == tensor) {
+            return input.dtype;
+        }
+        let Some(node) = self.producer(tensor).map(|n| &self.nodes[n]) else {
+            return InputDtype::F32;
+        };
+        match &node.op {
+            Op::Int8(super::int8::QOp::Dequantize(_)) => InputDtype::F32,
+            Op::Int8(_) => InputDtype::I8,
+            Op::Reshape { .. } | Op::Identity => match self.dtype(node.inputs[0]) {
+                InputDtype::I8 => InputDtype::I8,
+                _ => InputDtype::F32,
+            },
+            _ => InputDtype::F32,
+        }
     }
 
     /// The node that produces `tensor`, if any (model inputs have none).

@@ -6,6 +6,7 @@ mod attention;
 mod conv_lstm;
 pub mod expr;
 mod graph;
+pub mod int8;
 mod math;
 mod norm_shape;
 mod op;

@@ -193,6 +193,8 @@ pub enum Op {
     /// `mask_zero`), or with `reduce_last` `any(x[..., f] != value)` over the last axis,
     /// which it drops (Masking). NaN differs from every value.
     SequenceMask { value: f32, reduce_last: bool },
+    /// A quantized op (`--quantize int8`, see [`super::int8`]).
+    Int8(super::int8::QOp),
     /// Normalisation over groups of elements (LayerNormalization, GroupNormalization,
     /// UnitNormalization). The input is viewed as the axes of `view` (row-major, their
     /// lengths multiply to the input's length); statistics are taken over the `reduced`
@@ -375,6 +377,7 @@ impl Op {
             Op::ConvLstm(c) => c.macs(input),
             // Per output value, one MAC per contracted element.
             Op::Dot { axes, .. } => numel(output) * input.get(axes.0).copied().unwrap_or(0),
+            Op::Int8(super::int8::QOp::Linear(l)) => l.float_op().macs(input, output),
             Op::Activation(_)
             | Op::Affine { .. }
             | Op::PRelu { .. }
@@ -401,6 +404,7 @@ impl Op {
             | Op::Embedding { .. }
             | Op::Encode { .. }
             | Op::Bucketize { .. }
+            | Op::Int8(_)
             | Op::Lookup(_) => 0,
         }
     }
@@ -444,6 +448,7 @@ impl Op {
             | Op::Embedding { .. }
             | Op::Encode { .. }
             | Op::Bucketize { .. }
+            | Op::Int8(_)
             | Op::Lookup(_) => 0,
         }
     }
@@ -500,6 +505,8 @@ impl Op {
             }
             Op::ConvLstm(c) => vec![&c.recurrent.data[..]],
             Op::ConvMaxPool { conv, .. } => conv.weights(),
+            Op::Int8(super::int8::QOp::Linear(l)) => vec![&l.kernel.data[..]],
+            Op::Int8(_) => vec![],
             Op::Activation(_)
             | Op::Reshape { .. }
             | Op::Identity

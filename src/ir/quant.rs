@@ -38,6 +38,13 @@ pub enum WeightsDtype {
     F16,
     /// Symmetric per-output-channel int8, 1 byte per weight plus one f32 scale per channel.
     Int8,
+    /// int8 read as an integer: the kernels of a quantized model (`--quantize int8`, see
+    /// [`crate::ir::int8`]), never a `--weights-dtype`.
+    Q8,
+    /// `i32`: the biases, multipliers and shifts of a quantized model (`--quantize int8`),
+    /// never a `--weights-dtype`. A [`crate::lower::WeightArray`] holds each integer's bits
+    /// (`f32::from_bits`), so that every value is exact.
+    I32,
 }
 
 impl WeightsDtype {
@@ -46,6 +53,8 @@ impl WeightsDtype {
             WeightsDtype::F32 => "f32",
             WeightsDtype::F16 => "f16",
             WeightsDtype::Int8 => "int8",
+            WeightsDtype::Q8 => "q8",
+            WeightsDtype::I32 => "i32",
         }
     }
 
@@ -54,7 +63,8 @@ impl WeightsDtype {
         match self {
             WeightsDtype::F32 => 4,
             WeightsDtype::F16 => 2,
-            WeightsDtype::Int8 => 1,
+            WeightsDtype::Int8 | WeightsDtype::Q8 => 1,
+            WeightsDtype::I32 => 4,
         }
     }
 
@@ -136,6 +146,10 @@ pub fn store(w: &Weights, axis: ChannelAxis, dtype: WeightsDtype) -> Result<Stor
         }
     }
     match dtype {
+        WeightsDtype::Q8 | WeightsDtype::I32 => Err(format!(
+            "{} is the storage of a quantized model, not a --weights-dtype",
+            dtype.as_str()
+        )),
         WeightsDtype::F32 => Ok(stored(w.data.clone(), None)),
         WeightsDtype::F16 => {
             if let Some(v) = w.data.iter().find(|v| v.abs() > F16_MAX_ROUNDING_DOWN) {
@@ -247,6 +261,7 @@ pub fn kernels_mut(op: &mut Op) -> Vec<(&mut Weights, ChannelAxis)> {
             vec![(&mut r.kernel, a), (&mut r.recurrent, b)]
         }
         Op::ConvLstm(_)
+        | Op::Int8(_)
         | Op::Affine { .. }
         | Op::PRelu { .. }
         | Op::ConstMerge { .. }

@@ -26,6 +26,7 @@ pub fn infer(op: &Op, inputs: &[&[usize]]) -> Result<Vec<usize>, String> {
         Op::Reshape { target } => one(inputs).and_then(|x| super::op::reshape(x, target)),
         Op::Identity => one(inputs).map(<[usize]>::to_vec),
         Op::Recurrent(r) => r.output_shape(inputs),
+        Op::Int8(q) => int8(q, inputs),
         Op::ConvLstm(c) => c.output_shape(inputs),
         Op::Conv {
             kernel,
@@ -460,4 +461,34 @@ fn concat(inputs: &[&[usize]], axis: usize) -> Result<Vec<usize>, String> {
         out[axis] += x[axis];
     }
     Ok(out)
+}
+
+/// A quantized op's shape: its float twin's, and the same shape in and out for the rest.
+fn int8(q: &super::int8::QOp, inputs: &[&[usize]]) -> Result<Vec<usize>, String> {
+    use super::int8::QOp;
+    match q {
+        QOp::Quantize(_) | QOp::Dequantize(_) => one(inputs).map(<[usize]>::to_vec),
+        QOp::Linear(l) => infer(&l.float_op(), inputs),
+        QOp::Pool { kind, window } => infer(
+            &Op::Pool {
+                kind: *kind,
+                window: window.clone(),
+            },
+            inputs,
+        ),
+        QOp::GlobalPool { kind } => infer(&Op::GlobalPool { kind: *kind }, inputs),
+        QOp::Add(_) => match inputs {
+            [a, b] if a == b => Ok(a.to_vec()),
+            _ => Err(format!(
+                "an int8 Add needs two inputs of one shape, got {inputs:?}"
+            )),
+        },
+        QOp::Pad { padding, .. } => infer(
+            &Op::Pad {
+                padding: padding.clone(),
+                value: 0.0,
+            },
+            inputs,
+        ),
+    }
 }

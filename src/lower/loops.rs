@@ -125,6 +125,8 @@ pub enum Val {
     Min(Box<Val>, Box<Val>),
     /// An elementwise formula applied to a value held in a variable.
     Apply(Expr, String),
+    /// An integer as f32 (exact below 2^24).
+    Int(Box<IVal>),
     /// A variable truncated toward zero (what Keras's cast to an integer does): through
     /// `i32` below 2^23 in magnitude, where an f32 can have a fraction; itself otherwise
     /// (already an integer, or NaN).
@@ -161,6 +163,69 @@ binary_op!(Sub, sub, Sub);
 binary_op!(Mul, mul, Mul);
 binary_op!(Div, div, Div);
 
+/// An `i32` value, for the integer kernels of a quantized model ([`crate::ir::int8`]).
+/// Every operation is exact: lowering bounds the sums so that none overflows.
+#[derive(Debug, Clone, PartialEq)]
+pub enum IVal {
+    /// An int8 element (an int8 input or weight), widened.
+    Load(Buf, Ix),
+    /// An `i32` weight element (a bias, a multiplier, a shift).
+    LoadI32(Buf, Ix),
+    Var(String),
+    Const(i32),
+    Add(Box<IVal>, Box<IVal>),
+    Sub(Box<IVal>, Box<IVal>),
+    Mul(Box<IVal>, Box<IVal>),
+    /// `a` clamped to `[lo, hi]`.
+    Clamp(Box<IVal>, i32, i32),
+    /// `b > a ? b : a`.
+    Max(Box<IVal>, Box<IVal>),
+    /// `requantize_i32(value, multiplier, shift)` ([`crate::ir::int8::requantize`]).
+    Requant(Box<[IVal; 3]>),
+    /// `quantize_i8(x, scale, zero_point)` of an f32 ([`crate::ir::int8::quantize`]).
+    Quantize(Box<Val>, f32, i32),
+    /// `sum / count` rounded half away from zero ([`crate::ir::int8::rounded_div`]), of two
+    /// variables (`count` positive).
+    RoundedDiv(String, String),
+}
+
+impl IVal {
+    pub fn load(buf: Buf, ix: Ix) -> IVal {
+        IVal::Load(buf, ix)
+    }
+    pub fn var(name: &str) -> IVal {
+        IVal::Var(name.to_string())
+    }
+    pub fn clamp(self, lo: i32, hi: i32) -> IVal {
+        IVal::Clamp(Box::new(self), lo, hi)
+    }
+    pub fn max(a: IVal, b: IVal) -> IVal {
+        IVal::Max(Box::new(a), Box::new(b))
+    }
+    pub fn requant(value: IVal, multiplier: IVal, shift: IVal) -> IVal {
+        IVal::Requant(Box::new([value, multiplier, shift]))
+    }
+}
+
+impl std::ops::Add for IVal {
+    type Output = IVal;
+    fn add(self, other: IVal) -> IVal {
+        IVal::Add(Box::new(self), Box::new(other))
+    }
+}
+impl std::ops::Sub for IVal {
+    type Output = IVal;
+    fn sub(self, other: IVal) -> IVal {
+        IVal::Sub(Box::new(self), Box::new(other))
+    }
+}
+impl std::ops::Mul for IVal {
+    type Output = IVal;
+    fn mul(self, other: IVal) -> IVal {
+        IVal::Mul(Box::new(self), Box::new(other))
+    }
+}
+
 /// What the compiler is asked to do with a loop. Rust has no way to ask: rustc decides.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Unroll {
@@ -189,6 +254,15 @@ pub enum Stmt {
         value: Val,
         mutable: bool,
     },
+    /// A new `i32` variable.
+    ILet {
+        name: String,
+        value: IVal,
+        mutable: bool,
+    },
+    /// `to = value` (an int8 element where `to` is the output: the value is in range) or
+    /// `to += value` (an `i32` variable).
+    IWrite { to: Place, op: WriteOp, value: IVal },
     /// A new index variable.
     LetIndex { name: String, value: Index },
     /// `to = value`, `to += value`, ...
@@ -235,7 +309,7 @@ pub enum Place {
     Out(Ix),
     /// `work[ix]`, the kernel's working memory.
     Work(Ix),
-    /// A mutable f32 variable.
+    /// A mutable f32 (or, for [`Stmt::IWrite`], `i32`) variable.
     Var(String),
     /// An element of a local array.
     Local(Array, Ix),
@@ -251,6 +325,22 @@ pub enum WriteOp {
 }
 
 impl Place {
+    /// `self = value` of an integer (narrowed to int8 where `self` is the output).
+    pub fn iset(self, value: IVal) -> Stmt {
+        Stmt::IWrite {
+            to: self,
+            op: WriteOp::Set,
+            value,
+        }
+    }
+    /// `self += value` of an integer variable.
+    pub fn iadd(self, value: IVal) -> Stmt {
+        Stmt::IWrite {
+            to: self,
+            op: WriteOp::Add,
+            value,
+        }
+    }
     pub fn write(self, op: WriteOp, value: Val) -> Stmt {
         Stmt::Write {
             to: self,
@@ -290,6 +380,20 @@ impl Stmt {
     pub fn local(array: Array, len: usize) -> Stmt {
         Stmt::Local { array, len }
     }
+    pub fn ilet(name: &str, value: IVal) -> Stmt {
+        Stmt::ILet {
+            name: name.to_string(),
+            value,
+            mutable: false,
+        }
+    }
+    pub fn ilet_mut(name: &str, value: IVal) -> Stmt {
+        Stmt::ILet {
+            name: name.to_string(),
+            value,
+            mutable: true,
+        }
+    }
 }
 
 /// A condition on values (false when a NaN is involved) or on loop variables.
@@ -328,7 +432,7 @@ impl Stmt {
     fn declares(&self) -> bool {
         matches!(
             self,
-            Stmt::Let { .. } | Stmt::LetIndex { .. } | Stmt::Local { .. }
+            Stmt::Let { .. } | Stmt::ILet { .. } | Stmt::LetIndex { .. } | Stmt::Local { .. }
         )
     }
 }
@@ -357,6 +461,11 @@ fn walk_stmt(s: &mut Stmt, v: &mut impl Visit) {
     match s {
         Stmt::For { body, .. } | Stmt::Block(body) => walk(body, v),
         Stmt::Let { value, .. } => walk_val(value, v),
+        Stmt::ILet { value, .. } => walk_ival(value, v),
+        Stmt::IWrite { to, value, .. } => {
+            walk_place(to, v);
+            walk_ival(value, v);
+        }
         Stmt::LetIndex { value, .. } => match value {
             Index::Clamped { ix, .. } | Index::Lookup { ix, .. } | Index::Table { ix, .. } => {
                 v.ix(ix)
@@ -364,14 +473,7 @@ fn walk_stmt(s: &mut Stmt, v: &mut impl Visit) {
             Index::Reversed { .. } => {}
         },
         Stmt::Write { to, value, .. } => {
-            match to {
-                Place::Out(ix) | Place::Work(ix) => v.ix(ix),
-                Place::Var(_) => {}
-                Place::Local(array, ix) => {
-                    walk_array(array, v);
-                    v.ix(ix);
-                }
-            }
+            walk_place(to, v);
             walk_val(value, v);
         }
         Stmt::Local { array, .. } => walk_array(array, v),
@@ -386,6 +488,42 @@ fn walk_stmt(s: &mut Stmt, v: &mut impl Visit) {
     }
 }
 
+fn walk_place(to: &mut Place, v: &mut impl Visit) {
+    match to {
+        Place::Out(ix) | Place::Work(ix) => v.ix(ix),
+        Place::Var(_) => {}
+        Place::Local(array, ix) => {
+            walk_array(array, v);
+            v.ix(ix);
+        }
+    }
+}
+
+fn walk_buf(buf: &mut Buf, ix: &mut Ix, v: &mut impl Visit) {
+    match buf {
+        Buf::W2(_, row) => v.ix(row),
+        Buf::Local(array) => walk_array(array, v),
+        Buf::In(_) | Buf::InInt(_) | Buf::Out | Buf::W(_) | Buf::Work => {}
+    }
+    v.ix(ix);
+}
+
+/// The integer values have no hook of their own: a walk sees their indices, and the f32
+/// values they quantize.
+fn walk_ival(val: &mut IVal, v: &mut impl Visit) {
+    match val {
+        IVal::Load(buf, ix) | IVal::LoadI32(buf, ix) => walk_buf(buf, ix, v),
+        IVal::Add(a, b) | IVal::Sub(a, b) | IVal::Mul(a, b) | IVal::Max(a, b) => {
+            walk_ival(a, v);
+            walk_ival(b, v);
+        }
+        IVal::Clamp(a, ..) => walk_ival(a, v),
+        IVal::Requant(parts) => parts.iter_mut().for_each(|p| walk_ival(p, v)),
+        IVal::Quantize(x, ..) => walk_val(x, v),
+        IVal::Var(_) | IVal::Const(_) | IVal::RoundedDiv(..) => {}
+    }
+}
+
 fn walk_array(array: &mut Array, v: &mut impl Visit) {
     if let Some(home) = &mut array.home {
         v.ix(home);
@@ -394,14 +532,8 @@ fn walk_array(array: &mut Array, v: &mut impl Visit) {
 
 fn walk_val(val: &mut Val, v: &mut impl Visit) {
     match val {
-        Val::Load(buf, ix) => {
-            match buf {
-                Buf::W2(_, row) => v.ix(row),
-                Buf::Local(array) => walk_array(array, v),
-                Buf::In(_) | Buf::InInt(_) | Buf::Out | Buf::W(_) | Buf::Work => {}
-            }
-            v.ix(ix);
-        }
+        Val::Load(buf, ix) => walk_buf(buf, ix, v),
+        Val::Int(i) => walk_ival(i, v),
         Val::Add(a, b)
         | Val::Sub(a, b)
         | Val::Mul(a, b)

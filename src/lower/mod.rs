@@ -10,6 +10,7 @@ mod elementwise;
 mod embedding;
 mod epilogue;
 mod index;
+mod int8;
 mod layout;
 pub mod loops;
 mod merge;

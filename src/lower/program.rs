@@ -31,6 +31,8 @@ pub struct Program {
     pub math: BTreeSet<MathFn>,
     /// Whether a kernel uses an infinite or NaN constant.
     pub non_finite: bool,
+    /// Whether the model is quantized (its kernels call the int8 runtime functions).
+    pub int8: bool,
 }
 
 /// One entry point: its ports and the layers it calls, in order.
@@ -39,6 +41,8 @@ pub struct Entry {
     pub inputs: Vec<Port>,
     pub outputs: Vec<Port>,
     pub scratch_len: usize,
+    /// The int8 arena's length (a quantized model's), in bytes; 0 otherwise.
+    pub scratch_i8_len: usize,
     /// In call order.
     pub layers: Vec<Layer>,
 }
@@ -80,6 +84,8 @@ pub struct Port {
     pub shape: Vec<usize>,
     pub len: usize,
     pub dtype: InputDtype,
+    /// An int8 port's quantization (`--int8-io`), exported as constants.
+    pub quant: Option<crate::ir::int8::QParams>,
 }
 
 /// A constant array; `dims` is `[len]` or `[rows, cols]` (one printed row each).
@@ -223,6 +229,7 @@ pub fn lower_with_step(
         weights,
         math: lowering.uses.math,
         non_finite: lowering.uses.non_finite,
+        int8: graph.nodes.iter().any(|n| matches!(n.op, Op::Int8(_))),
     })
 }
 
@@ -252,11 +259,14 @@ impl Lowering<'_> {
             shape: graph.shape(t).to_vec(),
             len: numel(graph.shape(t)),
             dtype,
+            quant: (dtype == InputDtype::I8)
+                .then(|| crate::passes::quantize::port_params(graph, t))
+                .flatten(),
         };
         let arg = |t: usize| Arg {
             loc: plan.locations[t],
             len: numel(graph.shape(t)),
-            dtype: input_dtype(graph, t),
+            dtype: graph.dtype(t),
         };
         let (tuning, table) = (self.tuning, &self.table);
         for (i, node) in graph.nodes.iter().enumerate() {
@@ -359,10 +369,11 @@ impl Lowering<'_> {
                 .enumerate()
                 .map(|(k, o)| {
                     let ident = port_ident("output", graph.outputs.len() == 1, k);
-                    port(&o.name, ident, o.tensor, InputDtype::F32)
+                    port(&o.name, ident, o.tensor, graph.dtype(o.tensor))
                 })
                 .collect(),
             scratch_len: plan.scratch_len,
+            scratch_i8_len: plan.scratch_i8_len,
             layers,
         }
     }
@@ -499,6 +510,7 @@ fn loops(
         other => Ok(expr::activation(other)),
     };
     Ok(match op {
+        Op::Int8(q) => super::int8::lower(q, &in_shapes, y, kernels.add),
         Op::Dense {
             kernel,
             bias,

@@ -12,6 +12,8 @@ pub enum Location {
     Output(usize),
     /// `scratch[offset..offset + len]`.
     Scratch(usize),
+    /// `scratch_i8[offset..offset + len]`: an int8 tensor of a quantized model.
+    ScratchI8(usize),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,6 +28,8 @@ pub struct MemoryPlan {
     pub workspace: Vec<Option<usize>>,
     /// Arena size in f32s.
     pub scratch_len: usize,
+    /// The int8 arena's size (a quantized model's int8 tensors), in bytes.
+    pub scratch_i8_len: usize,
     /// What the arena would need without reuse, for comparison.
     pub unplanned_len: usize,
 }
@@ -112,36 +116,43 @@ pub fn plan_memory(graph: &Graph) -> MemoryPlan {
         }
     };
     pending.sort_by_key(|&t| (std::cmp::Reverse(len_of(t)), t));
-    let mut placed: Vec<(usize, usize, usize)> = Vec::new(); // (offset, len, item)
+    // int8 tensors have an arena of their own.
+    let int8 = |item: usize| item < tensors && graph.dtype(item) == crate::ir::InputDtype::I8;
     let mut workspace = vec![None; graph.nodes.len()];
-    let mut scratch_len = 0;
-    for t in pending {
-        let len = len_of(t);
-        let (first_t, last_t) = span(t);
-        let mut conflicts: Vec<(usize, usize)> = placed
-            .iter()
-            .filter(|&&(_, _, u)| {
-                let (first_u, last_u) = span(u);
-                first_t <= last_u && first_u <= last_t
-            })
-            .map(|&(off, l, _)| (off, l))
-            .collect();
-        conflicts.sort();
-        let mut offset = 0;
-        for (off, l) in conflicts {
-            if offset + len <= off {
-                break;
+    let mut lens = [0usize; 2];
+    for (arena, len_total) in lens.iter_mut().enumerate() {
+        let mut placed: Vec<(usize, usize, usize)> = Vec::new(); // (offset, len, item)
+        for &t in pending.iter().filter(|&&t| int8(t) == (arena == 1)) {
+            let len = len_of(t);
+            let (first_t, last_t) = span(t);
+            let mut conflicts: Vec<(usize, usize)> = placed
+                .iter()
+                .filter(|&&(_, _, u)| {
+                    let (first_u, last_u) = span(u);
+                    first_t <= last_u && first_u <= last_t
+                })
+                .map(|&(off, l, _)| (off, l))
+                .collect();
+            conflicts.sort();
+            let mut offset = 0;
+            for (off, l) in conflicts {
+                if offset + len <= off {
+                    break;
+                }
+                offset = offset.max(off + l);
             }
-            offset = offset.max(off + l);
+            placed.push((offset, len, t));
+            if t >= tensors {
+                workspace[t - tensors] = Some(offset);
+            } else if arena == 1 {
+                locations[t] = Some(Location::ScratchI8(offset));
+            } else {
+                locations[t] = Some(Location::Scratch(offset));
+            }
+            *len_total = (*len_total).max(offset + len);
         }
-        placed.push((offset, len, t));
-        if t < tensors {
-            locations[t] = Some(Location::Scratch(offset));
-        } else {
-            workspace[t - tensors] = Some(offset);
-        }
-        scratch_len = scratch_len.max(offset + len);
     }
+    let [scratch_len, scratch_i8_len] = lens;
 
     let locations = (0..graph.tensors.len())
         .map(|t| locations[root[t]].unwrap_or(Location::Scratch(0)))
@@ -160,6 +171,7 @@ pub fn plan_memory(graph: &Graph) -> MemoryPlan {
         is_view,
         workspace,
         scratch_len,
+        scratch_i8_len,
         unplanned_len,
     }
 }

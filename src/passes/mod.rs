@@ -5,6 +5,7 @@ mod fuse_activation;
 mod fuse_pool;
 mod memory;
 mod output_copies;
+pub mod quantize;
 mod split_activation;
 pub mod stream;
 

@@ -5,17 +5,21 @@
 
 use crate::ir::{Activation, AxisFn, Graph, Node, Op, Tensor};
 
-pub fn run(mut graph: Graph) -> Graph {
+pub fn run(graph: Graph) -> Graph {
+    split(graph, |op| match op {
+        Op::Dense { activation, .. } => is_glu(activation),
+        Op::Conv { activation, .. } | Op::ConvTranspose { activation, .. } => {
+            matches!(activation, Activation::Axis { .. })
+        }
+        _ => false,
+    })
+}
+
+/// Splits the activation off every layer `wanted` picks (Dense, Conv, ConvTranspose).
+pub fn split(mut graph: Graph, wanted: impl Fn(&Op) -> bool) -> Graph {
     let mut nodes = Vec::with_capacity(graph.nodes.len());
     for mut node in std::mem::take(&mut graph.nodes) {
-        let split = match &node.op {
-            Op::Dense { activation, .. } => is_glu(activation),
-            Op::Conv { activation, .. } | Op::ConvTranspose { activation, .. } => {
-                matches!(activation, Activation::Axis { .. })
-            }
-            _ => false,
-        };
-        if !split {
+        if !wanted(&node.op) {
             nodes.push(node);
             continue;
         }

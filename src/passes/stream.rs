@@ -278,6 +278,7 @@ fn per_step(node: &Node, graph: &Graph) -> Result<bool, String> {
             _ => across("it convolves along the time axis"),
         },
         Op::SequenceMask { .. } => Err("masking is not supported when streaming".into()),
+        Op::Int8(_) => Err("a quantized model does not stream".into()),
         Op::Concat { .. }
         | Op::Reshape { .. }
         | Op::Transpose { .. }

@@ -92,16 +92,58 @@ pub fn run_both(cases: &[Case], dir: &Path) -> (Outputs, Outputs) {
     run_both_stored(cases, dir, keras2src::WeightsDtype::F32)
 }
 
+/// How a run generates its cases: kernels stored as `dtype` (`--weights-dtype`), or case
+/// `c` quantized as `quantize[c]` says (`--quantize int8`).
+#[derive(Clone, Copy)]
+pub struct Variant<'a> {
+    pub dtype: keras2src::WeightsDtype,
+    pub quantize: &'a [keras2src::Quantization],
+}
+
+impl Variant<'_> {
+    const F32: Variant<'static> = Variant {
+        dtype: keras2src::WeightsDtype::F32,
+        quantize: &[],
+    };
+
+    fn options(&self, c: usize, case: &Case, lang: Lang) -> keras2src::Options {
+        keras2src::Options {
+            weights: case.weights,
+            weights_dtype: self.dtype,
+            quantize: self.quantize.get(c).cloned(),
+            ..keras2src::Options::new(lang, &case.ident)
+        }
+    }
+
+    /// Whether case `c`'s ports are int8 (`--int8-io`).
+    fn int8_io(&self, c: usize) -> bool {
+        self.quantize.get(c).is_some_and(|q| q.int8_io)
+    }
+}
+
 /// [`run_both`] with every case's kernels stored as `dtype` (`--weights-dtype`).
 pub fn run_both_stored(
     cases: &[Case],
     dir: &Path,
     dtype: keras2src::WeightsDtype,
 ) -> (Outputs, Outputs) {
+    run_both_as(
+        cases,
+        dir,
+        Variant {
+            dtype,
+            quantize: &[],
+        },
+    )
+}
+
+/// [`run_both`] with every case generated as `variant` says. With `--int8-io`, the samples
+/// are int8 values and so are the outputs.
+pub fn run_both_as(cases: &[Case], dir: &Path, variant: Variant) -> (Outputs, Outputs) {
     let (rust, cpp, c) = std::thread::scope(|s| {
-        let rust = s.spawn(|| run_rust_stored(cases, dir, dtype));
-        let c = s.spawn(|| run_native(cases, dir, Native::C, dtype));
-        let cpp = run_native(cases, dir, Native::Cpp, dtype);
+        let rust = s.spawn(|| run_rust_as(cases, dir, variant));
+        let c = s.spawn(|| run_native(cases, dir, Native::C, variant));
+        let cpp = run_native(cases, dir, Native::Cpp, variant);
         (join(rust), cpp, join(c))
     });
     let differ: Vec<String> = cases
@@ -188,23 +230,21 @@ fn cost(source: &str, calls: &str) -> usize {
 /// `include!`) and runs the Rust code of every case. The runner is split into a few
 /// programs compiled at once; the library checks (clippy, both editions) run beside them.
 pub fn run_rust(cases: &[Case], dir: &Path) -> Outputs {
-    run_rust_stored(cases, dir, keras2src::WeightsDtype::F32)
+    run_rust_as(cases, dir, Variant::F32)
 }
 
-fn run_rust_stored(cases: &[Case], dir: &Path, dtype: keras2src::WeightsDtype) -> Outputs {
+fn run_rust_as(cases: &[Case], dir: &Path, variant: Variant) -> Outputs {
     let mut lib = String::from("#![no_std]\n#![deny(warnings)]\n");
     let mut mods = Vec::new();
     let mut bodies = Vec::new();
     let mut costs = Vec::new();
-    for case in cases {
+    for (c, case) in cases.iter().enumerate() {
         let generated = case
             .model
             .generate_with(&keras2src::Options {
-                weights: case.weights,
                 // The harness calls `predict` (its main thread has the stack for it).
                 scratch: Some(keras2src::ScratchPlacement::Stack),
-                weights_dtype: dtype,
-                ..keras2src::Options::new(Lang::Rust, &case.ident)
+                ..variant.options(c, case, Lang::Rust)
             })
             .expect("generate rust");
         std::fs::write(dir.join(format!("{}.rs", case.ident)), &generated.source).unwrap();
@@ -219,7 +259,8 @@ fn run_rust_stored(cases: &[Case], dir: &Path, dtype: keras2src::WeightsDtype) -
                 .iter()
                 .enumerate()
                 .map(|(k, values)| {
-                    let int = case.model.graph.inputs[k].dtype == keras2src::ir::InputDtype::I32;
+                    let int = case.model.graph.inputs[k].dtype == keras2src::ir::InputDtype::I32
+                        || variant.int8_io(c);
                     let vals: Vec<String> = values
                         .iter()
                         .map(|&v| {
@@ -277,7 +318,7 @@ fn run_rust_stored(cases: &[Case], dir: &Path, dtype: keras2src::WeightsDtype) -
         let mut main = String::from("#![deny(warnings)]\n");
         main.extend(group.iter().map(|&c| mods[c].as_str()));
         main.push_str(
-            "fn emit(v: &[f32]) { for x in v { print!(\"{:?} \", x); } print!(\"| \"); }\n",
+            "fn emit<T: std::fmt::Debug>(v: &[T]) { for x in v { print!(\"{:?} \", x); } print!(\"| \"); }\n",
         );
         // One function per case: a small function each is quicker to optimise than one
         // huge `main`.
@@ -338,13 +379,13 @@ fn clippy(dir: &Path) -> Option<Command> {
 /// Same for C++: every header with strict warnings as errors, in a few translation units
 /// compiled at once and linked into one program.
 pub fn run_cpp(cases: &[Case], dir: &Path) -> Outputs {
-    run_native(cases, dir, Native::Cpp, keras2src::WeightsDtype::F32)
+    run_native(cases, dir, Native::Cpp, Variant::F32)
 }
 
 /// Same for C: every header as C99 (its definitions in the part that runs it), compiled and
 /// linked with gcc alone.
 pub fn run_c(cases: &[Case], dir: &Path) -> Outputs {
-    run_native(cases, dir, Native::C, keras2src::WeightsDtype::F32)
+    run_native(cases, dir, Native::C, Variant::F32)
 }
 
 /// The languages a C compiler builds: how the runner spells what differs.
@@ -411,25 +452,16 @@ impl Native {
     }
 }
 
-fn run_native(
-    cases: &[Case],
-    dir: &Path,
-    native: Native,
-    dtype: keras2src::WeightsDtype,
-) -> Outputs {
+fn run_native(cases: &[Case], dir: &Path, native: Native, variant: Variant) -> Outputs {
     let (header_ext, source_ext, compiler, flags, prefix) = native.tools();
     let std = native.std();
     let mut includes = Vec::new();
     let mut bodies = Vec::new();
     let mut costs = Vec::new();
-    for case in cases {
+    for (c, case) in cases.iter().enumerate() {
         let generated = case
             .model
-            .generate_with(&keras2src::Options {
-                weights: case.weights,
-                weights_dtype: dtype,
-                ..keras2src::Options::new(native.lang(), &case.ident)
-            })
+            .generate_with(&variant.options(c, case, native.lang()))
             .expect("generate C/C++");
         let header = format!("{}.{header_ext}", case.ident);
         for (path, bytes) in generated.files(&dir.join(&header)) {
@@ -449,17 +481,22 @@ fn run_native(
             body.push_str("  {\n");
             for (k, values) in sample.iter().enumerate() {
                 let int = case.model.graph.inputs[k].dtype == keras2src::ir::InputDtype::I32;
+                let int8 = variant.int8_io(c);
                 let vals: Vec<String> = values
                     .iter()
                     .map(|&v| {
-                        if int {
+                        if int || int8 {
                             format!("{}", v as i32)
                         } else {
                             keras2src::backend::cpp::float_literal(v)
                         }
                     })
                     .collect();
-                let ty = if int { "int32_t" } else { "float" };
+                let (int, ty) = match (int, int8) {
+                    (true, _) => (true, "int32_t"),
+                    (_, true) => (true, "int8_t"),
+                    _ => (false, "float"),
+                };
                 writeln!(
                     body,
                     "    static const {}{ty} in{k}[] = {{{}}};",
@@ -472,13 +509,23 @@ fn run_native(
             let single = outs.len() == 1;
             let len = |k: usize| native.output_len(ns, (!single).then_some(k));
             let mut args: Vec<String> = (0..sample.len()).map(|k| format!("in{k}")).collect();
+            let out_ty = if variant.int8_io(c) {
+                format!("{std}int8_t")
+            } else {
+                "float".to_string()
+            };
             for k in 0..outs.len() {
-                writeln!(body, "    static float out{k}[{}];", len(k)).unwrap();
+                writeln!(body, "    static {out_ty} out{k}[{}];", len(k)).unwrap();
                 args.push(format!("out{k}"));
             }
             writeln!(body, "    {}({});", native.predict(ns), args.join(", ")).unwrap();
+            let emit = if variant.int8_io(c) && native == Native::C {
+                "emit_i8"
+            } else {
+                "emit"
+            };
             for k in 0..outs.len() {
-                writeln!(body, "    emit(out{k}, {});", len(k)).unwrap();
+                writeln!(body, "    {emit}(out{k}, {});", len(k)).unwrap();
             }
             writeln!(body, "    {std}printf(\"\\n\");\n  }}").unwrap();
         }
@@ -486,17 +533,29 @@ fn run_native(
         bodies.push(body);
     }
     // Each part runs its cases in a function `part_P`; main calls them in order.
-    let emit = format!("void emit(const float* v, {std}size_t n)");
     let (void, double) = match native {
         Native::Cpp => ("", "static_cast<double>(v[i])"),
         Native::C => ("void", "(double)v[i]"),
     };
+    // `emit` of floats; for int8 outputs (`--int8-io`) C++ overloads it, C calls `emit_i8`.
+    let emits = [
+        format!("void emit(const float* v, {std}size_t n)"),
+        match native {
+            Native::Cpp => format!("void emit(const {std}int8_t* v, {std}size_t n)"),
+            Native::C => "void emit_i8(const int8_t* v, size_t n)".to_string(),
+        },
+    ];
+    let emit = emits.join(";\n");
     let groups = deal(&costs, parts(cases.len()));
     let mut main = format!(
-        "{}{}{emit};\n{emit} {{ for ({std}size_t i = 0; i < n; ++i) {std}printf(\"%.9g \", {double}); {std}printf(\"| \"); }}\n",
+        "{}{}{}",
         native.include("stddef"),
         native.include("stdio"),
+        native.include("stdint"),
     );
+    for e in &emits {
+        writeln!(main, "{e};\n{e} {{ for ({std}size_t i = 0; i < n; ++i) {std}printf(\"%.9g \", {double}); {std}printf(\"| \"); }}").unwrap();
+    }
     let mut compiles = Vec::new();
     let mut objects = vec![dir.join(format!("{prefix}main.o"))];
     for (p, group) in groups.iter().enumerate() {
@@ -506,9 +565,7 @@ fn run_native(
         part.extend(group.iter().map(|&c| includes[c].as_str()));
         part.push_str(&native.include("math"));
         part.push_str(&native.include("stddef"));
-        if native == Native::C {
-            part.push_str(&native.include("stdint"));
-        }
+        part.push_str(&native.include("stdint"));
         writeln!(part, "{emit};").unwrap();
         // One function per case, as in Rust (not static: -O1 inlines a static function called
         // once); `part_P` calls them in order.

@@ -102,4 +102,25 @@ impl Dialect for C<'_> {
     fn if_(&self, cond: &str) -> String {
         format!("if ({cond}) {{")
     }
+
+    fn widen(&self, element: &str) -> String {
+        element.to_string()
+    }
+
+    fn narrow(&self, value: &str) -> String {
+        format!("(int8_t)({value})")
+    }
+
+    fn let_int(&self, name: &str, mutable: bool, value: &str) -> String {
+        let c = if mutable { "" } else { "const " };
+        format!("{c}int32_t {name} = {value};")
+    }
+
+    fn int8_call(&self, name: &str, args: &str) -> String {
+        format!("{}_{name}({args})", self.prefix)
+    }
+
+    fn int_clamp(&self, v: &str, lo: i32, hi: i32) -> String {
+        format!("({v} < {lo} ? {lo} : ({v} > {hi} ? {hi} : {v}))")
+    }
 }

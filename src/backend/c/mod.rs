@@ -91,6 +91,9 @@ pub fn emit(program: &Program, options: &Options) -> Result<Generated> {
     if !program.math.is_empty() {
         item(math::c_source(&program.math, name).trim_end());
     }
+    if program.int8 {
+        item(math::int8_c_source(name).trim_end());
+    }
     if crate::backend::stores(program, WeightsDtype::F16) {
         item(&crate::backend::c_half(
             &format!("static float {name}_half(uint16_t bits)"),
@@ -161,7 +164,8 @@ fn declarations(p: &Program, options: &Options) -> String {
     let upper = name.to_ascii_uppercase();
     let guard = format!("KERAS2SRC_{upper}_H");
     let mut text = format!("\n#ifndef {guard}\n#define {guard}\n\n");
-    if p.predict.inputs.iter().any(|i| i.dtype == InputDtype::I32) {
+    let ports = || p.predict.inputs.iter().chain(&p.predict.outputs);
+    if ports().any(|port| port.dtype != InputDtype::F32) || p.predict.scratch_i8_len > 0 {
         text.push_str("#include <stdint.h>\n\n");
     }
     for (ports, what) in [(&p.predict.inputs, "Input"), (&p.predict.outputs, "Output")] {
@@ -177,6 +181,16 @@ fn declarations(p: &Program, options: &Options) -> String {
                 port_macro(name, port),
                 port.len
             ));
+            if let Some(q) = port.quant {
+                let m = port_macro(name, port);
+                text.push_str(&format!(
+                    "// Its quantization (--int8-io): real = (q - {m}_ZERO_POINT) * {m}_SCALE.\n\
+                     #define {m}_SCALE {}\n\
+                     #define {m}_ZERO_POINT {}\n",
+                    float_literal(q.scale),
+                    q.zero_point
+                ));
+            }
         }
     }
     text.push_str(&format!(
@@ -184,6 +198,13 @@ fn declarations(p: &Program, options: &Options) -> String {
          #define {upper}_SCRATCH_LEN {}\n\n",
         p.predict.scratch_len
     ));
+    if p.predict.scratch_i8_len > 0 {
+        text.push_str(&format!(
+            "// Working memory for int8 values, in bytes.\n\
+             #define {upper}_SCRATCH_I8_LEN {}\n\n",
+            p.predict.scratch_i8_len
+        ));
+    }
     if let Some(step) = &p.step {
         text.push_str(&stream_declarations(p, step, name));
     }
@@ -249,16 +270,13 @@ fn port_macro(name: &str, port: &Port) -> String {
 /// `const float* input, ..., float* output, ...`.
 fn port_params(p: &Entry) -> Vec<String> {
     let inputs = p.inputs.iter().map(|port| {
-        let ty = match port.dtype {
-            InputDtype::F32 => "float",
-            InputDtype::I32 => "int32_t",
-        };
+        let ty = crate::backend::c_type(port.dtype);
         format!("const {ty}* {}", port.ident)
     });
-    let outputs = p
-        .outputs
-        .iter()
-        .map(|port| format!("float* {}", port.ident));
+    let outputs = p.outputs.iter().map(|port| {
+        let ty = crate::backend::c_type(port.dtype);
+        format!("{ty}* {}", port.ident)
+    });
     inputs.chain(outputs).collect()
 }
 
@@ -283,9 +301,17 @@ fn prototypes(p: &Program, options: &Options) -> Vec<(String, String)> {
     }
     out.push((
         format!(
-            "// Runs the model with caller-provided working memory ({upper}_SCRATCH_LEN floats)."
+            "// Runs the model with caller-provided working memory ({upper}_SCRATCH_LEN floats{}).",
+            if p.predict.scratch_i8_len > 0 {
+                format!(", {upper}_SCRATCH_I8_LEN bytes")
+            } else {
+                String::new()
+            }
         ),
-        format!("void {name}_predict_with_scratch({params}, float* scratch)"),
+        format!(
+            "void {name}_predict_with_scratch({params}, {})",
+            scratch_params(&p.predict)
+        ),
     ));
     if p.step.is_some() {
         out.push((
@@ -331,7 +357,7 @@ fn prototypes(p: &Program, options: &Options) -> Vec<(String, String)> {
 /// integer inputs, `<math.h>` for the runtime's `sqrtf` and for non-finite constants.
 fn includes(program: &Program, options: &Options) -> Vec<&'static str> {
     let mut includes = vec!["<stddef.h>"];
-    let uses_math = !program.math.is_empty();
+    let uses_math = !program.math.is_empty() || program.int8;
     let compressed = program.weights.iter().any(|w| w.dtype != WeightsDtype::F32);
     if uses_math
         || compressed
@@ -376,14 +402,12 @@ fn layer_fn(
         .iter()
         .zip(&layer.inputs)
         .map(|(input, arg)| {
-            let ty = match arg.dtype {
-                InputDtype::F32 => "float",
-                InputDtype::I32 => "int32_t",
-            };
+            let ty = crate::backend::c_type(arg.dtype);
             format!("const {ty}* restrict {input}")
         })
         .collect();
-    params.push("float* restrict output".into());
+    let out_ty = crate::backend::c_type(layer.output.dtype);
+    params.push(format!("{out_ty}* restrict output"));
     if layer.workspace.is_some() {
         params.push("float* restrict work".into());
     }
@@ -414,9 +438,10 @@ fn layer_fn(
 /// parameters, with `{name}` for the model's name.
 fn entry_fn(p: &Program, e: &Entry, name: &str, head: &str) -> String {
     let mut text = format!(
-        "{}({}, float* scratch) {{\n",
+        "{}({}, {}) {{\n",
         head.replace("{name}", name),
-        port_params(e).join(", ")
+        port_params(e).join(", "),
+        scratch_params(e)
     );
     if e.scratch_len == 0 {
         text.push_str("    (void)scratch;\n");
@@ -447,6 +472,15 @@ fn entry_fn(p: &Program, e: &Entry, name: &str, head: &str) -> String {
     text
 }
 
+/// `float* scratch`, and the int8 arena of a quantized model.
+fn scratch_params(e: &Entry) -> &'static str {
+    if e.scratch_i8_len > 0 {
+        "float* scratch, int8_t* scratch_i8"
+    } else {
+        "float* scratch"
+    }
+}
+
 fn call_args(p: &Program) -> Vec<String> {
     let ports = p.predict.inputs.iter().chain(&p.predict.outputs);
     ports.map(|port| port.ident.clone()).collect()
@@ -458,6 +492,7 @@ fn entry_points(p: &Program, options: &Options) -> Vec<String> {
     let name = options.name;
     let upper = name.to_ascii_uppercase();
     let (params, args) = (port_params(&p.predict).join(", "), call_args(p).join(", "));
+    let bytes = p.predict.scratch_i8_len > 0;
     let buffer = format!(
         "float scratch[{upper}_SCRATCH_LEN > 0 ? {upper}_SCRATCH_LEN : 1] KERAS2SRC_ALIGNED;"
     );
@@ -468,10 +503,18 @@ fn entry_points(p: &Program, options: &Options) -> Vec<String> {
         ScratchPlacement::Caller => None,
     };
     if let Some(storage) = storage {
+        let (bytes_decl, bytes_arg) = if bytes {
+            (
+                format!("\n    {storage}int8_t scratch_i8[{upper}_SCRATCH_I8_LEN];"),
+                ", scratch_i8",
+            )
+        } else {
+            (String::new(), "")
+        };
         out.push(format!(
             "void {name}_predict({params}) {{\n    \
-             {storage}{buffer}\n    \
-             {name}_predict_with_scratch({args}, scratch);\n}}"
+             {storage}{buffer}{bytes_decl}\n    \
+             {name}_predict_with_scratch({args}, scratch{bytes_arg});\n}}"
         ));
     }
     if p.step.is_some() {
@@ -520,12 +563,10 @@ fn self_test(p: &Program, name: &str, test: &SelfTest, scratch: ScratchPlacement
     let mut lines = Vec::new();
     let mut args = Vec::new();
     for (port, values) in p.predict.inputs.iter().zip(&test.inputs) {
-        let (ty, text) = match port.dtype {
-            InputDtype::F32 => ("float", floats(values)),
-            InputDtype::I32 => {
-                let ints: Vec<String> = values.iter().map(|&v| (v as i32).to_string()).collect();
-                ("int32_t", ints.join(", "))
-            }
+        let ty = crate::backend::c_type(port.dtype);
+        let text = match port.dtype {
+            InputDtype::F32 => floats(values),
+            InputDtype::I32 | InputDtype::I8 => crate::backend::integers(values),
         };
         let var = format!("sample_{}", port.ident);
         lines.push(format!(
@@ -621,13 +662,9 @@ fn weight_pointer(w: &WeightArray, name: &str, symbol: &str, offset: usize) -> S
                 format!("{symbol} + {}", offset / 4)
             },
         ),
-        WeightsDtype::F16 | WeightsDtype::Int8 => {
+        WeightsDtype::F16 | WeightsDtype::Int8 | WeightsDtype::Q8 | WeightsDtype::I32 => {
             let ty = storage(name).file_type(w.dtype);
-            let what = if w.dtype == WeightsDtype::F16 {
-                " f16 bits (little-endian)"
-            } else {
-                " int8"
-            };
+            let what = crate::backend::file_comment(w.dtype);
             (what, ty, format!("(const {ty}*){symbol} + {offset}"))
         }
     };
@@ -644,6 +681,8 @@ fn storage(name: &str) -> CStorage {
     CStorage {
         int8: "int8_t",
         uint16: "uint16_t",
+        int32: "int32_t",
+        uint32: "uint32_t",
         cast: |ty, x| format!("({ty})({x})"),
         half: format!("{name}_half"),
     }

@@ -146,6 +146,27 @@ impl Dialect for Cpp {
     fn if_(&self, cond: &str) -> String {
         format!("if ({cond}) {{")
     }
+
+    fn widen(&self, element: &str) -> String {
+        element.to_string()
+    }
+
+    fn narrow(&self, value: &str) -> String {
+        format!("static_cast<std::int8_t>({value})")
+    }
+
+    fn let_int(&self, name: &str, mutable: bool, value: &str) -> String {
+        let c = if mutable { "" } else { "const " };
+        format!("{c}std::int32_t {name} = {value};")
+    }
+
+    fn int8_call(&self, name: &str, args: &str) -> String {
+        format!("detail::{name}({args})")
+    }
+
+    fn int_clamp(&self, v: &str, lo: i32, hi: i32) -> String {
+        format!("({v} < {lo} ? {lo} : ({v} > {hi} ? {hi} : {v}))")
+    }
 }
 
 #[cfg(test)]

@@ -30,10 +30,7 @@ pub fn layer_fn(
         .iter()
         .zip(&layer.inputs)
         .map(|(name, arg)| {
-            let ty = match arg.dtype {
-                crate::ir::InputDtype::F32 => "float",
-                crate::ir::InputDtype::I32 => "std::int32_t",
-            };
+            let ty = crate::backend::cpp_type(arg.dtype);
             format!("const {ty}* __restrict {name}")
         })
         .collect();
@@ -43,6 +40,7 @@ pub fn layer_fn(
         weight: &read,
     };
     let body = printer.text(&layer.body, 1).trim_end().to_string();
+    let out_ty = crate::backend::cpp_type(layer.output.dtype);
     let work = if layer.workspace.is_some() {
         ", float* __restrict work"
     } else {
@@ -55,7 +53,7 @@ pub fn layer_fn(
         })
         .collect();
     format!(
-        "// {}\n{}inline void {}({}, float* __restrict output{work}{weights}) noexcept {{\n{body}\n}}",
+        "// {}\n{}inline void {}({}, {out_ty}* __restrict output{work}{weights}) noexcept {{\n{body}\n}}",
         layer.comment,
         if out_of_line { "KERAS2SRC_NOINLINE " } else { "" },
         layer.ident,
@@ -89,6 +87,8 @@ pub(crate) fn storage() -> CStorage {
     CStorage {
         int8: "std::int8_t",
         uint16: "std::uint16_t",
+        int32: "std::int32_t",
+        uint32: "std::uint32_t",
         cast: |ty, x| format!("static_cast<{ty}>({x})"),
         half: "half".into(),
     }

@@ -136,6 +136,9 @@ pub fn emit(program: &Program, options: &Options) -> Result<Generated> {
     if !program.math.is_empty() {
         item(&math::cpp_source(&program.math));
     }
+    if program.int8 {
+        item(math::int8_cpp_source().trim_end());
+    }
     if crate::backend::stores(program, WeightsDtype::F16) {
         item(&crate::backend::c_half(
             "inline float half(std::uint16_t bits) noexcept",
@@ -214,6 +217,7 @@ fn includes(program: &Program, options: &Options) -> Vec<&'static str> {
     let compressed = program.weights.iter().any(|w| w.dtype != WeightsDtype::F32);
     if uses_math
         || compressed
+        || program.int8
         || program
             .predict
             .inputs
@@ -252,6 +256,19 @@ fn constants(p: &Program) -> Vec<String> {
                 dims.join(", ")
             ));
             out.push(format!("constexpr std::size_t {base}Len = {};", port.len));
+            if let Some(q) = port.quant {
+                out.push(format!(
+                    "// Its quantization (--int8-io): real = ({base}ZeroPoint - q) * {base}Scale."
+                ));
+                out.push(format!(
+                    "constexpr float {base}Scale = {};",
+                    float_literal(q.scale)
+                ));
+                out.push(format!(
+                    "constexpr std::int32_t {base}ZeroPoint = {};",
+                    q.zero_point
+                ));
+            }
             out.push(format!(
                 "constexpr std::size_t {base}Shape[{}] = {{{}}};",
                 dims.len().max(1),
@@ -279,27 +296,32 @@ fn constants(p: &Program) -> Vec<String> {
         "constexpr std::size_t kScratchLen = {};",
         p.predict.scratch_len
     ));
+    if p.predict.scratch_i8_len > 0 {
+        out.push("// Working memory for int8 values, in bytes.".into());
+        out.push(format!(
+            "constexpr std::size_t kScratchI8Len = {};",
+            p.predict.scratch_i8_len
+        ));
+    }
     out
 }
 
 fn params(p: &Program) -> String {
-    port_params(&p.predict, "std::int32_t").join(", ")
+    port_params(&p.predict, crate::backend::cpp_type).join(", ")
 }
 
-/// `const float* input, ..., float* output, ...`, integer inputs as `int_type`.
-fn port_params(p: &Entry, int_type: &str) -> Vec<String> {
-    let mut params = Vec::new();
-    for port in &p.inputs {
-        let ty = match port.dtype {
-            InputDtype::F32 => "float",
-            InputDtype::I32 => int_type,
-        };
-        params.push(format!("const {ty}* {}", port.ident));
-    }
-    for port in &p.outputs {
-        params.push(format!("float* {}", port.ident));
-    }
-    params
+/// `const float* input, ..., float* output, ...`, each element type as `ty` spells it
+/// (C++'s, or C's for the `extern "C"` declarations).
+fn port_params(p: &Entry, ty: fn(InputDtype) -> &'static str) -> Vec<String> {
+    let inputs = p
+        .inputs
+        .iter()
+        .map(|port| format!("const {}* {}", ty(port.dtype), port.ident));
+    let outputs = p
+        .outputs
+        .iter()
+        .map(|port| format!("{}* {}", ty(port.dtype), port.ident));
+    inputs.chain(outputs).collect()
 }
 
 /// A streaming model's constants: the state's length, one time step's ports, the step's
@@ -340,7 +362,7 @@ fn stream_constants(p: &Program, s: &Stream) -> Vec<String> {
 /// `detail::step_values`: one step on the state's values, which `step_with_scratch` and
 /// the C entry points call.
 fn step_values(p: &Program) -> String {
-    let params = port_params(&p.predict, "std::int32_t").join(", ");
+    let params = port_params(&p.predict, crate::backend::cpp_type).join(", ");
     let ins = p.predict.inputs.iter().map(|port| port.ident.as_str());
     let outs = p.predict.outputs.iter().map(|port| port.ident.as_str());
     let layer_args: Vec<&str> = ins
@@ -365,7 +387,7 @@ fn stream_entry_points(p: &Program, s: &Stream, scratch: ScratchPlacement) -> Ve
         .iter()
         .map(|slot| format!("\n//   {}", slot.describe()))
         .collect();
-    let params = port_params(&p.predict, "std::int32_t").join(", ");
+    let params = port_params(&p.predict, crate::backend::cpp_type).join(", ");
     let args = call_args(p);
     let mut out = vec![
         format!(
@@ -405,20 +427,30 @@ fn stream_entry_points(p: &Program, s: &Stream, scratch: ScratchPlacement) -> Ve
 fn entry_points(p: &Program, api: &Options) -> Vec<String> {
     let (params, args) = (params(p), call_args(p));
     let mut out = Vec::new();
+    let (bytes, bytes_arg) = if p.predict.scratch_i8_len > 0 {
+        (
+            "\n    {storage}std::int8_t scratch_i8[kScratchI8Len];",
+            ", scratch_i8",
+        )
+    } else {
+        ("", "")
+    };
     match api.scratch {
         ScratchPlacement::Stack => out.push(format!(
             "// Runs the model on one sample, with working memory on the stack.\n\
              inline void predict({params}) noexcept {{\n    \
-             float scratch[kScratchLen > 0 ? kScratchLen : 1] KERAS2SRC_ALIGNED;\n    \
-             predict_with_scratch({args}, scratch);\n}}"
+             float scratch[kScratchLen > 0 ? kScratchLen : 1] KERAS2SRC_ALIGNED;{}\n    \
+             predict_with_scratch({args}, scratch{bytes_arg});\n}}",
+            bytes.replace("{storage}", "")
         )),
         ScratchPlacement::Caller => {}
         ScratchPlacement::Static => out.push(format!(
             "// Runs the model on one sample, with working memory in a static buffer: not\n\
              // reentrant (calls must not overlap, from an interrupt or another thread).\n\
              inline void predict({params}) noexcept {{\n    \
-             static float scratch[kScratchLen > 0 ? kScratchLen : 1] KERAS2SRC_ALIGNED;\n    \
-             predict_with_scratch({args}, scratch);\n}}"
+             static float scratch[kScratchLen > 0 ? kScratchLen : 1] KERAS2SRC_ALIGNED;{}\n    \
+             predict_with_scratch({args}, scratch{bytes_arg});\n}}",
+            bytes.replace("{storage}", "static ")
         )),
     }
     if let Some(step) = &p.step {
@@ -445,16 +477,10 @@ fn self_test(p: &Program, test: &SelfTest, scratch: ScratchPlacement) -> String 
     let mut args = Vec::new();
     for (port, values) in p.predict.inputs.iter().zip(&test.inputs) {
         let name = format!("kSelftest{}", capitalized(port));
-        let (ty, text) = match port.dtype {
-            InputDtype::F32 => ("float", floats(values)),
-            InputDtype::I32 => (
-                "std::int32_t",
-                values
-                    .iter()
-                    .map(|&v| (v as i32).to_string())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            ),
+        let ty = crate::backend::cpp_type(port.dtype);
+        let text = match port.dtype {
+            InputDtype::F32 => floats(values),
+            InputDtype::I32 | InputDtype::I8 => crate::backend::integers(values),
         };
         data.push(format!(
             "    static constexpr {ty} {name}[{}] = {{{text}}};",
@@ -518,22 +544,35 @@ fn c_api(p: &Program, api: &Options) -> String {
         "// C entry points (--extern-c), for C and C++ callers. Exactly one C++ file defines\n\
          // {implementation} before including this header, which compiles them there.\n"
     );
-    if p.predict.inputs.iter().any(|i| i.dtype == InputDtype::I32) {
+    let ports = || p.predict.inputs.iter().chain(&p.predict.outputs);
+    if ports().any(|port| port.dtype != InputDtype::F32) || p.predict.scratch_i8_len > 0 {
         text.push_str("#include <stdint.h>\n");
     }
     text.push('\n');
-    for ports in [&p.predict.inputs, &p.predict.outputs] {
-        for port in ports {
-            let port_c = port.ident.to_ascii_uppercase();
-            text.push_str(&format!("#define {upper}_{port_c}_LEN {}\n", port.len));
+    for port in ports() {
+        let port_c = port.ident.to_ascii_uppercase();
+        text.push_str(&format!("#define {upper}_{port_c}_LEN {}\n", port.len));
+        if let Some(q) = port.quant {
+            text.push_str(&format!(
+                "#define {upper}_{port_c}_SCALE {}\n#define {upper}_{port_c}_ZERO_POINT {}\n",
+                float_literal(q.scale),
+                q.zero_point
+            ));
         }
     }
     text.push_str(&format!(
-        "#define {upper}_SCRATCH_LEN {}\n\n",
+        "#define {upper}_SCRATCH_LEN {}\n",
         p.predict.scratch_len
     ));
+    if p.predict.scratch_i8_len > 0 {
+        text.push_str(&format!(
+            "#define {upper}_SCRATCH_I8_LEN {}\n",
+            p.predict.scratch_i8_len
+        ));
+    }
+    text.push('\n');
     // C parameter declarations; the C++ call passes each one's name on.
-    let mut params = port_params(&p.predict, "int32_t");
+    let mut params = port_params(&p.predict, crate::backend::c_type);
     let scratch = "float* scratch".to_string();
     let caller = api.scratch == ScratchPlacement::Caller;
     let mut functions: Vec<CFunction> = Vec::new();
@@ -541,6 +580,9 @@ fn c_api(p: &Program, api: &Options) -> String {
         functions.push(CFunction::new("void", "predict", params.clone()));
     }
     params.push(scratch.clone());
+    if p.predict.scratch_i8_len > 0 {
+        params.push("int8_t* scratch_i8".into());
+    }
     functions.push(CFunction::new("void", "predict_with_scratch", params));
     if api.self_test.is_some() {
         let params = if caller { vec![scratch] } else { Vec::new() };
@@ -564,7 +606,7 @@ fn c_api(p: &Program, api: &Options) -> String {
              typedef struct {prefix}_State {{\n    float values[{upper}_STATE_LEN];\n}} {prefix}_State;\n\n",
             step.entry.scratch_len
         ));
-        let ports = port_params(&p.predict, "int32_t").join(", ");
+        let ports = port_params(&p.predict, crate::backend::c_type).join(", ");
         let args = call_args(p);
         stream.push((
             format!("void {prefix}_reset({prefix}_State* state)"),
@@ -643,6 +685,15 @@ impl CFunction {
     }
 }
 
+/// `float* scratch`, and the int8 arena of a quantized model.
+fn scratch_params(e: &Entry) -> &'static str {
+    if e.scratch_i8_len > 0 {
+        "float* scratch, std::int8_t* scratch_i8"
+    } else {
+        "float* scratch"
+    }
+}
+
 fn call_args(p: &Program) -> String {
     let ports = p.predict.inputs.iter().chain(&p.predict.outputs);
     ports
@@ -654,8 +705,9 @@ fn call_args(p: &Program) -> String {
 /// The function that calls an entry's layers in order: `NAME(ports..., scratch)`.
 fn entry_fn(p: &Program, e: &Entry, comment: &str, name: &str) -> String {
     let mut out = format!(
-        "{comment}inline void {name}({}, float* scratch) noexcept {{\n",
-        port_params(e, "std::int32_t").join(", ")
+        "{comment}inline void {name}({}, {}) noexcept {{\n",
+        port_params(e, crate::backend::cpp_type).join(", "),
+        scratch_params(e)
     );
     if e.scratch_len == 0 {
         out.push_str("    (void)scratch;\n");
@@ -711,11 +763,7 @@ fn incbin(p: &Program, namespace: &str, symbol: &str, file: &str) -> String {
 /// may read the bytes of the file's float array).
 fn weight_pointer(w: &crate::lower::WeightArray, symbol: &str, offset: usize) -> String {
     let dims: Vec<String> = w.dims.iter().map(|d| format!("[{d}]")).collect();
-    let what = match w.dtype {
-        WeightsDtype::F32 => "",
-        WeightsDtype::F16 => " f16 bits (little-endian)",
-        WeightsDtype::Int8 => " int8",
-    };
+    let what = crate::backend::file_comment(w.dtype);
     let declaration = match w.dtype {
         WeightsDtype::F32 => {
             let at = if offset == 0 {
@@ -725,7 +773,7 @@ fn weight_pointer(w: &crate::lower::WeightArray, symbol: &str, offset: usize) ->
             };
             format!("inline constexpr const float* {} = {at};", w.ident)
         }
-        WeightsDtype::F16 | WeightsDtype::Int8 => {
+        WeightsDtype::F16 | WeightsDtype::Int8 | WeightsDtype::Q8 | WeightsDtype::I32 => {
             let ty = kernels::storage().file_type(w.dtype);
             format!(
                 "inline const {ty}* const {} = reinterpret_cast<const {ty}*>(::{symbol}) + {offset};",

@@ -89,6 +89,25 @@ impl MathFn {
     }
 }
 
+/// The integer functions of a quantized model (`requantize_i32`, `quantize_i8`; see
+/// [`crate::ir::int8`]), in Rust.
+pub fn int8_rust_source() -> String {
+    section(RUST_RUNTIME, "int8")
+}
+
+/// [`int8_rust_source`] in C++ (for namespace level, after `<cstdint>`).
+pub fn int8_cpp_source() -> String {
+    section(CPP_RUNTIME, "int8")
+}
+
+/// [`int8_rust_source`] in C, prefixed as [`c_source`] prefixes.
+pub fn int8_c_source(prefix: &str) -> String {
+    section(C_RUNTIME, "int8").replace("k2s_", &format!("{prefix}_"))
+}
+
+/// The names the int8 functions define (kept clear of model identifiers).
+pub const INT8_NAMES: [&str; 2] = ["requantize_i32", "quantize_i8"];
+
 /// Names that [`cpp_source`] defines besides the functions' own (the bit-cast helpers).
 pub const CPP_HELPER_NAMES: [&str; 2] = ["f32_to_bits", "f32_from_bits"];
 

@@ -263,3 +263,41 @@ static inline float k2s_softplus_f32(float x) {
 }
 // @end
 
+// @fn int8
+// TFLite's MultiplyByQuantizedMultiplier (keras2src's ir::int8::requantize): acc *
+// multiplier * 2^(shift - 31), rounded (a rounding doubling high multiply, then a
+// rounding right shift), the left shift of a multiplier above 1 saturating. The right
+// shift of a negative number is arithmetic on every compiler keras2src supports.
+static inline int32_t k2s_requantize_i32(int32_t acc, int32_t multiplier, int32_t shift) {
+    const int32_t left = shift > 0 ? shift : 0;
+    const int32_t right = shift > 0 ? 0 : -shift;
+    int64_t v = (int64_t)acc * ((int64_t)1 << left);
+    if (v > 2147483647) v = 2147483647;
+    if (v < -2147483647 - 1) v = -2147483647 - 1;
+    const int64_t ab = v * multiplier;
+    const int64_t nudge = ab >= 0 ? (1 << 30) : (1 - (1 << 30));
+    const int32_t high = (int32_t)((ab + nudge) / ((int64_t)1 << 31));
+    const int32_t mask = (int32_t)(((int64_t)1 << right) - 1);
+    const int32_t remainder = high & mask;
+    const int32_t threshold = (mask >> 1) + (high < 0 ? 1 : 0);
+    return (high >> right) + (remainder > threshold ? 1 : 0);
+}
+
+// x quantized: x / scale rounded half away from zero, plus the zero point, clamped to
+// int8's range; NaN gives the zero point.
+static inline int32_t k2s_quantize_i8(float x, float scale, int32_t zero_point) {
+    float v = x / scale;
+    if (v != v) v = 0.0f;
+    if (v < -256.0f) v = -256.0f;
+    if (v > 256.0f) v = 256.0f;
+    int32_t t = (int32_t)v;
+    const float frac = v - (float)t;
+    if (frac >= 0.5f) {
+        t += 1;
+    } else if (frac <= -0.5f) {
+        t -= 1;
+    }
+    t += zero_point;
+    return t < -128 ? -128 : (t > 127 ? 127 : t);
+}
+// @end

@@ -252,4 +252,43 @@ inline float softplus_f32(float x) noexcept {
 }
 // @end
 
+// @fn int8
+// TFLite's MultiplyByQuantizedMultiplier (keras2src's ir::int8::requantize): acc *
+// multiplier * 2^(shift - 31), rounded (a rounding doubling high multiply, then a
+// rounding right shift), the left shift of a multiplier above 1 saturating. The right
+// shift of a negative number is arithmetic on every compiler keras2src supports.
+inline std::int32_t requantize_i32(std::int32_t acc, std::int32_t multiplier, std::int32_t shift) noexcept {
+    const std::int32_t left = shift > 0 ? shift : 0;
+    const std::int32_t right = shift > 0 ? 0 : -shift;
+    std::int64_t v = static_cast<std::int64_t>(acc) * (static_cast<std::int64_t>(1) << left);
+    if (v > 2147483647) v = 2147483647;
+    if (v < -2147483647 - 1) v = -2147483647 - 1;
+    const std::int64_t ab = v * multiplier;
+    const std::int64_t nudge = ab >= 0 ? (1 << 30) : (1 - (1 << 30));
+    const std::int32_t high = static_cast<std::int32_t>((ab + nudge) / (static_cast<std::int64_t>(1) << 31));
+    const std::int32_t mask = static_cast<std::int32_t>((static_cast<std::int64_t>(1) << right) - 1);
+    const std::int32_t remainder = high & mask;
+    const std::int32_t threshold = (mask >> 1) + (high < 0 ? 1 : 0);
+    return (high >> right) + (remainder > threshold ? 1 : 0);
+}
+
+// x quantized: x / scale rounded half away from zero, plus the zero point, clamped to
+// int8's range; NaN gives the zero point.
+inline std::int32_t quantize_i8(float x, float scale, std::int32_t zero_point) noexcept {
+    float v = x / scale;
+    if (v != v) v = 0.0f;
+    if (v < -256.0f) v = -256.0f;
+    if (v > 256.0f) v = 256.0f;
+    std::int32_t t = static_cast<std::int32_t>(v);
+    const float frac = v - static_cast<float>(t);
+    if (frac >= 0.5f) {
+        t += 1;
+    } else if (frac <= -0.5f) {
+        t -= 1;
+    }
+    t += zero_point;
+    return t < -128 ? -128 : (t > 127 ? 127 : t);
+}
+// @end
+
 }  // namespace keras2src_math_runtime

@@ -351,3 +351,49 @@ pub(super) fn eval(f: super::MathFn, x: f32) -> f32 {
         MathFn::Softplus => softplus_f32(x),
     }
 }
+
+// @fn int8
+/// TFLite's `MultiplyByQuantizedMultiplier` (keras2src's `ir::int8::requantize`): `acc *
+/// multiplier * 2^(shift - 31)`, rounded (a rounding doubling high multiply, then a
+/// rounding right shift), the left shift of a multiplier above 1 saturating.
+#[inline]
+#[allow(dead_code)]
+fn requantize_i32(acc: i32, multiplier: i32, shift: i32) -> i32 {
+    let left = if shift > 0 { shift } else { 0 };
+    let right = if shift > 0 { 0 } else { -shift };
+    let mut v = acc as i64 * (1i64 << left);
+    if v > i32::MAX as i64 {
+        v = i32::MAX as i64;
+    }
+    if v < i32::MIN as i64 {
+        v = i32::MIN as i64;
+    }
+    let ab = v * multiplier as i64;
+    let nudge: i64 = if ab >= 0 { 1 << 30 } else { 1 - (1 << 30) };
+    let high = ((ab + nudge) / (1i64 << 31)) as i32;
+    let mask = ((1i64 << right) - 1) as i32;
+    let remainder = high & mask;
+    let threshold = (mask >> 1) + if high < 0 { 1 } else { 0 };
+    (high >> right) + if remainder > threshold { 1 } else { 0 }
+}
+
+/// `x` quantized: `x / scale` rounded half away from zero, plus the zero point, clamped
+/// to int8's range; NaN gives the zero point.
+#[inline]
+#[allow(dead_code)]
+fn quantize_i8(x: f32, scale: f32, zero_point: i32) -> i32 {
+    let mut v = x / scale;
+    if v.is_nan() {
+        v = 0.0;
+    }
+    v = v.clamp(-256.0, 256.0);
+    let mut t = v as i32;
+    let frac = v - t as f32;
+    if frac >= 0.5 {
+        t += 1;
+    } else if frac <= -0.5 {
+        t -= 1;
+    }
+    (t + zero_point).clamp(-128, 127)
+}
+// @end

@@ -141,4 +141,29 @@ impl Dialect for Rust {
     fn if_(&self, cond: &str) -> String {
         format!("if {cond} {{")
     }
+
+    fn widen(&self, element: &str) -> String {
+        format!("i32::from({element})")
+    }
+
+    fn narrow(&self, value: &str) -> String {
+        // A literal is typed, not cast (clippy's unnecessary_cast).
+        match value.parse::<i8>() {
+            Ok(_) => format!("{value}i8"),
+            Err(_) => format!("{value} as i8"),
+        }
+    }
+
+    fn let_int(&self, name: &str, mutable: bool, value: &str) -> String {
+        let m = if mutable { "mut " } else { "" };
+        format!("let {m}{name}: i32 = {value};")
+    }
+
+    fn int8_call(&self, name: &str, args: &str) -> String {
+        format!("math::{name}({args})")
+    }
+
+    fn int_clamp(&self, v: &str, lo: i32, hi: i32) -> String {
+        format!("{v}.clamp({lo}, {hi})")
+    }
 }

@@ -46,6 +46,8 @@ impl Access<'_> {
                 WeightsDtype::F32 => "at",
                 WeightsDtype::F16 => "at_f16",
                 WeightsDtype::Int8 => "at_i8",
+                WeightsDtype::Q8 => "at_q8",
+                WeightsDtype::I32 => "at_i32",
             };
             format!("weights::{at}(weight{k}, {})", index(&flat))
         } else {
@@ -76,14 +78,16 @@ pub fn element_type(dtype: WeightsDtype) -> &'static str {
     match dtype {
         WeightsDtype::F32 => "f32",
         WeightsDtype::F16 => "u16",
-        WeightsDtype::Int8 => "i8",
+        WeightsDtype::Int8 | WeightsDtype::Q8 => "i8",
+        WeightsDtype::I32 => "i32",
     }
 }
 
 /// A stored element as the f32 it stands for (an int8 value before its scale).
 fn widen(dtype: WeightsDtype, element: String) -> String {
     match dtype {
-        WeightsDtype::F32 => element,
+        // Integer kernels widen what they read themselves.
+        WeightsDtype::F32 | WeightsDtype::Q8 | WeightsDtype::I32 => element,
         WeightsDtype::F16 => format!("weights::half({element})"),
         WeightsDtype::Int8 => format!("f32::from({element})"),
     }
@@ -105,10 +109,7 @@ pub fn layer_fn(layer: &Layer, access: Access, out_of_line: bool) -> Result<Toke
         .iter()
         .zip(&layer.inputs)
         .map(|(name, arg)| {
-            let ty = match arg.dtype {
-                crate::ir::InputDtype::F32 => "f32",
-                crate::ir::InputDtype::I32 => "i32",
-            };
+            let ty = crate::backend::rust_type(arg.dtype);
             format!("{name}: &[{ty}; {}]", arg.len)
         })
         .collect();
@@ -138,8 +139,9 @@ pub fn layer_fn(layer: &Layer, access: Access, out_of_line: bool) -> Result<Toke
         .map(|(k, &id)| format!(", weight{k}: {}", access.param_type(&access.weights[id])))
         .collect();
     let text = format!(
-        "/// {comment}\n{allow}fn {name}({params}, output: &mut [f32; {out_len}]{work}{weights}) {{\n{body}\n}}",
+        "/// {comment}\n{allow}fn {name}({params}, output: &mut [{out_ty}; {out_len}]{work}{weights}) {{\n{body}\n}}",
         comment = layer.comment,
+        out_ty = crate::backend::rust_type(layer.output.dtype),
         name = layer.ident,
         params = params.join(", "),
     );

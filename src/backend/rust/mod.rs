@@ -99,12 +99,18 @@ fn emit_source(program: &Program, options: &Options) -> Result<Generated, String
             out.push('\n');
         }
     }
-    if !program.math.is_empty() {
-        out.push_str(
-            "/// Math functions for `no_std`, accurate to a few ulp over the f32 range.\n",
-        );
+    if !program.math.is_empty() || program.int8 {
+        out.push_str(if program.math.is_empty() {
+            "/// The integer arithmetic of the int8 kernels.\n"
+        } else {
+            "/// Math functions for `no_std`, accurate to a few ulp over the f32 range.\n"
+        });
         out.push_str("#[rustfmt::skip]\nmod math {\n    #![allow(clippy::excessive_precision, clippy::approx_constant, clippy::unreadable_literal)]\n");
-        for line in math::rust_source(&program.math).lines() {
+        let mut source = math::rust_source(&program.math);
+        if program.int8 {
+            source.push_str(&math::int8_rust_source());
+        }
+        for line in source.lines() {
             // The runtime's functions are private items; the layer functions call them
             // from the parent module.
             let line = match line.strip_prefix("fn ") {
@@ -162,7 +168,13 @@ fn weights_accessors(p: &Program, file: &str) -> String {
         crate::backend::stores(p, WeightsDtype::F16),
         crate::backend::stores(p, WeightsDtype::Int8),
     );
-    let what = if f16 || i8 {
+    let (q8, i32s) = (
+        crate::backend::stores(p, WeightsDtype::Q8),
+        crate::backend::stores(p, WeightsDtype::I32),
+    );
+    let what = if q8 || i32s {
+        "little-endian f32 (a quantized model's: int8 kernels, int32 biases and multipliers)"
+    } else if f16 || i8 {
         "little-endian f32 (compressed kernels: f16 bits, int8)"
     } else {
         "little-endian f32"
@@ -181,6 +193,24 @@ fn weights_accessors(p: &Program, file: &str) -> String {
                  #[inline(always)]\n    pub(super) fn at_f16<const N: usize>(bytes: &[u8; N], i: usize) -> f32 {\n        \
                  match bytes.get(2 * i..2 * i + 2) {\n            \
                  Some(&[a, b]) => half(u16::from_le_bytes([a, b])),\n            \
+                 _ => unreachable!(),\n        }\n    }\n",
+            );
+        }
+        if q8 {
+            head.push_str(
+                "\n    /// Value `i` of a quantized model's int8 array's bytes.\n    \
+                 #[inline(always)]\n    pub(super) fn at_q8<const N: usize>(bytes: &[u8; N], i: usize) -> i8 {\n        \
+                 match bytes.get(i) {\n            \
+                 Some(&a) => i8::from_le_bytes([a]),\n            \
+                 None => unreachable!(),\n        }\n    }\n",
+            );
+        }
+        if i32s {
+            head.push_str(
+                "\n    /// Value `i` of an int32 array's bytes.\n    \
+                 #[inline(always)]\n    pub(super) fn at_i32<const N: usize>(bytes: &[u8; N], i: usize) -> i32 {\n        \
+                 match bytes.get(4 * i..4 * i + 4) {\n            \
+                 Some(&[a, b, c, d]) => i32::from_le_bytes([a, b, c, d]),\n            \
                  _ => unreachable!(),\n        }\n    }\n",
             );
         }
@@ -232,15 +262,33 @@ fn weights_accessors(p: &Program, file: &str) -> String {
              None => unreachable!(),\n        }\n    }\n",
         );
     }
+    if q8 {
+        out.push_str(
+            "\n    #[inline(always)]\n    fn read_q8(at: usize) -> i8 {\n        \
+             match BYTES.get(at) {\n            \
+             Some(&a) => i8::from_le_bytes([a]),\n            \
+             None => unreachable!(),\n        }\n    }\n",
+        );
+    }
+    if i32s {
+        out.push_str(
+            "\n    #[inline(always)]\n    fn read_i32(at: usize) -> i32 {\n        \
+             match BYTES.get(at..at + 4) {\n            \
+             Some(&[a, b, c, d]) => i32::from_le_bytes([a, b, c, d]),\n            \
+             _ => unreachable!(),\n        }\n    }\n",
+        );
+    }
     for (w, offset) in p
         .weights
         .iter()
         .zip(crate::backend::weights_file_offsets(p))
     {
-        let (read, size) = match w.dtype {
-            WeightsDtype::F32 => ("read", "4 * i"),
-            WeightsDtype::F16 => ("read_f16", "2 * i"),
-            WeightsDtype::Int8 => ("read_i8", "i"),
+        let (read, size, ty) = match w.dtype {
+            WeightsDtype::F32 => ("read", "4 * i", "f32"),
+            WeightsDtype::F16 => ("read_f16", "2 * i", "f32"),
+            WeightsDtype::Int8 => ("read_i8", "i", "f32"),
+            WeightsDtype::Q8 => ("read_q8", "i", "i8"),
+            WeightsDtype::I32 => ("read_i32", "4 * i", "i32"),
         };
         let at = if offset == 0 {
             size.to_string()
@@ -248,7 +296,7 @@ fn weights_accessors(p: &Program, file: &str) -> String {
             format!("{offset} + {size}")
         };
         out.push_str(&format!(
-            "\n    #[inline(always)]\n    pub(super) fn {}(i: usize) -> f32 {{\n        {read}({at})\n    }}\n",
+            "\n    #[inline(always)]\n    pub(super) fn {}(i: usize) -> {ty} {{\n        {read}({at})\n    }}\n",
             w.ident
         ));
     }
@@ -291,6 +339,7 @@ fn float_ty(dtype: InputDtype) -> TokenStream {
     match dtype {
         InputDtype::F32 => quote!(f32),
         InputDtype::I32 => quote!(i32),
+        InputDtype::I8 => quote!(i8),
     }
 }
 
@@ -307,6 +356,27 @@ fn api(p: &Program, scratch: ScratchPlacement, in_file: bool) -> Result<TokenStr
             let what = format!("{label} `{}`", crate::naming::comment(&port.name));
             let shape_of = format!("{what} (batch dimension excluded)");
             consts.extend(shape_consts(&upper(port), port, &shape_of, &what));
+            if let Some(q) = port.quant {
+                let (scale_c, zero_c) = (
+                    format_ident!("{}_SCALE", upper(port)),
+                    format_ident!("{}_ZERO_POINT", upper(port)),
+                );
+                let doc = format!(
+                    " The quantization of {what} (`--int8-io`): `real = (q - {}_ZERO_POINT) * \
+                     {}_SCALE`.",
+                    upper(port),
+                    upper(port)
+                );
+                let scale: TokenStream = dialect::float(q.scale).parse().expect("a float literal");
+                let zero = q.zero_point;
+                consts.extend(quote! {
+                    #[doc = #doc]
+                    #[allow(dead_code, clippy::excessive_precision)]
+                    pub const #scale_c: f32 = #scale;
+                    #[allow(dead_code)]
+                    pub const #zero_c: i32 = #zero;
+                });
+            }
         }
     }
     if !single_in || !single_out {
@@ -343,6 +413,16 @@ fn api(p: &Program, scratch: ScratchPlacement, in_file: bool) -> Result<TokenStr
         #[allow(dead_code)]
         pub const SCRATCH_LEN: usize = #scratch_len;
     });
+    // A quantized model's int8 tensors live in an arena of their own.
+    let bytes = e.scratch_i8_len > 0;
+    if bytes {
+        let len = lit(e.scratch_i8_len);
+        consts.extend(quote! {
+            /// Working memory `predict_with_scratch` needs for int8 values, in bytes.
+            #[allow(dead_code)]
+            pub const SCRATCH_I8_LEN: usize = #len;
+        });
+    }
 
     let in_args: Vec<_> = (0..e.inputs.len()).map(|k| input_ident(e, k)).collect();
     let out_args: Vec<_> = (0..e.outputs.len()).map(|k| output_ident(e, k)).collect();
@@ -353,12 +433,13 @@ fn api(p: &Program, scratch: ScratchPlacement, in_file: bool) -> Result<TokenStr
     let in_params: Vec<_> = in_params.collect();
     let out_params = (0..e.outputs.len()).map(|k| {
         let (id, len) = (&out_args[k], out_const(k, "LEN"));
-        quote!(#id: &mut [f32; #len])
+        let ty = float_ty(e.outputs[k].dtype);
+        quote!(#id: &mut [#ty; #len])
     });
     let out_types: Vec<_> = (0..e.outputs.len())
         .map(|k| {
-            let len = out_const(k, "LEN");
-            quote!([f32; #len])
+            let (len, ty) = (out_const(k, "LEN"), float_ty(e.outputs[k].dtype));
+            quote!([#ty; #len])
         })
         .collect();
     let ret = if single_out {
@@ -373,7 +454,8 @@ fn api(p: &Program, scratch: ScratchPlacement, in_file: bool) -> Result<TokenStr
     };
     let out_decls = (0..e.outputs.len()).map(|k| {
         let (id, len) = (&out_args[k], out_const(k, "LEN"));
-        quote!(let mut #id = [0.0f32; #len];)
+        let zero = zero(e.outputs[k].dtype);
+        quote!(let mut #id = [#zero; #len];)
     });
     let out_refs = out_args.iter().map(|id| quote!(&mut #id));
     let calls = e.layers.iter().map(|layer| call(p, e, layer, in_file));
@@ -395,21 +477,29 @@ fn api(p: &Program, scratch: ScratchPlacement, in_file: bool) -> Result<TokenStr
         quote!(#[allow(dead_code)])
     };
     let predict_body = |scratch_expr: TokenStream| {
+        let bytes_arg = bytes.then(|| quote!(, scratch_i8));
         quote! {
             #(#out_decls)*
-            predict_with_scratch(#(#in_args,)* #(#out_refs,)* #scratch_expr);
+            predict_with_scratch(#(#in_args,)* #(#out_refs,)* #scratch_expr #bytes_arg);
             #ret_val
         }
     };
     let predict = match scratch {
         ScratchPlacement::Stack => {
             let body = predict_body(quote!(&mut scratch));
+            let bytes_decl = bytes.then(|| {
+                quote! {
+                    let mut scratch_i8 = [0i8; SCRATCH_I8_LEN];
+                    let scratch_i8 = &mut scratch_i8;
+                }
+            });
             quote! {
                 /// Runs the model on one sample, with its working memory on the stack.
                 #[rustfmt::skip]
                 #predict_allow
                 pub fn predict(#(#in_params),*) -> #ret {
                     let mut scratch = [0.0f32; SCRATCH_LEN];
+                    #bytes_decl
                     #body
                 }
             }
@@ -417,6 +507,12 @@ fn api(p: &Program, scratch: ScratchPlacement, in_file: bool) -> Result<TokenStr
         ScratchPlacement::Caller => quote!(),
         ScratchPlacement::Static => {
             let body = predict_body(quote!(scratch));
+            let bytes_field =
+                bytes.then(|| quote!(bytes: core::cell::UnsafeCell<[i8; SCRATCH_I8_LEN]>,));
+            let bytes_init =
+                bytes.then(|| quote!(bytes: core::cell::UnsafeCell::new([0; SCRATCH_I8_LEN]),));
+            let bytes_get =
+                bytes.then(|| quote!(let scratch_i8 = unsafe { &mut *SCRATCH.bytes.get() };));
             quote! {
                 /// The working memory of `predict` (`--scratch static`): one buffer for
                 /// every call. `busy` makes a second call while one runs (from an interrupt
@@ -426,6 +522,7 @@ fn api(p: &Program, scratch: ScratchPlacement, in_file: bool) -> Result<TokenStr
                 struct StaticScratch {
                     busy: core::sync::atomic::AtomicBool,
                     floats: core::cell::UnsafeCell<[f32; SCRATCH_LEN]>,
+                    #bytes_field
                 }
                 // Sound: `floats` is reached only by the one `predict` call that set `busy`.
                 unsafe impl Sync for StaticScratch {}
@@ -433,6 +530,7 @@ fn api(p: &Program, scratch: ScratchPlacement, in_file: bool) -> Result<TokenStr
                 static SCRATCH: StaticScratch = StaticScratch {
                     busy: core::sync::atomic::AtomicBool::new(false),
                     floats: core::cell::UnsafeCell::new([0.0; SCRATCH_LEN]),
+                    #bytes_init
                 };
                 /// Runs the model on one sample, with its working memory in a `static`:
                 /// not reentrant (a call while another runs panics).
@@ -446,6 +544,7 @@ fn api(p: &Program, scratch: ScratchPlacement, in_file: bool) -> Result<TokenStr
                     let result = {
                         // Sound: `busy` was clear and is now set by this call alone.
                         let scratch = unsafe { &mut *SCRATCH.floats.get() };
+                        #bytes_get
                         #body
                     };
                     SCRATCH.busy.store(false, Ordering::Release);
@@ -455,6 +554,7 @@ fn api(p: &Program, scratch: ScratchPlacement, in_file: bool) -> Result<TokenStr
         }
     };
     let scratch_doc = " Runs the model with caller-provided working memory; no large stack arrays.";
+    let bytes_param = bytes.then(|| quote!(scratch_i8: &mut [i8; SCRATCH_I8_LEN],));
     Ok(quote! {
         #consts
         #predict
@@ -465,11 +565,21 @@ fn api(p: &Program, scratch: ScratchPlacement, in_file: bool) -> Result<TokenStr
             #(#in_params,)*
             #(#out_params,)*
             scratch: &mut [f32; SCRATCH_LEN],
+            #bytes_param
         ) {
             #silence
             #(#calls)*
         }
     })
+}
+
+/// The zero of an element type, as an array initialiser.
+fn zero(dtype: InputDtype) -> TokenStream {
+    match dtype {
+        InputDtype::F32 => quote!(0.0f32),
+        InputDtype::I32 => quote!(0i32),
+        InputDtype::I8 => quote!(0i8),
+    }
 }
 
 /// A streaming model's `State`, `step` (unless the caller places the scratch) and
@@ -660,16 +770,10 @@ fn self_test_module(p: &Program, test: &SelfTest, scratch: ScratchPlacement) -> 
     );
     for (port, values) in p.predict.inputs.iter().zip(&test.inputs) {
         let name = upper(port);
-        let (ty, text) = match port.dtype {
-            InputDtype::F32 => ("f32", floats(values)),
-            InputDtype::I32 => (
-                "i32",
-                values
-                    .iter()
-                    .map(|&v| (v as i32).to_string())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            ),
+        let ty = crate::backend::rust_type(port.dtype);
+        let text = match port.dtype {
+            InputDtype::F32 => floats(values),
+            InputDtype::I32 | InputDtype::I8 => crate::backend::integers(values),
         };
         out.push_str(&format!(
             "    const {name}: [{ty}; super::{name}_LEN] = [{text}];\n"
@@ -785,16 +889,21 @@ fn call(p: &Program, e: &Entry, layer: &crate::lower::Layer, in_file: bool) -> T
         return call_with_work(e, layer, work, weights);
     }
     match layer.output.loc {
-        Location::Scratch(off) => {
+        Location::Scratch(off) | Location::ScratchI8(off) => {
+            let arena = arena(layer.output.loc);
             let end = off + layer.output.len;
             let (off_l, end_l, len_l) = (lit(off), lit(end), lit(layer.output.len));
-            let in_scratch = |a: &Arg| matches!(a.loc, Location::Scratch(_));
-            if !layer.inputs.iter().any(in_scratch) {
+            let in_arena = |a: &Arg| in_arena(a.loc, layer.output.loc);
+            if !layer.inputs.iter().any(in_arena) {
                 let args = layer.inputs.iter().map(|a| read_arg(e, a, None));
-                return quote!(#f(#(#args,)* view_mut(&mut scratch[#off_l..#end_l]) #(, #weights)*););
+                return quote!(#f(#(#args,)* view_mut(&mut #arena[#off_l..#end_l]) #(, #weights)*););
             }
-            let below = |a: &Arg| matches!(a.loc, Location::Scratch(o) if o < off);
-            let above = |a: &Arg| matches!(a.loc, Location::Scratch(o) if o >= end);
+            let offset = |a: &Arg| match a.loc {
+                Location::Scratch(o) | Location::ScratchI8(o) if in_arena(a) => Some(o),
+                _ => None,
+            };
+            let below = |a: &Arg| offset(a).is_some_and(|o| o < off);
+            let above = |a: &Arg| offset(a).is_some_and(|o| o >= end);
             let lo = if layer.inputs.iter().any(below) {
                 quote!(lo)
             } else {
@@ -805,13 +914,13 @@ fn call(p: &Program, e: &Entry, layer: &crate::lower::Layer, in_file: bool) -> T
             } else {
                 quote!(_)
             };
-            let args = layer
-                .inputs
-                .iter()
-                .map(|a| read_arg(e, a, Some((off, end))));
+            let args = layer.inputs.iter().map(|a| {
+                let split = in_arena(a).then_some((off, end));
+                read_arg(e, a, split)
+            });
             quote! {
                 {
-                    let (#lo, rest) = scratch.split_at_mut(#off_l);
+                    let (#lo, rest) = #arena.split_at_mut(#off_l);
                     let (out, #hi) = rest.split_at_mut(#len_l);
                     #f(#(#args,)* view_mut(out) #(, #weights)*);
                 }
@@ -824,6 +933,23 @@ fn call(p: &Program, e: &Entry, layer: &crate::lower::Layer, in_file: bool) -> T
         }
         Location::Input(_) => quote!(),
     }
+}
+
+/// The arena a scratch location is in: `scratch` or `scratch_i8`.
+fn arena(loc: Location) -> TokenStream {
+    match loc {
+        Location::ScratchI8(_) => quote!(scratch_i8),
+        _ => quote!(scratch),
+    }
+}
+
+/// Whether `loc` is in the same arena as `other` (a scratch location).
+fn in_arena(loc: Location, other: Location) -> bool {
+    matches!(
+        (loc, other),
+        (Location::Scratch(_), Location::Scratch(_))
+            | (Location::ScratchI8(_), Location::ScratchI8(_))
+    )
 }
 
 /// A call of a layer that also takes working memory from the arena: the arena is split
@@ -958,11 +1084,12 @@ fn read_arg(e: &Entry, arg: &Arg, split: Option<(usize, usize)>) -> TokenStream 
             let id = output_ident(e, k);
             quote!(&*#id)
         }
-        (Location::Scratch(off), None) => {
+        (Location::Scratch(off) | Location::ScratchI8(off), None) => {
             let (a, b) = (lit(off), lit(off + arg.len));
-            quote!(view(&scratch[#a..#b]))
+            let arena = arena(arg.loc);
+            quote!(view(&#arena[#a..#b]))
         }
-        (Location::Scratch(off), Some((start, end))) => {
+        (Location::Scratch(off) | Location::ScratchI8(off), Some((start, end))) => {
             if off < start {
                 let (a, b) = (lit(off), lit(off + arg.len));
                 quote!(view(&lo[#a..#b]))
@@ -976,7 +1103,7 @@ fn read_arg(e: &Entry, arg: &Arg, split: Option<(usize, usize)>) -> TokenStream 
 
 /// `view` / `view_mut`, each only if a call uses it (an unused one would be a warning).
 fn view_helpers(p: &Program) -> TokenStream {
-    let in_scratch = |a: &Arg| matches!(a.loc, Location::Scratch(_));
+    let in_scratch = |a: &Arg| matches!(a.loc, Location::Scratch(_) | Location::ScratchI8(_));
     let layers = || {
         p.predict
             .layers
@@ -985,6 +1112,34 @@ fn view_helpers(p: &Program) -> TokenStream {
     };
     let reads = layers().any(|l| l.inputs.iter().any(in_scratch));
     let writes = layers().any(|l| in_scratch(&l.output) || l.workspace.is_some());
+    // A quantized model's arenas hold f32 and i8.
+    if p.predict.scratch_i8_len > 0 {
+        let view = reads.then(|| {
+            quote! {
+                /// A fixed-size view of an arena slice (lengths are constants: the check folds away).
+                #[inline(always)]
+                fn view<T, const N: usize>(s: &[T]) -> &[T; N] {
+                    match s.try_into() {
+                        Ok(a) => a,
+                        Err(_) => unreachable!(),
+                    }
+                }
+            }
+        });
+        let view_mut = writes.then(|| {
+            quote! {
+                /// A fixed-size mutable view of an arena slice.
+                #[inline(always)]
+                fn view_mut<T, const N: usize>(s: &mut [T]) -> &mut [T; N] {
+                    match s.try_into() {
+                        Ok(a) => a,
+                        Err(_) => unreachable!(),
+                    }
+                }
+            }
+        });
+        return quote!(#view #view_mut);
+    }
     let view = reads.then(|| {
         quote! {
             /// A fixed-size view of an arena slice (lengths are constants: the check folds away).
@@ -1031,9 +1186,10 @@ fn weights_module(p: &Program) -> String {
             row.iter()
                 .map(|&v| match w.dtype {
                     WeightsDtype::F32 => dialect::float(v),
-                    WeightsDtype::F16 | WeightsDtype::Int8 => {
-                        crate::backend::stored_literal(w.dtype, v)
-                    }
+                    WeightsDtype::F16
+                    | WeightsDtype::Int8
+                    | WeightsDtype::Q8
+                    | WeightsDtype::I32 => crate::backend::stored_literal(w.dtype, v),
                 })
                 .collect::<Vec<_>>()
                 .join(", ")
