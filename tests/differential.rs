@@ -1289,6 +1289,9 @@ fn samples(model: &Model, doc: &Value, seed: u64) -> Vec<Vec<Vec<f32>>> {
                             .map(|_| rng.range(0, vocab(&input.name) - 1) as f32)
                             .collect(),
                         keras2src::ir::InputDtype::F32 => rng.normals(n, 1.0),
+                        keras2src::ir::InputDtype::I8 => {
+                            unreachable!("a Keras model's inputs are never int8")
+                        }
                     }
                 })
                 .collect()
