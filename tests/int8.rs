@@ -233,3 +233,110 @@ fn int8_accuracy_is_tflites() {
         }
     }
 }
+
+/// `--emit-test` with `--quantize int8`: the self-test expects the quantized interpreter's
+/// outputs and passes, in C and Rust.
+#[test]
+fn the_self_test_passes_when_quantized() {
+    let dir = common::work_dir("int8-selftest");
+    let f = fixture("bench_cnn");
+    let test = keras2src::SelfTest::read(&models_dir().join("bench_cnn.io.json")).unwrap();
+    let generate = |lang, name: &str| {
+        f.model
+            .generate_with(&keras2src::Options {
+                quantize: Some(quantization(&f, false)),
+                self_test: Some(test.clone()),
+                ..keras2src::Options::new(lang, name)
+            })
+            .unwrap()
+    };
+    let name = "cnn_int8";
+    generate(keras2src::Lang::C, name)
+        .write(&dir.path.join(format!("{name}.h")))
+        .unwrap();
+    let main = dir.path.join(format!("{name}.c"));
+    std::fs::write(
+        &main,
+        format!(
+            "#define KERAS2SRC_CNN_INT8_IMPLEMENTATION\n#include \"{name}.h\"\n\
+             int main(void) {{ return {name}_selftest() ? 0 : 1; }}\n"
+        ),
+    )
+    .unwrap();
+    let exe = dir.path.join(name);
+    common::run(
+        std::process::Command::new("gcc")
+            .args([
+                "-std=c99",
+                "-O2",
+                "-Wall",
+                "-Wextra",
+                "-Werror",
+                "-pedantic",
+            ])
+            .arg(&main)
+            .arg("-o")
+            .arg(&exe)
+            .arg("-lm"),
+    );
+    common::run(&mut std::process::Command::new(&exe));
+    let module = dir.path.join(format!("{name}.rs"));
+    generate(keras2src::Lang::Rust, name)
+        .write(&module)
+        .unwrap();
+    let lib = dir.path.join(format!("{name}_lib.rs"));
+    std::fs::write(
+        &lib,
+        format!("#![no_std]\n#![deny(warnings)]\nextern crate std;\nmod m {{ include!(\"{name}.rs\"); }}\n"),
+    )
+    .unwrap();
+    let tests = dir.path.join(format!("{name}_tests"));
+    common::run(
+        std::process::Command::new("rustc")
+            .args(["--edition", "2021", "--test", "-O"])
+            .arg(&lib)
+            .arg("-o")
+            .arg(&tests),
+    );
+    let out = common::run(&mut std::process::Command::new(&tests));
+    assert!(out.contains("1 passed"), "{out}");
+}
+
+/// What a quantized model cannot have is refused, saying what to drop; a layer without an
+/// int8 kernel stays float (and the header says how accurate the whole is).
+#[test]
+fn unsupported_combinations_are_refused() {
+    let f = fixture("seed");
+    let refused = |options: keras2src::Options| match f.model.generate_with(&options) {
+        Ok(_) => panic!("generated"),
+        Err(e) => e.to_string(),
+    };
+    let base = || keras2src::Options {
+        quantize: Some(quantization(&f, false)),
+        ..keras2src::Options::new(keras2src::Lang::Rust, "m")
+    };
+    let e = refused(keras2src::Options {
+        weights_dtype: WeightsDtype::Int8,
+        ..base()
+    });
+    assert!(e.contains("--weights-dtype"), "{e}");
+    let e = refused(keras2src::Options {
+        stream: true,
+        ..base()
+    });
+    assert!(e.contains("--stream"), "{e}");
+    let test = keras2src::SelfTest::read(&models_dir().join("seed.io.json")).unwrap();
+    let e = refused(keras2src::Options {
+        quantize: Some(quantization(&f, true)),
+        self_test: Some(test),
+        ..base()
+    });
+    assert!(e.contains("--int8-io"), "{e}");
+    // The header reports the accuracy on both sample sets.
+    let source = f.model.generate_with(&base()).unwrap().source;
+    let header: Vec<&str> = source.lines().take_while(|l| l.starts_with("//")).collect();
+    let header = header.join("\n");
+    assert!(header.contains("--quantize int8"), "{header}");
+    assert!(header.contains("64 calibration samples"), "{header}");
+    assert!(header.contains("32 check samples"), "{header}");
+}
