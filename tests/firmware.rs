@@ -616,10 +616,41 @@ struct Row {
     qemu: Duration,
 }
 
+/// What a build computes with: f32 with kernels stored as a dtype (`--weights-dtype`), or
+/// full int8 (`--quantize int8`, calibrated on the fixture's NAME.calib.json).
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Numbers {
+    Stored(WeightsDtype),
+    Int8,
+}
+
+impl Numbers {
+    const F32: Numbers = Numbers::Stored(WeightsDtype::F32);
+
+    fn label(self) -> &'static str {
+        match self {
+            Numbers::Stored(WeightsDtype::F32) => "",
+            Numbers::Stored(WeightsDtype::F16) => " f16",
+            Numbers::Stored(_) => " int8 weights",
+            Numbers::Int8 => " full int8",
+        }
+    }
+}
+
+/// The quantization of a fixture, calibrated on its committed samples.
+fn int8_quantization(model: &Model, name: &str) -> keras2src::Quantization {
+    let calib = repo().join(format!("tests/fixtures/models/{name}.calib.json"));
+    keras2src::Quantization {
+        calibration: keras2src::samples::read_samples(&calib, &model.input_port_shapes()).unwrap(),
+        check: Vec::new(),
+        int8_io: false,
+    }
+}
+
 /// Builds the model's `lang` output (C++ with its `extern "C"` entry points, or C, built
 /// with arm-none-eabi-gcc alone) with its scratch placed as `scratch` at `opt`, runs it
-/// under QEMU, compares with Keras (with compressed kernels, `dtype`: with the interpreter
-/// running the same kernels) and measures it.
+/// under QEMU, compares with Keras (with compressed kernels or int8, `numbers`: with the
+/// interpreter computing the same numbers) and measures it.
 #[allow(clippy::too_many_arguments)]
 fn build_and_run(
     name: &str,
@@ -629,7 +660,7 @@ fn build_and_run(
     scratch: ScratchPlacement,
     weights: WeightsPlacement,
     opt: Opt,
-    dtype: WeightsDtype,
+    numbers: Numbers,
 ) -> Row {
     let model = Model::load(
         &repo().join(format!("tests/fixtures/models/{name}.keras")),
@@ -637,12 +668,18 @@ fn build_and_run(
     )
     .unwrap_or_else(|e| panic!("{name}: {e}"));
     let io = read_io(name);
+    let quantize = (numbers == Numbers::Int8).then(|| int8_quantization(&model, name));
+    let dtype = match numbers {
+        Numbers::Stored(dtype) => dtype,
+        Numbers::Int8 => WeightsDtype::F32,
+    };
     let options = Options {
         scratch: Some(scratch),
         weights,
         extern_c: lang == Lang::Cpp,
         tune: opt.tune(),
         weights_dtype: dtype,
+        quantize: quantize.clone(),
         ..Options::new(lang, name)
     };
     let generated = model.generate_with(&options).unwrap();
@@ -704,8 +741,11 @@ fn build_and_run(
         stacks,
         ticks,
     } = parse_output(&text);
-    // Keras's outputs; with compressed kernels, the interpreter's with the same kernels.
-    let compressed = (dtype != WeightsDtype::F32).then(|| model.dequantized(dtype).unwrap());
+    // Keras's outputs; with compressed kernels or int8, the interpreter's with the same.
+    let compressed = match &quantize {
+        Some(q) => Some(model.quantized(q).unwrap().graph),
+        None => (dtype != WeightsDtype::F32).then(|| model.dequantized(dtype).unwrap()),
+    };
     let wanted: Vec<Vec<f32>> = (0..io.inputs[0].len())
         .map(|s| match &compressed {
             None => io.outputs.iter().flat_map(|o| o[s].clone()).collect(),
@@ -747,9 +787,17 @@ fn build_and_run(
         &undefined_symbols(&dir.join("model.o")),
     );
     let summary = model.summary();
-    let stored = match dtype {
-        WeightsDtype::F32 => String::new(),
-        other => format!(" {}", other.as_str()),
+    let stored = numbers.label();
+    // The header's figures: `flash N bytes (weights), RAM M bytes (scratch)`.
+    let figure = |what: &str| -> usize {
+        let totals = |l: &&str| l.contains("bytes (weights), RAM");
+        let line = generated.source.lines().find(totals).unwrap();
+        let at = line.find(what).unwrap() + what.len();
+        let digits: String = line[at..]
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        digits.parse().unwrap()
     };
     Row {
         name: match lang {
@@ -762,8 +810,8 @@ fn build_and_run(
         params: summary.params,
         macs: summary.macs,
         ticks,
-        inspect_flash: model.flash_bytes(dtype).unwrap(),
-        inspect_ram: summary.ram_bytes,
+        inspect_flash: figure("; flash "),
+        inspect_ram: figure("RAM "),
         model: map.model,
         libraries: map.libraries,
         library_symbols: map.library_symbols,
@@ -1054,7 +1102,7 @@ fn cortex_m4_matches_keras_and_reports_flash_and_ram() {
                     scratch,
                     weights,
                     opt,
-                    WeightsDtype::F32,
+                    Numbers::F32,
                 )
             };
         let build = |scratch, weights, opt| build_lang(Lang::Cpp, scratch, weights, opt);
@@ -1196,7 +1244,7 @@ fn cortex_m4_runs_compressed_kernels() {
                 ScratchPlacement::Stack,
                 WeightsPlacement::Inline,
                 Opt::Size,
-                dtype,
+                Numbers::Stored(dtype),
             );
             let bytes = row.model.text + row.model.rodata;
             writeln!(
@@ -1215,4 +1263,172 @@ fn cortex_m4_runs_compressed_kernels() {
         );
     }
     eprintln!("{report}");
+}
+
+/// The models of issue 17 on the board as C at `-O2`: f32, f16 and int8 kernels
+/// (`--weights-dtype`), and full int8 (`--quantize int8`), each checked against the
+/// interpreter computing the same numbers. Flash, RAM and instructions per call go to
+/// target/firmware/int8.md. Full int8 must shrink bench_cnn's flash to at most 0.3x its
+/// f32 build's; its instruction count against the f32 build is reported (the goal: fewer).
+/// The same int8 header also compiles for a Cortex-M0 (no FPU, no DSP extension) with
+/// `--int8-io`, and its seed calls no float routine there: integer arithmetic only.
+#[test]
+fn cortex_m4_runs_int8() {
+    if !tools_installed() {
+        return;
+    }
+    let work = common::work_dir("firmware-int8");
+    let startup = work.path.join("startup.o");
+    run(Command::new("arm-none-eabi-gcc")
+        .args(TARGET)
+        .arg("-Os")
+        .args(C)
+        .args(COMMON)
+        .arg("-c")
+        .arg(harness().join("startup.c"))
+        .arg("-o")
+        .arg(&startup));
+    let calibration = calibrate(&work.path.join("calibrate"), &startup);
+    let all = [
+        Numbers::F32,
+        Numbers::Stored(WeightsDtype::F16),
+        Numbers::Stored(WeightsDtype::Int8),
+        Numbers::Int8,
+    ];
+    let mut report = String::from(
+        "| model (C, `--tune mcu`, `-O2`) | flash: weights (header) | flash: model .text + .rodata | \
+         RAM: scratch (header) | instructions per predict | per MAC | vs f32 |\n\
+         |---|---:|---:|---:|---:|---:|---:|\n",
+    );
+    let mut goals = Vec::new();
+    let mut failures = Vec::new();
+    for name in ["seed", "bench_cnn", "bench_lstm", "mobilenet_v2"] {
+        let rows: Vec<Row> = std::thread::scope(|threads| {
+            let handles: Vec<_> = all
+                .iter()
+                .enumerate()
+                .map(|(k, &numbers)| {
+                    let (work, startup) = (&work, &startup);
+                    threads.spawn(move || {
+                        let dir = work.path.join(format!("{name}-{k}"));
+                        std::fs::create_dir(&dir).unwrap();
+                        build_and_run(
+                            name,
+                            &dir,
+                            startup,
+                            Lang::C,
+                            ScratchPlacement::Static,
+                            WeightsPlacement::Inline,
+                            Opt::Mcu,
+                            numbers,
+                        )
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                .collect()
+        });
+        let flash = |r: &Row| r.model.text + r.model.rodata;
+        let most = |r: &Row| instructions(r, &calibration).1;
+        for r in &rows {
+            writeln!(
+                report,
+                "| {} | {} | {} | {} | {} | {:.2} | {:.2}× |",
+                r.name,
+                r.inspect_flash,
+                flash(r),
+                r.inspect_ram,
+                most(r),
+                most(r) as f64 / r.macs as f64,
+                most(r) as f64 / most(&rows[0]) as f64,
+            )
+            .unwrap();
+        }
+        let (f32_row, int8_row) = (&rows[0], &rows[3]);
+        let ratio = flash(int8_row) as f64 / flash(f32_row) as f64;
+        // bench_lstm's LSTM stays float (README, "Quantization"): only its head shrinks.
+        if name != "bench_lstm"
+            && (ratio >= 1.0 || int8_row.inspect_flash * 3 >= f32_row.inspect_flash)
+        {
+            failures.push(format!(
+                "{name}: full int8 flash {} vs f32 {}",
+                flash(int8_row),
+                flash(f32_row)
+            ));
+        }
+        if name == "bench_cnn" {
+            if ratio > 0.3 {
+                failures.push(format!("bench_cnn: int8 flash {ratio:.2}x f32's"));
+            }
+            let speed = most(int8_row) as f64 / most(f32_row) as f64;
+            goals.push(format!(
+                "bench_cnn full int8: flash {} / {} bytes = {ratio:.2}× the f32 build's \
+                 (goal ≤ 0.3×: pass); instructions {} / {} = {speed:.2}× (goal < 1×: {})",
+                flash(int8_row),
+                flash(f32_row),
+                most(int8_row),
+                most(f32_row),
+                if speed < 1.0 { "pass" } else { "FAIL" }
+            ));
+        }
+    }
+    // Cortex-M0: the seed with int8 ports compiles to integer code only.
+    let m0 = work.path.join("m0");
+    std::fs::create_dir(&m0).unwrap();
+    let model = Model::load(&repo().join("tests/fixtures/models/seed.keras"), None).unwrap();
+    let options = Options {
+        quantize: Some(keras2src::Quantization {
+            int8_io: true,
+            ..int8_quantization(&model, "seed")
+        }),
+        ..Options::new(Lang::C, "seed")
+    };
+    model
+        .generate_with(&options)
+        .unwrap()
+        .write(&m0.join("model.h"))
+        .unwrap();
+    std::fs::write(m0.join("model.c"), model_source("seed", Lang::C)).unwrap();
+    run(Command::new("arm-none-eabi-gcc")
+        .args(["-mcpu=cortex-m0", "-mthumb", "-mfloat-abi=soft", "-O2"])
+        .args(C99)
+        .args(COMMON)
+        .arg("-c")
+        .arg(m0.join("model.c"))
+        .arg("-o")
+        .arg(m0.join("model.o")));
+    let calls = undefined_symbols(&m0.join("model.o"));
+    let float: Vec<&String> = calls
+        .iter()
+        .filter(|s| {
+            ["__aeabi_f", "__aeabi_d", "__aeabi_i2f", "__aeabi_ui2f"]
+                .iter()
+                .any(|p| s.starts_with(p))
+        })
+        .collect();
+    assert!(
+        float.is_empty(),
+        "int8 seed on Cortex-M0 calls float routines: {float:?}"
+    );
+    goals.push(format!(
+        "Cortex-M0 (`-mcpu=cortex-m0 -mfloat-abi=soft`), seed `--quantize int8 --int8-io`: \
+         compiles, calls {} (no float routine)",
+        if calls.is_empty() {
+            "nothing".to_string()
+        } else {
+            format!("`{}`", calls.join("`, `"))
+        }
+    ));
+    let report = format!(
+        "Cortex-M4F (`mps2-an386` under QEMU, `-icount`), C generated with `--tune mcu`, at `-O2`, `--scratch static`:\n\n\
+         {report}\n- {}\n",
+        goals.join("\n- ")
+    );
+    eprintln!("{report}");
+    let out = repo().join("target/firmware");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(out.join("int8.md"), &report).unwrap();
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

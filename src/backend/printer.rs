@@ -70,6 +70,20 @@ pub trait Dialect {
     fn let_int(&self, name: &str, mutable: bool, value: &str) -> String;
     /// A call of an int8 runtime function (`requantize_i32`, `quantize_i8`).
     fn int8_call(&self, name: &str, args: &str) -> String;
+    /// `sum a[k] * b[k]` over `len` int8 values from elements `at` (C: `&a, &b`), or as
+    /// a formula of the elements at `lane` (`a_lane`, `b_lane`: the `k`-th).
+    fn dot(&self, at: [&str; 2], lane: [&str; 2], len: usize) -> String;
+    /// [`Stmt::Dots`]: a call of the runtime's `dot4_i8` on the elements `at` (x's first
+    /// and the interleaved weights' first), or statements summing over `quad < len / 4`
+    /// and `lane < 4` the products of the elements `quads` (x's, and each row's, indexed
+    /// by both).
+    fn dots(
+        &self,
+        at: (&str, &str),
+        quads: (&str, &[String; 4]),
+        sums: &[String; 4],
+        len: usize,
+    ) -> Vec<String>;
     /// `v` (a variable) clamped to `[lo, hi]`.
     fn int_clamp(&self, v: &str, lo: i32, hi: i32) -> String;
     /// An `i32` literal.
@@ -184,6 +198,20 @@ impl Printer<'_> {
                         _ => self.iwhole(value),
                     };
                     line(out, &format!("{} {op} {value};", self.place(to)));
+                }
+                Stmt::Dots { sums, x, w, len } => {
+                    let at = |(buf, ix): &(Buf, Ix)| self.val(&Val::Load(buf.clone(), ix.clone()));
+                    // Element `4 quad + lane` of x, and of each row of w.
+                    let xi = x.1.clone().plus("quad", 4).plus("lane", 1);
+                    let rows: [String; 4] = std::array::from_fn(|k| {
+                        let wi =
+                            (w.1.clone().plus("quad", 16).plus("lane", 1)).offset(4 * k as isize);
+                        at(&(w.0.clone(), wi))
+                    });
+                    let quads = (at(&(x.0.clone(), xi)), rows);
+                    for text in d.dots((&at(x), &at(w)), (&quads.0, &quads.1), sums, *len) {
+                        line(out, &text);
+                    }
                 }
                 Stmt::Write { to, op, value } => {
                     if !self.in_place_copy(to, *op, value) {
@@ -362,7 +390,7 @@ impl Printer<'_> {
     /// An integer value as a whole right-hand side.
     fn iwhole(&self, v: &IVal) -> String {
         match v {
-            IVal::Add(..) | IVal::Sub(..) | IVal::Mul(..) => unwrap(self.ival(v)),
+            IVal::Add(..) | IVal::Sub(..) | IVal::Mul(..) | IVal::Max(..) => unwrap(self.ival(v)),
             _ => self.ival(v),
         }
     }
@@ -394,6 +422,22 @@ impl Printer<'_> {
             IVal::Quantize(x, scale, zero) => {
                 let args = format!("{}, {}, {}", self.whole(x), d.float(*scale), d.int(*zero));
                 d.int8_call("quantize_i8", &args)
+            }
+            IVal::Dot(runs, len) => {
+                let [(a, ia), (b, ib)] = &**runs;
+                let at = |buf: &Buf, ix: &Ix, lane: bool| {
+                    let ix = if lane {
+                        ix.clone().plus("lane", 1)
+                    } else {
+                        ix.clone()
+                    };
+                    self.val(&Val::Load(buf.clone(), ix))
+                };
+                d.dot(
+                    [&at(a, ia, false), &at(b, ib, false)],
+                    [&at(a, ia, true), &at(b, ib, true)],
+                    *len,
+                )
             }
             IVal::RoundedDiv(sum, count) => {
                 let half = format!("{count} / 2");

@@ -12,7 +12,15 @@ pub fn eval(q: &QOp, inputs: &[(&[f32], &[usize])], out_shape: &[usize]) -> Vec<
     match q {
         QOp::Quantize(p) => x.iter().map(|&v| quantize(v, *p) as f32).collect(),
         QOp::Dequantize(p) => x.iter().map(|&v| dequantize(v as i32, *p)).collect(),
-        QOp::Linear(l) => floats(linear(l, &ints(x), xs, out_shape)),
+        QOp::Linear(l) => match &l.pool {
+            None => floats(linear(l, &ints(x), xs, out_shape)),
+            // The convolution, then the pooling, as two ops (the generated code fuses them).
+            Some(window) => {
+                let conv_shape = l.float_op().output_shape(&[xs]).expect("a valid conv");
+                let y = floats(linear(l, &ints(x), xs, &conv_shape));
+                super::pool::pool(&[(&y, &conv_shape)], out_shape, PoolKind::Max, window)
+            }
+        },
         QOp::Pool { kind, window } => match kind {
             // The largest integer, exactly as in floats.
             PoolKind::Max => super::pool::pool(inputs, out_shape, *kind, window),

@@ -190,6 +190,10 @@ pub struct QLinear {
     /// The fused activation as a clamp of `q`.
     pub lo: i32,
     pub hi: i32,
+    /// A max pooling fused after a convolution (its window tiles the output: no padding,
+    /// strides = size). Requantization is monotonic, so the kernel requantizes only each
+    /// window's largest sum: the same numbers as pooling the requantized outputs.
+    pub pool: Option<Window>,
 }
 
 impl QLinear {

@@ -468,7 +468,19 @@ fn int8(q: &super::int8::QOp, inputs: &[&[usize]]) -> Result<Vec<usize>, String>
     use super::int8::QOp;
     match q {
         QOp::Quantize(_) | QOp::Dequantize(_) => one(inputs).map(<[usize]>::to_vec),
-        QOp::Linear(l) => infer(&l.float_op(), inputs),
+        QOp::Linear(l) => {
+            let y = infer(&l.float_op(), inputs)?;
+            match &l.pool {
+                None => Ok(y),
+                Some(window) => infer(
+                    &Op::Pool {
+                        kind: super::PoolKind::Max,
+                        window: window.clone(),
+                    },
+                    &[&y],
+                ),
+            }
+        }
         QOp::Pool { kind, window } => infer(
             &Op::Pool {
                 kind: *kind,

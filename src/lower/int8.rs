@@ -3,7 +3,7 @@
 //! (only [`QOp::Quantize`] and [`QOp::Dequantize`] touch f32, at the edges of an int8 run).
 
 use super::index::{ix, nest, strides, taps};
-use super::loops::{for_, Buf, IVal, Ix, Place, Stmt, Val};
+use super::loops::{for_, walk, Buf, IVal, Ix, Place, Stmt, Val, Visit};
 use super::{AddStored, WeightId};
 use crate::ir::int8::{QAdd, QLinear, QOp};
 use crate::ir::{numel, PoolKind, WeightsDtype, Window};
@@ -103,23 +103,119 @@ impl Channels {
     }
 
     /// `let mut acc = bias[o]`.
-    fn start(&self, o: &Ix) -> Stmt {
-        Stmt::ilet_mut("acc", IVal::LoadI32(Buf::W(self.bias), o.clone()))
+    fn start(&self, o: &Ix, acc: &str) -> Stmt {
+        Stmt::ilet_mut(acc, IVal::LoadI32(Buf::W(self.bias), o.clone()))
     }
 
-    /// `acc` brought to the output's scale, clamped and stored at `to`.
-    fn finish(&self, l: &QLinear, o: &Ix, to: Ix) -> Vec<Stmt> {
+    /// `acc` brought to the output's scale, clamped and stored at `to` (through a
+    /// variable `q`: the clamp reads it twice).
+    fn finish(&self, l: &QLinear, o: &Ix, to: Ix, acc: &str, q: &str) -> Vec<Stmt> {
         let requantized = IVal::requant(
-            IVal::var("acc"),
+            IVal::var(acc),
             IVal::LoadI32(Buf::W(self.multiplier), o.clone()),
             IVal::LoadI32(Buf::W(self.shift), o.clone()),
         );
         vec![
-            Stmt::ilet("q", offset(requantized, l.output.zero_point)),
-            Place::Out(to).iset(IVal::var("q").clamp(l.lo, l.hi)),
+            Stmt::ilet(q, offset(requantized, l.output.zero_point)),
+            Place::Out(to).iset(IVal::var(q).clamp(l.lo, l.hi)),
         ]
     }
+
+    /// Output channels `4b .. 4b + 4` (loop variable `b`) at once: their sums start from
+    /// the biases and `accumulate` adds the products to `acc0 .. acc3` (one input run
+    /// against the four weight rows, [`Stmt::Dots`]). The statements and the sums.
+    fn four(
+        &self,
+        accumulate: impl FnOnce([String; 4]) -> Vec<Stmt>,
+    ) -> (Vec<Stmt>, Vec<(String, Ix)>) {
+        let accs: [String; 4] = std::array::from_fn(|k| format!("acc{k}"));
+        let sums: Vec<(String, Ix)> = (0..4)
+            .map(|k| {
+                (
+                    accs[k].clone(),
+                    Ix::default().plus("b", 4).offset(k as isize),
+                )
+            })
+            .collect();
+        let mut body: Vec<Stmt> = sums.iter().map(|(a, c)| self.start(c, a)).collect();
+        body.extend(accumulate(accs));
+        (body, sums)
+    }
+
+    /// `position` (which computes the sums, each `(name, channel)`), then each sum
+    /// finished at `out + channel`; with a fused max pooling, `position` runs at every
+    /// position of the window (`u0`, `u1`, ... stand for its `o0`, `o1`, ...: output
+    /// position `p` times the strides plus `u`) and the largest sum is finished.
+    fn finish_all(
+        &self,
+        l: &QLinear,
+        mut position: Vec<Stmt>,
+        sums: &[(String, Ix)],
+        out: &Ix,
+    ) -> Vec<Stmt> {
+        let finish = |name: &str, channel: &Ix, k: usize| {
+            let to = out.clone().add_scaled(channel, 1);
+            self.finish(l, channel, to, name, &format!("q{k}"))
+        };
+        let Some(pool) = &l.pool else {
+            for (k, (name, channel)) in sums.iter().enumerate() {
+                position.extend(finish(name, channel, k));
+            }
+            return position;
+        };
+        walk(&mut position, &mut Pooled(&pool.strides));
+        let best = |name: &str| format!("{name}_max");
+        let mut body: Vec<Stmt> = (sums.iter())
+            .map(|(name, _)| Stmt::ilet_mut(&best(name), IVal::Const(i32::MIN)))
+            .collect();
+        for (name, _) in sums {
+            let largest = IVal::max(IVal::var(&best(name)), IVal::var(name));
+            position.push(Place::Var(best(name)).iset(largest));
+        }
+        body.extend(nest("u", &pool.size, vec![Stmt::Block(position)]));
+        for (k, (name, channel)) in sums.iter().enumerate() {
+            body.extend(finish(&best(name), channel, k));
+        }
+        body
+    }
 }
+
+/// Output position `o_d` of a convolution as `p_d * stride_d + u_d`: pooling window `p`'s
+/// position `u` (see [`Channels::finish_all`]).
+struct Pooled<'a>(&'a [usize]);
+
+impl Visit for Pooled<'_> {
+    fn ix(&mut self, ix: &mut Ix) {
+        let terms = std::mem::take(&mut ix.terms);
+        for (var, s) in terms {
+            match var.strip_prefix('o').and_then(|d| d.parse::<usize>().ok()) {
+                Some(d) => {
+                    ix.terms.push((format!("p{d}"), s * self.0[d]));
+                    ix.terms.push((format!("u{d}"), s));
+                }
+                None => ix.terms.push((var, s)),
+            }
+        }
+    }
+}
+
+/// Rows of `row` values, four at a time interleaved by fours (see [`Stmt::Dots`]): block
+/// `b` holds, for each 4 values of its rows, 4 of row `4b`, then 4 of each next row.
+fn interleaved(rows: &[f32], row: usize) -> Vec<f32> {
+    let mut out = Vec::with_capacity(rows.len());
+    for block in rows.chunks(4 * row) {
+        for quad in 0..row / 4 {
+            for r in block.chunks(row) {
+                out.extend_from_slice(&r[4 * quad..4 * quad + 4]);
+            }
+        }
+    }
+    out
+}
+
+/// The shortest run a dot product is worth its call for; shorter sums stay loops, which
+/// `--tune mcu` unrolls.
+const DOT_MIN: usize = 16;
 
 /// A Dense over `len / inputs` rows. The kernel is stored transposed, `[units][inputs]`,
 /// so that each sum reads its weights in order, and the input's zero point is folded into
@@ -132,24 +228,45 @@ fn dense(l: &QLinear, len: usize, add: &AddStored) -> Vec<Stmt> {
         transposed.extend((0..inputs).map(|i| l.kernel.data[i * units + o]));
     }
     let channels = Channels::new(l, &transposed, inputs, true, add);
+    let row = Ix::default().plus("r", inputs);
+    let out = Ix::default().plus("r", units);
+    if units % 4 == 0 && inputs % 4 == 0 {
+        let data = interleaved(&transposed, inputs);
+        let w = add(
+            "kernel",
+            vec![units / 4, 4 * inputs],
+            &data,
+            WeightsDtype::Q8,
+        );
+        let (position, sums) = channels.four(|sums| {
+            vec![Stmt::Dots {
+                sums,
+                x: (Buf::In(0), row),
+                w: (Buf::W2(w, at("b")), Ix::default()),
+                len: inputs,
+            }]
+        });
+        let body = channels.finish_all(l, position, &sums, &out);
+        return for_("r", rows, for_("b", units / 4, body));
+    }
     let w = add("kernel", vec![units, inputs], &transposed, WeightsDtype::Q8);
     let o = at("o");
-    let product = IVal::load(Buf::In(0), Ix::default().plus("r", inputs).plus("i", 1))
-        * IVal::load(Buf::W2(w, o.clone()), at("i"));
-    let mut body = vec![channels.start(&o)];
-    body.extend(for_(
-        "i",
+    let dot = IVal::Dot(
+        Box::new([(Buf::In(0), row), (Buf::W2(w, o.clone()), Ix::default())]),
         inputs,
-        vec![Place::Var("acc".into()).iadd(product)],
-    ));
-    body.extend(channels.finish(l, &o, Ix::default().plus("r", units).plus("o", 1)));
+    );
+    let mut body = vec![
+        channels.start(&o, "acc"),
+        Place::Var("acc".into()).iadd(dot),
+    ];
+    body.extend(channels.finish(l, &o, out.plus("o", 1), "acc", "q0"));
     for_("r", rows, for_("o", units, body))
 }
 
-/// A convolution (grouped, depthwise). The kernel is stored by filter, `[filters][taps *
-/// channels per group]`. Where no tap can fall into the padding, the input's zero point is
-/// folded into the bias as for a Dense; elsewhere each product subtracts it (a padding
-/// tap, skipped, is the real 0).
+/// A convolution (grouped, depthwise), with a max pooling when one is fused. The kernel is
+/// stored by filter, `[filters][taps * channels per group]`. Where no tap can fall into
+/// the padding, the input's zero point is folded into the bias as for a Dense; elsewhere
+/// each product subtracts it (a padding tap, skipped, is the real 0).
 fn conv(
     l: &QLinear,
     window: &Window,
@@ -159,37 +276,79 @@ fn conv(
     add: &AddStored,
 ) -> Vec<Stmt> {
     let rank = window.size.len();
+    // The convolution's own output (`y` is the pooling's, when one is fused).
+    let conv_y = l
+        .float_op()
+        .output_shape(&[x])
+        .unwrap_or_else(|_| y.to_vec());
     let filters = y[rank];
     let per_group = x[rank] / groups.max(1);
     let f_per_group = filters / groups.max(1);
     let row = l.kernel.data.len() / filters.max(1);
-    let taps_n = row / per_group.max(1);
     let mut by_filter = Vec::with_capacity(l.kernel.data.len());
     for f in 0..filters {
         by_filter.extend((0..row).map(|r| l.kernel.data[r * filters + f]));
     }
     let unpadded = (0..rank).all(|d| {
-        let last = (y[d] - 1) * window.strides[d] + (window.size[d] - 1) * window.dilation[d];
+        let last = (conv_y[d] - 1) * window.strides[d] + (window.size[d] - 1) * window.dilation[d];
         window.padding[d].0 == 0 && last < x[d]
     });
     let channels = Channels::new(l, &by_filter, row, unpadded, add);
-    let w = add("kernel", vec![filters, row], &by_filter, WeightsDtype::Q8);
-    debug_assert_eq!(taps_n * per_group, row);
-    let f = Ix::default().plus("g", f_per_group).plus("f", 1);
     let zero = if unpadded { 0 } else { l.input.zero_point };
-    let accumulate = taps(window, x, y, |tap, input| {
-        let xi = input.plus("g", per_group).plus("c", 1);
-        let wi = Ix::default().add_scaled(&tap, per_group).plus("c", 1);
-        let product =
-            centered(IVal::load(Buf::In(0), xi), zero) * IVal::load(Buf::W2(w, f.clone()), wi);
-        for_("c", per_group, vec![Place::Var("acc".into()).iadd(product)])
-    });
-    let out = ix("o", &strides(y)[..rank]).add_scaled(&f, 1);
-    let mut body = vec![channels.start(&f)];
-    body.extend(accumulate);
-    body.extend(channels.finish(l, &f, out));
+    let outer = if l.pool.is_some() { "p" } else { "o" };
+    let out = ix(outer, &strides(y)[..rank]);
+    // Unpadded, with every channel in one group and the last window axis undilated, a
+    // window row is one run of input values (`size * channels`), as is its weights' row:
+    // dot products (the DSP extension's SMLAD on a Cortex-M4), four filters at a time.
+    let last = rank - 1;
+    let run = window.size[last] * per_group;
+    let runs = unpadded && groups == 1 && window.dilation[last] == 1 && run >= DOT_MIN;
+    let mut rows = window.clone();
+    rows.size[last] = 1;
+    if runs && filters % 4 == 0 && run % 4 == 0 {
+        let data = interleaved(&by_filter, row);
+        let w = add(
+            "kernel",
+            vec![filters / 4, 4 * row],
+            &data,
+            WeightsDtype::Q8,
+        );
+        let (position, sums) = channels.four(|sums| {
+            taps(&rows, x, &conv_y, |tap, input| {
+                let wi = Ix::default().add_scaled(&tap, 4 * run);
+                vec![Stmt::Dots {
+                    sums,
+                    x: (Buf::In(0), input),
+                    w: (Buf::W2(w, at("b")), wi),
+                    len: run,
+                }]
+            })
+        });
+        let body = channels.finish_all(l, position, &sums, &out);
+        return nest(outer, &y[..rank], for_("b", filters / 4, body));
+    }
+    let w = add("kernel", vec![filters, row], &by_filter, WeightsDtype::Q8);
+    let f = Ix::default().plus("g", f_per_group).plus("f", 1);
+    let accumulate = if runs {
+        taps(&rows, x, &conv_y, |tap, input| {
+            let wi = Ix::default().add_scaled(&tap, run);
+            let runs = [(Buf::In(0), input), (Buf::W2(w, f.clone()), wi)];
+            vec![Place::Var("acc".into()).iadd(IVal::Dot(Box::new(runs), run))]
+        })
+    } else {
+        taps(window, x, &conv_y, |tap, input| {
+            let xi = input.plus("g", per_group).plus("c", 1);
+            let wi = Ix::default().add_scaled(&tap, per_group).plus("c", 1);
+            let product =
+                centered(IVal::load(Buf::In(0), xi), zero) * IVal::load(Buf::W2(w, f.clone()), wi);
+            for_("c", per_group, vec![Place::Var("acc".into()).iadd(product)])
+        })
+    };
+    let mut position = vec![channels.start(&f, "acc")];
+    position.extend(accumulate);
+    let body = channels.finish_all(l, position, &[("acc".to_string(), f.clone())], &out);
     nest(
-        "o",
+        outer,
         &y[..rank],
         for_("g", groups, for_("f", f_per_group, body)),
     )

@@ -184,6 +184,10 @@ pub enum IVal {
     Requant(Box<[IVal; 3]>),
     /// `quantize_i8(x, scale, zero_point)` of an f32 ([`crate::ir::int8::quantize`]).
     Quantize(Box<Val>, f32, i32),
+    /// `sum_{k < len} a[ix_a + k] * b[ix_b + k]` of two runs of int8 values (C and C++
+    /// call the runtime's `dot_i8`, which uses the Cortex-M DSP extension where the core
+    /// has it).
+    Dot(Box<[(Buf, Ix); 2]>, usize),
     /// `sum / count` rounded half away from zero ([`crate::ir::int8::rounded_div`]), of two
     /// variables (`count` positive).
     RoundedDiv(String, String),
@@ -263,6 +267,16 @@ pub enum Stmt {
     /// `to = value` (an int8 element where `to` is the output: the value is in range) or
     /// `to += value` (an `i32` variable).
     IWrite { to: Place, op: WriteOp, value: IVal },
+    /// `sums[k] += sum_{l < len} x[ix + l] * w[iw + 16 (l / 4) + 4 k + l % 4]` for `k <
+    /// 4`, of int8 values (`len` a multiple of 4): one input run against four weight rows
+    /// stored interleaved by fours, the input widened once for all four (C and C++ call
+    /// the runtime's `dot4_i8`, whose weights are then one stream).
+    Dots {
+        sums: [String; 4],
+        x: (Buf, Ix),
+        w: (Buf, Ix),
+        len: usize,
+    },
     /// A new index variable.
     LetIndex { name: String, value: Index },
     /// `to = value`, `to += value`, ...
@@ -466,6 +480,10 @@ fn walk_stmt(s: &mut Stmt, v: &mut impl Visit) {
             walk_place(to, v);
             walk_ival(value, v);
         }
+        Stmt::Dots { x, w, .. } => {
+            walk_buf(&mut x.0, &mut x.1, v);
+            walk_buf(&mut w.0, &mut w.1, v);
+        }
         Stmt::LetIndex { value, .. } => match value {
             Index::Clamped { ix, .. } | Index::Lookup { ix, .. } | Index::Table { ix, .. } => {
                 v.ix(ix)
@@ -520,6 +538,7 @@ fn walk_ival(val: &mut IVal, v: &mut impl Visit) {
         IVal::Clamp(a, ..) => walk_ival(a, v),
         IVal::Requant(parts) => parts.iter_mut().for_each(|p| walk_ival(p, v)),
         IVal::Quantize(x, ..) => walk_val(x, v),
+        IVal::Dot(runs, _) => runs.iter_mut().for_each(|(buf, ix)| walk_buf(buf, ix, v)),
         IVal::Var(_) | IVal::Const(_) | IVal::RoundedDiv(..) => {}
     }
 }

@@ -9,7 +9,7 @@ use crate::ir::MathFn;
 use super::axis::AxisKernel;
 pub use super::conv::Blocking;
 use super::epilogue::Epilogue;
-use super::loops::{walk, Buf, Place, Stmt, Unroll, Uses, Val, Visit};
+use super::loops::{walk, Buf, Place, Stmt, Unroll, Uses, Val, Visit, WriteOp};
 use super::share::{share, INLINE_LAYERS_MAX};
 use super::{port_ident, Kernels};
 use crate::error::LayerProblem;
@@ -331,7 +331,9 @@ impl Lowering<'_> {
             if tuning.short_loops != Unroll::Compiler {
                 walk(&mut body, &mut ShortLoops(tuning.short_loops));
             }
-            if tuning.short_loops == Unroll::Fully {
+            // An int8 kernel's sums are single variables (or runtime calls): unrolling the
+            // loops around them only grows the code.
+            if tuning.short_loops == Unroll::Fully && !matches!(node.op, Op::Int8(_)) {
                 unroll_small_nests(&mut body);
             }
             walk(&mut body, &mut self.uses);
@@ -439,10 +441,15 @@ struct Local(bool);
 
 impl Visit for Local {
     fn stmt(&mut self, s: &mut Stmt) {
+        // An f32 accumulator array, or an int8 kernel's `i32` sum.
         self.0 |= matches!(
             s,
             Stmt::Write {
                 to: Place::Local(..),
+                ..
+            } | Stmt::IWrite {
+                to: Place::Var(_),
+                op: WriteOp::Add,
                 ..
             }
         );

@@ -145,7 +145,7 @@ pub fn quantize(graph: &Graph, ranges: &Ranges, int8_io: bool) -> Result<Graph, 
         };
         b.new.add_output(&output.name, t);
     }
-    Ok(super::output_copies::run(b.new))
+    Ok(super::output_copies::run(fuse_max_pool(b.new)))
 }
 
 /// The parameters of int8 tensor `t` of a quantized graph (`None` for an f32 tensor).
@@ -415,5 +415,43 @@ fn linear(
         output,
         lo,
         hi,
+        pool: None,
     })
+}
+
+/// Fuses each int8 max pooling that tiles its input into the convolution feeding it (see
+/// [`QLinear::pool`]).
+fn fuse_max_pool(mut graph: Graph) -> Graph {
+    let tiles = |w: &crate::ir::Window| {
+        w.padding.iter().all(|&p| p == (0, 0))
+            && w.strides == w.size
+            && w.dilation.iter().all(|&d| d == 1)
+    };
+    loop {
+        let found = graph.nodes.iter().enumerate().find_map(|(i, node)| {
+            let Op::Int8(QOp::Pool {
+                kind: crate::ir::PoolKind::Max,
+                window,
+            }) = &node.op
+            else {
+                return None;
+            };
+            let producer = graph.producer(node.inputs[0])?;
+            let Op::Int8(QOp::Linear(l)) = &graph.nodes[producer].op else {
+                return None;
+            };
+            (l.conv.is_some()
+                && l.pool.is_none()
+                && tiles(window)
+                && super::is_sole_consumer(&graph, node.inputs[0], i))
+            .then(|| (producer, i, window.clone()))
+        });
+        let Some((producer, node, window)) = found else {
+            return graph;
+        };
+        if let Op::Int8(QOp::Linear(l)) = &mut graph.nodes[producer].op {
+            l.pool = Some(window);
+        }
+        graph = super::merge_into_producer(graph, producer, node);
+    }
 }

@@ -120,6 +120,22 @@ impl Dialect for C<'_> {
         format!("{}_{name}({args})", self.prefix)
     }
 
+    fn dot(&self, [a, b]: [&str; 2], _: [&str; 2], len: usize) -> String {
+        format!("{}_dot_i8(&{a}, &{b}, {len})", self.prefix)
+    }
+
+    fn dots(
+        &self,
+        (x, w): (&str, &str),
+        _: (&str, &[String; 4]),
+        sums: &[String; 4],
+        len: usize,
+    ) -> Vec<String> {
+        let sums: Vec<String> = sums.iter().map(|s| format!("&{s}")).collect();
+        let f = format!("{}_dot4_i8", self.prefix);
+        vec![format!("{f}(&{x}, &{w}, {len}, {});", sums.join(", "))]
+    }
+
     fn int_clamp(&self, v: &str, lo: i32, hi: i32) -> String {
         format!("({v} < {lo} ? {lo} : ({v} > {hi} ? {hi} : {v}))")
     }

@@ -104,6 +104,10 @@ pub fn emit(program: &Program, options: &Options) -> Result<Generated> {
     for include in includes(program, options) {
         out.push_str(&format!("#include {include}\n"));
     }
+    if program.int8 {
+        // The DSP extension's intrinsics, for `detail::dot_i8`.
+        out.push_str(math::DSP_INCLUDE);
+    }
     let noinline = program.out_of_line();
     if noinline {
         out.push_str(crate::backend::NOINLINE);

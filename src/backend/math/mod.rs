@@ -105,8 +105,18 @@ pub fn int8_c_source(prefix: &str) -> String {
     section(C_RUNTIME, "int8").replace("k2s_", &format!("{prefix}_"))
 }
 
+/// Where the int8 runtime's `dot_i8` can use the Cortex-M DSP extension: its intrinsics.
+pub const DSP_INCLUDE: &str =
+    "#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP\n#include <arm_acle.h>\n#endif\n";
+
 /// The names the int8 functions define (kept clear of model identifiers).
-pub const INT8_NAMES: [&str; 2] = ["requantize_i32", "quantize_i8"];
+pub const INT8_NAMES: [&str; 5] = [
+    "requantize_i32",
+    "quantize_i8",
+    "dot_i8",
+    "dot4_i8",
+    "sxtb16_ror8",
+];
 
 /// Names that [`cpp_source`] defines besides the functions' own (the bit-cast helpers).
 pub const CPP_HELPER_NAMES: [&str; 2] = ["f32_to_bits", "f32_from_bits"];

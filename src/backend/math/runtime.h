@@ -269,11 +269,13 @@ static inline float k2s_softplus_f32(float x) {
 // rounding right shift), the left shift of a multiplier above 1 saturating. The right
 // shift of a negative number is arithmetic on every compiler keras2src supports.
 static inline int32_t k2s_requantize_i32(int32_t acc, int32_t multiplier, int32_t shift) {
-    const int32_t left = shift > 0 ? shift : 0;
     const int32_t right = shift > 0 ? 0 : -shift;
-    int64_t v = (int64_t)acc * ((int64_t)1 << left);
-    if (v > 2147483647) v = 2147483647;
-    if (v < -2147483647 - 1) v = -2147483647 - 1;
+    int64_t v = acc;
+    if (shift > 0) {
+        v *= (int64_t)1 << shift;
+        if (v > 2147483647) v = 2147483647;
+        if (v < -2147483647 - 1) v = -2147483647 - 1;
+    }
     const int64_t ab = v * multiplier;
     const int64_t nudge = ab >= 0 ? (1 << 30) : (1 - (1 << 30));
     const int32_t high = (int32_t)((ab + nudge) / ((int64_t)1 << 31));
@@ -300,4 +302,81 @@ static inline int32_t k2s_quantize_i8(float x, float scale, int32_t zero_point) 
     t += zero_point;
     return t < -128 ? -128 : (t > 127 ? 127 : t);
 }
+
+// sum a[i] * b[i] over n int8 values. With the DSP extension (Cortex-M4, M7, M33), four
+// at a time: SXTB16 widens bytes 0 and 2 (and, rotated, 1 and 3) of a word to two int16,
+// SMLAD adds both products to the sum. Exact either way (lowering bounds every sum).
+// Not inlined there: alone in its function, the loop keeps everything in registers.
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+#include <arm_acle.h>
+// Bytes 1 and 3 of v widened to two int16 (SXTB16 with its rotation, one instruction).
+static inline int32_t k2s_sxtb16_ror8(uint32_t v) {
+    int32_t r;
+    __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(v));
+    return r;
+}
+static __attribute__((noinline, unused)) int32_t k2s_dot_i8(const int8_t* a, const int8_t* b, int32_t n) {
+    int32_t sum = 0;
+    int32_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        uint32_t wa;
+        uint32_t wb;
+        __builtin_memcpy(&wa, a + i, 4);
+        __builtin_memcpy(&wb, b + i, 4);
+        sum = __smlad(__sxtb16(wa), __sxtb16(wb), sum);
+        sum = __smlad(k2s_sxtb16_ror8(wa), k2s_sxtb16_ror8(wb), sum);
+    }
+    for (; i < n; ++i) sum += a[i] * b[i];
+    return sum;
+}
+// Four dot products of x (n values, a multiple of 4) with four weight rows stored
+// interleaved by fours (w: 4 values of row 0, 4 of row 1, 2, 3, then the next 4 of each):
+// x widened once for the four, the weights read as one stream.
+static __attribute__((noinline, unused)) void k2s_dot4_i8(const int8_t* x, const int8_t* w, int32_t n,
+        int32_t* s0, int32_t* s1, int32_t* s2, int32_t* s3) {
+    int32_t a0 = *s0, a1 = *s1, a2 = *s2, a3 = *s3;
+    const int8_t* const end = x + n;
+    for (; x != end; x += 4, w += 16) {
+        uint32_t xv, v0, v1, v2, v3;
+        __builtin_memcpy(&xv, x, 4);
+        const int32_t lo = __sxtb16(xv);
+        const int32_t hi = k2s_sxtb16_ror8(xv);
+        __builtin_memcpy(&v0, w, 4);
+        a0 = __smlad(lo, __sxtb16(v0), a0);
+        a0 = __smlad(hi, k2s_sxtb16_ror8(v0), a0);
+        __builtin_memcpy(&v1, w + 4, 4);
+        a1 = __smlad(lo, __sxtb16(v1), a1);
+        a1 = __smlad(hi, k2s_sxtb16_ror8(v1), a1);
+        __builtin_memcpy(&v2, w + 8, 4);
+        a2 = __smlad(lo, __sxtb16(v2), a2);
+        a2 = __smlad(hi, k2s_sxtb16_ror8(v2), a2);
+        __builtin_memcpy(&v3, w + 12, 4);
+        a3 = __smlad(lo, __sxtb16(v3), a3);
+        a3 = __smlad(hi, k2s_sxtb16_ror8(v3), a3);
+    }
+    *s0 = a0;
+    *s1 = a1;
+    *s2 = a2;
+    *s3 = a3;
+}
+#else
+static inline int32_t k2s_dot_i8(const int8_t* a, const int8_t* b, int32_t n) {
+    int32_t sum = 0;
+    for (int32_t i = 0; i < n; ++i) sum += a[i] * b[i];
+    return sum;
+}
+static inline void k2s_dot4_i8(const int8_t* x, const int8_t* w, int32_t n, int32_t* s0,
+        int32_t* s1, int32_t* s2, int32_t* s3) {
+    int32_t a[4] = {0, 0, 0, 0};
+    for (int32_t q = 0; q < n / 4; ++q) {
+        for (int32_t k = 0; k < 4; ++k) {
+            for (int32_t l = 0; l < 4; ++l) a[k] += x[4 * q + l] * w[16 * q + 4 * k + l];
+        }
+    }
+    *s0 += a[0];
+    *s1 += a[1];
+    *s2 += a[2];
+    *s3 += a[3];
+}
+#endif
 // @end

@@ -163,6 +163,36 @@ impl Dialect for Rust {
         format!("math::{name}({args})")
     }
 
+    fn dot(&self, _: [&str; 2], [a, b]: [&str; 2], len: usize) -> String {
+        format!("(0..{len}).map(|lane| i32::from({a}) * i32::from({b})).sum::<i32>()")
+    }
+
+    fn dots(
+        &self,
+        _: (&str, &str),
+        (x, rows): (&str, &[String; 4]),
+        sums: &[String; 4],
+        len: usize,
+    ) -> Vec<String> {
+        let quads = len / 4;
+        (sums.iter().zip(rows))
+            .map(|(sum, w)| {
+                format!(
+                    "{sum} += (0..{quads}).map(|quad| (0..4).map(|lane| i32::from({x}) * \
+                     i32::from({w})).sum::<i32>()).sum::<i32>();"
+                )
+            })
+            .collect()
+    }
+
+    fn int(&self, v: i32) -> String {
+        if v == i32::MIN {
+            "i32::MIN".into()
+        } else {
+            v.to_string()
+        }
+    }
+
     fn int_clamp(&self, v: &str, lo: i32, hi: i32) -> String {
         format!("{v}.clamp({lo}, {hi})")
     }
