@@ -230,7 +230,7 @@ fn dense(l: &QLinear, len: usize, add: &AddStored) -> Vec<Stmt> {
     let channels = Channels::new(l, &transposed, inputs, true, add);
     let row = Ix::default().plus("r", inputs);
     let out = Ix::default().plus("r", units);
-    if units % 4 == 0 && inputs % 4 == 0 {
+    if units.is_multiple_of(4) && inputs.is_multiple_of(4) {
         let data = interleaved(&transposed, inputs);
         let w = add(
             "kernel",
@@ -305,7 +305,7 @@ fn conv(
     let runs = unpadded && groups == 1 && window.dilation[last] == 1 && run >= DOT_MIN;
     let mut rows = window.clone();
     rows.size[last] = 1;
-    if runs && filters % 4 == 0 && run % 4 == 0 {
+    if runs && filters.is_multiple_of(4) && run.is_multiple_of(4) {
         let data = interleaved(&by_filter, row);
         let w = add(
             "kernel",
