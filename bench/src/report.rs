@@ -11,7 +11,7 @@ use crate::ours::{Generation, REFERENCE};
 use crate::timing::Stats;
 
 /// Report order of the engines.
-const ENGINE_ORDER: [&str; 10] = [
+const ENGINE_ORDER: [&str; 13] = [
     "rust",
     "rust-native",
     "cpp-O2",
@@ -22,7 +22,20 @@ const ENGINE_ORDER: [&str; 10] = [
     "ort-fused",
     "litert",
     "litert-fused",
+    "rust-native-int8",
+    "cpp-O3-native-int8",
+    "litert-int8",
 ];
+
+/// The int8 engines, each with the float engine it is the int8 counterpart of.
+const INT8_PAIRS: [(&str, &str); 3] = [
+    ("rust-native-int8", "rust-native"),
+    ("cpp-O3-native-int8", "cpp-O3-native"),
+    ("litert-int8", "litert"),
+];
+
+/// The int8 engine our int8 builds are compared with.
+const INT8_PEER: &str = "litert-int8";
 
 /// A slowdown against the previous run beyond this is flagged, when it is also outside
 /// both runs' spread (this run's p10 above the previous p90): on a shared machine load
@@ -48,7 +61,10 @@ pub struct EngineResult {
     pub label: String,
     /// A peer's package and version, as it reported them.
     pub version: Option<String>,
+    /// Against Keras (for an int8 engine, information: int8 differs by design).
     pub max_abs_err: Option<f32>,
+    /// Our int8 builds: against the quantized interpreter (what they are checked with).
+    pub check_err: Option<f32>,
     pub status: Status,
 }
 
@@ -59,6 +75,7 @@ impl EngineResult {
             label: label.into(),
             version,
             max_abs_err: None,
+            check_err: None,
             status: Status::Pending,
         }
     }
@@ -107,6 +124,29 @@ pub struct Costs {
     pub scratch_floats: usize,
     pub activation_floats: usize,
     pub builds: Vec<BuildCost>,
+    /// The int8 model's generation, when it has one (its builds are in `builds`).
+    pub int8: Option<Int8Costs>,
+}
+
+/// Generating the int8 model (`--quantize int8`).
+#[derive(Debug, Clone)]
+pub struct Int8Costs {
+    /// Seconds to read the model file (calibration is in the Rust generation).
+    pub load_s: f64,
+    pub generate_rust_s: f64,
+    pub generate_cpp_s: f64,
+    pub weights_in_file: bool,
+}
+
+impl Int8Costs {
+    pub fn from_generation(g: &Generation) -> Int8Costs {
+        Int8Costs {
+            load_s: g.load_s,
+            generate_rust_s: g.rust_s,
+            generate_cpp_s: g.cpp_s,
+            weights_in_file: g.weights_in_file,
+        }
+    }
 }
 
 impl Costs {
@@ -120,6 +160,7 @@ impl Costs {
             scratch_floats: g.scratch_floats,
             activation_floats: g.activation_floats,
             builds: Vec::new(),
+            int8: None,
         }
     }
 }
@@ -398,6 +439,70 @@ fn cell(text: &str) -> String {
     short.replace('|', "\\|")
 }
 
+/// The int8 rows of a model side by side: each against LiteRT's int8 model and against
+/// its own float build.
+fn int8_table(w: &mut String, m: &ModelResult) {
+    if !m.engines.iter().any(|e| e.key.ends_with("-int8")) {
+        return;
+    }
+    let _ = writeln!(
+        w,
+        "int8 (`--quantize int8`, calibrated on `{0}.calib.json`; LiteRT: \
+         `bench/models/{0}.int8.tflite`, the same samples, float32 I/O). × LiteRT int8 = \
+         time / LiteRT int8's; × float = time / the same engine's float time. Our int8 \
+         builds are checked against our quantized interpreter before timing; max abs err is \
+         against Keras's float output (information: int8 differs by design).\n",
+        m.fixture
+    );
+    let _ = writeln!(
+        w,
+        "| int8 engine | median µs | × LiteRT int8 | × float | max abs err vs Keras | check |"
+    );
+    let _ = writeln!(w, "|---|---:|---:|---:|---:|---|");
+    let peer = m.median_ns(INT8_PEER);
+    for (key, float) in INT8_PAIRS {
+        let Some(e) = m.engines.iter().find(|e| e.key == key) else {
+            continue;
+        };
+        let err = e.max_abs_err.map_or("–".into(), |x| format!("{x:.1e}"));
+        let check = match e.check_err {
+            Some(0.0) => "quantized interpreter: bit for bit".into(),
+            Some(x) => format!("quantized interpreter: max abs err {x:.1e}"),
+            None if key == INT8_PEER => "none (no bit-exact reference)".into(),
+            None => "–".into(),
+        };
+        let ratio =
+            |other: Option<f64>, t: f64| other.map_or("–".into(), |o| format!("{:.2}", t / o));
+        match e.median_ns() {
+            Some(t) => {
+                let _ = writeln!(
+                    w,
+                    "| {} | {} | {} | {} | {err} | {check} |",
+                    cell(&e.label),
+                    fmt_us(t),
+                    ratio(peer, t),
+                    ratio(m.median_ns(float), t)
+                );
+            }
+            None => {
+                let why = match &e.status {
+                    Status::Skipped(why) => format!("skipped: {why}"),
+                    Status::Failed(why) => format!("failed: {why}"),
+                    Status::Disagrees => "disagrees, not timed".into(),
+                    _ => "not timed".into(),
+                };
+                let _ = writeln!(
+                    w,
+                    "| {} | {} | | | {err} | {check} |",
+                    cell(&e.label),
+                    cell(&why)
+                );
+            }
+        }
+    }
+    let _ = writeln!(w);
+}
+
 /// The markdown report. `notes` is the hand-written "## Notes" section of the previous
 /// report, kept as it was.
 pub fn markdown(
@@ -494,9 +599,14 @@ pub fn markdown(
                     );
                 }
                 Status::Disagrees => {
+                    let against = match e.check_err {
+                        Some(x) => format!("the quantized interpreter (max abs err {x:.1e})"),
+                        None if e.key.ends_with("-int8") => "Keras's output length".into(),
+                        None => "Keras".into(),
+                    };
                     let _ = writeln!(
                         w,
-                        "| {} | disagrees with Keras, not timed | | | | | | {err} | |",
+                        "| {} | disagrees with {against}, not timed | | | | | | {err} | |",
                         cell(&label)
                     );
                 }
@@ -520,6 +630,7 @@ pub fn markdown(
             }
         }
         let _ = writeln!(w);
+        int8_table(w, m);
     }
 
     let _ = writeln!(w, "## Goals of issue 5 (this run)\n");
@@ -576,6 +687,21 @@ pub fn markdown(
             c.activation_floats,
             100.0 * c.scratch_floats as f64 / c.activation_floats.max(1) as f64
         );
+        if let Some(q) = &c.int8 {
+            let _ = writeln!(
+                w,
+                "int8 generation (`--quantize int8`, calibration included): load {:.3} s, \
+                 Rust {:.3} s, C++ {:.3} s; Rust weights {}.\n",
+                q.load_s,
+                q.generate_rust_s,
+                q.generate_cpp_s,
+                if q.weights_in_file {
+                    "in model.weights.bin"
+                } else {
+                    "inline"
+                }
+            );
+        }
         let _ = writeln!(w, "| build | compile s | .text | .rodata |");
         let _ = writeln!(w, "|---|---:|---:|---:|");
         for b in &c.builds {
@@ -672,6 +798,7 @@ pub fn json(models: &[ModelResult], machine: &Machine, previous: &Previous) -> V
                         "rounds": stats.rounds,
                         "calls_per_slice": calls_per_slice,
                         "max_abs_err": e.max_abs_err,
+                        "check_err": e.check_err,
                         "version": e.version,
                     }),
                 );
@@ -688,7 +815,27 @@ pub fn json(models: &[ModelResult], machine: &Machine, previous: &Previous) -> V
                     "text_bytes": b.sizes.text,
                     "rodata_bytes": b.sizes.rodata,
                 }))).collect::<serde_json::Map<_, _>>(),
+                "int8": c.int8.as_ref().map(|q| json!({
+                    "generate_rust_s": q.generate_rust_s,
+                    "generate_cpp_s": q.generate_cpp_s,
+                })),
             })
+        });
+        // int8 ratios: each int8 engine against LiteRT int8 and against its float twin.
+        let ratio = |a: &str, b: &str| Some(m.median_ns(a)? / m.median_ns(b)?);
+        let int8 = m.engines.iter().any(|e| e.key.ends_with("-int8")).then(|| {
+            INT8_PAIRS
+                .iter()
+                .map(|(key, float)| {
+                    (
+                        key.to_string(),
+                        json!({
+                            "vs_litert_int8": ratio(key, INT8_PEER),
+                            "vs_float": ratio(key, float),
+                        }),
+                    )
+                })
+                .collect::<serde_json::Map<_, _>>()
         });
         out.insert(
             m.key.clone(),
@@ -697,6 +844,7 @@ pub fn json(models: &[ModelResult], machine: &Machine, previous: &Previous) -> V
                 "date": machine.date,
                 "macs": m.macs,
                 "engines": engines,
+                "int8": int8,
                 "costs": costs,
             }),
         );
