@@ -445,10 +445,20 @@ fn int8_table(w: &mut String, m: &ModelResult) {
     if !m.engines.iter().any(|e| e.key.ends_with("-int8")) {
         return;
     }
+    let peer_file = match m.engines.iter().find(|e| e.key == INT8_PEER) {
+        Some(EngineResult {
+            status: Status::Skipped(_),
+            ..
+        })
+        | None => String::new(),
+        Some(_) => format!(
+            "; LiteRT: `bench/models/{}.int8.tflite`, the same samples, float32 I/O",
+            m.fixture
+        ),
+    };
     let _ = writeln!(
         w,
-        "int8 (`--quantize int8`, calibrated on `{0}.calib.json`; LiteRT: \
-         `bench/models/{0}.int8.tflite`, the same samples, float32 I/O). × LiteRT int8 = \
+        "int8 (`--quantize int8`, calibrated on `{}.calib.json`{peer_file}). × LiteRT int8 = \
          time / LiteRT int8's; × float = time / the same engine's float time. Our int8 \
          builds are checked against our quantized interpreter before timing; max abs err is \
          against Keras's float output (information: int8 differs by design).\n",
