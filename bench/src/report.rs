@@ -798,24 +798,25 @@ pub fn json(models: &[ModelResult], machine: &Machine, previous: &Previous) -> V
                 calls_per_slice,
             } = &e.status
             {
-                engines.insert(
-                    e.key.clone(),
-                    json!({
-                        "median_us": stats.median / 1e3,
-                        "p10_us": stats.p10 / 1e3,
-                        "p90_us": stats.p90 / 1e3,
-                        "min_us": stats.min / 1e3,
-                        "rounds": stats.rounds,
-                        "calls_per_slice": calls_per_slice,
-                        "max_abs_err": e.max_abs_err,
-                        "check_err": e.check_err,
-                        "version": e.version,
-                    }),
-                );
+                let mut entry = json!({
+                    "median_us": stats.median / 1e3,
+                    "p10_us": stats.p10 / 1e3,
+                    "p90_us": stats.p90 / 1e3,
+                    "min_us": stats.min / 1e3,
+                    "rounds": stats.rounds,
+                    "calls_per_slice": calls_per_slice,
+                    "max_abs_err": e.max_abs_err,
+                    "version": e.version,
+                });
+                // Our int8 builds: their error against the quantized interpreter.
+                if let Some(err) = e.check_err {
+                    entry["check_err"] = json!(err);
+                }
+                engines.insert(e.key.clone(), entry);
             }
         }
         let costs = m.costs.as_ref().map(|c| {
-            json!({
+            let mut costs = json!({
                 "generate_rust_s": c.generate_rust_s,
                 "generate_cpp_s": c.generate_cpp_s,
                 "scratch_floats": c.scratch_floats,
@@ -825,11 +826,14 @@ pub fn json(models: &[ModelResult], machine: &Machine, previous: &Previous) -> V
                     "text_bytes": b.sizes.text,
                     "rodata_bytes": b.sizes.rodata,
                 }))).collect::<serde_json::Map<_, _>>(),
-                "int8": c.int8.as_ref().map(|q| json!({
+            });
+            if let Some(q) = &c.int8 {
+                costs["int8"] = json!({
                     "generate_rust_s": q.generate_rust_s,
                     "generate_cpp_s": q.generate_cpp_s,
-                })),
-            })
+                });
+            }
+            costs
         });
         // int8 ratios: each int8 engine against LiteRT int8 and against its float twin.
         let ratio = |a: &str, b: &str| Some(m.median_ns(a)? / m.median_ns(b)?);
@@ -847,17 +851,17 @@ pub fn json(models: &[ModelResult], machine: &Machine, previous: &Previous) -> V
                 })
                 .collect::<serde_json::Map<_, _>>()
         });
-        out.insert(
-            m.key.clone(),
-            json!({
-                "fixture": m.fixture,
-                "date": machine.date,
-                "macs": m.macs,
-                "engines": engines,
-                "int8": int8,
-                "costs": costs,
-            }),
-        );
+        let mut entry = json!({
+            "fixture": m.fixture,
+            "date": machine.date,
+            "macs": m.macs,
+            "engines": engines,
+            "costs": costs,
+        });
+        if let Some(int8) = int8 {
+            entry["int8"] = Value::Object(int8);
+        }
+        out.insert(m.key.clone(), entry);
     }
     json!({
         "date": machine.date,
@@ -865,4 +869,82 @@ pub fn json(models: &[ModelResult], machine: &Machine, previous: &Previous) -> V
         "mhz": machine.mhz,
         "models": out,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn timed(key: &str, us: f64, check_err: Option<f32>) -> EngineResult {
+        let ns = us * 1e3;
+        EngineResult {
+            max_abs_err: Some(0.02),
+            check_err,
+            status: Status::Timed {
+                stats: Stats {
+                    median: ns,
+                    p10: ns,
+                    p90: ns,
+                    min: ns,
+                    rounds: 1,
+                },
+                calls_per_slice: 1,
+            },
+            ..EngineResult::new(key, key, None)
+        }
+    }
+
+    fn machine() -> Machine {
+        Machine {
+            cpu: "cpu".into(),
+            logical_cores: 2,
+            mhz: 1000.0,
+            simd_flags: Vec::new(),
+            rustc: "rustc".into(),
+            gxx: "g++".into(),
+            date: "today".into(),
+            load: "0".into(),
+        }
+    }
+
+    #[test]
+    fn int8_rows_are_ratios_to_litert_int8_and_to_float() {
+        let mut m = ModelResult::skipped("b2", "bench_cnn", String::new());
+        m.skipped = None;
+        m.macs = 1000;
+        m.engines = vec![
+            timed("rust-native", 10.0, None),
+            timed("cpp-O3-native", 20.0, None),
+            timed("litert", 8.0, None),
+            timed("rust-native-int8", 15.0, Some(0.0)),
+            timed("cpp-O3-native-int8", 30.0, Some(1e-9)),
+            timed("litert-int8", 5.0, None),
+        ];
+        let doc = json(std::slice::from_ref(&m), &machine(), &Previous::default());
+        let int8 = &doc["models"]["b2"]["int8"];
+        assert_eq!(int8["rust-native-int8"]["vs_litert_int8"], json!(3.0));
+        assert_eq!(int8["rust-native-int8"]["vs_float"], json!(1.5));
+        assert_eq!(int8["cpp-O3-native-int8"]["vs_float"], json!(1.5));
+        assert_eq!(int8["litert-int8"]["vs_float"], json!(0.625));
+        let engines = &doc["models"]["b2"]["engines"];
+        assert_eq!(engines["rust-native-int8"]["check_err"], json!(0.0));
+        assert!(engines["rust-native"].get("check_err").is_none());
+
+        let mut md = String::new();
+        int8_table(&mut md, &m);
+        assert!(md.contains("| rust-native-int8 | 15.0 | 3.00 | 1.50 | 2.0e-2 | quantized interpreter: bit for bit |"), "{md}");
+        assert!(
+            md.contains("quantized interpreter: max abs err 1.0e-9"),
+            "{md}"
+        );
+        assert!(md.contains("| litert-int8 | 5.000 | 1.00 | 0.62 |"), "{md}");
+
+        // A float-only model has no int8 entry or table.
+        m.engines.retain(|e| !e.key.ends_with("-int8"));
+        let doc = json(std::slice::from_ref(&m), &machine(), &Previous::default());
+        assert!(doc["models"]["b2"].get("int8").is_none());
+        let mut md = String::new();
+        int8_table(&mut md, &m);
+        assert!(md.is_empty());
+    }
 }
