@@ -47,6 +47,18 @@ bench/large/:
 They are not exported by default (they take a few minutes); name them, or `--large`:
 
     /path/to/venv/bin/python bench/export_peers.py --large   # efficientnet_b0 and resnet50
+
+int8 (full post-training quantization) peers: `--int8` writes bench/models/NAME.int8.tflite for
+NAME in bench_cnn and mobilenet_v2 (or the names given after it), converted by
+tests/fixtures/make_int8_fixtures.py's own conversion (convert_child, imported, not copied:
+from_saved_model of a batch-1 export, Optimize.DEFAULT, representative dataset = the samples of
+tests/fixtures/models/NAME.calib.json in order, TFLITE_BUILTINS_INT8), with float32 input and
+output (float_io=True: QUANTIZE and DEQUANTIZE ops at the ports, int8 inside), so that
+bench/peers.py feeds it the same float input as every other engine. keras2src's int8 is
+calibrated on the same file. bench_lstm has none: TFLite's int8 calibrator crashes on its LSTM
+(see make_int8_fixtures.py). Needs only tensorflow and keras (not tf2onnx or onnx):
+
+    /path/to/venv/bin/python bench/export_peers.py --int8
 """
 
 import os
@@ -72,6 +84,7 @@ BENCH_MODELS = ["functional_mlp", "bench_cnn", "bench_lstm", "mobilenet_v2", "tr
 # Built here rather than in make_fixtures.py, into the gitignored LARGE (see the docstring).
 LARGE = ROOT / "bench" / "large"
 LARGE_MODELS = ["efficientnet_b0", "resnet50"]
+INT8_MODELS = ["bench_cnn", "mobilenet_v2"]  # --int8: NAME.int8.tflite
 FUSED = ["bench_lstm"]  # also exported as NAME.fused.{onnx,tflite} from a tf_keras twin
 # Config keys a Keras 3 layer shares with its tf_keras namesake (enough for the bench models).
 TWIN_KEYS = {"LSTM": ["units", "activation", "recurrent_activation", "use_bias", "return_sequences",
@@ -311,6 +324,43 @@ def check(name, model, shape, onnx_path, tflite_path, want_onnx_op=None, want_tf
           f"{tflite_path.stat().st_size} B tflite (max |tflite - keras| {err:.2g})", flush=True)
 
 
+def export_int8(name, out_dir):
+    """NAME.int8.tflite through make_int8_fixtures.convert_child with float I/O (call in a
+    fresh process: the conversion may crash, and TFLite's calibrator keeps global state)."""
+    import json
+
+    spec = importlib.util.spec_from_file_location("make_int8_fixtures",
+                                                  ROOT / "tests" / "fixtures" / "make_int8_fixtures.py")
+    int8 = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(int8)  # checks its tensorflow and keras pins
+    import numpy as np
+    import tensorflow as tf
+
+    int8.TMP.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{name}.int8.tflite"
+    int8.convert_child(name, "int8", path, float_io=True)
+    interp = tf.lite.Interpreter(model_path=str(path), num_threads=1,
+                                 experimental_op_resolver_type=tf.lite.experimental.OpResolverType.
+                                 BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    interp.allocate_tensors()
+    (i,), (o,) = interp.get_input_details(), interp.get_output_details()
+    if i["dtype"] != np.float32 or o["dtype"] != np.float32:
+        sys.exit(f"{path.name}: input {i['dtype']}, output {o['dtype']}, want float32")
+    ops = sorted({op["op_name"] for op in interp._get_ops_details()})
+    if any(op.startswith("Flex") for op in ops) or "QUANTIZE" not in ops:
+        sys.exit(f"{path.name}: ops {ops}")
+    io = json.loads((FIXTURES / f"{name}.io.json").read_text())
+    xs = np.array(io["inputs"][0]["data"], np.float32).reshape([-1] + io["inputs"][0]["shape"])
+    want = np.array(io["outputs"][0]["data"], np.float32).reshape(len(xs), -1)
+    err = 0.0
+    for x, w in zip(xs, want):
+        interp.set_tensor(i["index"], x[None])
+        interp.invoke()
+        err = max(err, float(np.abs(interp.get_tensor(o["index"]).reshape(-1) - w).max()))
+    print(f"{name}: {path.stat().st_size} B int8 tflite, float32 I/O, ops {', '.join(ops)} "
+          f"(max |int8 tflite - keras| {err:.3g} on the {len(xs)} samples of {name}.io.json)", flush=True)
+
+
 def export_all(names, out_dir):
     out_dir.mkdir(parents=True, exist_ok=True)
     for name in names:
@@ -328,6 +378,18 @@ def main():
     args = sys.argv[1:]
     if args[:1] == ["--one"]:
         export_one(args[1], Path(args[2]))
+        return
+    if args[:1] == ["--one-int8"]:
+        export_int8(args[1], Path(args[2]))
+        return
+    if args[:1] == ["--int8"]:
+        names = args[1:] or INT8_MODELS
+        unknown = [n for n in names if n not in INT8_MODELS]
+        if unknown:
+            sys.exit(f"export_peers.py: no int8 peer for {unknown}; known: {INT8_MODELS}")
+        for name in names:
+            subprocess.run([sys.executable, __file__, "--one-int8", name, str(OUT)], check=True,
+                           env={**os.environ, "PYTHONHASHSEED": "0"})
         return
     if args[:1] == ["--large"]:
         args = LARGE_MODELS + args[1:]

@@ -23,6 +23,20 @@ pub const LARGE: [&str; 2] = ["efficientnet_b0", "resnet50"];
 /// The command that makes the large models' files.
 pub const MAKE_LARGE: &str = "python bench/export_peers.py --large";
 
+/// Bench models that also get int8 rows (`--quantize int8`, calibrated on
+/// `tests/fixtures/models/<name>.calib.json`), and why LiteRT has no int8 model of one.
+pub const INT8: [(&str, Option<&str>); 3] = [
+    ("bench_cnn", None),
+    (
+        "bench_lstm",
+        Some("no int8 LiteRT model: TFLite's int8 calibrator crashes on its LSTM (see tests/fixtures/make_int8_fixtures.py)"),
+    ),
+    ("mobilenet_v2", None),
+];
+
+/// The command that makes `bench/models/<name>.int8.tflite`.
+pub const MAKE_INT8: &str = "python bench/export_peers.py --int8";
+
 /// One bench model, ready to run.
 #[derive(Debug, Clone)]
 pub struct Fixture {
@@ -38,6 +52,8 @@ pub struct Fixture {
     pub input: Vec<f32>,
     /// Keras's output on it, flat.
     pub expected: Vec<f32>,
+    /// `tests/fixtures/models/<name>.calib.json` for an [`INT8`] model.
+    pub calib: Option<PathBuf>,
 }
 
 impl Fixture {
@@ -98,6 +114,10 @@ impl Fixture {
             input_shape,
             input: first(&inputs[0])?,
             expected: first(&outputs[0])?,
+            calib: INT8
+                .iter()
+                .any(|(n, _)| *n == name)
+                .then(|| dir.join(format!("{name}.calib.json"))),
         })
     }
 
@@ -119,6 +139,24 @@ impl Fixture {
         models
     }
 
+    /// The int8 LiteRT model, `bench/models/<name>.int8.tflite`, or why there is none.
+    pub fn int8_peer_model(&self) -> Result<PeerModel, String> {
+        if let Some((_, Some(why))) = INT8.iter().find(|(n, _)| *n == self.name) {
+            return Err((*why).into());
+        }
+        let path = self.peer_dir.join(format!("{}.int8.tflite", self.name));
+        if !path.exists() {
+            return Err(format!(
+                "{} is missing; run `{MAKE_INT8}` (in the fixture venv, see bench/README.md)",
+                crate::shown(&path)
+            ));
+        }
+        Ok(PeerModel {
+            variant: "-int8",
+            path,
+        })
+    }
+
     /// Writes the input as raw little-endian f32 into `dir`, for the workers.
     pub fn write_input(&self, dir: &std::path::Path) -> Result<PathBuf, String> {
         let path = dir.join("input.f32");
@@ -131,7 +169,7 @@ impl Fixture {
 /// A model file for a peer engine.
 #[derive(Debug, Clone)]
 pub struct PeerModel {
-    /// Appended to the engine's key: `""`, or `"-fused"`.
+    /// Appended to the engine's key: `""`, `"-fused"` or `"-int8"`.
     pub variant: &'static str,
     pub path: PathBuf,
 }
@@ -139,10 +177,10 @@ pub struct PeerModel {
 impl PeerModel {
     /// The engine's key and label for this model.
     pub fn name(&self, key: &str, label: &str) -> (String, String) {
-        let label = if self.variant.is_empty() {
-            label.to_string()
-        } else {
-            format!("{label}, fused-op model")
+        let label = match self.variant {
+            "" => label.to_string(),
+            "-int8" => format!("{label}, int8 model"),
+            _ => format!("{label}, fused-op model"),
         };
         (format!("{key}{}", self.variant), label)
     }

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use keras2src::{Lang, Model, Options, ScratchPlacement};
+use keras2src::{interp, Lang, Model, Options, Quantization, ScratchPlacement};
 
 use crate::elf::Sizes;
 use crate::engine::Worker;
@@ -53,6 +53,23 @@ pub const CONFIGS: [Config; 4] = [
     },
 ];
 
+/// The builds of the int8 model (`--quantize int8`): the two native ones, keyed
+/// `<float key>-int8`.
+pub const INT8_CONFIGS: [Config; 2] = [
+    Config {
+        key: "rust-native-int8",
+        label: "int8: Rust, rustc -C opt-level=3 -C target-cpu=native",
+        lang: Lang::Rust,
+        flags: &["-C", "opt-level=3", "-C", "target-cpu=native"],
+    },
+    Config {
+        key: "cpp-O3-native-int8",
+        label: "int8: C++, g++ -O3 -march=native",
+        lang: Lang::Cpp,
+        flags: &["-O3", "-march=native"],
+    },
+];
+
 /// The engine every ratio is taken against.
 pub const REFERENCE: &str = "rust-native";
 
@@ -77,6 +94,9 @@ pub struct Generation {
     /// Where `predict` keeps its working memory: the stack, or a static buffer above
     /// [`STACK_SCRATCH_MAX`].
     pub scratch: ScratchPlacement,
+    /// For the int8 model: the quantized interpreter's output on the fixture's input
+    /// (`Model::quantized(..).graph` run by `keras2src::interp`), what its builds must give.
+    pub int8_reference: Option<Vec<f32>>,
     dir: PathBuf,
 }
 
@@ -88,8 +108,14 @@ pub struct Build {
     pub worker: Worker,
 }
 
-/// Loads and generates the model into `dir/src`, timing each step.
-pub fn generate(fixture: &Fixture, dir: &Path) -> Result<Generation, String> {
+/// Loads and generates the model into `dir/src`, timing each step; with `int8`, quantized
+/// (`--quantize int8`, calibrated on the fixture's `.calib.json`) into `dir/int8/src`.
+pub fn generate(fixture: &Fixture, dir: &Path, int8: bool) -> Result<Generation, String> {
+    let dir = &if int8 {
+        dir.join("int8")
+    } else {
+        dir.to_path_buf()
+    };
     let src = dir.join("src");
     std::fs::create_dir_all(&src).map_err(|e| e.to_string())?;
     let t = Instant::now();
@@ -100,6 +126,28 @@ pub fn generate(fixture: &Fixture, dir: &Path) -> Result<Generation, String> {
     )
     .map_err(|e| e.to_string())?;
     let load_s = t.elapsed().as_secs_f64();
+    let quantize = if int8 {
+        let calib = fixture.calib.as_ref().ok_or("no calibration samples")?;
+        let calibration = keras2src::samples::read_samples(calib, &model.input_port_shapes())
+            .map_err(|e| e.to_string())?;
+        Some(Quantization {
+            calibration,
+            check: Vec::new(),
+            int8_io: false,
+        })
+    } else {
+        None
+    };
+    let int8_reference = match &quantize {
+        Some(q) => {
+            let graph = model.quantized(q).map_err(|e| e.to_string())?.graph;
+            let values = interp::run(&graph, std::slice::from_ref(&fixture.input))
+                .map_err(|e| format!("quantized interpreter: {e}"))?;
+            let outputs = interp::outputs(&graph, &values);
+            Some(outputs.into_iter().flatten().collect())
+        }
+        None => None,
+    };
     let summary = model.summary();
     let t = Instant::now();
     // `predict` with its working memory on the stack, as small models get by default (a
@@ -113,6 +161,7 @@ pub fn generate(fixture: &Fixture, dir: &Path) -> Result<Generation, String> {
     };
     let options = |lang| Options {
         scratch: Some(scratch),
+        quantize: quantize.clone(),
         ..Options::new(lang, "model")
     };
     let rust = model
@@ -144,6 +193,7 @@ pub fn generate(fixture: &Fixture, dir: &Path) -> Result<Generation, String> {
         activation_floats: summary.unplanned_bytes / 4,
         weights_in_file: rust.weights_file.is_some(),
         scratch,
+        int8_reference,
         dir: dir.to_path_buf(),
     })
 }

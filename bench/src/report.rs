@@ -11,7 +11,7 @@ use crate::ours::{Generation, REFERENCE};
 use crate::timing::Stats;
 
 /// Report order of the engines.
-const ENGINE_ORDER: [&str; 10] = [
+const ENGINE_ORDER: [&str; 13] = [
     "rust",
     "rust-native",
     "cpp-O2",
@@ -22,7 +22,20 @@ const ENGINE_ORDER: [&str; 10] = [
     "ort-fused",
     "litert",
     "litert-fused",
+    "rust-native-int8",
+    "cpp-O3-native-int8",
+    "litert-int8",
 ];
+
+/// The int8 engines, each with the float engine it is the int8 counterpart of.
+const INT8_PAIRS: [(&str, &str); 3] = [
+    ("rust-native-int8", "rust-native"),
+    ("cpp-O3-native-int8", "cpp-O3-native"),
+    ("litert-int8", "litert"),
+];
+
+/// The int8 engine our int8 builds are compared with.
+const INT8_PEER: &str = "litert-int8";
 
 /// A slowdown against the previous run beyond this is flagged, when it is also outside
 /// both runs' spread (this run's p10 above the previous p90): on a shared machine load
@@ -48,7 +61,10 @@ pub struct EngineResult {
     pub label: String,
     /// A peer's package and version, as it reported them.
     pub version: Option<String>,
+    /// Against Keras (for an int8 engine, information: int8 differs by design).
     pub max_abs_err: Option<f32>,
+    /// Our int8 builds: against the quantized interpreter (what they are checked with).
+    pub check_err: Option<f32>,
     pub status: Status,
 }
 
@@ -59,6 +75,7 @@ impl EngineResult {
             label: label.into(),
             version,
             max_abs_err: None,
+            check_err: None,
             status: Status::Pending,
         }
     }
@@ -107,6 +124,29 @@ pub struct Costs {
     pub scratch_floats: usize,
     pub activation_floats: usize,
     pub builds: Vec<BuildCost>,
+    /// The int8 model's generation, when it has one (its builds are in `builds`).
+    pub int8: Option<Int8Costs>,
+}
+
+/// Generating the int8 model (`--quantize int8`).
+#[derive(Debug, Clone)]
+pub struct Int8Costs {
+    /// Seconds to read the model file (calibration is in the Rust generation).
+    pub load_s: f64,
+    pub generate_rust_s: f64,
+    pub generate_cpp_s: f64,
+    pub weights_in_file: bool,
+}
+
+impl Int8Costs {
+    pub fn from_generation(g: &Generation) -> Int8Costs {
+        Int8Costs {
+            load_s: g.load_s,
+            generate_rust_s: g.rust_s,
+            generate_cpp_s: g.cpp_s,
+            weights_in_file: g.weights_in_file,
+        }
+    }
 }
 
 impl Costs {
@@ -120,6 +160,7 @@ impl Costs {
             scratch_floats: g.scratch_floats,
             activation_floats: g.activation_floats,
             builds: Vec::new(),
+            int8: None,
         }
     }
 }
@@ -398,6 +439,80 @@ fn cell(text: &str) -> String {
     short.replace('|', "\\|")
 }
 
+/// The int8 rows of a model side by side: each against LiteRT's int8 model and against
+/// its own float build.
+fn int8_table(w: &mut String, m: &ModelResult) {
+    if !m.engines.iter().any(|e| e.key.ends_with("-int8")) {
+        return;
+    }
+    let peer_file = match m.engines.iter().find(|e| e.key == INT8_PEER) {
+        Some(EngineResult {
+            status: Status::Skipped(_),
+            ..
+        })
+        | None => String::new(),
+        Some(_) => format!(
+            "; LiteRT: `bench/models/{}.int8.tflite`, the same samples, float32 I/O",
+            m.fixture
+        ),
+    };
+    let _ = writeln!(
+        w,
+        "int8 (`--quantize int8`, calibrated on `{}.calib.json`{peer_file}). × LiteRT int8 = \
+         time / LiteRT int8's; × float = time / the same engine's float time. Our int8 \
+         builds are checked against our quantized interpreter before timing; max abs err is \
+         against Keras's float output (information: int8 differs by design).\n",
+        m.fixture
+    );
+    let _ = writeln!(
+        w,
+        "| int8 engine | median µs | × LiteRT int8 | × float | max abs err vs Keras | check |"
+    );
+    let _ = writeln!(w, "|---|---:|---:|---:|---:|---|");
+    let peer = m.median_ns(INT8_PEER);
+    for (key, float) in INT8_PAIRS {
+        let Some(e) = m.engines.iter().find(|e| e.key == key) else {
+            continue;
+        };
+        let err = e.max_abs_err.map_or("–".into(), |x| format!("{x:.1e}"));
+        let check = match e.check_err {
+            Some(0.0) => "quantized interpreter: bit for bit".into(),
+            Some(x) => format!("quantized interpreter: max abs err {x:.1e}"),
+            None if key == INT8_PEER => "none (no bit-exact reference)".into(),
+            None => "–".into(),
+        };
+        let ratio =
+            |other: Option<f64>, t: f64| other.map_or("–".into(), |o| format!("{:.2}", t / o));
+        match e.median_ns() {
+            Some(t) => {
+                let _ = writeln!(
+                    w,
+                    "| {} | {} | {} | {} | {err} | {check} |",
+                    cell(&e.label),
+                    fmt_us(t),
+                    ratio(peer, t),
+                    ratio(m.median_ns(float), t)
+                );
+            }
+            None => {
+                let why = match &e.status {
+                    Status::Skipped(why) => format!("skipped: {why}"),
+                    Status::Failed(why) => format!("failed: {why}"),
+                    Status::Disagrees => "disagrees, not timed".into(),
+                    _ => "not timed".into(),
+                };
+                let _ = writeln!(
+                    w,
+                    "| {} | {} | | | {err} | {check} |",
+                    cell(&e.label),
+                    cell(&why)
+                );
+            }
+        }
+    }
+    let _ = writeln!(w);
+}
+
 /// The markdown report. `notes` is the hand-written "## Notes" section of the previous
 /// report, kept as it was.
 pub fn markdown(
@@ -494,9 +609,14 @@ pub fn markdown(
                     );
                 }
                 Status::Disagrees => {
+                    let against = match e.check_err {
+                        Some(x) => format!("the quantized interpreter (max abs err {x:.1e})"),
+                        None if e.key.ends_with("-int8") => "Keras's output length".into(),
+                        None => "Keras".into(),
+                    };
                     let _ = writeln!(
                         w,
-                        "| {} | disagrees with Keras, not timed | | | | | | {err} | |",
+                        "| {} | disagrees with {against}, not timed | | | | | | {err} | |",
                         cell(&label)
                     );
                 }
@@ -520,6 +640,7 @@ pub fn markdown(
             }
         }
         let _ = writeln!(w);
+        int8_table(w, m);
     }
 
     let _ = writeln!(w, "## Goals of issue 5 (this run)\n");
@@ -576,6 +697,21 @@ pub fn markdown(
             c.activation_floats,
             100.0 * c.scratch_floats as f64 / c.activation_floats.max(1) as f64
         );
+        if let Some(q) = &c.int8 {
+            let _ = writeln!(
+                w,
+                "int8 generation (`--quantize int8`, calibration included): load {:.3} s, \
+                 Rust {:.3} s, C++ {:.3} s; Rust weights {}.\n",
+                q.load_s,
+                q.generate_rust_s,
+                q.generate_cpp_s,
+                if q.weights_in_file {
+                    "in model.weights.bin"
+                } else {
+                    "inline"
+                }
+            );
+        }
         let _ = writeln!(w, "| build | compile s | .text | .rodata |");
         let _ = writeln!(w, "|---|---:|---:|---:|");
         for b in &c.builds {
@@ -662,23 +798,25 @@ pub fn json(models: &[ModelResult], machine: &Machine, previous: &Previous) -> V
                 calls_per_slice,
             } = &e.status
             {
-                engines.insert(
-                    e.key.clone(),
-                    json!({
-                        "median_us": stats.median / 1e3,
-                        "p10_us": stats.p10 / 1e3,
-                        "p90_us": stats.p90 / 1e3,
-                        "min_us": stats.min / 1e3,
-                        "rounds": stats.rounds,
-                        "calls_per_slice": calls_per_slice,
-                        "max_abs_err": e.max_abs_err,
-                        "version": e.version,
-                    }),
-                );
+                let mut entry = json!({
+                    "median_us": stats.median / 1e3,
+                    "p10_us": stats.p10 / 1e3,
+                    "p90_us": stats.p90 / 1e3,
+                    "min_us": stats.min / 1e3,
+                    "rounds": stats.rounds,
+                    "calls_per_slice": calls_per_slice,
+                    "max_abs_err": e.max_abs_err,
+                    "version": e.version,
+                });
+                // Our int8 builds: their error against the quantized interpreter.
+                if let Some(err) = e.check_err {
+                    entry["check_err"] = json!(err);
+                }
+                engines.insert(e.key.clone(), entry);
             }
         }
         let costs = m.costs.as_ref().map(|c| {
-            json!({
+            let mut costs = json!({
                 "generate_rust_s": c.generate_rust_s,
                 "generate_cpp_s": c.generate_cpp_s,
                 "scratch_floats": c.scratch_floats,
@@ -688,18 +826,42 @@ pub fn json(models: &[ModelResult], machine: &Machine, previous: &Previous) -> V
                     "text_bytes": b.sizes.text,
                     "rodata_bytes": b.sizes.rodata,
                 }))).collect::<serde_json::Map<_, _>>(),
-            })
+            });
+            if let Some(q) = &c.int8 {
+                costs["int8"] = json!({
+                    "generate_rust_s": q.generate_rust_s,
+                    "generate_cpp_s": q.generate_cpp_s,
+                });
+            }
+            costs
         });
-        out.insert(
-            m.key.clone(),
-            json!({
-                "fixture": m.fixture,
-                "date": machine.date,
-                "macs": m.macs,
-                "engines": engines,
-                "costs": costs,
-            }),
-        );
+        // int8 ratios: each int8 engine against LiteRT int8 and against its float twin.
+        let ratio = |a: &str, b: &str| Some(m.median_ns(a)? / m.median_ns(b)?);
+        let int8 = m.engines.iter().any(|e| e.key.ends_with("-int8")).then(|| {
+            INT8_PAIRS
+                .iter()
+                .map(|(key, float)| {
+                    (
+                        key.to_string(),
+                        json!({
+                            "vs_litert_int8": ratio(key, INT8_PEER),
+                            "vs_float": ratio(key, float),
+                        }),
+                    )
+                })
+                .collect::<serde_json::Map<_, _>>()
+        });
+        let mut entry = json!({
+            "fixture": m.fixture,
+            "date": machine.date,
+            "macs": m.macs,
+            "engines": engines,
+            "costs": costs,
+        });
+        if let Some(int8) = int8 {
+            entry["int8"] = Value::Object(int8);
+        }
+        out.insert(m.key.clone(), entry);
     }
     json!({
         "date": machine.date,
@@ -707,4 +869,82 @@ pub fn json(models: &[ModelResult], machine: &Machine, previous: &Previous) -> V
         "mhz": machine.mhz,
         "models": out,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn timed(key: &str, us: f64, check_err: Option<f32>) -> EngineResult {
+        let ns = us * 1e3;
+        EngineResult {
+            max_abs_err: Some(0.02),
+            check_err,
+            status: Status::Timed {
+                stats: Stats {
+                    median: ns,
+                    p10: ns,
+                    p90: ns,
+                    min: ns,
+                    rounds: 1,
+                },
+                calls_per_slice: 1,
+            },
+            ..EngineResult::new(key, key, None)
+        }
+    }
+
+    fn machine() -> Machine {
+        Machine {
+            cpu: "cpu".into(),
+            logical_cores: 2,
+            mhz: 1000.0,
+            simd_flags: Vec::new(),
+            rustc: "rustc".into(),
+            gxx: "g++".into(),
+            date: "today".into(),
+            load: "0".into(),
+        }
+    }
+
+    #[test]
+    fn int8_rows_are_ratios_to_litert_int8_and_to_float() {
+        let mut m = ModelResult::skipped("b2", "bench_cnn", String::new());
+        m.skipped = None;
+        m.macs = 1000;
+        m.engines = vec![
+            timed("rust-native", 10.0, None),
+            timed("cpp-O3-native", 20.0, None),
+            timed("litert", 8.0, None),
+            timed("rust-native-int8", 15.0, Some(0.0)),
+            timed("cpp-O3-native-int8", 30.0, Some(1e-9)),
+            timed("litert-int8", 5.0, None),
+        ];
+        let doc = json(std::slice::from_ref(&m), &machine(), &Previous::default());
+        let int8 = &doc["models"]["b2"]["int8"];
+        assert_eq!(int8["rust-native-int8"]["vs_litert_int8"], json!(3.0));
+        assert_eq!(int8["rust-native-int8"]["vs_float"], json!(1.5));
+        assert_eq!(int8["cpp-O3-native-int8"]["vs_float"], json!(1.5));
+        assert_eq!(int8["litert-int8"]["vs_float"], json!(0.625));
+        let engines = &doc["models"]["b2"]["engines"];
+        assert_eq!(engines["rust-native-int8"]["check_err"], json!(0.0));
+        assert!(engines["rust-native"].get("check_err").is_none());
+
+        let mut md = String::new();
+        int8_table(&mut md, &m);
+        assert!(md.contains("| rust-native-int8 | 15.0 | 3.00 | 1.50 | 2.0e-2 | quantized interpreter: bit for bit |"), "{md}");
+        assert!(
+            md.contains("quantized interpreter: max abs err 1.0e-9"),
+            "{md}"
+        );
+        assert!(md.contains("| litert-int8 | 5.000 | 1.00 | 0.62 |"), "{md}");
+
+        // A float-only model has no int8 entry or table.
+        m.engines.retain(|e| !e.key.ends_with("-int8"));
+        let doc = json(std::slice::from_ref(&m), &machine(), &Previous::default());
+        assert!(doc["models"]["b2"].get("int8").is_none());
+        let mut md = String::new();
+        int8_table(&mut md, &m);
+        assert!(md.is_empty());
+    }
 }
