@@ -142,11 +142,27 @@ fn generated_int8_code_matches_the_quantized_interpreter() {
     let variant = Variant {
         dtype: WeightsDtype::F32,
         quantize: &quantizations,
+        tune: keras2src::Tune::Host,
     };
     let (rust, cpp) = run_both_as(&cases, &dir.path, variant);
+    // C tuned for a core without SIMD: four filters at a time (`dot4_i8`, here its
+    // portable loops; tests/firmware.rs runs its DSP form on the Cortex-M4).
+    let mcu_dir = common::work_dir("int8-mcu");
+    let mcu = common::run_c_as(
+        &cases,
+        &mcu_dir.path,
+        Variant {
+            tune: keras2src::Tune::Mcu,
+            ..variant
+        },
+    );
     let mut bad = Vec::new();
     for (c, case) in cases.iter().enumerate() {
-        for (lang, got) in [("Rust", &rust[c]), ("C++", &cpp[c])] {
+        for (lang, got) in [
+            ("Rust", &rust[c]),
+            ("C++", &cpp[c]),
+            ("C --tune mcu", &mcu[c]),
+        ] {
             for (s, (got, want)) in got.iter().zip(&want[c]).enumerate() {
                 let same = got
                     .iter()

@@ -13,7 +13,13 @@ fn at(var: &str) -> Ix {
 }
 
 /// Lowers one quantized op; `x` is its first input's shape, `y` its output's.
-pub(super) fn lower(op: &QOp, in_shapes: &[&[usize]], y: &[usize], add: &AddStored) -> Vec<Stmt> {
+pub(super) fn lower(
+    op: &QOp,
+    in_shapes: &[&[usize]],
+    y: &[usize],
+    four: bool,
+    add: &AddStored,
+) -> Vec<Stmt> {
     let x = in_shapes[0];
     match op {
         QOp::Quantize(q) => for_(
@@ -36,8 +42,8 @@ pub(super) fn lower(op: &QOp, in_shapes: &[&[usize]], y: &[usize], add: &AddStor
             )],
         ),
         QOp::Linear(l) => match &l.conv {
-            None => dense(l, numel(x), add),
-            Some((window, groups)) => conv(l, window, *groups, x, y, add),
+            None => dense(l, numel(x), four, add),
+            Some((window, groups)) => conv(l, window, *groups, x, y, four, add),
         },
         QOp::Pool { kind, window } => pool(*kind, window, x, y),
         QOp::GlobalPool { kind } => global_pool(*kind, x),
@@ -220,7 +226,7 @@ const DOT_MIN: usize = 16;
 /// A Dense over `len / inputs` rows. The kernel is stored transposed, `[units][inputs]`,
 /// so that each sum reads its weights in order, and the input's zero point is folded into
 /// the bias (`sum (x - z) w = sum x w - z sum w`: exact in integers).
-fn dense(l: &QLinear, len: usize, add: &AddStored) -> Vec<Stmt> {
+fn dense(l: &QLinear, len: usize, four: bool, add: &AddStored) -> Vec<Stmt> {
     let (inputs, units) = (l.kernel.shape[0], l.kernel.shape[1]);
     let rows = len / inputs.max(1);
     let mut transposed = Vec::with_capacity(l.kernel.data.len());
@@ -230,7 +236,7 @@ fn dense(l: &QLinear, len: usize, add: &AddStored) -> Vec<Stmt> {
     let channels = Channels::new(l, &transposed, inputs, true, add);
     let row = Ix::default().plus("r", inputs);
     let out = Ix::default().plus("r", units);
-    if units.is_multiple_of(4) && inputs.is_multiple_of(4) {
+    if four && units.is_multiple_of(4) && inputs.is_multiple_of(4) {
         let data = interleaved(&transposed, inputs);
         let w = add(
             "kernel",
@@ -273,6 +279,7 @@ fn conv(
     groups: usize,
     x: &[usize],
     y: &[usize],
+    four: bool,
     add: &AddStored,
 ) -> Vec<Stmt> {
     let rank = window.size.len();
@@ -305,7 +312,7 @@ fn conv(
     let runs = unpadded && groups == 1 && window.dilation[last] == 1 && run >= DOT_MIN;
     let mut rows = window.clone();
     rows.size[last] = 1;
-    if runs && filters.is_multiple_of(4) && run.is_multiple_of(4) {
+    if four && runs && filters.is_multiple_of(4) && run.is_multiple_of(4) {
         let data = interleaved(&by_filter, row);
         let w = add(
             "kernel",

@@ -309,14 +309,7 @@ impl Lowering<'_> {
                 dtype: self.dtype,
                 add: &add_stored,
             };
-            let lowered = loops(
-                &node.op,
-                node,
-                graph,
-                &mut add_weight,
-                &mut kernels,
-                tuning.blocking,
-            );
+            let lowered = loops(&node.op, node, graph, &mut add_weight, &mut kernels, tuning);
             let mut body = match lowered {
                 Ok(stmts) => stmts,
                 Err(message) => {
@@ -328,12 +321,19 @@ impl Lowering<'_> {
                     continue;
                 }
             };
-            if tuning.short_loops != Unroll::Compiler {
-                walk(&mut body, &mut ShortLoops(tuning.short_loops));
+            // An int8 kernel's sums are single `i32` variables (or runtime calls): the
+            // compiler may unroll their short loops (the vector reductions that keep f32
+            // loops rolled on x86 do not arise), a core without SIMD has them unrolled, and
+            // unrolling the loops around them only grows the code.
+            let int8 = matches!(node.op, Op::Int8(_));
+            let short_loops = match tuning.short_loops {
+                Unroll::Never if int8 => Unroll::Compiler,
+                other => other,
+            };
+            if short_loops != Unroll::Compiler {
+                walk(&mut body, &mut ShortLoops(short_loops));
             }
-            // An int8 kernel's sums are single variables (or runtime calls): unrolling the
-            // loops around them only grows the code.
-            if tuning.short_loops == Unroll::Fully && !matches!(node.op, Op::Int8(_)) {
+            if short_loops == Unroll::Fully && !int8 {
                 unroll_small_nests(&mut body);
             }
             walk(&mut body, &mut self.uses);
@@ -503,8 +503,9 @@ fn loops(
     graph: &Graph,
     add_weight: &mut super::AddWeight,
     kernels: &mut Kernels,
-    blocking: Blocking,
+    tuning: &Tuning,
 ) -> Result<Vec<Stmt>, String> {
+    let blocking = tuning.blocking;
     use super::{attention, conv, layout, merge, pool, reduce, resample};
     let in_shapes: Vec<&[usize]> = node.inputs.iter().map(|&t| graph.shape(t)).collect();
     let (x, y) = (in_shapes[0], graph.shape(node.output));
@@ -517,7 +518,12 @@ fn loops(
         other => Ok(expr::activation(other)),
     };
     Ok(match op {
-        Op::Int8(q) => super::int8::lower(q, &in_shapes, y, kernels.add),
+        // A core without SIMD sums four filters at once (its DSP extension: SMLAD); SIMD
+        // cores one filter's contiguous run at a time (the compiler vectorizes it).
+        Op::Int8(q) => {
+            let four = tuning.short_loops == Unroll::Fully;
+            super::int8::lower(q, &in_shapes, y, four, kernels.add)
+        }
         Op::Dense {
             kernel,
             bias,

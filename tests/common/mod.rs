@@ -98,12 +98,15 @@ pub fn run_both(cases: &[Case], dir: &Path) -> (Outputs, Outputs) {
 pub struct Variant<'a> {
     pub dtype: keras2src::WeightsDtype,
     pub quantize: &'a [keras2src::Quantization],
+    /// C and C++ only (Rust has no `--tune mcu`).
+    pub tune: keras2src::Tune,
 }
 
 impl Variant<'_> {
     const F32: Variant<'static> = Variant {
         dtype: keras2src::WeightsDtype::F32,
         quantize: &[],
+        tune: keras2src::Tune::Host,
     };
 
     fn options(&self, c: usize, case: &Case, lang: Lang) -> keras2src::Options {
@@ -111,6 +114,7 @@ impl Variant<'_> {
             weights: case.weights,
             weights_dtype: self.dtype,
             quantize: self.quantize.get(c).cloned(),
+            tune: self.tune,
             ..keras2src::Options::new(lang, &case.ident)
         }
     }
@@ -132,7 +136,7 @@ pub fn run_both_stored(
         dir,
         Variant {
             dtype,
-            quantize: &[],
+            ..Variant::F32
         },
     )
 }
@@ -385,7 +389,12 @@ pub fn run_cpp(cases: &[Case], dir: &Path) -> Outputs {
 /// Same for C: every header as C99 (its definitions in the part that runs it), compiled and
 /// linked with gcc alone.
 pub fn run_c(cases: &[Case], dir: &Path) -> Outputs {
-    run_native(cases, dir, Native::C, Variant::F32)
+    run_c_as(cases, dir, Variant::F32)
+}
+
+/// [`run_c`] with every case generated as `variant` says.
+pub fn run_c_as(cases: &[Case], dir: &Path, variant: Variant) -> Outputs {
+    run_native(cases, dir, Native::C, variant)
 }
 
 /// The languages a C compiler builds: how the runner spells what differs.
