@@ -1316,7 +1316,7 @@ fn cortex_m4_runs_int8() {
                             name,
                             &dir,
                             startup,
-                            Lang::C,
+                            Lang::Cpp,
                             ScratchPlacement::Static,
                             WeightsPlacement::Inline,
                             Opt::Mcu,

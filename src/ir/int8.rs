@@ -322,7 +322,8 @@ mod tests {
         );
         assert_eq!(requantize(100, Requant::new(0.5)), 50);
         assert_eq!(requantize(101, Requant::new(0.5)), 51); // 50.5 rounds up
-        assert_eq!(requantize(-101, Requant::new(0.5)), -51); // away from zero
+        // TFLite's negative nudge is 1 - 2^30: -50.5 rounds to -50 (toward zero).
+        assert_eq!(requantize(-101, Requant::new(0.5)), -50);
         assert_eq!(requantize(7, Requant::new(3.0)), 21);
         // The left shift saturates: i32::MAX * 8 is held at i32::MAX, then halved.
         assert_eq!(requantize(i32::MAX, Requant::new(4.0)), 1 << 30);
