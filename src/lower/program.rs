@@ -323,8 +323,7 @@ impl Lowering<'_> {
             };
             // An int8 kernel's sums are single `i32` variables (or runtime calls): the
             // compiler may unroll their short loops (the vector reductions that keep f32
-            // loops rolled on x86 do not arise), a core without SIMD has them unrolled, and
-            // unrolling the loops around them only grows the code.
+            // loops rolled on x86 do not arise); a core without SIMD has them unrolled.
             let int8 = matches!(node.op, Op::Int8(_));
             let short_loops = match tuning.short_loops {
                 Unroll::Never if int8 => Unroll::Compiler,
@@ -333,7 +332,7 @@ impl Lowering<'_> {
             if short_loops != Unroll::Compiler {
                 walk(&mut body, &mut ShortLoops(short_loops));
             }
-            if short_loops == Unroll::Fully && !int8 {
+            if short_loops == Unroll::Fully {
                 unroll_small_nests(&mut body);
             }
             walk(&mut body, &mut self.uses);
@@ -429,6 +428,12 @@ fn unroll_small_nests(stmts: &mut [Stmt]) -> Option<usize> {
             }
             Stmt::Block(body) | Stmt::If(_, body) => unroll_small_nests(body).map(|_| 1),
             Stmt::IfInRange { body, .. } => unroll_small_nests(body).map(|_| 1),
+            // An int8 kernel's runtime calls and stores (each with its requantization) are
+            // code worth a loop: only its pure sums unroll.
+            Stmt::Dots { .. }
+            | Stmt::IWrite {
+                to: Place::Out(_), ..
+            } => None,
             _ => Some(1),
         };
         total = total.zip(own).map(|(a, b)| a.max(b));

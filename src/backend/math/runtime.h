@@ -269,20 +269,15 @@ static inline float k2s_softplus_f32(float x) {
 // rounding right shift), the left shift of a multiplier above 1 saturating. The right
 // shift of a negative number is arithmetic on every compiler keras2src supports.
 static inline int32_t k2s_requantize_i32(int32_t acc, int32_t multiplier, int32_t shift) {
-    const int32_t right = shift > 0 ? 0 : -shift;
     int64_t v = acc;
     if (shift > 0) {
         v *= (int64_t)1 << shift;
         if (v > 2147483647) v = 2147483647;
         if (v < -2147483647 - 1) v = -2147483647 - 1;
     }
-    const int64_t ab = v * multiplier;
-    const int64_t nudge = ab >= 0 ? (1 << 30) : (1 - (1 << 30));
-    const int32_t high = (int32_t)((ab + nudge) / ((int64_t)1 << 31));
-    const int32_t mask = (int32_t)(((int64_t)1 << right) - 1);
-    const int32_t remainder = high & mask;
-    const int32_t threshold = (mask >> 1) + (high < 0 ? 1 : 0);
-    return (high >> right) + (remainder > threshold ? 1 : 0);
+    const int64_t high = (v * multiplier + ((int64_t)1 << 30)) >> 31;
+    if (shift >= 0) return (int32_t)high;
+    return (int32_t)((high + ((int64_t)1 << (-shift - 1)) - (high < 0 ? 1 : 0)) >> -shift);
 }
 
 // x quantized: x / scale rounded half away from zero, plus the zero point, clamped to

@@ -258,20 +258,16 @@ inline float softplus_f32(float x) noexcept {
 // rounding right shift), the left shift of a multiplier above 1 saturating. The right
 // shift of a negative number is arithmetic on every compiler keras2src supports.
 inline std::int32_t requantize_i32(std::int32_t acc, std::int32_t multiplier, std::int32_t shift) noexcept {
-    const std::int32_t right = shift > 0 ? 0 : -shift;
     std::int64_t v = acc;
     if (shift > 0) {
         v *= static_cast<std::int64_t>(1) << shift;
         if (v > 2147483647) v = 2147483647;
         if (v < -2147483647 - 1) v = -2147483647 - 1;
     }
-    const std::int64_t ab = v * multiplier;
-    const std::int64_t nudge = ab >= 0 ? (1 << 30) : (1 - (1 << 30));
-    const std::int32_t high = static_cast<std::int32_t>((ab + nudge) / (static_cast<std::int64_t>(1) << 31));
-    const std::int32_t mask = static_cast<std::int32_t>((static_cast<std::int64_t>(1) << right) - 1);
-    const std::int32_t remainder = high & mask;
-    const std::int32_t threshold = (mask >> 1) + (high < 0 ? 1 : 0);
-    return (high >> right) + (remainder > threshold ? 1 : 0);
+    const std::int64_t high = (v * multiplier + (static_cast<std::int64_t>(1) << 30)) >> 31;
+    if (shift >= 0) return static_cast<std::int32_t>(high);
+    const std::int64_t half = static_cast<std::int64_t>(1) << (-shift - 1);
+    return static_cast<std::int32_t>((high + half - (high < 0 ? 1 : 0)) >> -shift);
 }
 
 // x quantized: x / scale rounded half away from zero, plus the zero point, clamped to

@@ -359,22 +359,16 @@ pub(super) fn eval(f: super::MathFn, x: f32) -> f32 {
 #[inline]
 #[allow(dead_code)]
 fn requantize_i32(acc: i32, multiplier: i32, shift: i32) -> i32 {
-    let left = if shift > 0 { shift } else { 0 };
-    let right = if shift > 0 { 0 } else { -shift };
-    let mut v = acc as i64 * (1i64 << left);
-    if v > i32::MAX as i64 {
-        v = i32::MAX as i64;
+    let mut v = acc as i64;
+    if shift > 0 {
+        v = (v << shift).clamp(i32::MIN as i64, i32::MAX as i64);
     }
-    if v < i32::MIN as i64 {
-        v = i32::MIN as i64;
+    let high = (v * multiplier as i64 + (1 << 30)) >> 31;
+    if shift >= 0 {
+        return high as i32;
     }
-    let ab = v * multiplier as i64;
-    let nudge: i64 = if ab >= 0 { 1 << 30 } else { 1 - (1 << 30) };
-    let high = ((ab + nudge) / (1i64 << 31)) as i32;
-    let mask = ((1i64 << right) - 1) as i32;
-    let remainder = high & mask;
-    let threshold = (mask >> 1) + if high < 0 { 1 } else { 0 };
-    (high >> right) + if remainder > threshold { 1 } else { 0 }
+    let right = -shift;
+    ((high + (1i64 << (right - 1)) - (high < 0) as i64) >> right) as i32
 }
 
 /// `x` quantized: `x / scale` rounded half away from zero, plus the zero point, clamped
