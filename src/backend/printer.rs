@@ -73,16 +73,16 @@ pub trait Dialect {
     /// `sum a[k] * b[k]` over `len` int8 values from elements `at` (C: `&a, &b`), or as
     /// a formula of the elements at `lane` (`a_lane`, `b_lane`: the `k`-th).
     fn dot(&self, at: [&str; 2], lane: [&str; 2], len: usize) -> String;
-    /// [`Stmt::Dots`]: a call of the runtime's `dot4_i8` on the elements `at` (x's first
-    /// and the interleaved weights' first), or statements summing over `quad < len / 4`
-    /// and `lane < 4` the products of the elements `quads` (x's, and each row's, indexed
-    /// by both).
+    /// [`Stmt::Dots`] of `(rows, len, stride)`: a call of the runtime's `dot4_i8` on the
+    /// elements `at` (x's first and the interleaved weights' first), or statements summing
+    /// over `run < rows`, `quad < len / 4` and `lane < 4` the products of the elements
+    /// `quads` (x's, and each weight row's, indexed by all three).
     fn dots(
         &self,
         at: (&str, &str),
         quads: (&str, &[String; 4]),
         sums: &[String; 4],
-        len: usize,
+        shape: (usize, usize, usize),
     ) -> Vec<String>;
     /// `v` (a variable) clamped to `[lo, hi]`.
     fn int_clamp(&self, v: &str, lo: i32, hi: i32) -> String;
@@ -199,17 +199,29 @@ impl Printer<'_> {
                     };
                     line(out, &format!("{} {op} {value};", self.place(to)));
                 }
-                Stmt::Dots { sums, x, w, len } => {
+                Stmt::Dots {
+                    sums,
+                    x,
+                    w,
+                    len,
+                    rows,
+                    stride,
+                } => {
                     let at = |(buf, ix): &(Buf, Ix)| self.val(&Val::Load(buf.clone(), ix.clone()));
-                    // Element `4 quad + lane` of x, and of each row of w.
-                    let xi = x.1.clone().plus("quad", 4).plus("lane", 1);
-                    let rows: [String; 4] = std::array::from_fn(|k| {
-                        let wi =
-                            (w.1.clone().plus("quad", 16).plus("lane", 1)).offset(4 * k as isize);
+                    // Element `4 quad + lane` of x's run `run`, and of each weight row's.
+                    let xi = (x.1.clone().plus("run", *stride))
+                        .plus("quad", 4)
+                        .plus("lane", 1);
+                    let ws: [String; 4] = std::array::from_fn(|k| {
+                        let wi = (w.1.clone().plus("run", 4 * len))
+                            .plus("quad", 16)
+                            .plus("lane", 1)
+                            .offset(4 * k as isize);
                         at(&(w.0.clone(), wi))
                     });
-                    let quads = (at(&(x.0.clone(), xi)), rows);
-                    for text in d.dots((&at(x), &at(w)), (&quads.0, &quads.1), sums, *len) {
+                    let quads = (at(&(x.0.clone(), xi)), ws);
+                    let shape = (*rows, *len, *stride);
+                    for text in d.dots((&at(x), &at(w)), (&quads.0, &quads.1), sums, shape) {
                         line(out, &text);
                     }
                 }

@@ -250,6 +250,8 @@ fn dense(l: &QLinear, len: usize, four: bool, add: &AddStored) -> Vec<Stmt> {
                 x: (Buf::In(0), row),
                 w: (Buf::W2(w, at("b")), Ix::default()),
                 len: inputs,
+                rows: 1,
+                stride: 0,
             }]
         });
         let body = channels.finish_all(l, position, &sums, &out);
@@ -320,14 +322,29 @@ fn conv(
             &data,
             WeightsDtype::Q8,
         );
+        // The window's rows along the next-to-last axis too are one call: `runs` input
+        // runs `stride` apart, their weights one after the other.
+        let (runs, stride) = match rank {
+            1 => (1, 0),
+            _ => (
+                window.size[rank - 2],
+                window.dilation[rank - 2] * strides(x)[rank - 2],
+            ),
+        };
+        let mut outer_taps = rows.clone();
+        if rank > 1 {
+            outer_taps.size[rank - 2] = 1;
+        }
         let (position, sums) = channels.four(|sums| {
-            taps(&rows, x, &conv_y, |tap, input| {
-                let wi = Ix::default().add_scaled(&tap, 4 * run);
+            taps(&outer_taps, x, &conv_y, |tap, input| {
+                let wi = Ix::default().add_scaled(&tap, 4 * runs * run);
                 vec![Stmt::Dots {
                     sums,
                     x: (Buf::In(0), input),
                     w: (Buf::W2(w, at("b")), wi),
                     len: run,
+                    rows: runs,
+                    stride,
                 }]
             })
         });

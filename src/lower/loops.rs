@@ -267,15 +267,18 @@ pub enum Stmt {
     /// `to = value` (an int8 element where `to` is the output: the value is in range) or
     /// `to += value` (an `i32` variable).
     IWrite { to: Place, op: WriteOp, value: IVal },
-    /// `sums[k] += sum_{l < len} x[ix + l] * w[iw + 16 (l / 4) + 4 k + l % 4]` for `k <
-    /// 4`, of int8 values (`len` a multiple of 4): one input run against four weight rows
-    /// stored interleaved by fours, the input widened once for all four (C and C++ call
-    /// the runtime's `dot4_i8`, whose weights are then one stream).
+    /// `sums[k] += sum_{r < rows, l < len} x[ix + r stride + l] * w[iw + 4 r len + 16 (l /
+    /// 4) + 4 k + l % 4]` for `k < 4`, of int8 values (`len` a multiple of 4): `rows` input
+    /// runs against four weight rows stored interleaved by fours, each input value widened
+    /// once for all four (C and C++ call the runtime's `dot4_i8`, whose weights are then
+    /// one stream).
     Dots {
         sums: [String; 4],
         x: (Buf, Ix),
         w: (Buf, Ix),
         len: usize,
+        rows: usize,
+        stride: usize,
     },
     /// A new index variable.
     LetIndex { name: String, value: Index },

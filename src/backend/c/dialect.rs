@@ -129,11 +129,14 @@ impl Dialect for C<'_> {
         (x, w): (&str, &str),
         _: (&str, &[String; 4]),
         sums: &[String; 4],
-        len: usize,
+        (rows, len, stride): (usize, usize, usize),
     ) -> Vec<String> {
         let sums: Vec<String> = sums.iter().map(|s| format!("&{s}")).collect();
         let f = format!("{}_dot4_i8", self.prefix);
-        vec![format!("{f}(&{x}, &{w}, {len}, {});", sums.join(", "))]
+        vec![format!(
+            "{f}(&{x}, &{w}, {len}, {rows}, {stride}, {});",
+            sums.join(", ")
+        )]
     }
 
     fn int_clamp(&self, v: &str, lo: i32, hi: i32) -> String {

@@ -324,30 +324,33 @@ static __attribute__((noinline, unused)) int32_t k2s_dot_i8(const int8_t* a, con
     for (; i < n; ++i) sum += a[i] * b[i];
     return sum;
 }
-// Four dot products of x (n values, a multiple of 4) with four weight rows stored
-// interleaved by fours (w: 4 values of row 0, 4 of row 1, 2, 3, then the next 4 of each):
-// x widened once for the four, the weights read as one stream.
+// Four dot products of x (`rows` runs of n values, n a multiple of 4, `stride` apart)
+// with four weight rows stored interleaved by fours (w: 4 values of row 0, 4 of row 1, 2,
+// 3, then the next 4 of each, run after run): x widened once for the four, the weights
+// read as one stream.
 static __attribute__((noinline, unused)) void k2s_dot4_i8(const int8_t* x, const int8_t* w, int32_t n,
-        int32_t* s0, int32_t* s1, int32_t* s2, int32_t* s3) {
+        int32_t rows, int32_t stride, int32_t* s0, int32_t* s1, int32_t* s2, int32_t* s3) {
     int32_t a0 = *s0, a1 = *s1, a2 = *s2, a3 = *s3;
-    const int8_t* const end = x + n;
-    for (; x != end; x += 4, w += 16) {
-        uint32_t xv, v0, v1, v2, v3;
-        __builtin_memcpy(&xv, x, 4);
-        const int32_t lo = __sxtb16(xv);
-        const int32_t hi = k2s_sxtb16_ror8(xv);
-        __builtin_memcpy(&v0, w, 4);
-        a0 = __smlad(lo, __sxtb16(v0), a0);
-        a0 = __smlad(hi, k2s_sxtb16_ror8(v0), a0);
-        __builtin_memcpy(&v1, w + 4, 4);
-        a1 = __smlad(lo, __sxtb16(v1), a1);
-        a1 = __smlad(hi, k2s_sxtb16_ror8(v1), a1);
-        __builtin_memcpy(&v2, w + 8, 4);
-        a2 = __smlad(lo, __sxtb16(v2), a2);
-        a2 = __smlad(hi, k2s_sxtb16_ror8(v2), a2);
-        __builtin_memcpy(&v3, w + 12, 4);
-        a3 = __smlad(lo, __sxtb16(v3), a3);
-        a3 = __smlad(hi, k2s_sxtb16_ror8(v3), a3);
+    for (int32_t r = 0; r < rows; ++r, x += stride - n) {
+        const int8_t* const end = x + n;
+        for (; x != end; x += 4, w += 16) {
+            uint32_t xv, v0, v1, v2, v3;
+            __builtin_memcpy(&xv, x, 4);
+            const int32_t lo = __sxtb16(xv);
+            const int32_t hi = k2s_sxtb16_ror8(xv);
+            __builtin_memcpy(&v0, w, 4);
+            a0 = __smlad(lo, __sxtb16(v0), a0);
+            a0 = __smlad(hi, k2s_sxtb16_ror8(v0), a0);
+            __builtin_memcpy(&v1, w + 4, 4);
+            a1 = __smlad(lo, __sxtb16(v1), a1);
+            a1 = __smlad(hi, k2s_sxtb16_ror8(v1), a1);
+            __builtin_memcpy(&v2, w + 8, 4);
+            a2 = __smlad(lo, __sxtb16(v2), a2);
+            a2 = __smlad(hi, k2s_sxtb16_ror8(v2), a2);
+            __builtin_memcpy(&v3, w + 12, 4);
+            a3 = __smlad(lo, __sxtb16(v3), a3);
+            a3 = __smlad(hi, k2s_sxtb16_ror8(v3), a3);
+        }
     }
     *s0 = a0;
     *s1 = a1;
@@ -360,12 +363,16 @@ static inline int32_t k2s_dot_i8(const int8_t* a, const int8_t* b, int32_t n) {
     for (int32_t i = 0; i < n; ++i) sum += a[i] * b[i];
     return sum;
 }
-static inline void k2s_dot4_i8(const int8_t* x, const int8_t* w, int32_t n, int32_t* s0,
-        int32_t* s1, int32_t* s2, int32_t* s3) {
+static inline void k2s_dot4_i8(const int8_t* x, const int8_t* w, int32_t n, int32_t rows,
+        int32_t stride, int32_t* s0, int32_t* s1, int32_t* s2, int32_t* s3) {
     int32_t a[4] = {0, 0, 0, 0};
-    for (int32_t q = 0; q < n / 4; ++q) {
-        for (int32_t k = 0; k < 4; ++k) {
-            for (int32_t l = 0; l < 4; ++l) a[k] += x[4 * q + l] * w[16 * q + 4 * k + l];
+    for (int32_t r = 0; r < rows; ++r) {
+        for (int32_t q = 0; q < n / 4; ++q) {
+            for (int32_t k = 0; k < 4; ++k) {
+                for (int32_t l = 0; l < 4; ++l) {
+                    a[k] += x[r * stride + 4 * q + l] * w[4 * r * n + 16 * q + 4 * k + l];
+                }
+            }
         }
     }
     *s0 += a[0];

@@ -172,14 +172,14 @@ impl Dialect for Rust {
         _: (&str, &str),
         (x, rows): (&str, &[String; 4]),
         sums: &[String; 4],
-        len: usize,
+        (runs, len, _): (usize, usize, usize),
     ) -> Vec<String> {
         let quads = len / 4;
         (sums.iter().zip(rows))
             .map(|(sum, w)| {
                 format!(
-                    "{sum} += (0..{quads}).map(|quad| (0..4).map(|lane| i32::from({x}) * \
-                     i32::from({w})).sum::<i32>()).sum::<i32>();"
+                    "{sum} += (0..{runs}).map(|run| (0..{quads}).map(|quad| (0..4).map(|lane| \
+                     i32::from({x}) * i32::from({w})).sum::<i32>()).sum::<i32>()).sum::<i32>();"
                 )
             })
             .collect()
