@@ -1265,7 +1265,7 @@ fn cortex_m4_runs_compressed_kernels() {
     eprintln!("{report}");
 }
 
-/// The models of issue 17 on the board as C at `-O2`: f32, f16 and int8 kernels
+/// The models of issue 17 on the board as C++ at `-O2`: f32, f16 and int8 kernels
 /// (`--weights-dtype`), and full int8 (`--quantize int8`), each checked against the
 /// interpreter computing the same numbers. Flash, RAM and instructions per call go to
 /// target/firmware/int8.md. Full int8 must shrink bench_cnn's flash to at most 0.3x its
@@ -1296,7 +1296,7 @@ fn cortex_m4_runs_int8() {
         Numbers::Int8,
     ];
     let mut report = String::from(
-        "| model (C, `--tune mcu`, `-O2`) | flash: weights (header) | flash: model .text + .rodata | \
+        "| model (C++, `--tune mcu`, `-O2`) | flash: weights (header) | flash: model .text + .rodata | \
          RAM: scratch (header) | instructions per predict | per MAC | vs f32 |\n\
          |---|---:|---:|---:|---:|---:|---:|\n",
     );
@@ -1422,7 +1422,7 @@ fn cortex_m4_runs_int8() {
         }
     ));
     let report = format!(
-        "Cortex-M4F (`mps2-an386` under QEMU, `-icount`), C generated with `--tune mcu`, at `-O2`, `--scratch static`:\n\n\
+        "Cortex-M4F (`mps2-an386` under QEMU, `-icount`), C++ generated with `--tune mcu`, at `-O2`, `--scratch static`:\n\n\
          {report}\n- {}\n",
         goals.join("\n- ")
     );
