@@ -260,6 +260,21 @@ fn read_io(name: &str) -> Io {
     }
 }
 
+/// The harness's startup code, compiled once into `dir`.
+fn startup(dir: &Path) -> PathBuf {
+    let startup = dir.join("startup.o");
+    run(Command::new("arm-none-eabi-gcc")
+        .args(TARGET)
+        .arg("-Os")
+        .args(C)
+        .args(COMMON)
+        .arg("-c")
+        .arg(harness().join("startup.c"))
+        .arg("-o")
+        .arg(&startup));
+    startup
+}
+
 /// The header's file name: model.hpp (C++) or model.h (C).
 fn header(lang: Lang) -> &'static str {
     match lang {
@@ -1065,16 +1080,7 @@ fn cortex_m4_matches_keras_and_reports_flash_and_ram() {
         return;
     }
     let work = common::work_dir("firmware");
-    let startup = work.path.join("startup.o");
-    run(Command::new("arm-none-eabi-gcc")
-        .args(TARGET)
-        .arg("-Os")
-        .args(C)
-        .args(COMMON)
-        .arg("-c")
-        .arg(harness().join("startup.c"))
-        .arg("-o")
-        .arg(&startup));
+    let startup = startup(&work.path);
     let calibration = calibrate(&work.path.join("calibrate"), &startup);
     let mut rows = Vec::new();
     let mut c_rows = Vec::new();
@@ -1218,16 +1224,7 @@ fn cortex_m4_runs_compressed_kernels() {
         return;
     }
     let work = common::work_dir("firmware-dtype");
-    let startup = work.path.join("startup.o");
-    run(Command::new("arm-none-eabi-gcc")
-        .args(TARGET)
-        .arg("-Os")
-        .args(C)
-        .args(COMMON)
-        .arg("-c")
-        .arg(harness().join("startup.c"))
-        .arg("-o")
-        .arg(&startup));
+    let startup = startup(&work.path);
     let mut report = String::from(
         "| model (C, -Os) | inspect flash (weights) | model .text + .rodata | SysTick ticks per predict (most) |\n|---|---|---|---|\n",
     );
@@ -1278,16 +1275,7 @@ fn cortex_m4_runs_int8() {
         return;
     }
     let work = common::work_dir("firmware-int8");
-    let startup = work.path.join("startup.o");
-    run(Command::new("arm-none-eabi-gcc")
-        .args(TARGET)
-        .arg("-Os")
-        .args(C)
-        .args(COMMON)
-        .arg("-c")
-        .arg(harness().join("startup.c"))
-        .arg("-o")
-        .arg(&startup));
+    let startup = startup(&work.path);
     let calibration = calibrate(&work.path.join("calibrate"), &startup);
     let all = [
         Numbers::F32,

@@ -266,56 +266,7 @@ fn the_self_test_passes_when_quantized() {
             })
             .unwrap()
     };
-    let name = "cnn_int8";
-    generate(keras2src::Lang::C, name)
-        .write(&dir.path.join(format!("{name}.h")))
-        .unwrap();
-    let main = dir.path.join(format!("{name}.c"));
-    std::fs::write(
-        &main,
-        format!(
-            "#define KERAS2SRC_CNN_INT8_IMPLEMENTATION\n#include \"{name}.h\"\n\
-             int main(void) {{ return {name}_selftest() ? 0 : 1; }}\n"
-        ),
-    )
-    .unwrap();
-    let exe = dir.path.join(name);
-    common::run(
-        std::process::Command::new("gcc")
-            .args([
-                "-std=c99",
-                "-O2",
-                "-Wall",
-                "-Wextra",
-                "-Werror",
-                "-pedantic",
-            ])
-            .arg(&main)
-            .arg("-o")
-            .arg(&exe)
-            .arg("-lm"),
-    );
-    common::run(&mut std::process::Command::new(&exe));
-    let module = dir.path.join(format!("{name}.rs"));
-    generate(keras2src::Lang::Rust, name)
-        .write(&module)
-        .unwrap();
-    let lib = dir.path.join(format!("{name}_lib.rs"));
-    std::fs::write(
-        &lib,
-        format!("#![no_std]\n#![deny(warnings)]\nextern crate std;\nmod m {{ include!(\"{name}.rs\"); }}\n"),
-    )
-    .unwrap();
-    let tests = dir.path.join(format!("{name}_tests"));
-    common::run(
-        std::process::Command::new("rustc")
-            .args(["--edition", "2021", "--test", "-O"])
-            .arg(&lib)
-            .arg("-o")
-            .arg(&tests),
-    );
-    let out = common::run(&mut std::process::Command::new(&tests));
-    assert!(out.contains("1 passed"), "{out}");
+    common::self_tests_pass(&dir.path, "cnn_int8", generate);
 }
 
 /// What a quantized model cannot have is refused, saying what to drop; a layer without an

@@ -659,6 +659,61 @@ const C_FLAGS: &[&str] = &[
 /// stay needed: [`clang_checks_c`] fails on a flag that silences nothing.
 pub const CLANG_ALLOWED: &[&str] = &["-Wno-declaration-after-statement", "-Wno-float-equal"];
 
+/// Generates `name` with a self-test in C and in Rust (`generate(lang, name)`) into `dir`,
+/// and checks that both pass: C's `NAME_selftest()` returns 1, Rust's `#[cfg(test)]`
+/// module passes under `rustc --test`.
+pub fn self_tests_pass(
+    dir: &Path,
+    name: &str,
+    generate: impl Fn(Lang, &str) -> keras2src::Generated,
+) {
+    generate(Lang::C, name)
+        .write(&dir.join(format!("{name}.h")))
+        .unwrap();
+    let main = dir.join(format!("{name}.c"));
+    std::fs::write(
+        &main,
+        format!(
+            "#define KERAS2SRC_{}_IMPLEMENTATION\n#include \"{name}.h\"\n\
+             int main(void) {{ return {name}_selftest() ? 0 : 1; }}\n",
+            name.to_ascii_uppercase()
+        ),
+    )
+    .unwrap();
+    let exe = dir.join(name);
+    run(Command::new("gcc")
+        .args([
+            "-std=c99",
+            "-O2",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            "-pedantic",
+        ])
+        .arg(&main)
+        .arg("-o")
+        .arg(&exe)
+        .arg("-lm"));
+    run(&mut Command::new(&exe));
+    generate(Lang::Rust, name)
+        .write(&dir.join(format!("{name}.rs")))
+        .unwrap();
+    let lib = dir.join(format!("{name}_lib.rs"));
+    std::fs::write(
+        &lib,
+        format!("#![no_std]\n#![deny(warnings)]\nextern crate std;\nmod m {{ include!(\"{name}.rs\"); }}\n"),
+    )
+    .unwrap();
+    let tests = dir.join(format!("{name}_tests"));
+    run(Command::new("rustc")
+        .args(["--edition", "2021", "--test", "-O"])
+        .arg(&lib)
+        .arg("-o")
+        .arg(&tests));
+    let out = run(&mut Command::new(&tests));
+    assert!(out.contains("1 passed"), "{out}");
+}
+
 /// Whether clang is installed (a message when not).
 pub fn have_clang() -> bool {
     let ok = Command::new("clang")
