@@ -84,6 +84,8 @@ pub trait Dialect {
         sums: &[String; 4],
         shape: (usize, usize, usize),
     ) -> Vec<String>;
+    /// A local array of `len` `i32` values (each stored before it is read).
+    fn local_int_array(&self, name: &str, len: usize) -> String;
     /// `v` (a variable) clamped to `[lo, hi]`.
     fn int_clamp(&self, v: &str, lo: i32, hi: i32) -> String;
     /// An `i32` literal.
@@ -237,6 +239,7 @@ impl Printer<'_> {
                         line(out, &text);
                     }
                 }
+                Stmt::ILocal { array, len } => line(out, &d.local_int_array(&array.name, *len)),
                 Stmt::Local { array, len } => {
                     if !self.in_output(array) {
                         line(out, &d.local_array(&array.name, *len));

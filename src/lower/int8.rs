@@ -3,7 +3,7 @@
 //! (only [`QOp::Quantize`] and [`QOp::Dequantize`] touch f32, at the edges of an int8 run).
 
 use super::index::{ix, nest, strides, taps};
-use super::loops::{for_, walk, Buf, IVal, Ix, Place, Stmt, Val, Visit};
+use super::loops::{for_, walk, Array, Buf, IVal, Ix, Place, Stmt, Val, Visit};
 use super::{AddStored, WeightId};
 use crate::ir::int8::{QAdd, QLinear, QOp};
 use crate::ir::{numel, PoolKind, WeightsDtype, Window};
@@ -116,8 +116,13 @@ impl Channels {
     /// `acc` brought to the output's scale, clamped and stored at `to` (through a
     /// variable `q`: the clamp reads it twice).
     fn finish(&self, l: &QLinear, o: &Ix, to: Ix, acc: &str, q: &str) -> Vec<Stmt> {
+        self.finish_value(l, o, to, IVal::var(acc), q)
+    }
+
+    /// [`Channels::finish`] of any sum.
+    fn finish_value(&self, l: &QLinear, o: &Ix, to: Ix, acc: IVal, q: &str) -> Vec<Stmt> {
         let requantized = IVal::requant(
-            IVal::var(acc),
+            acc,
             IVal::LoadI32(Buf::W(self.multiplier), o.clone()),
             IVal::LoadI32(Buf::W(self.shift), o.clone()),
         );
@@ -182,6 +187,48 @@ impl Channels {
         for (k, (name, channel)) in sums.iter().enumerate() {
             body.extend(finish(&best(name), channel, k));
         }
+        body
+    }
+}
+
+impl Channels {
+    /// Every filter of an output position at once: `position` computes the sums in a
+    /// local array (declaring it); each is finished at `out + f`. With a fused max
+    /// pooling, `position` runs at every position of the window and each filter's largest
+    /// sum is finished (see [`Channels::finish_all`]).
+    fn across(
+        &self,
+        l: &QLinear,
+        (mut position, sums): (Vec<Stmt>, Array),
+        filters: usize,
+        out: &Ix,
+    ) -> Vec<Stmt> {
+        let f = at("f");
+        let load = |a: &Array| IVal::LoadI32(Buf::Local(a.clone()), f.clone());
+        let finish = |a: &Array| {
+            let to = out.clone().plus("f", 1);
+            for_("f", filters, self.finish_value(l, &f, to, load(a), "q0"))
+        };
+        let Some(pool) = &l.pool else {
+            position.extend(finish(&sums));
+            return position;
+        };
+        walk(&mut position, &mut Pooled(&pool.strides));
+        let best = Array::named("acc_max".into());
+        let mut body = vec![Stmt::ILocal {
+            array: best.clone(),
+            len: filters,
+        }];
+        let place = || Place::Local(best.clone(), f.clone());
+        body.extend(for_(
+            "f",
+            filters,
+            vec![place().iset(IVal::Const(i32::MIN))],
+        ));
+        let largest = IVal::max(load(&best), load(&sums));
+        position.extend(for_("f", filters, vec![place().iset(largest)]));
+        body.extend(nest("u", &pool.size, vec![Stmt::Block(position)]));
+        body.extend(finish(&best));
         body
     }
 }
@@ -350,6 +397,51 @@ fn conv(
         });
         let body = channels.finish_all(l, position, &sums, &out);
         return nest(outer, &y[..rank], for_("b", filters / 4, body));
+    }
+    let depthwise = per_group == 1 && f_per_group == 1;
+    if !four && !runs && (groups == 1 || depthwise) {
+        let position = |_: ()| {
+            let f = at("f");
+            let sums = Array::named("acc".into());
+            let mut body = vec![Stmt::ILocal {
+                array: sums.clone(),
+                len: filters,
+            }];
+            let bias = IVal::LoadI32(Buf::W(channels.bias), f.clone());
+            body.extend(for_(
+                "f",
+                filters,
+                vec![Place::Local(sums.clone(), f.clone()).iset(bias)],
+            ));
+            // Keras's layout, `[taps * in][filters]`: the filters innermost.
+            let w = add(
+                "kernel",
+                vec![row, filters],
+                &l.kernel.data,
+                WeightsDtype::Q8,
+            );
+            body.extend(taps(window, x, &conv_y, |tap, input| {
+                let add = |xv: IVal, wrow: Ix| {
+                    let product = xv * IVal::load(Buf::W2(w, wrow), f.clone());
+                    Place::Local(sums.clone(), f.clone()).iadd(product)
+                };
+                if depthwise {
+                    let xv = centered(IVal::load(Buf::In(0), input.plus("f", 1)), zero);
+                    return for_("f", filters, vec![add(xv, tap)]);
+                }
+                let xv = centered(IVal::load(Buf::In(0), input.plus("c", 1)), zero);
+                let wrow = Ix::default().add_scaled(&tap, per_group).plus("c", 1);
+                let mut body = vec![Stmt::ilet("xv", xv)];
+                body.extend(for_("f", filters, vec![add(IVal::var("xv"), wrow)]));
+                for_("c", per_group, body)
+            }));
+            (body, sums)
+        };
+        return nest(
+            outer,
+            &y[..rank],
+            channels.across(l, position(()), filters, &out),
+        );
     }
     let w = add("kernel", vec![filters, row], &by_filter, WeightsDtype::Q8);
     let f = Ix::default().plus("g", f_per_group).plus("f", 1);

@@ -286,6 +286,10 @@ pub enum Stmt {
     Write { to: Place, op: WriteOp, value: Val },
     /// Declares a local array of `len` values. Every element is stored before it is read.
     Local { array: Array, len: usize },
+    /// Declares a local array of `len` `i32` values (an int8 kernel's sums), read with
+    /// [`IVal::LoadI32`] and written with [`Stmt::IWrite`]. Every element is stored before
+    /// it is read.
+    ILocal { array: Array, len: usize },
     /// Runs `body` when `cond` holds.
     If(Cond, Vec<Stmt>),
     /// Runs `body` when `lo <= ix < hi`.
@@ -449,7 +453,11 @@ impl Stmt {
     fn declares(&self) -> bool {
         matches!(
             self,
-            Stmt::Let { .. } | Stmt::ILet { .. } | Stmt::LetIndex { .. } | Stmt::Local { .. }
+            Stmt::Let { .. }
+                | Stmt::ILet { .. }
+                | Stmt::LetIndex { .. }
+                | Stmt::Local { .. }
+                | Stmt::ILocal { .. }
         )
     }
 }
@@ -497,7 +505,7 @@ fn walk_stmt(s: &mut Stmt, v: &mut impl Visit) {
             walk_place(to, v);
             walk_val(value, v);
         }
-        Stmt::Local { array, .. } => walk_array(array, v),
+        Stmt::Local { array, .. } | Stmt::ILocal { array, .. } => walk_array(array, v),
         Stmt::If(cond, body) => {
             walk_cond(cond, v);
             walk(body, v);

@@ -99,6 +99,10 @@ impl Dialect for C<'_> {
         format!("float {name}[{len}];")
     }
 
+    fn local_int_array(&self, name: &str, len: usize) -> String {
+        format!("int32_t {name}[{len}];")
+    }
+
     fn if_(&self, cond: &str) -> String {
         format!("if ({cond}) {{")
     }

@@ -143,6 +143,10 @@ impl Dialect for Cpp {
         format!("float {name}[{len}];")
     }
 
+    fn local_int_array(&self, name: &str, len: usize) -> String {
+        format!("std::int32_t {name}[{len}];")
+    }
+
     fn if_(&self, cond: &str) -> String {
         format!("if ({cond}) {{")
     }

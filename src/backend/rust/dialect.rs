@@ -138,6 +138,10 @@ impl Dialect for Rust {
         format!("let mut {name} = [0.0f32; {len}];")
     }
 
+    fn local_int_array(&self, name: &str, len: usize) -> String {
+        format!("let mut {name} = [0i32; {len}];")
+    }
+
     fn if_(&self, cond: &str) -> String {
         format!("if {cond} {{")
     }
