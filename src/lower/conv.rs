@@ -42,6 +42,9 @@ pub struct Blocking {
     /// Input channels whose products each accumulator adds in one statement (see
     /// `channel_passes`); 1 adds them one statement each.
     pub channels: usize,
+    /// The same for a convolution fused with its max pooling, whose accumulators are
+    /// locals holding every filter ([`conv_max_pool`]).
+    pub pool_channels: usize,
     /// Rows a Dense (or recurrent gate) accumulator adds in one statement (see
     /// `dense::matvec`).
     pub rows: usize,
@@ -380,9 +383,10 @@ fn conv_blocked(
         }
         stmts
     };
-    // Per row: the left border one position at a time, the interior in blocks, then the
-    // rest (interior remainder and right border) one at a time: three copies of the loop
-    // nest at most, which keeps the source (and compile time) small.
+    // Per row: the left border one position at a time, the interior in blocks and its
+    // remainder in one smaller block (a 3x3 convolution's 5 interior positions of a 7-wide
+    // map are one block, not 5 singles), then the right border one at a time: four copies
+    // of the loop nest at most, which keeps the source (and compile time) small.
     let mut per_row = Vec::new();
     let single = |var: &str, first: usize, count: usize, guarded: bool| {
         let start = Ix::default().plus(var, 1).offset(first as isize);
@@ -391,14 +395,17 @@ fn conv_blocked(
     if lo > 0 {
         per_row.extend(single("ol", 0, lo, true));
     }
-    let whole = (hi - lo) / blocking.pixels;
+    let pixels = blocking.pixels.max(1);
+    let whole = (hi - lo) / pixels;
     if whole > 0 {
-        let start = Ix::default()
-            .plus("ob", blocking.pixels)
-            .offset(lo as isize);
-        per_row.extend(for_("ob", whole, block(&start, blocking.pixels, false)));
+        let start = Ix::default().plus("ob", pixels).offset(lo as isize);
+        per_row.extend(for_("ob", whole, block(&start, pixels, false)));
     }
-    let rest = lo + whole * blocking.pixels;
+    let mut rest = lo + whole * pixels;
+    if hi - rest > 1 {
+        per_row.push(Stmt::Block(block(&Ix::constant(rest), hi - rest, false)));
+        rest = hi;
+    }
     if rest < out_shape[last] {
         let guarded = hi < out_shape[last];
         per_row.extend(single("ot", rest, out_shape[last] - rest, guarded));

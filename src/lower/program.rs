@@ -716,7 +716,17 @@ fn loops(
                 .map(|b| add_weight("bias", vec![filters], &b.data));
             let act = elementwise(activation)?;
             let epilogue = Epilogue::new(rescale.as_ref(), act.as_ref(), add_weight);
-            conv::conv_max_pool(window, pool, k, block, b, epilogue, x, y, blocking.channels)
+            conv::conv_max_pool(
+                window,
+                pool,
+                k,
+                block,
+                b,
+                epilogue,
+                x,
+                y,
+                blocking.pool_channels,
+            )
         }
         Op::Pool { kind, window } => pool::pool(*kind, window, x, y),
         Op::GlobalPool { kind } => pool::global_pool(*kind, x),

@@ -32,11 +32,16 @@ use crate::{Error, Generated, Result, SelfTest};
 /// 15.3, 2 x 16: 34 / 16.1, 4 x 16: 61-92 / 16.3 (spills the 16 SSE registers).
 /// rustc keeps a block in registers while it fully unrolls it (about 64 products per
 /// channel); larger blocks fall back to worse loops (depthwise 4 x 32: 3-10x slower).
+/// On the large models (whole model, rustc -O -C target-cpu=native, best of 12, Zen 4,
+/// 2026-12-07), ResNet50 in ms: 2 x 16 116, 4 x 16 96, 6 x 16 96, 8 x 16 120, 12 x 16
+/// 110, 2 x 32 175, 4 x 32 111; with a row's remainder as one block, 6 x 16 gives ResNet50
+/// 82 ms, EfficientNetB0 16.8 ms (2 x 16: 18.8), MobileNetV2 299 us (2 x 16: 356).
 pub const TUNING: Tuning = Tuning {
     blocking: Blocking {
-        pixels: 2,
+        pixels: 6,
         filters: 16,
         channels: 1,
+        pool_channels: 1,
         rows: 2,
         tile: crate::lower::TILE,
         pack: false,
