@@ -19,9 +19,6 @@ pub struct Operand {
 /// construct; the walker does the nesting, indenting and everything the languages share
 /// (C-like arithmetic, indexing, assignment).
 pub trait Dialect {
-    /// Whether an accumulator ([`Array::home`]) is kept in place in the output rather than
-    /// in a local array.
-    fn accumulates_in_output(&self) -> bool;
     /// An f32 literal that reads back to exactly `v`.
     fn float(&self, v: f32) -> String;
     /// A constant in a formula (a language may name the well-known ones).
@@ -228,23 +225,17 @@ impl Printer<'_> {
                     }
                 }
                 Stmt::Write { to, op, value } => {
-                    if !self.in_place_copy(to, *op, value) {
-                        let op = match op {
-                            WriteOp::Set => "=",
-                            WriteOp::Add => "+=",
-                            WriteOp::Mul => "*=",
-                            WriteOp::Div => "/=",
-                        };
-                        let text = format!("{} {op} {};", self.place(to), self.whole(value));
-                        line(out, &text);
-                    }
+                    let op = match op {
+                        WriteOp::Set => "=",
+                        WriteOp::Add => "+=",
+                        WriteOp::Mul => "*=",
+                        WriteOp::Div => "/=",
+                    };
+                    let text = format!("{} {op} {};", self.place(to), self.whole(value));
+                    line(out, &text);
                 }
                 Stmt::ILocal { array, len } => line(out, &d.local_int_array(&array.name, *len)),
-                Stmt::Local { array, len } => {
-                    if !self.in_output(array) {
-                        line(out, &d.local_array(&array.name, *len));
-                    }
-                }
+                Stmt::Local { array, len } => line(out, &d.local_array(&array.name, *len)),
                 Stmt::Block(body) => scope(out, "{", body),
                 Stmt::If(cond, body) => scope(out, &d.if_(&self.cond(cond)), body),
                 Stmt::IfInRange { ix, lo, hi, body } => {
@@ -267,27 +258,9 @@ impl Printer<'_> {
         }
     }
 
-    /// Whether `array` is an accumulator kept in place in the output.
-    fn in_output(&self, array: &Array) -> bool {
-        array.home.is_some() && self.dialect.accumulates_in_output()
-    }
-
-    /// The final copy of an accumulator kept in place: nothing to do.
-    fn in_place_copy(&self, to: &Place, op: WriteOp, value: &Val) -> bool {
-        match (to, op, value) {
-            (Place::Out(ix), WriteOp::Set, Val::Load(Buf::Local(array), at)) => {
-                self.in_output(array) && array.at(at).as_ref() == Some(ix)
-            }
-            _ => false,
-        }
-    }
-
-    /// Element `ix` of a local array (or of the output, for an accumulator kept there).
+    /// Element `ix` of a local array.
     fn element(&self, array: &Array, ix: &Ix) -> String {
-        match array.at(ix) {
-            Some(at) if self.dialect.accumulates_in_output() => format!("output[{}]", index(&at)),
-            _ => format!("{}[{}]", array.name, index(ix)),
-        }
+        format!("{}[{}]", array.name, index(ix))
     }
 
     fn place(&self, to: &Place) -> String {

@@ -54,9 +54,6 @@ pub struct Blocking {
     /// Dense kernels are packed tile by tile (`[tiles * inputs][tile]`) where the tile
     /// divides the units.
     pub pack: bool,
-    /// A convolution accumulates in place in the output (where the C and C++ dialects keep
-    /// such sums: [`super::loops::Array::home`]) rather than in a local array.
-    pub in_place: bool,
 }
 
 /// Convolution. Every output sums its bias, then its taps in order and the input channels
@@ -256,14 +253,7 @@ fn conv_blocked(
                     .offset((p * ost[last]) as isize)
                     .add_scaled(&filter, 1)
             };
-            let acc = |p: usize| {
-                let name = format!("acc{p}");
-                if blocking.in_place {
-                    Array::accumulator(name, home(p))
-                } else {
-                    Array::named(name)
-                }
-            };
+            let acc = |p: usize| Array::named(format!("acc{p}"));
             // The output channel of filter `f` of the block.
             let channel = || filter.clone().add_scaled(&f, 1);
             let bias = bias.map_or(Val::Const(0.0), |b| {
@@ -384,7 +374,7 @@ fn conv_blocked(
         stmts
     };
     // Per row: the left border one position at a time, the interior in blocks and its
-    // remainder in one smaller block (a 3x3 convolution's 5 interior positions of a 7-wide
+    // remainder in one other block (a 3x3 convolution's 5 interior positions of a 7-wide
     // map are one block, not 5 singles), then the right border one at a time: four copies
     // of the loop nest at most, which keeps the source (and compile time) small.
     let mut per_row = Vec::new();
@@ -396,7 +386,11 @@ fn conv_blocked(
         per_row.extend(single("ol", 0, lo, true));
     }
     let pixels = blocking.pixels.max(1);
-    let whole = (hi - lo) / pixels;
+    let mut whole = (hi - lo) / pixels;
+    if whole > 0 && (hi - lo) % pixels == 1 {
+        // The last block takes the one position left over (7 is one block of 7, not 6 + 1).
+        whole -= 1;
+    }
     if whole > 0 {
         let start = Ix::default().plus("ob", pixels).offset(lo as isize);
         per_row.extend(for_("ob", whole, block(&start, pixels, false)));

@@ -78,34 +78,15 @@ pub enum Buf {
     Local(Array),
 }
 
-/// A local f32 array: accumulators the compiler keeps in registers. With a `home` it is
-/// an accumulator for the run of outputs `output[home..home + len]`, copied there at the
-/// end; a backend may keep it in place in the output instead (the dialect's choice: GCC
-/// keeps in-place sums in registers more reliably than a local array). Either way every
-/// value sees the same operations in the same order.
+/// A local f32 array: accumulators the compiler keeps in registers.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Array {
     pub name: String,
-    pub home: Option<Ix>,
 }
 
 impl Array {
-    /// A plain local array.
     pub fn named(name: String) -> Array {
-        Array { name, home: None }
-    }
-
-    /// An accumulator for the outputs from `home`.
-    pub fn accumulator(name: String, home: Ix) -> Array {
-        Array {
-            name,
-            home: Some(home),
-        }
-    }
-
-    /// The output index of element `ix` of an accumulator.
-    pub fn at(&self, ix: &Ix) -> Option<Ix> {
-        self.home.clone().map(|home| home.add_scaled(ix, 1))
+        Array { name }
     }
 }
 
@@ -505,7 +486,7 @@ fn walk_stmt(s: &mut Stmt, v: &mut impl Visit) {
             walk_place(to, v);
             walk_val(value, v);
         }
-        Stmt::Local { array, .. } | Stmt::ILocal { array, .. } => walk_array(array, v),
+        Stmt::Local { .. } | Stmt::ILocal { .. } => {}
         Stmt::If(cond, body) => {
             walk_cond(cond, v);
             walk(body, v);
@@ -521,18 +502,14 @@ fn walk_place(to: &mut Place, v: &mut impl Visit) {
     match to {
         Place::Out(ix) | Place::Work(ix) => v.ix(ix),
         Place::Var(_) => {}
-        Place::Local(array, ix) => {
-            walk_array(array, v);
-            v.ix(ix);
-        }
+        Place::Local(_, ix) => v.ix(ix),
     }
 }
 
 fn walk_buf(buf: &mut Buf, ix: &mut Ix, v: &mut impl Visit) {
     match buf {
         Buf::W2(_, row) => v.ix(row),
-        Buf::Local(array) => walk_array(array, v),
-        Buf::In(_) | Buf::InInt(_) | Buf::Out | Buf::W(_) | Buf::Work => {}
+        Buf::In(_) | Buf::InInt(_) | Buf::Out | Buf::W(_) | Buf::Work | Buf::Local(_) => {}
     }
     v.ix(ix);
 }
@@ -551,12 +528,6 @@ fn walk_ival(val: &mut IVal, v: &mut impl Visit) {
         IVal::Quantize(x, ..) => walk_val(x, v),
         IVal::Dot(runs, _) => runs.iter_mut().for_each(|(buf, ix)| walk_buf(buf, ix, v)),
         IVal::Var(_) | IVal::Const(_) | IVal::RoundedDiv(..) => {}
-    }
-}
-
-fn walk_array(array: &mut Array, v: &mut impl Visit) {
-    if let Some(home) = &mut array.home {
-        v.ix(home);
     }
 }
 

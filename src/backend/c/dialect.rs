@@ -17,11 +17,6 @@ pub fn float(v: f32) -> String {
 }
 
 impl Dialect for C<'_> {
-    /// As in C++ (the same compilers, the same reason).
-    fn accumulates_in_output(&self) -> bool {
-        true
-    }
-
     fn float(&self, v: f32) -> String {
         float(v)
     }

@@ -61,12 +61,6 @@ pub fn unroll_pragma(unroll: Unroll, count: usize) -> Option<String> {
 }
 
 impl Dialect for Cpp {
-    /// GCC keeps sums accumulated in place in the output in registers more reliably than
-    /// a local array.
-    fn accumulates_in_output(&self) -> bool {
-        true
-    }
-
     fn float(&self, v: f32) -> String {
         float(v)
     }

@@ -19,14 +19,17 @@ use crate::{Generated, Result, ScratchPlacement, SelfTest};
 
 /// How lowering tunes loops for g++. It fully unrolls filter loops of up to 16 and then
 /// vectorises the channel loop as an in-order reduction (hence `Unroll::Never`);
-/// wider loops stay vector loops. Convolutions accumulate in the output, 6 positions x 32
-/// filters, 4 input channels per statement: each weight vector loaded serves 6 positions.
+/// wider loops stay vector loops. Convolutions sum 6 positions x 32 filters in local
+/// arrays, 4 input channels per statement: each weight vector loaded serves 6 positions.
 /// Whole model, g++ -O3 -march=native, best of 12 (Zen 4, 2026-12-07), pixels x filters x
-/// channels, ResNet50 in ms: 1 x 64 x 8 (the tuning before) 167, 2 x 64 x 8 101, 4 x 32 x 8
-/// 105, 6 x 16 x 8 102, 6 x 32 x 8 91, 6 x 64 x 8 106, 8 x 32 x 4 105, 12 x 16 x 8 124,
-/// 6 x 32 x 4 85 (77 once a row's remainder became one block); EfficientNetB0 22.6 -> 15.6;
-/// MobileNetV2 393 -> 354 us (294 with remainder blocks). A convolution fused with its
-/// max pooling keeps 8 channels per statement (bench_cnn: 17.0 us, 19.0 at 4).
+/// channels, summed in place in the output, ResNet50 in ms: 1 x 64 x 8 (the tuning before)
+/// 167, 2 x 64 x 8 101, 4 x 32 x 8 105, 6 x 16 x 8 102, 6 x 32 x 8 91, 6 x 64 x 8 106,
+/// 8 x 32 x 4 105, 12 x 16 x 8 124, 6 x 32 x 4 85 (77 once a row's remainder became one
+/// block); EfficientNetB0 22.6 -> 15.6 ms; MobileNetV2 393 -> 294 us. Then 6 x 32 x 4 in
+/// local arrays instead of in place: ResNet50 77.9 -> 77.0 ms, EfficientNetB0 14.7 -> 13.6
+/// ms, MobileNetV2 295 -> 275 us, and at g++ -O2 MobileNetV2 1183 -> 914 us (1055 before
+/// any of this). A convolution fused with its max pooling keeps 8 channels per statement
+/// (bench_cnn: 17.0 us, 19.0 at 4).
 pub const TUNING: Tuning = Tuning {
     blocking: Blocking {
         pixels: 6,
@@ -36,7 +39,6 @@ pub const TUNING: Tuning = Tuning {
         rows: 8,
         tile: crate::lower::TILE,
         pack: false,
-        in_place: true,
     },
     short_loops: Unroll::Never,
 };
@@ -60,7 +62,6 @@ pub const MCU_TUNING: Tuning = Tuning {
         rows: 2,
         tile: 8,
         pack: true,
-        in_place: false,
     },
     short_loops: Unroll::Fully,
 };

@@ -29,10 +29,6 @@ pub fn float(v: f32) -> String {
 }
 
 impl Dialect for Rust {
-    fn accumulates_in_output(&self) -> bool {
-        false
-    }
-
     fn float(&self, v: f32) -> String {
         float(v)
     }

@@ -45,7 +45,6 @@ pub const TUNING: Tuning = Tuning {
         rows: 2,
         tile: crate::lower::TILE,
         pack: false,
-        in_place: false,
     },
     short_loops: Unroll::Compiler,
 };
