@@ -88,7 +88,9 @@ pub fn emit(program: &Program, options: &Options) -> Result<Generated> {
     if let Some(file) = options.weights_file {
         item(&incbin(program, name, file));
     }
-    if !program.math.is_empty() {
+    let math = !program.math.is_empty();
+    if math {
+        item(crate::backend::NO_TRAPPING_MATH.trim());
         item(math::c_source(&program.math, name).trim_end());
     }
     if program.int8 {
@@ -143,6 +145,9 @@ pub fn emit(program: &Program, options: &Options) -> Result<Generated> {
     }
     for f in entry_points(program, options) {
         item(&f);
+    }
+    if math {
+        item(crate::backend::NO_TRAPPING_MATH_END.trim());
     }
     out.push_str(&format!("\n#endif  // {implementation}\n"));
     Ok(Generated {

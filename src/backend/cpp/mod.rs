@@ -127,6 +127,10 @@ pub fn emit(program: &Program, options: &Options) -> Result<Generated> {
         out.push('\n');
         out.push_str(&incbin(program, namespace, &symbol, file));
     }
+    let math = !program.math.is_empty();
+    if math {
+        out.push_str(crate::backend::NO_TRAPPING_MATH);
+    }
     out.push_str(&format!("\nnamespace {namespace} {{\n\n"));
     for line in constants(program) {
         out.push_str(&line);
@@ -201,6 +205,9 @@ pub fn emit(program: &Program, options: &Options) -> Result<Generated> {
         out.push_str(&format!("\n{f}\n"));
     }
     out.push_str(&format!("\n}}  // namespace {namespace}\n"));
+    if math {
+        out.push_str(crate::backend::NO_TRAPPING_MATH_END);
+    }
     if options.extern_c {
         out.push_str(&format!(
             "\n#endif  // __cplusplus\n\n{}\n",
