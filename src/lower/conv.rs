@@ -188,9 +188,9 @@ fn interior(w: &Window, d: usize, in_len: usize, out_len: usize) -> (usize, usiz
 }
 
 /// Convolution with one group, or depthwise with one filter per channel, blocked for
-/// registers: along the last spatial axis the positions whose taps never touch the padding
-/// run in blocks of `blocking.pixels` with no guard, the border positions one at a time with
-/// guards; the filters run in blocks of `blocking.filters` (weights packed block by block,
+/// registers: along the last spatial axis the positions run in blocks of `blocking.pixels`,
+/// with no guard where no tap touches the padding and a guard per position and tap in the
+/// blocks at the borders; the filters run in blocks of `blocking.filters` (weights packed block by block,
 /// rows in the order the loop reads them). Per block: the outputs start at the bias, then
 /// for each tap (and input channel) every pixel of the block adds its input times the
 /// filter row (innermost, vectorised: a broadcast input, or for depthwise the inputs of
@@ -284,6 +284,25 @@ fn conv_blocked(
                     .plus(&format!("t{d}"), w.dilation[d] * xst[d])
                     .offset(-((w.padding[d].0 * xst[d]) as isize));
             }
+            // In a block that reaches the padding, each position checks its own tap along the
+            // last axis (a single position checks it around the whole tap instead).
+            let per_pixel = guarded && pixels > 1;
+            let (pad_last, in_last) = (w.padding[last].0, in_shape[last]);
+            let own_tap = |p: usize, stmts: Vec<Stmt>| -> Vec<Stmt> {
+                if !per_pixel {
+                    return stmts;
+                }
+                let pos = Ix::default()
+                    .add_scaled(start, w.strides[last])
+                    .offset((p * w.strides[last]) as isize)
+                    .plus(&format!("t{last}"), w.dilation[last]);
+                vec![Stmt::IfInRange {
+                    ix: pos,
+                    lo: pad_last,
+                    hi: pad_last + in_last,
+                    body: stmts,
+                }]
+            };
             let mut body = Vec::new();
             for p in (0..pixels).filter(|_| depthwise) {
                 let at = input
@@ -291,18 +310,23 @@ fn conv_blocked(
                     .offset((p * w.strides[last] * xst[last]) as isize)
                     .add_scaled(&filter, 1)
                     .plus("f", 1);
-                body.extend(for_(
-                    "f",
-                    width,
-                    vec![Place::Local(acc(p), f.clone()).accumulate(
-                        Val::load(Buf::In(0), at) * kernel.load(row.clone(), f.clone(), channel()),
-                    )],
+                body.extend(own_tap(
+                    p,
+                    for_(
+                        "f",
+                        width,
+                        vec![Place::Local(acc(p), f.clone()).accumulate(
+                            Val::load(Buf::In(0), at)
+                                * kernel.load(row.clone(), f.clone(), channel()),
+                        )],
+                    ),
                 ));
             }
             // Channels `first + j` for `j < n`, each pixel's products added in one statement.
             let pass = |first: &Ix, n: usize, chained: bool| {
                 let mut stmts = Vec::new();
                 for p in 0..pixels {
+                    let mut mine = Vec::new();
                     let x = |j: usize| {
                         if chained {
                             format!("x{p}_{j}")
@@ -319,7 +343,7 @@ fn conv_blocked(
                             .clone()
                             .add_scaled(first, 1)
                             .offset((j + p * w.strides[last] * xst[last]) as isize);
-                        stmts.push(Stmt::let_(x(j), Val::load(Buf::In(0), at)));
+                        mine.push(Stmt::let_(x(j), Val::load(Buf::In(0), at)));
                     }
                     let sum = Place::Local(acc(p), f.clone());
                     let update = if chained {
@@ -328,7 +352,8 @@ fn conv_blocked(
                     } else {
                         sum.accumulate(product(0))
                     };
-                    stmts.extend(for_("f", width, vec![update]));
+                    mine.extend(for_("f", width, vec![update]));
+                    stmts.extend(own_tap(p, mine));
                 }
                 stmts
             };
@@ -339,7 +364,7 @@ fn conv_blocked(
                 let (before, _) = w.padding[d];
                 let reach = (out_shape[d] - 1) * w.strides[d] + (w.size[d] - 1) * w.dilation[d];
                 let needs_guard = if d == last {
-                    guarded
+                    guarded && !per_pixel
                 } else {
                     !(before == 0 && reach < in_shape[d])
                 };
@@ -373,36 +398,41 @@ fn conv_blocked(
         }
         stmts
     };
-    // Per row: the left border one position at a time, the interior in blocks and its
-    // remainder in one other block (a 3x3 convolution's 5 interior positions of a 7-wide
-    // map are one block, not 5 singles), then the right border one at a time: four copies
-    // of the loop nest at most, which keeps the source (and compile time) small.
-    let mut per_row = Vec::new();
-    let single = |var: &str, first: usize, count: usize, guarded: bool| {
-        let start = Ix::default().plus(var, 1).offset(first as isize);
-        for_(var, count, block(&start, 1, guarded))
-    };
-    if lo > 0 {
-        per_row.extend(single("ol", 0, lo, true));
-    }
+    // Per row: blocks of `pixels` positions, at most one position more where that would leave
+    // one alone (7 is one block of 7, not 6 + 1). Blocks that reach the padding check each
+    // position's taps; the interior's blocks run unguarded in a loop. A few copies of the
+    // loop nest per row at most, which keeps the source (and compile time) small.
+    let out_len = out_shape[last];
     let pixels = blocking.pixels.max(1);
-    let mut whole = (hi - lo) / pixels;
-    if whole > 0 && (hi - lo) % pixels == 1 {
-        // The last block takes the one position left over (7 is one block of 7, not 6 + 1).
+    let size = |at: usize| {
+        let n = pixels.min(out_len - at);
+        if out_len - at - n == 1 {
+            n + 1
+        } else {
+            n
+        }
+    };
+    let mut per_row = Vec::new();
+    let mut at = 0;
+    while at < lo {
+        let n = size(at);
+        per_row.push(Stmt::Block(block(&Ix::constant(at), n, true)));
+        at += n;
+    }
+    let span = hi.saturating_sub(at);
+    let mut whole = span / pixels;
+    if whole > 0 && span % pixels == 1 && hi == out_len {
         whole -= 1;
     }
     if whole > 0 {
-        let start = Ix::default().plus("ob", pixels).offset(lo as isize);
+        let start = Ix::default().plus("ob", pixels).offset(at as isize);
         per_row.extend(for_("ob", whole, block(&start, pixels, false)));
+        at += whole * pixels;
     }
-    let mut rest = lo + whole * pixels;
-    if hi - rest > 1 {
-        per_row.push(Stmt::Block(block(&Ix::constant(rest), hi - rest, false)));
-        rest = hi;
-    }
-    if rest < out_shape[last] {
-        let guarded = hi < out_shape[last];
-        per_row.extend(single("ot", rest, out_shape[last] - rest, guarded));
+    while at < out_len {
+        let n = size(at);
+        per_row.push(Stmt::Block(block(&Ix::constant(at), n, at + n > hi)));
+        at += n;
     }
     nest("o", &out_shape[..last], per_row)
 }
