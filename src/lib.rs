@@ -304,7 +304,7 @@ impl Model {
             Ok(Some(a))
         };
         Ok(Quantized {
-            calibration: accuracy(&q.calibration)?.expect("calibration has samples"),
+            calibration: accuracy(&q.calibration)?.ok_or_else(|| bad("no samples".into()))?,
             check: accuracy(&q.check)?,
             graph,
         })

@@ -119,8 +119,17 @@ pub fn quantize(graph: &Graph, ranges: &Ranges, int8_io: bool) -> Result<Graph, 
             (_, dtype) => (dtype, &mut b.float),
         };
         let shape = graph.shape(input.tensor).to_vec();
-        let t = b.new.add_input(&input.name, shape, dtype);
-        slot[input.tensor] = Some(t.expect("the float graph's input shape is valid"));
+        let t = b
+            .new
+            .add_input(&input.name, shape, dtype)
+            .map_err(|message| {
+                vec![LayerProblem {
+                    layer: input.name.clone(),
+                    class: "InputLayer".into(),
+                    message,
+                }]
+            })?;
+        slot[input.tensor] = Some(t);
         b.names[input.tensor] = input.name.clone();
     }
     let mut problems = Vec::new();
@@ -248,9 +257,12 @@ impl Builder<'_> {
             .expect("a quantized op has its float op's shape")
     }
 
-    /// Rewrites one node of the float graph.
+    /// Rewrites one node of the float graph: adds `node`'s int8 form, or its float form where it has none. A layer that cannot
+    /// be quantized runs in float too, so the layers after it still get their forms and
+    /// every problem of the model is reported at once; its problem is returned.
     fn node(&mut self, node: &crate::ir::Node) -> Result<(), String> {
         let (old, params) = (self.old, self.params);
+        let mut problem = Ok(());
         let out = node.output;
         let input = node.inputs.first().copied();
         let is_int8 = |t: TensorId| -> bool { self.int8[t].is_some() };
@@ -277,19 +289,19 @@ impl Builder<'_> {
                     _ => None,
                 };
                 let x = input.expect("a Dense has an input");
-                let clamp = activation_clamp(activation, params[out]).ok_or_else(|| {
-                    format!("activation '{}' has no int8 form", activation.label())
-                })?;
-                let l = linear(
-                    kernel,
-                    bias.as_ref(),
-                    rescale.as_ref(),
-                    conv,
-                    params[x],
-                    params[out],
-                    clamp,
-                )?;
-                Some(QOp::Linear(Box::new(l)))
+                let l = activation_clamp(activation, params[out])
+                    .ok_or_else(|| format!("activation '{}' has no int8 form", activation.label()))
+                    .and_then(|clamp| {
+                        let (bias, rescale) = (bias.as_ref(), rescale.as_ref());
+                        linear(kernel, bias, rescale, conv, params[x], params[out], clamp)
+                    });
+                match l {
+                    Ok(l) => Some(QOp::Linear(Box::new(l))),
+                    Err(message) => {
+                        problem = Err(message);
+                        None
+                    }
+                }
             }
             Op::Pool { kind, window }
                 if is_int8(node.inputs[0])
@@ -347,7 +359,7 @@ impl Builder<'_> {
                 self.float[out] = Some(f);
             }
         }
-        Ok(())
+        problem
     }
 }
 
@@ -453,5 +465,40 @@ fn fuse_max_pool(mut graph: Graph) -> Graph {
             l.pool = Some(window);
         }
         graph = super::merge_into_producer(graph, producer, node);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ir::{Activation, Weights};
+
+    /// A layer that cannot be quantized is reported, and the layers after it, which read
+    /// its output, are still rewritten (before, the next one found no form and panicked).
+    #[test]
+    fn a_layer_that_cannot_be_quantized_is_reported_not_a_panic() {
+        let n = MAX_TAPS + 1;
+        let dense = |inputs: usize| Op::Dense {
+            kernel: Weights::new(vec![inputs, 1], vec![1e-3; inputs]).unwrap(),
+            bias: None,
+            rescale: None,
+            activation: Activation::Linear,
+        };
+        let mut g = Graph::default();
+        let x = g.add_input("x", vec![n], InputDtype::F32).unwrap();
+        let wide = g.add_node("wide", "Dense", dense(n), vec![x], n).unwrap();
+        let y = g
+            .add_node("head", "Dense", dense(1), vec![wide], 1)
+            .unwrap();
+        g.add_output("y", y);
+        let sample = vec![(0..n).map(|i| (i % 7) as f32 - 3.0).collect::<Vec<_>>()];
+        let ranges = calibrate(&g, &[sample]).unwrap();
+        let problems = quantize(&g, &ranges, false).unwrap_err();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].layer, "wide");
+        assert!(
+            problems[0].message.contains("products per output"),
+            "{problems:?}"
+        );
     }
 }

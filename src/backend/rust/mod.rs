@@ -371,7 +371,9 @@ fn api(p: &Program, scratch: ScratchPlacement, in_file: bool) -> Result<TokenStr
                     upper(port),
                     upper(port)
                 );
-                let scale: TokenStream = dialect::float(q.scale).parse().expect("a float literal");
+                let scale: TokenStream = dialect::float(q.scale)
+                    .parse()
+                    .map_err(|e| format!("a scale is not a literal: {e}"))?;
                 let zero = q.zero_point;
                 consts.extend(quote! {
                     #[doc = #doc]
