@@ -67,24 +67,33 @@ pub trait Dialect {
     fn let_int(&self, name: &str, mutable: bool, value: &str) -> String;
     /// A call of an int8 runtime function (`requantize_i32`, `quantize_i8`).
     fn int8_call(&self, name: &str, args: &str) -> String;
-    /// `sum a[k] * b[k]` over `len` int8 values from elements `at` (C: `&a, &b`), or as
-    /// a formula of the elements at `lane` (`a_lane`, `b_lane`: the `k`-th).
-    fn dot(&self, at: [&str; 2], lane: [&str; 2], len: usize) -> String;
+    /// `sum a[k] * b[k]` over `len` int8 values from elements `at`, or as a formula of the
+    /// elements at `lane` (`a_lane`, `b_lane`: the `k`-th). C and C++ call the runtime's
+    /// `dot_i8` on pointers to the elements.
+    fn dot(&self, [a, b]: [&str; 2], _lane: [&str; 2], len: usize) -> String {
+        self.int8_call("dot_i8", &format!("&{a}, &{b}, {len}"))
+    }
     /// [`Stmt::Dots`] of `(rows, len, stride)`: a call of the runtime's `dot4_i8` on the
     /// elements `at` (x's first and the interleaved weights' first), or statements summing
     /// over `run < rows`, `quad < len / 4` and `lane < 4` the products of the elements
     /// `quads` (x's, and each weight row's, indexed by all three).
     fn dots(
         &self,
-        at: (&str, &str),
-        quads: (&str, &[String; 4]),
+        (x, w): (&str, &str),
+        _quads: (&str, &[String; 4]),
         sums: &[String; 4],
-        shape: (usize, usize, usize),
-    ) -> Vec<String>;
+        (rows, len, stride): (usize, usize, usize),
+    ) -> Vec<String> {
+        let sums: Vec<String> = sums.iter().map(|s| format!("&{s}")).collect();
+        let args = format!("&{x}, &{w}, {len}, {rows}, {stride}, {}", sums.join(", "));
+        vec![format!("{};", self.int8_call("dot4_i8", &args))]
+    }
     /// A local array of `len` `i32` values (each stored before it is read).
     fn local_int_array(&self, name: &str, len: usize) -> String;
     /// `v` (a variable) clamped to `[lo, hi]`.
-    fn int_clamp(&self, v: &str, lo: i32, hi: i32) -> String;
+    fn int_clamp(&self, v: &str, lo: i32, hi: i32) -> String {
+        format!("({v} < {lo} ? {lo} : ({v} > {hi} ? {hi} : {v}))")
+    }
     /// An `i32` literal.
     fn int(&self, v: i32) -> String {
         if v == i32::MIN {

@@ -118,27 +118,4 @@ impl Dialect for C<'_> {
     fn int8_call(&self, name: &str, args: &str) -> String {
         format!("{}_{name}({args})", self.prefix)
     }
-
-    fn dot(&self, [a, b]: [&str; 2], _: [&str; 2], len: usize) -> String {
-        format!("{}_dot_i8(&{a}, &{b}, {len})", self.prefix)
-    }
-
-    fn dots(
-        &self,
-        (x, w): (&str, &str),
-        _: (&str, &[String; 4]),
-        sums: &[String; 4],
-        (rows, len, stride): (usize, usize, usize),
-    ) -> Vec<String> {
-        let sums: Vec<String> = sums.iter().map(|s| format!("&{s}")).collect();
-        let f = format!("{}_dot4_i8", self.prefix);
-        vec![format!(
-            "{f}(&{x}, &{w}, {len}, {rows}, {stride}, {});",
-            sums.join(", ")
-        )]
-    }
-
-    fn int_clamp(&self, v: &str, lo: i32, hi: i32) -> String {
-        format!("({v} < {lo} ? {lo} : ({v} > {hi} ? {hi} : {v}))")
-    }
 }

@@ -161,29 +161,6 @@ impl Dialect for Cpp {
     fn int8_call(&self, name: &str, args: &str) -> String {
         format!("detail::{name}({args})")
     }
-
-    fn dot(&self, [a, b]: [&str; 2], _: [&str; 2], len: usize) -> String {
-        format!("detail::dot_i8(&{a}, &{b}, {len})")
-    }
-
-    fn dots(
-        &self,
-        (x, w): (&str, &str),
-        _: (&str, &[String; 4]),
-        sums: &[String; 4],
-        (rows, len, stride): (usize, usize, usize),
-    ) -> Vec<String> {
-        let sums: Vec<String> = sums.iter().map(|s| format!("&{s}")).collect();
-        let f = "detail::dot4_i8".to_string();
-        vec![format!(
-            "{f}(&{x}, &{w}, {len}, {rows}, {stride}, {});",
-            sums.join(", ")
-        )]
-    }
-
-    fn int_clamp(&self, v: &str, lo: i32, hi: i32) -> String {
-        format!("({v} < {lo} ? {lo} : ({v} > {hi} ? {hi} : {v}))")
-    }
 }
 
 #[cfg(test)]
