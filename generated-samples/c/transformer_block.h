@@ -446,13 +446,13 @@ static void transformer_block_mha_context_by_step(const float* restrict input, f
 }
 
 // mha (MultiHeadAttention)
-static void transformer_block_mha(const float* restrict input, float* restrict output) {
+static void transformer_block_mha(const float* restrict input0, const float* restrict input1, float* restrict output) {
     for (size_t r = 0; r < 6; ++r) {
         float acc[16];
         for (size_t p = 0; p < 2; ++p) {
             #pragma GCC unroll 1
             for (size_t o = 0; o < 8; ++o) {
-                acc[p * 8 + o] = (((input[r * 8 + p] * transformer_block_mha_kernel[p][o]) + (input[r * 8 + p + 2] * transformer_block_mha_kernel[p + 2][o])) + (input[r * 8 + p + 4] * transformer_block_mha_kernel[p + 4][o])) + (input[r * 8 + p + 6] * transformer_block_mha_kernel[p + 6][o]);
+                acc[p * 8 + o] = (((input0[r * 8 + p] * transformer_block_mha_kernel[p][o]) + (input0[r * 8 + p + 2] * transformer_block_mha_kernel[p + 2][o])) + (input0[r * 8 + p + 4] * transformer_block_mha_kernel[p + 4][o])) + (input0[r * 8 + p + 6] * transformer_block_mha_kernel[p + 6][o]);
             }
         }
         #pragma GCC unroll 1
@@ -461,17 +461,7 @@ static void transformer_block_mha(const float* restrict input, float* restrict o
         }
         #pragma GCC unroll 1
         for (size_t o = 0; o < 8; ++o) {
-            output[r * 8 + o] = transformer_block_mha_bias[o] + acc[o];
-        }
-    }
-}
-
-// residual_1 (Add)
-static void transformer_block_residual_1(const float* restrict input0, const float* restrict input1, float* restrict output) {
-    for (size_t o0 = 0; o0 < 6; ++o0) {
-        #pragma GCC unroll 1
-        for (size_t o1 = 0; o1 < 8; ++o1) {
-            output[o0 * 8 + o1] = input0[o0 * 8 + o1] + input1[o0 * 8 + o1];
+            output[r * 8 + o] = (transformer_block_mha_bias[o] + acc[o]) + input1[r * 8 + o];
         }
     }
 }
@@ -525,24 +515,24 @@ static void transformer_block_ffn_1(const float* restrict input, float* restrict
 }
 
 // ffn_2 (Dense)
-static void transformer_block_ffn_2(const float* restrict input, float* restrict output) {
+static void transformer_block_ffn_2(const float* restrict input0, const float* restrict input1, float* restrict output) {
     for (size_t r = 0; r < 6; ++r) {
         float acc[32];
         #pragma GCC unroll 1
         for (size_t o = 0; o < 8; ++o) {
-            acc[o] = (((input[r * 16] * transformer_block_ffn_2_kernel[0][o]) + (input[r * 16 + 4] * transformer_block_ffn_2_kernel[4][o])) + (input[r * 16 + 8] * transformer_block_ffn_2_kernel[8][o])) + (input[r * 16 + 12] * transformer_block_ffn_2_kernel[12][o]);
+            acc[o] = (((input0[r * 16] * transformer_block_ffn_2_kernel[0][o]) + (input0[r * 16 + 4] * transformer_block_ffn_2_kernel[4][o])) + (input0[r * 16 + 8] * transformer_block_ffn_2_kernel[8][o])) + (input0[r * 16 + 12] * transformer_block_ffn_2_kernel[12][o]);
         }
         #pragma GCC unroll 1
         for (size_t o = 0; o < 8; ++o) {
-            acc[o + 8] = (((input[r * 16 + 1] * transformer_block_ffn_2_kernel[1][o]) + (input[r * 16 + 5] * transformer_block_ffn_2_kernel[5][o])) + (input[r * 16 + 9] * transformer_block_ffn_2_kernel[9][o])) + (input[r * 16 + 13] * transformer_block_ffn_2_kernel[13][o]);
+            acc[o + 8] = (((input0[r * 16 + 1] * transformer_block_ffn_2_kernel[1][o]) + (input0[r * 16 + 5] * transformer_block_ffn_2_kernel[5][o])) + (input0[r * 16 + 9] * transformer_block_ffn_2_kernel[9][o])) + (input0[r * 16 + 13] * transformer_block_ffn_2_kernel[13][o]);
         }
         #pragma GCC unroll 1
         for (size_t o = 0; o < 8; ++o) {
-            acc[o + 16] = (((input[r * 16 + 2] * transformer_block_ffn_2_kernel[2][o]) + (input[r * 16 + 6] * transformer_block_ffn_2_kernel[6][o])) + (input[r * 16 + 10] * transformer_block_ffn_2_kernel[10][o])) + (input[r * 16 + 14] * transformer_block_ffn_2_kernel[14][o]);
+            acc[o + 16] = (((input0[r * 16 + 2] * transformer_block_ffn_2_kernel[2][o]) + (input0[r * 16 + 6] * transformer_block_ffn_2_kernel[6][o])) + (input0[r * 16 + 10] * transformer_block_ffn_2_kernel[10][o])) + (input0[r * 16 + 14] * transformer_block_ffn_2_kernel[14][o]);
         }
         #pragma GCC unroll 1
         for (size_t o = 0; o < 8; ++o) {
-            acc[o + 24] = (((input[r * 16 + 3] * transformer_block_ffn_2_kernel[3][o]) + (input[r * 16 + 7] * transformer_block_ffn_2_kernel[7][o])) + (input[r * 16 + 11] * transformer_block_ffn_2_kernel[11][o])) + (input[r * 16 + 15] * transformer_block_ffn_2_kernel[15][o]);
+            acc[o + 24] = (((input0[r * 16 + 3] * transformer_block_ffn_2_kernel[3][o]) + (input0[r * 16 + 7] * transformer_block_ffn_2_kernel[7][o])) + (input0[r * 16 + 11] * transformer_block_ffn_2_kernel[11][o])) + (input0[r * 16 + 15] * transformer_block_ffn_2_kernel[15][o]);
         }
         #pragma GCC unroll 1
         for (size_t q = 0; q < 16; ++q) {
@@ -554,17 +544,7 @@ static void transformer_block_ffn_2(const float* restrict input, float* restrict
         }
         #pragma GCC unroll 1
         for (size_t o = 0; o < 8; ++o) {
-            output[r * 8 + o] = transformer_block_ffn_2_bias[o] + acc[o];
-        }
-    }
-}
-
-// residual_2 (Add)
-static void transformer_block_residual_2(const float* restrict input0, const float* restrict input1, float* restrict output) {
-    for (size_t o0 = 0; o0 < 6; ++o0) {
-        #pragma GCC unroll 1
-        for (size_t o1 = 0; o1 < 8; ++o1) {
-            output[o0 * 8 + o1] = input0[o0 * 8 + o1] + input1[o0 * 8 + o1];
+            output[r * 8 + o] = (transformer_block_ffn_2_bias[o] + acc[o]) + input1[r * 8 + o];
         }
     }
 }
@@ -606,13 +586,11 @@ void transformer_block_predict_with_scratch(const float* input, float* output, f
     transformer_block_mha_softmax(scratch, scratch + 72);
     transformer_block_mha_context(scratch + 72, scratch + 240, scratch);
     transformer_block_mha_context_by_step(scratch, scratch + 48);
-    transformer_block_mha(scratch + 48, scratch);
-    transformer_block_residual_1(input, scratch, scratch + 48);
-    transformer_block_norm_1(scratch + 48, scratch + 96);
+    transformer_block_mha(scratch + 48, input, scratch);
+    transformer_block_norm_1(scratch, scratch + 96);
     transformer_block_ffn_1(scratch + 96, scratch);
-    transformer_block_ffn_2(scratch, scratch + 144);
-    transformer_block_residual_2(scratch + 96, scratch + 144, scratch);
-    transformer_block_norm_2(scratch, output);
+    transformer_block_ffn_2(scratch, scratch + 96, scratch + 144);
+    transformer_block_norm_2(scratch + 144, output);
 }
 
 void transformer_block_predict(const float* input, float* output) {

@@ -420,13 +420,13 @@ inline void mha_context_by_step(const float* __restrict input, float* __restrict
 }
 
 // mha (MultiHeadAttention)
-inline void mha(const float* __restrict input, float* __restrict output) noexcept {
+inline void mha(const float* __restrict input0, const float* __restrict input1, float* __restrict output) noexcept {
     for (std::size_t r = 0; r < 6; ++r) {
         float acc[16];
         for (std::size_t p = 0; p < 2; ++p) {
             #pragma GCC unroll 1
             for (std::size_t o = 0; o < 8; ++o) {
-                acc[p * 8 + o] = (((input[r * 8 + p] * mha_kernel[p][o]) + (input[r * 8 + p + 2] * mha_kernel[p + 2][o])) + (input[r * 8 + p + 4] * mha_kernel[p + 4][o])) + (input[r * 8 + p + 6] * mha_kernel[p + 6][o]);
+                acc[p * 8 + o] = (((input0[r * 8 + p] * mha_kernel[p][o]) + (input0[r * 8 + p + 2] * mha_kernel[p + 2][o])) + (input0[r * 8 + p + 4] * mha_kernel[p + 4][o])) + (input0[r * 8 + p + 6] * mha_kernel[p + 6][o]);
             }
         }
         #pragma GCC unroll 1
@@ -435,17 +435,7 @@ inline void mha(const float* __restrict input, float* __restrict output) noexcep
         }
         #pragma GCC unroll 1
         for (std::size_t o = 0; o < 8; ++o) {
-            output[r * 8 + o] = mha_bias[o] + acc[o];
-        }
-    }
-}
-
-// residual_1 (Add)
-inline void residual_1(const float* __restrict input0, const float* __restrict input1, float* __restrict output) noexcept {
-    for (std::size_t o0 = 0; o0 < 6; ++o0) {
-        #pragma GCC unroll 1
-        for (std::size_t o1 = 0; o1 < 8; ++o1) {
-            output[o0 * 8 + o1] = input0[o0 * 8 + o1] + input1[o0 * 8 + o1];
+            output[r * 8 + o] = (mha_bias[o] + acc[o]) + input1[r * 8 + o];
         }
     }
 }
@@ -499,24 +489,24 @@ inline void ffn_1(const float* __restrict input, float* __restrict output) noexc
 }
 
 // ffn_2 (Dense)
-inline void ffn_2(const float* __restrict input, float* __restrict output) noexcept {
+inline void ffn_2(const float* __restrict input0, const float* __restrict input1, float* __restrict output) noexcept {
     for (std::size_t r = 0; r < 6; ++r) {
         float acc[32];
         #pragma GCC unroll 1
         for (std::size_t o = 0; o < 8; ++o) {
-            acc[o] = (((input[r * 16] * ffn_2_kernel[0][o]) + (input[r * 16 + 4] * ffn_2_kernel[4][o])) + (input[r * 16 + 8] * ffn_2_kernel[8][o])) + (input[r * 16 + 12] * ffn_2_kernel[12][o]);
+            acc[o] = (((input0[r * 16] * ffn_2_kernel[0][o]) + (input0[r * 16 + 4] * ffn_2_kernel[4][o])) + (input0[r * 16 + 8] * ffn_2_kernel[8][o])) + (input0[r * 16 + 12] * ffn_2_kernel[12][o]);
         }
         #pragma GCC unroll 1
         for (std::size_t o = 0; o < 8; ++o) {
-            acc[o + 8] = (((input[r * 16 + 1] * ffn_2_kernel[1][o]) + (input[r * 16 + 5] * ffn_2_kernel[5][o])) + (input[r * 16 + 9] * ffn_2_kernel[9][o])) + (input[r * 16 + 13] * ffn_2_kernel[13][o]);
+            acc[o + 8] = (((input0[r * 16 + 1] * ffn_2_kernel[1][o]) + (input0[r * 16 + 5] * ffn_2_kernel[5][o])) + (input0[r * 16 + 9] * ffn_2_kernel[9][o])) + (input0[r * 16 + 13] * ffn_2_kernel[13][o]);
         }
         #pragma GCC unroll 1
         for (std::size_t o = 0; o < 8; ++o) {
-            acc[o + 16] = (((input[r * 16 + 2] * ffn_2_kernel[2][o]) + (input[r * 16 + 6] * ffn_2_kernel[6][o])) + (input[r * 16 + 10] * ffn_2_kernel[10][o])) + (input[r * 16 + 14] * ffn_2_kernel[14][o]);
+            acc[o + 16] = (((input0[r * 16 + 2] * ffn_2_kernel[2][o]) + (input0[r * 16 + 6] * ffn_2_kernel[6][o])) + (input0[r * 16 + 10] * ffn_2_kernel[10][o])) + (input0[r * 16 + 14] * ffn_2_kernel[14][o]);
         }
         #pragma GCC unroll 1
         for (std::size_t o = 0; o < 8; ++o) {
-            acc[o + 24] = (((input[r * 16 + 3] * ffn_2_kernel[3][o]) + (input[r * 16 + 7] * ffn_2_kernel[7][o])) + (input[r * 16 + 11] * ffn_2_kernel[11][o])) + (input[r * 16 + 15] * ffn_2_kernel[15][o]);
+            acc[o + 24] = (((input0[r * 16 + 3] * ffn_2_kernel[3][o]) + (input0[r * 16 + 7] * ffn_2_kernel[7][o])) + (input0[r * 16 + 11] * ffn_2_kernel[11][o])) + (input0[r * 16 + 15] * ffn_2_kernel[15][o]);
         }
         #pragma GCC unroll 1
         for (std::size_t q = 0; q < 16; ++q) {
@@ -528,17 +518,7 @@ inline void ffn_2(const float* __restrict input, float* __restrict output) noexc
         }
         #pragma GCC unroll 1
         for (std::size_t o = 0; o < 8; ++o) {
-            output[r * 8 + o] = ffn_2_bias[o] + acc[o];
-        }
-    }
-}
-
-// residual_2 (Add)
-inline void residual_2(const float* __restrict input0, const float* __restrict input1, float* __restrict output) noexcept {
-    for (std::size_t o0 = 0; o0 < 6; ++o0) {
-        #pragma GCC unroll 1
-        for (std::size_t o1 = 0; o1 < 8; ++o1) {
-            output[o0 * 8 + o1] = input0[o0 * 8 + o1] + input1[o0 * 8 + o1];
+            output[r * 8 + o] = (ffn_2_bias[o] + acc[o]) + input1[r * 8 + o];
         }
     }
 }
@@ -583,13 +563,11 @@ inline void predict_with_scratch(const float* input, float* output, float* scrat
     detail::mha_softmax(scratch, scratch + 72);
     detail::mha_context(scratch + 72, scratch + 240, scratch);
     detail::mha_context_by_step(scratch, scratch + 48);
-    detail::mha(scratch + 48, scratch);
-    detail::residual_1(input, scratch, scratch + 48);
-    detail::norm_1(scratch + 48, scratch + 96);
+    detail::mha(scratch + 48, input, scratch);
+    detail::norm_1(scratch, scratch + 96);
     detail::ffn_1(scratch + 96, scratch);
-    detail::ffn_2(scratch, scratch + 144);
-    detail::residual_2(scratch + 96, scratch + 144, scratch);
-    detail::norm_2(scratch, output);
+    detail::ffn_2(scratch, scratch + 96, scratch + 144);
+    detail::norm_2(scratch + 144, output);
 }
 
 // Runs the model on one sample, with working memory on the stack.

@@ -82,17 +82,12 @@ pub fn predict_with_scratch(
     {
         let (_, rest) = scratch.split_at_mut(0);
         let (out, hi) = rest.split_at_mut(48);
-        mha(view(&hi[0..48]), view_mut(out));
-    }
-    {
-        let (lo, rest) = scratch.split_at_mut(48);
-        let (out, _) = rest.split_at_mut(48);
-        residual_1(input, view(&lo[0..48]), view_mut(out));
+        mha(view(&hi[0..48]), input, view_mut(out));
     }
     {
         let (lo, rest) = scratch.split_at_mut(96);
         let (out, _) = rest.split_at_mut(48);
-        norm_1(view(&lo[48..96]), view_mut(out));
+        norm_1(view(&lo[0..48]), view_mut(out));
     }
     {
         let (_, rest) = scratch.split_at_mut(0);
@@ -102,14 +97,9 @@ pub fn predict_with_scratch(
     {
         let (lo, rest) = scratch.split_at_mut(144);
         let (out, _) = rest.split_at_mut(48);
-        ffn_2(view(&lo[0..96]), view_mut(out));
+        ffn_2(view(&lo[0..96]), view(&lo[96..144]), view_mut(out));
     }
-    {
-        let (_, rest) = scratch.split_at_mut(0);
-        let (out, hi) = rest.split_at_mut(48);
-        residual_2(view(&hi[48..96]), view(&hi[96..144]), view_mut(out));
-    }
-    norm_2(view(&scratch[0..48]), output);
+    norm_2(view(&scratch[144..192]), output);
 }
 
 /// mha/query (MultiHeadAttention)
@@ -316,38 +306,27 @@ fn mha_context_by_step(input: &[f32; 48], output: &mut [f32; 48]) {
 /// mha (MultiHeadAttention)
 #[rustfmt::skip]
 #[allow(clippy::needless_range_loop, clippy::manual_memcpy, clippy::too_many_arguments)]
-fn mha(input: &[f32; 48], output: &mut [f32; 48]) {
+fn mha(input0: &[f32; 48], input1: &[f32; 48], output: &mut [f32; 48]) {
     for r in 0..6 {
         let mut acc = [0.0f32; 16];
         for p in 0..2 {
             for o in 0..8 {
-                acc[p * 8 + o] = (input[r * 8 + p] * weights::MHA_KERNEL[p][o])
-                    + (input[r * 8 + p + 2] * weights::MHA_KERNEL[p + 2][o]);
+                acc[p * 8 + o] = (input0[r * 8 + p] * weights::MHA_KERNEL[p][o])
+                    + (input0[r * 8 + p + 2] * weights::MHA_KERNEL[p + 2][o]);
             }
         }
         for p in 0..2 {
             for o in 0..8 {
                 acc[p * 8 + o] = (acc[p * 8 + o]
-                    + (input[r * 8 + p + 4] * weights::MHA_KERNEL[p + 4][o]))
-                    + (input[r * 8 + p + 6] * weights::MHA_KERNEL[p + 6][o]);
+                    + (input0[r * 8 + p + 4] * weights::MHA_KERNEL[p + 4][o]))
+                    + (input0[r * 8 + p + 6] * weights::MHA_KERNEL[p + 6][o]);
             }
         }
         for q in 0..8 {
             acc[q] += acc[q + 8];
         }
         for o in 0..8 {
-            output[r * 8 + o] = weights::MHA_BIAS[o] + acc[o];
-        }
-    }
-}
-
-/// residual_1 (Add)
-#[rustfmt::skip]
-#[allow(clippy::needless_range_loop, clippy::manual_memcpy, clippy::too_many_arguments)]
-fn residual_1(input0: &[f32; 48], input1: &[f32; 48], output: &mut [f32; 48]) {
-    for o0 in 0..6 {
-        for o1 in 0..8 {
-            output[o0 * 8 + o1] = input0[o0 * 8 + o1] + input1[o0 * 8 + o1];
+            output[r * 8 + o] = (weights::MHA_BIAS[o] + acc[o]) + input1[r * 8 + o];
         }
     }
 }
@@ -410,42 +389,43 @@ fn ffn_1(input: &[f32; 48], output: &mut [f32; 96]) {
 /// ffn_2 (Dense)
 #[rustfmt::skip]
 #[allow(clippy::needless_range_loop, clippy::manual_memcpy, clippy::too_many_arguments)]
-fn ffn_2(input: &[f32; 96], output: &mut [f32; 48]) {
+fn ffn_2(input0: &[f32; 96], input1: &[f32; 48], output: &mut [f32; 48]) {
     for r in 0..6 {
         let mut acc = [0.0f32; 32];
         for o in 0..8 {
-            acc[o] = (input[r * 16] * weights::FFN_2_KERNEL[0][o])
-                + (input[r * 16 + 4] * weights::FFN_2_KERNEL[4][o]);
+            acc[o] = (input0[r * 16] * weights::FFN_2_KERNEL[0][o])
+                + (input0[r * 16 + 4] * weights::FFN_2_KERNEL[4][o]);
         }
         for o in 0..8 {
-            acc[o + 8] = (input[r * 16 + 1] * weights::FFN_2_KERNEL[1][o])
-                + (input[r * 16 + 5] * weights::FFN_2_KERNEL[5][o]);
+            acc[o + 8] = (input0[r * 16 + 1] * weights::FFN_2_KERNEL[1][o])
+                + (input0[r * 16 + 5] * weights::FFN_2_KERNEL[5][o]);
         }
         for o in 0..8 {
-            acc[o + 16] = (input[r * 16 + 2] * weights::FFN_2_KERNEL[2][o])
-                + (input[r * 16 + 6] * weights::FFN_2_KERNEL[6][o]);
+            acc[o + 16] = (input0[r * 16 + 2] * weights::FFN_2_KERNEL[2][o])
+                + (input0[r * 16 + 6] * weights::FFN_2_KERNEL[6][o]);
         }
         for o in 0..8 {
-            acc[o + 24] = (input[r * 16 + 3] * weights::FFN_2_KERNEL[3][o])
-                + (input[r * 16 + 7] * weights::FFN_2_KERNEL[7][o]);
+            acc[o + 24] = (input0[r * 16 + 3] * weights::FFN_2_KERNEL[3][o])
+                + (input0[r * 16 + 7] * weights::FFN_2_KERNEL[7][o]);
         }
         for o in 0..8 {
-            acc[o] = (acc[o] + (input[r * 16 + 8] * weights::FFN_2_KERNEL[8][o]))
-                + (input[r * 16 + 12] * weights::FFN_2_KERNEL[12][o]);
+            acc[o] = (acc[o] + (input0[r * 16 + 8] * weights::FFN_2_KERNEL[8][o]))
+                + (input0[r * 16 + 12] * weights::FFN_2_KERNEL[12][o]);
         }
         for o in 0..8 {
-            acc[o + 8] = (acc[o + 8] + (input[r * 16 + 9] * weights::FFN_2_KERNEL[9][o]))
-                + (input[r * 16 + 13] * weights::FFN_2_KERNEL[13][o]);
+            acc[o + 8] = (acc[o + 8]
+                + (input0[r * 16 + 9] * weights::FFN_2_KERNEL[9][o]))
+                + (input0[r * 16 + 13] * weights::FFN_2_KERNEL[13][o]);
         }
         for o in 0..8 {
             acc[o + 16] = (acc[o + 16]
-                + (input[r * 16 + 10] * weights::FFN_2_KERNEL[10][o]))
-                + (input[r * 16 + 14] * weights::FFN_2_KERNEL[14][o]);
+                + (input0[r * 16 + 10] * weights::FFN_2_KERNEL[10][o]))
+                + (input0[r * 16 + 14] * weights::FFN_2_KERNEL[14][o]);
         }
         for o in 0..8 {
             acc[o + 24] = (acc[o + 24]
-                + (input[r * 16 + 11] * weights::FFN_2_KERNEL[11][o]))
-                + (input[r * 16 + 15] * weights::FFN_2_KERNEL[15][o]);
+                + (input0[r * 16 + 11] * weights::FFN_2_KERNEL[11][o]))
+                + (input0[r * 16 + 15] * weights::FFN_2_KERNEL[15][o]);
         }
         for q in 0..16 {
             acc[q] += acc[q + 16];
@@ -454,18 +434,7 @@ fn ffn_2(input: &[f32; 96], output: &mut [f32; 48]) {
             acc[q] += acc[q + 8];
         }
         for o in 0..8 {
-            output[r * 8 + o] = weights::FFN_2_BIAS[o] + acc[o];
-        }
-    }
-}
-
-/// residual_2 (Add)
-#[rustfmt::skip]
-#[allow(clippy::needless_range_loop, clippy::manual_memcpy, clippy::too_many_arguments)]
-fn residual_2(input0: &[f32; 48], input1: &[f32; 48], output: &mut [f32; 48]) {
-    for o0 in 0..6 {
-        for o1 in 0..8 {
-            output[o0 * 8 + o1] = input0[o0 * 8 + o1] + input1[o0 * 8 + o1];
+            output[r * 8 + o] = (weights::FFN_2_BIAS[o] + acc[o]) + input1[r * 8 + o];
         }
     }
 }

@@ -72,12 +72,54 @@ fn apply_rescale(rescale: Option<&Rescale>, mut y: Vec<f32>) -> Vec<f32> {
     y
 }
 
+/// A Dense's or Conv's rescaled sums before its activation, with the activation and the
+/// shape it applies to.
+fn linear<'a>(
+    op: &'a Op,
+    inputs: &[(&[f32], &[usize])],
+    out_shape: &[usize],
+) -> Result<(Vec<f32>, &'a Activation, Vec<usize>), String> {
+    let (x, xs) = inputs[0];
+    Ok(match op {
+        Op::Dense {
+            kernel,
+            bias,
+            rescale,
+            activation,
+        } => {
+            let y = dense(x, kernel, bias.as_ref());
+            // Before a glu activation halves it, the last axis has `units` values.
+            let mut shape = xs.to_vec();
+            if let Some(last) = shape.last_mut() {
+                *last = kernel.shape[1];
+            }
+            (apply_rescale(rescale.as_ref(), y), activation, shape)
+        }
+        Op::Conv {
+            kernel,
+            bias,
+            rescale,
+            window,
+            groups,
+            activation,
+        } => {
+            let y = conv::conv(inputs, out_shape, kernel, bias.as_ref(), window, *groups);
+            (apply_rescale(rescale.as_ref(), y), activation, out_shape.to_vec())
+        }
+        _ => return Err("a residual add without its Dense or Conv".into()),
+    })
+}
+
 /// A node's output shape before its fused activation (which may halve an axis: glu).
 fn pre_activation_shape(node: &crate::ir::Node, graph: &Graph) -> Vec<usize> {
     let mut shape = graph.shape(node.output).to_vec();
-    let filters = if let Op::Conv { kernel, .. } = &node.op {
+    let op = match &node.op {
+        Op::Residual { op } => op.as_ref(),
+        op => op,
+    };
+    let filters = if let Op::Conv { kernel, .. } = op {
         kernel.shape.last()
-    } else if let Op::ConvTranspose { kernel, .. } = &node.op {
+    } else if let Op::ConvTranspose { kernel, .. } = op {
         kernel.shape.get(kernel.shape.len().wrapping_sub(2))
     } else {
         None
@@ -106,19 +148,18 @@ fn eval(op: &Op, inputs: &[(&[f32], &[usize])], out_shape: &[usize]) -> Result<V
         _ => Err(format!("expects two inputs, got {}", inputs.len())),
     };
     Ok(match op {
-        Op::Dense {
-            kernel,
-            bias,
-            rescale,
-            activation,
-        } => {
-            let y = dense(x, kernel, bias.as_ref());
-            // Before a glu activation halves it, the last axis has `units` values.
-            let mut shape = xs.to_vec();
-            if let Some(last) = shape.last_mut() {
-                *last = kernel.shape[1];
+        Op::Dense { .. } | Op::Conv { .. } => {
+            let (y, activation, shape) = linear(op, inputs, out_shape)?;
+            activate(activation, y, &shape)
+        }
+        Op::Residual { op } => {
+            // Keras adds `residual + y`; addition is commutative, so the bits agree.
+            let (mut y, activation, shape) = linear(op, &inputs[..1], out_shape)?;
+            let (residual, _) = two()?.1;
+            for (v, r) in y.iter_mut().zip(residual) {
+                *v += r;
             }
-            activate(activation, apply_rescale(rescale.as_ref(), y), &shape)
+            activate(activation, y, &shape)
         }
         Op::Activation(a) => activate(a, x.to_vec(), xs),
         Op::Affine {
@@ -150,17 +191,6 @@ fn eval(op: &Op, inputs: &[(&[f32], &[usize])], out_shape: &[usize]) -> Result<V
             })
             .collect(),
         Op::Reshape { .. } | Op::Identity => x.to_vec(),
-        Op::Conv {
-            kernel,
-            bias,
-            rescale,
-            window,
-            groups,
-            activation,
-        } => {
-            let y = conv::conv(inputs, out_shape, kernel, bias.as_ref(), window, *groups);
-            activate(activation, apply_rescale(rescale.as_ref(), y), out_shape)
-        }
         Op::ConvTranspose {
             kernel,
             bias,

@@ -97,6 +97,11 @@ pub enum Op {
     /// A convolution (`conv`, an [`Op::Conv`]) and the max pooling of its output over
     /// `pool`, in one kernel (made by a pass): the convolution's output is never stored.
     ConvMaxPool { conv: Box<Op>, pool: Window },
+    /// A Dense or Conv (`op`, its activation applied last) that adds the node's second
+    /// input, of its output's shape, to each rescaled sum before the activation: `y =
+    /// activation(rescale(x · kernel + bias) + residual)`, a residual connection's Add in
+    /// the layer's epilogue (made by a pass).
+    Residual { op: Box<Op> },
     /// Max or average over all spatial axes: `[*spatial, C] -> [C]`.
     GlobalPool { kind: PoolKind },
     /// Constant padding, `(before, after)` per axis, with `value` (0 for ZeroPadding).
@@ -365,6 +370,7 @@ impl Op {
                 }
                 _ => 0,
             },
+            Op::Residual { op } => op.macs(input, output),
             // Every input position meets every tap, filter and channel once.
             Op::ConvTranspose { kernel, .. } => {
                 numel(&input[..input.len().saturating_sub(1)]) * kernel.len()
@@ -425,6 +431,7 @@ impl Op {
             | Op::ConvTranspose { .. }
             | Op::Pool { .. }
             | Op::ConvMaxPool { .. }
+            | Op::Residual { .. }
             | Op::GlobalPool { .. }
             | Op::Pad { .. }
             | Op::Slice { .. }
@@ -505,6 +512,7 @@ impl Op {
             }
             Op::ConvLstm(c) => vec![&c.recurrent.data[..]],
             Op::ConvMaxPool { conv, .. } => conv.weights(),
+            Op::Residual { op } => op.weights(),
             Op::Int8(super::int8::QOp::Linear(l)) => vec![&l.kernel.data[..]],
             Op::Int8(_) => vec![],
             Op::Activation(_)

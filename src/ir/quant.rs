@@ -253,6 +253,7 @@ pub fn kernels_mut(op: &mut Op) -> Vec<(&mut Weights, ChannelAxis)> {
             vec![(kernel, axis)]
         }
         Op::ConvMaxPool { conv, .. } => kernels_mut(conv),
+        Op::Residual { op } => kernels_mut(op),
         Op::Recurrent(r) => {
             let (a, b) = (
                 ChannelAxis::last(&r.kernel.shape),

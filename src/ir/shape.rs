@@ -104,6 +104,21 @@ pub fn infer(op: &Op, inputs: &[&[usize]]) -> Result<Vec<usize>, String> {
         Op::ConvMaxPool { conv, pool } => {
             infer(conv, inputs).and_then(|y| infer(&Op::max_pool(pool), &[&y]))
         }
+        Op::Residual { op } => match inputs {
+            [x, residual] => {
+                let y = infer(op, &[x])?;
+                if !matches!(op.as_ref(), Op::Dense { .. } | Op::Conv { .. }) {
+                    Err("a residual add needs a Dense or Conv".into())
+                } else if y != *residual {
+                    Err(format!(
+                        "the residual has shape {residual:?}, the output {y:?}"
+                    ))
+                } else {
+                    Ok(y)
+                }
+            }
+            _ => Err(format!("expects two inputs, got {}", inputs.len())),
+        },
         Op::GlobalPool { .. } => one(inputs).and_then(|x| match x {
             [_, .., c] => Ok(vec![*c]),
             _ => Err(format!("needs spatial axes, input shape is {x:?}")),

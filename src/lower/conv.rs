@@ -12,8 +12,8 @@ use crate::ir::{numel, Window};
 /// Applies `activation` to `count` outputs starting at `base`.
 fn activate(expr: Option<&Expr>, base: &Ix, count: usize) -> Vec<Stmt> {
     let epilogue = Epilogue {
-        rescale: None,
         activation: expr,
+        ..Epilogue::default()
     };
     finish_in_place(&epilogue, base, count)
 }
@@ -25,7 +25,7 @@ fn finish_in_place(epilogue: &Epilogue, base: &Ix, count: usize) -> Vec<Stmt> {
     }
     let i = base.clone().plus("a", 1);
     let sum = Val::load(Buf::Out, i.clone());
-    let (mut body, value) = epilogue.finish(sum, &Ix::default().plus("a", 1), "x");
+    let (mut body, value) = epilogue.finish(sum, &Ix::default().plus("a", 1), &i, "x");
     body.push(Place::Out(i).set(value));
     for_("a", count, body)
 }
@@ -390,7 +390,7 @@ fn conv_blocked(
                 let sum = Val::load(Buf::Local(acc(p)), f.clone());
                 let out = home(p).add_scaled(&f, 1);
                 let channel = filter.clone().add_scaled(&f, 1);
-                let (mut store, value) = epilogue.finish(sum, &channel, "x");
+                let (mut store, value) = epilogue.finish(sum, &channel, &out, "x");
                 store.push(Place::Out(out).set(value));
                 done.extend(for_("f", width, store));
             }
@@ -671,7 +671,9 @@ pub(crate) fn conv_max_pool(
         )
     };
     let mut fold = vec![Stmt::let_("a".into(), Val::load(acc(), slot))];
-    let value = match epilogue.finish(Val::var("a"), &filter, "r") {
+    // No residual here: a pass fuses the pooling only into a plain convolution.
+    debug_assert!(!epilogue.residual);
+    let value = match epilogue.finish(Val::var("a"), &filter, &filter, "r") {
         (stmts, value @ Val::Var(_)) if stmts.is_empty() => value,
         (stmts, value) => {
             fold.extend(stmts);

@@ -287,7 +287,7 @@ pub(crate) fn dense(
             None => sum,
         };
         let dst = Ix::default().plus("r", units).add_scaled(&o, 1);
-        let (mut stmts, value) = epilogue.finish(value, &o, "v");
+        let (mut stmts, value) = epilogue.finish(value, &o, &dst, "v");
         stmts.push(Place::Out(dst).set(value));
         stmts
     };

@@ -1,6 +1,7 @@
 //! What a Dense or Conv does with each finished sum (bias included) before it stores it:
 //! the rescale a BatchNormalization after it became (`sum * scale + shift`, per output
-//! channel, in that order, as Keras computes it), then the elementwise activation.
+//! channel, in that order, as Keras computes it), the residual connection's add (input 1
+//! at the output's own index), then the elementwise activation.
 
 use super::loops::{Buf, Ix, Stmt, Val};
 use super::{AddWeight, WeightId};
@@ -11,6 +12,8 @@ use crate::ir::Rescale;
 pub struct Epilogue<'a> {
     /// The scale and shift arrays, indexed by output channel.
     pub rescale: Option<(WeightId, WeightId)>,
+    /// Adds input 1 at the output's index ([`crate::ir::Op::Residual`]).
+    pub residual: bool,
     pub activation: Option<&'a Expr>,
 }
 
@@ -18,6 +21,7 @@ impl<'a> Epilogue<'a> {
     /// Registers the rescale's arrays, if any.
     pub fn new(
         rescale: Option<&Rescale>,
+        residual: bool,
         activation: Option<&'a Expr>,
         add_weight: &mut AddWeight,
     ) -> Self {
@@ -30,20 +34,26 @@ impl<'a> Epilogue<'a> {
         });
         Epilogue {
             rescale,
+            residual,
             activation,
         }
     }
 
-    /// `sum` for output channel `channel` in its final form: statements to run first
-    /// (binding `var` when the activation needs the value in a variable) and the value to
-    /// store.
-    pub fn finish(&self, sum: Val, channel: &Ix, var: &str) -> (Vec<Stmt>, Val) {
+    /// `sum` for output channel `channel`, stored at output index `at`, in its final form:
+    /// statements to run first (binding `var` when the activation needs the value in a
+    /// variable) and the value to store.
+    pub fn finish(&self, sum: Val, channel: &Ix, at: &Ix, var: &str) -> (Vec<Stmt>, Val) {
         let value = match self.rescale {
             Some((scale, shift)) => {
                 sum * Val::load(Buf::W(scale), channel.clone())
                     + Val::load(Buf::W(shift), channel.clone())
             }
             None => sum,
+        };
+        let value = if self.residual {
+            value + Val::load(Buf::In(1), at.clone())
+        } else {
+            value
         };
         match (self.activation, value) {
             (Some(expr), Val::Var(name)) => (Vec::new(), Val::Apply(expr.clone(), name)),
@@ -57,6 +67,6 @@ impl<'a> Epilogue<'a> {
 
     /// Whether it changes the sum at all.
     pub fn is_identity(&self) -> bool {
-        self.rescale.is_none() && self.activation.is_none()
+        self.rescale.is_none() && !self.residual && self.activation.is_none()
     }
 }

@@ -309,7 +309,7 @@ impl Lowering<'_> {
                 dtype: self.dtype,
                 add: &add_stored,
             };
-            let lowered = loops(&node.op, node, graph, &mut add_weight, &mut kernels, tuning);
+            let lowered = loops(&node.op, false, node, graph, &mut add_weight, &mut kernels, tuning);
             let mut body = match lowered {
                 Ok(stmts) => stmts,
                 Err(message) => {
@@ -501,9 +501,11 @@ fn content_key(dims: &[usize], data: &[f32], dtype: WeightsDtype) -> u64 {
     h.finish()
 }
 
-/// Lowers one op to loops, adding its weights: every op in one match.
+/// Lowers one op to loops, adding its weights: every op in one match. `residual` asks a
+/// Dense or Conv to add input 1 in its epilogue ([`Op::Residual`]).
 fn loops(
     op: &Op,
+    residual: bool,
     node: &crate::ir::Node,
     graph: &Graph,
     add_weight: &mut super::AddWeight,
@@ -569,7 +571,7 @@ fn loops(
                 Post::Map(expr) => Some(expr),
                 Post::None | Post::Loops(_) => None,
             };
-            let epilogue = Epilogue::new(rescale.as_ref(), expr, add_weight);
+            let epilogue = Epilogue::new(rescale.as_ref(), residual, expr, add_weight);
             let dense = super::dense::dense(
                 rows, inputs, units, kernel, packed, bias, epilogue, blocking,
             );
@@ -635,7 +637,7 @@ fn loops(
                 .as_ref()
                 .map(|b| add_weight("bias", vec![filters], &b.data));
             let act = elementwise(activation)?;
-            let epilogue = Epilogue::new(rescale.as_ref(), act.as_ref(), add_weight);
+            let epilogue = Epilogue::new(rescale.as_ref(), residual, act.as_ref(), add_weight);
             conv::conv(
                 window,
                 *groups,
@@ -715,7 +717,7 @@ fn loops(
                 .as_ref()
                 .map(|b| add_weight("bias", vec![filters], &b.data));
             let act = elementwise(activation)?;
-            let epilogue = Epilogue::new(rescale.as_ref(), act.as_ref(), add_weight);
+            let epilogue = Epilogue::new(rescale.as_ref(), false, act.as_ref(), add_weight);
             conv::conv_max_pool(
                 window,
                 pool,
@@ -728,6 +730,12 @@ fn loops(
                 blocking.pool_channels,
             )
         }
+        Op::Residual { op } => match op.as_ref() {
+            Op::Dense { .. } | Op::Conv { .. } => {
+                loops(op, true, node, graph, add_weight, kernels, tuning)?
+            }
+            _ => return Err("a residual add without its Dense or Conv".into()),
+        },
         Op::Pool { kind, window } => pool::pool(*kind, window, x, y),
         Op::GlobalPool { kind } => pool::global_pool(*kind, x),
         Op::Pad { padding, value } => layout::pad(padding, *value, x, y),

@@ -1,5 +1,6 @@
 //! Fuses an activation layer into the Dense or Conv layer that feeds it, so the activation runs
-//! on the Dense output while it is still in cache, with no tensor in between.
+//! on the Dense output while it is still in cache, with no tensor in between. A layer with
+//! a fused residual add ([`Op::Residual`]) takes it too: the activation runs after the add.
 
 use crate::ir::{Activation, AxisFn, Graph, Op};
 
@@ -8,7 +9,11 @@ pub fn run(mut graph: Graph) -> Graph {
         let Op::Activation(activation) = graph.nodes[node].op.clone() else {
             break;
         };
-        if let Some((_, _, a)) = graph.nodes[producer].op.linear_parts_mut() {
+        let op = match &mut graph.nodes[producer].op {
+            Op::Residual { op } => op.as_mut(),
+            op => op,
+        };
+        if let Some((_, _, a)) = op.linear_parts_mut() {
             *a = activation;
         }
         graph = super::merge_into_producer(graph, producer, node);
@@ -33,7 +38,11 @@ fn find(graph: &Graph) -> Option<(usize, usize)> {
         }
         let producer = graph.producer(node.inputs[0])?;
         // Conv kernels apply elementwise activations only; Dense takes any.
-        let fusable = match &graph.nodes[producer].op {
+        let op = match &graph.nodes[producer].op {
+            Op::Residual { op } => op.as_ref(),
+            op => op,
+        };
+        let fusable = match op {
             Op::Dense { activation, .. } => activation.is_linear(),
             Op::Conv { activation: a, .. } => {
                 a.is_linear() && !matches!(activation, Activation::Axis { .. })

@@ -3,6 +3,7 @@
 mod fold_affine;
 mod fuse_activation;
 mod fuse_pool;
+mod fuse_residual;
 mod memory;
 mod output_copies;
 pub mod quantize;
@@ -17,6 +18,7 @@ use crate::ir::Graph;
 pub fn optimize(graph: Graph) -> Graph {
     let graph = split_activation::run(graph);
     let graph = fold_affine::run(graph);
+    let graph = fuse_residual::run(graph);
     let graph = fuse_activation::run(graph);
     let graph = fuse_pool::run(graph);
     output_copies::run(graph)

@@ -289,6 +289,7 @@ fn per_step(node: &Node, graph: &Graph) -> Result<bool, String> {
         | Op::Conv { .. }
         | Op::Pool { .. }
         | Op::ConvMaxPool { .. }
+        | Op::Residual { .. }
         | Op::ConvTranspose { .. }
         | Op::GlobalPool { .. }
         | Op::Resize { .. }
