@@ -104,7 +104,11 @@ fn linear<'a>(
             activation,
         } => {
             let y = conv::conv(inputs, out_shape, kernel, bias.as_ref(), window, *groups);
-            (apply_rescale(rescale.as_ref(), y), activation, out_shape.to_vec())
+            (
+                apply_rescale(rescale.as_ref(), y),
+                activation,
+                out_shape.to_vec(),
+            )
         }
         _ => return Err("a residual add without its Dense or Conv".into()),
     })

@@ -309,7 +309,15 @@ impl Lowering<'_> {
                 dtype: self.dtype,
                 add: &add_stored,
             };
-            let lowered = loops(&node.op, false, node, graph, &mut add_weight, &mut kernels, tuning);
+            let lowered = loops(
+                &node.op,
+                false,
+                node,
+                graph,
+                &mut add_weight,
+                &mut kernels,
+                tuning,
+            );
             let mut body = match lowered {
                 Ok(stmts) => stmts,
                 Err(message) => {

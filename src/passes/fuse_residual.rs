@@ -103,14 +103,22 @@ mod tests {
         let x = g.add_input("x", vec![6, 5, 3], InputDtype::F32).unwrap();
         let main = conv(3, 3, 4, 10, Activation::relu());
         let a = g.add_node("a", "Conv2D", main, vec![x], 0).unwrap();
-        let b = (g.add_node("b", "Conv2D", conv(1, 3, 4, 20, Activation::Linear), vec![x], 0))
-            .unwrap();
+        let b = (g.add_node(
+            "b",
+            "Conv2D",
+            conv(1, 3, 4, 20, Activation::Linear),
+            vec![x],
+            0,
+        ))
+        .unwrap();
         let add = Op::Merge {
             kind: MergeKind::Add,
         };
         let sum = g.add_node("add", "Add", add, vec![a, b], 0).unwrap();
         let relu = Op::Activation(Activation::relu());
-        let y = g.add_node("relu", "Activation", relu, vec![sum], 0).unwrap();
+        let y = g
+            .add_node("relu", "Activation", relu, vec![sum], 0)
+            .unwrap();
         g.add_output("y", y);
         if shared {
             g.add_output("b", b);
@@ -146,7 +154,10 @@ mod tests {
     #[test]
     fn a_layer_whose_output_is_read_elsewhere_keeps_its_add() {
         let fused = crate::passes::optimize(block(true));
-        assert!(fused.nodes.iter().all(|n| !matches!(n.op, Op::Residual { .. })));
+        assert!(fused
+            .nodes
+            .iter()
+            .all(|n| !matches!(n.op, Op::Residual { .. })));
         assert!(fused.nodes.iter().any(|n| matches!(n.op, Op::Merge { .. })));
     }
 }

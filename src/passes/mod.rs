@@ -1,7 +1,9 @@
 //! Graph passes, run in the order listed in [`optimize`], then memory planning.
 
+mod drop_identity;
 mod fold_affine;
 mod fuse_activation;
+mod fuse_pad;
 mod fuse_pool;
 mod fuse_residual;
 mod memory;
@@ -16,11 +18,13 @@ use crate::ir::Graph;
 
 /// The inference passes, in order. Each takes and returns a valid graph.
 pub fn optimize(graph: Graph) -> Graph {
+    let graph = drop_identity::run(graph);
     let graph = split_activation::run(graph);
     let graph = fold_affine::run(graph);
     let graph = fuse_residual::run(graph);
     let graph = fuse_activation::run(graph);
     let graph = fuse_pool::run(graph);
+    let graph = fuse_pad::run(graph);
     output_copies::run(graph)
 }
 
