@@ -160,6 +160,19 @@ fn scoped(stmts: Vec<Stmt>) -> Vec<Stmt> {
     }
 }
 
+/// Rows per statement for `blocks` blocks of rows: the tuning's `rows`, or one fewer where
+/// that leaves no remainder and `rows` would (a remainder is one more statement of code).
+/// On the Cortex-M4, rows 3 with this rule took the seed MLP from 2.51 to 2.47
+/// instructions per MAC at 3% more code (see `MCU_TUNING`).
+fn rows_per_pass(rows: usize, blocks: usize) -> usize {
+    let rows = rows.max(1);
+    if rows > 2 && !blocks.is_multiple_of(rows) && blocks.is_multiple_of(rows - 1) {
+        rows - 1
+    } else {
+        rows
+    }
+}
+
 /// One tile: outputs `start + o` for `o < width`.
 #[allow(clippy::too_many_arguments)]
 fn tile(
@@ -175,7 +188,6 @@ fn tile(
     // one more pass, and g++ then keeps it in memory instead of registers).
     let acc = |ix: Ix| Val::load(Buf::Local(Array::named("acc".into())), ix);
     let mut body = vec![Stmt::local(Array::named("acc".into()), p * width)];
-    let rows_per_pass = blocking.rows.max(1);
     for (k, s) in sources.iter().enumerate() {
         // `blocks` blocks of rows from `first` in one pass: partial sum `q < n` adds rows
         // `first + b * p + q` for `b < blocks`, in that order, in one statement.
@@ -218,6 +230,7 @@ fn tile(
             }
         };
         let (mut blocks, tail) = (s.count / p, s.count % p);
+        let rows_per_pass = rows_per_pass(blocking.rows, blocks);
         let mut first = 0;
         if k == 0 && blocks == 0 {
             // No rows at all: the sums are zero.
