@@ -146,23 +146,40 @@ fn generated_int8_code_matches_the_quantized_interpreter() {
     };
     let (rust, cpp) = run_both_as(&cases, &dir.path, variant);
     // C tuned for a core without SIMD: four filters at a time (`dot4_i8`, here its
-    // portable loops; tests/firmware.rs runs its DSP form on the Cortex-M4).
+    // portable loops; tests/firmware.rs runs its DSP form on the Cortex-M4, MobileNetV2
+    // included, which is left out here for the test's time).
+    let small: Vec<usize> = (0..cases.len())
+        .filter(|&c| !cases[c].ident.starts_with("mobilenet"))
+        .collect();
+    let mcu_cases: Vec<Case> = (small.iter().map(|&c| &cases[c]))
+        .map(|c| Case {
+            ident: c.ident.clone(),
+            model: c.model.clone(),
+            samples: c.samples.clone(),
+            weights: c.weights,
+        })
+        .collect();
+    let mcu_quantizations: Vec<_> = small.iter().map(|&c| quantizations[c].clone()).collect();
     let mcu_dir = common::work_dir("int8-mcu");
     let mcu = common::run_c_as(
-        &cases,
+        &mcu_cases,
         &mcu_dir.path,
         Variant {
             tune: keras2src::Tune::Mcu,
+            quantize: &mcu_quantizations,
             ..variant
         },
     );
     let mut bad = Vec::new();
     for (c, case) in cases.iter().enumerate() {
-        for (lang, got) in [
-            ("Rust", &rust[c]),
-            ("C++", &cpp[c]),
-            ("C --tune mcu", &mcu[c]),
-        ] {
+        let mcu = small
+            .iter()
+            .position(|&k| k == c)
+            .map(|k| ("C --tune mcu", &mcu[k]));
+        for (lang, got) in [("Rust", &rust[c]), ("C++", &cpp[c])]
+            .into_iter()
+            .chain(mcu)
+        {
             for (s, (got, want)) in got.iter().zip(&want[c]).enumerate() {
                 let same = got
                     .iter()
