@@ -59,7 +59,9 @@ fn weights_file_header_matches_keras_and_inline() {
     let dir = common::work_dir("cpp-weights");
     let gen = dir.path.join("gen");
     std::fs::create_dir_all(&gen).unwrap();
-    let names = ["seed", "resnet_small", "bench_lstm", "mobilenet_v2"];
+    // MobileNetV2 (1.6 MB of weights) took 14 of this test's 18 s; the mechanism does not
+    // depend on size, and the bench's large models read 16 and 94 MB files this way.
+    let names = ["seed", "resnet_small", "bench_lstm"];
     let mut includes = String::new();
     let mut body = String::new();
     let mut want = Vec::new();
