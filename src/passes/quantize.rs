@@ -152,6 +152,13 @@ pub fn quantize(graph: &Graph, ranges: &Ranges, int8_io: bool) -> Result<Graph, 
         } else {
             b.float(output.tensor)
         };
+        let t = t.map_err(|message| {
+            vec![LayerProblem {
+                layer: output.name.clone(),
+                class: "output".into(),
+                message,
+            }]
+        })?;
         b.new.add_output(&output.name, t);
     }
     Ok(super::output_copies::run(fuse_max_pool(b.new)))
@@ -226,35 +233,45 @@ struct Builder<'a> {
 
 impl Builder<'_> {
     /// The int8 form of float-graph tensor `t`, quantized where it is f32.
-    fn int8(&mut self, t: TensorId) -> TensorId {
+    fn int8(&mut self, t: TensorId) -> Result<TensorId, String> {
         if let Some(q) = self.int8[t] {
-            return q;
+            return Ok(q);
         }
-        let f = self.float[t].expect("every tensor has a form");
+        let f = self.float[t].ok_or_else(|| self.unbuilt(t))?;
         let name = format!("{}/quantize", self.names[t]);
         let op = Op::Int8(QOp::Quantize(self.params[t]));
-        let q = self.add(&name, "Quantize", op, vec![f]);
+        let q = self.add(&name, "Quantize", op, vec![f])?;
         self.int8[t] = Some(q);
-        q
+        Ok(q)
     }
 
     /// The f32 form of `t`, dequantized where it is int8.
-    fn float(&mut self, t: TensorId) -> TensorId {
+    fn float(&mut self, t: TensorId) -> Result<TensorId, String> {
         if let Some(f) = self.float[t] {
-            return f;
+            return Ok(f);
         }
-        let q = self.int8[t].expect("every tensor has a form");
+        let q = self.int8[t].ok_or_else(|| self.unbuilt(t))?;
         let name = format!("{}/dequantize", self.names[t]);
         let op = Op::Int8(QOp::Dequantize(self.params[t]));
-        let f = self.add(&name, "Dequantize", op, vec![q]);
+        let f = self.add(&name, "Dequantize", op, vec![q])?;
         self.float[t] = Some(f);
-        f
+        Ok(f)
     }
 
-    fn add(&mut self, name: &str, class: &str, op: Op, inputs: Vec<TensorId>) -> TensorId {
-        self.new
-            .add_node(name, class, op, inputs, 0)
-            .expect("a quantized op has its float op's shape")
+    /// Why tensor `t` has no form: the layer that makes it could not be built (reported
+    /// with that layer).
+    fn unbuilt(&self, t: TensorId) -> String {
+        format!("its input from '{}' could not be built", self.names[t])
+    }
+
+    fn add(
+        &mut self,
+        name: &str,
+        class: &str,
+        op: Op,
+        inputs: Vec<TensorId>,
+    ) -> Result<TensorId, String> {
+        self.new.add_node(name, class, op, inputs, 0)
     }
 
     /// Rewrites one node of the float graph: adds `node`'s int8 form, or its float form where it has none. A layer that cannot
@@ -288,10 +305,16 @@ impl Builder<'_> {
                     Op::Conv { window, groups, .. } => Some((window.clone(), *groups)),
                     _ => None,
                 };
-                let x = input.expect("a Dense has an input");
-                let l = activation_clamp(activation, params[out])
-                    .ok_or_else(|| format!("activation '{}' has no int8 form", activation.label()))
-                    .and_then(|clamp| {
+                let l = input
+                    .ok_or_else(|| "has no input".to_string())
+                    .and_then(|x| {
+                        activation_clamp(activation, params[out])
+                            .map(|clamp| (x, clamp))
+                            .ok_or_else(|| {
+                                format!("activation '{}' has no int8 form", activation.label())
+                            })
+                    })
+                    .and_then(|(x, clamp)| {
                         let (bias, rescale) = (bias.as_ref(), rescale.as_ref());
                         linear(kernel, bias, rescale, conv, params[x], params[out], clamp)
                     });
@@ -340,8 +363,8 @@ impl Builder<'_> {
             }
             // A reshape keeps the form of its input.
             Op::Reshape { .. } | Op::Identity if is_int8(node.inputs[0]) => {
-                let x = self.int8(node.inputs[0]);
-                let q = self.add(&node.name, &node.class, node.op.clone(), vec![x]);
+                let x = self.int8(node.inputs[0])?;
+                let q = self.add(&node.name, &node.class, node.op.clone(), vec![x])?;
                 self.int8[out] = Some(q);
                 return Ok(());
             }
@@ -349,13 +372,15 @@ impl Builder<'_> {
         };
         match quantized {
             Some(op) => {
-                let inputs = node.inputs.iter().map(|&t| self.int8(t)).collect();
-                let q = self.add(&node.name, &node.class, Op::Int8(op), inputs);
+                let inputs =
+                    (node.inputs.iter().map(|&t| self.int8(t))).collect::<Result<_, _>>()?;
+                let q = self.add(&node.name, &node.class, Op::Int8(op), inputs)?;
                 self.int8[out] = Some(q);
             }
             None => {
-                let inputs = node.inputs.iter().map(|&t| self.float(t)).collect();
-                let f = self.add(&node.name, &node.class, node.op.clone(), inputs);
+                let inputs =
+                    (node.inputs.iter().map(|&t| self.float(t))).collect::<Result<_, _>>()?;
+                let f = self.add(&node.name, &node.class, node.op.clone(), inputs)?;
                 self.float[out] = Some(f);
             }
         }
@@ -399,7 +424,7 @@ fn linear(
         ChannelAxis::last(&folded.shape),
         WeightsDtype::Int8,
     )?;
-    let scales = stored.scales.expect("int8 has scales");
+    let scales = stored.scales.ok_or("int8 storage gave no scales")?;
     // Sums stay within i32: the products within half its range (MAX_TAPS), the bias within
     // a quarter (a bias beyond it saturates, as an activation beyond its range does), so
     // that a sum with the zero point folded into the bias stays within it too.
