@@ -20,7 +20,9 @@ fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
-const CXXFLAGS: [&str; 9] = [
+/// One copy of each layer (`KERAS2SRC_NO_DISPATCH`; tests/dispatch.rs builds with dispatch).
+const CXXFLAGS: [&str; 10] = [
+    "-DKERAS2SRC_NO_DISPATCH",
     "-std=c++17",
     "-Wall",
     "-Wextra",

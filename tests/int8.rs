@@ -143,6 +143,7 @@ fn generated_int8_code_matches_the_quantized_interpreter() {
         dtype: WeightsDtype::F32,
         quantize: &quantizations,
         tune: keras2src::Tune::Host,
+        dispatch: false,
     };
     let (rust, cpp) = run_both_as(&cases, &dir.path, variant);
     // C tuned for a core without SIMD: four filters at a time (`dot4_i8`, here its

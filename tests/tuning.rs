@@ -130,6 +130,8 @@ fn program(fixtures: &[Fixture], dir: &Path, tune: Tune, dtype: WeightsDtype) ->
         "-Wall",
         "-Wextra",
         "-Werror",
+        // One copy of each layer (tests/dispatch.rs builds with dispatch): 40 s, not 110.
+        "-DKERAS2SRC_NO_DISPATCH",
     ])
     .arg("-o")
     .arg(dir.join(format!("tune_{label}")))

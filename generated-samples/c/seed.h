@@ -37,6 +37,29 @@ void seed_predict_with_scratch(const float* input, float* output, float* scratch
 #endif
 
 #include <stddef.h>
+#include <stdint.h>
+
+// x86-64 builds for an instruction set below AVX2 (g++ or gcc on glibc, no -march) compile
+// each layer three times, for AVX-512 (x86-64-v4), AVX2 with FMA (x86-64-v3) and the build's
+// own target, and the first call runs the best this CPU has (GCC's target_clones, an
+// ifunc): without it, plain -O2 took 2.3 to 3.5 times as long as -O3 -march=native. The
+// functions the layers call are then always inlined, since each copy needs its own. Define
+// KERAS2SRC_NO_DISPATCH for one copy (a third of the compile time). Copies may differ in
+// the last bits by FMA contraction; with -ffp-contract=off all compute the same bits.
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 11 && defined(__x86_64__)
+#if defined(__GLIBC__) && !defined(__AVX2__) && !defined(KERAS2SRC_DISPATCH) && !defined(KERAS2SRC_NO_DISPATCH)
+#define KERAS2SRC_DISPATCH __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#ifndef KERAS2SRC_HELPER
+#define KERAS2SRC_HELPER __attribute__((always_inline))
+#endif
+#endif
+#endif
+#ifndef KERAS2SRC_DISPATCH
+#define KERAS2SRC_DISPATCH
+#endif
+#ifndef KERAS2SRC_HELPER
+#define KERAS2SRC_HELPER
+#endif
 
 // Working memory on a 64-byte boundary on cores with wide vectors, so that vector loads
 // never straddle a cache line: on x86 with AVX-512, MobileNetV2's C++ took 415 or 565 us
@@ -201,7 +224,7 @@ static const float seed_dense_2_bias[1] = {
 };
 
 // dense (Dense)
-static void seed_dense(const float* restrict input, float* restrict output) {
+KERAS2SRC_DISPATCH static void seed_dense(const float* restrict input, float* restrict output) {
     float acc[64];
     for (size_t o = 0; o < 64; ++o) {
         acc[o] = (((((((input[0] * seed_dense_kernel[0][o]) + (input[1] * seed_dense_kernel[1][o])) + (input[2] * seed_dense_kernel[2][o])) + (input[3] * seed_dense_kernel[3][o])) + (input[4] * seed_dense_kernel[4][o])) + (input[5] * seed_dense_kernel[5][o])) + (input[6] * seed_dense_kernel[6][o])) + (input[7] * seed_dense_kernel[7][o]);
@@ -221,7 +244,7 @@ static void seed_dense(const float* restrict input, float* restrict output) {
 }
 
 // dense_1 (Dense)
-static void seed_dense_1(const float* restrict input, float* restrict output) {
+KERAS2SRC_DISPATCH static void seed_dense_1(const float* restrict input, float* restrict output) {
     float acc[64];
     for (size_t p = 0; p < 2; ++p) {
         for (size_t o = 0; o < 32; ++o) {
@@ -245,7 +268,7 @@ static void seed_dense_1(const float* restrict input, float* restrict output) {
 }
 
 // dense_2 (Dense)
-static void seed_dense_2(const float* restrict input, float* restrict output) {
+KERAS2SRC_DISPATCH static void seed_dense_2(const float* restrict input, float* restrict output) {
     float acc[8];
     #pragma GCC unroll 1
     for (size_t p = 0; p < 8; ++p) {

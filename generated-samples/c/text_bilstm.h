@@ -42,6 +42,28 @@ void text_bilstm_predict_with_scratch(const int32_t* input, float* output, float
 #include <stdint.h>
 #include <math.h>
 
+// x86-64 builds for an instruction set below AVX2 (g++ or gcc on glibc, no -march) compile
+// each layer three times, for AVX-512 (x86-64-v4), AVX2 with FMA (x86-64-v3) and the build's
+// own target, and the first call runs the best this CPU has (GCC's target_clones, an
+// ifunc): without it, plain -O2 took 2.3 to 3.5 times as long as -O3 -march=native. The
+// functions the layers call are then always inlined, since each copy needs its own. Define
+// KERAS2SRC_NO_DISPATCH for one copy (a third of the compile time). Copies may differ in
+// the last bits by FMA contraction; with -ffp-contract=off all compute the same bits.
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 11 && defined(__x86_64__)
+#if defined(__GLIBC__) && !defined(__AVX2__) && !defined(KERAS2SRC_DISPATCH) && !defined(KERAS2SRC_NO_DISPATCH)
+#define KERAS2SRC_DISPATCH __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#ifndef KERAS2SRC_HELPER
+#define KERAS2SRC_HELPER __attribute__((always_inline))
+#endif
+#endif
+#endif
+#ifndef KERAS2SRC_DISPATCH
+#define KERAS2SRC_DISPATCH
+#endif
+#ifndef KERAS2SRC_HELPER
+#define KERAS2SRC_HELPER
+#endif
+
 // Working memory on a 64-byte boundary on cores with wide vectors, so that vector loads
 // never straddle a cache line: on x86 with AVX-512, MobileNetV2's C++ took 415 or 565 us
 // by where the stack happened to put it. Microcontrollers keep their 8-byte stack
@@ -67,7 +89,7 @@ void text_bilstm_predict_with_scratch(const int32_t* input, float* output, float
 // Bit casts through a union: reading the member not last written reinterprets the
 // bytes in C (C99 TC3, 6.5.2.3 footnote 82; C11 footnote 95), needs no <string.h>,
 // and compiles to a register move.
-static inline uint32_t text_bilstm_f32_to_bits(float x) {
+KERAS2SRC_HELPER static inline uint32_t text_bilstm_f32_to_bits(float x) {
     union {
         float f;
         uint32_t u;
@@ -75,7 +97,7 @@ static inline uint32_t text_bilstm_f32_to_bits(float x) {
     v.f = x;
     return v.u;
 }
-static inline float text_bilstm_f32_from_bits(uint32_t b) {
+KERAS2SRC_HELPER static inline float text_bilstm_f32_from_bits(uint32_t b) {
     union {
         float f;
         uint32_t u;
@@ -87,7 +109,7 @@ static inline float text_bilstm_f32_from_bits(uint32_t b) {
 // e^x. x = k ln2 + r, |r| <= ln2/2 (Cody-Waite: k * kLn2Hi is exact);
 // e^r = 1 + r + r^2 (1/2 + r P(r)), P minimax; 2^k is applied as two
 // normal factors, so a subnormal result is rounded only once.
-static inline float text_bilstm_exp_f32(float x) {
+KERAS2SRC_HELPER static inline float text_bilstm_exp_f32(float x) {
     const float kLog2e = 1.442695f;
     const float kLn2Hi = 0.69314575f;
     const float kLn2Lo = 1.4286068e-6f;
@@ -117,7 +139,7 @@ static inline float text_bilstm_exp_f32(float x) {
 // e^x - 1. Reduction as in exp_f32, with the rounding error c of r = hi - lo
 // carried along; then e^x - 1 = 2^k (e^r - 1) + (2^k - 1), computed at half
 // scale so that 2^(k-1) stays finite up to k = 128.
-static inline float text_bilstm_expm1_f32(float x) {
+KERAS2SRC_HELPER static inline float text_bilstm_expm1_f32(float x) {
     const float kLog2e = 1.442695f;
     const float kLn2Hi = 0.69314575f;
     const float kLn2Lo = 1.4286068e-6f;
@@ -155,7 +177,7 @@ static inline float text_bilstm_expm1_f32(float x) {
 
 // Hyperbolic tangent. a = |x| < log(3)/2: tanh(a) = a + a u S(u), u = a^2,
 // S minimax; above, 1 - 2 / (expm1(2a) + 2); the sign of x is put back.
-static inline float text_bilstm_tanh_f32(float x) {
+KERAS2SRC_HELPER static inline float text_bilstm_tanh_f32(float x) {
     const uint32_t sign = text_bilstm_f32_to_bits(x) & 0x80000000u;
     const float ax = text_bilstm_f32_from_bits(text_bilstm_f32_to_bits(x) & 0x7fffffffu);
     // tanh(10) rounds to 1 (NaN becomes 10 here).
@@ -173,7 +195,7 @@ static inline float text_bilstm_tanh_f32(float x) {
 // Square root. IEEE sqrt is correctly rounded, and so is the Rust version (which
 // has no hardware sqrt without std, and is checked against it for all 2^32
 // inputs), so sqrtf gives the same values; only NaN results are normalised.
-static inline float text_bilstm_sqrt_f32(float x) {
+KERAS2SRC_HELPER static inline float text_bilstm_sqrt_f32(float x) {
     const float y = sqrtf(x);
     return x < 0.0f ? text_bilstm_f32_from_bits(0x7fc00000u) : (x != x ? x : y);
 }
@@ -181,7 +203,7 @@ static inline float text_bilstm_sqrt_f32(float x) {
 // Logistic function: with z = e^(-|x|), 1 / (1 + z) for x >= 0 and
 // z / (1 + z) for x < 0, so that neither side overflows or cancels; the
 // rounding error dl of d = 1 + z is divided out: n / (d + dl) ~ q - q dl / d.
-static inline float text_bilstm_sigmoid_f32(float x) {
+KERAS2SRC_HELPER static inline float text_bilstm_sigmoid_f32(float x) {
     const float z = text_bilstm_exp_f32(text_bilstm_f32_from_bits(text_bilstm_f32_to_bits(x) | 0x80000000u));
     const float n = x < 0.0f ? z : 1.0f;
     const float d = 1.0f + z;
@@ -341,7 +363,7 @@ static const float text_bilstm_head_bias[3] = {
 };
 
 // embed (Embedding)
-static void text_bilstm_embed(const int32_t* restrict input, float* restrict output) {
+KERAS2SRC_DISPATCH static void text_bilstm_embed(const int32_t* restrict input, float* restrict output) {
     for (size_t i = 0; i < 12; ++i) {
         const size_t row = (size_t)(input[i] < 0 ? 0 : (input[i] > 49 ? 49 : input[i]));
         #pragma GCC unroll 1
@@ -352,7 +374,7 @@ static void text_bilstm_embed(const int32_t* restrict input, float* restrict out
 }
 
 // bilstm/forward (Bidirectional)
-static void text_bilstm_bilstm_forward(const float* restrict input, float* restrict output, float* restrict work) {
+KERAS2SRC_DISPATCH static void text_bilstm_bilstm_forward(const float* restrict input, float* restrict output, float* restrict work) {
     #pragma GCC unroll 1
     for (size_t k = 0; k < 16; ++k) {
         work[k] = 0.0f;
@@ -397,7 +419,7 @@ static void text_bilstm_bilstm_forward(const float* restrict input, float* restr
 }
 
 // bilstm/backward (Bidirectional)
-static void text_bilstm_bilstm_backward(const float* restrict input, float* restrict output, float* restrict work) {
+KERAS2SRC_DISPATCH static void text_bilstm_bilstm_backward(const float* restrict input, float* restrict output, float* restrict work) {
     #pragma GCC unroll 1
     for (size_t k = 0; k < 16; ++k) {
         work[k] = 0.0f;
@@ -444,7 +466,7 @@ static void text_bilstm_bilstm_backward(const float* restrict input, float* rest
 }
 
 // bilstm (Bidirectional)
-static void text_bilstm_bilstm(const float* restrict input0, const float* restrict input1, float* restrict output) {
+KERAS2SRC_DISPATCH static void text_bilstm_bilstm(const float* restrict input0, const float* restrict input1, float* restrict output) {
     for (size_t i0_0 = 0; i0_0 < 12; ++i0_0) {
         #pragma GCC unroll 1
         for (size_t i0_1 = 0; i0_1 < 8; ++i0_1) {
@@ -460,7 +482,7 @@ static void text_bilstm_bilstm(const float* restrict input0, const float* restri
 }
 
 // per_step (TimeDistributed)
-static void text_bilstm_per_step(const float* restrict input, float* restrict output) {
+KERAS2SRC_DISPATCH static void text_bilstm_per_step(const float* restrict input, float* restrict output) {
     for (size_t r = 0; r < 12; ++r) {
         float acc[24];
         for (size_t p = 0; p < 4; ++p) {
@@ -486,7 +508,7 @@ static void text_bilstm_per_step(const float* restrict input, float* restrict ou
 }
 
 // norm (LayerNormalization)
-static void text_bilstm_norm(const float* restrict input, float* restrict output) {
+KERAS2SRC_DISPATCH static void text_bilstm_norm(const float* restrict input, float* restrict output) {
     for (size_t k0 = 0; k0 < 12; ++k0) {
         float sum = 0.0f;
         #pragma GCC unroll 1
@@ -512,7 +534,7 @@ static void text_bilstm_norm(const float* restrict input, float* restrict output
 }
 
 // pool (GlobalMaxPooling1D)
-static void text_bilstm_pool(const float* restrict input, float* restrict output) {
+KERAS2SRC_DISPATCH static void text_bilstm_pool(const float* restrict input, float* restrict output) {
     #pragma GCC unroll 1
     for (size_t c = 0; c < 6; ++c) {
         output[c] = -INFINITY;
@@ -526,7 +548,7 @@ static void text_bilstm_pool(const float* restrict input, float* restrict output
 }
 
 // head (Dense)
-static void text_bilstm_head(const float* restrict input, float* restrict output) {
+KERAS2SRC_DISPATCH static void text_bilstm_head(const float* restrict input, float* restrict output) {
     {
         float acc[3];
         #pragma GCC unroll 1

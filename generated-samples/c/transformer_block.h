@@ -40,6 +40,28 @@ void transformer_block_predict_with_scratch(const float* input, float* output, f
 #include <stdint.h>
 #include <math.h>
 
+// x86-64 builds for an instruction set below AVX2 (g++ or gcc on glibc, no -march) compile
+// each layer three times, for AVX-512 (x86-64-v4), AVX2 with FMA (x86-64-v3) and the build's
+// own target, and the first call runs the best this CPU has (GCC's target_clones, an
+// ifunc): without it, plain -O2 took 2.3 to 3.5 times as long as -O3 -march=native. The
+// functions the layers call are then always inlined, since each copy needs its own. Define
+// KERAS2SRC_NO_DISPATCH for one copy (a third of the compile time). Copies may differ in
+// the last bits by FMA contraction; with -ffp-contract=off all compute the same bits.
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 11 && defined(__x86_64__)
+#if defined(__GLIBC__) && !defined(__AVX2__) && !defined(KERAS2SRC_DISPATCH) && !defined(KERAS2SRC_NO_DISPATCH)
+#define KERAS2SRC_DISPATCH __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#ifndef KERAS2SRC_HELPER
+#define KERAS2SRC_HELPER __attribute__((always_inline))
+#endif
+#endif
+#endif
+#ifndef KERAS2SRC_DISPATCH
+#define KERAS2SRC_DISPATCH
+#endif
+#ifndef KERAS2SRC_HELPER
+#define KERAS2SRC_HELPER
+#endif
+
 // Working memory on a 64-byte boundary on cores with wide vectors, so that vector loads
 // never straddle a cache line: on x86 with AVX-512, MobileNetV2's C++ took 415 or 565 us
 // by where the stack happened to put it. Microcontrollers keep their 8-byte stack
@@ -65,7 +87,7 @@ void transformer_block_predict_with_scratch(const float* input, float* output, f
 // Bit casts through a union: reading the member not last written reinterprets the
 // bytes in C (C99 TC3, 6.5.2.3 footnote 82; C11 footnote 95), needs no <string.h>,
 // and compiles to a register move.
-static inline uint32_t transformer_block_f32_to_bits(float x) {
+KERAS2SRC_HELPER static inline uint32_t transformer_block_f32_to_bits(float x) {
     union {
         float f;
         uint32_t u;
@@ -73,7 +95,7 @@ static inline uint32_t transformer_block_f32_to_bits(float x) {
     v.f = x;
     return v.u;
 }
-static inline float transformer_block_f32_from_bits(uint32_t b) {
+KERAS2SRC_HELPER static inline float transformer_block_f32_from_bits(uint32_t b) {
     union {
         float f;
         uint32_t u;
@@ -85,7 +107,7 @@ static inline float transformer_block_f32_from_bits(uint32_t b) {
 // e^x. x = k ln2 + r, |r| <= ln2/2 (Cody-Waite: k * kLn2Hi is exact);
 // e^r = 1 + r + r^2 (1/2 + r P(r)), P minimax; 2^k is applied as two
 // normal factors, so a subnormal result is rounded only once.
-static inline float transformer_block_exp_f32(float x) {
+KERAS2SRC_HELPER static inline float transformer_block_exp_f32(float x) {
     const float kLog2e = 1.442695f;
     const float kLn2Hi = 0.69314575f;
     const float kLn2Lo = 1.4286068e-6f;
@@ -115,7 +137,7 @@ static inline float transformer_block_exp_f32(float x) {
 // Error function. |x| < 1: erf(x) = x + x T(x^2); 1 <= |x| < 4:
 // erf(x) = 1 - e^(-x^2) R(|x| - 2.5), with x^2 split exactly into u + l
 // (Dekker) and e^(-l) ~ 1 - l; T, R minimax; |x| >= 4: +-1.
-static inline float transformer_block_erf_f32(float x) {
+KERAS2SRC_HELPER static inline float transformer_block_erf_f32(float x) {
     const uint32_t sign = transformer_block_f32_to_bits(x) & 0x80000000u;
     const float ax = transformer_block_f32_from_bits(transformer_block_f32_to_bits(x) & 0x7fffffffu);
     // erf(4) rounds to 1 (NaN becomes 4 here).
@@ -148,7 +170,7 @@ static inline float transformer_block_erf_f32(float x) {
 // Square root. IEEE sqrt is correctly rounded, and so is the Rust version (which
 // has no hardware sqrt without std, and is checked against it for all 2^32
 // inputs), so sqrtf gives the same values; only NaN results are normalised.
-static inline float transformer_block_sqrt_f32(float x) {
+KERAS2SRC_HELPER static inline float transformer_block_sqrt_f32(float x) {
     const float y = sqrtf(x);
     return x < 0.0f ? transformer_block_f32_from_bits(0x7fc00000u) : (x != x ? x : y);
 }
@@ -268,7 +290,7 @@ static const float transformer_block_norm_2_beta[8] = {
 };
 
 // mha/query (MultiHeadAttention)
-static void transformer_block_mha_query(const float* restrict input, float* restrict output) {
+KERAS2SRC_DISPATCH static void transformer_block_mha_query(const float* restrict input, float* restrict output) {
     for (size_t r = 0; r < 6; ++r) {
         float acc[16];
         for (size_t p = 0; p < 2; ++p) {
@@ -289,7 +311,7 @@ static void transformer_block_mha_query(const float* restrict input, float* rest
 }
 
 // mha/key (MultiHeadAttention)
-static void transformer_block_mha_key(const float* restrict input, float* restrict output) {
+KERAS2SRC_DISPATCH static void transformer_block_mha_key(const float* restrict input, float* restrict output) {
     for (size_t r = 0; r < 6; ++r) {
         float acc[16];
         for (size_t p = 0; p < 2; ++p) {
@@ -310,7 +332,7 @@ static void transformer_block_mha_key(const float* restrict input, float* restri
 }
 
 // mha/value (MultiHeadAttention)
-static void transformer_block_mha_value(const float* restrict input, float* restrict output) {
+KERAS2SRC_DISPATCH static void transformer_block_mha_value(const float* restrict input, float* restrict output) {
     for (size_t r = 0; r < 6; ++r) {
         float acc[16];
         for (size_t p = 0; p < 2; ++p) {
@@ -331,7 +353,7 @@ static void transformer_block_mha_value(const float* restrict input, float* rest
 }
 
 // mha/query_by_head (MultiHeadAttention)
-static void transformer_block_mha_query_by_head(const float* restrict input, float* restrict output) {
+KERAS2SRC_DISPATCH static void transformer_block_mha_query_by_head(const float* restrict input, float* restrict output) {
     for (size_t o0 = 0; o0 < 2; ++o0) {
         for (size_t o1 = 0; o1 < 6; ++o1) {
             #pragma GCC unroll 1
@@ -343,7 +365,7 @@ static void transformer_block_mha_query_by_head(const float* restrict input, flo
 }
 
 // mha/key_by_head (MultiHeadAttention)
-static void transformer_block_mha_key_by_head(const float* restrict input, float* restrict output) {
+KERAS2SRC_DISPATCH static void transformer_block_mha_key_by_head(const float* restrict input, float* restrict output) {
     for (size_t o0 = 0; o0 < 2; ++o0) {
         for (size_t o1 = 0; o1 < 4; ++o1) {
             #pragma GCC unroll 1
@@ -355,7 +377,7 @@ static void transformer_block_mha_key_by_head(const float* restrict input, float
 }
 
 // mha/value_by_head (MultiHeadAttention)
-static void transformer_block_mha_value_by_head(const float* restrict input, float* restrict output) {
+KERAS2SRC_DISPATCH static void transformer_block_mha_value_by_head(const float* restrict input, float* restrict output) {
     for (size_t o0 = 0; o0 < 2; ++o0) {
         for (size_t o1 = 0; o1 < 6; ++o1) {
             #pragma GCC unroll 1
@@ -367,7 +389,7 @@ static void transformer_block_mha_value_by_head(const float* restrict input, flo
 }
 
 // mha/scores (MultiHeadAttention)
-static void transformer_block_mha_scores(const float* restrict input0, const float* restrict input1, float* restrict output) {
+KERAS2SRC_DISPATCH static void transformer_block_mha_scores(const float* restrict input0, const float* restrict input1, float* restrict output) {
     for (size_t p = 0; p < 2; ++p) {
         for (size_t i = 0; i < 6; ++i) {
             #pragma GCC unroll 1
@@ -386,7 +408,7 @@ static void transformer_block_mha_scores(const float* restrict input0, const flo
 }
 
 // mha/softmax (MultiHeadAttention)
-static void transformer_block_mha_softmax(const float* restrict input, float* restrict output) {
+KERAS2SRC_DISPATCH static void transformer_block_mha_softmax(const float* restrict input, float* restrict output) {
     for (size_t i = 0; i < 72; ++i) {
         output[i] = input[i];
     }
@@ -415,7 +437,7 @@ static void transformer_block_mha_softmax(const float* restrict input, float* re
 }
 
 // mha/context (MultiHeadAttention)
-static void transformer_block_mha_context(const float* restrict input0, const float* restrict input1, float* restrict output) {
+KERAS2SRC_DISPATCH static void transformer_block_mha_context(const float* restrict input0, const float* restrict input1, float* restrict output) {
     for (size_t p = 0; p < 2; ++p) {
         for (size_t i = 0; i < 6; ++i) {
             #pragma GCC unroll 1
@@ -434,7 +456,7 @@ static void transformer_block_mha_context(const float* restrict input0, const fl
 }
 
 // mha/context_by_step (MultiHeadAttention)
-static void transformer_block_mha_context_by_step(const float* restrict input, float* restrict output) {
+KERAS2SRC_DISPATCH static void transformer_block_mha_context_by_step(const float* restrict input, float* restrict output) {
     for (size_t o0 = 0; o0 < 6; ++o0) {
         for (size_t o1 = 0; o1 < 2; ++o1) {
             #pragma GCC unroll 1
@@ -446,7 +468,7 @@ static void transformer_block_mha_context_by_step(const float* restrict input, f
 }
 
 // mha (MultiHeadAttention)
-static void transformer_block_mha(const float* restrict input0, const float* restrict input1, float* restrict output) {
+KERAS2SRC_DISPATCH static void transformer_block_mha(const float* restrict input0, const float* restrict input1, float* restrict output) {
     for (size_t r = 0; r < 6; ++r) {
         float acc[16];
         for (size_t p = 0; p < 2; ++p) {
@@ -467,7 +489,7 @@ static void transformer_block_mha(const float* restrict input0, const float* res
 }
 
 // norm_1 (LayerNormalization)
-static void transformer_block_norm_1(const float* restrict input, float* restrict output) {
+KERAS2SRC_DISPATCH static void transformer_block_norm_1(const float* restrict input, float* restrict output) {
     for (size_t k0 = 0; k0 < 6; ++k0) {
         float sum = 0.0f;
         #pragma GCC unroll 1
@@ -493,7 +515,7 @@ static void transformer_block_norm_1(const float* restrict input, float* restric
 }
 
 // ffn_1 (Dense)
-static void transformer_block_ffn_1(const float* restrict input, float* restrict output) {
+KERAS2SRC_DISPATCH static void transformer_block_ffn_1(const float* restrict input, float* restrict output) {
     for (size_t r = 0; r < 6; ++r) {
         float acc[32];
         for (size_t p = 0; p < 2; ++p) {
@@ -515,7 +537,7 @@ static void transformer_block_ffn_1(const float* restrict input, float* restrict
 }
 
 // ffn_2 (Dense)
-static void transformer_block_ffn_2(const float* restrict input0, const float* restrict input1, float* restrict output) {
+KERAS2SRC_DISPATCH static void transformer_block_ffn_2(const float* restrict input0, const float* restrict input1, float* restrict output) {
     for (size_t r = 0; r < 6; ++r) {
         float acc[32];
         #pragma GCC unroll 1
@@ -550,7 +572,7 @@ static void transformer_block_ffn_2(const float* restrict input0, const float* r
 }
 
 // norm_2 (LayerNormalization)
-static void transformer_block_norm_2(const float* restrict input, float* restrict output) {
+KERAS2SRC_DISPATCH static void transformer_block_norm_2(const float* restrict input, float* restrict output) {
     for (size_t k0 = 0; k0 < 6; ++k0) {
         float sum = 0.0f;
         #pragma GCC unroll 1

@@ -10,6 +10,28 @@
 #include <cstdint>
 #include <cmath>
 
+// x86-64 builds for an instruction set below AVX2 (g++ or gcc on glibc, no -march) compile
+// each layer three times, for AVX-512 (x86-64-v4), AVX2 with FMA (x86-64-v3) and the build's
+// own target, and the first call runs the best this CPU has (GCC's target_clones, an
+// ifunc): without it, plain -O2 took 2.3 to 3.5 times as long as -O3 -march=native. The
+// functions the layers call are then always inlined, since each copy needs its own. Define
+// KERAS2SRC_NO_DISPATCH for one copy (a third of the compile time). Copies may differ in
+// the last bits by FMA contraction; with -ffp-contract=off all compute the same bits.
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 11 && defined(__x86_64__)
+#if defined(__GLIBC__) && !defined(__AVX2__) && !defined(KERAS2SRC_DISPATCH) && !defined(KERAS2SRC_NO_DISPATCH)
+#define KERAS2SRC_DISPATCH __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#ifndef KERAS2SRC_HELPER
+#define KERAS2SRC_HELPER __attribute__((always_inline))
+#endif
+#endif
+#endif
+#ifndef KERAS2SRC_DISPATCH
+#define KERAS2SRC_DISPATCH
+#endif
+#ifndef KERAS2SRC_HELPER
+#define KERAS2SRC_HELPER
+#endif
+
 // Working memory on a 64-byte boundary on cores with wide vectors, so that vector loads
 // never straddle a cache line: on x86 with AVX-512, MobileNetV2's C++ took 415 or 565 us
 // by where the stack happened to put it. Microcontrollers keep their 8-byte stack
@@ -48,17 +70,17 @@ namespace detail {
 // Bit casts. C++17 has no std::bit_cast, reading another member of a union is undefined
 // behaviour and std::memcpy needs <cstring>, so this uses __builtin_bit_cast
 // (GCC >= 11, Clang >= 9, MSVC >= 19.28).
-inline std::uint32_t f32_to_bits(float x) noexcept {
+KERAS2SRC_HELPER inline std::uint32_t f32_to_bits(float x) noexcept {
     return __builtin_bit_cast(std::uint32_t, x);
 }
-inline float f32_from_bits(std::uint32_t b) noexcept {
+KERAS2SRC_HELPER inline float f32_from_bits(std::uint32_t b) noexcept {
     return __builtin_bit_cast(float, b);
 }
 
 // e^x. x = k ln2 + r, |r| <= ln2/2 (Cody-Waite: k * kLn2Hi is exact);
 // e^r = 1 + r + r^2 (1/2 + r P(r)), P minimax; 2^k is applied as two
 // normal factors, so a subnormal result is rounded only once.
-inline float exp_f32(float x) noexcept {
+KERAS2SRC_HELPER inline float exp_f32(float x) noexcept {
     constexpr float kLog2e = 1.442695f;
     constexpr float kLn2Hi = 0.69314575f;
     constexpr float kLn2Lo = 1.4286068e-6f;
@@ -88,7 +110,7 @@ inline float exp_f32(float x) noexcept {
 // e^x - 1. Reduction as in exp_f32, with the rounding error c of r = hi - lo
 // carried along; then e^x - 1 = 2^k (e^r - 1) + (2^k - 1), computed at half
 // scale so that 2^(k-1) stays finite up to k = 128.
-inline float expm1_f32(float x) noexcept {
+KERAS2SRC_HELPER inline float expm1_f32(float x) noexcept {
     constexpr float kLog2e = 1.442695f;
     constexpr float kLn2Hi = 0.69314575f;
     constexpr float kLn2Lo = 1.4286068e-6f;
@@ -126,7 +148,7 @@ inline float expm1_f32(float x) noexcept {
 
 // Hyperbolic tangent. a = |x| < log(3)/2: tanh(a) = a + a u S(u), u = a^2,
 // S minimax; above, 1 - 2 / (expm1(2a) + 2); the sign of x is put back.
-inline float tanh_f32(float x) noexcept {
+KERAS2SRC_HELPER inline float tanh_f32(float x) noexcept {
     const std::uint32_t sign = f32_to_bits(x) & 0x80000000u;
     const float ax = f32_from_bits(f32_to_bits(x) & 0x7fffffffu);
     // tanh(10) rounds to 1 (NaN becomes 10 here).
@@ -144,7 +166,7 @@ inline float tanh_f32(float x) noexcept {
 // Square root. IEEE sqrt is correctly rounded, and so is the Rust version (which
 // has no hardware sqrt without std, and is checked against it for all 2^32
 // inputs), so std::sqrt gives the same values; only NaN results are normalised.
-inline float sqrt_f32(float x) noexcept {
+KERAS2SRC_HELPER inline float sqrt_f32(float x) noexcept {
     const float y = std::sqrt(x);
     return x < 0.0f ? f32_from_bits(0x7fc00000u) : (x != x ? x : y);
 }
@@ -152,7 +174,7 @@ inline float sqrt_f32(float x) noexcept {
 // Logistic function: with z = e^(-|x|), 1 / (1 + z) for x >= 0 and
 // z / (1 + z) for x < 0, so that neither side overflows or cancels; the
 // rounding error dl of d = 1 + z is divided out: n / (d + dl) ~ q - q dl / d.
-inline float sigmoid_f32(float x) noexcept {
+KERAS2SRC_HELPER inline float sigmoid_f32(float x) noexcept {
     const float z = exp_f32(f32_from_bits(f32_to_bits(x) | 0x80000000u));
     const float n = x < 0.0f ? z : 1.0f;
     const float d = 1.0f + z;
@@ -313,7 +335,7 @@ inline constexpr float head_bias[3] = {
 };
 
 // embed (Embedding)
-inline void embed(const std::int32_t* __restrict input, float* __restrict output) noexcept {
+KERAS2SRC_DISPATCH inline void embed(const std::int32_t* __restrict input, float* __restrict output) noexcept {
     for (std::size_t i = 0; i < 12; ++i) {
         const std::size_t row = static_cast<std::size_t>(input[i] < 0 ? 0 : (input[i] > 49 ? 49 : input[i]));
         #pragma GCC unroll 1
@@ -324,7 +346,7 @@ inline void embed(const std::int32_t* __restrict input, float* __restrict output
 }
 
 // bilstm/forward (Bidirectional)
-inline void bilstm_forward(const float* __restrict input, float* __restrict output, float* __restrict work) noexcept {
+KERAS2SRC_DISPATCH inline void bilstm_forward(const float* __restrict input, float* __restrict output, float* __restrict work) noexcept {
     #pragma GCC unroll 1
     for (std::size_t k = 0; k < 16; ++k) {
         work[k] = 0.0f;
@@ -369,7 +391,7 @@ inline void bilstm_forward(const float* __restrict input, float* __restrict outp
 }
 
 // bilstm/backward (Bidirectional)
-inline void bilstm_backward(const float* __restrict input, float* __restrict output, float* __restrict work) noexcept {
+KERAS2SRC_DISPATCH inline void bilstm_backward(const float* __restrict input, float* __restrict output, float* __restrict work) noexcept {
     #pragma GCC unroll 1
     for (std::size_t k = 0; k < 16; ++k) {
         work[k] = 0.0f;
@@ -416,7 +438,7 @@ inline void bilstm_backward(const float* __restrict input, float* __restrict out
 }
 
 // bilstm (Bidirectional)
-inline void bilstm(const float* __restrict input0, const float* __restrict input1, float* __restrict output) noexcept {
+KERAS2SRC_DISPATCH inline void bilstm(const float* __restrict input0, const float* __restrict input1, float* __restrict output) noexcept {
     for (std::size_t i0_0 = 0; i0_0 < 12; ++i0_0) {
         #pragma GCC unroll 1
         for (std::size_t i0_1 = 0; i0_1 < 8; ++i0_1) {
@@ -432,7 +454,7 @@ inline void bilstm(const float* __restrict input0, const float* __restrict input
 }
 
 // per_step (TimeDistributed)
-inline void per_step(const float* __restrict input, float* __restrict output) noexcept {
+KERAS2SRC_DISPATCH inline void per_step(const float* __restrict input, float* __restrict output) noexcept {
     for (std::size_t r = 0; r < 12; ++r) {
         float acc[24];
         for (std::size_t p = 0; p < 4; ++p) {
@@ -458,7 +480,7 @@ inline void per_step(const float* __restrict input, float* __restrict output) no
 }
 
 // norm (LayerNormalization)
-inline void norm(const float* __restrict input, float* __restrict output) noexcept {
+KERAS2SRC_DISPATCH inline void norm(const float* __restrict input, float* __restrict output) noexcept {
     for (std::size_t k0 = 0; k0 < 12; ++k0) {
         float sum = 0.0f;
         #pragma GCC unroll 1
@@ -484,7 +506,7 @@ inline void norm(const float* __restrict input, float* __restrict output) noexce
 }
 
 // pool (GlobalMaxPooling1D)
-inline void pool(const float* __restrict input, float* __restrict output) noexcept {
+KERAS2SRC_DISPATCH inline void pool(const float* __restrict input, float* __restrict output) noexcept {
     #pragma GCC unroll 1
     for (std::size_t c = 0; c < 6; ++c) {
         output[c] = -INFINITY;
@@ -498,7 +520,7 @@ inline void pool(const float* __restrict input, float* __restrict output) noexce
 }
 
 // head (Dense)
-inline void head(const float* __restrict input, float* __restrict output) noexcept {
+KERAS2SRC_DISPATCH inline void head(const float* __restrict input, float* __restrict output) noexcept {
     {
         float acc[3];
         #pragma GCC unroll 1

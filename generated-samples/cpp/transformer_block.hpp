@@ -10,6 +10,28 @@
 #include <cstdint>
 #include <cmath>
 
+// x86-64 builds for an instruction set below AVX2 (g++ or gcc on glibc, no -march) compile
+// each layer three times, for AVX-512 (x86-64-v4), AVX2 with FMA (x86-64-v3) and the build's
+// own target, and the first call runs the best this CPU has (GCC's target_clones, an
+// ifunc): without it, plain -O2 took 2.3 to 3.5 times as long as -O3 -march=native. The
+// functions the layers call are then always inlined, since each copy needs its own. Define
+// KERAS2SRC_NO_DISPATCH for one copy (a third of the compile time). Copies may differ in
+// the last bits by FMA contraction; with -ffp-contract=off all compute the same bits.
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 11 && defined(__x86_64__)
+#if defined(__GLIBC__) && !defined(__AVX2__) && !defined(KERAS2SRC_DISPATCH) && !defined(KERAS2SRC_NO_DISPATCH)
+#define KERAS2SRC_DISPATCH __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#ifndef KERAS2SRC_HELPER
+#define KERAS2SRC_HELPER __attribute__((always_inline))
+#endif
+#endif
+#endif
+#ifndef KERAS2SRC_DISPATCH
+#define KERAS2SRC_DISPATCH
+#endif
+#ifndef KERAS2SRC_HELPER
+#define KERAS2SRC_HELPER
+#endif
+
 // Working memory on a 64-byte boundary on cores with wide vectors, so that vector loads
 // never straddle a cache line: on x86 with AVX-512, MobileNetV2's C++ took 415 or 565 us
 // by where the stack happened to put it. Microcontrollers keep their 8-byte stack
@@ -48,17 +70,17 @@ namespace detail {
 // Bit casts. C++17 has no std::bit_cast, reading another member of a union is undefined
 // behaviour and std::memcpy needs <cstring>, so this uses __builtin_bit_cast
 // (GCC >= 11, Clang >= 9, MSVC >= 19.28).
-inline std::uint32_t f32_to_bits(float x) noexcept {
+KERAS2SRC_HELPER inline std::uint32_t f32_to_bits(float x) noexcept {
     return __builtin_bit_cast(std::uint32_t, x);
 }
-inline float f32_from_bits(std::uint32_t b) noexcept {
+KERAS2SRC_HELPER inline float f32_from_bits(std::uint32_t b) noexcept {
     return __builtin_bit_cast(float, b);
 }
 
 // e^x. x = k ln2 + r, |r| <= ln2/2 (Cody-Waite: k * kLn2Hi is exact);
 // e^r = 1 + r + r^2 (1/2 + r P(r)), P minimax; 2^k is applied as two
 // normal factors, so a subnormal result is rounded only once.
-inline float exp_f32(float x) noexcept {
+KERAS2SRC_HELPER inline float exp_f32(float x) noexcept {
     constexpr float kLog2e = 1.442695f;
     constexpr float kLn2Hi = 0.69314575f;
     constexpr float kLn2Lo = 1.4286068e-6f;
@@ -88,7 +110,7 @@ inline float exp_f32(float x) noexcept {
 // Error function. |x| < 1: erf(x) = x + x T(x^2); 1 <= |x| < 4:
 // erf(x) = 1 - e^(-x^2) R(|x| - 2.5), with x^2 split exactly into u + l
 // (Dekker) and e^(-l) ~ 1 - l; T, R minimax; |x| >= 4: +-1.
-inline float erf_f32(float x) noexcept {
+KERAS2SRC_HELPER inline float erf_f32(float x) noexcept {
     const std::uint32_t sign = f32_to_bits(x) & 0x80000000u;
     const float ax = f32_from_bits(f32_to_bits(x) & 0x7fffffffu);
     // erf(4) rounds to 1 (NaN becomes 4 here).
@@ -121,7 +143,7 @@ inline float erf_f32(float x) noexcept {
 // Square root. IEEE sqrt is correctly rounded, and so is the Rust version (which
 // has no hardware sqrt without std, and is checked against it for all 2^32
 // inputs), so std::sqrt gives the same values; only NaN results are normalised.
-inline float sqrt_f32(float x) noexcept {
+KERAS2SRC_HELPER inline float sqrt_f32(float x) noexcept {
     const float y = std::sqrt(x);
     return x < 0.0f ? f32_from_bits(0x7fc00000u) : (x != x ? x : y);
 }
@@ -242,7 +264,7 @@ inline constexpr float norm_2_beta[8] = {
 };
 
 // mha/query (MultiHeadAttention)
-inline void mha_query(const float* __restrict input, float* __restrict output) noexcept {
+KERAS2SRC_DISPATCH inline void mha_query(const float* __restrict input, float* __restrict output) noexcept {
     for (std::size_t r = 0; r < 6; ++r) {
         float acc[16];
         for (std::size_t p = 0; p < 2; ++p) {
@@ -263,7 +285,7 @@ inline void mha_query(const float* __restrict input, float* __restrict output) n
 }
 
 // mha/key (MultiHeadAttention)
-inline void mha_key(const float* __restrict input, float* __restrict output) noexcept {
+KERAS2SRC_DISPATCH inline void mha_key(const float* __restrict input, float* __restrict output) noexcept {
     for (std::size_t r = 0; r < 6; ++r) {
         float acc[16];
         for (std::size_t p = 0; p < 2; ++p) {
@@ -284,7 +306,7 @@ inline void mha_key(const float* __restrict input, float* __restrict output) noe
 }
 
 // mha/value (MultiHeadAttention)
-inline void mha_value(const float* __restrict input, float* __restrict output) noexcept {
+KERAS2SRC_DISPATCH inline void mha_value(const float* __restrict input, float* __restrict output) noexcept {
     for (std::size_t r = 0; r < 6; ++r) {
         float acc[16];
         for (std::size_t p = 0; p < 2; ++p) {
@@ -305,7 +327,7 @@ inline void mha_value(const float* __restrict input, float* __restrict output) n
 }
 
 // mha/query_by_head (MultiHeadAttention)
-inline void mha_query_by_head(const float* __restrict input, float* __restrict output) noexcept {
+KERAS2SRC_DISPATCH inline void mha_query_by_head(const float* __restrict input, float* __restrict output) noexcept {
     for (std::size_t o0 = 0; o0 < 2; ++o0) {
         for (std::size_t o1 = 0; o1 < 6; ++o1) {
             #pragma GCC unroll 1
@@ -317,7 +339,7 @@ inline void mha_query_by_head(const float* __restrict input, float* __restrict o
 }
 
 // mha/key_by_head (MultiHeadAttention)
-inline void mha_key_by_head(const float* __restrict input, float* __restrict output) noexcept {
+KERAS2SRC_DISPATCH inline void mha_key_by_head(const float* __restrict input, float* __restrict output) noexcept {
     for (std::size_t o0 = 0; o0 < 2; ++o0) {
         for (std::size_t o1 = 0; o1 < 4; ++o1) {
             #pragma GCC unroll 1
@@ -329,7 +351,7 @@ inline void mha_key_by_head(const float* __restrict input, float* __restrict out
 }
 
 // mha/value_by_head (MultiHeadAttention)
-inline void mha_value_by_head(const float* __restrict input, float* __restrict output) noexcept {
+KERAS2SRC_DISPATCH inline void mha_value_by_head(const float* __restrict input, float* __restrict output) noexcept {
     for (std::size_t o0 = 0; o0 < 2; ++o0) {
         for (std::size_t o1 = 0; o1 < 6; ++o1) {
             #pragma GCC unroll 1
@@ -341,7 +363,7 @@ inline void mha_value_by_head(const float* __restrict input, float* __restrict o
 }
 
 // mha/scores (MultiHeadAttention)
-inline void mha_scores(const float* __restrict input0, const float* __restrict input1, float* __restrict output) noexcept {
+KERAS2SRC_DISPATCH inline void mha_scores(const float* __restrict input0, const float* __restrict input1, float* __restrict output) noexcept {
     for (std::size_t p = 0; p < 2; ++p) {
         for (std::size_t i = 0; i < 6; ++i) {
             #pragma GCC unroll 1
@@ -360,7 +382,7 @@ inline void mha_scores(const float* __restrict input0, const float* __restrict i
 }
 
 // mha/softmax (MultiHeadAttention)
-inline void mha_softmax(const float* __restrict input, float* __restrict output) noexcept {
+KERAS2SRC_DISPATCH inline void mha_softmax(const float* __restrict input, float* __restrict output) noexcept {
     for (std::size_t i = 0; i < 72; ++i) {
         output[i] = input[i];
     }
@@ -389,7 +411,7 @@ inline void mha_softmax(const float* __restrict input, float* __restrict output)
 }
 
 // mha/context (MultiHeadAttention)
-inline void mha_context(const float* __restrict input0, const float* __restrict input1, float* __restrict output) noexcept {
+KERAS2SRC_DISPATCH inline void mha_context(const float* __restrict input0, const float* __restrict input1, float* __restrict output) noexcept {
     for (std::size_t p = 0; p < 2; ++p) {
         for (std::size_t i = 0; i < 6; ++i) {
             #pragma GCC unroll 1
@@ -408,7 +430,7 @@ inline void mha_context(const float* __restrict input0, const float* __restrict 
 }
 
 // mha/context_by_step (MultiHeadAttention)
-inline void mha_context_by_step(const float* __restrict input, float* __restrict output) noexcept {
+KERAS2SRC_DISPATCH inline void mha_context_by_step(const float* __restrict input, float* __restrict output) noexcept {
     for (std::size_t o0 = 0; o0 < 6; ++o0) {
         for (std::size_t o1 = 0; o1 < 2; ++o1) {
             #pragma GCC unroll 1
@@ -420,7 +442,7 @@ inline void mha_context_by_step(const float* __restrict input, float* __restrict
 }
 
 // mha (MultiHeadAttention)
-inline void mha(const float* __restrict input0, const float* __restrict input1, float* __restrict output) noexcept {
+KERAS2SRC_DISPATCH inline void mha(const float* __restrict input0, const float* __restrict input1, float* __restrict output) noexcept {
     for (std::size_t r = 0; r < 6; ++r) {
         float acc[16];
         for (std::size_t p = 0; p < 2; ++p) {
@@ -441,7 +463,7 @@ inline void mha(const float* __restrict input0, const float* __restrict input1, 
 }
 
 // norm_1 (LayerNormalization)
-inline void norm_1(const float* __restrict input, float* __restrict output) noexcept {
+KERAS2SRC_DISPATCH inline void norm_1(const float* __restrict input, float* __restrict output) noexcept {
     for (std::size_t k0 = 0; k0 < 6; ++k0) {
         float sum = 0.0f;
         #pragma GCC unroll 1
@@ -467,7 +489,7 @@ inline void norm_1(const float* __restrict input, float* __restrict output) noex
 }
 
 // ffn_1 (Dense)
-inline void ffn_1(const float* __restrict input, float* __restrict output) noexcept {
+KERAS2SRC_DISPATCH inline void ffn_1(const float* __restrict input, float* __restrict output) noexcept {
     for (std::size_t r = 0; r < 6; ++r) {
         float acc[32];
         for (std::size_t p = 0; p < 2; ++p) {
@@ -489,7 +511,7 @@ inline void ffn_1(const float* __restrict input, float* __restrict output) noexc
 }
 
 // ffn_2 (Dense)
-inline void ffn_2(const float* __restrict input0, const float* __restrict input1, float* __restrict output) noexcept {
+KERAS2SRC_DISPATCH inline void ffn_2(const float* __restrict input0, const float* __restrict input1, float* __restrict output) noexcept {
     for (std::size_t r = 0; r < 6; ++r) {
         float acc[32];
         #pragma GCC unroll 1
@@ -524,7 +546,7 @@ inline void ffn_2(const float* __restrict input0, const float* __restrict input1
 }
 
 // norm_2 (LayerNormalization)
-inline void norm_2(const float* __restrict input, float* __restrict output) noexcept {
+KERAS2SRC_DISPATCH inline void norm_2(const float* __restrict input, float* __restrict output) noexcept {
     for (std::size_t k0 = 0; k0 < 6; ++k0) {
         float sum = 0.0f;
         #pragma GCC unroll 1

@@ -107,8 +107,33 @@ pub const NOINLINE: &str = "
 #endif
 ";
 
-/// Defines `KERAS2SRC_ALIGNED`, which C and C++ put after the working memory's declarator
-/// (C99 has no `alignas`).
+/// Defines `KERAS2SRC_DISPATCH`, which C and C++ put before every layer function, and
+/// `KERAS2SRC_HELPER`, before every function the layers call (the math runtime, `half`);
+/// C and C++ emit it after their includes, which define `__GLIBC__` on glibc.
+pub const DISPATCH: &str = "
+// x86-64 builds for an instruction set below AVX2 (g++ or gcc on glibc, no -march) compile
+// each layer three times, for AVX-512 (x86-64-v4), AVX2 with FMA (x86-64-v3) and the build's
+// own target, and the first call runs the best this CPU has (GCC's target_clones, an
+// ifunc): without it, plain -O2 took 2.3 to 3.5 times as long as -O3 -march=native. The
+// functions the layers call are then always inlined, since each copy needs its own. Define
+// KERAS2SRC_NO_DISPATCH for one copy (a third of the compile time). Copies may differ in
+// the last bits by FMA contraction; with -ffp-contract=off all compute the same bits.
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 11 && defined(__x86_64__)
+#if defined(__GLIBC__) && !defined(__AVX2__) && !defined(KERAS2SRC_DISPATCH) && !defined(KERAS2SRC_NO_DISPATCH)
+#define KERAS2SRC_DISPATCH __attribute__((target_clones(\"arch=x86-64-v4\", \"arch=x86-64-v3\", \"default\")))
+#ifndef KERAS2SRC_HELPER
+#define KERAS2SRC_HELPER __attribute__((always_inline))
+#endif
+#endif
+#endif
+#ifndef KERAS2SRC_DISPATCH
+#define KERAS2SRC_DISPATCH
+#endif
+#ifndef KERAS2SRC_HELPER
+#define KERAS2SRC_HELPER
+#endif
+";
+
 /// Opens the part of a C or C++ header that calls the math functions (see
 /// [`NO_TRAPPING_MATH_END`]).
 pub const NO_TRAPPING_MATH: &str = "
@@ -130,6 +155,8 @@ pub const NO_TRAPPING_MATH_END: &str = "
 #endif
 ";
 
+/// Defines `KERAS2SRC_ALIGNED`, which C and C++ put after the working memory's declarator
+/// (C99 has no `alignas`).
 pub const ALIGNED: &str = "
 // Working memory on a 64-byte boundary on cores with wide vectors, so that vector loads
 // never straddle a cache line: on x86 with AVX-512, MobileNetV2's C++ took 415 or 565 us

@@ -100,6 +100,10 @@ pub struct Variant<'a> {
     pub quantize: &'a [keras2src::Quantization],
     /// C and C++ only (Rust has no `--tune mcu`).
     pub tune: keras2src::Tune,
+    /// C and C++ built with dispatch (`backend::DISPATCH`: each layer compiled for several
+    /// instruction sets where the host allows); without it, `KERAS2SRC_NO_DISPATCH`, one
+    /// copy, for a third of the compile time. tests/dispatch.rs builds with it.
+    pub dispatch: bool,
 }
 
 impl Variant<'_> {
@@ -107,6 +111,7 @@ impl Variant<'_> {
         dtype: keras2src::WeightsDtype::F32,
         quantize: &[],
         tune: keras2src::Tune::Host,
+        dispatch: false,
     };
 
     fn options(&self, c: usize, case: &Case, lang: Lang) -> keras2src::Options {
@@ -607,6 +612,7 @@ fn run_native(cases: &[Case], dir: &Path, native: Native, variant: Variant) -> O
     ) {
         let mut cmd = Command::new(compiler);
         cmd.args(flags)
+            .args((!variant.dispatch).then_some("-DKERAS2SRC_NO_DISPATCH"))
             .arg("-c")
             // The assembler's .incbin finds weights files on the include path.
             .arg("-I")
@@ -628,7 +634,8 @@ fn run_native(cases: &[Case], dir: &Path, native: Native, variant: Variant) -> O
     parse(&run(&mut Command::new(&runner)), cases, &groups)
 }
 
-/// The runner's C++ flags: strict warnings as errors, no exceptions, no FMA contraction.
+/// The runner's C++ flags: strict warnings as errors, no exceptions, no FMA contraction
+/// (and `-DKERAS2SRC_NO_DISPATCH` unless [`Variant::dispatch`]).
 const CPP_FLAGS: &[&str] = &[
     "-std=c++17",
     "-Wall",

@@ -76,6 +76,7 @@ pub fn emit(program: &Program, options: &Options) -> Result<Generated> {
     if program.out_of_line() {
         out.push_str(crate::backend::NOINLINE);
     }
+    out.push_str(crate::backend::DISPATCH);
     if options.scratch != ScratchPlacement::Caller {
         // `NAME_predict` and `NAME_step` declare their working memory.
         out.push_str(crate::backend::ALIGNED);
@@ -98,7 +99,7 @@ pub fn emit(program: &Program, options: &Options) -> Result<Generated> {
     }
     if crate::backend::stores(program, WeightsDtype::F16) {
         item(&crate::backend::c_half(
-            &format!("static float {name}_half(uint16_t bits)"),
+            &format!("KERAS2SRC_HELPER static inline float {name}_half(uint16_t bits)"),
             "memcpy",
             "uint32_t",
         ));
@@ -358,22 +359,11 @@ fn prototypes(p: &Program, options: &Options) -> Vec<(String, String)> {
     out
 }
 
-/// The standard headers the definitions need: `<stdint.h>` for the math runtime and
-/// integer inputs, `<math.h>` for the runtime's `sqrtf` and for non-finite constants.
+/// The standard headers the definitions need: `<stdint.h>` for the math runtime, integer
+/// inputs and `__GLIBC__` (which [`crate::backend::DISPATCH`] tests; `<stddef.h>` is the
+/// compiler's own), `<math.h>` for the runtime's `sqrtf` and for non-finite constants.
 fn includes(program: &Program, options: &Options) -> Vec<&'static str> {
-    let mut includes = vec!["<stddef.h>"];
-    let uses_math = !program.math.is_empty() || program.int8;
-    let compressed = program.weights.iter().any(|w| w.dtype != WeightsDtype::F32);
-    if uses_math
-        || compressed
-        || program
-            .predict
-            .inputs
-            .iter()
-            .any(|i| i.dtype == InputDtype::I32)
-    {
-        includes.push("<stdint.h>");
-    }
+    let mut includes = vec!["<stddef.h>", "<stdint.h>"];
     let non_finite = crate::backend::uses_non_finite(program, options.self_test);
     if program.math.contains(&math::MathFn::Sqrt) || non_finite {
         includes.push("<math.h>");
@@ -426,7 +416,7 @@ fn layer_fn(
     };
     let body = printer.text(&layer.body, 1);
     format!(
-        "// {}\nstatic {}void {name}_{}({}) {{\n{}}}",
+        "// {}\nKERAS2SRC_DISPATCH static {}void {name}_{}({}) {{\n{}}}",
         layer.comment,
         if out_of_line {
             "KERAS2SRC_NOINLINE "

@@ -9,7 +9,8 @@ use crate::lower::{Layer, WeightArray, WeightId};
 
 /// `in_file`: the weights are pointers into the weights file, indexed flat. `out_of_line`:
 /// `KERAS2SRC_NOINLINE`, the weights as parameters (see
-/// [`crate::backend::INLINE_LAYERS_MAX`]).
+/// [`crate::backend::INLINE_LAYERS_MAX`]). Every layer is `KERAS2SRC_DISPATCH` (see
+/// [`crate::backend::DISPATCH`]).
 pub fn layer_fn(
     layer: &Layer,
     weights: &[WeightArray],
@@ -53,7 +54,7 @@ pub fn layer_fn(
         })
         .collect();
     format!(
-        "// {}\n{}inline void {}({}, {out_ty}* __restrict output{work}{weights}) noexcept {{\n{body}\n}}",
+        "// {}\nKERAS2SRC_DISPATCH {}inline void {}({}, {out_ty}* __restrict output{work}{weights}) noexcept {{\n{body}\n}}",
         layer.comment,
         if out_of_line { "KERAS2SRC_NOINLINE " } else { "" },
         layer.ident,

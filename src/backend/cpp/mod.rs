@@ -121,6 +121,7 @@ pub fn emit(program: &Program, options: &Options) -> Result<Generated> {
     if noinline {
         out.push_str(crate::backend::NOINLINE);
     }
+    out.push_str(crate::backend::DISPATCH);
     if options.scratch != ScratchPlacement::Caller {
         // `predict` and `step` declare their working memory.
         out.push_str(crate::backend::ALIGNED);
@@ -158,7 +159,7 @@ pub fn emit(program: &Program, options: &Options) -> Result<Generated> {
     }
     if crate::backend::stores(program, WeightsDtype::F16) {
         item(&crate::backend::c_half(
-            "inline float half(std::uint16_t bits) noexcept",
+            "KERAS2SRC_HELPER inline float half(std::uint16_t bits) noexcept",
             "std::memcpy",
             "std::uint32_t",
         ));

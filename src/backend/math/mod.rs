@@ -615,6 +615,7 @@ mod tests {
             return;
         }
         let mut s = String::from("#include <cstdint>\n#include <cmath>\n");
+        s.push_str(crate::backend::DISPATCH);
         let _ = write!(
             s,
             "namespace all {{\n{}}}\n",
@@ -659,6 +660,7 @@ mod tests {
 #include <cstdio>
 #include <cstring>
 #include <vector>
+{dispatch}
 namespace m {{
 {src}}}
 template <float (*F)(float)>
@@ -713,6 +715,7 @@ int main(int argc, char** argv) {{
     return std::fclose(fo) == 0 ? 0 : 6;
 }}
 "#,
+            dispatch = crate::backend::DISPATCH,
             src = cpp_source(&set(&MathFn::ALL)),
             runners = runners.join(", ")
         )
@@ -799,6 +802,7 @@ int main(int argc, char** argv) {{
         let mut s = String::from(
             "#include <math.h>\n#include <stdint.h>\n#include <stdio.h>\n#include <stddef.h>\n",
         );
+        s.push_str(crate::backend::DISPATCH);
         s.push_str(&c_source(&set(&MathFn::ALL), "all"));
         for f in MathFn::ALL {
             s.push_str(&c_source(&set(&[f]), &format!("only_{}", f.key())));

@@ -14,11 +14,17 @@
 #include <math.h>
 #include <stdint.h>
 
+// The generated code defines this before the functions (backend/mod.rs, DISPATCH): empty,
+// or always-inline where its layers are compiled for several instruction sets.
+#ifndef KERAS2SRC_HELPER
+#define KERAS2SRC_HELPER
+#endif
+
 // @fn bits
 // Bit casts through a union: reading the member not last written reinterprets the
 // bytes in C (C99 TC3, 6.5.2.3 footnote 82; C11 footnote 95), needs no <string.h>,
 // and compiles to a register move.
-static inline uint32_t k2s_f32_to_bits(float x) {
+KERAS2SRC_HELPER static inline uint32_t k2s_f32_to_bits(float x) {
     union {
         float f;
         uint32_t u;
@@ -26,7 +32,7 @@ static inline uint32_t k2s_f32_to_bits(float x) {
     v.f = x;
     return v.u;
 }
-static inline float k2s_f32_from_bits(uint32_t b) {
+KERAS2SRC_HELPER static inline float k2s_f32_from_bits(uint32_t b) {
     union {
         float f;
         uint32_t u;
@@ -41,7 +47,7 @@ static inline float k2s_f32_from_bits(uint32_t b) {
 // e^x. x = k ln2 + r, |r| <= ln2/2 (Cody-Waite: k * kLn2Hi is exact);
 // e^r = 1 + r + r^2 (1/2 + r P(r)), P minimax; 2^k is applied as two
 // normal factors, so a subnormal result is rounded only once.
-static inline float k2s_exp_f32(float x) {
+KERAS2SRC_HELPER static inline float k2s_exp_f32(float x) {
     const float kLog2e = 1.442695f;
     const float kLn2Hi = 0.69314575f;
     const float kLn2Lo = 1.4286068e-6f;
@@ -73,7 +79,7 @@ static inline float k2s_exp_f32(float x) {
 // e^x - 1. Reduction as in exp_f32, with the rounding error c of r = hi - lo
 // carried along; then e^x - 1 = 2^k (e^r - 1) + (2^k - 1), computed at half
 // scale so that 2^(k-1) stays finite up to k = 128.
-static inline float k2s_expm1_f32(float x) {
+KERAS2SRC_HELPER static inline float k2s_expm1_f32(float x) {
     const float kLog2e = 1.442695f;
     const float kLn2Hi = 0.69314575f;
     const float kLn2Lo = 1.4286068e-6f;
@@ -114,7 +120,7 @@ static inline float k2s_expm1_f32(float x) {
 // Natural logarithm. x = 2^k m, m in [sqrt(2)/2, sqrt(2)), f = m - 1 (exact),
 // s = f / (2 + f): log(1 + f) = f - f^2/2 + s (f^2/2 + z P(z)), z = s^2,
 // P minimax; k ln2 is added last in two parts.
-static inline float k2s_log_f32(float x) {
+KERAS2SRC_HELPER static inline float k2s_log_f32(float x) {
     const float kLn2Hi = 0.69314575f;
     const float kLn2Lo = 1.4286068e-6f;
     // Positive subnormals are scaled up by 2^25.
@@ -143,7 +149,7 @@ static inline float k2s_log_f32(float x) {
 // @fn log1p
 // log(1 + x). u = 1 + x (rounded) = 2^k m as in log_f32, f = m - 1, plus the
 // correction c / u for the rounding of u; f = x exactly when k = 0.
-static inline float k2s_log1p_f32(float x) {
+KERAS2SRC_HELPER static inline float k2s_log1p_f32(float x) {
     const float kLn2Hi = 0.69314575f;
     const float kLn2Lo = 1.4286068e-6f;
     // Only x in (-1, inf) takes the main path (NaN too becomes 0 here).
@@ -177,7 +183,7 @@ static inline float k2s_log1p_f32(float x) {
 // @fn tanh
 // Hyperbolic tangent. a = |x| < log(3)/2: tanh(a) = a + a u S(u), u = a^2,
 // S minimax; above, 1 - 2 / (expm1(2a) + 2); the sign of x is put back.
-static inline float k2s_tanh_f32(float x) {
+KERAS2SRC_HELPER static inline float k2s_tanh_f32(float x) {
     const uint32_t sign = k2s_f32_to_bits(x) & 0x80000000u;
     const float ax = k2s_f32_from_bits(k2s_f32_to_bits(x) & 0x7fffffffu);
     // tanh(10) rounds to 1 (NaN becomes 10 here).
@@ -197,7 +203,7 @@ static inline float k2s_tanh_f32(float x) {
 // Error function. |x| < 1: erf(x) = x + x T(x^2); 1 <= |x| < 4:
 // erf(x) = 1 - e^(-x^2) R(|x| - 2.5), with x^2 split exactly into u + l
 // (Dekker) and e^(-l) ~ 1 - l; T, R minimax; |x| >= 4: +-1.
-static inline float k2s_erf_f32(float x) {
+KERAS2SRC_HELPER static inline float k2s_erf_f32(float x) {
     const uint32_t sign = k2s_f32_to_bits(x) & 0x80000000u;
     const float ax = k2s_f32_from_bits(k2s_f32_to_bits(x) & 0x7fffffffu);
     // erf(4) rounds to 1 (NaN becomes 4 here).
@@ -232,7 +238,7 @@ static inline float k2s_erf_f32(float x) {
 // Square root. IEEE sqrt is correctly rounded, and so is the Rust version (which
 // has no hardware sqrt without std, and is checked against it for all 2^32
 // inputs), so sqrtf gives the same values; only NaN results are normalised.
-static inline float k2s_sqrt_f32(float x) {
+KERAS2SRC_HELPER static inline float k2s_sqrt_f32(float x) {
     const float y = sqrtf(x);
     return x < 0.0f ? k2s_f32_from_bits(0x7fc00000u) : (x != x ? x : y);
 }
@@ -242,7 +248,7 @@ static inline float k2s_sqrt_f32(float x) {
 // Logistic function: with z = e^(-|x|), 1 / (1 + z) for x >= 0 and
 // z / (1 + z) for x < 0, so that neither side overflows or cancels; the
 // rounding error dl of d = 1 + z is divided out: n / (d + dl) ~ q - q dl / d.
-static inline float k2s_sigmoid_f32(float x) {
+KERAS2SRC_HELPER static inline float k2s_sigmoid_f32(float x) {
     const float z = k2s_exp_f32(k2s_f32_from_bits(k2s_f32_to_bits(x) | 0x80000000u));
     const float n = x < 0.0f ? z : 1.0f;
     const float d = 1.0f + z;
@@ -255,7 +261,7 @@ static inline float k2s_sigmoid_f32(float x) {
 
 // @fn softplus
 // log(1 + e^x) as max(x, 0) + log1p(e^(-|x|)) (TensorFlow's formula).
-static inline float k2s_softplus_f32(float x) {
+KERAS2SRC_HELPER static inline float k2s_softplus_f32(float x) {
     const float z = k2s_exp_f32(k2s_f32_from_bits(k2s_f32_to_bits(x) | 0x80000000u));
     const float m = x > 0.0f ? x : 0.0f;
     const float y = m + k2s_log1p_f32(z);
@@ -268,7 +274,7 @@ static inline float k2s_softplus_f32(float x) {
 // multiplier * 2^(shift - 31), rounded (a rounding doubling high multiply, then a
 // rounding right shift), the left shift of a multiplier above 1 saturating. The right
 // shift of a negative number is arithmetic on every compiler keras2src supports.
-static inline int32_t k2s_requantize_i32(int32_t acc, int32_t multiplier, int32_t shift) {
+KERAS2SRC_HELPER static inline int32_t k2s_requantize_i32(int32_t acc, int32_t multiplier, int32_t shift) {
     int64_t v = acc;
     if (shift > 0) {
         v *= (int64_t)1 << shift;
@@ -282,7 +288,7 @@ static inline int32_t k2s_requantize_i32(int32_t acc, int32_t multiplier, int32_
 
 // x quantized: x / scale rounded half away from zero, plus the zero point, clamped to
 // int8's range; NaN gives the zero point.
-static inline int32_t k2s_quantize_i8(float x, float scale, int32_t zero_point) {
+KERAS2SRC_HELPER static inline int32_t k2s_quantize_i8(float x, float scale, int32_t zero_point) {
     float v = x / scale;
     if (v != v) v = 0.0f;
     if (v < -256.0f) v = -256.0f;
@@ -305,7 +311,7 @@ static inline int32_t k2s_quantize_i8(float x, float scale, int32_t zero_point) 
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
 #include <arm_acle.h>
 // Bytes 1 and 3 of v widened to two int16 (SXTB16 with its rotation, one instruction).
-static inline int32_t k2s_sxtb16_ror8(uint32_t v) {
+KERAS2SRC_HELPER static inline int32_t k2s_sxtb16_ror8(uint32_t v) {
     int32_t r;
     __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(v));
     return r;
@@ -358,12 +364,12 @@ static __attribute__((noinline, unused)) void k2s_dot4_i8(const int8_t* x, const
     *s3 = a3;
 }
 #else
-static inline int32_t k2s_dot_i8(const int8_t* a, const int8_t* b, int32_t n) {
+KERAS2SRC_HELPER static inline int32_t k2s_dot_i8(const int8_t* a, const int8_t* b, int32_t n) {
     int32_t sum = 0;
     for (int32_t i = 0; i < n; ++i) sum += a[i] * b[i];
     return sum;
 }
-static inline void k2s_dot4_i8(const int8_t* x, const int8_t* w, int32_t n, int32_t rows,
+KERAS2SRC_HELPER static inline void k2s_dot4_i8(const int8_t* x, const int8_t* w, int32_t n, int32_t rows,
         int32_t stride, int32_t* s0, int32_t* s1, int32_t* s2, int32_t* s3) {
     int32_t a[4] = {0, 0, 0, 0};
     for (int32_t r = 0; r < rows; ++r) {

@@ -12,16 +12,22 @@
 #include <cmath>
 #include <cstdint>
 
+// The generated code defines this before the functions (backend/mod.rs, DISPATCH): empty,
+// or always-inline where its layers are compiled for several instruction sets.
+#ifndef KERAS2SRC_HELPER
+#define KERAS2SRC_HELPER
+#endif
+
 namespace keras2src_math_runtime {
 
 // @fn bits
 // Bit casts. C++17 has no std::bit_cast, reading another member of a union is undefined
 // behaviour and std::memcpy needs <cstring>, so this uses __builtin_bit_cast
 // (GCC >= 11, Clang >= 9, MSVC >= 19.28).
-inline std::uint32_t f32_to_bits(float x) noexcept {
+KERAS2SRC_HELPER inline std::uint32_t f32_to_bits(float x) noexcept {
     return __builtin_bit_cast(std::uint32_t, x);
 }
-inline float f32_from_bits(std::uint32_t b) noexcept {
+KERAS2SRC_HELPER inline float f32_from_bits(std::uint32_t b) noexcept {
     return __builtin_bit_cast(float, b);
 }
 // @end
@@ -30,7 +36,7 @@ inline float f32_from_bits(std::uint32_t b) noexcept {
 // e^x. x = k ln2 + r, |r| <= ln2/2 (Cody-Waite: k * kLn2Hi is exact);
 // e^r = 1 + r + r^2 (1/2 + r P(r)), P minimax; 2^k is applied as two
 // normal factors, so a subnormal result is rounded only once.
-inline float exp_f32(float x) noexcept {
+KERAS2SRC_HELPER inline float exp_f32(float x) noexcept {
     constexpr float kLog2e = 1.442695f;
     constexpr float kLn2Hi = 0.69314575f;
     constexpr float kLn2Lo = 1.4286068e-6f;
@@ -62,7 +68,7 @@ inline float exp_f32(float x) noexcept {
 // e^x - 1. Reduction as in exp_f32, with the rounding error c of r = hi - lo
 // carried along; then e^x - 1 = 2^k (e^r - 1) + (2^k - 1), computed at half
 // scale so that 2^(k-1) stays finite up to k = 128.
-inline float expm1_f32(float x) noexcept {
+KERAS2SRC_HELPER inline float expm1_f32(float x) noexcept {
     constexpr float kLog2e = 1.442695f;
     constexpr float kLn2Hi = 0.69314575f;
     constexpr float kLn2Lo = 1.4286068e-6f;
@@ -103,7 +109,7 @@ inline float expm1_f32(float x) noexcept {
 // Natural logarithm. x = 2^k m, m in [sqrt(2)/2, sqrt(2)), f = m - 1 (exact),
 // s = f / (2 + f): log(1 + f) = f - f^2/2 + s (f^2/2 + z P(z)), z = s^2,
 // P minimax; k ln2 is added last in two parts.
-inline float log_f32(float x) noexcept {
+KERAS2SRC_HELPER inline float log_f32(float x) noexcept {
     constexpr float kLn2Hi = 0.69314575f;
     constexpr float kLn2Lo = 1.4286068e-6f;
     // Positive subnormals are scaled up by 2^25.
@@ -132,7 +138,7 @@ inline float log_f32(float x) noexcept {
 // @fn log1p
 // log(1 + x). u = 1 + x (rounded) = 2^k m as in log_f32, f = m - 1, plus the
 // correction c / u for the rounding of u; f = x exactly when k = 0.
-inline float log1p_f32(float x) noexcept {
+KERAS2SRC_HELPER inline float log1p_f32(float x) noexcept {
     constexpr float kLn2Hi = 0.69314575f;
     constexpr float kLn2Lo = 1.4286068e-6f;
     // Only x in (-1, inf) takes the main path (NaN too becomes 0 here).
@@ -166,7 +172,7 @@ inline float log1p_f32(float x) noexcept {
 // @fn tanh
 // Hyperbolic tangent. a = |x| < log(3)/2: tanh(a) = a + a u S(u), u = a^2,
 // S minimax; above, 1 - 2 / (expm1(2a) + 2); the sign of x is put back.
-inline float tanh_f32(float x) noexcept {
+KERAS2SRC_HELPER inline float tanh_f32(float x) noexcept {
     const std::uint32_t sign = f32_to_bits(x) & 0x80000000u;
     const float ax = f32_from_bits(f32_to_bits(x) & 0x7fffffffu);
     // tanh(10) rounds to 1 (NaN becomes 10 here).
@@ -186,7 +192,7 @@ inline float tanh_f32(float x) noexcept {
 // Error function. |x| < 1: erf(x) = x + x T(x^2); 1 <= |x| < 4:
 // erf(x) = 1 - e^(-x^2) R(|x| - 2.5), with x^2 split exactly into u + l
 // (Dekker) and e^(-l) ~ 1 - l; T, R minimax; |x| >= 4: +-1.
-inline float erf_f32(float x) noexcept {
+KERAS2SRC_HELPER inline float erf_f32(float x) noexcept {
     const std::uint32_t sign = f32_to_bits(x) & 0x80000000u;
     const float ax = f32_from_bits(f32_to_bits(x) & 0x7fffffffu);
     // erf(4) rounds to 1 (NaN becomes 4 here).
@@ -221,7 +227,7 @@ inline float erf_f32(float x) noexcept {
 // Square root. IEEE sqrt is correctly rounded, and so is the Rust version (which
 // has no hardware sqrt without std, and is checked against it for all 2^32
 // inputs), so std::sqrt gives the same values; only NaN results are normalised.
-inline float sqrt_f32(float x) noexcept {
+KERAS2SRC_HELPER inline float sqrt_f32(float x) noexcept {
     const float y = std::sqrt(x);
     return x < 0.0f ? f32_from_bits(0x7fc00000u) : (x != x ? x : y);
 }
@@ -231,7 +237,7 @@ inline float sqrt_f32(float x) noexcept {
 // Logistic function: with z = e^(-|x|), 1 / (1 + z) for x >= 0 and
 // z / (1 + z) for x < 0, so that neither side overflows or cancels; the
 // rounding error dl of d = 1 + z is divided out: n / (d + dl) ~ q - q dl / d.
-inline float sigmoid_f32(float x) noexcept {
+KERAS2SRC_HELPER inline float sigmoid_f32(float x) noexcept {
     const float z = exp_f32(f32_from_bits(f32_to_bits(x) | 0x80000000u));
     const float n = x < 0.0f ? z : 1.0f;
     const float d = 1.0f + z;
@@ -244,7 +250,7 @@ inline float sigmoid_f32(float x) noexcept {
 
 // @fn softplus
 // log(1 + e^x) as max(x, 0) + log1p(e^(-|x|)) (TensorFlow's formula).
-inline float softplus_f32(float x) noexcept {
+KERAS2SRC_HELPER inline float softplus_f32(float x) noexcept {
     const float z = exp_f32(f32_from_bits(f32_to_bits(x) | 0x80000000u));
     const float m = x > 0.0f ? x : 0.0f;
     const float y = m + log1p_f32(z);
@@ -257,7 +263,7 @@ inline float softplus_f32(float x) noexcept {
 // multiplier * 2^(shift - 31), rounded (a rounding doubling high multiply, then a
 // rounding right shift), the left shift of a multiplier above 1 saturating. The right
 // shift of a negative number is arithmetic on every compiler keras2src supports.
-inline std::int32_t requantize_i32(std::int32_t acc, std::int32_t multiplier, std::int32_t shift) noexcept {
+KERAS2SRC_HELPER inline std::int32_t requantize_i32(std::int32_t acc, std::int32_t multiplier, std::int32_t shift) noexcept {
     std::int64_t v = acc;
     if (shift > 0) {
         v *= static_cast<std::int64_t>(1) << shift;
@@ -272,7 +278,7 @@ inline std::int32_t requantize_i32(std::int32_t acc, std::int32_t multiplier, st
 
 // x quantized: x / scale rounded half away from zero, plus the zero point, clamped to
 // int8's range; NaN gives the zero point.
-inline std::int32_t quantize_i8(float x, float scale, std::int32_t zero_point) noexcept {
+KERAS2SRC_HELPER inline std::int32_t quantize_i8(float x, float scale, std::int32_t zero_point) noexcept {
     float v = x / scale;
     if (v != v) v = 0.0f;
     if (v < -256.0f) v = -256.0f;
@@ -296,7 +302,7 @@ inline std::int32_t quantize_i8(float x, float scale, std::int32_t zero_point) n
 // (<arm_acle.h> is included at the top).
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
 // Bytes 1 and 3 of v widened to two int16 (SXTB16 with its rotation, one instruction).
-inline std::int32_t sxtb16_ror8(std::uint32_t v) noexcept {
+KERAS2SRC_HELPER inline std::int32_t sxtb16_ror8(std::uint32_t v) noexcept {
     std::int32_t r;
     __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(v));
     return r;
@@ -349,12 +355,12 @@ inline std::int32_t sxtb16_ror8(std::uint32_t v) noexcept {
     *s3 = a3;
 }
 #else
-inline std::int32_t dot_i8(const std::int8_t* a, const std::int8_t* b, std::int32_t n) noexcept {
+KERAS2SRC_HELPER inline std::int32_t dot_i8(const std::int8_t* a, const std::int8_t* b, std::int32_t n) noexcept {
     std::int32_t sum = 0;
     for (std::int32_t i = 0; i < n; ++i) sum += a[i] * b[i];
     return sum;
 }
-inline void dot4_i8(const std::int8_t* x, const std::int8_t* w, std::int32_t n, std::int32_t rows,
+KERAS2SRC_HELPER inline void dot4_i8(const std::int8_t* x, const std::int8_t* w, std::int32_t n, std::int32_t rows,
         std::int32_t stride, std::int32_t* s0, std::int32_t* s1, std::int32_t* s2, std::int32_t* s3) noexcept {
     std::int32_t a[4] = {0, 0, 0, 0};
     for (std::int32_t r = 0; r < rows; ++r) {
