@@ -22,8 +22,8 @@
 # else found on PATH, in ~/.cargo/bin (cargo install) or in this repository's
 # target/release (cargo build --release).
 #
-# Build the model optimised: CMAKE_BUILD_TYPE=Release (-O3) runs it 2-9x faster than -O2,
-# and an unset build type compiles it without optimisation at all.
+# Build the model optimised (CMAKE_BUILD_TYPE=Release, -O3): an unset build type compiles
+# it without optimisation at all.
 
 include_guard(GLOBAL)
 
@@ -107,6 +107,6 @@ function(keras2src_add_model)
         message(WARNING
             "keras2src: CMAKE_BUILD_TYPE is not set, so the generated model compiles without "
             "optimisation and runs many times slower. Configure with "
-            "-DCMAKE_BUILD_TYPE=Release (-O3: 2-9x faster than -O2).")
+            "-DCMAKE_BUILD_TYPE=Release.")
     endif()
 endfunction()

@@ -16,7 +16,7 @@
 # The keras2src executable: KERAS2SRC=/path/to/keras2src, else keras2src on PATH, else
 # this repository's target/release/keras2src (cargo build --release).
 #
-# Build the model optimised: -O3 runs it 2-9x faster than -O2.
+# Build the model optimised (-O3 or -O2; unoptimised, its loops run many times slower).
 
 _keras2src_here := $(dir $(lastword $(MAKEFILE_LIST)))
 KERAS2SRC ?= $(firstword $(shell command -v keras2src 2>/dev/null) \
