@@ -305,7 +305,14 @@ fn c_program(cases: &[Case], dir: &Path, lang: Lang) -> Command {
     } else {
         ["-std=c99", "-O2", "-ffp-contract=off"]
     })
-    .args(["-Wall", "-Wextra", "-Werror", "-o"])
+    // One copy of each layer (tests/dispatch.rs builds with dispatch).
+    .args([
+        "-DKERAS2SRC_NO_DISPATCH",
+        "-Wall",
+        "-Wextra",
+        "-Werror",
+        "-o",
+    ])
     .arg(dir.join(exe))
     .arg(dir.join(file))
     .arg("-lm");

@@ -696,6 +696,7 @@ pub fn self_tests_pass(
             "-Wextra",
             "-Werror",
             "-pedantic",
+            "-DKERAS2SRC_NO_DISPATCH",
         ])
         .arg(&main)
         .arg("-o")
