@@ -43,12 +43,14 @@ void text_bilstm_predict_with_scratch(const int32_t* input, float* output, float
 #include <math.h>
 
 // x86-64 builds for an instruction set below AVX2 (g++ or gcc on glibc, no -march) compile
-// each layer three times, for AVX-512 (x86-64-v4), AVX2 with FMA (x86-64-v3) and the build's
-// own target, and the first call runs the best this CPU has (GCC's target_clones, an
-// ifunc): without it, plain -O2 took 2.4 to 3.8 times as long as -O3 -march=native. The
-// functions the layers call are then always inlined, since each copy needs its own. Define
-// KERAS2SRC_NO_DISPATCH for one copy (up to 2.7 times less compile time). Copies may differ in
-// the last bits by FMA contraction; with -ffp-contract=off all compute the same bits.
+// each layer that multiply-accumulates three times, for AVX-512 (x86-64-v4), AVX2 with FMA
+// (x86-64-v3) and the build's own target, and the first call runs the best this CPU has
+// (GCC's target_clones, an ifunc): without it, plain -O2 took 2.4 to 3.8 times as long as
+// -O3 -march=native. Layers that move, pool or map values have one copy. The functions the
+// layers call are then always inlined, since each copy needs its own. Define
+// KERAS2SRC_NO_DISPATCH for one copy of each (up to 2.7 times less compile time). Copies
+// may differ in the last bits by FMA contraction; with -ffp-contract=off all compute the
+// same bits.
 #if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 11 && defined(__x86_64__)
 #if defined(__GLIBC__) && !defined(__AVX2__) && !defined(KERAS2SRC_DISPATCH) && !defined(KERAS2SRC_NO_DISPATCH)
 #define KERAS2SRC_DISPATCH __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
@@ -363,7 +365,7 @@ static const float text_bilstm_head_bias[3] = {
 };
 
 // embed (Embedding)
-KERAS2SRC_DISPATCH static void text_bilstm_embed(const int32_t* restrict input, float* restrict output) {
+static void text_bilstm_embed(const int32_t* restrict input, float* restrict output) {
     for (size_t i = 0; i < 12; ++i) {
         const size_t row = (size_t)(input[i] < 0 ? 0 : (input[i] > 49 ? 49 : input[i]));
         #pragma GCC unroll 1
@@ -466,7 +468,7 @@ KERAS2SRC_DISPATCH static void text_bilstm_bilstm_backward(const float* restrict
 }
 
 // bilstm (Bidirectional)
-KERAS2SRC_DISPATCH static void text_bilstm_bilstm(const float* restrict input0, const float* restrict input1, float* restrict output) {
+static void text_bilstm_bilstm(const float* restrict input0, const float* restrict input1, float* restrict output) {
     for (size_t i0_0 = 0; i0_0 < 12; ++i0_0) {
         #pragma GCC unroll 1
         for (size_t i0_1 = 0; i0_1 < 8; ++i0_1) {
@@ -508,7 +510,7 @@ KERAS2SRC_DISPATCH static void text_bilstm_per_step(const float* restrict input,
 }
 
 // norm (LayerNormalization)
-KERAS2SRC_DISPATCH static void text_bilstm_norm(const float* restrict input, float* restrict output) {
+static void text_bilstm_norm(const float* restrict input, float* restrict output) {
     for (size_t k0 = 0; k0 < 12; ++k0) {
         float sum = 0.0f;
         #pragma GCC unroll 1
@@ -534,7 +536,7 @@ KERAS2SRC_DISPATCH static void text_bilstm_norm(const float* restrict input, flo
 }
 
 // pool (GlobalMaxPooling1D)
-KERAS2SRC_DISPATCH static void text_bilstm_pool(const float* restrict input, float* restrict output) {
+static void text_bilstm_pool(const float* restrict input, float* restrict output) {
     #pragma GCC unroll 1
     for (size_t c = 0; c < 6; ++c) {
         output[c] = -INFINITY;

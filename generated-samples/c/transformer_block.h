@@ -41,12 +41,14 @@ void transformer_block_predict_with_scratch(const float* input, float* output, f
 #include <math.h>
 
 // x86-64 builds for an instruction set below AVX2 (g++ or gcc on glibc, no -march) compile
-// each layer three times, for AVX-512 (x86-64-v4), AVX2 with FMA (x86-64-v3) and the build's
-// own target, and the first call runs the best this CPU has (GCC's target_clones, an
-// ifunc): without it, plain -O2 took 2.4 to 3.8 times as long as -O3 -march=native. The
-// functions the layers call are then always inlined, since each copy needs its own. Define
-// KERAS2SRC_NO_DISPATCH for one copy (up to 2.7 times less compile time). Copies may differ in
-// the last bits by FMA contraction; with -ffp-contract=off all compute the same bits.
+// each layer that multiply-accumulates three times, for AVX-512 (x86-64-v4), AVX2 with FMA
+// (x86-64-v3) and the build's own target, and the first call runs the best this CPU has
+// (GCC's target_clones, an ifunc): without it, plain -O2 took 2.4 to 3.8 times as long as
+// -O3 -march=native. Layers that move, pool or map values have one copy. The functions the
+// layers call are then always inlined, since each copy needs its own. Define
+// KERAS2SRC_NO_DISPATCH for one copy of each (up to 2.7 times less compile time). Copies
+// may differ in the last bits by FMA contraction; with -ffp-contract=off all compute the
+// same bits.
 #if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 11 && defined(__x86_64__)
 #if defined(__GLIBC__) && !defined(__AVX2__) && !defined(KERAS2SRC_DISPATCH) && !defined(KERAS2SRC_NO_DISPATCH)
 #define KERAS2SRC_DISPATCH __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
@@ -353,7 +355,7 @@ KERAS2SRC_DISPATCH static void transformer_block_mha_value(const float* restrict
 }
 
 // mha/query_by_head (MultiHeadAttention)
-KERAS2SRC_DISPATCH static void transformer_block_mha_query_by_head(const float* restrict input, float* restrict output) {
+static void transformer_block_mha_query_by_head(const float* restrict input, float* restrict output) {
     for (size_t o0 = 0; o0 < 2; ++o0) {
         for (size_t o1 = 0; o1 < 6; ++o1) {
             #pragma GCC unroll 1
@@ -365,7 +367,7 @@ KERAS2SRC_DISPATCH static void transformer_block_mha_query_by_head(const float* 
 }
 
 // mha/key_by_head (MultiHeadAttention)
-KERAS2SRC_DISPATCH static void transformer_block_mha_key_by_head(const float* restrict input, float* restrict output) {
+static void transformer_block_mha_key_by_head(const float* restrict input, float* restrict output) {
     for (size_t o0 = 0; o0 < 2; ++o0) {
         for (size_t o1 = 0; o1 < 4; ++o1) {
             #pragma GCC unroll 1
@@ -377,7 +379,7 @@ KERAS2SRC_DISPATCH static void transformer_block_mha_key_by_head(const float* re
 }
 
 // mha/value_by_head (MultiHeadAttention)
-KERAS2SRC_DISPATCH static void transformer_block_mha_value_by_head(const float* restrict input, float* restrict output) {
+static void transformer_block_mha_value_by_head(const float* restrict input, float* restrict output) {
     for (size_t o0 = 0; o0 < 2; ++o0) {
         for (size_t o1 = 0; o1 < 6; ++o1) {
             #pragma GCC unroll 1
@@ -408,7 +410,7 @@ KERAS2SRC_DISPATCH static void transformer_block_mha_scores(const float* restric
 }
 
 // mha/softmax (MultiHeadAttention)
-KERAS2SRC_DISPATCH static void transformer_block_mha_softmax(const float* restrict input, float* restrict output) {
+static void transformer_block_mha_softmax(const float* restrict input, float* restrict output) {
     for (size_t i = 0; i < 72; ++i) {
         output[i] = input[i];
     }
@@ -456,7 +458,7 @@ KERAS2SRC_DISPATCH static void transformer_block_mha_context(const float* restri
 }
 
 // mha/context_by_step (MultiHeadAttention)
-KERAS2SRC_DISPATCH static void transformer_block_mha_context_by_step(const float* restrict input, float* restrict output) {
+static void transformer_block_mha_context_by_step(const float* restrict input, float* restrict output) {
     for (size_t o0 = 0; o0 < 6; ++o0) {
         for (size_t o1 = 0; o1 < 2; ++o1) {
             #pragma GCC unroll 1
@@ -489,7 +491,7 @@ KERAS2SRC_DISPATCH static void transformer_block_mha(const float* restrict input
 }
 
 // norm_1 (LayerNormalization)
-KERAS2SRC_DISPATCH static void transformer_block_norm_1(const float* restrict input, float* restrict output) {
+static void transformer_block_norm_1(const float* restrict input, float* restrict output) {
     for (size_t k0 = 0; k0 < 6; ++k0) {
         float sum = 0.0f;
         #pragma GCC unroll 1
@@ -572,7 +574,7 @@ KERAS2SRC_DISPATCH static void transformer_block_ffn_2(const float* restrict inp
 }
 
 // norm_2 (LayerNormalization)
-KERAS2SRC_DISPATCH static void transformer_block_norm_2(const float* restrict input, float* restrict output) {
+static void transformer_block_norm_2(const float* restrict input, float* restrict output) {
     for (size_t k0 = 0; k0 < 6; ++k0) {
         float sum = 0.0f;
         #pragma GCC unroll 1

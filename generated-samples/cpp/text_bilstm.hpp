@@ -11,12 +11,14 @@
 #include <cmath>
 
 // x86-64 builds for an instruction set below AVX2 (g++ or gcc on glibc, no -march) compile
-// each layer three times, for AVX-512 (x86-64-v4), AVX2 with FMA (x86-64-v3) and the build's
-// own target, and the first call runs the best this CPU has (GCC's target_clones, an
-// ifunc): without it, plain -O2 took 2.4 to 3.8 times as long as -O3 -march=native. The
-// functions the layers call are then always inlined, since each copy needs its own. Define
-// KERAS2SRC_NO_DISPATCH for one copy (up to 2.7 times less compile time). Copies may differ in
-// the last bits by FMA contraction; with -ffp-contract=off all compute the same bits.
+// each layer that multiply-accumulates three times, for AVX-512 (x86-64-v4), AVX2 with FMA
+// (x86-64-v3) and the build's own target, and the first call runs the best this CPU has
+// (GCC's target_clones, an ifunc): without it, plain -O2 took 2.4 to 3.8 times as long as
+// -O3 -march=native. Layers that move, pool or map values have one copy. The functions the
+// layers call are then always inlined, since each copy needs its own. Define
+// KERAS2SRC_NO_DISPATCH for one copy of each (up to 2.7 times less compile time). Copies
+// may differ in the last bits by FMA contraction; with -ffp-contract=off all compute the
+// same bits.
 #if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 11 && defined(__x86_64__)
 #if defined(__GLIBC__) && !defined(__AVX2__) && !defined(KERAS2SRC_DISPATCH) && !defined(KERAS2SRC_NO_DISPATCH)
 #define KERAS2SRC_DISPATCH __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
@@ -335,7 +337,7 @@ inline constexpr float head_bias[3] = {
 };
 
 // embed (Embedding)
-KERAS2SRC_DISPATCH inline void embed(const std::int32_t* __restrict input, float* __restrict output) noexcept {
+inline void embed(const std::int32_t* __restrict input, float* __restrict output) noexcept {
     for (std::size_t i = 0; i < 12; ++i) {
         const std::size_t row = static_cast<std::size_t>(input[i] < 0 ? 0 : (input[i] > 49 ? 49 : input[i]));
         #pragma GCC unroll 1
@@ -438,7 +440,7 @@ KERAS2SRC_DISPATCH inline void bilstm_backward(const float* __restrict input, fl
 }
 
 // bilstm (Bidirectional)
-KERAS2SRC_DISPATCH inline void bilstm(const float* __restrict input0, const float* __restrict input1, float* __restrict output) noexcept {
+inline void bilstm(const float* __restrict input0, const float* __restrict input1, float* __restrict output) noexcept {
     for (std::size_t i0_0 = 0; i0_0 < 12; ++i0_0) {
         #pragma GCC unroll 1
         for (std::size_t i0_1 = 0; i0_1 < 8; ++i0_1) {
@@ -480,7 +482,7 @@ KERAS2SRC_DISPATCH inline void per_step(const float* __restrict input, float* __
 }
 
 // norm (LayerNormalization)
-KERAS2SRC_DISPATCH inline void norm(const float* __restrict input, float* __restrict output) noexcept {
+inline void norm(const float* __restrict input, float* __restrict output) noexcept {
     for (std::size_t k0 = 0; k0 < 12; ++k0) {
         float sum = 0.0f;
         #pragma GCC unroll 1
@@ -506,7 +508,7 @@ KERAS2SRC_DISPATCH inline void norm(const float* __restrict input, float* __rest
 }
 
 // pool (GlobalMaxPooling1D)
-KERAS2SRC_DISPATCH inline void pool(const float* __restrict input, float* __restrict output) noexcept {
+inline void pool(const float* __restrict input, float* __restrict output) noexcept {
     #pragma GCC unroll 1
     for (std::size_t c = 0; c < 6; ++c) {
         output[c] = -INFINITY;

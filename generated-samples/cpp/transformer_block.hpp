@@ -11,12 +11,14 @@
 #include <cmath>
 
 // x86-64 builds for an instruction set below AVX2 (g++ or gcc on glibc, no -march) compile
-// each layer three times, for AVX-512 (x86-64-v4), AVX2 with FMA (x86-64-v3) and the build's
-// own target, and the first call runs the best this CPU has (GCC's target_clones, an
-// ifunc): without it, plain -O2 took 2.4 to 3.8 times as long as -O3 -march=native. The
-// functions the layers call are then always inlined, since each copy needs its own. Define
-// KERAS2SRC_NO_DISPATCH for one copy (up to 2.7 times less compile time). Copies may differ in
-// the last bits by FMA contraction; with -ffp-contract=off all compute the same bits.
+// each layer that multiply-accumulates three times, for AVX-512 (x86-64-v4), AVX2 with FMA
+// (x86-64-v3) and the build's own target, and the first call runs the best this CPU has
+// (GCC's target_clones, an ifunc): without it, plain -O2 took 2.4 to 3.8 times as long as
+// -O3 -march=native. Layers that move, pool or map values have one copy. The functions the
+// layers call are then always inlined, since each copy needs its own. Define
+// KERAS2SRC_NO_DISPATCH for one copy of each (up to 2.7 times less compile time). Copies
+// may differ in the last bits by FMA contraction; with -ffp-contract=off all compute the
+// same bits.
 #if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 11 && defined(__x86_64__)
 #if defined(__GLIBC__) && !defined(__AVX2__) && !defined(KERAS2SRC_DISPATCH) && !defined(KERAS2SRC_NO_DISPATCH)
 #define KERAS2SRC_DISPATCH __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
@@ -327,7 +329,7 @@ KERAS2SRC_DISPATCH inline void mha_value(const float* __restrict input, float* _
 }
 
 // mha/query_by_head (MultiHeadAttention)
-KERAS2SRC_DISPATCH inline void mha_query_by_head(const float* __restrict input, float* __restrict output) noexcept {
+inline void mha_query_by_head(const float* __restrict input, float* __restrict output) noexcept {
     for (std::size_t o0 = 0; o0 < 2; ++o0) {
         for (std::size_t o1 = 0; o1 < 6; ++o1) {
             #pragma GCC unroll 1
@@ -339,7 +341,7 @@ KERAS2SRC_DISPATCH inline void mha_query_by_head(const float* __restrict input, 
 }
 
 // mha/key_by_head (MultiHeadAttention)
-KERAS2SRC_DISPATCH inline void mha_key_by_head(const float* __restrict input, float* __restrict output) noexcept {
+inline void mha_key_by_head(const float* __restrict input, float* __restrict output) noexcept {
     for (std::size_t o0 = 0; o0 < 2; ++o0) {
         for (std::size_t o1 = 0; o1 < 4; ++o1) {
             #pragma GCC unroll 1
@@ -351,7 +353,7 @@ KERAS2SRC_DISPATCH inline void mha_key_by_head(const float* __restrict input, fl
 }
 
 // mha/value_by_head (MultiHeadAttention)
-KERAS2SRC_DISPATCH inline void mha_value_by_head(const float* __restrict input, float* __restrict output) noexcept {
+inline void mha_value_by_head(const float* __restrict input, float* __restrict output) noexcept {
     for (std::size_t o0 = 0; o0 < 2; ++o0) {
         for (std::size_t o1 = 0; o1 < 6; ++o1) {
             #pragma GCC unroll 1
@@ -382,7 +384,7 @@ KERAS2SRC_DISPATCH inline void mha_scores(const float* __restrict input0, const 
 }
 
 // mha/softmax (MultiHeadAttention)
-KERAS2SRC_DISPATCH inline void mha_softmax(const float* __restrict input, float* __restrict output) noexcept {
+inline void mha_softmax(const float* __restrict input, float* __restrict output) noexcept {
     for (std::size_t i = 0; i < 72; ++i) {
         output[i] = input[i];
     }
@@ -430,7 +432,7 @@ KERAS2SRC_DISPATCH inline void mha_context(const float* __restrict input0, const
 }
 
 // mha/context_by_step (MultiHeadAttention)
-KERAS2SRC_DISPATCH inline void mha_context_by_step(const float* __restrict input, float* __restrict output) noexcept {
+inline void mha_context_by_step(const float* __restrict input, float* __restrict output) noexcept {
     for (std::size_t o0 = 0; o0 < 6; ++o0) {
         for (std::size_t o1 = 0; o1 < 2; ++o1) {
             #pragma GCC unroll 1
@@ -463,7 +465,7 @@ KERAS2SRC_DISPATCH inline void mha(const float* __restrict input0, const float* 
 }
 
 // norm_1 (LayerNormalization)
-KERAS2SRC_DISPATCH inline void norm_1(const float* __restrict input, float* __restrict output) noexcept {
+inline void norm_1(const float* __restrict input, float* __restrict output) noexcept {
     for (std::size_t k0 = 0; k0 < 6; ++k0) {
         float sum = 0.0f;
         #pragma GCC unroll 1
@@ -546,7 +548,7 @@ KERAS2SRC_DISPATCH inline void ffn_2(const float* __restrict input0, const float
 }
 
 // norm_2 (LayerNormalization)
-KERAS2SRC_DISPATCH inline void norm_2(const float* __restrict input, float* __restrict output) noexcept {
+inline void norm_2(const float* __restrict input, float* __restrict output) noexcept {
     for (std::size_t k0 = 0; k0 < 6; ++k0) {
         float sum = 0.0f;
         #pragma GCC unroll 1

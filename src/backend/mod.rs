@@ -10,7 +10,7 @@ pub mod rust;
 use crate::ir::quant::f32_to_f16;
 use crate::ir::{InputDtype, WeightsDtype};
 use crate::lower::loops::Ix;
-use crate::lower::{Program, WeightArray};
+use crate::lower::{Layer, Program, WeightArray};
 
 /// A compressed weight as the integer literal of its storage type: f16 bits in hex
 /// (`0x3c00`), int8 in decimal; f32 values print as the language prints floats.
@@ -107,17 +107,20 @@ pub const NOINLINE: &str = "
 #endif
 ";
 
-/// Defines `KERAS2SRC_DISPATCH`, which C and C++ put before every layer function, and
-/// `KERAS2SRC_HELPER`, before every function the layers call (the math runtime, `half`);
-/// C and C++ emit it after their includes, which define `__GLIBC__` on glibc.
+/// Defines `KERAS2SRC_DISPATCH`, which C and C++ put before every layer function that
+/// multiply-accumulates (see [`dispatch`]), and `KERAS2SRC_HELPER`, before every function
+/// the layers call (the math runtime, `half`); C and C++ emit it after their includes, which
+/// define `__GLIBC__` on glibc.
 pub const DISPATCH: &str = "
 // x86-64 builds for an instruction set below AVX2 (g++ or gcc on glibc, no -march) compile
-// each layer three times, for AVX-512 (x86-64-v4), AVX2 with FMA (x86-64-v3) and the build's
-// own target, and the first call runs the best this CPU has (GCC's target_clones, an
-// ifunc): without it, plain -O2 took 2.4 to 3.8 times as long as -O3 -march=native. The
-// functions the layers call are then always inlined, since each copy needs its own. Define
-// KERAS2SRC_NO_DISPATCH for one copy (up to 2.7 times less compile time). Copies may differ in
-// the last bits by FMA contraction; with -ffp-contract=off all compute the same bits.
+// each layer that multiply-accumulates three times, for AVX-512 (x86-64-v4), AVX2 with FMA
+// (x86-64-v3) and the build's own target, and the first call runs the best this CPU has
+// (GCC's target_clones, an ifunc): without it, plain -O2 took 2.4 to 3.8 times as long as
+// -O3 -march=native. Layers that move, pool or map values have one copy. The functions the
+// layers call are then always inlined, since each copy needs its own. Define
+// KERAS2SRC_NO_DISPATCH for one copy of each (up to 2.7 times less compile time). Copies
+// may differ in the last bits by FMA contraction; with -ffp-contract=off all compute the
+// same bits.
 #if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 11 && defined(__x86_64__)
 #if defined(__GLIBC__) && !defined(__AVX2__) && !defined(KERAS2SRC_DISPATCH) && !defined(KERAS2SRC_NO_DISPATCH)
 #define KERAS2SRC_DISPATCH __attribute__((target_clones(\"arch=x86-64-v4\", \"arch=x86-64-v3\", \"default\")))
@@ -133,6 +136,18 @@ pub const DISPATCH: &str = "
 #define KERAS2SRC_HELPER
 #endif
 ";
+
+/// What C and C++ put before a layer's function: `KERAS2SRC_DISPATCH` where the layer
+/// multiply-accumulates. Copies of the layers that only move, pool or map values cost
+/// compile time for little: NASNetMobile's g++ -O2 object took 31.4 s with every layer
+/// copied, 24.1 s with these, 9.8 s with one copy of each.
+pub(crate) fn dispatch(layer: &Layer) -> &'static str {
+    if layer.macs > 0 {
+        "KERAS2SRC_DISPATCH "
+    } else {
+        ""
+    }
+}
 
 /// Opens the part of a C or C++ header that calls the math functions (see
 /// [`NO_TRAPPING_MATH_END`]).

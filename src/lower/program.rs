@@ -125,6 +125,8 @@ pub struct Layer {
     /// the function's weight parameter `k` as weight id `k`. Empty otherwise, where `body`
     /// reads the program's arrays by id.
     pub weights: Vec<WeightId>,
+    /// Multiply-accumulates per call; 0 for a layer that moves, pools or maps values.
+    pub macs: usize,
 }
 
 impl Program {
@@ -344,6 +346,8 @@ impl Lowering<'_> {
                 unroll_small_nests(&mut body);
             }
             walk(&mut body, &mut self.uses);
+            let (input, output) = (graph.shape(node.inputs[0]), graph.shape(node.output));
+            let macs = node.op.macs(input, output);
             layers.push(Layer {
                 ident,
                 comment: format!("{} ({})", comment(&node.name), comment(&node.class)),
@@ -360,6 +364,7 @@ impl Lowering<'_> {
                 }),
                 kernel: layers.len(),
                 weights: Vec::new(),
+                macs,
             });
         }
         Entry {

@@ -123,6 +123,7 @@ mod tests {
             workspace: None,
             kernel: 0,
             weights: Vec::new(),
+            macs: 0,
         }
     }
 

@@ -416,8 +416,9 @@ fn layer_fn(
     };
     let body = printer.text(&layer.body, 1);
     format!(
-        "// {}\nKERAS2SRC_DISPATCH static {}void {name}_{}({}) {{\n{}}}",
+        "// {}\n{}static {}void {name}_{}({}) {{\n{}}}",
         layer.comment,
+        crate::backend::dispatch(layer),
         if out_of_line {
             "KERAS2SRC_NOINLINE "
         } else {

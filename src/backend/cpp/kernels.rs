@@ -9,8 +9,8 @@ use crate::lower::{Layer, WeightArray, WeightId};
 
 /// `in_file`: the weights are pointers into the weights file, indexed flat. `out_of_line`:
 /// `KERAS2SRC_NOINLINE`, the weights as parameters (see
-/// [`crate::backend::INLINE_LAYERS_MAX`]). Every layer is `KERAS2SRC_DISPATCH` (see
-/// [`crate::backend::DISPATCH`]).
+/// [`crate::backend::INLINE_LAYERS_MAX`]). A layer that multiply-accumulates is
+/// `KERAS2SRC_DISPATCH` (see [`crate::backend::dispatch`]).
 pub fn layer_fn(
     layer: &Layer,
     weights: &[WeightArray],
@@ -54,8 +54,9 @@ pub fn layer_fn(
         })
         .collect();
     format!(
-        "// {}\nKERAS2SRC_DISPATCH {}inline void {}({}, {out_ty}* __restrict output{work}{weights}) noexcept {{\n{body}\n}}",
+        "// {}\n{}{}inline void {}({}, {out_ty}* __restrict output{work}{weights}) noexcept {{\n{body}\n}}",
         layer.comment,
+        crate::backend::dispatch(layer),
         if out_of_line { "KERAS2SRC_NOINLINE " } else { "" },
         layer.ident,
         params.join(", ")
