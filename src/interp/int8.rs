@@ -5,18 +5,22 @@ use super::index::{flat, indices, strides, tap_position};
 use crate::ir::int8::{dequantize, quantize, rounded_div, QLinear, QOp};
 use crate::ir::{numel, PoolKind};
 
-pub fn eval(q: &QOp, inputs: &[(&[f32], &[usize])], out_shape: &[usize]) -> Vec<f32> {
+pub fn eval(
+    q: &QOp,
+    inputs: &[(&[f32], &[usize])],
+    out_shape: &[usize],
+) -> Result<Vec<f32>, String> {
     let (x, xs) = inputs[0];
     let ints = |x: &[f32]| -> Vec<i32> { x.iter().map(|&v| v as i32).collect() };
     let floats = |y: Vec<i32>| -> Vec<f32> { y.into_iter().map(|v| v as f32).collect() };
-    match q {
+    Ok(match q {
         QOp::Quantize(p) => x.iter().map(|&v| quantize(v, *p) as f32).collect(),
         QOp::Dequantize(p) => x.iter().map(|&v| dequantize(v as i32, *p)).collect(),
         QOp::Linear(l) => match &l.pool {
             None => floats(linear(l, &ints(x), xs, out_shape)),
             // The convolution, then the pooling, as two ops (the generated code fuses them).
             Some(window) => {
-                let conv_shape = l.float_op().output_shape(&[xs]).expect("a valid conv");
+                let conv_shape = l.float_op().output_shape(&[xs])?;
                 let y = floats(linear(l, &ints(x), xs, &conv_shape));
                 super::pool::pool(&[(&y, &conv_shape)], out_shape, PoolKind::Max, window)
             }
@@ -67,7 +71,7 @@ pub fn eval(q: &QOp, inputs: &[(&[f32], &[usize])], out_shape: &[usize]) -> Vec<
         QOp::Pad { padding, value } => {
             super::layout::pad(inputs, out_shape, padding, *value as f32)
         }
-    }
+    })
 }
 
 /// A Dense (`x` of any rank, the last axis contracted) or a convolution.

@@ -224,7 +224,7 @@ fn eval(op: &Op, inputs: &[(&[f32], &[usize])], out_shape: &[usize]) -> Result<V
         Op::Pool { kind, window } => pool::pool(inputs, out_shape, *kind, window),
         Op::GlobalPool { kind } => pool::global_pool(inputs, out_shape, *kind),
         Op::Pad { padding, value } => layout::pad(inputs, out_shape, padding, *value),
-        Op::Int8(q) => int8::eval(q, inputs, out_shape),
+        Op::Int8(q) => int8::eval(q, inputs, out_shape)?,
         Op::Slice { begin, step, .. } => layout::slice(inputs, out_shape, begin, step),
         Op::Transpose { perm } => layout::transpose(inputs, out_shape, perm),
         Op::Upsample { factors, bilinear } => {
